@@ -1,0 +1,107 @@
+// The project definition: package.json, tsconfig*.json and the jest config are generated from here.
+// Change this file and run `npx projen`; never edit the generated files by hand.
+import { javascript, typescript } from 'projen';
+
+const project = new typescript.TypeScriptProject({
+  name: 'cdk8s-kvstore',
+  description: 'A cdk8s construct library for replicated key-value stores (etcd by default) on Kubernetes',
+  defaultReleaseBranch: 'main',
+  projenrcTs: true,
+  packageManager: javascript.NodePackageManager.NPM,
+  projenVersion: '0.103.25',
+  typescriptVersion: '~5.9',
+  minNodeVersion: '20.0.0',
+  license: 'Apache-2.0',
+  authorName: 'cdk8s-kvstore developers',
+  authorOrganization: true,
+  keywords: ['cdk8s', 'kubernetes', 'etcd', 'statefulset', 'key-value'],
+
+  // Layout: library source in lib/, compiled output in build/ (build/lib is what we publish).
+  srcdir: 'lib',
+  libdir: 'build/lib',
+  testdir: 'test',
+  entrypoint: 'build/lib/index.js',
+  entrypointTypes: 'build/lib/index.d.ts',
+  sampleCode: false,
+
+  deps: ['ajv@^8.17.1', 'yaml@^2.8.0'],
+  peerDeps: ['cdk8s@^2.70.106', 'cdk8s-plus-28@^2.5.6', 'constructs@^10.8.1'],
+  devDeps: [
+    'cdk8s@2.70.106',
+    'cdk8s-plus-28@2.5.6',
+    'constructs@10.8.1',
+    'cdk8s-cli@2.207.60',
+    '@types/node@^20',
+    'ts-node@10.9.2',
+    'kubernetes-models@4.5.1',
+  ],
+
+  // No hosted CI, release automation or linters generated: CI is .ci/run.
+  github: false,
+  release: false,
+  buildWorkflow: false,
+  depsUpgrade: false,
+  pullRequestTemplate: false,
+  eslint: false,
+  prettier: false,
+  vscode: false,
+  package: false,
+
+  jest: true,
+  jestOptions: {
+    jestVersion: '^30',
+    passWithNoTests: false,
+    updateSnapshot: javascript.UpdateSnapshot.NEVER,
+    coverageText: false,
+    junitReporting: false,
+    jestConfig: {
+      testMatch: ['<rootDir>/test/**/*.test.ts'],
+      testTimeout: 120_000,
+      collectCoverage: false,
+    },
+  },
+  tsJestOptions: {
+    transformOptions: { isolatedModules: false },
+  },
+  tsconfig: {
+    compilerOptions: {
+      rootDir: '.',
+      outDir: 'build',
+      lib: ['es2022'],
+      target: 'ES2022',
+      esModuleInterop: true,
+      skipLibCheck: true,
+    },
+  },
+  tsconfigDev: {
+    compilerOptions: {
+      lib: ['es2022'],
+      target: 'ES2022',
+      esModuleInterop: true,
+      skipLibCheck: true,
+    },
+  },
+});
+
+// The compiled example app is what `cdk8s synth` runs (no type-checking per synth).
+project.tsconfig?.addInclude('apps/**/*.ts');
+project.tsconfigDev.addInclude('apps/**/*.ts');
+project.tsconfig?.addInclude('bench/**/*.ts');
+project.tsconfigDev.addInclude('bench/**/*.ts');
+
+// jest 30 pulls unrs-resolver; a lockfile made here only installs with this version.
+project.package.addField('overrides', { 'unrs-resolver': '1.12.2' });
+project.package.addField('files', ['build/lib/**/*.js', 'build/lib/**/*.d.ts', 'README.md', 'LICENSE']);
+
+project.gitignore.exclude('/dist/', '/build/', '/bench/out/');
+
+project.addTask('synth', {
+  description: 'Compile and synthesize the example app into dist/',
+  steps: [{ spawn: 'compile' }, { exec: 'cdk8s synth' }],
+});
+project.addTask('bench', {
+  description: 'Run the benchmarks (speed and memory targets)',
+  steps: [{ spawn: 'compile' }, { exec: 'node build/bench/run.js' }],
+});
+
+project.synth();
