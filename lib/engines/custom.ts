@@ -1,0 +1,101 @@
+// The bring-your-own-image engine: ports, command, environment and probes all come from the user.
+import type { CustomEngineSpec, EngineDefaults, KVStoreSpec, ProbeSpec, SpecIssue } from '../spec';
+import { MAX_SIZE } from '../spec';
+import { EngineContainer, EngineReport, IEngine, POD_ENV } from './types';
+
+/** Options of `Engine.custom()`. */
+export interface CustomEngineOptions {
+  /** The port clients connect to (named `client` in the pod). */
+  readonly clientPort: number;
+  /**
+   * The port members use among themselves (named `peer`).
+   * @default - no peer port: members do not talk to each other
+   */
+  readonly peerPort?: number;
+  /** @default - the image's entrypoint */
+  readonly command?: string[];
+  /**
+   * Arguments; `$(POD_NAME)`, `$(POD_NAMESPACE)`, `$(POD_IP)` and your `env` expand as in Kubernetes.
+   * @default - the image's cmd
+   */
+  readonly args?: string[];
+  /** @default - only POD_NAME, POD_NAMESPACE and POD_IP */
+  readonly env?: Record<string, string>;
+  /** @default - a TCP check of the client port with a 5-minute budget */
+  readonly startupProbe?: ProbeSpec;
+  /** @default - a TCP check of the client port */
+  readonly livenessProbe?: ProbeSpec;
+  /** @default - a TCP check of the client port */
+  readonly readinessProbe?: ProbeSpec;
+  /**
+   * The largest supported size.
+   * @default 99
+   */
+  readonly maxSize?: number;
+  /**
+   * Whether a majority of members must stay up; sizes the PodDisruptionBudget.
+   * @default true
+   */
+  readonly quorum?: boolean;
+}
+
+const isPort = (p: unknown) => typeof p === 'number' && Number.isInteger(p) && p >= 1 && p <= 65535;
+const ENV_NAME = /^[-._a-zA-Z][-._a-zA-Z0-9]*$/;
+
+export class CustomEngine implements IEngine {
+  readonly name = 'kvstore';
+  readonly spec: CustomEngineSpec;
+  readonly defaults: EngineDefaults = { podManagementPolicy: 'OrderedReady' };
+
+  constructor(spec: CustomEngineSpec) {
+    this.spec = spec;
+  }
+
+  get clientPort(): number {
+    return this.spec.clientPort;
+  }
+
+  get peerPort(): number | undefined {
+    return this.spec.peerPort;
+  }
+
+  get quorum(): boolean {
+    return this.spec.quorum ?? true;
+  }
+
+  validate(spec: KVStoreSpec): EngineReport {
+    const issues: SpecIssue[] = [];
+    const e = this.spec;
+    if (!isPort(e.clientPort)) {
+      issues.push({ field: 'engine.clientPort', value: e.clientPort, allowed: 'a port number from 1 to 65535' });
+    }
+    if (e.peerPort !== undefined && (!isPort(e.peerPort) || e.peerPort === e.clientPort)) {
+      issues.push({ field: 'engine.peerPort', value: e.peerPort, allowed: 'a port number from 1 to 65535 other than the client port' });
+    }
+    const maxSize = e.maxSize ?? MAX_SIZE;
+    if (!Number.isInteger(maxSize) || maxSize < 1 || maxSize > MAX_SIZE) {
+      issues.push({ field: 'engine.maxSize', value: e.maxSize, allowed: `an integer from 1 to ${MAX_SIZE}` });
+    } else if (spec.size > maxSize) {
+      issues.push({ field: 'size', value: spec.size, allowed: `an integer from 1 to ${maxSize} for this engine` });
+    }
+    const reserved: string[] = Object.values(POD_ENV);
+    for (const name of Object.keys(e.env ?? {})) {
+      if (!ENV_NAME.test(name) || reserved.includes(name)) {
+        issues.push({ field: 'engine.env key', value: name, allowed: `an environment variable name other than ${reserved.join(', ')}` });
+      }
+    }
+    return { issues, warnings: [] };
+  }
+
+  container(): EngineContainer {
+    const tcp: ProbeSpec = { tcpSocket: { port: 'client' }, periodSeconds: 10 };
+    return {
+      ...(this.spec.command ? { command: this.spec.command } : {}),
+      ...(this.spec.args ? { args: this.spec.args } : {}),
+      env: Object.entries(this.spec.env ?? {}).sort(([a], [b]) => a.localeCompare(b)).map(([name, value]) => ({ name, value })),
+      startupProbe: this.spec.startupProbe ?? { tcpSocket: { port: 'client' }, periodSeconds: 5, failureThreshold: 60 },
+      livenessProbe: this.spec.livenessProbe ?? tcp,
+      readinessProbe: this.spec.readinessProbe ?? tcp,
+    };
+  }
+}

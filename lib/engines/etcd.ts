@@ -1,0 +1,184 @@
+// The etcd engine: static bootstrap on the headless Service's DNS names, version-aware probes.
+import { podFqdn, podName } from '../names';
+import { parseQuantity } from '../quantity';
+import type { EngineDefaults, EtcdEngineSpec, KVStoreSpec, ProbeSpec, SpecIssue } from '../spec';
+import { EngineContainer, EngineContext, EngineReport, IEngine, POD_ENV } from './types';
+
+/** The etcd version a store runs unless told otherwise. */
+export const DEFAULT_ETCD_VERSION = '3.5.21';
+/** etcd's own advice: more than 7 members slows every write for no gain in tolerance. */
+export const ETCD_MAX_SIZE = 7;
+/** etcd's recommended ceiling for the backend database. */
+export const ETCD_MAX_QUOTA_BYTES = 8 * 2 ** 30;
+/** Oldest and newest-but-one minor lines supported (learners need 3.4; flags checked up to 3.6). */
+const SUPPORTED_VERSIONS = '3.4.0 to 3.6.x';
+
+export const ETCD_CLIENT_PORT = 2379;
+export const ETCD_PEER_PORT = 2380;
+
+export interface EtcdOptions {
+  /**
+   * etcd version. Decides the image tag and the probes: 3.5.11 and later serve `/livez` and
+   * `/readyz`; older versions only `/health`.
+   * @default '3.5.21'
+   */
+  readonly version?: string;
+  /**
+   * `--quota-backend-bytes`. Must stay at most 80% of the data volume.
+   * @default - half of the data volume, at most 8 GiB
+   * @see https://etcd.io/docs/v3.5/op-guide/maintenance/#space-quota
+   */
+  readonly quotaBackendBytes?: number;
+  /**
+   * @default 'periodic'
+   * @see https://etcd.io/docs/v3.5/op-guide/maintenance/#auto-compaction
+   */
+  readonly autoCompactionMode?: 'periodic' | 'revision';
+  /**
+   * @default '1h'
+   */
+  readonly autoCompactionRetention?: string;
+  /**
+   * The volume claim template that holds the write-ahead log (`--wal-dir`).
+   * @default - a template named 'wal' if there is one (other than the first), else the data dir
+   */
+  readonly walVolume?: string;
+  /**
+   * `--initial-cluster-token`.
+   * @default - the store name and a hash of its namespace and construct path
+   */
+  readonly initialClusterToken?: string;
+}
+
+interface Version { readonly major: number; readonly minor: number; readonly patch: number }
+
+function parseVersion(version: string): Version | undefined {
+  const m = /^([0-9]+)\.([0-9]+)\.([0-9]+)$/.exec(version);
+  return m ? { major: Number(m[1]), minor: Number(m[2]), patch: Number(m[3]) } : undefined;
+}
+
+/** `/livez` and `/readyz` arrived in 3.5.11 (and every 3.6). */
+export function servesLivezReadyz(version: string): boolean {
+  const v = parseVersion(version);
+  if (!v) return false;
+  return v.major > 3 || (v.major === 3 && (v.minor > 5 || (v.minor === 5 && v.patch >= 11)));
+}
+
+export class EtcdEngine implements IEngine {
+  readonly name = 'etcd';
+  readonly clientPort = ETCD_CLIENT_PORT;
+  readonly peerPort = ETCD_PEER_PORT;
+  readonly quorum = true;
+  readonly spec: EtcdEngineSpec;
+  readonly defaults: EngineDefaults;
+
+  constructor(spec: EtcdEngineSpec) {
+    this.spec = spec;
+    this.defaults = {
+      // The official image is distroless: no shell, so everything is flags with $(VAR) expansion.
+      image: `gcr.io/etcd-development/etcd:v${spec.version}`,
+      // A static N-member bootstrap needs every member running before any becomes ready (readiness
+      // needs quorum), so OrderedReady would wait forever on pod 0.
+      podManagementPolicy: 'Parallel',
+    };
+  }
+
+  validate(spec: KVStoreSpec): EngineReport {
+    const issues: SpecIssue[] = [];
+    const warnings: string[] = [];
+    const e = this.spec;
+    const v = parseVersion(e.version);
+    if (!v || v.major !== 3 || v.minor < 4 || v.minor > 6) {
+      issues.push({ field: 'engine.version', value: e.version, allowed: `an etcd version from ${SUPPORTED_VERSIONS} written as MAJOR.MINOR.PATCH` });
+    }
+    if (spec.size > ETCD_MAX_SIZE) {
+      issues.push({ field: 'size', value: spec.size, allowed: `an integer from 1 to ${ETCD_MAX_SIZE} for etcd`, reason: 'more members slow every write and tolerate no more failures than etcd advises' });
+    } else if (spec.size % 2 === 0) {
+      warnings.push(`KVStore '${spec.name}': size ${spec.size} is even; it tolerates ${spec.size / 2 - 1} failed member(s), like size ${spec.size - 1}, and needs more votes per write. Prefer an odd size.`);
+    }
+    if (spec.podManagementPolicy !== 'Parallel') {
+      issues.push({ field: 'podManagementPolicy', value: spec.podManagementPolicy, allowed: 'Parallel for etcd', reason: 'members bootstrap together: with OrderedReady pod 0 waits for a quorum that pods 1.. never get to join' });
+    }
+    if (!['periodic', 'revision'].includes(e.autoCompactionMode)) {
+      issues.push({ field: 'engine.autoCompactionMode', value: e.autoCompactionMode, allowed: 'periodic or revision' });
+    }
+    if (!/^[0-9]+(h|m|s)?$/.test(e.autoCompactionRetention)) {
+      issues.push({ field: 'engine.autoCompactionRetention', value: e.autoCompactionRetention, allowed: 'a number, optionally followed by h, m or s (periodic) such as 1h, or a revision count' });
+    }
+    const dataBytes = parseQuantity(spec.volumeClaimTemplates[0].storage)!;
+    if (e.quotaBackendBytes !== undefined) {
+      const max = Math.floor(dataBytes * 0.8);
+      if (!Number.isInteger(e.quotaBackendBytes) || e.quotaBackendBytes < 1 || e.quotaBackendBytes > max) {
+        issues.push({ field: 'engine.quotaBackendBytes', value: e.quotaBackendBytes, allowed: `an integer from 1 to ${max} (80% of the data volume ${spec.volumeClaimTemplates[0].storage})`, reason: 'etcd needs room above its quota for compaction and snapshots' });
+      }
+    }
+    if (e.walVolume !== undefined) {
+      const index = spec.volumeClaimTemplates.findIndex((t) => t.name === e.walVolume);
+      if (index < 1) {
+        const others = spec.volumeClaimTemplates.slice(1).map((t) => t.name);
+        issues.push({ field: 'engine.walVolume', value: e.walVolume, allowed: others.length ? `one of the volume claim templates after the first (${others.join(', ')})` : 'the name of a second volume claim template (there is none)' });
+      }
+    }
+    if (e.initialClusterToken !== undefined && !/^[A-Za-z0-9][-A-Za-z0-9_.]*$/.test(e.initialClusterToken)) {
+      issues.push({ field: 'engine.initialClusterToken', value: e.initialClusterToken, allowed: 'letters, digits, ".", "_" and "-"' });
+    }
+    return { issues, warnings };
+  }
+
+  /** The backend quota: the explicit one, or half the data volume capped at 8 GiB. */
+  quotaBackendBytes(spec: KVStoreSpec): number {
+    if (this.spec.quotaBackendBytes !== undefined) return this.spec.quotaBackendBytes;
+    const dataBytes = parseQuantity(spec.volumeClaimTemplates[0].storage)!;
+    return Math.min(ETCD_MAX_QUOTA_BYTES, Math.floor(dataBytes / 2));
+  }
+
+  /** The template holding the WAL, if any. */
+  walTemplate(spec: KVStoreSpec) {
+    const rest = spec.volumeClaimTemplates.slice(1);
+    const name = this.spec.walVolume ?? (rest.some((t) => t.name === 'wal') ? 'wal' : undefined);
+    return rest.find((t) => t.name === name);
+  }
+
+  container(ctx: EngineContext): EngineContainer {
+    const { spec, names } = ctx;
+    const ns = `$(${POD_ENV.namespace})`;
+    const self = `$(${POD_ENV.name}).${names.headlessService}.${ns}.svc.${spec.clusterDomain}`;
+    const initialCluster = Array.from({ length: spec.size }, (_, i) =>
+      `${podName(names, i)}=http://${podFqdn(names, i, ns, spec.clusterDomain)}:${ETCD_PEER_PORT}`).join(',');
+    const wal = this.walTemplate(spec);
+    const args = [
+      `--name=$(${POD_ENV.name})`,
+      // A subdirectory: a fresh volume may hold lost+found, and etcd wants its data dir to itself.
+      `--data-dir=${spec.volumeClaimTemplates[0].mountPath}/etcd`,
+      ...(wal ? [`--wal-dir=${wal.mountPath}/etcd-wal`] : []),
+      // Listen on the pod IP only: no wildcard, so every member of a test can share one host.
+      `--listen-peer-urls=http://$(${POD_ENV.ip}):${ETCD_PEER_PORT}`,
+      `--listen-client-urls=http://$(${POD_ENV.ip}):${ETCD_CLIENT_PORT}`,
+      `--advertise-client-urls=http://${self}:${ETCD_CLIENT_PORT}`,
+      `--initial-advertise-peer-urls=http://${self}:${ETCD_PEER_PORT}`,
+      `--initial-cluster=${initialCluster}`,
+      `--initial-cluster-state=${ctx.initialClusterState}`,
+      `--initial-cluster-token=${this.spec.initialClusterToken ?? ctx.clusterToken}`,
+      `--auto-compaction-mode=${this.spec.autoCompactionMode}`,
+      `--auto-compaction-retention=${this.spec.autoCompactionRetention}`,
+      `--quota-backend-bytes=${this.quotaBackendBytes(spec)}`,
+    ];
+    return { command: ['/usr/local/bin/etcd'], args, env: [], ...this.probes() };
+  }
+
+  /**
+   * Probes by version. Before it first reaches quorum an etcd member accepts TCP but serves no HTTP
+   * at all, so startup is a TCP check with a long budget. Liveness must not need quorum (or losing
+   * quorum would restart every member): `/livez` on 3.5.11+, `/version` before. Readiness does need
+   * quorum: `/readyz` on 3.5.11+, `/health` before.
+   */
+  probes(): Pick<EngineContainer, 'startupProbe' | 'livenessProbe' | 'readinessProbe'> {
+    const modern = servesLivezReadyz(this.spec.version);
+    const http = (path: string, extra: Partial<ProbeSpec>): ProbeSpec => ({ httpGet: { path, port: 'client' }, timeoutSeconds: 5, ...extra });
+    return {
+      startupProbe: { tcpSocket: { port: 'client' }, periodSeconds: 5, failureThreshold: 60 },
+      livenessProbe: http(modern ? '/livez' : '/version', { periodSeconds: 10, failureThreshold: 6 }),
+      readinessProbe: http(modern ? '/readyz' : '/health', { periodSeconds: 5, failureThreshold: 3 }),
+    };
+  }
+}

@@ -1,0 +1,46 @@
+// Stable names of everything a store creates. They are contract: PVC names derive from the
+// StatefulSet name, so changing any of these orphans data.
+
+/** Names of the Kubernetes objects of one store. */
+export interface StoreNames {
+  readonly statefulSet: string;
+  /** Headless Service: peer discovery and the pods' DNS names. */
+  readonly headlessService: string;
+  /** ClusterIP Service clients connect to. */
+  readonly clientService: string;
+  readonly podDisruptionBudget: string;
+  readonly networkPolicy: string;
+}
+
+export function storeNames(storeName: string): StoreNames {
+  return {
+    statefulSet: storeName,
+    headlessService: `${storeName}-peers`,
+    clientService: storeName,
+    podDisruptionBudget: storeName,
+    networkPolicy: storeName,
+  };
+}
+
+/** The pod (and member) name of one ordinal. */
+export function podName(names: StoreNames, ordinal: number): string {
+  return `${names.statefulSet}-${ordinal}`;
+}
+
+/** `<sts>-<i>.<headless>.<namespace>.svc.<domain>`: the stable DNS name of one member. */
+export function podFqdn(names: StoreNames, ordinal: number, namespace: string, clusterDomain: string): string {
+  return `${podName(names, ordinal)}.${names.headlessService}.${namespace}.svc.${clusterDomain}`;
+}
+
+/** `<template>-<sts>-<i>`: the PVC the StatefulSet controller creates for one ordinal. */
+export function pvcName(names: StoreNames, template: string, ordinal: number): string {
+  return `${template}-${names.statefulSet}-${ordinal}`;
+}
+
+/** The labels that select a store's pods. Immutable once the StatefulSet exists: keep them minimal. */
+export function selectorLabels(storeName: string): Record<string, string> {
+  return {
+    'app.kubernetes.io/name': 'kvstore',
+    'app.kubernetes.io/instance': storeName,
+  };
+}

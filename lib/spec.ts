@@ -1,0 +1,464 @@
+// The desired state of one store: its schema, defaults, validation, normalized form and stable hash.
+// Pure data and pure functions. The construct, the CRD schema and the reconciler all read this file.
+import { createHash } from 'crypto';
+import Ajv, { ErrorObject } from 'ajv';
+import { parseQuantity, QUANTITY_PATTERN } from './quantity';
+
+/** Kubernetes' DNS-1123 label: what names of Services, StatefulSets and volumes must be. */
+export const DNS_LABEL_PATTERN = '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$';
+const DNS_SUBDOMAIN_PATTERN = '^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$';
+
+/**
+ * An OCI image reference: optional registry (host[:port]/), lowercase repository path, optional tag,
+ * optional sha256 digest. Uppercase is only legal in the tag.
+ */
+export const IMAGE_PATTERN =
+  '^([a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?/)?[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*(/[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*)*' +
+  '(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$';
+
+const LABEL_KEY_PATTERN =
+  '^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$';
+const LABEL_VALUE_PATTERN = '^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$';
+
+/**
+ * The longest store name. The StatefulSet is named after the store, and the pod label
+ * `controller-revision-hash` is `<statefulset>-<10 chars>`, which must fit a 63-character label.
+ */
+export const MAX_NAME_LENGTH = 52;
+/** The largest size of any store; engines may allow fewer members. */
+export const MAX_SIZE = 99;
+
+export type PvcRetentionName = 'Retain' | 'Delete';
+export type PodManagementPolicyName = 'OrderedReady' | 'Parallel';
+export type AntiAffinityMode = 'soft' | 'hard' | 'none';
+export type AccessMode = 'ReadWriteOnce' | 'ReadOnlyMany' | 'ReadWriteMany' | 'ReadWriteOncePod';
+
+/** A probe in plain data (serializable into the spec ConfigMap and the CRD). */
+export interface ProbeSpec {
+  readonly httpGet?: { readonly path: string; readonly port: number | string };
+  readonly tcpSocket?: { readonly port: number | string };
+  readonly exec?: { readonly command: string[] };
+  readonly initialDelaySeconds?: number;
+  readonly periodSeconds?: number;
+  readonly timeoutSeconds?: number;
+  readonly failureThreshold?: number;
+}
+
+/** etcd engine settings, as stored in the spec. */
+export interface EtcdEngineSpec {
+  readonly kind: 'etcd';
+  /** etcd version (semver), decides the image tag and the version-dependent flags and probes. */
+  readonly version: string;
+  /** Backend quota in bytes; derived from the data volume when absent. */
+  readonly quotaBackendBytes?: number;
+  readonly autoCompactionMode: 'periodic' | 'revision';
+  readonly autoCompactionRetention: string;
+  /** Name of the volume claim template holding the WAL; absent: the WAL stays in the data dir. */
+  readonly walVolume?: string;
+  /** Overrides the derived `--initial-cluster-token`. */
+  readonly initialClusterToken?: string;
+}
+
+/** Bring-your-own-image engine settings, as stored in the spec. */
+export interface CustomEngineSpec {
+  readonly kind: 'custom';
+  readonly clientPort: number;
+  readonly peerPort?: number;
+  readonly command?: string[];
+  readonly args?: string[];
+  readonly env?: Record<string, string>;
+  readonly startupProbe?: ProbeSpec;
+  readonly livenessProbe?: ProbeSpec;
+  readonly readinessProbe?: ProbeSpec;
+  readonly maxSize?: number;
+  /** Whether the store needs a majority of members up (sizes the PodDisruptionBudget). */
+  readonly quorum?: boolean;
+}
+
+export type EngineSpec = EtcdEngineSpec | CustomEngineSpec;
+
+export interface VolumeClaimTemplateSpec {
+  readonly name: string;
+  readonly storage: string;
+  readonly storageClassName?: string;
+  readonly accessModes: AccessMode[];
+  readonly mountPath: string;
+}
+
+export interface TopologySpreadSpec {
+  readonly topologyKey: string;
+  readonly maxSkew: number;
+  readonly whenUnsatisfiable: 'DoNotSchedule' | 'ScheduleAnyway';
+}
+
+export type UpdateStrategySpec =
+  | { readonly type: 'RollingUpdate'; readonly partition: number }
+  | { readonly type: 'OnDelete' };
+
+export interface ResourcesSpec {
+  readonly requests?: Record<string, string>;
+  readonly limits?: Record<string, string>;
+}
+
+/** The normalized desired state of one store: every default applied. */
+export interface KVStoreSpec {
+  readonly name: string;
+  readonly size: number;
+  readonly image: string;
+  readonly engine: EngineSpec;
+  readonly volumeClaimTemplates: VolumeClaimTemplateSpec[];
+  readonly persistentVolumeClaimRetentionPolicy: { readonly whenScaled: PvcRetentionName; readonly whenDeleted: PvcRetentionName };
+  readonly resources: ResourcesSpec;
+  readonly clusterDomain: string;
+  readonly labels: Record<string, string>;
+  readonly annotations: Record<string, string>;
+  readonly podAnnotations: Record<string, string>;
+  readonly podAntiAffinity: AntiAffinityMode;
+  readonly topologySpreadConstraints: TopologySpreadSpec[];
+  readonly updateStrategy: UpdateStrategySpec;
+  readonly podManagementPolicy: PodManagementPolicyName;
+  readonly networkPolicy: {
+    readonly enabled: boolean;
+    readonly clientPodLabels: Record<string, string>;
+    readonly clientNamespaceLabels?: Record<string, string>;
+  };
+  readonly runAsUser: number;
+  readonly nodeSelector: Record<string, string>;
+}
+
+/** What a user may leave out: everything but the name and the engine has a default. */
+export interface KVStoreSpecInput {
+  readonly name: string;
+  readonly engine: EngineSpec;
+  readonly size?: number;
+  readonly image?: string;
+  readonly storageSize?: string;
+  readonly storageClassName?: string;
+  readonly volumeClaimTemplates?: Array<Partial<VolumeClaimTemplateSpec> & { readonly name: string }>;
+  readonly persistentVolumeClaimRetentionPolicy?: { readonly whenScaled?: PvcRetentionName; readonly whenDeleted?: PvcRetentionName };
+  readonly resources?: ResourcesSpec;
+  readonly clusterDomain?: string;
+  readonly labels?: Record<string, string>;
+  readonly annotations?: Record<string, string>;
+  readonly podAnnotations?: Record<string, string>;
+  readonly podAntiAffinity?: AntiAffinityMode;
+  readonly topologySpreadConstraints?: Array<Partial<TopologySpreadSpec> & { readonly topologyKey: string }>;
+  readonly updateStrategy?: { readonly type: 'RollingUpdate'; readonly partition?: number } | { readonly type: 'OnDelete' };
+  readonly podManagementPolicy?: PodManagementPolicyName;
+  readonly networkPolicy?: {
+    readonly enabled?: boolean;
+    readonly clientPodLabels?: Record<string, string>;
+    readonly clientNamespaceLabels?: Record<string, string>;
+  };
+  readonly runAsUser?: number;
+  readonly nodeSelector?: Record<string, string>;
+}
+
+/** What the engine contributes to the defaults. */
+export interface EngineDefaults {
+  readonly image?: string;
+  readonly podManagementPolicy: PodManagementPolicyName;
+}
+
+export const DEFAULT_SIZE = 3;
+export const DEFAULT_STORAGE_SIZE = '10Gi';
+export const DEFAULT_CLUSTER_DOMAIN = 'cluster.local';
+export const DEFAULT_MOUNT_ROOT = '/var/lib/kvstore';
+/** The conventional non-root uid of distroless images ("nonroot"). */
+export const DEFAULT_RUN_AS_USER = 65532;
+/** Volume names the construct uses itself; PVC templates must not take them. */
+export const RESERVED_VOLUME_NAMES: readonly string[] = ['tmp'];
+
+/** One thing wrong with a spec, in the user's vocabulary. */
+export interface SpecIssue {
+  readonly field: string;
+  readonly value: unknown;
+  /** What is allowed, phrased to follow "must be". */
+  readonly allowed: string;
+  /** Optional why, appended after the value. */
+  readonly reason?: string;
+}
+
+/** Formats a value the way the user wrote it: strings quoted, numbers as numbers (NaN stays NaN). */
+export function showValue(value: unknown): string {
+  if (value === undefined) return 'nothing';
+  if (typeof value === 'number') return String(value);
+  return JSON.stringify(value);
+}
+
+export function formatIssue(storeName: string, issue: SpecIssue): string {
+  const reason = issue.reason ? ` (${issue.reason})` : '';
+  return `KVStore '${storeName}': ${issue.field} must be ${issue.allowed}, got ${showValue(issue.value)}${reason}`;
+}
+
+/** The error a bad spec raises: every issue on its own line. */
+export class SpecError extends Error {
+  constructor(readonly storeName: string, readonly issues: readonly SpecIssue[]) {
+    super(issues.map((i) => formatIssue(storeName, i)).join('\n'));
+    this.name = 'SpecError';
+  }
+}
+
+const labels = { type: 'object', allowed: 'a map of Kubernetes labels', propertyNames: { pattern: LABEL_KEY_PATTERN, allowed: 'a label key (an optional DNS prefix and "/", then up to 63 characters of [A-Za-z0-9-_.])' }, additionalProperties: { type: 'string', pattern: LABEL_VALUE_PATTERN, allowed: 'a label value (up to 63 characters of [A-Za-z0-9-_.], starting and ending alphanumeric)' } };
+const stringMap = { type: 'object', allowed: 'a map of strings', additionalProperties: { type: 'string', allowed: 'a string' } };
+const quantity = (what: string) => ({ type: 'string', pattern: QUANTITY_PATTERN, allowed: `${what} as a Kubernetes quantity such as 10Gi or 500M (digits with an optional suffix m, k, M, G, T, P, E, Ki, Mi, Gi, Ti, Pi or Ei)` });
+const resourceList = { type: 'object', allowed: 'a map of resource names to quantities', additionalProperties: quantity('a quantity') };
+const retention = { type: 'string', enum: ['Retain', 'Delete'], allowed: 'Retain or Delete' };
+
+/**
+ * The JSON Schema of the user-facing spec (KVStoreSpecInput, engine excluded: each engine checks its
+ * own). `allowed` is an annotation keyword: the phrase used in error messages.
+ */
+export const SPEC_INPUT_SCHEMA = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['name'],
+  properties: {
+    name: { type: 'string', pattern: DNS_LABEL_PATTERN, maxLength: MAX_NAME_LENGTH, allowed: `a DNS-1123 label (lowercase letters, digits and '-', starting and ending alphanumeric) of at most ${MAX_NAME_LENGTH} characters` },
+    engine: { type: 'object', required: ['kind'], allowed: 'an engine', properties: { kind: { type: 'string', enum: ['etcd', 'custom'], allowed: 'etcd or custom' } } },
+    size: { type: 'integer', minimum: 1, maximum: MAX_SIZE, allowed: `an integer from 1 to ${MAX_SIZE}` },
+    image: { type: 'string', pattern: IMAGE_PATTERN, allowed: 'an image reference like registry.example.com/team/etcd:v3.5.21 (lowercase repository, no spaces)' },
+    storageSize: quantity('a storage size'),
+    storageClassName: { type: 'string', pattern: DNS_SUBDOMAIN_PATTERN, allowed: 'a StorageClass name (a DNS-1123 subdomain)' },
+    volumeClaimTemplates: {
+      type: 'array',
+      minItems: 1,
+      allowed: 'a non-empty list of volume claim templates',
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['name'],
+        allowed: 'a volume claim template',
+        properties: {
+          name: { type: 'string', pattern: DNS_LABEL_PATTERN, maxLength: 63, allowed: 'a DNS-1123 label of at most 63 characters' },
+          storage: quantity('a storage size'),
+          storageClassName: { type: 'string', pattern: DNS_SUBDOMAIN_PATTERN, allowed: 'a StorageClass name (a DNS-1123 subdomain)' },
+          accessModes: { type: 'array', minItems: 1, items: { type: 'string', enum: ['ReadWriteOnce', 'ReadOnlyMany', 'ReadWriteMany', 'ReadWriteOncePod'], allowed: 'ReadWriteOnce, ReadOnlyMany, ReadWriteMany or ReadWriteOncePod' }, allowed: 'a non-empty list of access modes' },
+          mountPath: { type: 'string', pattern: '^/[^:]*$', allowed: 'an absolute path without ":"' },
+        },
+      },
+    },
+    persistentVolumeClaimRetentionPolicy: {
+      type: 'object',
+      additionalProperties: false,
+      allowed: 'a retention policy',
+      properties: { whenScaled: retention, whenDeleted: retention },
+    },
+    resources: {
+      type: 'object',
+      additionalProperties: false,
+      allowed: 'resource requests and limits',
+      properties: { requests: resourceList, limits: resourceList },
+    },
+    clusterDomain: { type: 'string', pattern: DNS_SUBDOMAIN_PATTERN, allowed: 'a DNS domain such as cluster.local' },
+    labels,
+    annotations: stringMap,
+    podAnnotations: stringMap,
+    podAntiAffinity: { type: 'string', enum: ['soft', 'hard', 'none'], allowed: 'soft, hard or none' },
+    topologySpreadConstraints: {
+      type: 'array',
+      allowed: 'a list of topology spread constraints',
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['topologyKey'],
+        allowed: 'a topology spread constraint',
+        properties: {
+          topologyKey: { type: 'string', minLength: 1, allowed: 'a node label key such as topology.kubernetes.io/zone' },
+          maxSkew: { type: 'integer', minimum: 1, allowed: 'an integer of at least 1' },
+          whenUnsatisfiable: { type: 'string', enum: ['DoNotSchedule', 'ScheduleAnyway'], allowed: 'DoNotSchedule or ScheduleAnyway' },
+        },
+      },
+    },
+    updateStrategy: {
+      type: 'object',
+      required: ['type'],
+      additionalProperties: false,
+      allowed: 'an update strategy',
+      properties: {
+        type: { type: 'string', enum: ['RollingUpdate', 'OnDelete'], allowed: 'RollingUpdate or OnDelete' },
+        partition: { type: 'integer', minimum: 0, allowed: 'an integer of at least 0' },
+      },
+    },
+    podManagementPolicy: { type: 'string', enum: ['OrderedReady', 'Parallel'], allowed: 'OrderedReady or Parallel' },
+    networkPolicy: {
+      type: 'object',
+      additionalProperties: false,
+      allowed: 'network policy settings',
+      properties: {
+        enabled: { type: 'boolean', allowed: 'true or false' },
+        clientPodLabels: labels,
+        clientNamespaceLabels: labels,
+      },
+    },
+    runAsUser: { type: 'integer', minimum: 1, allowed: 'a non-root uid (an integer of at least 1)' },
+    nodeSelector: labels,
+  },
+} as const;
+
+const ajv = new Ajv({ allErrors: true, verbose: true, strict: true });
+ajv.addKeyword({ keyword: 'allowed', schemaType: 'string' });
+const validateInput = ajv.compile(SPEC_INPUT_SCHEMA);
+
+/** "/volumeClaimTemplates/1/storage" → "volumeClaimTemplates[1].storage". */
+function fieldOf(instancePath: string, child?: string): string {
+  const parts = instancePath.split('/').slice(1);
+  if (child !== undefined) parts.push(child);
+  return parts.reduce((acc, p) => (/^[0-9]+$/.test(p) ? `${acc}[${p}]` : acc ? `${acc}.${p}` : p), '');
+}
+
+function issueFromAjv(e: ErrorObject): SpecIssue {
+  const allowed = (e.parentSchema as { allowed?: string } | undefined)?.allowed ?? `valid (${e.message})`;
+  switch (e.keyword) {
+    case 'required':
+      return { field: fieldOf(e.instancePath, (e.params as { missingProperty: string }).missingProperty), value: undefined, allowed: 'set' };
+    case 'additionalProperties': {
+      const known = Object.keys((e.parentSchema as { properties?: object }).properties ?? {});
+      const extra = (e.params as { additionalProperty: string }).additionalProperty;
+      return { field: fieldOf(e.instancePath, extra), value: e.data && (e.data as Record<string, unknown>)[extra], allowed: `absent: it is not a known field (known: ${known.join(', ')})` };
+    }
+    case 'propertyNames': {
+      const name = (e.params as { propertyName: string }).propertyName;
+      return { field: `${fieldOf(e.instancePath)} key`, value: name, allowed: (e.schema as { allowed: string }).allowed };
+    }
+    default:
+      return { field: fieldOf(e.instancePath) || 'spec', value: e.data, allowed };
+  }
+}
+
+/** Drops keys whose value is undefined, recursively (TypeScript props often carry them). */
+function compact<T>(value: T): T {
+  if (Array.isArray(value)) return value.map(compact) as T;
+  if (value && typeof value === 'object') {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(value)) if (v !== undefined) out[k] = compact(v);
+    return out as T;
+  }
+  return value;
+}
+
+/** Checks the shape of an input spec against SPEC_INPUT_SCHEMA. */
+export function schemaIssues(input: unknown): SpecIssue[] {
+  if (validateInput(input)) return [];
+  // propertyNames failures also report a generic error on the object itself: keep the specific one.
+  const errors = (validateInput.errors ?? []).filter((e) => !(e.keyword === 'propertyNames' && e.params && !(e.params as { propertyName?: string }).propertyName));
+  const seen = new Set<string>();
+  return errors.map(issueFromAjv).filter((i) => {
+    const key = `${i.field}|${i.allowed}`;
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
+}
+
+/** Rules that span fields, on an already-defaulted spec. */
+function crossFieldIssues(spec: KVStoreSpec): SpecIssue[] {
+  const issues: SpecIssue[] = [];
+  const names = new Set<string>();
+  const paths = new Set<string>();
+  spec.volumeClaimTemplates.forEach((t, i) => {
+    const field = `volumeClaimTemplates[${i}]`;
+    if (names.has(t.name)) {
+      issues.push({ field: `${field}.name`, value: t.name, allowed: 'unique among the volume claim templates', reason: 'each template becomes one PVC per member' });
+    }
+    if (RESERVED_VOLUME_NAMES.includes(t.name)) {
+      issues.push({ field: `${field}.name`, value: t.name, allowed: `a name other than ${RESERVED_VOLUME_NAMES.join(', ')}`, reason: 'the pod already has a volume of that name' });
+    }
+    if (paths.has(t.mountPath)) {
+      issues.push({ field: `${field}.mountPath`, value: t.mountPath, allowed: 'unique among the volume claim templates' });
+    }
+    if (t.mountPath === '/tmp') {
+      issues.push({ field: `${field}.mountPath`, value: t.mountPath, allowed: 'a path other than /tmp', reason: 'the pod mounts its scratch volume there' });
+    }
+    names.add(t.name);
+    paths.add(t.mountPath);
+    if (parseQuantity(t.storage) === 0) {
+      issues.push({ field: `${field}.storage`, value: t.storage, allowed: 'a storage size greater than zero' });
+    }
+  });
+  if (spec.updateStrategy.type === 'RollingUpdate' && spec.updateStrategy.partition > spec.size) {
+    issues.push({ field: 'updateStrategy.partition', value: spec.updateStrategy.partition, allowed: `an integer from 0 to size (${spec.size})` });
+  }
+  const { requests = {}, limits = {} } = spec.resources;
+  for (const [resource, limit] of Object.entries(limits)) {
+    const request = requests[resource];
+    if (request !== undefined && parseQuantity(limit)! < parseQuantity(request)!) {
+      issues.push({ field: `resources.limits.${resource}`, value: limit, allowed: `at least the request (${request})` });
+    }
+  }
+  return issues;
+}
+
+/**
+ * Validates an input spec and applies every default. Throws a SpecError naming the store, each bad
+ * field, the value received and what is allowed.
+ */
+export function normalizeSpec(rawInput: KVStoreSpecInput, defaults: EngineDefaults): KVStoreSpec {
+  const input = compact(rawInput);
+  const storeName = typeof input.name === 'string' && input.name ? input.name : '(unnamed)';
+  const issues = schemaIssues(input);
+  if (input.image === undefined && defaults.image === undefined) {
+    issues.push({ field: 'image', value: undefined, allowed: 'set: this engine has no default image' });
+  }
+  if (issues.length > 0) throw new SpecError(storeName, issues);
+
+  const storageSize = input.storageSize ?? DEFAULT_STORAGE_SIZE;
+  const templates = input.volumeClaimTemplates ?? [{ name: 'data' }];
+  const spec: KVStoreSpec = {
+    name: input.name,
+    size: input.size ?? DEFAULT_SIZE,
+    image: (input.image ?? defaults.image)!,
+    engine: input.engine,
+    volumeClaimTemplates: templates.map((t) => ({
+      name: t.name,
+      storage: t.storage ?? storageSize,
+      ...((t.storageClassName ?? input.storageClassName) !== undefined ? { storageClassName: t.storageClassName ?? input.storageClassName } : {}),
+      accessModes: t.accessModes ?? ['ReadWriteOnce'],
+      mountPath: t.mountPath ?? `${DEFAULT_MOUNT_ROOT}/${t.name}`,
+    })),
+    persistentVolumeClaimRetentionPolicy: {
+      whenScaled: input.persistentVolumeClaimRetentionPolicy?.whenScaled ?? 'Retain',
+      whenDeleted: input.persistentVolumeClaimRetentionPolicy?.whenDeleted ?? 'Retain',
+    },
+    resources: input.resources ?? { requests: { cpu: '100m', memory: '256Mi' } },
+    clusterDomain: input.clusterDomain ?? DEFAULT_CLUSTER_DOMAIN,
+    labels: input.labels ?? {},
+    annotations: input.annotations ?? {},
+    podAnnotations: input.podAnnotations ?? {},
+    podAntiAffinity: input.podAntiAffinity ?? 'soft',
+    topologySpreadConstraints: (input.topologySpreadConstraints ?? []).map((c) => ({
+      topologyKey: c.topologyKey,
+      maxSkew: c.maxSkew ?? 1,
+      whenUnsatisfiable: c.whenUnsatisfiable ?? 'ScheduleAnyway',
+    })),
+    updateStrategy: input.updateStrategy?.type === 'OnDelete'
+      ? { type: 'OnDelete' }
+      : { type: 'RollingUpdate', partition: input.updateStrategy?.partition ?? 0 },
+    podManagementPolicy: input.podManagementPolicy ?? defaults.podManagementPolicy,
+    networkPolicy: {
+      enabled: input.networkPolicy?.enabled ?? true,
+      clientPodLabels: input.networkPolicy?.clientPodLabels ?? { [`${input.name}-client`]: 'true' },
+      ...(input.networkPolicy?.clientNamespaceLabels ? { clientNamespaceLabels: input.networkPolicy.clientNamespaceLabels } : {}),
+    },
+    runAsUser: input.runAsUser ?? DEFAULT_RUN_AS_USER,
+    nodeSelector: input.nodeSelector ?? {},
+  };
+  const crossIssues = crossFieldIssues(spec);
+  if (crossIssues.length > 0) throw new SpecError(storeName, crossIssues);
+  return spec;
+}
+
+/** JSON with object keys sorted at every level: the same spec always gives the same text. */
+export function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (value && typeof value === 'object') {
+    const entries = Object.keys(value).sort().filter((k) => (value as Record<string, unknown>)[k] !== undefined);
+    return `{${entries.map((k) => `${JSON.stringify(k)}:${canonicalJson((value as Record<string, unknown>)[k])}`).join(',')}}`;
+  }
+  return JSON.stringify(value);
+}
+
+/** A stable short hash of a spec (hex): equal specs hash equally whatever their key order. */
+export function specHash(spec: KVStoreSpec, length = 10): string {
+  return createHash('sha256').update(canonicalJson(spec)).digest('hex').slice(0, length);
+}
