@@ -104,4 +104,7 @@ project.addTask('bench', {
   steps: [{ spawn: 'compile' }, { exec: 'node build/bench/run.js' }],
 });
 
+// Only test/**/*.test.ts are tests (projen's default pattern would also match lib/spec.ts).
+project.tryFindObjectFile('package.json')?.addOverride('jest.testMatch', ['<rootDir>/test/**/*.test.ts']);
+
 project.synth();

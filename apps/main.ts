@@ -2,17 +2,22 @@
 import { App, Chart, YamlOutputType } from 'cdk8s';
 import { Engine, KVStore } from '../lib';
 
-const app = new App({ outdir: 'dist', yamlOutputType: YamlOutputType.FILE_PER_CHART });
-const chart = new Chart(app, 'example', { namespace: 'kvstore-example', disableResourceNameHashes: true });
+export function exampleApp(): App {
+  // outdir: cdk8s synth's --output (CDK8S_OUTDIR), else dist/.
+  const app = new App({ yamlOutputType: YamlOutputType.FILE_PER_CHART });
+  const chart = new Chart(app, 'example', { namespace: 'kvstore-example', disableResourceNameHashes: true });
+  new KVStore(chart, 'cache', {
+    size: 3,
+    storageSize: '10Gi',
+    engine: Engine.etcd(),
+    volumeClaimTemplates: [
+      { name: 'data', storage: '10Gi' },
+      { name: 'wal', storage: '2Gi' },
+    ],
+  });
+  return app;
+}
 
-new KVStore(chart, 'cache', {
-  size: 3,
-  storageSize: '10Gi',
-  engine: Engine.etcd(),
-  volumeClaimTemplates: [
-    { name: 'data', storage: '10Gi' },
-    { name: 'wal', storage: '2Gi' },
-  ],
-});
-
-app.synth();
+if (require.main === module) {
+  exampleApp().synth();
+}

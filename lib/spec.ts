@@ -4,8 +4,10 @@ import { createHash } from 'crypto';
 import Ajv, { ErrorObject } from 'ajv';
 import { parseQuantity, QUANTITY_PATTERN } from './quantity';
 
-/** Kubernetes' DNS-1123 label: what names of Services, StatefulSets and volumes must be. */
+/** Kubernetes' DNS-1123 label: what names of StatefulSets and volumes must be. */
 export const DNS_LABEL_PATTERN = '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$';
+/** DNS-1035 label: Service names must also start with a letter, and the store names two Services. */
+export const DNS_1035_LABEL_PATTERN = '^[a-z]([-a-z0-9]*[a-z0-9])?$';
 const DNS_SUBDOMAIN_PATTERN = '^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$';
 
 /**
@@ -214,7 +216,7 @@ export const SPEC_INPUT_SCHEMA = {
   additionalProperties: false,
   required: ['name'],
   properties: {
-    name: { type: 'string', pattern: DNS_LABEL_PATTERN, maxLength: MAX_NAME_LENGTH, allowed: `a DNS-1123 label (lowercase letters, digits and '-', starting and ending alphanumeric) of at most ${MAX_NAME_LENGTH} characters` },
+    name: { type: 'string', pattern: DNS_1035_LABEL_PATTERN, maxLength: MAX_NAME_LENGTH, allowed: `a DNS-1035 label (lowercase letters, digits and '-', starting with a letter and ending alphanumeric) of at most ${MAX_NAME_LENGTH} characters` },
     engine: { type: 'object', required: ['kind'], allowed: 'an engine', properties: { kind: { type: 'string', enum: ['etcd', 'custom'], allowed: 'etcd or custom' } } },
     size: { type: 'integer', minimum: 1, maximum: MAX_SIZE, allowed: `an integer from 1 to ${MAX_SIZE}` },
     image: { type: 'string', pattern: IMAGE_PATTERN, allowed: 'an image reference like registry.example.com/team/etcd:v3.5.21 (lowercase repository, no spaces)' },
@@ -234,7 +236,7 @@ export const SPEC_INPUT_SCHEMA = {
           storage: quantity('a storage size'),
           storageClassName: { type: 'string', pattern: DNS_SUBDOMAIN_PATTERN, allowed: 'a StorageClass name (a DNS-1123 subdomain)' },
           accessModes: { type: 'array', minItems: 1, items: { type: 'string', enum: ['ReadWriteOnce', 'ReadOnlyMany', 'ReadWriteMany', 'ReadWriteOncePod'], allowed: 'ReadWriteOnce, ReadOnlyMany, ReadWriteMany or ReadWriteOncePod' }, allowed: 'a non-empty list of access modes' },
-          mountPath: { type: 'string', pattern: '^/[^:]*$', allowed: 'an absolute path without ":"' },
+          mountPath: { type: 'string', pattern: '^/[^:]+$', allowed: 'an absolute path other than / without ":"' },
         },
       },
     },
@@ -341,7 +343,7 @@ function compact<T>(value: T): T {
 export function schemaIssues(input: unknown): SpecIssue[] {
   if (validateInput(input)) return [];
   // propertyNames failures also report a generic error on the object itself: keep the specific one.
-  const errors = (validateInput.errors ?? []).filter((e) => !(e.keyword === 'propertyNames' && e.params && !(e.params as { propertyName?: string }).propertyName));
+  const errors = (validateInput.errors ?? []).filter((e) => (e as ErrorObject & { propertyName?: string }).propertyName === undefined);
   const seen = new Set<string>();
   return errors.map(issueFromAjv).filter((i) => {
     const key = `${i.field}|${i.allowed}`;
@@ -352,8 +354,11 @@ export function schemaIssues(input: unknown): SpecIssue[] {
 }
 
 /** Rules that span fields, on an already-defaulted spec. */
-function crossFieldIssues(spec: KVStoreSpec): SpecIssue[] {
+function crossFieldIssues(spec: KVStoreSpec, input: KVStoreSpecInput): SpecIssue[] {
   const issues: SpecIssue[] = [];
+  if (input.storageSize !== undefined && parseQuantity(input.storageSize) === 0) {
+    issues.push({ field: 'storageSize', value: input.storageSize, allowed: 'a storage size greater than zero' });
+  }
   const names = new Set<string>();
   const paths = new Set<string>();
   spec.volumeClaimTemplates.forEach((t, i) => {
@@ -372,7 +377,7 @@ function crossFieldIssues(spec: KVStoreSpec): SpecIssue[] {
     }
     names.add(t.name);
     paths.add(t.mountPath);
-    if (parseQuantity(t.storage) === 0) {
+    if (input.volumeClaimTemplates?.[i]?.storage !== undefined && parseQuantity(t.storage) === 0) {
       issues.push({ field: `${field}.storage`, value: t.storage, allowed: 'a storage size greater than zero' });
     }
   });
@@ -414,7 +419,8 @@ export function normalizeSpec(rawInput: KVStoreSpecInput, defaults: EngineDefaul
       storage: t.storage ?? storageSize,
       ...((t.storageClassName ?? input.storageClassName) !== undefined ? { storageClassName: t.storageClassName ?? input.storageClassName } : {}),
       accessModes: t.accessModes ?? ['ReadWriteOnce'],
-      mountPath: t.mountPath ?? `${DEFAULT_MOUNT_ROOT}/${t.name}`,
+      // Without trailing slashes, so "/tmp/" and "/tmp" compare equal.
+      mountPath: (t.mountPath ?? `${DEFAULT_MOUNT_ROOT}/${t.name}`).replace(/(.)\/+$/, '$1'),
     })),
     persistentVolumeClaimRetentionPolicy: {
       whenScaled: input.persistentVolumeClaimRetentionPolicy?.whenScaled ?? 'Retain',
@@ -443,7 +449,7 @@ export function normalizeSpec(rawInput: KVStoreSpecInput, defaults: EngineDefaul
     runAsUser: input.runAsUser ?? DEFAULT_RUN_AS_USER,
     nodeSelector: input.nodeSelector ?? {},
   };
-  const crossIssues = crossFieldIssues(spec);
+  const crossIssues = crossFieldIssues(spec, input);
   if (crossIssues.length > 0) throw new SpecError(storeName, crossIssues);
   return spec;
 }

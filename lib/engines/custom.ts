@@ -92,7 +92,7 @@ export class CustomEngine implements IEngine {
     return {
       ...(this.spec.command ? { command: this.spec.command } : {}),
       ...(this.spec.args ? { args: this.spec.args } : {}),
-      env: Object.entries(this.spec.env ?? {}).sort(([a], [b]) => a.localeCompare(b)).map(([name, value]) => ({ name, value })),
+      env: Object.entries(this.spec.env ?? {}).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([name, value]) => ({ name, value })),
       startupProbe: this.spec.startupProbe ?? { tcpSocket: { port: 'client' }, periodSeconds: 5, failureThreshold: 60 },
       livenessProbe: this.spec.livenessProbe ?? tcp,
       readinessProbe: this.spec.readinessProbe ?? tcp,

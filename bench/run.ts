@@ -1,0 +1,74 @@
+// `npm run bench`: speed and memory of synthesis on this machine, medians of several runs.
+// Run after `projen compile` (the bench task does that): it times compiled JavaScript.
+import { spawnSync } from 'child_process';
+import { mkdtempSync, rmSync } from 'fs';
+import { tmpdir } from 'os';
+import { join } from 'path';
+
+const ROOT = join(__dirname, '..', '..');
+const BIN = join(ROOT, 'node_modules', '.bin');
+
+function median(values: number[]): number {
+  const s = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
+}
+
+/** Wall time of one command in ms; fails loudly if the command fails. */
+function timeCommand(cmd: string, args: string[], env: NodeJS.ProcessEnv = {}): { ms: number; stdout: string } {
+  const started = process.hrtime.bigint();
+  const r = spawnSync(cmd, args, { cwd: ROOT, env: { ...process.env, ...env }, encoding: 'utf8' });
+  const ms = Number(process.hrtime.bigint() - started) / 1e6;
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (${r.status}): ${r.stderr}`);
+  return { ms, stdout: r.stdout };
+}
+
+function withOutdir<T>(fn: (outdir: string) => T): T {
+  const outdir = mkdtempSync(join(tmpdir(), 'kvstore-bench-'));
+  try {
+    return fn(outdir);
+  } finally {
+    rmSync(outdir, { recursive: true, force: true });
+  }
+}
+
+function timeRuns(runs: number, fn: () => number): number {
+  return median(Array.from({ length: runs }, fn));
+}
+
+const fmt = (ms: number) => `${(ms / 1000).toFixed(3)} s`;
+const verdict = (ok: boolean) => (ok ? 'meets target' : 'MISSES target');
+const lines: string[] = [];
+const report = (line: string) => {
+  lines.push(line);
+  process.stdout.write(line + '\n');
+};
+
+report('# cdk8s-kvstore benchmarks');
+report(`node ${process.version}, ${require('os').cpus().length} cores`);
+
+// 1. The example app through `cdk8s synth` (compiled JavaScript, as cdk8s.yaml says).
+const viaCli = timeRuns(7, () => withOutdir((o) => timeCommand(join(BIN, 'cdk8s'), ['synth', '--check-upgrade', 'false', '--output', o]).ms));
+const appOnly = timeRuns(7, () => withOutdir((o) => timeCommand('node', ['build/apps/main.js'], { CDK8S_OUTDIR: o }).ms));
+// The cdk8s default way: the app type-checked and run through ts-node on every synth.
+const tsNode = timeRuns(5, () => withOutdir((o) => timeCommand('npx', ['ts-node', 'apps/main.ts'], { CDK8S_OUTDIR: o }).ms));
+report('');
+report('## Example app (median of 7 runs; ts-node reference median of 5)');
+report(`cdk8s synth (compiled app):        ${fmt(viaCli)}  (${(tsNode / viaCli).toFixed(1)}x faster than the reference: ${verdict(tsNode / viaCli >= 10)} of 10x)`);
+report(`node build/apps/main.js alone:     ${fmt(appOnly)}  (${(tsNode / appOnly).toFixed(1)}x faster than the reference)`);
+report(`npx ts-node apps/main.ts (ref):    ${fmt(tsNode)}`);
+
+// 2. Many stores in one app, each run in a fresh process so peak RSS is its own.
+const many = (count: number) => {
+  const runs = Array.from({ length: 3 }, () => {
+    const r = timeCommand('node', ['build/bench/many-stores.js', String(count)]);
+    return { ms: r.ms, ...JSON.parse(r.stdout) as { peakRssMb: number } };
+  });
+  return { ms: median(runs.map((r) => r.ms)), rss: median(runs.map((r) => r.peakRssMb)) };
+};
+const k1 = many(1000);
+const k2 = many(2000);
+report('');
+report('## Many stores in one app (wall time from process start, median of 3 runs)');
+report(`1,000 stores: ${fmt(k1.ms)}, peak RSS ${k1.rss.toFixed(0)} MB  (${verdict(k1.ms < 3000 && k1.rss < 500)}: under 3 s and 500 MB)`);
+report(`2,000 stores: ${fmt(k2.ms)}, peak RSS ${k2.rss.toFixed(0)} MB  (${(k2.ms / k1.ms).toFixed(2)}x the 1,000-store time: ${verdict(k2.ms / k1.ms <= 2.2)} of at most 2.2x)`);

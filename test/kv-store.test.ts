@@ -1,0 +1,368 @@
+import { Chart, Testing } from 'cdk8s';
+import {
+  Engine, KVStore, PodAntiAffinity, PodManagementPolicy, PvcRetention, UpdateStrategy,
+} from '../lib';
+import { container, find, Manifest, synth, testChart } from './support/manifests';
+
+function store(props: ConstructorParameters<typeof KVStore>[2] = {}, namespace?: string): { store: KVStore; objects: Manifest[]; chart: Chart } {
+  const chart = testChart(namespace);
+  const s = new KVStore(chart, 'orders', props);
+  return { store: s, objects: synth(chart), chart };
+}
+
+const args = (objects: Manifest[]): string[] => container(objects).args;
+const arg = (objects: Manifest[], flag: string): string | undefined =>
+  args(objects).find((a) => a.startsWith(`--${flag}=`))?.slice(flag.length + 3);
+
+describe('KVStore defaults', () => {
+  test('snapshot', () => {
+    expect(store().objects).toMatchSnapshot();
+  });
+
+  test('a StatefulSet, a headless and a client Service, a PDB and a NetworkPolicy with stable names', () => {
+    const { objects } = store();
+    expect(objects.map((o) => `${o.kind}/${o.metadata.name}`)).toEqual([
+      'Service/orders-peers',
+      'Service/orders',
+      'StatefulSet/orders',
+      'PodDisruptionBudget/orders',
+      'NetworkPolicy/orders',
+    ]);
+  });
+
+  test('the StatefulSet uses the headless Service and Parallel pod management for etcd', () => {
+    const sts = find(store().objects, 'StatefulSet').spec;
+    expect(sts.serviceName).toBe('orders-peers');
+    expect(sts.replicas).toBe(3);
+    expect(sts.podManagementPolicy).toBe('Parallel');
+    expect(sts.selector.matchLabels).toEqual({ 'app.kubernetes.io/name': 'kvstore', 'app.kubernetes.io/instance': 'orders' });
+    expect(sts.updateStrategy).toEqual({ type: 'RollingUpdate', rollingUpdate: { partition: 0 } });
+    expect(sts.persistentVolumeClaimRetentionPolicy).toEqual({ whenScaled: 'Retain', whenDeleted: 'Retain' });
+  });
+
+  test('the headless Service publishes not-ready members and exposes peer and client ports', () => {
+    const svc = find(store().objects, 'Service', 'orders-peers').spec;
+    expect(svc.clusterIP).toBe('None');
+    expect(svc.publishNotReadyAddresses).toBe(true);
+    expect(svc.ports).toEqual([
+      { name: 'client', port: 2379, targetPort: 'client' },
+      { name: 'peer', port: 2380, targetPort: 'peer' },
+    ]);
+  });
+
+  test('the client Service exposes only the client port and only ready members', () => {
+    const svc = find(store().objects, 'Service', 'orders').spec;
+    expect(svc.clusterIP).toBeUndefined();
+    expect(svc.publishNotReadyAddresses).toBeUndefined();
+    expect(svc.ports).toEqual([{ name: 'client', port: 2379, targetPort: 'client' }]);
+  });
+
+  test('one data PVC template of 10Gi mounted in the container', () => {
+    const { objects } = store();
+    const sts = find(objects, 'StatefulSet').spec;
+    expect(sts.volumeClaimTemplates).toEqual([{
+      metadata: { name: 'data', labels: { 'app.kubernetes.io/name': 'kvstore', 'app.kubernetes.io/instance': 'orders' } },
+      spec: { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: '10Gi' } } },
+    }]);
+    expect(container(objects).volumeMounts).toContainEqual({ name: 'data', mountPath: '/var/lib/kvstore/data' });
+  });
+
+  test('pods meet Pod Security "restricted" with a read-only root filesystem and no service account token', () => {
+    const pod = find(store().objects, 'StatefulSet').spec.template.spec;
+    expect(pod.automountServiceAccountToken).toBe(false);
+    expect(pod.securityContext).toMatchObject({ runAsNonRoot: true, runAsUser: 65532, seccompProfile: { type: 'RuntimeDefault' } });
+    expect(pod.hostNetwork).toBeUndefined();
+    for (const c of pod.containers) {
+      expect(c.securityContext).toEqual({
+        runAsNonRoot: true,
+        allowPrivilegeEscalation: false,
+        readOnlyRootFilesystem: true,
+        capabilities: { drop: ['ALL'] },
+        seccompProfile: { type: 'RuntimeDefault' },
+      });
+    }
+    // Restricted allows only these volume types.
+    for (const v of pod.volumes) {
+      expect(Object.keys(v).filter((k) => k !== 'name')).toEqual(['emptyDir']);
+    }
+  });
+
+  test('service links are off (they would inject ETCD_* variables etcd rejects)', () => {
+    expect(find(store().objects, 'StatefulSet').spec.template.spec.enableServiceLinks).toBe(false);
+  });
+
+  test('the PDB keeps a quorum of 2 of 3 available', () => {
+    expect(find(store().objects, 'PodDisruptionBudget').spec.minAvailable).toBe(2);
+  });
+
+  test('soft pod anti-affinity on hostname', () => {
+    const affinity = find(store().objects, 'StatefulSet').spec.template.spec.affinity;
+    expect(affinity.podAntiAffinity.preferredDuringSchedulingIgnoredDuringExecution).toEqual([{
+      weight: 100,
+      podAffinityTerm: { topologyKey: 'kubernetes.io/hostname', labelSelector: { matchLabels: { 'app.kubernetes.io/name': 'kvstore', 'app.kubernetes.io/instance': 'orders' } } },
+    }]);
+  });
+
+  test('exposes the names users wire to', () => {
+    const s = store().store;
+    expect(s.statefulSetName).toBe('orders');
+    expect(s.headlessServiceName).toBe('orders-peers');
+    expect(s.clientServiceName).toBe('orders');
+    expect(s.clientHost).toBe('orders');
+    expect(s.clientPort).toBe(2379);
+    expect(s.peerPort).toBe(2380);
+    expect(s.clientPodLabels).toEqual({ 'orders-client': 'true' });
+    expect(s.statefulSet.kind).toBe('StatefulSet');
+  });
+
+  test('clientHost is fully qualified when the chart has a namespace', () => {
+    expect(store({}, 'shop').store.clientHost).toBe('orders.shop.svc.cluster.local');
+  });
+});
+
+describe('KVStore props', () => {
+  test('size sets replicas, the member list and the PDB', () => {
+    const { objects } = store({ size: 5 });
+    expect(find(objects, 'StatefulSet').spec.replicas).toBe(5);
+    expect(arg(objects, 'initial-cluster')!.split(',').map((m) => m.split('=')[0])).toEqual(['orders-0', 'orders-1', 'orders-2', 'orders-3', 'orders-4']);
+    expect(find(objects, 'PodDisruptionBudget').spec.minAvailable).toBe(3);
+  });
+
+  test.each([[1, 1], [2, 2], [3, 2], [4, 3], [5, 3], [6, 4], [7, 4]])('size %i keeps %i available', (size, minAvailable) => {
+    expect(find(store({ size }).objects, 'PodDisruptionBudget').spec.minAvailable).toBe(minAvailable);
+  });
+
+  test('storageSize sizes every template without its own size', () => {
+    const { objects } = store({ storageSize: '50Gi', volumeClaimTemplates: [{ name: 'data' }, { name: 'wal', storage: '5Gi' }] });
+    expect(find(objects, 'StatefulSet').spec.volumeClaimTemplates.map((t: any) => t.spec.resources.requests.storage)).toEqual(['50Gi', '5Gi']);
+  });
+
+  test('containerImage replaces the engine image', () => {
+    expect(container(store({ containerImage: 'registry.example.com/etcd:v3.5.21' }).objects).image).toBe('registry.example.com/etcd:v3.5.21');
+  });
+
+  test('the default image is the pinned etcd', () => {
+    expect(container(store().objects).image).toBe('gcr.io/etcd-development/etcd:v3.5.21');
+  });
+
+  test('storageClassName applies to every template unless the template sets its own', () => {
+    const { objects } = store({ storageClassName: 'fast', volumeClaimTemplates: [{ name: 'data' }, { name: 'wal', storageClassName: 'faster' }] });
+    expect(find(objects, 'StatefulSet').spec.volumeClaimTemplates.map((t: any) => t.spec.storageClassName)).toEqual(['fast', 'faster']);
+  });
+
+  test('volumeClaimTemplates keep their declared order, access modes and mounts', () => {
+    const { objects } = store({
+      volumeClaimTemplates: [
+        { name: 'data', storage: '10Gi' },
+        { name: 'wal', storage: '2Gi', accessModes: ['ReadWriteOncePod'], mountPath: '/wal' },
+      ],
+    });
+    const templates = find(objects, 'StatefulSet').spec.volumeClaimTemplates;
+    expect(templates.map((t: any) => t.metadata.name)).toEqual(['data', 'wal']);
+    expect(templates[1].spec.accessModes).toEqual(['ReadWriteOncePod']);
+    expect(container(objects).volumeMounts).toEqual([
+      { name: 'data', mountPath: '/var/lib/kvstore/data' },
+      { name: 'wal', mountPath: '/wal' },
+      { name: 'tmp', mountPath: '/tmp' },
+    ]);
+    expect(arg(objects, 'wal-dir')).toBe('/wal/etcd-wal');
+  });
+
+  test('persistentVolumeClaimRetentionPolicy', () => {
+    const { objects } = store({ persistentVolumeClaimRetentionPolicy: { whenScaled: PvcRetention.DELETE } });
+    expect(find(objects, 'StatefulSet').spec.persistentVolumeClaimRetentionPolicy).toEqual({ whenScaled: 'Delete', whenDeleted: 'Retain' });
+  });
+
+  test('resources', () => {
+    const { objects } = store({ resources: { requests: { cpu: '1', memory: '2Gi' }, limits: { memory: '4Gi' } } });
+    expect(container(objects).resources).toEqual({ requests: { cpu: '1', memory: '2Gi' }, limits: { memory: '4Gi' } });
+  });
+
+  test('clusterDomain goes into every peer URL', () => {
+    const { objects } = store({ clusterDomain: 'corp.internal' });
+    expect(arg(objects, 'initial-advertise-peer-urls')).toBe('http://$(POD_NAME).orders-peers.$(POD_NAMESPACE).svc.corp.internal:2380');
+    expect(arg(objects, 'initial-cluster')).toContain('orders-0=http://orders-0.orders-peers.$(POD_NAMESPACE).svc.corp.internal:2380');
+  });
+
+  test('labels go on every object and the pods, never into the selector', () => {
+    const { objects } = store({ labels: { team: 'payments' } });
+    for (const o of objects) expect(o.metadata.labels).toMatchObject({ team: 'payments' });
+    const sts = find(objects, 'StatefulSet').spec;
+    expect(sts.template.metadata.labels.team).toBe('payments');
+    expect(sts.selector.matchLabels.team).toBeUndefined();
+  });
+
+  test('annotations go on every object; podAnnotations on the pods', () => {
+    const { objects } = store({ annotations: { owner: 'a' }, podAnnotations: { 'prometheus.io/scrape': 'true' } });
+    for (const o of objects) expect(o.metadata.annotations).toEqual({ owner: 'a' });
+    expect(find(objects, 'StatefulSet').spec.template.metadata.annotations).toEqual({ 'prometheus.io/scrape': 'true' });
+  });
+
+  test('hard pod anti-affinity is required', () => {
+    const affinity = find(store({ podAntiAffinity: PodAntiAffinity.HARD }).objects, 'StatefulSet').spec.template.spec.affinity;
+    expect(affinity.podAntiAffinity.requiredDuringSchedulingIgnoredDuringExecution[0].topologyKey).toBe('kubernetes.io/hostname');
+    expect(affinity.podAntiAffinity.preferredDuringSchedulingIgnoredDuringExecution).toBeUndefined();
+  });
+
+  test('no pod anti-affinity', () => {
+    expect(find(store({ podAntiAffinity: PodAntiAffinity.NONE }).objects, 'StatefulSet').spec.template.spec.affinity).toBeUndefined();
+  });
+
+  test('topologySpreadConstraints select the store pods', () => {
+    const { objects } = store({ topologySpreadConstraints: [{ topologyKey: 'topology.kubernetes.io/zone', whenUnsatisfiable: 'DoNotSchedule' }] });
+    expect(find(objects, 'StatefulSet').spec.template.spec.topologySpreadConstraints).toEqual([{
+      topologyKey: 'topology.kubernetes.io/zone',
+      maxSkew: 1,
+      whenUnsatisfiable: 'DoNotSchedule',
+      labelSelector: { matchLabels: { 'app.kubernetes.io/name': 'kvstore', 'app.kubernetes.io/instance': 'orders' } },
+    }]);
+  });
+
+  test('updateStrategy with a partition', () => {
+    const { objects } = store({ updateStrategy: UpdateStrategy.rollingUpdate({ partition: 2 }) });
+    expect(find(objects, 'StatefulSet').spec.updateStrategy).toEqual({ type: 'RollingUpdate', rollingUpdate: { partition: 2 } });
+  });
+
+  test('updateStrategy OnDelete', () => {
+    expect(find(store({ updateStrategy: UpdateStrategy.onDelete() }).objects, 'StatefulSet').spec.updateStrategy).toEqual({ type: 'OnDelete' });
+  });
+
+  test('podManagementPolicy where the engine allows it', () => {
+    const { objects } = store({
+      containerImage: 'redis:7',
+      engine: Engine.custom({ clientPort: 6379 }),
+      podManagementPolicy: PodManagementPolicy.PARALLEL,
+    });
+    expect(find(objects, 'StatefulSet').spec.podManagementPolicy).toBe('Parallel');
+  });
+
+  test('networkPolicy admits peers on every port and clients on the client port only', () => {
+    const { objects } = store({ clientPodLabels: { app: 'api' }, clientNamespaceLabels: { tier: 'backend' } });
+    const np = find(objects, 'NetworkPolicy').spec;
+    const selector = { 'app.kubernetes.io/name': 'kvstore', 'app.kubernetes.io/instance': 'orders' };
+    expect(np.podSelector.matchLabels).toEqual(selector);
+    expect(np.policyTypes).toEqual(['Ingress']);
+    expect(np.ingress).toEqual([
+      { from: [{ podSelector: { matchLabels: selector } }], ports: [{ protocol: 'TCP', port: 2379 }, { protocol: 'TCP', port: 2380 }] },
+      { from: [{ podSelector: { matchLabels: { app: 'api' } }, namespaceSelector: { matchLabels: { tier: 'backend' } } }], ports: [{ protocol: 'TCP', port: 2379 }] },
+    ]);
+  });
+
+  test('networkPolicy: false emits none', () => {
+    expect(store({ networkPolicy: false }).objects.some((o) => o.kind === 'NetworkPolicy')).toBe(false);
+  });
+
+  test('runAsUser', () => {
+    expect(find(store({ runAsUser: 1001 }).objects, 'StatefulSet').spec.template.spec.securityContext).toMatchObject({ runAsUser: 1001, runAsGroup: 1001, fsGroup: 1001 });
+  });
+
+  test('nodeSelector', () => {
+    expect(find(store({ nodeSelector: { pool: 'stateful' } }).objects, 'StatefulSet').spec.template.spec.nodeSelector).toEqual({ pool: 'stateful' });
+  });
+
+  test('name overrides the construct id', () => {
+    const { objects } = store({ name: 'billing' });
+    expect(find(objects, 'StatefulSet').metadata.name).toBe('billing');
+    expect(find(objects, 'StatefulSet').spec.serviceName).toBe('billing-peers');
+  });
+
+  test('the cluster token differs between stores and namespaces but not between synths', () => {
+    const token = (ns: string, id: string) => {
+      const chart = testChart(ns);
+      new KVStore(chart, id, { name: 'orders' });
+      return arg(synth(chart), 'initial-cluster-token');
+    };
+    expect(token('a', 'x')).toBe(token('a', 'x'));
+    expect(token('a', 'x')).not.toBe(token('b', 'x'));
+    expect(token('a', 'x')).not.toBe(token('a', 'y'));
+  });
+
+  test('a bring-your-own image runs with the user command, ports and probes', () => {
+    const { objects } = store({
+      containerImage: 'redis:7.2',
+      engine: Engine.custom({
+        clientPort: 6379,
+        peerPort: 16379,
+        command: ['redis-server'],
+        args: ['--dir', '/var/lib/kvstore/data'],
+        readinessProbe: { exec: { command: ['redis-cli', 'ping'] } },
+      }),
+    });
+    const c = container(objects);
+    expect(c.name).toBe('kvstore');
+    expect(c.image).toBe('redis:7.2');
+    expect(c.command).toEqual(['redis-server']);
+    expect(c.args).toEqual(['--dir', '/var/lib/kvstore/data']);
+    expect(c.ports).toEqual([{ name: 'client', containerPort: 6379, protocol: 'TCP' }, { name: 'peer', containerPort: 16379, protocol: 'TCP' }]);
+    expect(c.readinessProbe).toEqual({ exec: { command: ['redis-cli', 'ping'] } });
+    expect(find(objects, 'StatefulSet').spec.podManagementPolicy).toBe('OrderedReady');
+  });
+
+  test('an even etcd size is allowed and reported', () => {
+    const s = store({ size: 4 }).store;
+    expect(s.warnings).toEqual([expect.stringMatching(/KVStore 'orders': size 4 is even; it tolerates 1 failed member/)]);
+  });
+
+  test('an odd size gives no warning', () => {
+    expect(store({ size: 3 }).store.warnings).toEqual([]);
+  });
+});
+
+describe('KVStore validation', () => {
+  const fails = (props: ConstructorParameters<typeof KVStore>[2], id = 'orders') =>
+    () => new KVStore(new Chart(Testing.app(), 'c'), id, props);
+
+  test.each([0, -1, 2.5, NaN])('fails on size %p', (size) => {
+    expect(fails({ size })).toThrow(new RegExp(`KVStore 'orders': size must be an integer from 1 to 99, got ${size}`));
+  });
+
+  test('fails on an etcd size above 7', () => {
+    expect(fails({ size: 9 })).toThrow(/KVStore 'orders': size must be an integer from 1 to 7 for etcd, got 9/);
+  });
+
+  test.each(['10Gb', '-1Gi', ''])('fails on storageSize %p', (storageSize) => {
+    expect(fails({ storageSize })).toThrow(new RegExp(`KVStore 'orders': storageSize must be a storage size as a Kubernetes quantity .*, got ${JSON.stringify(storageSize)}`));
+  });
+
+  test.each(['', 'Etcd:3.5', 'etcd 3.5', 'gcr.io/Etcd/etcd:v3'])('fails on containerImage %p', (containerImage) => {
+    expect(fails({ containerImage })).toThrow(new RegExp(`KVStore 'orders': image must be an image reference .*, got ${JSON.stringify(containerImage)}`));
+  });
+
+  test('fails on a name that is not a DNS-1123 label', () => {
+    expect(fails({}, 'Orders_DB')).toThrow(/KVStore 'Orders_DB': name must be a DNS-1035 label .* got "Orders_DB"/);
+  });
+
+  test('fails on a name that makes the StatefulSet name longer than 52 characters', () => {
+    const name = 'a'.repeat(53);
+    expect(fails({ name })).toThrow(new RegExp(`name must be .* at most 52 characters, got "${name}"`));
+    expect(fails({ name: 'a'.repeat(52) })).not.toThrow();
+  });
+
+  test('fails on duplicate PVC template names', () => {
+    expect(fails({ volumeClaimTemplates: [{ name: 'data' }, { name: 'data', mountPath: '/other' }] }))
+      .toThrow(/KVStore 'orders': volumeClaimTemplates\[1\].name must be unique among the volume claim templates, got "data"/);
+  });
+
+  test('fails on a PVC template name colliding with another volume', () => {
+    expect(fails({ volumeClaimTemplates: [{ name: 'data' }, { name: 'tmp' }] }))
+      .toThrow(/volumeClaimTemplates\[1\].name must be a name other than tmp, got "tmp" \(the pod already has a volume of that name\)/);
+  });
+
+  test.each(['Keep', 'retain'])('fails on retention %p', (value) => {
+    expect(fails({ persistentVolumeClaimRetentionPolicy: { whenDeleted: value as PvcRetention } }))
+      .toThrow(new RegExp(`persistentVolumeClaimRetentionPolicy.whenDeleted must be Retain or Delete, got "${value}"`));
+  });
+
+  test('fails on OrderedReady with etcd, saying why', () => {
+    expect(fails({ podManagementPolicy: PodManagementPolicy.ORDERED_READY }))
+      .toThrow(/podManagementPolicy must be Parallel for etcd, got "OrderedReady" \(members bootstrap together/);
+  });
+
+  test('fails on a partition above size', () => {
+    expect(fails({ updateStrategy: UpdateStrategy.rollingUpdate({ partition: 4 }) })).toThrow(/updateStrategy.partition must be an integer from 0 to size \(3\), got 4/);
+  });
+
+  test('fails on a custom engine without an image', () => {
+    expect(fails({ engine: Engine.custom({ clientPort: 6379 }) })).toThrow(/KVStore 'orders': image must be set: this engine has no default image, got nothing/);
+  });
+});

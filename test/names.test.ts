@@ -1,0 +1,50 @@
+// Generated names: contract. PVC names derive from the StatefulSet name, so a change orphans data.
+import { podFqdn, podName, pvcName, selectorLabels, storeNames } from '../lib/names';
+
+describe('storeNames', () => {
+  test('names every object of a store', () => {
+    expect(storeNames('orders')).toStrictEqual({
+      statefulSet: 'orders',
+      headlessService: 'orders-peers',
+      clientService: 'orders',
+      podDisruptionBudget: 'orders',
+      networkPolicy: 'orders',
+    });
+  });
+});
+
+describe('podName', () => {
+  test('is the StatefulSet name and the ordinal', () => {
+    const names = storeNames('orders');
+    expect(podName(names, 0)).toBe('orders-0');
+    expect(podName(names, 12)).toBe('orders-12');
+  });
+});
+
+describe('podFqdn', () => {
+  test('is the pod name under the headless Service', () => {
+    expect(podFqdn(storeNames('orders'), 1, 'prod', 'cluster.local')).toBe('orders-1.orders-peers.prod.svc.cluster.local');
+  });
+
+  test('uses the given cluster domain and namespace verbatim', () => {
+    expect(podFqdn(storeNames('cache'), 2, '$(POD_NAMESPACE)', 'k8s.example.com'))
+      .toBe('cache-2.cache-peers.$(POD_NAMESPACE).svc.k8s.example.com');
+  });
+});
+
+describe('pvcName', () => {
+  test('is template, StatefulSet and ordinal, as the StatefulSet controller names it', () => {
+    const names = storeNames('orders');
+    expect(pvcName(names, 'data', 0)).toBe('data-orders-0');
+    expect(pvcName(names, 'wal', 2)).toBe('wal-orders-2');
+  });
+});
+
+describe('selectorLabels', () => {
+  test('are exactly the name and instance labels', () => {
+    expect(selectorLabels('orders')).toStrictEqual({
+      'app.kubernetes.io/name': 'kvstore',
+      'app.kubernetes.io/instance': 'orders',
+    });
+  });
+});
