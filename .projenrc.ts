@@ -34,6 +34,7 @@ const project = new typescript.TypeScriptProject({
     '@types/node@^20',
     'ts-node@10.9.2',
     'kubernetes-models@4.5.1',
+    'etcd3@^1.1.2',
   ],
 
   // No hosted CI, release automation or linters generated: CI is .ci/run.

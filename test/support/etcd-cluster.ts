@@ -1,0 +1,91 @@
+// Test support: talk to the etcd members the pod runner started, through the etcd3 client library.
+import { Chart, Testing } from 'cdk8s';
+import { Etcd3 } from 'etcd3';
+import { Engine, KVStore, KVStoreProps } from '../../lib';
+import { synth, Manifest } from './manifests';
+import { installedEtcdVersion, PodRunner, podRunnerUnavailable } from './pod-runner';
+
+/** The etcd version these tests prove: the one installed (Debian's etcd-server). */
+export const ETCD_VERSION = podRunnerUnavailable() ? '3.4.23' : installedEtcdVersion();
+
+export const NAMESPACE = 'kvtest';
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Polls `check` until it returns a value other than undefined/false, or throws naming `what`. */
+export async function waitFor<T>(what: string, check: () => Promise<T | undefined | false>, timeoutMs = 30_000, intervalMs = 100): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const result = await check();
+      if (result !== undefined && result !== false) return result;
+    } catch (e) {
+      lastError = e;
+    }
+    await sleep(intervalMs);
+  }
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError ? `: ${(lastError as Error).message}` : ''}`);
+}
+
+/** Synthesizes one store in namespace `kvtest` with the installed etcd version. */
+export function synthStore(name: string, props: KVStoreProps = {}): Manifest[] {
+  const chart = new Chart(Testing.app(), 'test', { namespace: NAMESPACE, disableResourceNameHashes: true });
+  new KVStore(chart, name, { engine: Engine.etcd({ version: ETCD_VERSION }), ...props });
+  return synth(chart);
+}
+
+/** A client that talks to exactly one member, with short deadlines so a dead member fails fast. */
+export function memberClient(runner: PodRunner, pod: string): Etcd3 {
+  return new Etcd3({
+    hosts: runner.url(pod),
+    dialTimeout: 2000,
+    defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + 3000 }),
+  });
+}
+
+/** Runs `fn` with a one-member client and closes it afterwards. */
+export async function withMember<T>(runner: PodRunner, pod: string, fn: (c: Etcd3) => Promise<T>): Promise<T> {
+  const client = memberClient(runner, pod);
+  try {
+    return await fn(client);
+  } finally {
+    client.close();
+  }
+}
+
+/** Waits until the readiness probe of every pod passes; returns the time it took. */
+export async function waitReady(runner: PodRunner, pods: string[], timeoutMs = 30_000): Promise<number> {
+  const started = Date.now();
+  await waitFor(`readiness of ${pods.join(', ')}`, async () => {
+    runner.assertNoUnexpectedExits();
+    const ready = await Promise.all(pods.map((p) => runner.probe(p, 'readinessProbe')));
+    return ready.every(Boolean);
+  }, timeoutMs);
+  return Date.now() - started;
+}
+
+/** The pod name of the leader as `pod` sees it, or undefined when it sees none. */
+export async function leaderSeenBy(runner: PodRunner, pod: string): Promise<string | undefined> {
+  return withMember(runner, pod, async (c) => {
+    const status = await c.maintenance.status();
+    if (!status.leader || status.leader === '0') return undefined;
+    const members = await c.cluster.memberList({});
+    return members.members.find((m) => m.ID === status.leader)?.name;
+  });
+}
+
+/** The leader all the given members agree on (other than `exclude`, a member known to be gone). */
+export async function agreedLeader(runner: PodRunner, pods: string[], exclude?: string, timeoutMs = 15_000): Promise<string> {
+  return waitFor(`a leader agreed by ${pods.join(', ')}${exclude ? ` other than ${exclude}` : ''}`, async () => {
+    const seen = await Promise.all(pods.map((p) => leaderSeenBy(runner, p).catch(() => undefined)));
+    return seen[0] !== undefined && seen[0] !== exclude && seen.every((l) => l === seen[0]) ? seen[0] : undefined;
+  }, timeoutMs, 50);
+}
+
+/** Reads every key under `prefix` linearizably through one member. */
+export async function readAll(runner: PodRunner, pod: string, prefix: string): Promise<Record<string, string>> {
+  return withMember(runner, pod, (c) => c.getAll().prefix(prefix).strings());
+}
