@@ -4,6 +4,7 @@ import { spawnSync } from 'child_process';
 import { mkdtempSync, rmSync } from 'fs';
 import { tmpdir } from 'os';
 import { join } from 'path';
+import { etcdBench } from './etcd';
 
 const ROOT = join(__dirname, '..', '..');
 const BIN = join(ROOT, 'node_modules', '.bin');
@@ -37,38 +38,55 @@ function timeRuns(runs: number, fn: () => number): number {
 }
 
 const fmt = (ms: number) => `${(ms / 1000).toFixed(3)} s`;
-const verdict = (ok: boolean) => (ok ? 'meets target' : 'MISSES target');
-const lines: string[] = [];
-const report = (line: string) => {
-  lines.push(line);
-  process.stdout.write(line + '\n');
-};
+async function main(): Promise<void> {
+  const verdict = (ok: boolean) => (ok ? 'meets target' : 'MISSES target');
+  const report = (line: string) => process.stdout.write(line + '\n');
 
-report('# cdk8s-kvstore benchmarks');
-report(`node ${process.version}, ${require('os').cpus().length} cores`);
+  report('# cdk8s-kvstore benchmarks');
+  report(`node ${process.version}, ${require('os').cpus().length} cores`);
 
-// 1. The example app through `cdk8s synth` (compiled JavaScript, as cdk8s.yaml says).
-const viaCli = timeRuns(7, () => withOutdir((o) => timeCommand(join(BIN, 'cdk8s'), ['synth', '--check-upgrade', 'false', '--output', o]).ms));
-const appOnly = timeRuns(7, () => withOutdir((o) => timeCommand('node', ['build/apps/main.js'], { CDK8S_OUTDIR: o }).ms));
-// The cdk8s default way: the app type-checked and run through ts-node on every synth.
-const tsNode = timeRuns(5, () => withOutdir((o) => timeCommand('npx', ['ts-node', 'apps/main.ts'], { CDK8S_OUTDIR: o }).ms));
-report('');
-report('## Example app (median of 7 runs; ts-node reference median of 5)');
-report(`cdk8s synth (compiled app):        ${fmt(viaCli)}  (${(tsNode / viaCli).toFixed(1)}x faster than the reference: ${verdict(tsNode / viaCli >= 10)} of 10x)`);
-report(`node build/apps/main.js alone:     ${fmt(appOnly)}  (${(tsNode / appOnly).toFixed(1)}x faster than the reference)`);
-report(`npx ts-node apps/main.ts (ref):    ${fmt(tsNode)}`);
+  // 1. The example app through `cdk8s synth` (compiled JavaScript, as cdk8s.yaml says).
+  const viaCli = timeRuns(7, () => withOutdir((o) => timeCommand(join(BIN, 'cdk8s'), ['synth', '--check-upgrade', 'false', '--output', o]).ms));
+  const appOnly = timeRuns(7, () => withOutdir((o) => timeCommand('node', ['build/apps/main.js'], { CDK8S_OUTDIR: o }).ms));
+  // The cdk8s default way: the app type-checked and run through ts-node on every synth.
+  const tsNode = timeRuns(5, () => withOutdir((o) => timeCommand('npx', ['ts-node', 'apps/main.ts'], { CDK8S_OUTDIR: o }).ms));
+  report('');
+  report('## Example app (median of 7 runs; ts-node reference median of 5)');
+  report(`cdk8s synth (compiled app):        ${fmt(viaCli)}  (${(tsNode / viaCli).toFixed(1)}x faster than the reference: ${verdict(tsNode / viaCli >= 10)} of 10x)`);
+  report(`node build/apps/main.js alone:     ${fmt(appOnly)}  (${(tsNode / appOnly).toFixed(1)}x faster than the reference)`);
+  report(`npx ts-node apps/main.ts (ref):    ${fmt(tsNode)}`);
 
-// 2. Many stores in one app, each run in a fresh process so peak RSS is its own.
-const many = (count: number) => {
-  const runs = Array.from({ length: 3 }, () => {
-    const r = timeCommand('node', ['build/bench/many-stores.js', String(count)]);
-    return { ms: r.ms, ...JSON.parse(r.stdout) as { peakRssMb: number } };
-  });
-  return { ms: median(runs.map((r) => r.ms)), rss: median(runs.map((r) => r.peakRssMb)) };
-};
-const k1 = many(1000);
-const k2 = many(2000);
-report('');
-report('## Many stores in one app (wall time from process start, median of 3 runs)');
-report(`1,000 stores: ${fmt(k1.ms)}, peak RSS ${k1.rss.toFixed(0)} MB  (${verdict(k1.ms < 3000 && k1.rss < 500)}: under 3 s and 500 MB)`);
-report(`2,000 stores: ${fmt(k2.ms)}, peak RSS ${k2.rss.toFixed(0)} MB  (${(k2.ms / k1.ms).toFixed(2)}x the 1,000-store time: ${verdict(k2.ms / k1.ms <= 2.2)} of at most 2.2x)`);
+  // 2. Many stores in one app, each run in a fresh process so peak RSS is its own.
+  const many = (count: number) => {
+    const runs = Array.from({ length: 3 }, () => {
+      const r = timeCommand('node', ['build/bench/many-stores.js', String(count)]);
+      return { ms: r.ms, ...JSON.parse(r.stdout) as { peakRssMb: number } };
+    });
+    return { ms: median(runs.map((r) => r.ms)), rss: median(runs.map((r) => r.peakRssMb)) };
+  };
+  const k1 = many(1000);
+  const k2 = many(2000);
+  report('');
+  report('## Many stores in one app (wall time from process start, median of 3 runs)');
+  report(`1,000 stores: ${fmt(k1.ms)}, peak RSS ${k1.rss.toFixed(0)} MB  (${verdict(k1.ms < 3000 && k1.rss < 500)}: under 3 s and 500 MB)`);
+  report(`2,000 stores: ${fmt(k2.ms)}, peak RSS ${k2.rss.toFixed(0)} MB  (${(k2.ms / k1.ms).toFixed(2)}x the 1,000-store time: ${verdict(k2.ms / k1.ms <= 2.2)} of at most 2.2x)`);
+
+  // 3. Real etcd from the synthesized manifests (pod runner).
+  const etcd = await etcdBench(5);
+  report('');
+  report('## Real etcd (3 members from the synthesized manifests, installed etcd; median of 5 runs)');
+  if (typeof etcd === 'string') {
+    report(`skipped: ${etcd}`);
+  } else {
+    const formed = median(etcd.formedMs);
+    const elected = median(etcd.newLeaderMs);
+    report(`3 members healthy (all readiness probes pass): ${fmt(formed)}  (${verdict(formed < 10_000)}: under 10 s)`);
+    report(`kill -9 leader → new leader agreed:          ${fmt(elected)}  (${verdict(elected < 3_000)}: under 3 s)`);
+    report(`keys lost: ${etcd.keysLost} of ${etcd.keysWritten} acknowledged  (${verdict(etcd.keysLost === 0)}: 0)`);
+  }
+}
+
+main().catch((e) => {
+  process.stderr.write(`${(e as Error).stack}\n`);
+  process.exit(1);
+});

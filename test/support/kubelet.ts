@@ -31,8 +31,10 @@ export function expand(input: string, vars: ReadonlyMap<string, string>): string
     } else if (next === '(') {
       const close = input.indexOf(')', i + 2);
       if (close === -1) {
-        out += input.slice(i);
-        break;
+        // An unclosed reference: keep `$(` and scan on, so a later `$$` still becomes `$` (as in Go).
+        out += '$(';
+        i++;
+        continue;
       }
       const name = input.slice(i + 2, close);
       out += vars.has(name) ? vars.get(name)! : `$(${name})`;
@@ -82,7 +84,7 @@ export function containerEnv(container: any, pod: PodFacts, objects: readonly Ma
   for (const source of container.envFrom ?? []) {
     const ref = source.configMapRef ?? source.secretRef;
     const kind = source.configMapRef ? 'ConfigMap' : 'Secret';
-    const obj = objects.find((o) => o.kind === kind && o.metadata.name === ref.name);
+    const obj = objects.find((o) => o.kind === kind && o.metadata.name === ref.name && (o.metadata.namespace ?? pod.namespace) === pod.namespace);
     if (!obj) {
       if (ref.optional) continue;
       throw new Error(`${kind} ${ref.name} referenced by envFrom does not exist`);
@@ -97,6 +99,7 @@ export function containerEnv(container: any, pod: PodFacts, objects: readonly Ma
     } else if (e.valueFrom?.configMapKeyRef || e.valueFrom?.secretKeyRef) {
       const ref = e.valueFrom.configMapKeyRef ?? e.valueFrom.secretKeyRef;
       const kind = e.valueFrom.configMapKeyRef ? 'ConfigMap' : 'Secret';
+      if (ref.optional && !objects.some((o) => o.kind === kind && o.metadata.name === ref.name && (o.metadata.namespace ?? pod.namespace) === pod.namespace)) continue;
       const data = dataOf(objectByName(objects, kind, ref.name, pod.namespace));
       if (!(ref.key in data)) {
         if (ref.optional) continue;

@@ -30,7 +30,36 @@ import type { Manifest } from './manifests';
 const BINARIES: Record<string, string> = { etcd: '/usr/bin/etcd', etcdctl: '/usr/bin/etcdctl' };
 const ROOT_DIRS = ['usr', 'bin', 'sbin', 'lib', 'lib32', 'lib64', 'libx32', 'etc'];
 
-let runnerCount = 0;
+/**
+ * Claims a loopback /24 (127.A.B.0) no other live runner holds, with an exclusive lock file, so test
+ * files running in parallel never share addresses. A lock whose owner process is gone is taken over.
+ */
+function claimAddressBlock(): { prefix: string; lock: string } {
+  const seed = process.pid % 50000;
+  for (let n = 0; n < 50000; n++) {
+    const slot = (seed + n) % 50000;
+    const prefix = `127.${20 + Math.floor(slot / 250)}.${1 + (slot % 250)}`;
+    const lock = join(tmpdir(), `kvstore-pods-${prefix}.lock`);
+    try {
+      writeFileSync(lock, String(process.pid), { flag: 'wx' });
+      return { prefix, lock };
+    } catch {
+      const owner = Number(readFileSync(lock, 'utf8'));
+      let alive = true;
+      try {
+        process.kill(owner, 0);
+      } catch {
+        alive = false;
+      }
+      if (!alive || owner === process.pid && !claimed.has(lock)) {
+        writeFileSync(lock, String(process.pid));
+        return { prefix, lock };
+      }
+    }
+  }
+  throw new Error('no free loopback address block');
+}
+const claimed = new Set<string>();
 
 /** Why the pod runner cannot work on this machine, or undefined when it can. */
 export function podRunnerUnavailable(): string | undefined {
@@ -85,15 +114,17 @@ export class PodRunner {
   private readonly pods = new Map<string, Pod>();
   private readonly hostsFile: string;
   private readonly ipPrefix: string;
+  private readonly addressLock: string;
   private readonly namespace: string;
   private readonly clusterDomain: string;
 
   constructor(private objects: Manifest[], options: PodRunnerOptions) {
-    runnerCount += 1;
     this.namespace = options.namespace;
     this.clusterDomain = options.clusterDomain ?? 'cluster.local';
-    // A different /24 per runner and per test process, so parallel test files never share an address.
-    this.ipPrefix = `127.${20 + (process.pid % 200)}.${runnerCount % 250}`;
+    const block = claimAddressBlock();
+    claimed.add(block.lock);
+    this.ipPrefix = block.prefix;
+    this.addressLock = block.lock;
     this.workDir = mkdtempSync(join(tmpdir(), 'kvstore-pods-'));
     this.hostsFile = join(this.workDir, 'hosts');
     for (const dir of ['pvc', 'logs', 'roots', 'volumes']) mkdirSync(join(this.workDir, dir));
@@ -226,6 +257,7 @@ export class PodRunner {
   async stopAll(): Promise<void> {
     await Promise.all([...this.pods.keys()].map((p) => this.kill(p, 'SIGKILL')));
     rmSync(this.workDir, { recursive: true, force: true });
+    if (claimed.delete(this.addressLock)) rmSync(this.addressLock, { force: true });
   }
 
   /** The last lines of the pod's log (all its starts). */
@@ -339,7 +371,7 @@ export class PodRunner {
     } else if (spec.configMap || spec.secret) {
       const kind = spec.configMap ? 'ConfigMap' : 'Secret';
       const name = spec.configMap?.name ?? spec.secret.secretName;
-      const obj = this.objects.find((o) => o.kind === kind && o.metadata.name === name);
+      const obj = this.objects.find((o) => o.kind === kind && o.metadata.name === name && (o.metadata.namespace ?? this.namespace) === this.namespace);
       if (!obj) throw new Error(`pod ${pod.name}: ${kind} ${name} does not exist`);
       const data = dataOf(obj);
       const items: Array<{ key: string; path: string }> = (spec.configMap ?? spec.secret).items ?? Object.keys(data).map((k) => ({ key: k, path: k }));
