@@ -24,7 +24,7 @@ const project = new typescript.TypeScriptProject({
   entrypointTypes: 'build/lib/index.d.ts',
   sampleCode: false,
 
-  deps: ['ajv@^8.17.1', 'yaml@^2.8.0'],
+  deps: ['ajv@^8.17.1', 'yaml@^2.8.0', '@kubernetes/client-node@^1.4.0'],
   peerDeps: ['cdk8s@^2.70.106', 'cdk8s-plus-28@^2.5.6', 'constructs@^10.8.1'],
   devDeps: [
     'cdk8s@2.70.106',
@@ -35,6 +35,9 @@ const project = new typescript.TypeScriptProject({
     'ts-node@10.9.2',
     'kubernetes-models@4.5.1',
     'etcd3@^1.1.2',
+    'babel-jest@^30',
+    '@babel/core@^7',
+    '@babel/plugin-transform-modules-commonjs@^7',
   ],
 
   // No hosted CI, release automation or linters generated: CI is .ci/run.
@@ -57,6 +60,9 @@ const project = new typescript.TypeScriptProject({
     junitReporting: false,
     jestConfig: {
       testMatch: ['<rootDir>/test/**/*.test.ts'],
+      // @kubernetes/client-node 1.x and its auth dependencies are ESM-only: babel turns them into
+      // CommonJS for jest (Node itself loads them with require(esm)).
+      transformIgnorePatterns: ['/node_modules/(?!(@kubernetes/client-node|openid-client|jose|oauth4webapi)/)'],
       testTimeout: 120_000,
       collectCoverage: false,
     },
@@ -103,6 +109,11 @@ project.addTask('synth', {
 project.addTask('bench', {
   description: 'Run the benchmarks (speed and memory targets)',
   steps: [{ spawn: 'compile' }, { exec: 'node build/bench/run.js' }],
+});
+
+project.tryFindObjectFile('package.json')?.addOverride('jest.transform', {
+  '^.+\\.[t]sx?$': ['ts-jest', { tsconfig: 'test/tsconfig.json', isolatedModules: false }],
+  '^.+\\.m?js$': ['babel-jest', { plugins: ['@babel/plugin-transform-modules-commonjs'] }],
 });
 
 // Only test/**/*.test.ts are tests (projen's default pattern would also match lib/spec.ts).
