@@ -6,8 +6,9 @@ import { Construct } from 'constructs';
 import { Engine } from './engines/engine';
 import { IEngine, POD_ENV } from './engines/types';
 import { selectorLabels, StoreNames, storeNames } from './names';
+import { ReconcilerBundle, ReconcilerOptions } from './reconciler-bundle';
 import {
-  AccessMode, KVStoreSpec, KVStoreSpecInput, normalizeSpec, ProbeSpec, ResourcesSpec, SpecError, specHash,
+  AccessMode, KVStoreSpec, KVStoreSpecInput, normalizeSpec, ProbeSpec, ResourcesSpec, SpecError, specHash, StoreDocument,
 } from './spec';
 
 /** What happens to PVCs when the store shrinks or is deleted. */
@@ -143,6 +144,28 @@ export interface KVStoreProps {
   readonly runAsUser?: number;
   /** @default - none */
   readonly nodeSelector?: Record<string, string>;
+  /**
+   * GitOps mode: instead of the store's objects, synthesize the reconciler bundle (spec ConfigMap,
+   * a Job named after the spec hash, ServiceAccount, Role, RoleBinding). The Job applies the store's
+   * objects and owns its membership-sensitive fields. Needs a chart namespace.
+   * @default - the store's objects are synthesized directly
+   */
+  readonly reconciler?: ReconcilerOptions;
+}
+
+const RESOLVED = Symbol('kvstore.resolved');
+/** Annotation on the StatefulSet naming the engine kind. */
+export const ENGINE_ANNOTATION = 'kvstore.cdk8s-kvstore.io/engine';
+
+/** How the reconciler re-synthesizes a store from its document. */
+export interface FromDocumentOptions {
+  /** @default 'new' */
+  readonly initialClusterState?: 'new' | 'existing';
+}
+
+interface Resolved {
+  readonly document: StoreDocument;
+  readonly initialClusterState: 'new' | 'existing';
 }
 
 /** Turns the typed props into the plain spec input (the same shape a KVStore resource carries). */
@@ -231,17 +254,31 @@ export class KVStore extends Construct {
   readonly clientPodLabels: Record<string, string>;
   readonly names: StoreNames;
 
+  /**
+   * The store a document describes, synthesized exactly as the construct that wrote the document did
+   * (the reconciler's way in). The document's spec is validated again.
+   */
+  static fromDocument(scope: Construct, id: string, document: StoreDocument, options: FromDocumentOptions = {}): KVStore {
+    const resolved: Resolved = { document, initialClusterState: options.initialClusterState ?? 'new' };
+    return new KVStore(scope, id, { [RESOLVED]: resolved } as KVStoreProps);
+  }
+
+  /** The document the reconciler re-synthesizes this store from. */
+  readonly document: StoreDocument;
+
   constructor(scope: Construct, id: string, props: KVStoreProps = {}) {
     super(scope, id);
-    this.engine = props.engine ?? Engine.etcd();
-    const { spec, warnings } = resolveSpec(specInputFromProps(props.name ?? id, this.engine, props), this.engine);
+    const resolved = (props as { [RESOLVED]?: Resolved })[RESOLVED];
+    this.engine = resolved ? Engine.fromSpec(resolved.document.spec.engine) : props.engine ?? Engine.etcd();
+    const input = resolved ? resolved.document.spec : specInputFromProps(props.name ?? id, this.engine, props);
+    const { spec, warnings } = resolveSpec(input, this.engine);
     this.spec = spec;
     this.specHash = specHash(spec);
     this.warnings = warnings;
     for (const w of warnings) process.emitWarning(w, 'KVStoreWarning');
 
     const names = storeNames(spec.name);
-    const namespace = Chart.of(this).namespace;
+    const namespace = resolved ? resolved.document.namespace : Chart.of(this).namespace;
     this.names = names;
     this.statefulSetName = names.statefulSet;
     this.headlessServiceName = names.headlessService;
@@ -253,7 +290,16 @@ export class KVStore extends Construct {
     this.clientPodLabels = spec.networkPolicy.clientPodLabels;
 
     // Unique per store and stable: namespace and construct path, never the time or a random value.
-    const clusterToken = `${spec.name}-${createHash('sha256').update(`${namespace ?? ''}/${this.node.path}`).digest('hex').slice(0, 8)}`;
+    const clusterToken = resolved?.document.clusterToken ??
+      `${spec.name}-${createHash('sha256').update(`${namespace ?? ''}/${this.node.path}`).digest('hex').slice(0, 8)}`;
+    this.document = { apiVersion: 'kvstore.cdk8s-kvstore.io/v1', kind: 'StoreDocument', namespace: namespace ?? '', clusterToken, spec };
+    if (props.reconciler) {
+      if (!namespace) {
+        throw new Error(`KVStore '${spec.name}': reconciler needs the chart to have a namespace, got none (the Job applies the store into it)`);
+      }
+      new ReconcilerBundle(this, 'Reconciler', { store: this, ...props.reconciler });
+      return;
+    }
     const labels = { ...spec.labels, ...this.selectorLabels, 'app.kubernetes.io/managed-by': 'cdk8s-kvstore', 'app.kubernetes.io/component': this.engine.name };
     const metadata = (name: string) => ({ name, labels, ...(Object.keys(spec.annotations).length ? { annotations: spec.annotations } : {}) });
     const ports = [
@@ -280,11 +326,13 @@ export class KVStore extends Construct {
       },
     });
 
-    const engineContainer = this.engine.container({ spec, names, clusterToken, initialClusterState: 'new' });
+    const engineContainer = this.engine.container({ spec, names, clusterToken, initialClusterState: resolved?.initialClusterState ?? 'new' });
     const podTemplateLabels = { ...labels };
     const affinity = this.affinity();
+    const stsMetadata = metadata(names.statefulSet);
     new k8s.KubeStatefulSet(this, 'Resource', {
-      metadata: metadata(names.statefulSet),
+      // The engine kind is recorded so a reconciler can refuse an engine change on a live store.
+      metadata: { ...stsMetadata, annotations: { ...stsMetadata.annotations, [ENGINE_ANNOTATION]: this.engine.spec.kind } },
       spec: {
         serviceName: names.headlessService,
         replicas: spec.size,

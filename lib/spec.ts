@@ -468,3 +468,29 @@ export function canonicalJson(value: unknown): string {
 export function specHash(spec: KVStoreSpec, length = 10): string {
   return createHash('sha256').update(canonicalJson(spec)).digest('hex').slice(0, length);
 }
+
+/**
+ * Everything the reconciler needs to re-synthesize a store exactly as the construct did: the
+ * normalized spec, the namespace and the resolved cluster token (derived from the construct path,
+ * which the reconciler cannot know). Carried by the spec ConfigMap as canonical JSON.
+ */
+export interface StoreDocument {
+  readonly apiVersion: 'kvstore.cdk8s-kvstore.io/v1';
+  readonly kind: 'StoreDocument';
+  readonly namespace: string;
+  readonly clusterToken: string;
+  readonly spec: KVStoreSpec;
+}
+
+/** Parses and checks the envelope of a store document (the spec itself is validated by the construct). */
+export function parseStoreDocument(text: string): StoreDocument {
+  const doc = JSON.parse(text) as StoreDocument;
+  if (doc?.apiVersion !== 'kvstore.cdk8s-kvstore.io/v1' || doc.kind !== 'StoreDocument') {
+    throw new Error(`not a store document: expected apiVersion kvstore.cdk8s-kvstore.io/v1 and kind StoreDocument, got ${JSON.stringify(doc?.apiVersion)} ${JSON.stringify(doc?.kind)}`);
+  }
+  for (const field of ['namespace', 'clusterToken'] as const) {
+    if (typeof doc[field] !== 'string' || !doc[field]) throw new Error(`store document: ${field} must be a non-empty string, got ${showValue(doc[field])}`);
+  }
+  if (!doc.spec || typeof doc.spec !== 'object') throw new Error('store document: spec is missing');
+  return doc;
+}

@@ -1,0 +1,336 @@
+// The KVStore CustomResourceDefinition: its OpenAPI schema derived from SPEC_INPUT_SCHEMA, and the construct.
+import { k8s } from 'cdk8s-plus-28';
+import { Construct } from 'constructs';
+import { DEFAULT_ETCD_VERSION, ETCD_MAX_SIZE } from './engines/etcd';
+import {
+  CustomEngineSpec, DEFAULT_CLUSTER_DOMAIN, DEFAULT_RUN_AS_USER, DEFAULT_SIZE, DEFAULT_STORAGE_SIZE,
+  EtcdEngineSpec, KVStoreSpecInput, MAX_SIZE, SPEC_INPUT_SCHEMA,
+} from './spec';
+
+export const KVSTORE_GROUP = 'kvstore.cdk8s-kvstore.io';
+export const KVSTORE_VERSION = 'v1';
+export const KVSTORE_KIND = 'KVStore';
+export const KVSTORE_PLURAL = 'kvstores';
+/** `<plural>.<group>`: the only name the API server accepts for this CRD. */
+export const KVSTORE_CRD_NAME = `${KVSTORE_PLURAL}.${KVSTORE_GROUP}`;
+
+/** A JSON Schema node, in the plain JSON form that appears in YAML. */
+export type JsonSchema = { readonly [keyword: string]: unknown };
+
+/** Keywords a Kubernetes structural schema keeps as they are. */
+const KEPT_KEYWORDS: readonly string[] = [
+  'type', 'enum', 'pattern', 'minimum', 'maximum', 'minLength', 'maxLength', 'minItems', 'required',
+  'description', 'default', 'format', 'x-kubernetes-int-or-string', 'x-kubernetes-validations',
+  'x-kubernetes-list-type', 'x-kubernetes-list-map-keys',
+];
+
+/**
+ * One spec-style node (with `allowed`) → a structural schema node. `allowed` becomes (part of) the
+ * description; `propertyNames` and `additionalProperties: false` have no structural counterpart
+ * (unknown fields are pruned by the API server; label keys are checked by the reconciler). Any other
+ * keyword throws, so a keyword added to the spec cannot silently vanish from the CRD.
+ */
+function toStructural(node: JsonSchema, path: string, doc?: string): JsonSchema {
+  const out: Record<string, unknown> = {};
+  for (const [keyword, value] of Object.entries(node)) {
+    switch (keyword) {
+      case 'allowed':
+      case 'propertyNames':
+        break;
+      case 'properties':
+        out.properties = Object.fromEntries(Object.entries(value as Record<string, JsonSchema>)
+          .map(([name, child]) => [name, toStructural(child, `${path}.${name}`)]));
+        break;
+      case 'items':
+        out.items = toStructural(value as JsonSchema, `${path}[]`);
+        break;
+      case 'anyOf':
+        out.anyOf = (value as JsonSchema[]).map((alternative, i) => toStructural(alternative, `${path}|${i}`));
+        break;
+      case 'additionalProperties':
+        if (value !== false) out.additionalProperties = toStructural(value as JsonSchema, `${path}.*`);
+        break;
+      default:
+        if (!KEPT_KEYWORDS.includes(keyword)) {
+          throw new Error(`crdSchema: keyword '${keyword}' at ${path} has no structural-schema counterpart`);
+        }
+        out[keyword] = value;
+    }
+  }
+  // Objects with declared fields describe themselves; "Must be a retention policy." would add nothing.
+  const rule = node.allowed !== undefined && node.properties === undefined ? `Must be ${node.allowed}.` : undefined;
+  // "Defaults to …" goes last: `cdk8s import` turns the rest of that line into the @default tag.
+  const [about, defaults] = ((doc ?? node.description ?? '') as string).split(/ ?(?=Defaults to )/);
+  const description = [about, rule, defaults].filter((s) => s).join(' ');
+  if (description) out.description = description;
+  return out;
+}
+
+/** Every optional field of the spec, documented as `kubectl explain` shows it (defaults included). */
+const SPEC_FIELD_DOCS: { readonly [K in Exclude<keyof KVStoreSpecInput, 'name'>]-?: string } = {
+  engine: 'The engine: etcd (the default) or a bring-your-own-image custom engine. Each field applies to the engine named by kind; the reconciler applies the engine defaults and checks the rest.',
+  size: `Number of members (StatefulSet replicas); etcd allows at most ${ETCD_MAX_SIZE}. Defaults to ${DEFAULT_SIZE}.`,
+  image: 'The container image: required with the custom engine, optional with etcd. Defaults to gcr.io/etcd-development/etcd:v<engine.version> with etcd.',
+  storageSize: `Size of each member's volumes. Defaults to ${DEFAULT_STORAGE_SIZE}.`,
+  storageClassName: "StorageClass of the volumes. Defaults to the cluster's default StorageClass.",
+  volumeClaimTemplates: "PVC templates in order; the first holds the engine's data. Defaults to one template named data.",
+  persistentVolumeClaimRetentionPolicy: 'Whether PVCs are kept when the store shrinks or is deleted. Defaults to Retain for both.',
+  resources: 'Container resources. Defaults to requests of cpu 100m and memory 256Mi, no limits.',
+  clusterDomain: `The cluster's DNS domain. Defaults to ${DEFAULT_CLUSTER_DOMAIN}.`,
+  labels: 'Extra labels on every object and pod.',
+  annotations: 'Extra annotations on every object.',
+  podAnnotations: 'Annotations on the pods.',
+  podAntiAffinity: 'How members are kept on separate nodes. Defaults to soft.',
+  topologySpreadConstraints: 'How members spread over topology domains. Defaults to none.',
+  updateStrategy: 'How pods are replaced when the template changes. Defaults to RollingUpdate with partition 0.',
+  podManagementPolicy: "How the StatefulSet creates and scales pods. Defaults to the engine's: Parallel for etcd, OrderedReady for custom.",
+  networkPolicy: 'A NetworkPolicy admitting peer traffic between members and client traffic from clientPodLabels pods. Enabled by default; clients default to pods labelled <name>-client: "true".',
+  runAsUser: `The uid (and gid) the containers run as. Defaults to ${DEFAULT_RUN_AS_USER}.`,
+  nodeSelector: 'Node labels the pods require.',
+};
+
+/** Kubernetes' IntOrString form (as kubebuilder writes it): `cdk8s import` makes it a class with fromNumber/fromString. */
+const intOrStringPort: JsonSchema = {
+  'x-kubernetes-int-or-string': true,
+  anyOf: [{ type: 'integer' }, { type: 'string' }],
+  allowed: 'a port number or the name of a container port',
+};
+const seconds = (what: string): JsonSchema => ({ type: 'integer', minimum: 0, allowed: `${what} (an integer of at least 0)` });
+
+/** A probe, as ProbeSpec in lib/spec.ts. */
+const probe = (which: string): JsonSchema => ({
+  type: 'object',
+  allowed: `a ${which} probe`,
+  description: `(custom) The ${which} probe. Defaults to a TCP check of the client port.`,
+  properties: {
+    httpGet: {
+      type: 'object', required: ['path', 'port'], allowed: 'an HTTP GET check',
+      properties: { path: { type: 'string', allowed: 'an HTTP path' }, port: intOrStringPort },
+    },
+    tcpSocket: { type: 'object', required: ['port'], allowed: 'a TCP check', properties: { port: intOrStringPort } },
+    exec: {
+      type: 'object', required: ['command'], allowed: 'a command check',
+      properties: { command: { ...strings, allowed: 'a command and its arguments' } },
+    },
+    initialDelaySeconds: seconds('a delay in seconds'),
+    periodSeconds: seconds('a period in seconds'),
+    timeoutSeconds: seconds('a timeout in seconds'),
+    failureThreshold: { type: 'integer', minimum: 0, allowed: 'a count (an integer of at least 0)' },
+  },
+});
+
+/**
+ * Each engine's fields. Typed against the spec interfaces: a field added there and not here (or
+ * the other way round) fails to compile. Only type-level constraints: engine rules such as the
+ * supported etcd versions stay in the engines, and the reconciler reports them in status.
+ */
+type EngineFields<T> = { readonly [K in Exclude<keyof T, 'kind'>]-?: JsonSchema };
+
+const ETCD_FIELDS: EngineFields<EtcdEngineSpec> = {
+  version: { type: 'string', description: `(etcd) The etcd version; decides the image tag and the probes. Defaults to ${DEFAULT_ETCD_VERSION}.`, allowed: 'an etcd version written as MAJOR.MINOR.PATCH' },
+  quotaBackendBytes: { type: 'integer', minimum: 1, description: '(etcd) --quota-backend-bytes. Defaults to half of the data volume, at most 8 GiB.', allowed: 'an integer of at most 80% of the data volume' },
+  autoCompactionMode: { type: 'string', enum: ['periodic', 'revision'], description: '(etcd) --auto-compaction-mode. Defaults to periodic.', allowed: 'periodic or revision' },
+  autoCompactionRetention: { type: 'string', description: '(etcd) --auto-compaction-retention. Defaults to 1h.', allowed: 'a number, optionally followed by h, m or s (periodic) such as 1h, or a revision count' },
+  walVolume: { type: 'string', description: '(etcd) The volume claim template holding the WAL. Defaults to a template named wal (other than the first), else the data dir.', allowed: 'the name of a volume claim template after the first' },
+  initialClusterToken: { type: 'string', description: '(etcd) --initial-cluster-token. Defaults to the store name and a hash of its namespace.', allowed: 'letters, digits, ".", "_" and "-"' },
+};
+
+const port = (rest = ''): JsonSchema => ({ type: 'integer', minimum: 1, maximum: 65535, allowed: `a port number from 1 to 65535${rest}` });
+const strings: JsonSchema = { type: 'array', items: { type: 'string' }, allowed: 'a list of strings' };
+
+const CUSTOM_FIELDS: EngineFields<CustomEngineSpec> = {
+  clientPort: { ...port(), description: '(custom) The port clients connect to; required with the custom engine.' },
+  peerPort: { ...port(' other than the client port'), description: '(custom) The port members use among themselves. Defaults to none.' },
+  command: { ...strings, description: "(custom) The container's command. Defaults to the image's entrypoint." },
+  args: { ...strings, description: "(custom) The container's arguments; $(POD_NAME), $(POD_NAMESPACE), $(POD_IP) and env expand. Defaults to the image's cmd." },
+  env: { type: 'object', additionalProperties: { type: 'string' }, description: '(custom) Extra environment variables.', allowed: 'a map of environment variable names to values' },
+  startupProbe: probe('startup'),
+  livenessProbe: probe('liveness'),
+  readinessProbe: probe('readiness'),
+  maxSize: { type: 'integer', minimum: 1, maximum: MAX_SIZE, description: `(custom) The largest supported size. Defaults to ${MAX_SIZE}.`, allowed: `an integer from 1 to ${MAX_SIZE}` },
+  quorum: { type: 'boolean', description: '(custom) Whether a majority of members must stay up; sizes the PodDisruptionBudget. Defaults to true.', allowed: 'true or false' },
+};
+
+/** The spec's engine node plus every engine's fields in one object (a structural schema has no oneOf of types). */
+function engineSchema(): JsonSchema {
+  const base = SPEC_INPUT_SCHEMA.properties.engine;
+  const fields: Record<string, JsonSchema> = { ...base.properties };
+  for (const [name, schema] of [...Object.entries(ETCD_FIELDS), ...Object.entries(CUSTOM_FIELDS)]) {
+    if (name in fields) throw new Error(`crdSchema: engine field '${name}' is declared twice`);
+    fields[name] = schema;
+  }
+  return {
+    ...base,
+    default: { kind: 'etcd' },
+    properties: { ...fields, kind: { ...base.properties.kind, default: 'etcd' } },
+    'x-kubernetes-validations': [
+      { rule: "self.kind != 'custom' || has(self.clientPort)", message: 'engine.clientPort is required when engine.kind is custom' },
+    ],
+  };
+}
+
+/** A CEL string literal. */
+const cel = (s: string) => JSON.stringify(s);
+
+const condition: JsonSchema = {
+  type: 'object',
+  required: ['type', 'status'],
+  properties: {
+    type: { type: 'string', description: 'Ready, Progressing or Degraded.' },
+    status: { type: 'string', enum: ['True', 'False', 'Unknown'] },
+    reason: { type: 'string', description: 'A CamelCase reason for the last transition.' },
+    message: { type: 'string', description: 'Human-readable details.' },
+    lastTransitionTime: { type: 'string', format: 'date-time' },
+    observedGeneration: { type: 'integer', minimum: 0, description: 'The metadata.generation the condition was set for.' },
+  },
+};
+
+const STATUS_SCHEMA: JsonSchema = {
+  type: 'object',
+  description: 'Observed state, written by the reconciler.',
+  properties: {
+    replicas: { type: 'integer', minimum: 0, description: 'Members the StatefulSet runs (the scale subresource reads it).' },
+    readyReplicas: { type: 'integer', minimum: 0, description: 'Members that are ready.' },
+    selector: { type: 'string', description: "The pods' label selector in string form (the scale subresource reads it)." },
+    observedGeneration: { type: 'integer', minimum: 0, description: 'The metadata.generation this status describes.' },
+    members: {
+      type: 'array',
+      description: 'The engine\'s members as the engine reports them.',
+      items: {
+        type: 'object',
+        required: ['name'],
+        properties: {
+          name: { type: 'string' },
+          id: { type: 'string', description: 'The engine\'s member id (hex for etcd).' },
+          role: { type: 'string', description: 'leader, follower or learner.' },
+          healthy: { type: 'boolean' },
+        },
+      },
+    },
+    conditions: {
+      type: 'array',
+      description: 'Standard conditions: Ready, Progressing, Degraded.',
+      'x-kubernetes-list-type': 'map',
+      'x-kubernetes-list-map-keys': ['type'],
+      items: condition,
+    },
+    specHash: { type: 'string', description: 'The hash of the normalized spec last applied.' },
+  },
+};
+
+/**
+ * The CRD's openAPIV3Schema, derived from SPEC_INPUT_SCHEMA: `spec` is the input schema without
+ * `name` (the resource's metadata.name is the store name, checked by a CEL rule with the same
+ * pattern and length), as a Kubernetes structural schema. Pure.
+ */
+export function crdSchema(): JsonSchema {
+  const { name, ...fields } = SPEC_INPUT_SCHEMA.properties;
+  const specFields: Record<string, JsonSchema> = { ...fields, engine: engineSchema() };
+  const properties = Object.fromEntries(Object.entries(specFields).map(([field, schema]) => [
+    field,
+    toStructural(schema, `spec.${field}`, SPEC_FIELD_DOCS[field as keyof typeof SPEC_FIELD_DOCS]),
+  ]));
+  // size gets a default: the scale subresource fails on a resource without .spec.size.
+  properties.size = { ...properties.size, default: DEFAULT_SIZE };
+  const required = SPEC_INPUT_SCHEMA.required.filter((r) => r !== 'name');
+  return {
+    type: 'object',
+    description: `A replicated key-value store (etcd by default). metadata.name is the store name: ${name.allowed}.`,
+    required: ['spec'],
+    properties: {
+      spec: {
+        type: 'object',
+        description: 'The desired state of the store.',
+        ...(required.length ? { required } : {}),
+        properties,
+        'x-kubernetes-validations': [
+          { rule: "has(self.image) || !has(self.engine) || self.engine.kind != 'custom'", message: 'image is required when engine.kind is custom', fieldPath: '.image' },
+        ],
+      },
+      status: STATUS_SCHEMA,
+    },
+    'x-kubernetes-validations': [{
+      rule: `self.metadata.name.size() <= ${name.maxLength} && self.metadata.name.matches(${cel(name.pattern)})`,
+      message: `metadata.name must be ${name.allowed}`,
+    }],
+  };
+}
+
+/**
+ * JSON form → the generated class's props. Only `properties` and `anyOf` recurse through cdk8s'
+ * own conversion; `items` and `additionalProperties` are `any` there and pass through in JSON form.
+ */
+function toJsonSchemaProps(node: JsonSchema): k8s.JsonSchemaProps {
+  const known: Record<string, keyof k8s.JsonSchemaProps> = {
+    'type': 'type', 'enum': 'enum', 'pattern': 'pattern', 'minimum': 'minimum', 'maximum': 'maximum',
+    'minLength': 'minLength', 'maxLength': 'maxLength', 'minItems': 'minItems', 'required': 'required',
+    'description': 'description', 'default': 'default', 'format': 'format', 'items': 'items',
+    'additionalProperties': 'additionalProperties',
+    'x-kubernetes-int-or-string': 'xKubernetesIntOrString',
+    'x-kubernetes-validations': 'xKubernetesValidations',
+    'x-kubernetes-list-type': 'xKubernetesListType',
+    'x-kubernetes-list-map-keys': 'xKubernetesListMapKeys',
+  };
+  const props: Record<string, unknown> = {};
+  for (const [keyword, value] of Object.entries(node)) {
+    if (keyword === 'properties') {
+      props.properties = Object.fromEntries(Object.entries(value as Record<string, JsonSchema>).map(([k, v]) => [k, toJsonSchemaProps(v)]));
+    } else if (keyword === 'anyOf') {
+      props.anyOf = (value as JsonSchema[]).map(toJsonSchemaProps);
+    } else if (known[keyword]) {
+      props[known[keyword]] = value;
+    } else {
+      throw new Error(`KVStoreCrd: keyword '${keyword}' has no JsonSchemaProps field`);
+    }
+  }
+  return props as k8s.JsonSchemaProps;
+}
+
+/**
+ * The KVStore CustomResourceDefinition (`kvstores.kvstore.cdk8s-kvstore.io`): namespaced, one
+ * served and stored version, status and scale subresources (`kubectl scale kvstore/orders
+ * --replicas=5` sets `.spec.size`).
+ * @see https://kubernetes.io/docs/tasks/extend-kubernetes/custom-resources/custom-resource-definitions/
+ */
+export class KVStoreCrd extends Construct {
+  /** `kvstores.kvstore.cdk8s-kvstore.io`. */
+  readonly crdName = KVSTORE_CRD_NAME;
+  /** `kvstore.cdk8s-kvstore.io/v1`: what KVStore resources carry. */
+  readonly apiVersion = `${KVSTORE_GROUP}/${KVSTORE_VERSION}`;
+  readonly kind = KVSTORE_KIND;
+
+  constructor(scope: Construct, id: string) {
+    super(scope, id);
+    new k8s.KubeCustomResourceDefinition(this, 'Resource', {
+      metadata: { name: KVSTORE_CRD_NAME },
+      spec: {
+        group: KVSTORE_GROUP,
+        scope: 'Namespaced',
+        names: {
+          kind: KVSTORE_KIND,
+          listKind: `${KVSTORE_KIND}List`,
+          plural: KVSTORE_PLURAL,
+          singular: KVSTORE_KIND.toLowerCase(),
+          shortNames: ['kvs'],
+        },
+        versions: [{
+          name: KVSTORE_VERSION,
+          served: true,
+          storage: true,
+          schema: { openApiv3Schema: toJsonSchemaProps(crdSchema()) },
+          subresources: {
+            status: {},
+            scale: { specReplicasPath: '.spec.size', statusReplicasPath: '.status.replicas', labelSelectorPath: '.status.selector' },
+          },
+          additionalPrinterColumns: [
+            { name: 'Size', type: 'integer', jsonPath: '.spec.size', description: 'Desired members' },
+            { name: 'Ready', type: 'integer', jsonPath: '.status.readyReplicas', description: 'Ready members' },
+            { name: 'Engine', type: 'string', jsonPath: '.spec.engine.kind' },
+            { name: 'Status', type: 'string', jsonPath: '.status.conditions[?(@.type=="Ready")].status', description: 'The Ready condition' },
+            { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
+          ],
+        }],
+      },
+    });
+  }
+}

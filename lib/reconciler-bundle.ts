@@ -1,0 +1,138 @@
+// GitOps mode: the reconciler bundle a KVStore synthesizes instead of its own objects. The GitOps tool
+// applies this bundle; the Job it contains applies the store's objects (see README "Who owns what").
+import { createHash } from 'crypto';
+import { k8s } from 'cdk8s-plus-28';
+import { Construct } from 'constructs';
+import type { KVStore } from './kv-store';
+import { reconcilerPodSecurity, storeRules } from './reconciler-rbac';
+import { canonicalJson } from './spec';
+import { LIBRARY_VERSION } from './version';
+
+/** Annotations for the GitOps tool that applies the bundle. */
+export enum GitOpsProfile {
+  /** Plain manifests: any tool (or kubectl) applies them; a changed spec gives a new Job name. */
+  PLAIN = 'plain',
+  /** Argo CD: the Job is a Sync hook, deleted before the next one is created. */
+  ARGO_CD = 'argocd',
+  /** Flux: the Job (only the Job, never the StatefulSet) is recreated when its template changes. */
+  FLUX = 'flux',
+}
+
+export interface ReconcilerOptions {
+  /** The reconciler image (this package's Dockerfile builds it). */
+  readonly image: string;
+  /** @default GitOpsProfile.PLAIN */
+  readonly profile?: GitOpsProfile;
+  /**
+   * Let the reconciler make changes it would otherwise refuse (immutable StatefulSet fields are
+   * changed by deleting the StatefulSet with orphan propagation and re-creating it).
+   * @default false
+   */
+  readonly force?: boolean;
+}
+
+/** The field manager of the reconciler's server-side applies. */
+export const FIELD_MANAGER = 'cdk8s-kvstore-reconciler';
+/** Where the Job's container reads the store document. */
+export const DOCUMENT_PATH = '/etc/kvstore/store.json';
+
+/** Names of the bundle's objects: contract, like the store's names. */
+export function bundleNames(storeName: string, jobHash: string) {
+  const job = `${storeName}-reconcile-${jobHash}`;
+  return {
+    configMap: `${storeName}-kvstore-spec`,
+    serviceAccount: `${storeName}-reconciler`,
+    role: `${storeName}-reconciler`,
+    roleBinding: `${storeName}-reconciler`,
+    // Job names end up in the pods' `job-name` label, which must fit 63 characters.
+    job: job.length <= 63 ? job : `${storeName}-${jobHash}`,
+    lease: `${storeName}-reconciler`,
+    applySetParent: `${storeName}-applyset`,
+  };
+}
+
+export interface ReconcilerBundleProps extends ReconcilerOptions {
+  readonly store: KVStore;
+}
+
+export class ReconcilerBundle extends Construct {
+  /** The name of this spec's Job. */
+  readonly jobName: string;
+  readonly configMapName: string;
+
+  constructor(scope: Construct, id: string, props: ReconcilerBundleProps) {
+    super(scope, id);
+    const { store } = props;
+    const profile = props.profile ?? GitOpsProfile.PLAIN;
+    const documentJson = canonicalJson(store.document);
+    // Same spec, library version and reconciler settings → same Job name and bytes; any change → a new Job.
+    const jobHash = createHash('sha256')
+      .update(canonicalJson({ document: store.document, version: LIBRARY_VERSION, image: props.image, force: props.force ?? false }))
+      .digest('hex').slice(0, 10);
+    const names = bundleNames(store.spec.name, jobHash);
+    this.jobName = names.job;
+    this.configMapName = names.configMap;
+    const labels = {
+      ...store.spec.labels,
+      'app.kubernetes.io/name': 'kvstore-reconciler',
+      'app.kubernetes.io/instance': store.spec.name,
+      'app.kubernetes.io/managed-by': 'cdk8s-kvstore',
+    };
+
+    new k8s.KubeConfigMap(this, 'Spec', {
+      metadata: { name: names.configMap, labels },
+      data: { 'store.json': documentJson },
+    });
+    new k8s.KubeServiceAccount(this, 'ServiceAccount', {
+      metadata: { name: names.serviceAccount, labels },
+      automountServiceAccountToken: false,
+    });
+    new k8s.KubeRole(this, 'Role', {
+      metadata: { name: names.role, labels },
+      rules: storeRules({ store: store.names, lease: names.lease, applySetParent: names.applySetParent }),
+    });
+    new k8s.KubeRoleBinding(this, 'RoleBinding', {
+      metadata: { name: names.roleBinding, labels },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: names.role },
+      subjects: [{ kind: 'ServiceAccount', name: names.serviceAccount }],
+    });
+
+    const jobAnnotations: Record<string, string> =
+      profile === GitOpsProfile.ARGO_CD ? { 'argocd.argoproj.io/hook': 'Sync', 'argocd.argoproj.io/hook-delete-policy': 'BeforeHookCreation' }
+        : profile === GitOpsProfile.FLUX ? { 'kustomize.toolkit.fluxcd.io/force': 'enabled' }
+          : {};
+    const security = reconcilerPodSecurity();
+    new k8s.KubeJob(this, 'Job', {
+      metadata: { name: names.job, labels, ...(Object.keys(jobAnnotations).length ? { annotations: jobAnnotations } : {}) },
+      // No ttlSecondsAfterFinished: a GitOps tool would re-create a Job the TTL deleted, re-running it.
+      spec: {
+        backoffLimit: 4,
+        activeDeadlineSeconds: 1800,
+        template: {
+          // The reconciler is a client of the store (membership operations go through the client port).
+          metadata: { labels: { ...labels, ...store.clientPodLabels } },
+          spec: {
+            serviceAccountName: names.serviceAccount,
+            // The token is mounted for this pod only: it talks to the API server.
+            automountServiceAccountToken: true,
+            restartPolicy: 'Never',
+            securityContext: security.pod,
+            containers: [{
+              name: 'reconcile',
+              image: props.image,
+              imagePullPolicy: 'IfNotPresent',
+              args: ['--store', DOCUMENT_PATH, ...(props.force ? ['--force'] : [])],
+              volumeMounts: [{ name: 'store', mountPath: '/etc/kvstore', readOnly: true }],
+              resources: {
+                requests: { cpu: k8s.Quantity.fromString('50m'), memory: k8s.Quantity.fromString('128Mi') },
+                limits: { memory: k8s.Quantity.fromString('512Mi') },
+              },
+              securityContext: security.container,
+            }],
+            volumes: [{ name: 'store', configMap: { name: names.configMap } }],
+          },
+        },
+      },
+    });
+  }
+}

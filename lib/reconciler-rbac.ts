@@ -1,0 +1,53 @@
+// What the reconciler may do, and how its pod runs: least privilege, no wildcards.
+import type { k8s } from 'cdk8s-plus-28';
+import type { StoreNames } from './names';
+
+/** The kinds of store objects the reconciler applies and prunes, with their API groups. */
+const STORE_RESOURCES: ReadonlyArray<{ group: string; resource: string; names: (n: StoreNames) => string[] }> = [
+  { group: '', resource: 'services', names: (n) => [n.clientService, n.headlessService] },
+  { group: 'apps', resource: 'statefulsets', names: (n) => [n.statefulSet] },
+  { group: 'policy', resource: 'poddisruptionbudgets', names: (n) => [n.podDisruptionBudget] },
+  { group: 'networking.k8s.io', resource: 'networkpolicies', names: (n) => [n.networkPolicy] },
+];
+
+/**
+ * GitOps mode, one store: create and list (prune) per kind, and get/patch/delete only on the store's
+ * own object names. Server-side apply is a PATCH (and needs create when the object is new).
+ */
+export function storeRules(o: { store: StoreNames; lease: string; applySetParent: string }): k8s.PolicyRule[] {
+  const rules: k8s.PolicyRule[] = [];
+  for (const r of STORE_RESOURCES) {
+    rules.push({ apiGroups: [r.group], resources: [r.resource], verbs: ['create', 'list'] });
+    rules.push({ apiGroups: [r.group], resources: [r.resource], resourceNames: [...new Set(r.names(o.store))].sort(), verbs: ['delete', 'get', 'patch'] });
+  }
+  rules.push({ apiGroups: [''], resources: ['configmaps'], verbs: ['create'] });
+  rules.push({ apiGroups: [''], resources: ['configmaps'], resourceNames: [o.applySetParent], verbs: ['get', 'patch'] });
+  rules.push({ apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['create'] });
+  rules.push({ apiGroups: ['coordination.k8s.io'], resources: ['leases'], resourceNames: [o.lease], verbs: ['get', 'update'] });
+  return rules;
+}
+
+/** CRD mode, any store in scope: names are not known in advance. */
+export function operatorRules(group: string, plural: string): k8s.PolicyRule[] {
+  return [
+    { apiGroups: [group], resources: [plural], verbs: ['get', 'list'] },
+    { apiGroups: [group], resources: [`${plural}/status`], verbs: ['get', 'patch'] },
+    ...STORE_RESOURCES.map((r) => ({ apiGroups: [r.group], resources: [r.resource], verbs: ['create', 'delete', 'get', 'list', 'patch'] })),
+    { apiGroups: [''], resources: ['configmaps'], verbs: ['create', 'get', 'patch'] },
+    { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['create', 'get', 'update'] },
+  ];
+}
+
+/** Pod Security "restricted" for the reconciler's pods (the image runs as the nonroot user). */
+export function reconcilerPodSecurity(): { pod: k8s.PodSecurityContext; container: k8s.SecurityContext } {
+  return {
+    pod: { runAsNonRoot: true, runAsUser: 65532, runAsGroup: 65532, seccompProfile: { type: 'RuntimeDefault' } },
+    container: {
+      runAsNonRoot: true,
+      allowPrivilegeEscalation: false,
+      readOnlyRootFilesystem: true,
+      capabilities: { drop: ['ALL'] },
+      seccompProfile: { type: 'RuntimeDefault' },
+    },
+  };
+}

@@ -1,0 +1,156 @@
+// The thin Kubernetes client the reconciler executes plans through: @kubernetes/client-node's
+// KubernetesObjectApi, with retries on 5xx, 429 and timeouts (capped exponential backoff).
+import * as k8s from '@kubernetes/client-node';
+import { FIELD_MANAGER } from '../reconciler-bundle';
+import { describeRef, KubeObject, ObjectRef } from './types';
+
+export interface RetryOptions {
+  /** @default 6 */
+  readonly attempts?: number;
+  /** @default 200 */
+  readonly baseDelayMs?: number;
+  /** @default 5000 */
+  readonly maxDelayMs?: number;
+  /** Injected for tests. */
+  readonly sleep?: (ms: number) => Promise<void>;
+}
+
+/** An API failure the reconciler gave up on, naming the object and the reason. */
+export class KubeError extends Error {
+  constructor(readonly operation: string, readonly ref: ObjectRef | string, readonly code: number | undefined, readonly reason: string) {
+    super(`${operation} ${typeof ref === 'string' ? ref : describeRef(ref)} failed${code ? ` (HTTP ${code})` : ''}: ${reason}`);
+    this.name = 'KubeError';
+  }
+}
+
+/** The HTTP code of a client-library error, if it carries one. */
+export function statusCode(e: unknown): number | undefined {
+  const code = (e as { code?: unknown }).code;
+  return typeof code === 'number' ? code : undefined;
+}
+
+function bodyOf(e: unknown): any {
+  const body = (e as { body?: unknown }).body;
+  if (typeof body === 'string') {
+    try {
+      return JSON.parse(body);
+    } catch {
+      return { message: body };
+    }
+  }
+  return body;
+}
+
+function reasonOf(e: unknown): string {
+  return bodyOf(e)?.message ?? (e as Error).message ?? String(e);
+}
+
+/** Retryable: the server is unwell (5xx), asks us to slow down (429), or the network failed. */
+export function retryable(e: unknown): boolean {
+  const code = statusCode(e);
+  if (code !== undefined) return code >= 500 || code === 429;
+  const text = `${(e as { code?: unknown }).code ?? ''} ${(e as Error).message ?? ''} ${(e as { cause?: { code?: string } }).cause?.code ?? ''}`;
+  return /ECONNRESET|ECONNREFUSED|ETIMEDOUT|EPIPE|EAI_AGAIN|socket hang up|timeout|network/i.test(text);
+}
+
+/** Delay before attempt `n` (1-based retry count): base·2^(n-1), capped, or the server's Retry-After. */
+export function backoffMs(n: number, options: RetryOptions, retryAfterSeconds?: number): number {
+  const max = options.maxDelayMs ?? 5000;
+  if (retryAfterSeconds !== undefined && Number.isFinite(retryAfterSeconds)) return Math.min(max, retryAfterSeconds * 1000);
+  return Math.min(max, (options.baseDelayMs ?? 200) * 2 ** (n - 1));
+}
+
+function retryAfter(e: unknown): number | undefined {
+  const headers = (e as { headers?: Record<string, string> }).headers;
+  const value = headers?.['retry-after'] ?? headers?.['Retry-After'];
+  return value !== undefined ? Number(value) : undefined;
+}
+
+export async function withRetry<T>(operation: string, ref: ObjectRef | string, fn: () => Promise<T>, options: RetryOptions = {}): Promise<T> {
+  const attempts = options.attempts ?? 6;
+  const sleep = options.sleep ?? ((ms: number) => new Promise((r) => setTimeout(r, ms)));
+  for (let n = 1; ; n++) {
+    try {
+      return await fn();
+    } catch (e) {
+      if (e instanceof KubeError) throw e;
+      if (!retryable(e) || n >= attempts) {
+        throw new KubeError(operation, ref, statusCode(e), `${reasonOf(e)}${retryable(e) ? ` (gave up after ${n} attempts)` : ''}`);
+      }
+      await sleep(backoffMs(n, options, retryAfter(e)));
+    }
+  }
+}
+
+/** Plain JSON of what the client returns (its typed models carry Dates and class instances). */
+function plain<T>(o: T): T {
+  return JSON.parse(JSON.stringify(o));
+}
+
+export interface Counters {
+  mutating: number;
+  reads: number;
+}
+
+/** The operations the reconciler needs, each retried and counted. */
+export class KubeClient {
+  readonly counters: Counters = { mutating: 0, reads: 0 };
+  private readonly api: k8s.KubernetesObjectApi;
+
+  constructor(kubeConfig: k8s.KubeConfig, private readonly retry: RetryOptions = {}) {
+    this.api = k8s.KubernetesObjectApi.makeApiClient(kubeConfig);
+  }
+
+  /** The live object, or undefined when it does not exist. */
+  async read(ref: ObjectRef): Promise<KubeObject | undefined> {
+    this.counters.reads++;
+    return withRetry('read', ref, async () => {
+      try {
+        return plain(await this.api.read({ apiVersion: ref.apiVersion, kind: ref.kind, metadata: { name: ref.name, namespace: ref.namespace } }) as KubeObject);
+      } catch (e) {
+        if (statusCode(e) === 404) return undefined;
+        throw e;
+      }
+    }, this.retry);
+  }
+
+  async list(apiVersion: string, kind: string, namespace: string, labelSelector: string): Promise<KubeObject[]> {
+    this.counters.reads++;
+    return withRetry('list', `${kind} (${labelSelector})`, async () => {
+      const result = await this.api.list(apiVersion, kind, namespace, undefined, undefined, undefined, undefined, labelSelector);
+      return plain(result.items as KubeObject[]).map((o) => ({ ...o, apiVersion, kind }));
+    }, this.retry);
+  }
+
+  /** Server-side apply with the reconciler's field manager; force takes over fields from kubectl edits. */
+  async apply(object: KubeObject): Promise<KubeObject> {
+    this.counters.mutating++;
+    return withRetry('apply', { apiVersion: object.apiVersion, kind: object.kind, name: object.metadata.name, namespace: object.metadata.namespace }, async () =>
+      plain(await this.api.patch(object, undefined, undefined, FIELD_MANAGER, true, k8s.PatchStrategy.ServerSideApply) as KubeObject), this.retry);
+  }
+
+  async create(object: KubeObject): Promise<KubeObject> {
+    this.counters.mutating++;
+    return withRetry('create', { apiVersion: object.apiVersion, kind: object.kind, name: object.metadata.name, namespace: object.metadata.namespace }, async () =>
+      plain(await this.api.create(object, undefined, undefined, FIELD_MANAGER) as KubeObject), this.retry);
+  }
+
+  /** Replace with optimistic concurrency: the object's resourceVersion must be current (409 otherwise). */
+  async replace(object: KubeObject): Promise<KubeObject> {
+    this.counters.mutating++;
+    return withRetry('replace', { apiVersion: object.apiVersion, kind: object.kind, name: object.metadata.name, namespace: object.metadata.namespace }, async () =>
+      plain(await this.api.replace(object, undefined, undefined, FIELD_MANAGER) as KubeObject), this.retry);
+  }
+
+  /** Deletes an object; 404 counts as done. `Orphan` keeps dependents (a StatefulSet's pods). */
+  async delete(ref: ObjectRef, propagationPolicy: 'Orphan' | 'Background' | 'Foreground' = 'Background'): Promise<void> {
+    this.counters.mutating++;
+    await withRetry('delete', ref, async () => {
+      try {
+        await this.api.delete({ apiVersion: ref.apiVersion, kind: ref.kind, metadata: { name: ref.name, namespace: ref.namespace } }, undefined, undefined, undefined, undefined, propagationPolicy);
+      } catch (e) {
+        if (statusCode(e) !== 404) throw e;
+      }
+    }, this.retry);
+  }
+}

@@ -1,0 +1,75 @@
+// One reconciler at a time per store: a coordination.k8s.io Lease with an expiry, so a crashed Job
+// cannot block the next one for longer than the lease duration.
+import { KubeClient, KubeError } from './client';
+import { KubeObject, ObjectRef } from './types';
+
+export class LeaseHeldError extends Error {
+  constructor(readonly lease: string, readonly holder: string, readonly expires: Date) {
+    super(`Lease ${lease} is held by ${holder} until ${expires.toISOString()}: another reconciler is running`);
+    this.name = 'LeaseHeldError';
+  }
+}
+
+export interface LeaseOptions {
+  readonly name: string;
+  readonly namespace: string;
+  /** Who we are (the pod name). */
+  readonly holder: string;
+  /** @default 120 */
+  readonly durationSeconds?: number;
+  /** Injected for tests. */
+  readonly now?: () => Date;
+}
+
+const ref = (o: LeaseOptions): ObjectRef => ({ apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', name: o.name, namespace: o.namespace });
+
+function leaseObject(o: LeaseOptions, spec: Record<string, unknown>, resourceVersion?: string): KubeObject {
+  return {
+    apiVersion: 'coordination.k8s.io/v1',
+    kind: 'Lease',
+    metadata: { name: o.name, namespace: o.namespace, ...(resourceVersion ? { resourceVersion } : {}) },
+    spec,
+  };
+}
+
+/** Whether a live lease is held by someone else and not yet expired. */
+export function heldByOther(live: KubeObject, holder: string, now: Date): { holder: string; expires: Date } | undefined {
+  const current = live.spec?.holderIdentity;
+  if (!current || current === holder) return undefined;
+  const renewed = new Date(live.spec.renewTime ?? live.spec.acquireTime ?? 0);
+  const expires = new Date(renewed.getTime() + (live.spec.leaseDurationSeconds ?? 0) * 1000);
+  return expires > now ? { holder: current, expires } : undefined;
+}
+
+/** Takes the lease (creating it, or taking over an expired one). Optimistic: a 409 means re-read. */
+export async function acquireLease(client: KubeClient, o: LeaseOptions): Promise<void> {
+  const now = o.now ?? (() => new Date());
+  for (let attempt = 0; attempt < 5; attempt++) {
+    const live = await client.read(ref(o));
+    const time = now();
+    const spec = { holderIdentity: o.holder, leaseDurationSeconds: o.durationSeconds ?? 120, acquireTime: time, renewTime: time };
+    try {
+      if (!live) {
+        await client.create(leaseObject(o, { ...spec, leaseTransitions: 0 }));
+        return;
+      }
+      const other = heldByOther(live, o.holder, time);
+      if (other) throw new LeaseHeldError(o.name, other.holder, other.expires);
+      const transitions = (live.spec?.leaseTransitions ?? 0) + (live.spec?.holderIdentity === o.holder ? 0 : 1);
+      await client.replace(leaseObject(o, { ...spec, leaseTransitions: transitions }, live.metadata.resourceVersion));
+      return;
+    } catch (e) {
+      if (e instanceof KubeError && e.code === 409) continue;
+      throw e;
+    }
+  }
+  throw new Error(`Lease ${o.name}: gave up after 5 conflicting attempts`);
+}
+
+/** Gives the lease up so the next reconciler need not wait for it to expire. */
+export async function releaseLease(client: KubeClient, o: LeaseOptions): Promise<void> {
+  const live = await client.read(ref(o));
+  if (!live || live.spec?.holderIdentity !== o.holder) return;
+  const { holderIdentity: _h, ...rest } = live.spec;
+  await client.replace(leaseObject(o, { ...rest, renewTime: new Date(0) }, live.metadata.resourceVersion));
+}

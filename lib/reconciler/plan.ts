@@ -1,0 +1,198 @@
+// The plan: desired + live objects → ordered steps, or refusals. Pure: no I/O, tested without a cluster.
+import { ENGINE_ANNOTATION } from '../kv-store';
+import { parseQuantity } from '../quantity';
+import { PART_OF_LABEL } from './applyset';
+import { describeRef, groupKind, KubeObject, ObjectRef, refOf, sameObject } from './types';
+
+export type Step =
+  | { readonly action: 'create'; readonly object: KubeObject }
+  | { readonly action: 'update'; readonly object: KubeObject; readonly changes: readonly Change[] }
+  /** Delete with orphan propagation (pods and PVCs stay) and create again: immutable fields, forced. */
+  | { readonly action: 'recreate'; readonly object: KubeObject; readonly changes: readonly Change[] }
+  | { readonly action: 'wait-rollout'; readonly ref: ObjectRef }
+  | { readonly action: 'prune'; readonly ref: ObjectRef };
+
+export interface Change {
+  readonly path: string;
+  readonly from: unknown;
+  readonly to: unknown;
+}
+
+export interface Refusal {
+  readonly ref: ObjectRef;
+  readonly field: string;
+  readonly from: unknown;
+  readonly to: unknown;
+  readonly reason: string;
+}
+
+export interface Plan {
+  readonly steps: readonly Step[];
+  readonly refusals: readonly Refusal[];
+  readonly unchanged: readonly ObjectRef[];
+}
+
+export interface PlanOptions {
+  /** Turn refusals into forced changes (immutable fields by orphan re-create). */
+  readonly force?: boolean;
+  /** The ApplySet id: live objects carrying it but no longer desired are pruned. */
+  readonly applySetId: string;
+}
+
+/** Apply order: what others refer to first; the StatefulSet after its Services. */
+const RANK: Record<string, number> = {
+  'ConfigMap': 0,
+  'ServiceAccount': 1,
+  'Service': 2,
+  'StatefulSet.apps': 3,
+  'PodDisruptionBudget.policy': 4,
+  'NetworkPolicy.networking.k8s.io': 5,
+};
+const rank = (o: { apiVersion: string; kind: string }) => RANK[groupKind(o)] ?? 6;
+
+/** Kinds never pruned, whatever their labels: they hold data. */
+const NEVER_PRUNED = new Set(['PersistentVolumeClaim']);
+
+/** StatefulSet spec fields the API lets change; everything else answers 422. */
+const MUTABLE_STS_FIELDS = new Set(['replicas', 'ordinals', 'template', 'updateStrategy', 'persistentVolumeClaimRetentionPolicy', 'minReadySeconds', 'revisionHistoryLimit']);
+
+const isMap = (v: unknown): v is Record<string, unknown> => !!v && typeof v === 'object' && !Array.isArray(v);
+
+/**
+ * Where `desired` is not contained in `live`: the fields we set that differ. Fields only the live
+ * object has (API defaults, other managers' fields) are not differences.
+ */
+export function differences(desired: unknown, live: unknown, path = ''): Change[] {
+  if (isMap(desired)) {
+    if (!isMap(live)) return [{ path, from: live, to: desired }];
+    return Object.keys(desired).sort().flatMap((k) => differences(desired[k], live[k], path ? `${path}.${k}` : k));
+  }
+  if (Array.isArray(desired)) {
+    if (!Array.isArray(live) || live.length !== desired.length) return [{ path, from: live, to: desired }];
+    return desired.flatMap((d, i) => differences(d, live[i], `${path}[${i}]`));
+  }
+  return desired === live ? [] : [{ path, from: live, to: desired }];
+}
+
+/** The parts of an object the reconciler sets: labels, annotations and everything outside metadata and status. */
+function owned(o: KubeObject): Record<string, unknown> {
+  const { metadata, status: _status, apiVersion: _a, kind: _k, ...rest } = o;
+  return { metadata: { labels: metadata.labels ?? {}, annotations: metadata.annotations ?? {} }, ...rest };
+}
+
+function statefulSetRefusals(desired: KubeObject, live: KubeObject): Refusal[] {
+  const ref = refOf(desired);
+  const refusals: Refusal[] = [];
+  const refuse = (field: string, from: unknown, to: unknown, reason: string) => refusals.push({ ref, field, from, to, reason });
+  const d = desired.spec ?? {};
+  const l = live.spec ?? {};
+
+  const fromEngine = live.metadata.annotations?.[ENGINE_ANNOTATION];
+  const toEngine = desired.metadata.annotations?.[ENGINE_ANNOTATION];
+  if (fromEngine && toEngine && fromEngine !== toEngine) {
+    refuse(`metadata.annotations.${ENGINE_ANNOTATION}`, fromEngine, toEngine, 'changing the engine cannot keep the data: the new engine cannot read the old one\'s files');
+  }
+  if (toEngine === 'etcd' && d.replicas !== l.replicas) {
+    refuse('spec.replicas', l.replicas, d.replicas, 'etcd members must be registered with (or removed from) the cluster one at a time before their pods change: the membership procedure does that');
+  }
+
+  const dTemplates: any[] = d.volumeClaimTemplates ?? [];
+  const lTemplates: any[] = l.volumeClaimTemplates ?? [];
+  const names = (ts: any[]) => ts.map((t) => t.metadata?.name);
+  if (JSON.stringify(names(dTemplates)) !== JSON.stringify(names(lTemplates))) {
+    refuse('spec.volumeClaimTemplates', names(lTemplates), names(dTemplates), 'volume claim templates are immutable; adding, removing or renaming one orphans or loses member data');
+  } else {
+    dTemplates.forEach((t, i) => {
+      const from = lTemplates[i].spec?.resources?.requests?.storage;
+      const to = t.spec?.resources?.requests?.storage;
+      const field = `spec.volumeClaimTemplates[${i}].spec.resources.requests.storage`;
+      if (from !== to) {
+        const grow = (parseQuantity(to) ?? 0) > (parseQuantity(from) ?? 0);
+        refuse(field, from, to, grow
+          ? 'volume claim templates are immutable: growing storage needs the resize procedure (patch each PVC, then re-create the StatefulSet with orphan propagation)'
+          : 'storage cannot shrink: PVCs only grow, and a smaller template would not fit the data already written');
+      }
+      const { resources: _dr, ...dRest } = t.spec ?? {};
+      const { resources: _lr, ...lRest } = lTemplates[i].spec ?? {};
+      for (const c of differences(dRest, lRest, `spec.volumeClaimTemplates[${i}].spec`)) {
+        refuse(c.path, c.from, c.to, 'volume claim templates are immutable');
+      }
+    });
+  }
+  for (const field of Object.keys({ ...d, ...l }).sort()) {
+    if (MUTABLE_STS_FIELDS.has(field) || field === 'volumeClaimTemplates') continue;
+    if (differences(d[field], l[field]).length > 0 && d[field] !== undefined) {
+      refuse(`spec.${field}`, l[field], d[field], `spec.${field} is immutable (the API answers 422): changing it means deleting and re-creating the StatefulSet`);
+    }
+  }
+  return refusals;
+}
+
+/** Whether a refusal can be forced by re-creating the StatefulSet (immutable fields only). */
+function needsRecreate(r: Refusal): boolean {
+  return r.field.startsWith('spec.') && r.field !== 'spec.replicas';
+}
+
+export function plan(desired: readonly KubeObject[], live: readonly KubeObject[], options: PlanOptions): Plan {
+  const steps: Step[] = [];
+  const refusals: Refusal[] = [];
+  const unchanged: ObjectRef[] = [];
+  const ordered = [...desired].sort((a, b) => rank(a) - rank(b));
+
+  for (const object of ordered) {
+    const current = live.find((l) => sameObject(refOf(l), refOf(object)));
+    if (!current) {
+      steps.push({ action: 'create', object });
+      if (groupKind(object) === 'StatefulSet.apps') steps.push({ action: 'wait-rollout', ref: refOf(object) });
+      continue;
+    }
+    const changes = differences(owned(object), owned(current));
+    if (changes.length === 0) {
+      unchanged.push(refOf(object));
+      continue;
+    }
+    if (groupKind(object) === 'StatefulSet.apps') {
+      const found = statefulSetRefusals(object, current);
+      if (found.length > 0 && !options.force) {
+        refusals.push(...found);
+        continue;
+      }
+      steps.push({ action: found.some(needsRecreate) ? 'recreate' : 'update', object, changes });
+      steps.push({ action: 'wait-rollout', ref: refOf(object) });
+      continue;
+    }
+    steps.push({ action: 'update', object, changes });
+  }
+
+  const prunable = live
+    .filter((l) => l.metadata.labels?.[PART_OF_LABEL] === options.applySetId)
+    .filter((l) => !NEVER_PRUNED.has(l.kind))
+    .filter((l) => !desired.some((d) => sameObject(refOf(d), refOf(l))))
+    .sort((a, b) => rank(b) - rank(a) || a.metadata.name.localeCompare(b.metadata.name));
+  for (const l of prunable) steps.push({ action: 'prune', ref: refOf(l) });
+
+  return { steps, refusals, unchanged };
+}
+
+const show = (v: unknown) => {
+  const text = v === undefined ? '(none)' : JSON.stringify(v);
+  return text.length > 80 ? `${text.slice(0, 77)}...` : text;
+};
+
+/** The plan as a diff-like text, one line per step and per changed field. */
+export function formatPlan(p: Plan): string[] {
+  const count = (a: Step['action']) => p.steps.filter((s) => s.action === a).length;
+  const lines = [`plan: ${count('create')} to create, ${count('update')} to update, ${count('recreate')} to re-create, ${count('prune')} to prune, ${p.unchanged.length} unchanged, ${p.refusals.length} refused`];
+  for (const s of p.steps) {
+    switch (s.action) {
+      case 'create': lines.push(`  + ${describeRef(refOf(s.object))}`); break;
+      case 'prune': lines.push(`  - ${describeRef(s.ref)}`); break;
+      case 'wait-rollout': lines.push(`  … wait for ${describeRef(s.ref)} to roll out`); break;
+      default:
+        lines.push(`  ${s.action === 'recreate' ? '±' : '~'} ${describeRef(refOf(s.object))}${s.action === 'recreate' ? ' (delete with orphan propagation, create)' : ''}`);
+        for (const c of s.changes) lines.push(`      ${c.path}: ${show(c.from)} → ${show(c.to)}`);
+    }
+  }
+  for (const r of p.refusals) lines.push(`  ! ${describeRef(r.ref)} ${r.field}: ${show(r.from)} → ${show(r.to)} refused: ${r.reason}`);
+  return lines;
+}

@@ -1,0 +1,143 @@
+// One reconcile of one store: desired (re-synthesized) → live → plan → execute → done.
+import { StoreDocument } from '../spec';
+import { PART_OF_LABEL } from './applyset';
+import { KubeClient } from './client';
+import { desiredState } from './desired';
+import { acquireLease, releaseLease } from './lease';
+import { Log } from './log';
+import { formatPlan, Plan, plan, Step } from './plan';
+import { describeRef, KubeObject, ObjectRef, refOf } from './types';
+
+export interface ReconcileOptions {
+  /** Make changes the plan would refuse. */
+  readonly force?: boolean;
+  /** Print the plan, change nothing. */
+  readonly dryRun?: boolean;
+  /** Lease holder identity (the pod name). */
+  readonly holder: string;
+  /** @default 120 */
+  readonly leaseDurationSeconds?: number;
+  /** @default 600000 (10 minutes) */
+  readonly rolloutTimeoutMs?: number;
+  /** @default 1000 */
+  readonly pollMs?: number;
+}
+
+export interface ReconcileResult {
+  readonly plan: Plan;
+  /** Mutating requests this reconcile made (0 for a no-op). */
+  readonly mutatingRequests: number;
+}
+
+/** A plan with refusals: nothing was changed. */
+export class RefusedError extends Error {
+  constructor(readonly plan: Plan) {
+    super(`refused ${plan.refusals.length} change(s); nothing was changed (set force to override):\n${formatPlan(plan).filter((l) => l.startsWith('  !')).join('\n')}`);
+    this.name = 'RefusedError';
+  }
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** What is live of the desired objects, plus everything carrying our ApplySet label (prune candidates). */
+async function readLive(client: KubeClient, namespace: string, desired: readonly KubeObject[], applySetId: string): Promise<KubeObject[]> {
+  const live: KubeObject[] = [];
+  for (const o of desired) {
+    const found = await client.read(refOf(o));
+    if (found) live.push({ ...found, apiVersion: o.apiVersion, kind: o.kind });
+  }
+  const kinds = new Map(desired.filter((o) => o.metadata.labels?.[PART_OF_LABEL]).map((o) => [`${o.apiVersion}|${o.kind}`, o]));
+  for (const o of kinds.values()) {
+    for (const item of await client.list(o.apiVersion, o.kind, namespace, `${PART_OF_LABEL}=${applySetId}`)) {
+      if (!live.some((l) => l.kind === item.kind && l.metadata.name === item.metadata.name)) live.push(item);
+    }
+  }
+  return live;
+}
+
+/** Rolled out: the controller has seen this generation and every replica is updated and ready. */
+export function rolledOut(sts: KubeObject): boolean {
+  const status = sts.status ?? {};
+  const replicas = sts.spec?.replicas ?? 1;
+  return (status.observedGeneration ?? 0) >= (sts.metadata.generation ?? 1)
+    && (status.readyReplicas ?? 0) === replicas
+    && (sts.spec?.updateStrategy?.type === 'OnDelete' || (status.updatedReplicas ?? 0) === replicas);
+}
+
+async function waitRollout(client: KubeClient, ref: ObjectRef, options: ReconcileOptions, log: Log): Promise<void> {
+  const deadline = Date.now() + (options.rolloutTimeoutMs ?? 600_000);
+  for (;;) {
+    const sts = await client.read(ref);
+    if (sts && rolledOut(sts)) return;
+    if (Date.now() > deadline) {
+      const s = sts?.status ?? {};
+      throw new Error(`${describeRef(ref)} did not roll out in time: ${s.readyReplicas ?? 0}/${sts?.spec?.replicas ?? '?'} ready, ${s.updatedReplicas ?? 0} updated, observed generation ${s.observedGeneration ?? 0} of ${sts?.metadata.generation ?? '?'}`);
+    }
+    log.info(`waiting for ${describeRef(ref)}: ${sts?.status?.readyReplicas ?? 0}/${sts?.spec?.replicas ?? '?'} ready`);
+    await sleep(options.pollMs ?? 1000);
+  }
+}
+
+async function execute(client: KubeClient, step: Step, options: ReconcileOptions, log: Log, n: number, of: number): Promise<void> {
+  switch (step.action) {
+    case 'create':
+      await client.apply(step.object);
+      log.step(n, of, `created ${describeRef(refOf(step.object))}`, { action: 'create', object: describeRef(refOf(step.object)) });
+      return;
+    case 'update':
+      await client.apply(step.object);
+      log.step(n, of, `updated ${describeRef(refOf(step.object))} (${step.changes.map((c) => c.path).join(', ')})`, { action: 'update', object: describeRef(refOf(step.object)), changes: step.changes.map((c) => c.path) });
+      return;
+    case 'recreate': {
+      const ref = refOf(step.object);
+      // Orphan: the pods keep running and the PVCs stay; the new StatefulSet adopts them.
+      await client.delete(ref, 'Orphan');
+      const deadline = Date.now() + (options.rolloutTimeoutMs ?? 600_000);
+      while (await client.read(ref)) {
+        if (Date.now() > deadline) throw new Error(`${describeRef(ref)} was not deleted in time`);
+        await sleep(options.pollMs ?? 1000);
+      }
+      await client.apply(step.object);
+      log.step(n, of, `re-created ${describeRef(ref)} (orphaned pods adopted)`, { action: 'recreate', object: describeRef(ref) });
+      return;
+    }
+    case 'wait-rollout':
+      await waitRollout(client, step.ref, options, log);
+      log.step(n, of, `${describeRef(step.ref)} rolled out`, { action: 'wait-rollout', object: describeRef(step.ref) });
+      return;
+    case 'prune':
+      await client.delete(step.ref, 'Background');
+      log.step(n, of, `pruned ${describeRef(step.ref)}`, { action: 'prune', object: describeRef(step.ref) });
+      return;
+  }
+}
+
+/**
+ * Reconciles one store. Reading and planning make no changes; a plan without steps returns before
+ * the lease is taken, so a no-op reconcile makes no mutating request at all.
+ */
+export async function reconcileStore(document: StoreDocument, client: KubeClient, log: Log, options: ReconcileOptions): Promise<ReconcileResult> {
+  const before = client.counters.mutating;
+  const desired = desiredState(document);
+  const planNow = async () => plan(desired.objects, await readLive(client, document.namespace, desired.objects, desired.applySetId), { force: options.force, applySetId: desired.applySetId });
+
+  let p = await planNow();
+  log.info(`store ${document.namespace}/${document.spec.name}`, { store: document.spec.name, namespace: document.namespace });
+  for (const line of formatPlan(p)) log.info(line);
+  if (p.refusals.length > 0) throw new RefusedError(p);
+  if (p.steps.length === 0 || options.dryRun) return { plan: p, mutatingRequests: client.counters.mutating - before };
+
+  const lease = { name: desired.lease, namespace: document.namespace, holder: options.holder, durationSeconds: options.leaseDurationSeconds };
+  await acquireLease(client, lease);
+  try {
+    // Someone may have changed things while we waited for the lease: plan again under it.
+    p = await planNow();
+    if (p.refusals.length > 0) throw new RefusedError(p);
+    const steps = p.steps;
+    for (let i = 0; i < steps.length; i++) await execute(client, steps[i], options, log, i + 1, steps.length);
+  } finally {
+    await releaseLease(client, lease);
+  }
+  log.info(`store ${document.spec.name} reconciled`, { store: document.spec.name, mutatingRequests: client.counters.mutating - before });
+  return { plan: p, mutatingRequests: client.counters.mutating - before };
+}

@@ -1,0 +1,195 @@
+import { Chart, Testing } from 'cdk8s';
+import { Engine, KVStore, KVStoreProps } from '../../lib';
+import { desiredState } from '../../lib/reconciler/desired';
+import { differences, formatPlan, plan } from '../../lib/reconciler/plan';
+import { KubeObject } from '../../lib/reconciler/types';
+
+function desiredFor(props: KVStoreProps = {}) {
+  const chart = new Chart(Testing.app(), 'c', { namespace: 'shop' });
+  const store = new KVStore(chart, 'orders', props);
+  return desiredState(store.document);
+}
+
+/** What the API would hold after applying `objects`: the same plus server-set fields. */
+function live(objects: readonly KubeObject[]): KubeObject[] {
+  return objects.map((o) => ({
+    ...JSON.parse(JSON.stringify(o)),
+    metadata: { ...JSON.parse(JSON.stringify(o.metadata)), uid: 'u', resourceVersion: '7', generation: 1, creationTimestamp: '2026-01-01T00:00:00Z' },
+    ...(o.kind === 'StatefulSet' ? { status: { replicas: o.spec.replicas, readyReplicas: o.spec.replicas } } : {}),
+  }));
+}
+
+const find = (objects: KubeObject[], kind: string) => objects.find((o) => o.kind === kind)!;
+const actions = (p: ReturnType<typeof plan>) => p.steps.map((s) => `${s.action} ${'object' in s ? `${s.object.kind}/${s.object.metadata.name}` : `${s.ref.kind}/${s.ref.name}`}`);
+
+describe('plan', () => {
+  test('nothing live: create everything in dependency order, then wait for the rollout', () => {
+    const d = desiredFor();
+    const p = plan(d.objects, [], { applySetId: d.applySetId });
+    expect(actions(p)).toEqual([
+      'create ConfigMap/orders-applyset',
+      'create Service/orders-peers',
+      'create Service/orders',
+      'create StatefulSet/orders',
+      'wait-rollout StatefulSet/orders',
+      'create PodDisruptionBudget/orders',
+      'create NetworkPolicy/orders',
+    ]);
+    expect(p.refusals).toEqual([]);
+  });
+
+  test('everything live and equal: no steps (a no-op)', () => {
+    const d = desiredFor();
+    const p = plan(d.objects, live(d.objects), { applySetId: d.applySetId });
+    expect(p.steps).toEqual([]);
+    expect(p.unchanged).toHaveLength(6);
+  });
+
+  test('fields only the live object has (API defaults) are not differences', () => {
+    const d = desiredFor();
+    const l = live(d.objects);
+    const sts = find(l, 'StatefulSet');
+    sts.spec.template.spec.containers[0].terminationMessagePath = '/dev/termination-log';
+    sts.spec.revisionHistoryLimit = 10;
+    find(l, 'Service').spec.clusterIPs = ['None'];
+    expect(plan(d.objects, l, { applySetId: d.applySetId }).steps).toEqual([]);
+  });
+
+  test('a drifted field is put back with an update naming the field', () => {
+    const d = desiredFor();
+    const l = live(d.objects);
+    find(l, 'PodDisruptionBudget').spec.minAvailable = 1;
+    const p = plan(d.objects, l, { applySetId: d.applySetId });
+    expect(actions(p)).toEqual(['update PodDisruptionBudget/orders']);
+    expect(p.steps[0]).toMatchObject({ changes: [{ path: 'spec.minAvailable', from: 1, to: 2 }] });
+  });
+
+  test('a template change updates the StatefulSet and waits for its rollout', () => {
+    const before = desiredFor();
+    const after = desiredFor({ resources: { requests: { cpu: '500m', memory: '1Gi' } } });
+    const p = plan(after.objects, live(before.objects), { applySetId: after.applySetId });
+    expect(actions(p)).toEqual(['update StatefulSet/orders', 'wait-rollout StatefulSet/orders']);
+    const paths = (p.steps[0] as any).changes.map((c: any) => c.path);
+    expect(paths).toContain('spec.template.spec.containers[0].resources.requests.cpu');
+  });
+
+  test('objects of the ApplySet that are no longer desired are pruned, last', () => {
+    const before = desiredFor();
+    const after = desiredFor({ networkPolicy: false });
+    const p = plan(after.objects, live(before.objects), { applySetId: after.applySetId });
+    // The ApplySet parent's contains-group-kinds annotation shrinks too.
+    expect(actions(p)).toEqual(['update ConfigMap/orders-applyset', 'prune NetworkPolicy/orders']);
+  });
+
+  test('objects without the ApplySet label, and PVCs, are never pruned', () => {
+    const d = desiredFor();
+    const foreign: KubeObject = { apiVersion: 'v1', kind: 'Service', metadata: { name: 'someone-else', namespace: 'shop' } };
+    const pvc: KubeObject = { apiVersion: 'v1', kind: 'PersistentVolumeClaim', metadata: { name: 'data-orders-0', namespace: 'shop', labels: { 'applyset.kubernetes.io/part-of': d.applySetId } } };
+    expect(plan(d.objects, [...live(d.objects), foreign, pvc], { applySetId: d.applySetId }).steps).toEqual([]);
+  });
+
+  describe('refusals (changes the API rejects or that lose data)', () => {
+    const refused = (before: KVStoreProps, after: KVStoreProps) => {
+      const a = desiredFor(after);
+      return plan(a.objects, live(desiredFor(before).objects), { applySetId: a.applySetId });
+    };
+
+    test('growing storage needs the resize procedure', () => {
+      const p = refused({ storageSize: '10Gi' }, { storageSize: '20Gi' });
+      expect(p.steps).toEqual([]);
+      expect(p.refusals).toEqual([expect.objectContaining({ field: 'spec.volumeClaimTemplates[0].spec.resources.requests.storage', from: '10Gi', to: '20Gi', reason: expect.stringMatching(/resize procedure/) })]);
+    });
+
+    test('shrinking storage', () => {
+      expect(refused({ storageSize: '10Gi' }, { storageSize: '5Gi' }).refusals).toEqual([expect.objectContaining({ from: '10Gi', to: '5Gi', reason: expect.stringMatching(/cannot shrink/) })]);
+    });
+
+    test('adding a volume claim template', () => {
+      expect(refused({}, { volumeClaimTemplates: [{ name: 'data' }, { name: 'wal' }] }).refusals)
+        .toEqual([expect.objectContaining({ field: 'spec.volumeClaimTemplates', from: ['data'], to: ['data', 'wal'] })]);
+    });
+
+    test('changing a template storage class', () => {
+      expect(refused({ storageClassName: 'slow' }, { storageClassName: 'fast' }).refusals)
+        .toEqual([expect.objectContaining({ field: 'spec.volumeClaimTemplates[0].spec.storageClassName', from: 'slow', to: 'fast' })]);
+    });
+
+    test('podManagementPolicy', () => {
+      const custom = { containerImage: 'redis:7', engine: Engine.custom({ clientPort: 6379 }) };
+      expect(refused(custom, { ...custom, podManagementPolicy: 'Parallel' as any }).refusals)
+        .toEqual([expect.objectContaining({ field: 'spec.podManagementPolicy', from: 'OrderedReady', to: 'Parallel', reason: expect.stringMatching(/immutable/) })]);
+    });
+
+    test('changing the engine', () => {
+      const p = refused({}, { containerImage: 'quay.io/coreos/etcd:v3.5.21', engine: Engine.custom({ clientPort: 2379, peerPort: 2380 }), podManagementPolicy: 'Parallel' as any });
+      expect(p.refusals.map((r) => r.field)).toContain('metadata.annotations.kvstore.cdk8s-kvstore.io/engine');
+    });
+
+    test('changing the etcd member count (membership procedure)', () => {
+      expect(refused({ size: 3 }, { size: 5 }).refusals).toEqual([expect.objectContaining({ field: 'spec.replicas', from: 3, to: 5, reason: expect.stringMatching(/registered/) })]);
+    });
+
+    test('a custom engine may change replicas', () => {
+      const custom = { containerImage: 'redis:7', engine: Engine.custom({ clientPort: 6379 }) };
+      const p = refused({ ...custom, size: 3 }, { ...custom, size: 4 });
+      expect(p.refusals).toEqual([]);
+      expect(actions(p)).toEqual(['update StatefulSet/orders', 'wait-rollout StatefulSet/orders', 'update PodDisruptionBudget/orders']);
+    });
+
+    test('serviceName and selector changes are refused as immutable', () => {
+      const d = desiredFor();
+      const l = live(d.objects);
+      find(l, 'StatefulSet').spec.serviceName = 'old-peers';
+      find(l, 'StatefulSet').spec.selector = { matchLabels: { app: 'old' } };
+      const p = plan(d.objects, l, { applySetId: d.applySetId });
+      expect(p.refusals.map((r) => r.field).sort()).toEqual(['spec.selector', 'spec.serviceName']);
+    });
+
+    test('force turns immutable-field refusals into an orphan re-create', () => {
+      const a = desiredFor({ storageSize: '20Gi' });
+      const p = plan(a.objects, live(desiredFor({ storageSize: '10Gi' }).objects), { applySetId: a.applySetId, force: true });
+      expect(p.refusals).toEqual([]);
+      expect(actions(p)).toEqual(['recreate StatefulSet/orders', 'wait-rollout StatefulSet/orders']);
+    });
+
+    test('force lets a replicas change through as an update', () => {
+      const a = desiredFor({ size: 5 });
+      const p = plan(a.objects, live(desiredFor({ size: 3 }).objects), { applySetId: a.applySetId, force: true });
+      expect(actions(p)).toEqual(['update StatefulSet/orders', 'wait-rollout StatefulSet/orders', 'update PodDisruptionBudget/orders']);
+    });
+  });
+
+  test('formatPlan prints one line per step and per changed field, like a diff', () => {
+    const d = desiredFor();
+    const l = live(d.objects).filter((o) => o.kind !== 'NetworkPolicy');
+    find(l, 'PodDisruptionBudget').spec.minAvailable = 1;
+    expect(formatPlan(plan(d.objects, l, { applySetId: d.applySetId }))).toEqual([
+      'plan: 1 to create, 1 to update, 0 to re-create, 0 to prune, 4 unchanged, 0 refused',
+      '  ~ PodDisruptionBudget/orders',
+      '      spec.minAvailable: 1 → 2',
+      '  + NetworkPolicy/orders',
+    ]);
+  });
+
+  test('plan time for 1,000 desired against 1,000 live objects stays linear enough to run in a Job', () => {
+    // Correctness at scale (timing lives in the benchmark): every object unchanged.
+    const objects = Array.from({ length: 1000 }, (_, i) => ({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: `cm-${i}`, namespace: 'x', labels: { a: 'b' } }, data: { k: String(i) } }));
+    expect(plan(objects, live(objects), { applySetId: 'id' }).unchanged).toHaveLength(1000);
+  });
+});
+
+describe('differences', () => {
+  test('maps: only desired keys are compared', () => {
+    expect(differences({ a: 1, b: { c: 2 } }, { a: 1, b: { c: 2, d: 3 }, e: 4 })).toEqual([]);
+    expect(differences({ a: 1, b: { c: 2 } }, { a: 1, b: { c: 5 } })).toEqual([{ path: 'b.c', from: 5, to: 2 }]);
+  });
+
+  test('arrays: compared element by element, a length change is one difference', () => {
+    expect(differences({ l: [{ a: 1 }] }, { l: [{ a: 1, z: 0 }] })).toEqual([]);
+    expect(differences({ l: [1, 2] }, { l: [1] })).toEqual([{ path: 'l', from: [1], to: [1, 2] }]);
+  });
+
+  test('a missing live field is a difference', () => {
+    expect(differences({ a: { b: 1 } }, {})).toEqual([{ path: 'a', from: undefined, to: { b: 1 } }]);
+  });
+});
