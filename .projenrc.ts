@@ -98,13 +98,18 @@ project.tsconfigDev.addInclude('bench/**/*.ts');
 
 // jest 30 pulls unrs-resolver; a lockfile made here only installs with this version.
 project.package.addField('overrides', { 'unrs-resolver': '1.12.2' });
-project.package.addField('files', ['build/lib/**/*.js', 'build/lib/**/*.d.ts', 'README.md', 'LICENSE']);
+project.package.addField('files', ['build/lib/**/*.js', 'build/lib/**/*.d.ts', 'build/apps/reconcile.js', 'README.md', 'LICENSE']);
+project.addBins({ 'kvstore-reconcile': 'build/apps/reconcile.js' });
 
 project.gitignore.exclude('/dist/', '/build/', '/bench/out/');
 
 project.addTask('synth', {
   description: 'Compile and synthesize the example app into dist/',
   steps: [{ spawn: 'compile' }, { exec: 'cdk8s synth --check-upgrade false' }],
+});
+project.addTask('examples', {
+  description: 'Regenerate the committed GitOps example output (examples/gitops/)',
+  steps: [{ spawn: 'compile' }, { exec: 'node build/apps/gitops.js' }],
 });
 project.addTask('bench', {
   description: 'Run the benchmarks (speed and memory targets)',

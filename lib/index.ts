@@ -6,3 +6,6 @@ export * from './engines/types';
 export * from './engines/engine';
 export * from './engines/etcd';
 export * from './engines/custom';
+export * from './reconciler-bundle';
+export * from './reconciler-rbac';
+export * from './version';

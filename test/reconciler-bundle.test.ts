@@ -1,0 +1,141 @@
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'fs';
+import { tmpdir } from 'os';
+import { join } from 'path';
+import { Chart, Testing } from 'cdk8s';
+import { gitOpsApp, RECONCILER_IMAGE } from '../apps/gitops';
+import { GitOpsProfile, KVStore, KVStoreProps, parseStoreDocument } from '../lib';
+import { desiredState } from '../lib/reconciler/desired';
+import { find, Manifest, synth, testChart } from './support/manifests';
+
+const IMAGE = 'registry.example.com/kvstore-reconciler:1.0.0';
+
+function bundle(props: KVStoreProps = {}, profile?: GitOpsProfile): Manifest[] {
+  const chart = testChart('shop');
+  new KVStore(chart, 'orders', { ...props, reconciler: { image: IMAGE, profile } });
+  return synth(chart);
+}
+
+const jobName = (objects: Manifest[]) => find(objects, 'Job').metadata.name;
+
+describe('GitOps mode (reconciler bundle)', () => {
+  test('synthesizes the bundle instead of the store objects', () => {
+    expect(bundle().map((o) => `${o.kind}/${o.metadata.name}`)).toEqual([
+      'ConfigMap/orders-kvstore-spec',
+      'ServiceAccount/orders-reconciler',
+      'Role/orders-reconciler',
+      'RoleBinding/orders-reconciler',
+      expect.stringMatching(/^Job\/orders-reconcile-[0-9a-f]{10}$/),
+    ]);
+  });
+
+  test('the Job is named by a hash of the spec: same spec same name, changed spec or image a new name', () => {
+    expect(jobName(bundle())).toBe(jobName(bundle()));
+    expect(jobName(bundle({ size: 5 }))).not.toBe(jobName(bundle()));
+    const chart = testChart('shop');
+    new KVStore(chart, 'orders', { reconciler: { image: 'registry.example.com/kvstore-reconciler:1.0.1' } });
+    expect(jobName(synth(chart))).not.toBe(jobName(bundle()));
+  });
+
+  test('a long store name still gives a Job name that fits a 63-character label', () => {
+    const name = 'a'.repeat(52);
+    const chart = testChart('shop');
+    new KVStore(chart, 'x', { name, reconciler: { image: IMAGE } });
+    const job = jobName(synth(chart));
+    expect(job.length).toBeLessThanOrEqual(63);
+    expect(job).toMatch(new RegExp(`^${name}-[0-9a-f]{10}$`));
+  });
+
+  test('the Job has no TTL, mounts the store document and runs as a client of the store', () => {
+    const job = find(bundle(), 'Job').spec;
+    expect(job.ttlSecondsAfterFinished).toBeUndefined();
+    const pod = job.template.spec;
+    expect(pod.serviceAccountName).toBe('orders-reconciler');
+    expect(pod.containers[0].image).toBe(IMAGE);
+    expect(pod.containers[0].args).toEqual(['--store', '/etc/kvstore/store.json']);
+    expect(pod.volumes).toEqual([{ name: 'store', configMap: { name: 'orders-kvstore-spec' } }]);
+    expect(job.template.metadata.labels['orders-client']).toBe('true');
+    expect(pod.containers[0].securityContext).toEqual({
+      runAsNonRoot: true, allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] }, seccompProfile: { type: 'RuntimeDefault' },
+    });
+  });
+
+  test('force is passed to the reconciler', () => {
+    const chart = testChart('shop');
+    new KVStore(chart, 'orders', { reconciler: { image: IMAGE, force: true } });
+    expect(find(synth(chart), 'Job').spec.template.spec.containers[0].args).toEqual(['--store', '/etc/kvstore/store.json', '--force']);
+  });
+
+  test('the Role grants only named verbs on named resources: no wildcards', () => {
+    const rules = find(bundle(), 'Role').rules as Array<Record<string, string[]>>;
+    for (const rule of rules) {
+      for (const field of ['apiGroups', 'resources', 'verbs', 'resourceNames']) expect(rule[field] ?? []).not.toContain('*');
+      // Reading, changing or deleting an existing object is limited to the store's own names.
+      if (rule.verbs.some((v) => ['get', 'patch', 'delete', 'update'].includes(v))) expect(rule.resourceNames?.length).toBeGreaterThan(0);
+    }
+    expect(rules).toContainEqual({ apiGroups: ['apps'], resources: ['statefulsets'], resourceNames: ['orders'], verbs: ['delete', 'get', 'patch'] });
+    expect(rules).toContainEqual({ apiGroups: ['coordination.k8s.io'], resources: ['leases'], resourceNames: ['orders-reconciler'], verbs: ['get', 'update'] });
+    expect(rules.flatMap((r) => r.resources)).not.toContain('persistentvolumeclaims');
+  });
+
+  test('the RoleBinding binds the Role to the ServiceAccount', () => {
+    expect(find(bundle(), 'RoleBinding')).toMatchObject({
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'orders-reconciler' },
+      subjects: [{ kind: 'ServiceAccount', name: 'orders-reconciler' }],
+    });
+  });
+
+  test('the reconciler re-synthesizes exactly what the construct synthesizes without it', () => {
+    const document = parseStoreDocument(find(bundle({ size: 5, storageSize: '20Gi' }), 'ConfigMap').data['store.json']);
+    const direct = testChart('shop');
+    new KVStore(direct, 'orders', { size: 5, storageSize: '20Gi' });
+    const strip = (o: any) => {
+      const { labels = {}, annotations = {}, ...metadata } = o.metadata;
+      const { ['applyset.kubernetes.io/part-of']: _p, ...restLabels } = labels;
+      const { ['kvstore.cdk8s-kvstore.io/applied-hash']: _h, ...restAnnotations } = annotations;
+      return { ...o, metadata: { ...metadata, labels: restLabels, ...(Object.keys(restAnnotations).length ? { annotations: restAnnotations } : {}) } };
+    };
+    expect(desiredState(document).objects.slice(1).map(strip)).toEqual(synth(direct));
+  });
+
+  test('who owns what: the GitOps tool applies the bundle, the reconciler the store objects; no object is both', () => {
+    const objects = bundle();
+    const document = parseStoreDocument(find(objects, 'ConfigMap').data['store.json']);
+    const reconcilerOwned = desiredState(document).objects.map((o) => `${o.kind}/${o.metadata.name}`);
+    const gitOpsOwned = objects.map((o) => `${o.kind}/${o.metadata.name}`);
+    expect(reconcilerOwned.filter((o) => gitOpsOwned.includes(o))).toEqual([]);
+    expect(reconcilerOwned).toContain('StatefulSet/orders');
+    expect(gitOpsOwned.some((o) => o.startsWith('StatefulSet/'))).toBe(false);
+  });
+
+  test('Argo CD profile: the Job is a Sync hook deleted before the next one', () => {
+    const objects = bundle({}, GitOpsProfile.ARGO_CD);
+    expect(find(objects, 'Job').metadata.annotations).toEqual({ 'argocd.argoproj.io/hook': 'Sync', 'argocd.argoproj.io/hook-delete-policy': 'BeforeHookCreation' });
+    expect(objects.filter((o) => o.metadata.annotations)).toHaveLength(1);
+  });
+
+  test('Flux profile: the force annotation is on the Job only', () => {
+    const objects = bundle({}, GitOpsProfile.FLUX);
+    expect(find(objects, 'Job').metadata.annotations).toEqual({ 'kustomize.toolkit.fluxcd.io/force': 'enabled' });
+    expect(objects.filter((o) => o.metadata.annotations?.['kustomize.toolkit.fluxcd.io/force'])).toHaveLength(1);
+  });
+
+  test('fails without a chart namespace', () => {
+    expect(() => new KVStore(new Chart(Testing.app(), 'c'), 'orders', { reconciler: { image: IMAGE } }))
+      .toThrow(/KVStore 'orders': reconciler needs the chart to have a namespace, got none/);
+  });
+
+  test('the committed GitOps example is byte-identical to a fresh synthesis', () => {
+    const outdir = mkdtempSync(join(tmpdir(), 'kvstore-gitops-'));
+    try {
+      gitOpsApp(outdir).synth();
+      const files = readdirSync(outdir).sort();
+      expect(files).toEqual(readdirSync(join(__dirname, '..', 'examples', 'gitops')).sort());
+      for (const f of files) {
+        expect({ f, text: readFileSync(join(outdir, f), 'utf8') }).toEqual({ f, text: readFileSync(join(__dirname, '..', 'examples', 'gitops', f), 'utf8') });
+      }
+      expect(readFileSync(join(outdir, 'plain.k8s.yaml'), 'utf8')).toContain(RECONCILER_IMAGE);
+    } finally {
+      rmSync(outdir, { recursive: true, force: true });
+    }
+  });
+});
