@@ -111,6 +111,15 @@ project.addTask('examples', {
   description: 'Regenerate the committed GitOps example output (examples/gitops/)',
   steps: [{ spawn: 'compile' }, { exec: 'node build/apps/gitops.js' }],
 });
+project.addTask('crd', {
+  description: 'Regenerate crd/kvstore.yaml and imports/ from lib/crd.ts',
+  steps: [
+    { exec: 'ts-node --transpile-only scripts/crd.ts' },
+    { exec: 'cdk8s import crd/kvstore.yaml --output imports --language typescript --save false --check-upgrade false' },
+  ],
+});
+project.gitattributes.addAttributes('/crd/kvstore.yaml', 'linguist-generated');
+project.gitattributes.addAttributes('/imports/**', 'linguist-generated');
 project.addTask('bench', {
   description: 'Run the benchmarks (speed and memory targets)',
   steps: [{ spawn: 'compile' }, { exec: 'node build/bench/run.js' }],

@@ -376,7 +376,7 @@ export interface KvStoreSpecEngine {
   readonly quorum?: boolean;
 
   /**
-   * (etcd) --quota-backend-bytes. Must be an integer of at most 80% of the data volume. Defaults to half of the data volume, at most 8 GiB.
+   * (etcd) --quota-backend-bytes. Must be an integer from 1 to 80% of the data volume. Defaults to half of the data volume, at most 8 GiB.
    *
    * @default half of the data volume, at most 8 GiB.
    * @schema KvStoreSpecEngine#quotaBackendBytes

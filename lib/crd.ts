@@ -128,7 +128,7 @@ type EngineFields<T> = { readonly [K in Exclude<keyof T, 'kind'>]-?: JsonSchema 
 
 const ETCD_FIELDS: EngineFields<EtcdEngineSpec> = {
   version: { type: 'string', description: `(etcd) The etcd version; decides the image tag and the probes. Defaults to ${DEFAULT_ETCD_VERSION}.`, allowed: 'an etcd version written as MAJOR.MINOR.PATCH' },
-  quotaBackendBytes: { type: 'integer', minimum: 1, description: '(etcd) --quota-backend-bytes. Defaults to half of the data volume, at most 8 GiB.', allowed: 'an integer of at most 80% of the data volume' },
+  quotaBackendBytes: { type: 'integer', minimum: 1, description: '(etcd) --quota-backend-bytes. Defaults to half of the data volume, at most 8 GiB.', allowed: 'an integer from 1 to 80% of the data volume' },
   autoCompactionMode: { type: 'string', enum: ['periodic', 'revision'], description: '(etcd) --auto-compaction-mode. Defaults to periodic.', allowed: 'periodic or revision' },
   autoCompactionRetention: { type: 'string', description: '(etcd) --auto-compaction-retention. Defaults to 1h.', allowed: 'a number, optionally followed by h, m or s (periodic) such as 1h, or a revision count' },
   walVolume: { type: 'string', description: '(etcd) The volume claim template holding the WAL. Defaults to a template named wal (other than the first), else the data dir.', allowed: 'the name of a volume claim template after the first' },

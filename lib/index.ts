@@ -9,3 +9,4 @@ export * from './engines/custom';
 export * from './reconciler-bundle';
 export * from './reconciler-rbac';
 export * from './version';
+export * from './crd';

@@ -26,7 +26,8 @@ export class Engine {
   /** The engine described by spec data (from a spec ConfigMap or a KVStore resource). */
   static fromSpec(spec: EngineSpec): IEngine {
     switch (spec.kind) {
-      case 'etcd': return new EtcdEngine(spec);
+      // Through the factory: a KVStore resource may give only { kind: etcd } and rely on the defaults.
+      case 'etcd': return Engine.etcd(spec);
       case 'custom': return new CustomEngine(spec);
       default: throw new Error(`unknown engine kind ${JSON.stringify((spec as { kind: unknown }).kind)}: expected etcd or custom`);
     }
