@@ -10,3 +10,4 @@ export * from './reconciler-bundle';
 export * from './reconciler-rbac';
 export * from './version';
 export * from './crd';
+export * from './kv-store-operator';

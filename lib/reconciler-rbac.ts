@@ -31,7 +31,7 @@ export function storeRules(o: { store: StoreNames; lease: string; applySetParent
 export function operatorRules(group: string, plural: string): k8s.PolicyRule[] {
   return [
     { apiGroups: [group], resources: [plural], verbs: ['get', 'list'] },
-    { apiGroups: [group], resources: [`${plural}/status`], verbs: ['get', 'patch'] },
+    { apiGroups: [group], resources: [`${plural}/status`], verbs: ['get', 'update'] },
     ...STORE_RESOURCES.map((r) => ({ apiGroups: [r.group], resources: [r.resource], verbs: ['create', 'delete', 'get', 'list', 'patch'] })),
     { apiGroups: [''], resources: ['configmaps'], verbs: ['create', 'get', 'patch'] },
     { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['create', 'get', 'update'] },

@@ -1,0 +1,100 @@
+// CRD mode: the KVStore CRD plus a CronJob that reconciles every KVStore resource in scope, with its RBAC.
+import { Chart } from 'cdk8s';
+import { k8s } from 'cdk8s-plus-28';
+import { Construct } from 'constructs';
+import { KVSTORE_GROUP, KVSTORE_PLURAL, KVStoreCrd } from './crd';
+import { operatorRules, reconcilerPodSecurity } from './reconciler-rbac';
+
+export interface KVStoreOperatorProps {
+  /** The reconciler image (this package's Dockerfile builds it). */
+  readonly image: string;
+  /**
+   * How often the reconciler runs to pick up changed resources and drift.
+   * @default '*&#47;5 * * * *' (every five minutes)
+   */
+  readonly schedule?: string;
+  /**
+   * Reconcile KVStore resources in every namespace (a ClusterRole and ClusterRoleBinding) instead of
+   * only the chart's namespace (a Role and RoleBinding).
+   * @default false
+   */
+  readonly allNamespaces?: boolean;
+  /**
+   * Also synthesize the CustomResourceDefinition.
+   * @default true
+   */
+  readonly installCrd?: boolean;
+}
+
+export class KVStoreOperator extends Construct {
+  readonly serviceAccountName = 'kvstore-reconciler';
+  readonly roleName = 'kvstore-reconciler';
+
+  constructor(scope: Construct, id: string, props: KVStoreOperatorProps) {
+    super(scope, id);
+    if (!/^(\S+\s+){4}\S+$/.test(props.schedule ?? '*/5 * * * *')) {
+      throw new Error(`KVStoreOperator '${id}': schedule must be a cron expression of five fields, got ${JSON.stringify(props.schedule)}`);
+    }
+    if (props.installCrd ?? true) new KVStoreCrd(this, 'Crd');
+    const labels = { 'app.kubernetes.io/name': 'kvstore-reconciler', 'app.kubernetes.io/managed-by': 'cdk8s-kvstore' };
+    new k8s.KubeServiceAccount(this, 'ServiceAccount', { metadata: { name: this.serviceAccountName, labels }, automountServiceAccountToken: false });
+    const rules = operatorRules(KVSTORE_GROUP, KVSTORE_PLURAL);
+    if (props.allNamespaces) {
+      // A ClusterRoleBinding names the ServiceAccount's namespace explicitly.
+      const namespace = Chart.of(this).namespace;
+      if (!namespace) throw new Error(`KVStoreOperator '${id}': allNamespaces needs the chart to have a namespace, got none`);
+      new k8s.KubeClusterRole(this, 'Role', { metadata: { name: this.roleName, labels }, rules });
+      new k8s.KubeClusterRoleBinding(this, 'RoleBinding', {
+        metadata: { name: this.roleName, labels },
+        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: this.roleName },
+        subjects: [{ kind: 'ServiceAccount', name: this.serviceAccountName, namespace }],
+      });
+    } else {
+      new k8s.KubeRole(this, 'Role', { metadata: { name: this.roleName, labels }, rules });
+      new k8s.KubeRoleBinding(this, 'RoleBinding', {
+        metadata: { name: this.roleName, labels },
+        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: this.roleName },
+        subjects: [{ kind: 'ServiceAccount', name: this.serviceAccountName }],
+      });
+    }
+    const security = reconcilerPodSecurity();
+    new k8s.KubeCronJob(this, 'Resource', {
+      metadata: { name: 'kvstore-reconciler', labels },
+      spec: {
+        schedule: props.schedule ?? '*/5 * * * *',
+        // Never two reconcilers at once (the Lease guards each store as well).
+        concurrencyPolicy: 'Forbid',
+        startingDeadlineSeconds: 300,
+        successfulJobsHistoryLimit: 1,
+        failedJobsHistoryLimit: 3,
+        jobTemplate: {
+          spec: {
+            backoffLimit: 1,
+            activeDeadlineSeconds: 1800,
+            template: {
+              metadata: { labels },
+              spec: {
+                serviceAccountName: this.serviceAccountName,
+                automountServiceAccountToken: true,
+                restartPolicy: 'Never',
+                securityContext: security.pod,
+                containers: [{
+                  name: 'reconcile',
+                  image: props.image,
+                  imagePullPolicy: 'IfNotPresent',
+                  args: props.allNamespaces ? ['--crd', '--all-namespaces'] : ['--crd', '--namespace', '$(POD_NAMESPACE)'],
+                  env: [{ name: 'POD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } }],
+                  resources: {
+                    requests: { cpu: k8s.Quantity.fromString('50m'), memory: k8s.Quantity.fromString('128Mi') },
+                    limits: { memory: k8s.Quantity.fromString('512Mi') },
+                  },
+                  securityContext: security.container,
+                }],
+              },
+            },
+          },
+        },
+      },
+    });
+  }
+}

@@ -1,0 +1,116 @@
+// CRD mode: reconcile every KVStore resource that changed (generation ≠ observedGeneration) or whose
+// objects drifted, and report through the status subresource.
+import { createHash } from 'crypto';
+import * as k8s from '@kubernetes/client-node';
+import { KVSTORE_GROUP, KVSTORE_KIND, KVSTORE_PLURAL, KVSTORE_VERSION } from '../crd';
+import { selectorLabels } from '../names';
+import { KVStoreSpec, StoreDocument } from '../spec';
+import { KubeClient, withRetry } from './client';
+import { Log } from './log';
+import { reconcileStore, ReconcileOptions, RefusedError } from './reconcile';
+import { KubeObject } from './types';
+
+export interface Condition {
+  readonly type: 'Ready' | 'Progressing' | 'Degraded';
+  readonly status: 'True' | 'False' | 'Unknown';
+  readonly reason: string;
+  readonly message: string;
+  readonly lastTransitionTime: string;
+  readonly observedGeneration: number;
+}
+
+/** The store document of a KVStore resource: its name and namespace come from metadata. */
+export function documentFromResource(resource: KubeObject): StoreDocument {
+  const namespace = resource.metadata.namespace ?? 'default';
+  const name = resource.metadata.name;
+  return {
+    apiVersion: 'kvstore.cdk8s-kvstore.io/v1',
+    kind: 'StoreDocument',
+    namespace,
+    // Stable per resource; a re-created resource of the same name gets the same token.
+    clusterToken: `${name}-${createHash('sha256').update(`${namespace}/${name}`).digest('hex').slice(0, 8)}`,
+    // The API server applies the CRD's defaults; without them an engine-less spec is etcd.
+    spec: { engine: { kind: 'etcd' }, ...(resource.spec ?? {}), name } as KVStoreSpec,
+  };
+}
+
+/**
+ * The next status: conditions keep their lastTransitionTime unless their status flips.
+ * `outcome` is what this run found.
+ */
+export function nextStatus(resource: KubeObject, outcome: { state: 'ready' | 'progressing' | 'degraded'; reason: string; message: string }, statefulSet: KubeObject | undefined, now: Date): Record<string, unknown> {
+  const generation = resource.metadata.generation ?? 1;
+  const previous: Condition[] = resource.status?.conditions ?? [];
+  const condition = (type: Condition['type'], on: boolean): Condition => {
+    const status = on ? 'True' : 'False';
+    const before = previous.find((c) => c.type === type);
+    return {
+      type,
+      status,
+      reason: on || type === 'Ready' ? outcome.reason : 'AsExpected',
+      message: on || type === 'Ready' ? outcome.message : '',
+      lastTransitionTime: before && before.status === status ? before.lastTransitionTime : now.toISOString(),
+      observedGeneration: generation,
+    };
+  };
+  const size = resource.spec?.size ?? 3;
+  return {
+    observedGeneration: generation,
+    replicas: statefulSet?.status?.replicas ?? 0,
+    readyReplicas: statefulSet?.status?.readyReplicas ?? 0,
+    selector: Object.entries(selectorLabels(resource.metadata.name)).map(([k, v]) => `${k}=${v}`).join(','),
+    members: Array.from({ length: size }, (_, i) => ({ name: `${resource.metadata.name}-${i}` })),
+    conditions: [
+      condition('Ready', outcome.state === 'ready'),
+      condition('Progressing', outcome.state === 'progressing'),
+      condition('Degraded', outcome.state === 'degraded'),
+    ],
+  };
+}
+
+/** Whether two statuses say the same thing (ignoring nothing: times only move on transitions). */
+function sameStatus(a: unknown, b: unknown): boolean {
+  return JSON.stringify(a) === JSON.stringify(b);
+}
+
+export interface CustomResourceOptions extends ReconcileOptions {
+  /** @default - every namespace */
+  readonly namespace?: string;
+  readonly now?: () => Date;
+}
+
+/** Reconciles every KVStore resource in scope; returns how many failed (the process exit code follows it). */
+export async function reconcileResources(kubeConfig: k8s.KubeConfig, client: KubeClient, log: Log, options: CustomResourceOptions): Promise<{ reconciled: number; failed: number }> {
+  const custom = kubeConfig.makeApiClient(k8s.CustomObjectsApi);
+  const now = options.now ?? (() => new Date());
+  const resources = await client.list(`${KVSTORE_GROUP}/${KVSTORE_VERSION}`, KVSTORE_KIND, options.namespace ?? '', '');
+  let failed = 0;
+  let reconciled = 0;
+  for (const resource of resources.sort((a, b) => `${a.metadata.namespace}/${a.metadata.name}`.localeCompare(`${b.metadata.namespace}/${b.metadata.name}`))) {
+    const document = documentFromResource(resource);
+    const ref = `${KVSTORE_KIND}/${resource.metadata.name}`;
+    const writeStatus = async (status: Record<string, unknown>) => {
+      if (sameStatus(status, resource.status)) return;
+      client.counters.mutating++;
+      await withRetry('update status of', ref, () => custom.replaceNamespacedCustomObjectStatus({
+        group: KVSTORE_GROUP, version: KVSTORE_VERSION, plural: KVSTORE_PLURAL, namespace: document.namespace, name: resource.metadata.name,
+        body: { ...resource, status },
+      }));
+    };
+    try {
+      const result = await reconcileStore(document, client, log, options);
+      const sts = await client.read({ apiVersion: 'apps/v1', kind: 'StatefulSet', namespace: document.namespace, name: document.spec.name });
+      const ready = sts && (sts.status?.readyReplicas ?? 0) === (sts.spec?.replicas ?? 0);
+      await writeStatus(nextStatus(resource, ready
+        ? { state: 'ready', reason: 'Reconciled', message: `${result.plan.steps.length} step(s) applied` }
+        : { state: 'progressing', reason: 'RollingOut', message: 'waiting for members to become ready' }, sts, now()));
+      reconciled++;
+    } catch (e) {
+      failed++;
+      log.error(`${document.namespace}/${document.spec.name}: ${(e as Error).message}`, { store: document.spec.name });
+      await writeStatus(nextStatus(resource, { state: 'degraded', reason: e instanceof RefusedError ? 'Refused' : 'ReconcileFailed', message: (e as Error).message.slice(0, 1000) }, undefined, now()))
+        .catch((statusError) => log.error(`could not write status: ${(statusError as Error).message}`));
+    }
+  }
+  return { reconciled, failed };
+}
