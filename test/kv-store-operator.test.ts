@@ -1,0 +1,60 @@
+import { Chart, Testing } from 'cdk8s';
+import { KVStoreOperator } from '../lib';
+import { find, synth, testChart } from './support/manifests';
+
+const IMAGE = 'registry.example.com/kvstore-reconciler:1.0.0';
+
+describe('KVStoreOperator (CRD mode)', () => {
+  test('the CRD, a CronJob with concurrencyPolicy Forbid and namespaced RBAC by default', () => {
+    const chart = testChart('kvstores');
+    new KVStoreOperator(chart, 'operator', { image: IMAGE });
+    const objects = synth(chart);
+    expect(objects.map((o) => `${o.kind}/${o.metadata.name}`)).toEqual([
+      'CustomResourceDefinition/kvstores.kvstore.cdk8s-kvstore.io',
+      'ServiceAccount/kvstore-reconciler',
+      'Role/kvstore-reconciler',
+      'RoleBinding/kvstore-reconciler',
+      'CronJob/kvstore-reconciler',
+    ]);
+    const cron = find(objects, 'CronJob').spec;
+    expect(cron.schedule).toBe('*/5 * * * *');
+    expect(cron.concurrencyPolicy).toBe('Forbid');
+    expect(cron.jobTemplate.spec.template.spec.containers[0].args).toEqual(['--crd', '--namespace', '$(POD_NAMESPACE)']);
+    expect(cron.jobTemplate.spec.template.spec.serviceAccountName).toBe('kvstore-reconciler');
+  });
+
+  test('schedule prop', () => {
+    const chart = testChart('kvstores');
+    new KVStoreOperator(chart, 'operator', { image: IMAGE, schedule: '0 * * * *' });
+    expect(find(synth(chart), 'CronJob').spec.schedule).toBe('0 * * * *');
+  });
+
+  test('allNamespaces uses a ClusterRole bound to the ServiceAccount in the chart namespace', () => {
+    const chart = testChart('kvstores');
+    new KVStoreOperator(chart, 'operator', { image: IMAGE, allNamespaces: true, installCrd: false });
+    const objects = synth(chart);
+    expect(objects.map((o) => o.kind)).toEqual(['ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'CronJob']);
+    expect(find(objects, 'ClusterRoleBinding').subjects).toEqual([{ kind: 'ServiceAccount', name: 'kvstore-reconciler', namespace: 'kvstores' }]);
+    expect(find(objects, 'CronJob').spec.jobTemplate.spec.template.spec.containers[0].args).toEqual(['--crd', '--all-namespaces']);
+  });
+
+  test('RBAC: KVStore read and status update, store kinds without wildcards, no PVC access', () => {
+    const chart = testChart('kvstores');
+    new KVStoreOperator(chart, 'operator', { image: IMAGE });
+    const rules = find(synth(chart), 'Role').rules as Array<Record<string, string[]>>;
+    expect(rules).toContainEqual({ apiGroups: ['kvstore.cdk8s-kvstore.io'], resources: ['kvstores'], verbs: ['get', 'list'] });
+    expect(rules).toContainEqual({ apiGroups: ['kvstore.cdk8s-kvstore.io'], resources: ['kvstores/status'], verbs: ['get', 'update'] });
+    for (const rule of rules) for (const values of Object.values(rule)) expect(values).not.toContain('*');
+    expect(rules.flatMap((r) => r.resources)).not.toContain('persistentvolumeclaims');
+  });
+
+  test('fails on a schedule that is not a cron expression', () => {
+    expect(() => new KVStoreOperator(testChart('x'), 'operator', { image: IMAGE, schedule: 'hourly' }))
+      .toThrow(/KVStoreOperator 'operator': schedule must be a cron expression of five fields, got "hourly"/);
+  });
+
+  test('fails on allNamespaces without a chart namespace', () => {
+    expect(() => new KVStoreOperator(new Chart(Testing.app(), 'c'), 'operator', { image: IMAGE, allNamespaces: true }))
+      .toThrow(/allNamespaces needs the chart to have a namespace/);
+  });
+});
