@@ -1,6 +1,8 @@
 // The thin Kubernetes client the reconciler executes plans through: @kubernetes/client-node's
 // KubernetesObjectApi, with retries on 5xx, 429 and timeouts (capped exponential backoff).
 import * as k8s from '@kubernetes/client-node';
+// Not re-exported by the package index; the same serializer KubernetesObjectApi uses.
+import { ObjectSerializer } from '@kubernetes/client-node/dist/serializer.js';
 import { FIELD_MANAGER } from '../reconciler-bundle';
 import { describeRef, KubeObject, ObjectRef } from './types';
 
@@ -82,9 +84,24 @@ export async function withRetry<T>(operation: string, ref: ObjectRef | string, f
   }
 }
 
-/** Plain JSON of what the client returns (its typed models carry Dates and class instances). */
-function plain<T>(o: T): T {
-  return JSON.parse(JSON.stringify(o));
+/** The client's model type name for a kind: `V1NetworkPolicy`. */
+function modelType(o: { apiVersion: string; kind: string }): string {
+  const version = o.apiVersion.split('/').pop()!;
+  return `${version[0].toUpperCase()}${version.slice(1)}${o.kind}`;
+}
+
+/**
+ * Wire JSON → the client's model. The client serializes request bodies from its models and silently
+ * drops wire names its models spell differently (a NetworkPolicy rule's `from` is `_from` there:
+ * sent as plain JSON, every `from` would vanish and the policy would admit everyone).
+ */
+function toModel(o: KubeObject): KubeObject {
+  return ObjectSerializer.deserialize(o, modelType(o)) as KubeObject;
+}
+
+/** The client's model → wire JSON (names as the API spells them, dates as strings). */
+function toWire(o: unknown, type: { apiVersion: string; kind: string }): KubeObject {
+  return JSON.parse(JSON.stringify(ObjectSerializer.serialize(o, modelType(type))));
 }
 
 export interface Counters {
@@ -106,7 +123,7 @@ export class KubeClient {
     this.counters.reads++;
     return withRetry('read', ref, async () => {
       try {
-        return plain(await this.api.read({ apiVersion: ref.apiVersion, kind: ref.kind, metadata: { name: ref.name, namespace: ref.namespace } }) as KubeObject);
+        return toWire(await this.api.read({ apiVersion: ref.apiVersion, kind: ref.kind, metadata: { name: ref.name, namespace: ref.namespace } }), ref);
       } catch (e) {
         if (statusCode(e) === 404) return undefined;
         throw e;
@@ -118,7 +135,7 @@ export class KubeClient {
     this.counters.reads++;
     return withRetry('list', `${kind} (${labelSelector})`, async () => {
       const result = await this.api.list(apiVersion, kind, namespace, undefined, undefined, undefined, undefined, labelSelector);
-      return plain(result.items as KubeObject[]).map((o) => ({ ...o, apiVersion, kind }));
+      return result.items.map((o) => ({ ...toWire(o, { apiVersion, kind }), apiVersion, kind }));
     }, this.retry);
   }
 
@@ -126,20 +143,20 @@ export class KubeClient {
   async apply(object: KubeObject): Promise<KubeObject> {
     this.counters.mutating++;
     return withRetry('apply', { apiVersion: object.apiVersion, kind: object.kind, name: object.metadata.name, namespace: object.metadata.namespace }, async () =>
-      plain(await this.api.patch(object, undefined, undefined, FIELD_MANAGER, true, k8s.PatchStrategy.ServerSideApply) as KubeObject), this.retry);
+      toWire(await this.api.patch(toModel(object), undefined, undefined, FIELD_MANAGER, true, k8s.PatchStrategy.ServerSideApply), object), this.retry);
   }
 
   async create(object: KubeObject): Promise<KubeObject> {
     this.counters.mutating++;
     return withRetry('create', { apiVersion: object.apiVersion, kind: object.kind, name: object.metadata.name, namespace: object.metadata.namespace }, async () =>
-      plain(await this.api.create(object, undefined, undefined, FIELD_MANAGER) as KubeObject), this.retry);
+      toWire(await this.api.create(object, undefined, undefined, FIELD_MANAGER), object), this.retry);
   }
 
   /** Replace with optimistic concurrency: the object's resourceVersion must be current (409 otherwise). */
   async replace(object: KubeObject): Promise<KubeObject> {
     this.counters.mutating++;
     return withRetry('replace', { apiVersion: object.apiVersion, kind: object.kind, name: object.metadata.name, namespace: object.metadata.namespace }, async () =>
-      plain(await this.api.replace(object, undefined, undefined, FIELD_MANAGER) as KubeObject), this.retry);
+      toWire(await this.api.replace(object, undefined, undefined, FIELD_MANAGER), object), this.retry);
   }
 
   /** Deletes an object; 404 counts as done. `Orphan` keeps dependents (a StatefulSet's pods). */

@@ -4,7 +4,7 @@ import { createHash } from 'crypto';
 import * as k8s from '@kubernetes/client-node';
 import { KVSTORE_GROUP, KVSTORE_KIND, KVSTORE_PLURAL, KVSTORE_VERSION } from '../crd';
 import { selectorLabels } from '../names';
-import { KVStoreSpec, StoreDocument } from '../spec';
+import { canonicalJson, KVStoreSpec, StoreDocument } from '../spec';
 import { KubeClient, withRetry } from './client';
 import { Log } from './log';
 import { reconcileStore, ReconcileOptions, RefusedError } from './reconcile';
@@ -70,7 +70,7 @@ export function nextStatus(resource: KubeObject, outcome: { state: 'ready' | 'pr
 
 /** Whether two statuses say the same thing (ignoring nothing: times only move on transitions). */
 function sameStatus(a: unknown, b: unknown): boolean {
-  return JSON.stringify(a) === JSON.stringify(b);
+  return canonicalJson(a ?? null) === canonicalJson(b ?? null);
 }
 
 export interface CustomResourceOptions extends ReconcileOptions {
@@ -98,11 +98,11 @@ export async function reconcileResources(kubeConfig: k8s.KubeConfig, client: Kub
       }));
     };
     try {
-      const result = await reconcileStore(document, client, log, options);
+      await reconcileStore(document, client, log, options);
       const sts = await client.read({ apiVersion: 'apps/v1', kind: 'StatefulSet', namespace: document.namespace, name: document.spec.name });
       const ready = sts && (sts.status?.readyReplicas ?? 0) === (sts.spec?.replicas ?? 0);
       await writeStatus(nextStatus(resource, ready
-        ? { state: 'ready', reason: 'Reconciled', message: `${result.plan.steps.length} step(s) applied` }
+        ? { state: 'ready', reason: 'Reconciled', message: `${sts.status?.readyReplicas ?? 0}/${sts.spec?.replicas ?? 0} members ready` }
         : { state: 'progressing', reason: 'RollingOut', message: 'waiting for members to become ready' }, sts, now()));
       reconciled++;
     } catch (e) {

@@ -1,5 +1,6 @@
 // One reconciler at a time per store: a coordination.k8s.io Lease with an expiry, so a crashed Job
 // cannot block the next one for longer than the lease duration.
+import { V1MicroTime } from '@kubernetes/client-node';
 import { KubeClient, KubeError } from './client';
 import { KubeObject, ObjectRef } from './types';
 
@@ -47,7 +48,8 @@ export async function acquireLease(client: KubeClient, o: LeaseOptions): Promise
   for (let attempt = 0; attempt < 5; attempt++) {
     const live = await client.read(ref(o));
     const time = now();
-    const spec = { holderIdentity: o.holder, leaseDurationSeconds: o.durationSeconds ?? 120, acquireTime: time, renewTime: time };
+    // MicroTime: the API wants six fractional digits; a plain Date would be sent with three.
+    const spec = { holderIdentity: o.holder, leaseDurationSeconds: o.durationSeconds ?? 120, acquireTime: new V1MicroTime(time), renewTime: new V1MicroTime(time) };
     try {
       if (!live) {
         await client.create(leaseObject(o, { ...spec, leaseTransitions: 0 }));
@@ -70,6 +72,10 @@ export async function acquireLease(client: KubeClient, o: LeaseOptions): Promise
 export async function releaseLease(client: KubeClient, o: LeaseOptions): Promise<void> {
   const live = await client.read(ref(o));
   if (!live || live.spec?.holderIdentity !== o.holder) return;
-  const { holderIdentity: _h, ...rest } = live.spec;
-  await client.replace(leaseObject(o, { ...rest, renewTime: new Date(0) }, live.metadata.resourceVersion));
+  const { holderIdentity: _h, acquireTime, ...rest } = live.spec;
+  await client.replace(leaseObject(o, {
+    ...rest,
+    ...(acquireTime ? { acquireTime: new V1MicroTime(acquireTime) } : {}),
+    renewTime: new V1MicroTime(0),
+  }, live.metadata.resourceVersion));
 }

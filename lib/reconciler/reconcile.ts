@@ -1,12 +1,12 @@
 // One reconcile of one store: desired (re-synthesized) → live → plan → execute → done.
 import { StoreDocument } from '../spec';
-import { PART_OF_LABEL } from './applyset';
+import { CONTAINS_ANNOTATION, ID_LABEL, PART_OF_LABEL } from './applyset';
 import { KubeClient } from './client';
 import { desiredState } from './desired';
 import { acquireLease, releaseLease } from './lease';
 import { Log } from './log';
 import { formatPlan, Plan, plan, Step } from './plan';
-import { describeRef, KubeObject, ObjectRef, refOf } from './types';
+import { describeRef, groupKind, KubeObject, ObjectRef, refOf } from './types';
 
 export interface ReconcileOptions {
   /** Make changes the plan would refuse. */
@@ -39,17 +39,37 @@ export class RefusedError extends Error {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** What is live of the desired objects, plus everything carrying our ApplySet label (prune candidates). */
-async function readLive(client: KubeClient, namespace: string, desired: readonly KubeObject[], applySetId: string): Promise<KubeObject[]> {
+/** The API versions the reconciler lists group kinds at (those a store can contain). */
+const LISTABLE: Record<string, { apiVersion: string; kind: string }> = {
+  'ConfigMap': { apiVersion: 'v1', kind: 'ConfigMap' },
+  'Service': { apiVersion: 'v1', kind: 'Service' },
+  'StatefulSet.apps': { apiVersion: 'apps/v1', kind: 'StatefulSet' },
+  'PodDisruptionBudget.policy': { apiVersion: 'policy/v1', kind: 'PodDisruptionBudget' },
+  'NetworkPolicy.networking.k8s.io': { apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy' },
+};
+
+/**
+ * What is live of the desired objects, plus every object carrying our ApplySet label (prune
+ * candidates) of the kinds desired now or recorded on the live ApplySet parent (a kind no longer
+ * desired must still be found to be pruned).
+ */
+async function readLive(client: KubeClient, namespace: string, desired: readonly KubeObject[], applySetId: string, log: Log): Promise<KubeObject[]> {
   const live: KubeObject[] = [];
   for (const o of desired) {
     const found = await client.read(refOf(o));
     if (found) live.push({ ...found, apiVersion: o.apiVersion, kind: o.kind });
   }
-  const kinds = new Map(desired.filter((o) => o.metadata.labels?.[PART_OF_LABEL]).map((o) => [`${o.apiVersion}|${o.kind}`, o]));
-  for (const o of kinds.values()) {
-    for (const item of await client.list(o.apiVersion, o.kind, namespace, `${PART_OF_LABEL}=${applySetId}`)) {
-      if (!live.some((l) => l.kind === item.kind && l.metadata.name === item.metadata.name)) live.push(item);
+  const parent = live.find((o) => o.metadata.labels?.[ID_LABEL] === applySetId);
+  const recorded = (parent?.metadata.annotations?.[CONTAINS_ANNOTATION] ?? '').split(',').filter(Boolean);
+  const kinds = new Set([...desired.filter((o) => o.metadata.labels?.[PART_OF_LABEL]).map(groupKind), ...recorded]);
+  for (const gk of [...kinds].sort()) {
+    const type = LISTABLE[gk];
+    if (!type) {
+      log.info(`not pruning ${gk}: not a kind a store contains`);
+      continue;
+    }
+    for (const item of await client.list(type.apiVersion, type.kind, namespace, `${PART_OF_LABEL}=${applySetId}`)) {
+      if (!live.some((l) => groupKind(l) === groupKind(item) && l.metadata.name === item.metadata.name)) live.push(item);
     }
   }
   return live;
@@ -119,7 +139,7 @@ async function execute(client: KubeClient, step: Step, options: ReconcileOptions
 export async function reconcileStore(document: StoreDocument, client: KubeClient, log: Log, options: ReconcileOptions): Promise<ReconcileResult> {
   const before = client.counters.mutating;
   const desired = desiredState(document);
-  const planNow = async () => plan(desired.objects, await readLive(client, document.namespace, desired.objects, desired.applySetId), { force: options.force, applySetId: desired.applySetId });
+  const planNow = async () => plan(desired.objects, await readLive(client, document.namespace, desired.objects, desired.applySetId, log), { force: options.force, applySetId: desired.applySetId });
 
   let p = await planNow();
   log.info(`store ${document.namespace}/${document.spec.name}`, { store: document.spec.name, namespace: document.namespace });

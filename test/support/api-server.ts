@@ -29,7 +29,8 @@
 //   metadata.resourceVersion in the body is a precondition, creates when absent, 409 Conflict naming
 //   fields and managers (message and causes as the real server) when another manager owns a field the
 //   apply sets to a different value, `force=true` moves ownership, equal values are shared, fields the
-//   manager applied before and omits now are removed unless another manager owns them (maps pruned);
+//   manager applied before and omits now are removed unless another manager owns them (maps left empty
+//   by that are removed too); an entry's time changes only when its set of fields does;
 // - status subresource (Service, PVC, Pod, Namespace, StatefulSet, Job, CronJob, PDB, CRD, KVStore):
 //   writes to the resource keep the stored status (status is also dropped on create), writes to /status
 //   change only status and never generation; /scale (StatefulSet: spec.replicas/status.replicas; KVStore:
@@ -38,16 +39,18 @@
 //   at most 52 characters), label keys and values (also in pod templates), StatefulSet selector matching
 //   template labels and its immutable spec fields (the real 422 message), Job spec.template/selector
 //   immutable, PVC spec immutable except resources.requests on a Bound claim (and never shrinking),
-//   RoleBinding/ClusterRoleBinding roleRef immutable, non-apply PATCH with `force` (422, even force=false);
+//   RoleBinding/ClusterRoleBinding roleRef immutable, non-apply PATCH with `force` (422, even force=false),
+//   and decoding: a Lease's acquireTime/renewTime need exactly six fractional digits (400), a missing
+//   apiVersion/kind is defaulted from the URL for built-in kinds but refused for custom resources and apply;
 // - errors as `Status` objects (kind, apiVersion, status Failure, message, reason, code, details) with the
 //   matching HTTP status; injected faults (failNext): any status (429 with Retry-After) and/or a delay.
 //
 // What it does NOT simulate:
 // - controllers and the garbage collector: no pods appear for a StatefulSet, status changes only when a test
 //   writes it, ownerReferences are stored and ignored, and DELETE removes the object at once whatever the
-//   propagationPolicy. A real server keeps an object with the `orphan`/`foregroundDeletion` finalizer
-//   (answering 202 and the object) until the garbage collector has run, so re-creating it at once can meet
-//   409 AlreadyExists there;
+//   propagationPolicy. With Orphan or Foreground a real server keeps the object, with deletionTimestamp
+//   and the `orphan`/`foregroundDeletion` finalizer, and answers with it instead of a Status, until the
+//   garbage collector has run; re-creating it at once can meet 409 AlreadyExists there;
 // - defaulting: a real server fills in many fields (StatefulSet podManagementPolicy, updateStrategy,
 //   revisionHistoryLimit, pod template defaults, Job selector and controller-uid labels, Service clusterIP
 //   and so on), so comparing live objects with desired ones field by field is harder there than here;
@@ -57,7 +60,7 @@
 // - watch, deletecollection, HEAD, protobuf/CBOR, Table output, multiple versions of one group;
 // - server-side apply details: every list is atomic (a real server merges containers, ports, env,
 //   volumes... by key), an explicit null in an applied configuration is ignored, YAML is read by YAML 1.2
-//   rules (the real server reads unquoted yes/no/on/off as booleans); apply to /scale acts as a merge patch;
+//   rules (the real server's YAML 1.1 reader takes unquoted yes/no/on/off as booleans); apply to /scale acts as a merge patch;
 // - strategic merge patch list merging by key (lists are replaced, as in JSON merge patch).
 import { randomUUID } from 'crypto';
 import * as http from 'http';
@@ -217,7 +220,7 @@ function setAt(obj: Json, path: Path, value: unknown): void {
   cur[path[path.length - 1]] = value;
 }
 
-/** Deletes the field at `path`, then every map on the way up that this left empty (top level excepted). */
+/** Deletes the field at `path`, then every map on the way up that this left empty. */
 function deleteAt(obj: Json, path: Path): void {
   const parents: Json[] = [];
   let cur: unknown = obj;
@@ -228,7 +231,7 @@ function deleteAt(obj: Json, path: Path): void {
   }
   if (!isObject(cur) || !(path[path.length - 1] in cur)) return;
   delete cur[path[path.length - 1]];
-  for (let i = path.length - 2; i >= 1; i--) {
+  for (let i = path.length - 2; i >= 0; i--) {
     const child = parents[i][path[i]];
     if (!isObject(child) || Object.keys(child).length > 0) break;
     delete parents[i][path[i]];
@@ -261,10 +264,6 @@ function now(): string {
 
 function isPrefix(prefix: Path, path: Path): boolean {
   return prefix.length <= path.length && prefix.every((s, i) => s === path[i]);
-}
-
-function samePath(a: Path, b: Path): boolean {
-  return a.length === b.length && isPrefix(a, b);
 }
 
 function pathString(path: Path): string {
@@ -331,33 +330,30 @@ function newEntry(manager: string, operation: 'Apply' | 'Update', apiVersion: st
   return { manager, operation, apiVersion, time: now(), fieldsType: 'FieldsV1', fieldsV1: {}, ...(subresource ? { subresource } : {}) };
 }
 
-/** Whether changing the field at `changed` affects the field `owned` (given the live object). */
-function touches(owned: Path, changed: Path, live: Json): boolean {
-  if (isPrefix(changed, owned)) return true;
-  return isPrefix(owned, changed) && !isObject(getAt(live, owned));
+/** Whether a write changed the field at `path` itself; a map that stays a map did not change (its keys are fields of their own). */
+function changedAt(before: Json, after: Json, path: Path): boolean {
+  const a = getAt(before, path);
+  const b = getAt(after, path);
+  return !deepEqual(a, b) && !(isObject(a) && isObject(b));
 }
 
 /**
  * Ownership after a non-apply write by `manager`: it takes the leaves whose value it changed (from
- * whoever held them), and everyone loses the leaves that were removed.
+ * whoever held them), and everyone loses the fields that were removed.
  */
 function updateOwnership(entries: readonly ManagedFieldsEntry[], manager: string, subresource: string | undefined, apiVersion: string, before: Json, after: Json): ManagedFieldsEntry[] {
-  const changed = leaves(after).filter(([p, v]) => !deepEqual(getAt(before, p), v)).map(([p]) => p);
-  const removed = leaves(before).filter(([p]) => getAt(after, p) === undefined).map(([p]) => p);
-  const keep = (p: Path) => !changed.some((c) => touches(p, c, before)) && !removed.some((r) => isPrefix(r, p));
+  const changed = leaves(after).filter(([p]) => changedAt(before, after, p)).map(([p]) => p);
   const out: ManagedFieldsEntry[] = [];
-  let own: ManagedFieldsEntry | undefined;
+  let ownSeen = false;
   for (const e of entries) {
-    if (isEntry(e, manager, 'Update', subresource)) own = e;
-    else {
-      const next = withPaths(e, entryPaths(e).filter(keep));
-      if (next) out.push(next);
-    }
+    const own = isEntry(e, manager, 'Update', subresource);
+    ownSeen ||= own;
+    const paths = own ? [...entryPaths(e).filter((p) => getAt(after, p) !== undefined), ...changed] : entryPaths(e).filter((p) => !changedAt(before, after, p));
+    const next = withPaths(e, paths);
+    if (next) out.push(own && next !== e ? { ...next, time: now() } : next);
   }
-  const ownPaths = [...(own ? entryPaths(own).filter(keep) : []), ...changed];
-  const ownNext = withPaths(own ?? newEntry(manager, 'Update', apiVersion, subresource), ownPaths);
-  if (ownNext) out.push(ownNext === own ? own : { ...ownNext, time: now() });
-  return out;
+  const created = ownSeen ? undefined : withPaths(newEntry(manager, 'Update', apiVersion, subresource), changed);
+  return created ? [...out, created] : out;
 }
 
 interface Conflict {
@@ -371,31 +367,32 @@ interface Conflict {
  */
 function applyOwnership(entries: readonly ManagedFieldsEntry[], manager: string, subresource: string | undefined, apiVersion: string, live: Json, applied: Json, force: boolean): { merged: Json; entries: ManagedFieldsEntry[] } | { conflicts: Conflict[] } {
   const appliedLeaves = leaves(applied);
+  const merged = mergePatch(live, applied) as Json;
   const conflicts: Conflict[] = [];
-  const others: Array<{ entry: ManagedFieldsEntry; paths: string[][] }> = [];
-  let own: ManagedFieldsEntry | undefined;
+  const kept = new Map<ManagedFieldsEntry, string[][]>();
+  const own = entries.find((e) => isEntry(e, manager, 'Apply', subresource));
   for (const entry of entries) {
-    if (isEntry(entry, manager, 'Apply', subresource)) {
-      own = entry;
-      continue;
-    }
+    if (entry === own) continue;
     const paths = entryPaths(entry);
-    const lost = paths.filter((p) => appliedLeaves.some(([q, v]) => touches(p, q, live) && !deepEqual(getAt(live, q), v)));
+    const lost = paths.filter((p) => changedAt(live, merged, p));
     conflicts.push(...lost.map((path) => ({ entry, path })));
-    others.push({ entry, paths: force ? paths.filter((p) => !lost.includes(p)) : paths });
+    kept.set(entry, force ? paths.filter((p) => !lost.includes(p)) : paths);
   }
   if (conflicts.length > 0 && !force) return { conflicts };
 
-  const merged = mergePatch(live, applied) as Json;
   const coveredByApply = (r: Path) => appliedLeaves.some(([q]) => isPrefix(q, r) || isPrefix(r, q));
-  const ownedByOthers = (r: Path) => others.some((o) => o.paths.some((p) => isPrefix(p, r) || isPrefix(r, p)));
+  const ownedByOthers = (r: Path) => [...kept.values()].some((paths) => paths.some((p) => isPrefix(p, r) || isPrefix(r, p)));
   for (const r of own ? entryPaths(own) : []) {
     if (!coveredByApply(r) && !ownedByOthers(r)) deleteAt(merged, r);
   }
-  const out = others.map((o) => withPaths(o.entry, o.paths)).filter((e): e is ManagedFieldsEntry => e !== undefined);
-  const ownNext = withPaths(own ?? newEntry(manager, 'Apply', apiVersion, subresource), appliedLeaves.map(([p]) => p));
-  if (ownNext) out.push(ownNext === own ? own : { ...ownNext, time: now() });
-  return { merged, entries: out };
+  const appliedPaths = appliedLeaves.map(([p]) => p);
+  const out: ManagedFieldsEntry[] = [];
+  for (const entry of entries) {
+    const next = withPaths(entry, entry === own ? appliedPaths : kept.get(entry)!);
+    if (next) out.push(entry === own && next !== entry ? { ...next, time: now() } : next);
+  }
+  const created = own ? undefined : withPaths(newEntry(manager, 'Apply', apiVersion, subresource), appliedPaths);
+  return { merged, entries: created ? [...out, created] : out };
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -577,6 +574,8 @@ interface ResourceType {
   readonly requiresResourceVersion: boolean;
   readonly nameRule: NameRule;
   readonly shortNames?: readonly string[];
+  /** Decoding errors (400), which the real server raises before any validation. */
+  decode?(obj: Json): string | undefined;
   validate?(obj: KubeObject): FieldError[];
   validateUpdate?(prev: KubeObject, next: KubeObject): FieldError[];
 }
@@ -595,7 +594,7 @@ function groupKind(rt: ResourceType): string {
   return rt.group ? `${rt.kind}.${rt.group}` : rt.kind;
 }
 
-function kind(apiVersion: string, kindName: string, plural: string, options: Partial<ResourceType> = {}): ResourceType {
+function resourceType(apiVersion: string, kindName: string, plural: string, options: Partial<ResourceType> = {}): ResourceType {
   const [group, version] = apiVersion.includes('/') ? apiVersion.split('/') : ['', apiVersion];
   return {
     group, version, kind: kindName, plural, singular: kindName.toLowerCase(), namespaced: true, statusSubresource: false,
@@ -634,7 +633,7 @@ function validateStatefulSetUpdate(prev: KubeObject, next: KubeObject): FieldErr
 function validateJobUpdate(prev: KubeObject, next: KubeObject): FieldError[] {
   return ['template', 'selector']
     .filter((f) => !deepEqual(prev.spec?.[f], next.spec?.[f]))
-    .map((f) => ({ field: `spec.${f}`, type: 'Invalid', value: next.spec?.[f], detail: 'field is immutable' }));
+    .map((f): FieldError => ({ field: `spec.${f}`, type: 'Invalid', value: next.spec?.[f], detail: 'field is immutable' }));
 }
 
 function validatePvcUpdate(prev: KubeObject, next: KubeObject): FieldError[] {
@@ -658,15 +657,32 @@ function validateRoleRefUpdate(prev: KubeObject, next: KubeObject): FieldError[]
   return deepEqual(prev.roleRef, next.roleRef) ? [] : [{ field: 'roleRef', type: 'Invalid', value: next.roleRef, detail: 'cannot change roleRef' }];
 }
 
+/**
+ * metav1.MicroTime parses with the layout 2006-01-02T15:04:05.000000Z07:00: exactly six fractional digits.
+ * `Date#toISOString()` gives three, which a real server refuses (client-node's V1MicroTime gives six).
+ */
+function decodeLease(lease: Json): string | undefined {
+  for (const field of ['acquireTime', 'renewTime']) {
+    const value = lease.spec?.[field];
+    if (value === undefined || value === null) continue;
+    const m = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(.*)$/.exec(String(value));
+    if (!m || !/^\.\d{6}(Z|[+-]\d\d:\d\d)$/.test(m[1])) {
+      const rest = m ? m[1] : String(value);
+      return `Lease in version "v1" cannot be handled as a Lease: parsing time "${value}" as "2006-01-02T15:04:05.000000Z07:00": cannot parse "${rest}" as ".000000"`;
+    }
+  }
+  return undefined;
+}
+
 const RESOURCES: readonly ResourceType[] = [
-  kind('v1', 'ConfigMap', 'configmaps', { shortNames: ['cm'] }),
-  kind('v1', 'Secret', 'secrets'),
-  kind('v1', 'Service', 'services', { statusSubresource: true, nameRule: 'dns1035', shortNames: ['svc'] }),
-  kind('v1', 'ServiceAccount', 'serviceaccounts', { shortNames: ['sa'] }),
-  kind('v1', 'PersistentVolumeClaim', 'persistentvolumeclaims', { statusSubresource: true, shortNames: ['pvc'], validateUpdate: validatePvcUpdate }),
-  kind('v1', 'Pod', 'pods', { statusSubresource: true, shortNames: ['po'] }),
-  kind('v1', 'Namespace', 'namespaces', { namespaced: false, statusSubresource: true, nameRule: 'dns1123label', shortNames: ['ns'] }),
-  kind('apps/v1', 'StatefulSet', 'statefulsets', {
+  resourceType('v1', 'ConfigMap', 'configmaps', { shortNames: ['cm'] }),
+  resourceType('v1', 'Secret', 'secrets'),
+  resourceType('v1', 'Service', 'services', { statusSubresource: true, nameRule: 'dns1035', shortNames: ['svc'] }),
+  resourceType('v1', 'ServiceAccount', 'serviceaccounts', { shortNames: ['sa'] }),
+  resourceType('v1', 'PersistentVolumeClaim', 'persistentvolumeclaims', { statusSubresource: true, shortNames: ['pvc'], validateUpdate: validatePvcUpdate }),
+  resourceType('v1', 'Pod', 'pods', { statusSubresource: true, shortNames: ['po'] }),
+  resourceType('v1', 'Namespace', 'namespaces', { namespaced: false, statusSubresource: true, nameRule: 'dns1123label', shortNames: ['ns'] }),
+  resourceType('apps/v1', 'StatefulSet', 'statefulsets', {
     statusSubresource: true,
     tracksGeneration: true,
     shortNames: ['sts'],
@@ -674,29 +690,29 @@ const RESOURCES: readonly ResourceType[] = [
     validate: validateStatefulSet,
     validateUpdate: validateStatefulSetUpdate,
   }),
-  kind('policy/v1', 'PodDisruptionBudget', 'poddisruptionbudgets', { statusSubresource: true, tracksGeneration: true, shortNames: ['pdb'] }),
-  kind('networking.k8s.io/v1', 'NetworkPolicy', 'networkpolicies', { tracksGeneration: true, shortNames: ['netpol'] }),
-  kind('rbac.authorization.k8s.io/v1', 'Role', 'roles', { nameRule: 'path' }),
-  kind('rbac.authorization.k8s.io/v1', 'RoleBinding', 'rolebindings', { nameRule: 'path', validateUpdate: validateRoleRefUpdate }),
-  kind('rbac.authorization.k8s.io/v1', 'ClusterRole', 'clusterroles', { namespaced: false, nameRule: 'path' }),
-  kind('rbac.authorization.k8s.io/v1', 'ClusterRoleBinding', 'clusterrolebindings', { namespaced: false, nameRule: 'path', validateUpdate: validateRoleRefUpdate }),
-  kind('batch/v1', 'Job', 'jobs', {
+  resourceType('policy/v1', 'PodDisruptionBudget', 'poddisruptionbudgets', { statusSubresource: true, tracksGeneration: true, shortNames: ['pdb'] }),
+  resourceType('networking.k8s.io/v1', 'NetworkPolicy', 'networkpolicies', { tracksGeneration: true, shortNames: ['netpol'] }),
+  resourceType('rbac.authorization.k8s.io/v1', 'Role', 'roles', { nameRule: 'path' }),
+  resourceType('rbac.authorization.k8s.io/v1', 'RoleBinding', 'rolebindings', { nameRule: 'path', validateUpdate: validateRoleRefUpdate }),
+  resourceType('rbac.authorization.k8s.io/v1', 'ClusterRole', 'clusterroles', { namespaced: false, nameRule: 'path' }),
+  resourceType('rbac.authorization.k8s.io/v1', 'ClusterRoleBinding', 'clusterrolebindings', { namespaced: false, nameRule: 'path', validateUpdate: validateRoleRefUpdate }),
+  resourceType('batch/v1', 'Job', 'jobs', {
     statusSubresource: true,
     tracksGeneration: true,
     validate: (job) => validateLabels(job.spec?.template?.metadata?.labels, 'spec.template.metadata.labels'),
     validateUpdate: validateJobUpdate,
   }),
-  kind('batch/v1', 'CronJob', 'cronjobs', {
+  resourceType('batch/v1', 'CronJob', 'cronjobs', {
     statusSubresource: true,
     tracksGeneration: true,
     shortNames: ['cj'],
     validate: (cj) => (cj.metadata.name!.length > 52 ? [{ field: 'metadata.name', type: 'Invalid', value: cj.metadata.name, detail: 'must be no more than 52 characters' }] : []),
   }),
-  kind('coordination.k8s.io/v1', 'Lease', 'leases'),
-  kind('apiextensions.k8s.io/v1', 'CustomResourceDefinition', 'customresourcedefinitions', {
+  resourceType('coordination.k8s.io/v1', 'Lease', 'leases', { decode: decodeLease }),
+  resourceType('apiextensions.k8s.io/v1', 'CustomResourceDefinition', 'customresourcedefinitions', {
     namespaced: false, statusSubresource: true, tracksGeneration: true, requiresResourceVersion: true, shortNames: ['crd', 'crds'],
   }),
-  kind('kvstore.cdk8s-kvstore.io/v1', 'KVStore', 'kvstores', {
+  resourceType('kvstore.cdk8s-kvstore.io/v1', 'KVStore', 'kvstores', {
     statusSubresource: true,
     tracksGeneration: true,
     custom: true,
@@ -846,6 +862,15 @@ function jsonPatch(doc: Json, ops: unknown): Json {
   return result;
 }
 
+/** An apply body: YAML, of which JSON is a subset. */
+function parseApplyConfig(text: string): unknown {
+  try {
+    return parseYaml(text);
+  } catch (e) {
+    throw badRequest(`error decoding YAML: ${(e as Error).message}`);
+  }
+}
+
 function rejectDirectives(patch: unknown): void {
   if (Array.isArray(patch)) patch.forEach(rejectDirectives);
   if (!isObject(patch)) return;
@@ -873,7 +898,7 @@ interface Target {
   readonly subresource?: 'status' | 'scale';
 }
 
-interface Request {
+interface Call {
   readonly method: string;
   readonly query: Record<string, string>;
   readonly contentType?: string;
@@ -882,7 +907,7 @@ interface Request {
   readonly record: { propagationPolicy?: string };
 }
 
-interface Response {
+interface Answer {
   readonly status: number;
   readonly body: Json;
 }
@@ -921,6 +946,7 @@ class ApiServerDouble implements ApiServer {
 
   put(obj: KubeObject): KubeObject {
     const rt = this.kindOrThrow(obj.apiVersion, obj.kind);
+    if (!obj.metadata?.name) throw new Error('api-server double: put() needs metadata.name');
     const next = clone(obj);
     if (rt.namespaced) next.metadata.namespace = next.metadata.namespace ?? 'default';
     else delete next.metadata.namespace;
@@ -965,7 +991,7 @@ class ApiServerDouble implements ApiServer {
 
     const fault = this.takeFault(method, url.pathname);
     if (fault?.delayMs) await new Promise((r) => setTimeout(r, fault.delayMs));
-    let response: Response;
+    let response: Answer;
     let headers: Record<string, string> = {};
     if (fault?.status !== undefined) {
       record.injectedStatus = fault.status;
@@ -995,10 +1021,10 @@ class ApiServerDouble implements ApiServer {
     return fault;
   }
 
-  private route(path: string, req: Request): Response {
+  private route(path: string, req: Call): Answer {
     const notFound = () => new ApiError(404, 'NotFound', 'the server could not find the requested resource', {});
     const segments = path.split('/').filter((s) => s.length > 0).map(decodeURIComponent);
-    const discovery = (body: Json | undefined): Response => {
+    const discovery = (body: Json | undefined): Answer => {
       if (req.method !== 'GET') throw new ApiError(405, 'MethodNotAllowed', `the server does not allow this method on the requested resource`, {});
       if (!body) throw notFound();
       return { status: 200, body };
@@ -1083,7 +1109,7 @@ class ApiServerDouble implements ApiServer {
     return invalid(groupKind(rt), name, errors, { ...(rt.group ? { group: rt.group } : {}), kind: rt.kind });
   }
 
-  private list(target: Target, query: Record<string, string>): Response {
+  private list(target: Target, query: Record<string, string>): Answer {
     const { rt, namespace } = target;
     const labelReqs = query.labelSelector ? parseLabelSelector(query.labelSelector) : [];
     const fieldReqs = query.fieldSelector ? parseFieldSelector(query.fieldSelector) : [];
@@ -1113,16 +1139,26 @@ class ApiServerDouble implements ApiServer {
 
   // --- writes
 
-  /** Checks apiVersion, kind, name and namespace of a body (or a patched object) against the URL. */
-  private checkBody(target: Target, obj: unknown, requireName: boolean): asserts obj is KubeObject {
+  /**
+   * Checks apiVersion, kind, name and namespace of a body (or a patched object) against the URL. A
+   * built-in kind's decoder defaults a missing apiVersion/kind from the URL (typed clients omit them);
+   * custom resources and apply configurations must carry both.
+   */
+  private checkBody(target: Target, obj: unknown, requireName: boolean, requireKind = target.rt.custom): asserts obj is KubeObject {
     const { rt } = target;
     if (!isObject(obj)) throw badRequest('the body of the request must be a JSON object');
+    if (!requireKind) {
+      obj.apiVersion = obj.apiVersion ?? groupVersion(rt);
+      obj.kind = obj.kind ?? rt.kind;
+    }
     if (!obj.kind) throw badRequest(`Object 'Kind' is missing in '${JSON.stringify(obj)}'`);
     if (!obj.apiVersion) throw badRequest(`Object 'apiVersion' is missing in '${JSON.stringify(obj)}'`);
     if (obj.apiVersion !== groupVersion(rt) || obj.kind !== rt.kind) {
       throw badRequest(`the API version in the data (${obj.apiVersion}) and kind (${obj.kind}) do not match the expected ${groupVersion(rt)} ${rt.kind}`);
     }
     if (obj.metadata !== undefined && !isObject(obj.metadata)) throw badRequest('metadata must be an object');
+    const decodeError = rt.decode?.(obj);
+    if (decodeError) throw badRequest(decodeError);
     const meta = (obj.metadata ?? {}) as ObjectMeta;
     if (rt.namespaced && meta.namespace && meta.namespace !== target.namespace) {
       throw badRequest('the namespace of the provided object does not match the namespace sent on the request');
@@ -1132,15 +1168,15 @@ class ApiServerDouble implements ApiServer {
     }
   }
 
-  private dryRun(req: Request): boolean {
+  private dryRun(req: Call): boolean {
     return req.query.dryRun === 'All';
   }
 
-  private manager(req: Request): string {
+  private manager(req: Call): string {
     return req.query.fieldManager || req.userAgent;
   }
 
-  private create(target: Target, req: Request): Response {
+  private create(target: Target, req: Call): Answer {
     const { rt } = target;
     if (req.contentType !== 'application/json') throw unsupportedMediaType(['application/json']);
     const body = parseJson(req.text);
@@ -1156,7 +1192,7 @@ class ApiServerDouble implements ApiServer {
     return { status: 201, body: this.commitCreate(rt, obj, entries, this.dryRun(req)) };
   }
 
-  private replace(target: Target, req: Request): Response {
+  private replace(target: Target, req: Call): Answer {
     const { rt } = target;
     if (req.contentType !== 'application/json') throw unsupportedMediaType(['application/json']);
     const body = parseJson(req.text);
@@ -1168,7 +1204,7 @@ class ApiServerDouble implements ApiServer {
     return { status: 200, body: this.update(target, prev, body, this.manager(req), this.dryRun(req)) };
   }
 
-  private patch(target: Target, req: Request): Response {
+  private patch(target: Target, req: Call): Answer {
     if (!req.contentType || !PATCH_TYPES.includes(req.contentType)) throw unsupportedMediaType(PATCH_TYPES);
     if (req.contentType === 'application/apply-patch+yaml') return this.apply(target, req);
     if (req.query.force !== undefined) throw optionsInvalid('PatchOptions', { field: 'force', type: 'Forbidden', detail: 'may not be specified for non-apply patch' });
@@ -1179,7 +1215,7 @@ class ApiServerDouble implements ApiServer {
   }
 
   /** The object after a JSON, merge or strategic merge patch. */
-  private patched(prev: Json, req: Request): unknown {
+  private patched(prev: Json, req: Call): unknown {
     const patch = parseJson(req.text);
     if (req.contentType === 'application/json-patch+json') return jsonPatch(prev, patch);
     if (!isObject(patch)) throw badRequest('a merge patch must be a JSON object');
@@ -1187,18 +1223,13 @@ class ApiServerDouble implements ApiServer {
     return mergePatch(prev, patch);
   }
 
-  private apply(target: Target, req: Request): Response {
+  private apply(target: Target, req: Call): Answer {
     const { rt, subresource } = target;
     const manager = req.query.fieldManager;
     if (!manager) throw optionsInvalid('PatchOptions', { field: 'fieldManager', type: 'Required', detail: 'is required for apply patch' });
     if (req.query.force !== undefined && req.query.force !== 'true' && req.query.force !== 'false') throw badRequest(`invalid force value: ${req.query.force}`);
-    let config: unknown;
-    try {
-      config = parseYaml(req.text);
-    } catch (e) {
-      throw badRequest(`error decoding YAML: ${(e as Error).message}`);
-    }
-    this.checkBody(target, config, false);
+    const config = parseApplyConfig(req.text);
+    this.checkBody(target, config, false, true);
     if (config.metadata?.managedFields !== undefined) throw badRequest('metadata.managedFields must be nil');
     const prev = this.lookup(target);
     if (!prev && subresource === 'status') throw this.notFound(rt, target.name!);
@@ -1232,7 +1263,7 @@ class ApiServerDouble implements ApiServer {
     return this.commitUpdate(rt, prev, next, dryRun);
   }
 
-  private delete(target: Target, req: Request): Response {
+  private delete(target: Target, req: Call): Answer {
     const { rt } = target;
     let options: Json = {};
     if (req.text.trim()) {
@@ -1277,23 +1308,23 @@ class ApiServerDouble implements ApiServer {
     };
   }
 
-  private replaceScale(target: Target, req: Request): Response {
+  private replaceScale(target: Target, req: Call): Answer {
     if (req.contentType !== 'application/json') throw unsupportedMediaType(['application/json']);
     return this.writeScale(target, req, parseJson(req.text));
   }
 
-  private patchScale(target: Target, req: Request): Response {
+  private patchScale(target: Target, req: Call): Answer {
     if (!req.contentType || !PATCH_TYPES.includes(req.contentType)) throw unsupportedMediaType(PATCH_TYPES);
     const current = this.scaleOf(target.rt, this.existing(target));
     if (req.contentType === 'application/apply-patch+yaml') {
       if (!req.query.fieldManager) throw optionsInvalid('PatchOptions', { field: 'fieldManager', type: 'Required', detail: 'is required for apply patch' });
-      return this.writeScale(target, req, mergePatch(current, parseYaml(req.text)));
+      return this.writeScale(target, req, mergePatch(current, parseApplyConfig(req.text)));
     }
     if (req.query.force !== undefined) throw optionsInvalid('PatchOptions', { field: 'force', type: 'Forbidden', detail: 'may not be specified for non-apply patch' });
     return this.writeScale(target, req, this.patched(current, req));
   }
 
-  private writeScale(target: Target, req: Request, scale: unknown): Response {
+  private writeScale(target: Target, req: Call, scale: unknown): Answer {
     const { rt } = target;
     const prev = this.existing(target);
     if (!isObject(scale) || scale.kind !== 'Scale') throw badRequest('the body of the request must be an autoscaling/v1 Scale');

@@ -1,0 +1,247 @@
+// The reconciler against the API double, through the real @kubernetes/client-node.
+import { mkdtempSync, rmSync, writeFileSync } from 'fs';
+import { tmpdir } from 'os';
+import { join } from 'path';
+import { Chart, Testing } from 'cdk8s';
+import { main } from '../../apps/reconcile';
+import { KVStore, KVStoreProps, StoreDocument } from '../../lib';
+import { KubeClient, KubeError } from '../../lib/reconciler/client';
+import { reconcileResources } from '../../lib/reconciler/custom-resources';
+import { LeaseHeldError } from '../../lib/reconciler/lease';
+import { Log } from '../../lib/reconciler/log';
+import { reconcileStore, RefusedError } from '../../lib/reconciler/reconcile';
+import { ApiServer, startApiServer } from '../support/api-server';
+
+const NS = 'shop';
+let server: ApiServer;
+let controller: NodeJS.Timeout | undefined;
+let lines: string[];
+
+beforeEach(async () => {
+  server = await startApiServer();
+  lines = [];
+  // Stands in for the StatefulSet controller: reports every StatefulSet as rolled out.
+  controller = setInterval(() => {
+    for (const name of ['orders']) {
+      const sts = server.get('apps/v1', 'StatefulSet', NS, name);
+      if (sts && sts.status?.observedGeneration !== sts.metadata.generation) {
+        const replicas = (sts as any).spec.replicas;
+        server.put({ ...sts, status: { observedGeneration: sts.metadata.generation, replicas, readyReplicas: replicas, updatedReplicas: replicas } } as any);
+      }
+    }
+  }, 10);
+});
+
+afterEach(async () => {
+  clearInterval(controller);
+  await server.stop();
+});
+
+function documentFor(props: KVStoreProps = {}): StoreDocument {
+  const chart = new Chart(Testing.app(), 'c', { namespace: NS });
+  return new KVStore(chart, 'orders', props).document;
+}
+
+const log = () => new Log(false, (l) => lines.push(l.trimEnd()));
+const client = () => new KubeClient(server.kubeConfig(), { baseDelayMs: 5, maxDelayMs: 20 });
+const options = { holder: 'test-job', pollMs: 20, rolloutTimeoutMs: 5000 };
+const reconcile = (props: KVStoreProps = {}, extra: object = {}) => reconcileStore(documentFor(props), client(), log(), { ...options, ...extra });
+const mutations = () => server.mutatingRequests().filter((r) => !r.injectedStatus);
+const storeMutations = () => mutations().filter((r) => !r.path.includes('/leases'));
+
+describe('reconcileStore against the API double', () => {
+  test('creates every object by server-side apply, Services before the StatefulSet, under a Lease', async () => {
+    await reconcile();
+    const applies = storeMutations();
+    expect(applies.map((r) => `${r.method} ${r.path}`)).toEqual([
+      `PATCH /api/v1/namespaces/${NS}/configmaps/orders-applyset`,
+      `PATCH /api/v1/namespaces/${NS}/services/orders-peers`,
+      `PATCH /api/v1/namespaces/${NS}/services/orders`,
+      `PATCH /apis/apps/v1/namespaces/${NS}/statefulsets/orders`,
+      `PATCH /apis/policy/v1/namespaces/${NS}/poddisruptionbudgets/orders`,
+      `PATCH /apis/networking.k8s.io/v1/namespaces/${NS}/networkpolicies/orders`,
+    ]);
+    for (const r of applies) {
+      expect(r.contentType).toBe('application/apply-patch+yaml');
+      expect(r.query).toMatchObject({ fieldManager: 'cdk8s-kvstore-reconciler', force: 'true' });
+    }
+    const sts = server.get('apps/v1', 'StatefulSet', NS, 'orders')!;
+    expect((sts as any).spec.serviceName).toBe('orders-peers');
+    expect(sts.metadata.labels?.['applyset.kubernetes.io/part-of']).toMatch(/^applyset-[A-Za-z0-9_-]{43}-v1$/);
+    const parent = server.get('v1', 'ConfigMap', NS, 'orders-applyset')!;
+    expect(parent.metadata.labels?.['applyset.kubernetes.io/id']).toBe(sts.metadata.labels?.['applyset.kubernetes.io/part-of']);
+    expect(parent.metadata.annotations?.['applyset.kubernetes.io/contains-group-kinds']).toBe('NetworkPolicy.networking.k8s.io,PodDisruptionBudget.policy,Service,StatefulSet.apps');
+    // The Lease was taken and given back.
+    const lease = server.get('coordination.k8s.io/v1', 'Lease', NS, 'orders-reconciler')!;
+    expect((lease as any).spec.holderIdentity).toBeUndefined();
+    expect(lines.some((l) => l.startsWith('[4/7] created StatefulSet/orders'))).toBe(true);
+  });
+
+  test('a second reconcile with nothing changed makes zero mutating requests', async () => {
+    await reconcile();
+    const before = mutations().length;
+    const result = await reconcile();
+    expect(result.mutatingRequests).toBe(0);
+    expect(mutations().length).toBe(before);
+    expect(lines).toContain('plan: 0 to create, 0 to update, 0 to re-create, 0 to prune, 6 unchanged, 0 refused');
+  });
+
+  test('drift is put back, and only the drifted object is touched', async () => {
+    await reconcile();
+    const pdb = server.get('policy/v1', 'PodDisruptionBudget', NS, 'orders')!;
+    server.put({ ...pdb, spec: { ...(pdb as any).spec, minAvailable: 1 } } as any);
+    const before = storeMutations().length;
+    await reconcile();
+    expect(storeMutations().slice(before).map((r) => r.path)).toEqual([`/apis/policy/v1/namespaces/${NS}/poddisruptionbudgets/orders`]);
+    expect((server.get('policy/v1', 'PodDisruptionBudget', NS, 'orders') as any).spec.minAvailable).toBe(2);
+  });
+
+  test('refuses a storage change with a clear error and changes nothing', async () => {
+    await reconcile({ storageSize: '10Gi' });
+    const before = mutations().length;
+    const attempt = reconcile({ storageSize: '5Gi' });
+    await expect(attempt).rejects.toThrow(RefusedError);
+    await expect(reconcile({ storageSize: '5Gi' })).rejects.toThrow(/StatefulSet\/orders spec\.volumeClaimTemplates\[0\]\.spec\.resources\.requests\.storage: "10Gi" → "5Gi" refused: storage cannot shrink/);
+    expect(mutations().length).toBe(before);
+  });
+
+  test('force re-creates the StatefulSet with orphan propagation (pods and PVCs stay)', async () => {
+    await reconcile({ storageSize: '10Gi' });
+    await reconcile({ storageSize: '20Gi' }, { force: true });
+    const deletes = mutations().filter((r) => r.method === 'DELETE');
+    expect(deletes.map((r) => [r.path, r.propagationPolicy])).toEqual([[`/apis/apps/v1/namespaces/${NS}/statefulsets/orders`, 'Orphan']]);
+    expect((server.get('apps/v1', 'StatefulSet', NS, 'orders') as any).spec.volumeClaimTemplates[0].spec.resources.requests.storage).toBe('20Gi');
+  });
+
+  test('prunes objects of the ApplySet that are no longer desired, and never PVCs', async () => {
+    await reconcile();
+    const partOf = server.get('apps/v1', 'StatefulSet', NS, 'orders')!.metadata.labels!['applyset.kubernetes.io/part-of'];
+    server.put({ apiVersion: 'v1', kind: 'PersistentVolumeClaim', metadata: { name: 'data-orders-0', namespace: NS, labels: { 'applyset.kubernetes.io/part-of': partOf } }, spec: {} } as any);
+    await reconcile({ networkPolicy: false });
+    expect(server.get('networking.k8s.io/v1', 'NetworkPolicy', NS, 'orders')).toBeUndefined();
+    expect(server.get('v1', 'PersistentVolumeClaim', NS, 'data-orders-0')).toBeDefined();
+    expect(mutations().filter((r) => r.method === 'DELETE').map((r) => r.path)).toEqual([`/apis/networking.k8s.io/v1/namespaces/${NS}/networkpolicies/orders`]);
+  });
+
+  test('retries 503 and 429 (honouring Retry-After) and converges', async () => {
+    server.failNext({ method: 'PATCH', pathPattern: /statefulsets/, status: 503, count: 2 });
+    server.failNext({ method: 'PATCH', pathPattern: /services/, status: 429, retryAfterSeconds: 0 });
+    await reconcile();
+    expect(server.requests.filter((r) => r.injectedStatus).map((r) => r.injectedStatus)).toEqual([429, 503, 503]);
+    expect(server.get('apps/v1', 'StatefulSet', NS, 'orders')).toBeDefined();
+  });
+
+  test('gives up naming the object and the reason; a re-run from the start converges', async () => {
+    server.failNext({ method: 'PATCH', pathPattern: /statefulsets/, status: 500, count: 6 });
+    await expect(reconcile()).rejects.toThrow(/apply StatefulSet\/orders failed \(HTTP 500\): .* \(gave up after 6 attempts\)/);
+    expect(server.get('v1', 'Service', NS, 'orders')).toBeDefined();
+    expect(server.get('apps/v1', 'StatefulSet', NS, 'orders')).toBeUndefined();
+    // The Lease was released on the way out, so the next run need not wait for it.
+    await reconcile();
+    expect(server.get('apps/v1', 'StatefulSet', NS, 'orders')).toBeDefined();
+    expect((await reconcile()).mutatingRequests).toBe(0);
+  });
+
+  test('one reconciler at a time: a Lease held by another live reconciler stops us before any change', async () => {
+    const now = new Date();
+    const micro = (d: Date) => d.toISOString().replace('Z', '000Z');
+    server.put({ apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name: 'orders-reconciler', namespace: NS }, spec: { holderIdentity: 'other-job', leaseDurationSeconds: 120, renewTime: micro(now), acquireTime: micro(now) } } as any);
+    await expect(reconcile()).rejects.toThrow(LeaseHeldError);
+    expect(storeMutations()).toEqual([]);
+  });
+
+  test('an expired Lease (a crashed reconciler) is taken over', async () => {
+    const old = new Date(Date.now() - 600_000).toISOString().replace('Z', '000Z');
+    server.put({ apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name: 'orders-reconciler', namespace: NS }, spec: { holderIdentity: 'crashed-job', leaseDurationSeconds: 120, renewTime: old, acquireTime: old, leaseTransitions: 3 } } as any);
+    await reconcile();
+    expect(server.get('apps/v1', 'StatefulSet', NS, 'orders')).toBeDefined();
+    expect((server.get('coordination.k8s.io/v1', 'Lease', NS, 'orders-reconciler') as any).spec.leaseTransitions).toBe(4);
+  });
+
+  test('a membership change of an etcd store is refused until the membership procedure exists', async () => {
+    await reconcile({ size: 3 });
+    await expect(reconcile({ size: 5 })).rejects.toThrow(/spec\.replicas: 3 → 5 refused: etcd members must be registered/);
+  });
+});
+
+describe('kvstore-reconcile (the CLI)', () => {
+  let dir: string;
+  let output: string[];
+  let spy: jest.SpyInstance;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'kvstore-cli-'));
+    output = [];
+    spy = jest.spyOn(process.stdout, 'write').mockImplementation((chunk: any) => {
+      output.push(String(chunk));
+      return true;
+    });
+  });
+  afterEach(() => {
+    spy.mockRestore();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const write = (doc: StoreDocument) => {
+    const file = join(dir, 'store.json');
+    writeFileSync(file, JSON.stringify(doc));
+    return file;
+  };
+
+  test('exit 0 after a reconcile; --json logs one JSON object per line', async () => {
+    expect(await main(['--store', write(documentFor()), '--json'], server.kubeConfig())).toBe(0);
+    const records = output.join('').trim().split('\n').map((l) => JSON.parse(l));
+    expect(records.some((r) => r.action === 'create' && r.object === 'StatefulSet/orders' && r.steps === 7)).toBe(true);
+    expect(server.get('apps/v1', 'StatefulSet', NS, 'orders')).toBeDefined();
+  });
+
+  test('exit 2 on a refused change, 64 on bad usage, 1 on a bad document', async () => {
+    expect(await main(['--store', write(documentFor({ storageSize: '10Gi' }))], server.kubeConfig())).toBe(0);
+    expect(await main(['--store', write(documentFor({ storageSize: '1Gi' }))], server.kubeConfig())).toBe(2);
+    expect(await main(['--bogus'], server.kubeConfig())).toBe(64);
+    writeFileSync(join(dir, 'bad.json'), '{"kind":"Nope"}');
+    expect(await main(['--store', join(dir, 'bad.json')], server.kubeConfig())).toBe(1);
+    expect(output.join('')).toMatch(/error: not a store document/);
+  });
+});
+
+describe('CRD mode', () => {
+  const resource = (spec: object, generation?: number) => server.put({
+    apiVersion: 'kvstore.cdk8s-kvstore.io/v1', kind: 'KVStore', metadata: { name: 'orders', namespace: NS, ...(generation ? { generation } : {}) }, spec,
+  } as any);
+
+  test('reconciles a new resource and reports Ready through the status subresource', async () => {
+    resource({ size: 3, storageSize: '1Gi' });
+    const result = await reconcileResources(server.kubeConfig(), client(), log(), { ...options, namespace: NS });
+    expect(result).toEqual({ reconciled: 1, failed: 0 });
+    expect(server.get('apps/v1', 'StatefulSet', NS, 'orders')).toBeDefined();
+    const status = (server.get('kvstore.cdk8s-kvstore.io/v1', 'KVStore', NS, 'orders') as any).status;
+    expect(status).toMatchObject({ observedGeneration: 1, readyReplicas: 3, replicas: 3, selector: 'app.kubernetes.io/name=kvstore,app.kubernetes.io/instance=orders' });
+    expect(status.conditions.map((c: any) => [c.type, c.status])).toEqual([['Ready', 'True'], ['Progressing', 'False'], ['Degraded', 'False']]);
+    expect(server.mutatingRequests().some((r) => r.path.endsWith('/kvstores/orders/status') && r.method === 'PUT')).toBe(true);
+  });
+
+  test('a second run with nothing changed makes zero mutating requests', async () => {
+    resource({ size: 3 });
+    await reconcileResources(server.kubeConfig(), client(), log(), { ...options, namespace: NS });
+    const before = mutations().length;
+    await reconcileResources(server.kubeConfig(), client(), log(), { ...options, namespace: NS });
+    expect(mutations().length).toBe(before);
+  });
+
+  test('a refused change marks the resource Degraded with the reason, and the run fails', async () => {
+    resource({ size: 3, storageSize: '10Gi' });
+    await reconcileResources(server.kubeConfig(), client(), log(), { ...options, namespace: NS });
+    const live = server.get('kvstore.cdk8s-kvstore.io/v1', 'KVStore', NS, 'orders')!;
+    server.put({ ...live, spec: { size: 3, storageSize: '5Gi' } } as any);
+    expect(await reconcileResources(server.kubeConfig(), client(), log(), { ...options, namespace: NS })).toEqual({ reconciled: 0, failed: 1 });
+    const status = (server.get('kvstore.cdk8s-kvstore.io/v1', 'KVStore', NS, 'orders') as any).status;
+    expect(status.observedGeneration).toBe(2);
+    expect(status.conditions.find((c: any) => c.type === 'Degraded')).toMatchObject({ status: 'True', reason: 'Refused', message: expect.stringMatching(/storage cannot shrink/) });
+    expect(status.conditions.find((c: any) => c.type === 'Ready')).toMatchObject({ status: 'False', reason: 'Refused' });
+  });
+});
+
+describe('errors', () => {
+  test('KubeError names the operation, object and reason', () => {
+    expect(new KubeError('apply', { apiVersion: 'apps/v1', kind: 'StatefulSet', name: 'orders' }, 422, 'forbidden').message).toBe('apply StatefulSet/orders failed (HTTP 422): forbidden');
+  });
+});
