@@ -5,6 +5,7 @@ import { mkdtempSync, rmSync } from 'fs';
 import { tmpdir } from 'os';
 import { join } from 'path';
 import { etcdBench } from './etcd';
+import { reconcilerBench } from './reconciler';
 
 const ROOT = join(__dirname, '..', '..');
 const BIN = join(ROOT, 'node_modules', '.bin');
@@ -71,7 +72,17 @@ async function main(): Promise<void> {
   report(`1,000 stores: ${fmt(k1.ms)}, peak RSS ${k1.rss.toFixed(0)} MB  (${verdict(k1.ms < 3000 && k1.rss < 500)}: under 3 s and 500 MB)`);
   report(`2,000 stores: ${fmt(k2.ms)}, peak RSS ${k2.rss.toFixed(0)} MB  (${(k2.ms / k1.ms).toFixed(2)}x the 1,000-store time: ${verdict(k2.ms / k1.ms <= 2.2)} of at most 2.2x)`);
 
-  // 3. Real etcd from the synthesized manifests (pod runner).
+  // 3. The reconciler against the API double.
+  const rec = await reconcilerBench(5);
+  report('');
+  report('## Reconciler (API double on loopback)');
+  const first = median(rec.firstRequestMs);
+  const planned = median(rec.planMs);
+  report(`process start → first API request (median of 5): ${fmt(first)}  (${verdict(first < 500)}: under 500 ms)`);
+  report(`plan 1,000 desired against 1,000 live objects (median of 20): ${planned.toFixed(1)} ms  (${verdict(planned < 100)}: under 100 ms)`);
+  report(`mutating requests in a no-op reconcile: ${rec.noOpMutations}  (${verdict(rec.noOpMutations === 0)}: 0)`);
+
+  // 4. Real etcd from the synthesized manifests (pod runner).
   const etcd = await etcdBench(5);
   report('');
   report('## Real etcd (3 members from the synthesized manifests, installed etcd; median of 5 runs)');

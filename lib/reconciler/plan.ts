@@ -2,7 +2,7 @@
 import { ENGINE_ANNOTATION } from '../kv-store';
 import { parseQuantity } from '../quantity';
 import { PART_OF_LABEL } from './applyset';
-import { describeRef, groupKind, KubeObject, ObjectRef, refOf, sameObject } from './types';
+import { describeRef, groupKind, KubeObject, ObjectRef, refOf } from './types';
 
 export type Step =
   | { readonly action: 'create'; readonly object: KubeObject }
@@ -133,14 +133,19 @@ function needsRecreate(r: Refusal): boolean {
   return r.field.startsWith('spec.') && r.field !== 'spec.replicas';
 }
 
+/** One key per object identity (group, kind, namespace, name), for lookups in linear time. */
+const keyOf = (o: KubeObject) => `${groupKind(o)}|${o.metadata.namespace ?? ''}|${o.metadata.name}`;
+
 export function plan(desired: readonly KubeObject[], live: readonly KubeObject[], options: PlanOptions): Plan {
   const steps: Step[] = [];
   const refusals: Refusal[] = [];
   const unchanged: ObjectRef[] = [];
   const ordered = [...desired].sort((a, b) => rank(a) - rank(b));
+  const liveByKey = new Map(live.map((l) => [keyOf(l), l]));
+  const desiredKeys = new Set(desired.map(keyOf));
 
   for (const object of ordered) {
-    const current = live.find((l) => sameObject(refOf(l), refOf(object)));
+    const current = liveByKey.get(keyOf(object));
     if (!current) {
       steps.push({ action: 'create', object });
       if (groupKind(object) === 'StatefulSet.apps') steps.push({ action: 'wait-rollout', ref: refOf(object) });
@@ -167,7 +172,7 @@ export function plan(desired: readonly KubeObject[], live: readonly KubeObject[]
   const prunable = live
     .filter((l) => l.metadata.labels?.[PART_OF_LABEL] === options.applySetId)
     .filter((l) => !NEVER_PRUNED.has(l.kind))
-    .filter((l) => !desired.some((d) => sameObject(refOf(d), refOf(l))))
+    .filter((l) => !desiredKeys.has(keyOf(l)))
     .sort((a, b) => rank(b) - rank(a) || a.metadata.name.localeCompare(b.metadata.name));
   for (const l of prunable) steps.push({ action: 'prune', ref: refOf(l) });
 
