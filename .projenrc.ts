@@ -10,7 +10,8 @@ const project = new typescript.TypeScriptProject({
   packageManager: javascript.NodePackageManager.NPM,
   projenVersion: '0.103.25',
   typescriptVersion: '~5.9',
-  minNodeVersion: '20.0.0',
+  // require(esm) of @kubernetes/client-node 1.x (the reconciler) needs 20.19.
+  minNodeVersion: '20.19.0',
   license: 'Apache-2.0',
   authorName: 'cdk8s-kvstore developers',
   authorOrganization: true,

@@ -98,7 +98,12 @@ export class ReconcilerBundle extends Construct {
     });
 
     const jobAnnotations: Record<string, string> =
-      profile === GitOpsProfile.ARGO_CD ? { 'argocd.argoproj.io/hook': 'Sync', 'argocd.argoproj.io/hook-delete-policy': 'BeforeHookCreation' }
+      profile === GitOpsProfile.ARGO_CD ? {
+        'argocd.argoproj.io/hook': 'Sync',
+        'argocd.argoproj.io/hook-delete-policy': 'BeforeHookCreation',
+        // After wave 0, where the ConfigMap and RBAC the Job needs are applied.
+        'argocd.argoproj.io/sync-wave': '1',
+      }
         : profile === GitOpsProfile.FLUX ? { 'kustomize.toolkit.fluxcd.io/force': 'enabled' }
           : {};
     const security = reconcilerPodSecurity();

@@ -109,7 +109,7 @@ describe('GitOps mode (reconciler bundle)', () => {
 
   test('Argo CD profile: the Job is a Sync hook deleted before the next one', () => {
     const objects = bundle({}, GitOpsProfile.ARGO_CD);
-    expect(find(objects, 'Job').metadata.annotations).toEqual({ 'argocd.argoproj.io/hook': 'Sync', 'argocd.argoproj.io/hook-delete-policy': 'BeforeHookCreation' });
+    expect(find(objects, 'Job').metadata.annotations).toEqual({ 'argocd.argoproj.io/hook': 'Sync', 'argocd.argoproj.io/hook-delete-policy': 'BeforeHookCreation', 'argocd.argoproj.io/sync-wave': '1' });
     expect(objects.filter((o) => o.metadata.annotations)).toHaveLength(1);
   });
 

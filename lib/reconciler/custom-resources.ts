@@ -5,7 +5,7 @@ import * as k8s from '@kubernetes/client-node';
 import { KVSTORE_GROUP, KVSTORE_KIND, KVSTORE_PLURAL, KVSTORE_VERSION } from '../crd';
 import { selectorLabels } from '../names';
 import { canonicalJson, KVStoreSpec, StoreDocument } from '../spec';
-import { KubeClient, withRetry } from './client';
+import { KubeClient, KubeError, withRetry } from './client';
 import { Log } from './log';
 import { reconcileStore, ReconcileOptions, RefusedError } from './reconcile';
 import { KubeObject } from './types';
@@ -38,7 +38,13 @@ export function documentFromResource(resource: KubeObject): StoreDocument {
  * The next status: conditions keep their lastTransitionTime unless their status flips.
  * `outcome` is what this run found.
  */
-export function nextStatus(resource: KubeObject, outcome: { state: 'ready' | 'progressing' | 'degraded'; reason: string; message: string }, statefulSet: KubeObject | undefined, now: Date): Record<string, unknown> {
+export interface Outcome {
+  readonly state: 'ready' | 'progressing' | 'degraded';
+  readonly reason: string;
+  readonly message: string;
+}
+
+export function nextStatus(resource: KubeObject, outcome: Outcome, statefulSet: KubeObject | undefined, now: Date): Record<string, unknown> {
   const generation = resource.metadata.generation ?? 1;
   const previous: Condition[] = resource.status?.conditions ?? [];
   const condition = (type: Condition['type'], on: boolean): Condition => {
@@ -89,26 +95,42 @@ export async function reconcileResources(kubeConfig: k8s.KubeConfig, client: Kub
   for (const resource of resources.sort((a, b) => `${a.metadata.namespace}/${a.metadata.name}`.localeCompare(`${b.metadata.namespace}/${b.metadata.name}`))) {
     const document = documentFromResource(resource);
     const ref = `${KVSTORE_KIND}/${resource.metadata.name}`;
-    const writeStatus = async (status: Record<string, unknown>) => {
-      if (sameStatus(status, resource.status)) return;
-      client.counters.mutating++;
-      await withRetry('update status of', ref, () => custom.replaceNamespacedCustomObjectStatus({
-        group: KVSTORE_GROUP, version: KVSTORE_VERSION, plural: KVSTORE_PLURAL, namespace: document.namespace, name: resource.metadata.name,
-        body: { ...resource, status },
-      }));
+    const kvRef = { apiVersion: `${KVSTORE_GROUP}/${KVSTORE_VERSION}`, kind: KVSTORE_KIND, namespace: document.namespace, name: resource.metadata.name };
+    // Optimistic: a 409 means the resource changed during the run; re-read and write again.
+    const writeStatus = async (outcome: Outcome, statefulSet: KubeObject | undefined) => {
+      for (let attempt = 0; attempt < 3; attempt++) {
+        const current = attempt === 0 ? resource : await client.read(kvRef);
+        if (!current) return;
+        const status = nextStatus(current, outcome, statefulSet, now());
+        if (sameStatus(status, current.status)) return;
+        client.counters.mutating++;
+        try {
+          await withRetry('update status of', ref, () => custom.replaceNamespacedCustomObjectStatus({
+            group: KVSTORE_GROUP, version: KVSTORE_VERSION, plural: KVSTORE_PLURAL, namespace: document.namespace, name: resource.metadata.name,
+            body: { ...current, status },
+          }));
+          return;
+        } catch (e) {
+          if (!(e instanceof KubeError && e.code === 409)) throw e;
+        }
+      }
+      throw new Error(`${ref}: status kept conflicting (409) after 3 attempts`);
     };
+    const readStatefulSet = () => client.read({ apiVersion: 'apps/v1', kind: 'StatefulSet', namespace: document.namespace, name: document.spec.name });
     try {
       await reconcileStore(document, client, log, options);
-      const sts = await client.read({ apiVersion: 'apps/v1', kind: 'StatefulSet', namespace: document.namespace, name: document.spec.name });
+      const sts = await readStatefulSet();
       const ready = sts && (sts.status?.readyReplicas ?? 0) === (sts.spec?.replicas ?? 0);
-      await writeStatus(nextStatus(resource, ready
+      await writeStatus(ready
         ? { state: 'ready', reason: 'Reconciled', message: `${sts.status?.readyReplicas ?? 0}/${sts.spec?.replicas ?? 0} members ready` }
-        : { state: 'progressing', reason: 'RollingOut', message: 'waiting for members to become ready' }, sts, now()));
+        : { state: 'progressing', reason: 'RollingOut', message: 'waiting for members to become ready' }, sts);
       reconciled++;
     } catch (e) {
       failed++;
       log.error(`${document.namespace}/${document.spec.name}: ${(e as Error).message}`, { store: document.spec.name });
-      await writeStatus(nextStatus(resource, { state: 'degraded', reason: e instanceof RefusedError ? 'Refused' : 'ReconcileFailed', message: (e as Error).message.slice(0, 1000) }, undefined, now()))
+      // The store may well be running: report its members as they are.
+      const sts = await readStatefulSet().catch(() => undefined);
+      await writeStatus({ state: 'degraded', reason: e instanceof RefusedError ? 'Refused' : 'ReconcileFailed', message: (e as Error).message.slice(0, 1000) }, sts)
         .catch((statusError) => log.error(`could not write status: ${(statusError as Error).message}`));
     }
   }

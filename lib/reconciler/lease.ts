@@ -79,3 +79,29 @@ export async function releaseLease(client: KubeClient, o: LeaseOptions): Promise
     renewTime: new V1MicroTime(0),
   }, live.metadata.resourceVersion));
 }
+
+/** Extends our hold; throws when someone else holds the lease now (we must stop changing things). */
+export async function renewLease(client: KubeClient, o: LeaseOptions): Promise<void> {
+  const live = await client.read(ref(o));
+  if (!live || live.spec?.holderIdentity !== o.holder) {
+    throw new Error(`Lease ${o.name} was lost to ${live?.spec?.holderIdentity ?? 'nobody'}: stopping before another change`);
+  }
+  const { acquireTime, ...rest } = live.spec;
+  const now = (o.now ?? (() => new Date()))();
+  await client.replace(leaseObject(o, {
+    ...rest,
+    ...(acquireTime ? { acquireTime: new V1MicroTime(acquireTime) } : {}),
+    renewTime: new V1MicroTime(now),
+  }, live.metadata.resourceVersion));
+}
+
+/** Renews the lease when a third of its duration has passed since the last renewal. */
+export function leaseKeeper(client: KubeClient, o: LeaseOptions): () => Promise<void> {
+  const now = o.now ?? (() => new Date());
+  let renewed = now().getTime();
+  return async () => {
+    if (now().getTime() - renewed < ((o.durationSeconds ?? 120) * 1000) / 3) return;
+    await renewLease(client, o);
+    renewed = now().getTime();
+  };
+}

@@ -71,8 +71,15 @@ export function differences(desired: unknown, live: unknown, path = ''): Change[
     if (!Array.isArray(live) || live.length !== desired.length) return [{ path, from: live, to: desired }];
     return desired.flatMap((d, i) => differences(d, live[i], `${path}[${i}]`));
   }
-  return desired === live ? [] : [{ path, from: live, to: desired }];
+  if (desired === live) return [];
+  // The API rewrites quantities into canonical form (cpu 1000m → 1, 1024Gi → 1Ti): equal values are equal.
+  if (QUANTITY_PATH.test(path) && typeof desired === 'string' && typeof live === 'string' &&
+      parseQuantity(desired) !== undefined && parseQuantity(desired) === parseQuantity(live)) return [];
+  return [{ path, from: live, to: desired }];
 }
+
+/** Paths whose values are Kubernetes quantities. */
+const QUANTITY_PATH = /(resources\.(requests|limits)\.[^.]+|\.storage)$/;
 
 /** The parts of an object the reconciler sets: labels, annotations and everything outside metadata and status. */
 function owned(o: KubeObject): Record<string, unknown> {
@@ -106,7 +113,7 @@ function statefulSetRefusals(desired: KubeObject, live: KubeObject): Refusal[] {
       const from = lTemplates[i].spec?.resources?.requests?.storage;
       const to = t.spec?.resources?.requests?.storage;
       const field = `spec.volumeClaimTemplates[${i}].spec.resources.requests.storage`;
-      if (from !== to) {
+      if (parseQuantity(from) !== parseQuantity(to)) {
         const grow = (parseQuantity(to) ?? 0) > (parseQuantity(from) ?? 0);
         refuse(field, from, to, grow
           ? 'volume claim templates are immutable: growing storage needs the resize procedure (patch each PVC, then re-create the StatefulSet with orphan propagation)'

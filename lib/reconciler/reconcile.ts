@@ -3,7 +3,7 @@ import { StoreDocument } from '../spec';
 import { CONTAINS_ANNOTATION, ID_LABEL, PART_OF_LABEL } from './applyset';
 import { KubeClient } from './client';
 import { desiredState } from './desired';
-import { acquireLease, releaseLease } from './lease';
+import { acquireLease, leaseKeeper, releaseLease } from './lease';
 import { Log } from './log';
 import { formatPlan, Plan, plan, Step } from './plan';
 import { describeRef, groupKind, KubeObject, ObjectRef, refOf } from './types';
@@ -75,18 +75,39 @@ async function readLive(client: KubeClient, namespace: string, desired: readonly
   return live;
 }
 
+/** The desired ApplySet parent listing also the kinds the live parent records (or itself if none are missing). */
+export function widenParent(parent: KubeObject, live: readonly KubeObject[], applySetId: string): KubeObject {
+  const current = live.find((o) => o.metadata.labels?.[ID_LABEL] === applySetId);
+  const recorded = (current?.metadata.annotations?.[CONTAINS_ANNOTATION] ?? '').split(',').filter(Boolean);
+  const wanted = (parent.metadata.annotations?.[CONTAINS_ANNOTATION] ?? '').split(',').filter(Boolean);
+  const union = [...new Set([...wanted, ...recorded])].sort();
+  if (union.length === wanted.length) return parent;
+  return { ...parent, metadata: { ...parent.metadata, annotations: { ...parent.metadata.annotations, [CONTAINS_ANNOTATION]: union.join(',') } } };
+}
+
 /** Rolled out: the controller has seen this generation and every replica is updated and ready. */
 export function rolledOut(sts: KubeObject): boolean {
   const status = sts.status ?? {};
   const replicas = sts.spec?.replicas ?? 1;
+  // Ordinals below the partition keep the old template on purpose.
+  const partition = sts.spec?.updateStrategy?.rollingUpdate?.partition ?? 0;
   return (status.observedGeneration ?? 0) >= (sts.metadata.generation ?? 1)
     && (status.readyReplicas ?? 0) === replicas
-    && (sts.spec?.updateStrategy?.type === 'OnDelete' || (status.updatedReplicas ?? 0) === replicas);
+    && (sts.spec?.updateStrategy?.type === 'OnDelete' || (status.updatedReplicas ?? 0) >= Math.max(0, replicas - partition));
 }
 
-async function waitRollout(client: KubeClient, ref: ObjectRef, options: ReconcileOptions, log: Log): Promise<void> {
+/** What executing a step needs; `keepAlive` renews the Lease during long waits. */
+interface Context {
+  readonly client: KubeClient;
+  readonly options: ReconcileOptions;
+  readonly log: Log;
+  readonly keepAlive: () => Promise<void>;
+}
+
+async function waitRollout({ client, options, log, keepAlive }: Context, ref: ObjectRef): Promise<void> {
   const deadline = Date.now() + (options.rolloutTimeoutMs ?? 600_000);
   for (;;) {
+    await keepAlive();
     const sts = await client.read(ref);
     if (sts && rolledOut(sts)) return;
     if (Date.now() > deadline) {
@@ -98,7 +119,9 @@ async function waitRollout(client: KubeClient, ref: ObjectRef, options: Reconcil
   }
 }
 
-async function execute(client: KubeClient, step: Step, options: ReconcileOptions, log: Log, n: number, of: number): Promise<void> {
+async function execute(ctx: Context, step: Step, n: number, of: number): Promise<void> {
+  const { client, options, log } = ctx;
+  await ctx.keepAlive();
   switch (step.action) {
     case 'create':
       await client.apply(step.object);
@@ -114,6 +137,7 @@ async function execute(client: KubeClient, step: Step, options: ReconcileOptions
       await client.delete(ref, 'Orphan');
       const deadline = Date.now() + (options.rolloutTimeoutMs ?? 600_000);
       while (await client.read(ref)) {
+        await ctx.keepAlive();
         if (Date.now() > deadline) throw new Error(`${describeRef(ref)} was not deleted in time`);
         await sleep(options.pollMs ?? 1000);
       }
@@ -122,7 +146,7 @@ async function execute(client: KubeClient, step: Step, options: ReconcileOptions
       return;
     }
     case 'wait-rollout':
-      await waitRollout(client, step.ref, options, log);
+      await waitRollout(ctx, step.ref);
       log.step(n, of, `${describeRef(step.ref)} rolled out`, { action: 'wait-rollout', object: describeRef(step.ref) });
       return;
     case 'prune':
@@ -139,13 +163,23 @@ async function execute(client: KubeClient, step: Step, options: ReconcileOptions
 export async function reconcileStore(document: StoreDocument, client: KubeClient, log: Log, options: ReconcileOptions): Promise<ReconcileResult> {
   const before = client.counters.mutating;
   const desired = desiredState(document);
-  const planNow = async () => plan(desired.objects, await readLive(client, document.namespace, desired.objects, desired.applySetId, log), { force: options.force, applySetId: desired.applySetId });
+  // The ApplySet parent must list every kind the set may still contain until pruning is done, or
+  // an interrupted prune would leave objects no later run looks for: apply the union first and the
+  // exact list after the prunes.
+  let exactParent: KubeObject | undefined;
+  const planNow = async () => {
+    const live = await readLive(client, document.namespace, desired.objects, desired.applySetId, log);
+    const [parent, ...rest] = desired.objects;
+    const widened = widenParent(parent, live, desired.applySetId);
+    exactParent = widened === parent ? undefined : parent;
+    return plan([widened, ...rest], live, { force: options.force, applySetId: desired.applySetId });
+  };
 
   let p = await planNow();
   log.info(`store ${document.namespace}/${document.spec.name}`, { store: document.spec.name, namespace: document.namespace });
   for (const line of formatPlan(p)) log.info(line);
   if (p.refusals.length > 0) throw new RefusedError(p);
-  if (p.steps.length === 0 || options.dryRun) return { plan: p, mutatingRequests: client.counters.mutating - before };
+  if ((p.steps.length === 0 && !exactParent) || options.dryRun) return { plan: p, mutatingRequests: client.counters.mutating - before };
 
   const lease = { name: desired.lease, namespace: document.namespace, holder: options.holder, durationSeconds: options.leaseDurationSeconds };
   await acquireLease(client, lease);
@@ -154,7 +188,12 @@ export async function reconcileStore(document: StoreDocument, client: KubeClient
     p = await planNow();
     if (p.refusals.length > 0) throw new RefusedError(p);
     const steps = p.steps;
-    for (let i = 0; i < steps.length; i++) await execute(client, steps[i], options, log, i + 1, steps.length);
+    const ctx: Context = { client, options, log, keepAlive: leaseKeeper(client, lease) };
+    for (let i = 0; i < steps.length; i++) await execute(ctx, steps[i], i + 1, steps.length);
+    if (exactParent) {
+      await client.apply(exactParent);
+      log.info(`ApplySet ${describeRef(refOf(exactParent))} now lists ${exactParent.metadata.annotations?.[CONTAINS_ANNOTATION]}`);
+    }
   } finally {
     await releaseLease(client, lease);
   }

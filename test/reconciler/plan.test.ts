@@ -193,3 +193,21 @@ describe('differences', () => {
     expect(differences({ a: { b: 1 } }, {})).toEqual([{ path: 'a', from: undefined, to: { b: 1 } }]);
   });
 });
+
+describe('quantities the API rewrites into canonical form', () => {
+  test('cpu 1000m against a live 1, and 1024Gi against a live 1Ti, are no change and no refusal', () => {
+    const d = desiredFor({ storageSize: '1024Gi', resources: { requests: { cpu: '1000m', memory: '1024Mi' } } });
+    const l = live(d.objects);
+    const sts = find(l, 'StatefulSet');
+    sts.spec.template.spec.containers[0].resources.requests = { cpu: '1', memory: '1Gi' };
+    sts.spec.volumeClaimTemplates[0].spec.resources.requests.storage = '1Ti';
+    const p = plan(d.objects, l, { applySetId: d.applySetId });
+    expect(p.refusals).toEqual([]);
+    expect(p.steps).toEqual([]);
+  });
+
+  test('a real value change is still one', () => {
+    expect(differences({ resources: { requests: { cpu: '500m' } } }, { resources: { requests: { cpu: '1' } } }))
+      .toEqual([{ path: 'resources.requests.cpu', from: '1', to: '500m' }]);
+  });
+});

@@ -123,6 +123,30 @@ describe('reconcileStore against the API double', () => {
     expect(mutations().filter((r) => r.method === 'DELETE').map((r) => r.path)).toEqual([`/apis/networking.k8s.io/v1/namespaces/${NS}/networkpolicies/orders`]);
   });
 
+  test('an interrupted prune is finished by the next run (the ApplySet parent still lists the kind)', async () => {
+    await reconcile();
+    server.failNext({ method: 'DELETE', pathPattern: /networkpolicies/, status: 500, count: 6 });
+    await expect(reconcile({ networkPolicy: false })).rejects.toThrow(/delete NetworkPolicy\/orders failed \(HTTP 500\)/);
+    expect(server.get('v1', 'ConfigMap', NS, 'orders-applyset')!.metadata.annotations?.['applyset.kubernetes.io/contains-group-kinds']).toContain('NetworkPolicy.networking.k8s.io');
+    await reconcile({ networkPolicy: false });
+    expect(server.get('networking.k8s.io/v1', 'NetworkPolicy', NS, 'orders')).toBeUndefined();
+    expect(server.get('v1', 'ConfigMap', NS, 'orders-applyset')!.metadata.annotations?.['applyset.kubernetes.io/contains-group-kinds']).toBe('PodDisruptionBudget.policy,Service,StatefulSet.apps');
+    expect((await reconcile({ networkPolicy: false })).mutatingRequests).toBe(0);
+  });
+
+  test('the Lease is renewed during a long rollout, so no second reconciler can take over', async () => {
+    clearInterval(controller);
+    const slow = reconcile({}, { leaseDurationSeconds: 1 });
+    await new Promise((r) => setTimeout(r, 1500));
+    // Past the lease duration: without renewal another holder could acquire it now.
+    const other = reconcileStore(documentFor({ labels: { x: 'y' } }), client(), log(), { ...options, holder: 'other-job' });
+    await expect(other).rejects.toThrow(LeaseHeldError);
+    const sts = server.get('apps/v1', 'StatefulSet', NS, 'orders') as any;
+    server.put({ ...sts, status: { observedGeneration: sts.metadata.generation, replicas: 3, readyReplicas: 3, updatedReplicas: 3 } });
+    await slow;
+    expect(server.requests.filter((r) => r.method === 'PUT' && r.path.includes('/leases/')).length).toBeGreaterThanOrEqual(3);
+  });
+
   test('retries 503 and 429 (honouring Retry-After) and converges', async () => {
     server.failNext({ method: 'PATCH', pathPattern: /statefulsets/, status: 503, count: 2 });
     server.failNext({ method: 'PATCH', pathPattern: /services/, status: 429, retryAfterSeconds: 0 });
