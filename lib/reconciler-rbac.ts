@@ -3,11 +3,15 @@ import type { k8s } from 'cdk8s-plus-28';
 import type { StoreNames } from './names';
 
 /** The kinds of store objects the reconciler applies and prunes, with their API groups. */
-const STORE_RESOURCES: ReadonlyArray<{ group: string; resource: string; names: (n: StoreNames) => string[] }> = [
-  { group: '', resource: 'services', names: (n) => [n.clientService, n.headlessService] },
-  { group: 'apps', resource: 'statefulsets', names: (n) => [n.statefulSet] },
-  { group: 'policy', resource: 'poddisruptionbudgets', names: (n) => [n.podDisruptionBudget] },
-  { group: 'networking.k8s.io', resource: 'networkpolicies', names: (n) => [n.networkPolicy] },
+/**
+ * `delete` only where the reconciler deletes: a StatefulSet is re-created around an immutable field
+ * (forced), a NetworkPolicy is pruned when disabled; every store always has its Services and PDB.
+ */
+const STORE_RESOURCES: ReadonlyArray<{ group: string; resource: string; names: (n: StoreNames) => string[]; verbs: string[] }> = [
+  { group: '', resource: 'services', names: (n) => [n.clientService, n.headlessService], verbs: ['get', 'patch'] },
+  { group: 'apps', resource: 'statefulsets', names: (n) => [n.statefulSet], verbs: ['delete', 'get', 'patch'] },
+  { group: 'policy', resource: 'poddisruptionbudgets', names: (n) => [n.podDisruptionBudget], verbs: ['get', 'patch'] },
+  { group: 'networking.k8s.io', resource: 'networkpolicies', names: (n) => [n.networkPolicy], verbs: ['delete', 'get', 'patch'] },
 ];
 
 /**
@@ -18,7 +22,7 @@ export function storeRules(o: { store: StoreNames; lease: string; applySetParent
   const rules: k8s.PolicyRule[] = [];
   for (const r of STORE_RESOURCES) {
     rules.push({ apiGroups: [r.group], resources: [r.resource], verbs: ['create', 'list'] });
-    rules.push({ apiGroups: [r.group], resources: [r.resource], resourceNames: [...new Set(r.names(o.store))].sort(), verbs: ['delete', 'get', 'patch'] });
+    rules.push({ apiGroups: [r.group], resources: [r.resource], resourceNames: [...new Set(r.names(o.store))].sort(), verbs: r.verbs });
   }
   rules.push({ apiGroups: [''], resources: ['configmaps'], verbs: ['create'] });
   rules.push({ apiGroups: [''], resources: ['configmaps'], resourceNames: [o.applySetParent], verbs: ['get', 'patch'] });
@@ -32,7 +36,7 @@ export function operatorRules(group: string, plural: string): k8s.PolicyRule[] {
   return [
     { apiGroups: [group], resources: [plural], verbs: ['get', 'list'] },
     { apiGroups: [group], resources: [`${plural}/status`], verbs: ['get', 'update'] },
-    ...STORE_RESOURCES.map((r) => ({ apiGroups: [r.group], resources: [r.resource], verbs: ['create', 'delete', 'get', 'list', 'patch'] })),
+    ...STORE_RESOURCES.map((r) => ({ apiGroups: [r.group], resources: [r.resource], verbs: ['create', 'list', ...r.verbs].sort() })),
     { apiGroups: [''], resources: ['configmaps'], verbs: ['create', 'get', 'patch'] },
     { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['create', 'get', 'update'] },
   ];
