@@ -11,3 +11,4 @@ export * from './reconciler-rbac';
 export * from './version';
 export * from './crd';
 export * from './kv-store-operator';
+export * from './pod-security';

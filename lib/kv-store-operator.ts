@@ -3,7 +3,7 @@ import { Chart } from 'cdk8s';
 import { k8s } from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
 import { KVSTORE_GROUP, KVSTORE_PLURAL, KVStoreCrd } from './crd';
-import { operatorRules, reconcilerPodSecurity } from './reconciler-rbac';
+import { operatorRules, reconcilerPodSpec } from './reconciler-rbac';
 
 export interface KVStoreOperatorProps {
   /** The reconciler image (this package's Dockerfile builds it). */
@@ -57,7 +57,6 @@ export class KVStoreOperator extends Construct {
         subjects: [{ kind: 'ServiceAccount', name: this.serviceAccountName }],
       });
     }
-    const security = reconcilerPodSecurity();
     new k8s.KubeCronJob(this, 'Resource', {
       metadata: { name: 'kvstore-reconciler', labels },
       spec: {
@@ -73,24 +72,12 @@ export class KVStoreOperator extends Construct {
             activeDeadlineSeconds: 1800,
             template: {
               metadata: { labels },
-              spec: {
+              spec: reconcilerPodSpec({
                 serviceAccountName: this.serviceAccountName,
-                automountServiceAccountToken: true,
-                restartPolicy: 'Never',
-                securityContext: security.pod,
-                containers: [{
-                  name: 'reconcile',
-                  image: props.image,
-                  imagePullPolicy: 'IfNotPresent',
-                  args: props.allNamespaces ? ['--crd', '--all-namespaces'] : ['--crd', '--namespace', '$(POD_NAMESPACE)'],
-                  env: [{ name: 'POD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } }],
-                  resources: {
-                    requests: { cpu: k8s.Quantity.fromString('50m'), memory: k8s.Quantity.fromString('128Mi') },
-                    limits: { memory: k8s.Quantity.fromString('512Mi') },
-                  },
-                  securityContext: security.container,
-                }],
-              },
+                image: props.image,
+                args: props.allNamespaces ? ['--crd', '--all-namespaces'] : ['--crd', '--namespace', '$(POD_NAMESPACE)'],
+                env: [{ name: 'POD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } }],
+              }),
             },
           },
         },

@@ -6,6 +6,7 @@ import { Construct } from 'constructs';
 import { Engine } from './engines/engine';
 import { IEngine, POD_ENV } from './engines/types';
 import { selectorLabels, StoreNames, storeNames } from './names';
+import { restrictedContainerSecurity } from './pod-security';
 import { ReconcilerBundle, ReconcilerOptions } from './reconciler-bundle';
 import {
   AccessMode, KVStoreSpec, KVStoreSpecInput, normalizeSpec, ProbeSpec, ResourcesSpec, SpecError, specHash, StoreDocument,
@@ -391,13 +392,7 @@ export class KVStore extends Construct {
               startupProbe: probe(engineContainer.startupProbe),
               livenessProbe: probe(engineContainer.livenessProbe),
               readinessProbe: probe(engineContainer.readinessProbe),
-              securityContext: {
-                runAsNonRoot: true,
-                allowPrivilegeEscalation: false,
-                readOnlyRootFilesystem: true,
-                capabilities: { drop: ['ALL'] },
-                seccompProfile: { type: 'RuntimeDefault' },
-              },
+              securityContext: restrictedContainerSecurity(),
             }],
             volumes: [{ name: 'tmp', emptyDir: {} }],
           },

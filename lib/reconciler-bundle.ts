@@ -4,7 +4,7 @@ import { createHash } from 'crypto';
 import { k8s } from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
 import type { KVStore } from './kv-store';
-import { reconcilerPodSecurity, storeRules } from './reconciler-rbac';
+import { reconcilerPodSpec, storeRules } from './reconciler-rbac';
 import { canonicalJson } from './spec';
 import { LIBRARY_VERSION } from './version';
 
@@ -106,7 +106,6 @@ export class ReconcilerBundle extends Construct {
       }
         : profile === GitOpsProfile.FLUX ? { 'kustomize.toolkit.fluxcd.io/force': 'enabled' }
           : {};
-    const security = reconcilerPodSecurity();
     new k8s.KubeJob(this, 'Job', {
       metadata: { name: names.job, labels, ...(Object.keys(jobAnnotations).length ? { annotations: jobAnnotations } : {}) },
       // No ttlSecondsAfterFinished: a GitOps tool would re-create a Job the TTL deleted, re-running it.
@@ -116,26 +115,13 @@ export class ReconcilerBundle extends Construct {
         template: {
           // The reconciler is a client of the store (membership operations go through the client port).
           metadata: { labels: { ...labels, ...store.clientPodLabels } },
-          spec: {
+          spec: reconcilerPodSpec({
             serviceAccountName: names.serviceAccount,
-            // The token is mounted for this pod only: it talks to the API server.
-            automountServiceAccountToken: true,
-            restartPolicy: 'Never',
-            securityContext: security.pod,
-            containers: [{
-              name: 'reconcile',
-              image: props.image,
-              imagePullPolicy: 'IfNotPresent',
-              args: ['--store', DOCUMENT_PATH, ...(props.force ? ['--force'] : [])],
-              volumeMounts: [{ name: 'store', mountPath: '/etc/kvstore', readOnly: true }],
-              resources: {
-                requests: { cpu: k8s.Quantity.fromString('50m'), memory: k8s.Quantity.fromString('128Mi') },
-                limits: { memory: k8s.Quantity.fromString('512Mi') },
-              },
-              securityContext: security.container,
-            }],
+            image: props.image,
+            args: ['--store', DOCUMENT_PATH, ...(props.force ? ['--force'] : [])],
+            volumeMounts: [{ name: 'store', mountPath: '/etc/kvstore', readOnly: true }],
             volumes: [{ name: 'store', configMap: { name: names.configMap } }],
-          },
+          }),
         },
       },
     });

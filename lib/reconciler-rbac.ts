@@ -1,5 +1,6 @@
 // What the reconciler may do, and how its pod runs: least privilege, no wildcards.
-import type { k8s } from 'cdk8s-plus-28';
+import { k8s } from 'cdk8s-plus-28';
+import { restrictedContainerSecurity } from './pod-security';
 import type { StoreNames } from './names';
 
 /** The kinds of store objects the reconciler applies and prunes, with their API groups. */
@@ -42,16 +43,27 @@ export function operatorRules(group: string, plural: string): k8s.PolicyRule[] {
   ];
 }
 
-/** Pod Security "restricted" for the reconciler's pods (the image runs as the nonroot user). */
-export function reconcilerPodSecurity(): { pod: k8s.PodSecurityContext; container: k8s.SecurityContext } {
+/** The reconciler's pod: Pod Security "restricted", the image's nonroot user, an API token. */
+export function reconcilerPodSpec(o: { serviceAccountName: string; image: string; args: string[]; env?: k8s.EnvVar[]; volumes?: k8s.Volume[]; volumeMounts?: k8s.VolumeMount[] }): k8s.PodSpec {
   return {
-    pod: { runAsNonRoot: true, runAsUser: 65532, runAsGroup: 65532, seccompProfile: { type: 'RuntimeDefault' } },
-    container: {
-      runAsNonRoot: true,
-      allowPrivilegeEscalation: false,
-      readOnlyRootFilesystem: true,
-      capabilities: { drop: ['ALL'] },
-      seccompProfile: { type: 'RuntimeDefault' },
-    },
+    serviceAccountName: o.serviceAccountName,
+    // The token is mounted for this pod only: it talks to the API server.
+    automountServiceAccountToken: true,
+    restartPolicy: 'Never',
+    securityContext: { runAsNonRoot: true, runAsUser: 65532, runAsGroup: 65532, seccompProfile: { type: 'RuntimeDefault' } },
+    containers: [{
+      name: 'reconcile',
+      image: o.image,
+      imagePullPolicy: 'IfNotPresent',
+      args: o.args,
+      ...(o.env ? { env: o.env } : {}),
+      ...(o.volumeMounts ? { volumeMounts: o.volumeMounts } : {}),
+      resources: {
+        requests: { cpu: k8s.Quantity.fromString('50m'), memory: k8s.Quantity.fromString('128Mi') },
+        limits: { memory: k8s.Quantity.fromString('512Mi') },
+      },
+      securityContext: restrictedContainerSecurity(),
+    }],
+    ...(o.volumes ? { volumes: o.volumes } : {}),
   };
 }
