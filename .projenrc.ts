@@ -25,7 +25,7 @@ const project = new typescript.TypeScriptProject({
   entrypointTypes: 'build/lib/index.d.ts',
   sampleCode: false,
 
-  deps: ['ajv@^8.17.1', 'yaml@^2.8.0', '@kubernetes/client-node@^1.4.0'],
+  deps: ['ajv@^8.17.1', 'yaml@^2.8.0', '@kubernetes/client-node@^1.4.0', 'etcd3@^1.1.2', 'cockatiel@^3.1.1'],
   peerDeps: ['cdk8s@^2.70.106', 'cdk8s-plus-28@^2.5.6', 'constructs@^10.8.1'],
   devDeps: [
     'cdk8s@2.70.106',
@@ -35,7 +35,6 @@ const project = new typescript.TypeScriptProject({
     '@types/node@^20',
     'ts-node@10.9.2',
     'kubernetes-models@4.5.1',
-    'etcd3@^1.1.2',
     'babel-jest@^30',
     '@babel/core@^7',
     '@babel/plugin-transform-modules-commonjs@^7',
