@@ -1,4 +1,5 @@
 // The KVStore CRD: upstream-valid, structural, derived from the spec schema, committed output current.
+import { nextStatus } from '../lib/reconciler/custom-resources';
 import { execFileSync } from 'child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'fs';
 import { tmpdir } from 'os';
@@ -279,6 +280,15 @@ describe('the CRD admits what the construct admits', () => {
     });
     expect(validateResource(resource)).toBe(true);
     expect(validateResource({ ...resource, status: { conditions: [{ type: 'Ready', status: 'Maybe' }] } })).toBe(false);
+  });
+
+  test('accepts the status nextStatus() really builds, in every state', () => {
+    const resource = { apiVersion: `${KVSTORE_GROUP}/${KVSTORE_VERSION}`, kind: KVSTORE_KIND, metadata: { name: 'orders', generation: 2 }, spec: { size: 3, engine: ETCD } };
+    const sts = { apiVersion: 'apps/v1', kind: 'StatefulSet', metadata: { name: 'orders' }, spec: { replicas: 3 }, status: { replicas: 3, readyReplicas: 3 } };
+    for (const state of ['ready', 'progressing', 'degraded'] as const) {
+      const status = nextStatus(resource, { state, reason: 'R', message: 'm' }, state === 'degraded' ? undefined : sts, new Date('2026-01-01T00:00:00Z'), '0123456789');
+      expect({ state, ok: validateResource(structuredClone({ ...resource, status })), errors: validateResource.errors ?? null }).toEqual({ state, ok: true, errors: null });
+    }
   });
 });
 

@@ -44,7 +44,8 @@ export interface Outcome {
   readonly message: string;
 }
 
-export function nextStatus(resource: KubeObject, outcome: Outcome, statefulSet: KubeObject | undefined, now: Date): Record<string, unknown> {
+export function nextStatus(resource: KubeObject, outcome: Outcome, statefulSet: KubeObject | undefined, now: Date, appliedSpecHash?: string): Record<string, unknown> {
+  const specHash = appliedSpecHash ?? resource.status?.specHash;
   const generation = resource.metadata.generation ?? 1;
   const previous: Condition[] = resource.status?.conditions ?? [];
   const condition = (type: Condition['type'], on: boolean): Condition => {
@@ -66,6 +67,7 @@ export function nextStatus(resource: KubeObject, outcome: Outcome, statefulSet: 
     readyReplicas: statefulSet?.status?.readyReplicas ?? 0,
     selector: Object.entries(selectorLabels(resource.metadata.name)).map(([k, v]) => `${k}=${v}`).join(','),
     members: Array.from({ length: size }, (_, i) => ({ name: `${resource.metadata.name}-${i}` })),
+    ...(specHash ? { specHash } : {}),
     conditions: [
       condition('Ready', outcome.state === 'ready'),
       condition('Progressing', outcome.state === 'progressing'),
@@ -97,11 +99,11 @@ export async function reconcileResources(kubeConfig: k8s.KubeConfig, client: Kub
     const ref = `${KVSTORE_KIND}/${resource.metadata.name}`;
     const kvRef = { apiVersion: `${KVSTORE_GROUP}/${KVSTORE_VERSION}`, kind: KVSTORE_KIND, namespace: document.namespace, name: resource.metadata.name };
     // Optimistic: a 409 means the resource changed during the run; re-read and write again.
-    const writeStatus = async (outcome: Outcome, statefulSet: KubeObject | undefined) => {
+    const writeStatus = async (outcome: Outcome, statefulSet: KubeObject | undefined, appliedSpecHash?: string) => {
       for (let attempt = 0; attempt < 3; attempt++) {
         const current = attempt === 0 ? resource : await client.read(kvRef);
         if (!current) return;
-        const status = nextStatus(current, outcome, statefulSet, now());
+        const status = nextStatus(current, outcome, statefulSet, now(), appliedSpecHash);
         if (sameStatus(status, current.status)) return;
         client.counters.mutating++;
         try {
@@ -118,12 +120,12 @@ export async function reconcileResources(kubeConfig: k8s.KubeConfig, client: Kub
     };
     const readStatefulSet = () => client.read({ apiVersion: 'apps/v1', kind: 'StatefulSet', namespace: document.namespace, name: document.spec.name });
     try {
-      await reconcileStore(document, client, log, options);
+      const result = await reconcileStore(document, client, log, options);
       const sts = await readStatefulSet();
       const ready = sts && (sts.status?.readyReplicas ?? 0) === (sts.spec?.replicas ?? 0);
       await writeStatus(ready
         ? { state: 'ready', reason: 'Reconciled', message: `${sts.status?.readyReplicas ?? 0}/${sts.spec?.replicas ?? 0} members ready` }
-        : { state: 'progressing', reason: 'RollingOut', message: 'waiting for members to become ready' }, sts);
+        : { state: 'progressing', reason: 'RollingOut', message: 'waiting for members to become ready' }, sts, result.specHash);
       reconciled++;
     } catch (e) {
       failed++;

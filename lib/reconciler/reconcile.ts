@@ -27,6 +27,8 @@ export interface ReconcileResult {
   readonly plan: Plan;
   /** Mutating requests this reconcile made (0 for a no-op). */
   readonly mutatingRequests: number;
+  /** The hash of the normalized spec now applied. */
+  readonly specHash: string;
 }
 
 /** A plan with refusals: nothing was changed. */
@@ -179,7 +181,7 @@ export async function reconcileStore(document: StoreDocument, client: KubeClient
   log.info(`store ${document.namespace}/${document.spec.name}`, { store: document.spec.name, namespace: document.namespace });
   for (const line of formatPlan(p)) log.info(line);
   if (p.refusals.length > 0) throw new RefusedError(p);
-  if ((p.steps.length === 0 && !exactParent) || options.dryRun) return { plan: p, mutatingRequests: client.counters.mutating - before };
+  if ((p.steps.length === 0 && !exactParent) || options.dryRun) return { plan: p, mutatingRequests: client.counters.mutating - before, specHash: desired.store.specHash };
 
   const lease = { name: desired.lease, namespace: document.namespace, holder: options.holder, durationSeconds: options.leaseDurationSeconds };
   await acquireLease(client, lease);
@@ -198,5 +200,5 @@ export async function reconcileStore(document: StoreDocument, client: KubeClient
     await releaseLease(client, lease);
   }
   log.info(`store ${document.spec.name} reconciled`, { store: document.spec.name, mutatingRequests: client.counters.mutating - before });
-  return { plan: p, mutatingRequests: client.counters.mutating - before };
+  return { plan: p, mutatingRequests: client.counters.mutating - before, specHash: desired.store.specHash };
 }

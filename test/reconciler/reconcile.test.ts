@@ -238,7 +238,7 @@ describe('CRD mode', () => {
     expect(result).toEqual({ reconciled: 1, failed: 0 });
     expect(server.get('apps/v1', 'StatefulSet', NS, 'orders')).toBeDefined();
     const status = (server.get('kvstore.cdk8s-kvstore.io/v1', 'KVStore', NS, 'orders') as any).status;
-    expect(status).toMatchObject({ observedGeneration: 1, readyReplicas: 3, replicas: 3, selector: 'app.kubernetes.io/name=kvstore,app.kubernetes.io/instance=orders' });
+    expect(status).toMatchObject({ observedGeneration: 1, readyReplicas: 3, replicas: 3, selector: 'app.kubernetes.io/name=kvstore,app.kubernetes.io/instance=orders', specHash: expect.stringMatching(/^[0-9a-f]{10}$/) });
     expect(status.conditions.map((c: any) => [c.type, c.status])).toEqual([['Ready', 'True'], ['Progressing', 'False'], ['Degraded', 'False']]);
     expect(server.mutatingRequests().some((r) => r.path.endsWith('/kvstores/orders/status') && r.method === 'PUT')).toBe(true);
   });
@@ -259,6 +259,8 @@ describe('CRD mode', () => {
     expect(await reconcileResources(server.kubeConfig(), client(), log(), { ...options, namespace: NS })).toEqual({ reconciled: 0, failed: 1 });
     const status = (server.get('kvstore.cdk8s-kvstore.io/v1', 'KVStore', NS, 'orders') as any).status;
     expect(status.observedGeneration).toBe(2);
+    // The spec last applied is still the one running.
+    expect(status.specHash).toMatch(/^[0-9a-f]{10}$/);
     expect(status.conditions.find((c: any) => c.type === 'Degraded')).toMatchObject({ status: 'True', reason: 'Refused', message: expect.stringMatching(/storage cannot shrink/) });
     expect(status.conditions.find((c: any) => c.type === 'Ready')).toMatchObject({ status: 'False', reason: 'Refused' });
   });
