@@ -1,5 +1,4 @@
 // The KVStore CRD: upstream-valid, structural, derived from the spec schema, committed output current.
-import { nextStatus } from '../lib/reconciler/custom-resources';
 import { execFileSync } from 'child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'fs';
 import { tmpdir } from 'os';
@@ -17,6 +16,7 @@ import { resolveSpec } from '../lib/kv-store';
 import { KVStoreSpecInput, SPEC_INPUT_SCHEMA } from '../lib/spec';
 import { CRD_FILE, crdYaml } from '../scripts/crd';
 import { find, Manifest, synth, testChart } from './support/manifests';
+import { nextStatus } from '../lib/reconciler/custom-resources';
 
 const ROOT = join(__dirname, '..');
 const IMPORTS_DIR = join(ROOT, 'imports');
