@@ -1,11 +1,10 @@
 // KVStore: the construct. Props → spec → StatefulSet, headless and client Services, PDB, NetworkPolicy.
-import { createHash } from 'crypto';
 import { ApiObject, Chart } from 'cdk8s';
 import { k8s } from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
 import { Engine } from './engines/engine';
 import { IEngine, POD_ENV } from './engines/types';
-import { selectorLabels, StoreNames, storeNames } from './names';
+import { clusterToken, selectorLabels, StoreNames, storeNames } from './names';
 import { restrictedContainerSecurity } from './pod-security';
 import { ReconcilerBundle, ReconcilerOptions } from './reconciler-bundle';
 import {
@@ -291,9 +290,8 @@ export class KVStore extends Construct {
     this.clientPodLabels = spec.networkPolicy.clientPodLabels;
 
     // Unique per store and stable: namespace and construct path, never the time or a random value.
-    const clusterToken = resolved?.document.clusterToken ??
-      `${spec.name}-${createHash('sha256').update(`${namespace ?? ''}/${this.node.path}`).digest('hex').slice(0, 8)}`;
-    this.document = { apiVersion: 'kvstore.cdk8s-kvstore.io/v1', kind: 'StoreDocument', namespace: namespace ?? '', clusterToken, spec };
+    const token = resolved?.document.clusterToken ?? clusterToken(spec.name, `${namespace ?? ''}/${this.node.path}`);
+    this.document = { apiVersion: 'kvstore.cdk8s-kvstore.io/v1', kind: 'StoreDocument', namespace: namespace ?? '', clusterToken: token, spec };
     if (props.reconciler) {
       if (!namespace) {
         throw new Error(`KVStore '${spec.name}': reconciler needs the chart to have a namespace, got none (the Job applies the store into it)`);
@@ -327,7 +325,7 @@ export class KVStore extends Construct {
       },
     });
 
-    const engineContainer = this.engine.container({ spec, names, clusterToken, initialClusterState: resolved?.initialClusterState ?? 'new' });
+    const engineContainer = this.engine.container({ spec, names, clusterToken: token, initialClusterState: resolved?.initialClusterState ?? 'new' });
     const podTemplateLabels = { ...labels };
     const affinity = this.affinity();
     const stsMetadata = metadata(names.statefulSet);

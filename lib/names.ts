@@ -1,5 +1,6 @@
 // Stable names of everything a store creates. They are contract: PVC names derive from the
 // StatefulSet name, so changing any of these orphans data.
+import { createHash } from 'crypto';
 
 /** Names of the Kubernetes objects of one store. */
 export interface StoreNames {
@@ -35,6 +36,14 @@ export function podFqdn(names: StoreNames, ordinal: number, namespace: string, c
 /** `<template>-<sts>-<i>`: the PVC the StatefulSet controller creates for one ordinal. */
 export function pvcName(names: StoreNames, template: string, ordinal: number): string {
   return `${template}-${names.statefulSet}-${ordinal}`;
+}
+
+/**
+ * `--initial-cluster-token`: the store name and a short hash of `seed` (for the construct: namespace and
+ * construct path; for a KVStore resource: namespace and name). Unique per store, stable across synths.
+ */
+export function clusterToken(storeName: string, seed: string): string {
+  return `${storeName}-${createHash('sha256').update(seed).digest('hex').slice(0, 8)}`;
 }
 
 /** The labels that select a store's pods. Immutable once the StatefulSet exists: keep them minimal. */

@@ -36,19 +36,22 @@ export const FIELD_MANAGER = 'cdk8s-kvstore-reconciler';
 /** Where the Job's container reads the store document. */
 export const DOCUMENT_PATH = '/etc/kvstore/store.json';
 
-/** Names of the bundle's objects: contract, like the store's names. */
-export function bundleNames(storeName: string, jobHash: string) {
-  const job = `${storeName}-reconcile-${jobHash}`;
+/** Names of the reconciler's objects for one store: contract, like the store's names. */
+export function reconcilerNames(storeName: string) {
   return {
     configMap: `${storeName}-kvstore-spec`,
     serviceAccount: `${storeName}-reconciler`,
     role: `${storeName}-reconciler`,
     roleBinding: `${storeName}-reconciler`,
-    // Job names end up in the pods' `job-name` label, which must fit 63 characters.
-    job: job.length <= 63 ? job : `${storeName}-${jobHash}`,
     lease: `${storeName}-reconciler`,
     applySetParent: `${storeName}-applyset`,
   };
+}
+
+/** The Job of one spec. Job names end up in the pods' `job-name` label, which must fit 63 characters. */
+export function reconcileJobName(storeName: string, jobHash: string): string {
+  const job = `${storeName}-reconcile-${jobHash}`;
+  return job.length <= 63 ? job : `${storeName}-${jobHash}`;
 }
 
 export interface ReconcilerBundleProps extends ReconcilerOptions {
@@ -69,8 +72,8 @@ export class ReconcilerBundle extends Construct {
     const jobHash = createHash('sha256')
       .update(canonicalJson({ document: store.document, version: LIBRARY_VERSION, image: props.image, force: props.force ?? false }))
       .digest('hex').slice(0, 10);
-    const names = bundleNames(store.spec.name, jobHash);
-    this.jobName = names.job;
+    const names = reconcilerNames(store.spec.name);
+    this.jobName = reconcileJobName(store.spec.name, jobHash);
     this.configMapName = names.configMap;
     const labels = {
       ...store.spec.labels,
@@ -107,7 +110,7 @@ export class ReconcilerBundle extends Construct {
         : profile === GitOpsProfile.FLUX ? { 'kustomize.toolkit.fluxcd.io/force': 'enabled' }
           : {};
     new k8s.KubeJob(this, 'Job', {
-      metadata: { name: names.job, labels, ...(Object.keys(jobAnnotations).length ? { annotations: jobAnnotations } : {}) },
+      metadata: { name: this.jobName, labels, ...(Object.keys(jobAnnotations).length ? { annotations: jobAnnotations } : {}) },
       // No ttlSecondsAfterFinished: a GitOps tool would re-create a Job the TTL deleted, re-running it.
       spec: {
         backoffLimit: 4,

@@ -64,16 +64,37 @@ export interface EtcdEngineSpec {
 /** Bring-your-own-image engine settings, as stored in the spec. */
 export interface CustomEngineSpec {
   readonly kind: 'custom';
+  /** The port clients connect to (named `client` in the pod). */
   readonly clientPort: number;
+  /**
+   * The port members use among themselves (named `peer`).
+   * @default - no peer port: members do not talk to each other
+   */
   readonly peerPort?: number;
+  /** @default - the image's entrypoint */
   readonly command?: string[];
+  /**
+   * Arguments; `$(POD_NAME)`, `$(POD_NAMESPACE)`, `$(POD_IP)` and your `env` expand as in Kubernetes.
+   * @default - the image's cmd
+   */
   readonly args?: string[];
+  /** @default - only POD_NAME, POD_NAMESPACE and POD_IP */
   readonly env?: Record<string, string>;
+  /** @default - a TCP check of the client port with a 5-minute budget */
   readonly startupProbe?: ProbeSpec;
+  /** @default - a TCP check of the client port */
   readonly livenessProbe?: ProbeSpec;
+  /** @default - a TCP check of the client port */
   readonly readinessProbe?: ProbeSpec;
+  /**
+   * The largest supported size.
+   * @default 99
+   */
   readonly maxSize?: number;
-  /** Whether the store needs a majority of members up (sizes the PodDisruptionBudget). */
+  /**
+   * Whether a majority of members must stay up; sizes the PodDisruptionBudget.
+   * @default true
+   */
   readonly quorum?: boolean;
 }
 

@@ -3,41 +3,8 @@ import type { CustomEngineSpec, EngineDefaults, KVStoreSpec, ProbeSpec, SpecIssu
 import { MAX_SIZE } from '../spec';
 import { EngineContainer, EngineReport, IEngine, POD_ENV } from './types';
 
-/** Options of `Engine.custom()`. */
-export interface CustomEngineOptions {
-  /** The port clients connect to (named `client` in the pod). */
-  readonly clientPort: number;
-  /**
-   * The port members use among themselves (named `peer`).
-   * @default - no peer port: members do not talk to each other
-   */
-  readonly peerPort?: number;
-  /** @default - the image's entrypoint */
-  readonly command?: string[];
-  /**
-   * Arguments; `$(POD_NAME)`, `$(POD_NAMESPACE)`, `$(POD_IP)` and your `env` expand as in Kubernetes.
-   * @default - the image's cmd
-   */
-  readonly args?: string[];
-  /** @default - only POD_NAME, POD_NAMESPACE and POD_IP */
-  readonly env?: Record<string, string>;
-  /** @default - a TCP check of the client port with a 5-minute budget */
-  readonly startupProbe?: ProbeSpec;
-  /** @default - a TCP check of the client port */
-  readonly livenessProbe?: ProbeSpec;
-  /** @default - a TCP check of the client port */
-  readonly readinessProbe?: ProbeSpec;
-  /**
-   * The largest supported size.
-   * @default 99
-   */
-  readonly maxSize?: number;
-  /**
-   * Whether a majority of members must stay up; sizes the PodDisruptionBudget.
-   * @default true
-   */
-  readonly quorum?: boolean;
-}
+/** Options of `Engine.custom()`: the custom engine's spec without its kind (documented in spec.ts). */
+export interface CustomEngineOptions extends Omit<CustomEngineSpec, 'kind'> {}
 
 const isPort = (p: unknown) => typeof p === 'number' && Number.isInteger(p) && p >= 1 && p <= 65535;
 const ENV_NAME = /^[-._a-zA-Z][-._a-zA-Z0-9]*$/;

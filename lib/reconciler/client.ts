@@ -106,12 +106,11 @@ function toWire(o: unknown, type: { apiVersion: string; kind: string }): KubeObj
 
 export interface Counters {
   mutating: number;
-  reads: number;
 }
 
 /** The operations the reconciler needs, each retried and counted. */
 export class KubeClient {
-  readonly counters: Counters = { mutating: 0, reads: 0 };
+  readonly counters: Counters = { mutating: 0 };
   private readonly api: k8s.KubernetesObjectApi;
 
   constructor(kubeConfig: k8s.KubeConfig, private readonly retry: RetryOptions = {}) {
@@ -120,7 +119,6 @@ export class KubeClient {
 
   /** The live object, or undefined when it does not exist. */
   async read(ref: ObjectRef): Promise<KubeObject | undefined> {
-    this.counters.reads++;
     return withRetry('read', ref, async () => {
       try {
         return toWire(await this.api.read({ apiVersion: ref.apiVersion, kind: ref.kind, metadata: { name: ref.name, namespace: ref.namespace } }), ref);
@@ -132,7 +130,6 @@ export class KubeClient {
   }
 
   async list(apiVersion: string, kind: string, namespace: string, labelSelector: string): Promise<KubeObject[]> {
-    this.counters.reads++;
     return withRetry('list', `${kind} (${labelSelector})`, async () => {
       const result = await this.api.list(apiVersion, kind, namespace, undefined, undefined, undefined, undefined, labelSelector);
       return result.items.map((o) => ({ ...toWire(o, { apiVersion, kind }), apiVersion, kind }));

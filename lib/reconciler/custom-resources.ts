@@ -1,10 +1,9 @@
 // CRD mode: reconcile every KVStore resource that changed (generation ≠ observedGeneration) or whose
 // objects drifted, and report through the status subresource.
-import { createHash } from 'crypto';
 import * as k8s from '@kubernetes/client-node';
 import { KVSTORE_GROUP, KVSTORE_KIND, KVSTORE_PLURAL, KVSTORE_VERSION } from '../crd';
-import { selectorLabels } from '../names';
-import { canonicalJson, KVStoreSpec, StoreDocument } from '../spec';
+import { clusterToken, selectorLabels } from '../names';
+import { canonicalJson, DEFAULT_SIZE, KVStoreSpec, StoreDocument } from '../spec';
 import { KubeClient, KubeError, withRetry } from './client';
 import { Log } from './log';
 import { reconcileStore, ReconcileOptions, RefusedError } from './reconcile';
@@ -28,7 +27,7 @@ export function documentFromResource(resource: KubeObject): StoreDocument {
     kind: 'StoreDocument',
     namespace,
     // Stable per resource; a re-created resource of the same name gets the same token.
-    clusterToken: `${name}-${createHash('sha256').update(`${namespace}/${name}`).digest('hex').slice(0, 8)}`,
+    clusterToken: clusterToken(name, `${namespace}/${name}`),
     // The API server applies the CRD's defaults; without them an engine-less spec is etcd.
     spec: { engine: { kind: 'etcd' }, ...(resource.spec ?? {}), name } as KVStoreSpec,
   };
@@ -60,7 +59,7 @@ export function nextStatus(resource: KubeObject, outcome: Outcome, statefulSet: 
       observedGeneration: generation,
     };
   };
-  const size = resource.spec?.size ?? 3;
+  const size = resource.spec?.size ?? DEFAULT_SIZE;
   return {
     observedGeneration: generation,
     replicas: statefulSet?.status?.replicas ?? 0,

@@ -2,7 +2,7 @@
 import { createHash } from 'crypto';
 import { App, Chart } from 'cdk8s';
 import { FromDocumentOptions, KVStore } from '../kv-store';
-import { bundleNames } from '../reconciler-bundle';
+import { reconcilerNames } from '../reconciler-bundle';
 import { canonicalJson, StoreDocument } from '../spec';
 import { applySetId, applySetParent, PART_OF_LABEL } from './applyset';
 import { KubeObject } from './types';
@@ -22,7 +22,7 @@ export function desiredState(document: StoreDocument, options: FromDocumentOptio
   const app = new App({ outdir: '/nonexistent' });
   const chart = new Chart(app, 'desired', { namespace: document.namespace, disableResourceNameHashes: true });
   const store = KVStore.fromDocument(chart, document.spec.name, document, options);
-  const names = bundleNames(document.spec.name, '');
+  const names = reconcilerNames(document.spec.name);
   const id = applySetId(names.applySetParent, document.namespace);
   const objects = (chart.toJson() as KubeObject[]).map((o) => {
     const labelled = { ...o, metadata: { ...o.metadata, labels: { ...o.metadata.labels, [PART_OF_LABEL]: id } } };

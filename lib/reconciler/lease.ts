@@ -68,31 +68,33 @@ export async function acquireLease(client: KubeClient, o: LeaseOptions): Promise
   throw new Error(`Lease ${o.name}: gave up after 5 conflicting attempts`);
 }
 
-/** Gives the lease up so the next reconciler need not wait for it to expire. */
-export async function releaseLease(client: KubeClient, o: LeaseOptions): Promise<void> {
+/**
+ * Rewrites our lease with a new renewTime (and without a holder when releasing). Returns false,
+ * writing nothing, when we do not hold it.
+ */
+async function rewriteOwnLease(client: KubeClient, o: LeaseOptions, renewTime: Date, release: boolean): Promise<{ held: boolean; holder?: string }> {
   const live = await client.read(ref(o));
-  if (!live || live.spec?.holderIdentity !== o.holder) return;
-  const { holderIdentity: _h, acquireTime, ...rest } = live.spec;
+  if (!live || live.spec?.holderIdentity !== o.holder) return { held: false, holder: live?.spec?.holderIdentity };
+  const { holderIdentity, acquireTime, ...rest } = live.spec;
   await client.replace(leaseObject(o, {
     ...rest,
+    ...(release ? {} : { holderIdentity }),
+    // Times read back are strings; MicroTime keeps their six fractional digits on the way out.
     ...(acquireTime ? { acquireTime: new V1MicroTime(acquireTime) } : {}),
-    renewTime: new V1MicroTime(0),
+    renewTime: new V1MicroTime(renewTime),
   }, live.metadata.resourceVersion));
+  return { held: true };
+}
+
+/** Gives the lease up so the next reconciler need not wait for it to expire. */
+export async function releaseLease(client: KubeClient, o: LeaseOptions): Promise<void> {
+  await rewriteOwnLease(client, o, new Date(0), true);
 }
 
 /** Extends our hold; throws when someone else holds the lease now (we must stop changing things). */
 export async function renewLease(client: KubeClient, o: LeaseOptions): Promise<void> {
-  const live = await client.read(ref(o));
-  if (!live || live.spec?.holderIdentity !== o.holder) {
-    throw new Error(`Lease ${o.name} was lost to ${live?.spec?.holderIdentity ?? 'nobody'}: stopping before another change`);
-  }
-  const { acquireTime, ...rest } = live.spec;
-  const now = (o.now ?? (() => new Date()))();
-  await client.replace(leaseObject(o, {
-    ...rest,
-    ...(acquireTime ? { acquireTime: new V1MicroTime(acquireTime) } : {}),
-    renewTime: new V1MicroTime(now),
-  }, live.metadata.resourceVersion));
+  const result = await rewriteOwnLease(client, o, (o.now ?? (() => new Date()))(), false);
+  if (!result.held) throw new Error(`Lease ${o.name} was lost to ${result.holder ?? 'nobody'}: stopping before another change`);
 }
 
 /** Renews the lease when a third of its duration has passed since the last renewal. */

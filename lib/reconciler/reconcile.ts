@@ -56,11 +56,9 @@ const LISTABLE: Record<string, { apiVersion: string; kind: string }> = {
  * desired must still be found to be pruned).
  */
 async function readLive(client: KubeClient, namespace: string, desired: readonly KubeObject[], applySetId: string, log: Log): Promise<KubeObject[]> {
-  const live: KubeObject[] = [];
-  for (const o of desired) {
-    const found = await client.read(refOf(o));
-    if (found) live.push({ ...found, apiVersion: o.apiVersion, kind: o.kind });
-  }
+  // One round trip for all of them, not one per object.
+  const found = await Promise.all(desired.map((o) => client.read(refOf(o))));
+  const live: KubeObject[] = found.flatMap((f, i) => (f ? [{ ...f, apiVersion: desired[i].apiVersion, kind: desired[i].kind }] : []));
   const parent = live.find((o) => o.metadata.labels?.[ID_LABEL] === applySetId);
   const recorded = (parent?.metadata.annotations?.[CONTAINS_ANNOTATION] ?? '').split(',').filter(Boolean);
   const kinds = new Set([...desired.filter((o) => o.metadata.labels?.[PART_OF_LABEL]).map(groupKind), ...recorded]);

@@ -36,7 +36,3 @@ export function groupKind(ref: { apiVersion: string; kind: string }): string {
   const group = ref.apiVersion.includes('/') ? ref.apiVersion.split('/')[0] : '';
   return group ? `${ref.kind}.${group}` : ref.kind;
 }
-
-export function sameObject(a: ObjectRef, b: ObjectRef): boolean {
-  return groupKind(a) === groupKind(b) && a.name === b.name && (a.namespace ?? '') === (b.namespace ?? '');
-}
