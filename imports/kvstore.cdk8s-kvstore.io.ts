@@ -105,6 +105,13 @@ export interface KvStoreSpec {
   readonly annotations?: { [key: string]: string };
 
   /**
+   * Scheduled snapshots (etcdctl snapshot save) into a PVC, the oldest pruned beyond keep; the reconciler also takes one before every membership change or resize. Off by default; when set, schedule defaults to "0 * * * *" and keep to 24.
+   *
+   * @schema KvStoreSpec#backup
+   */
+  readonly backup?: KvStoreSpecBackup;
+
+  /**
    * The cluster's DNS domain. Must be a DNS domain such as cluster.local. Defaults to cluster.local.
    *
    * @default cluster.local.
@@ -188,6 +195,13 @@ export interface KvStoreSpec {
   readonly resources?: KvStoreSpecResources;
 
   /**
+   * Restore every member from one snapshot file in a PVC (claimName defaults to the backup claim): a new logical cluster holding the snapshot's data. Needs the reconciler.
+   *
+   * @schema KvStoreSpec#restore
+   */
+  readonly restore?: KvStoreSpecRestore;
+
+  /**
    * The uid (and gid) the containers run as. Must be a non-root uid (an integer of at least 1). Defaults to 65532.
    *
    * @default 65532.
@@ -252,6 +266,7 @@ export function toJson_KvStoreSpec(obj: KvStoreSpec | undefined): Record<string,
   if (obj === undefined) { return undefined; }
   const result = {
     'annotations': ((obj.annotations) === undefined) ? undefined : (Object.entries(obj.annotations).reduce((r, i) => (i[1] === undefined) ? r : ({ ...r, [i[0]]: i[1] }), {})),
+    'backup': toJson_KvStoreSpecBackup(obj.backup),
     'clusterDomain': obj.clusterDomain,
     'engine': toJson_KvStoreSpecEngine(obj.engine),
     'image': obj.image,
@@ -263,6 +278,7 @@ export function toJson_KvStoreSpec(obj: KvStoreSpec | undefined): Record<string,
     'podAntiAffinity': obj.podAntiAffinity,
     'podManagementPolicy': obj.podManagementPolicy,
     'resources': toJson_KvStoreSpecResources(obj.resources),
+    'restore': toJson_KvStoreSpecRestore(obj.restore),
     'runAsUser': obj.runAsUser,
     'size': obj.size,
     'storageClassName': obj.storageClassName,
@@ -270,6 +286,74 @@ export function toJson_KvStoreSpec(obj: KvStoreSpec | undefined): Record<string,
     'topologySpreadConstraints': obj.topologySpreadConstraints?.map(y => toJson_KvStoreSpecTopologySpreadConstraints(y)),
     'updateStrategy': toJson_KvStoreSpecUpdateStrategy(obj.updateStrategy),
     'volumeClaimTemplates': obj.volumeClaimTemplates?.map(y => toJson_KvStoreSpecVolumeClaimTemplates(y)),
+  };
+  // filter undefined values
+  return Object.entries(result).reduce((r, i) => (i[1] === undefined) ? r : ({ ...r, [i[0]]: i[1] }), {});
+}
+/* eslint-enable max-len, @stylistic/max-len, quote-props, @stylistic/quote-props */
+
+/**
+ * Scheduled snapshots (etcdctl snapshot save) into a PVC, the oldest pruned beyond keep; the reconciler also takes one before every membership change or resize. Off by default; when set, schedule defaults to "0 * * * *" and keep to 24.
+ *
+ * @schema KvStoreSpecBackup
+ */
+export interface KvStoreSpecBackup {
+  /**
+   * Must be a PVC name (a DNS-1123 subdomain).
+   *
+   * @schema KvStoreSpecBackup#claimName
+   */
+  readonly claimName?: string;
+
+  /**
+   * Must be an integer from 1 to 1000.
+   *
+   * @schema KvStoreSpecBackup#keep
+   */
+  readonly keep?: number;
+
+  /**
+   * Must be an image reference of the kvstore reconciler image.
+   *
+   * @schema KvStoreSpecBackup#pruneImage
+   */
+  readonly pruneImage?: string;
+
+  /**
+   * Must be a cron schedule of five fields such as "0 * * * *", or a macro such as @hourly.
+   *
+   * @schema KvStoreSpecBackup#schedule
+   */
+  readonly schedule?: string;
+
+  /**
+   * Must be a storage size as a Kubernetes quantity such as 10Gi or 500M (digits with an optional suffix m, k, M, G, T, P, E, Ki, Mi, Gi, Ti, Pi or Ei).
+   *
+   * @schema KvStoreSpecBackup#storage
+   */
+  readonly storage?: string;
+
+  /**
+   * Must be a StorageClass name (a DNS-1123 subdomain).
+   *
+   * @schema KvStoreSpecBackup#storageClassName
+   */
+  readonly storageClassName?: string;
+}
+
+/**
+ * Converts an object of type 'KvStoreSpecBackup' to JSON representation.
+ */
+/* eslint-disable max-len, @stylistic/max-len, quote-props, @stylistic/quote-props */
+export function toJson_KvStoreSpecBackup(obj: KvStoreSpecBackup | undefined): Record<string, any> | undefined {
+  if (obj === undefined) { return undefined; }
+  const result = {
+    'claimName': obj.claimName,
+    'keep': obj.keep,
+    'pruneImage': obj.pruneImage,
+    'schedule': obj.schedule,
+    'storage': obj.storage,
+    'storageClassName': obj.storageClassName,
   };
   // filter undefined values
   return Object.entries(result).reduce((r, i) => (i[1] === undefined) ? r : ({ ...r, [i[0]]: i[1] }), {});
@@ -586,6 +670,42 @@ export function toJson_KvStoreSpecResources(obj: KvStoreSpecResources | undefine
   const result = {
     'limits': ((obj.limits) === undefined) ? undefined : (Object.entries(obj.limits).reduce((r, i) => (i[1] === undefined) ? r : ({ ...r, [i[0]]: i[1] }), {})),
     'requests': ((obj.requests) === undefined) ? undefined : (Object.entries(obj.requests).reduce((r, i) => (i[1] === undefined) ? r : ({ ...r, [i[0]]: i[1] }), {})),
+  };
+  // filter undefined values
+  return Object.entries(result).reduce((r, i) => (i[1] === undefined) ? r : ({ ...r, [i[0]]: i[1] }), {});
+}
+/* eslint-enable max-len, @stylistic/max-len, quote-props, @stylistic/quote-props */
+
+/**
+ * Restore every member from one snapshot file in a PVC (claimName defaults to the backup claim): a new logical cluster holding the snapshot's data. Needs the reconciler.
+ *
+ * @schema KvStoreSpecRestore
+ */
+export interface KvStoreSpecRestore {
+  /**
+   * Must be the name of the PVC holding the snapshot (a DNS-1123 subdomain).
+   *
+   * @schema KvStoreSpecRestore#claimName
+   */
+  readonly claimName?: string;
+
+  /**
+   * Must be a snapshot file name (letters, digits, ".", "_", "-"; no directories).
+   *
+   * @schema KvStoreSpecRestore#snapshot
+   */
+  readonly snapshot: string;
+}
+
+/**
+ * Converts an object of type 'KvStoreSpecRestore' to JSON representation.
+ */
+/* eslint-disable max-len, @stylistic/max-len, quote-props, @stylistic/quote-props */
+export function toJson_KvStoreSpecRestore(obj: KvStoreSpecRestore | undefined): Record<string, any> | undefined {
+  if (obj === undefined) { return undefined; }
+  const result = {
+    'claimName': obj.claimName,
+    'snapshot': obj.snapshot,
   };
   // filter undefined values
   return Object.entries(result).reduce((r, i) => (i[1] === undefined) ? r : ({ ...r, [i[0]]: i[1] }), {});

@@ -3,7 +3,7 @@ import { k8s } from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
 import { DEFAULT_ETCD_VERSION, ETCD_MAX_SIZE } from './engines/etcd';
 import {
-  CustomEngineSpec, DEFAULT_CLUSTER_DOMAIN, DEFAULT_RUN_AS_USER, DEFAULT_SIZE, DEFAULT_STORAGE_SIZE,
+  CustomEngineSpec, DEFAULT_CLUSTER_DOMAIN, DEFAULT_RUN_AS_USER, DEFAULT_SIZE, DEFAULT_BACKUP_SCHEDULE, DEFAULT_BACKUP_KEEP, DEFAULT_STORAGE_SIZE,
   EtcdEngineSpec, KVStoreSpecInput, MAX_SIZE, SPEC_INPUT_SCHEMA,
 } from './spec';
 
@@ -87,6 +87,8 @@ const SPEC_FIELD_DOCS: { readonly [K in Exclude<keyof KVStoreSpecInput, 'name'>]
   networkPolicy: 'A NetworkPolicy admitting peer traffic between members and client traffic from clientPodLabels pods. Enabled by default; clients default to pods labelled <name>-client: "true".',
   runAsUser: `The uid (and gid) the containers run as. Defaults to ${DEFAULT_RUN_AS_USER}.`,
   nodeSelector: 'Node labels the pods require.',
+  backup: `Scheduled snapshots (etcdctl snapshot save) into a PVC, the oldest pruned beyond keep; the reconciler also takes one before every membership change or resize. Off by default; when set, schedule defaults to "${DEFAULT_BACKUP_SCHEDULE}" and keep to ${DEFAULT_BACKUP_KEEP}.`,
+  restore: 'Restore every member from one snapshot file in a PVC (claimName defaults to the backup claim): a new logical cluster holding the snapshot\'s data. Needs the reconciler.',
 };
 
 /** Kubernetes' IntOrString form (as kubebuilder writes it): `cdk8s import` makes it a class with fromNumber/fromString. */

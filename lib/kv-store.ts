@@ -3,7 +3,8 @@ import { ApiObject, Chart } from 'cdk8s';
 import { k8s } from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
 import { Engine } from './engines/engine';
-import { IEngine, POD_ENV } from './engines/types';
+import { EngineContext, IEngine, POD_ENV } from './engines/types';
+import { StoreBackup } from './backup';
 import { clusterToken, selectorLabels, StoreNames, storeNames } from './names';
 import { restrictedContainerSecurity } from './pod-security';
 import { ReconcilerBundle, ReconcilerOptions } from './reconciler-bundle';
@@ -151,11 +152,54 @@ export interface KVStoreProps {
    * @default - the store's objects are synthesized directly
    */
   readonly reconciler?: ReconcilerOptions;
+  /**
+   * Scheduled snapshots into a PVC (a CronJob running `etcdctl snapshot save` against the client
+   * Service), the oldest deleted beyond `keep`. With the reconciler, it also takes a snapshot before
+   * every membership change and resize.
+   * @default - no backups
+   */
+  readonly backup?: BackupOptions;
+  /**
+   * Restore every member from one snapshot: the reconciler builds a new logical cluster holding the
+   * snapshot's data (for a live store the old data stays on the PVCs, in another directory; replacing
+   * a live store's data needs force). Needs `reconciler`.
+   * @default - no restore
+   */
+  readonly restore?: RestoreOptions;
+}
+
+export interface BackupOptions {
+  /** @default '0 * * * *' (hourly) */
+  readonly schedule?: string;
+  /** Snapshots kept. @default 24 */
+  readonly keep?: number;
+  /** Size of the backup PVC the construct creates. @default - the store's storageSize (none with claimName) */
+  readonly storage?: string;
+  /** @default - the store's storageClassName */
+  readonly storageClassName?: string;
+  /**
+   * The backup PVC's name. Without `storage` it names an existing PVC the construct does not create.
+   * @default '<name>-backups', created
+   */
+  readonly claimName?: string;
+  /** The image that prunes old snapshots: this package's reconciler image. @default - the reconciler's image */
+  readonly pruneImage?: string;
+}
+
+export interface RestoreOptions {
+  /** The snapshot's file name in the claim (as the backup CronJob wrote it: `<store>-<job>.db`). */
+  readonly snapshot: string;
+  /** The PVC holding it. @default - this store's backup claim */
+  readonly claimName?: string;
 }
 
 const RESOLVED = Symbol('kvstore.resolved');
+/** CronJob names are limited to 52 characters (the Jobs get an 11-character suffix). */
+const MAX_CRONJOB_NAME = 52;
 /** Annotation on the StatefulSet naming the engine kind. */
 export const ENGINE_ANNOTATION = 'kvstore.cdk8s-kvstore.io/engine';
+/** Annotation on the StatefulSet of a restored store: `<claim>/<snapshot>` its members were restored from. */
+export const RESTORED_FROM_ANNOTATION = 'kvstore.cdk8s-kvstore.io/restored-from';
 
 /** How the reconciler re-synthesizes a store from its document. */
 export interface FromDocumentOptions {
@@ -195,6 +239,8 @@ export function specInputFromProps(name: string, engine: IEngine, props: KVStore
     },
     runAsUser: props.runAsUser,
     nodeSelector: props.nodeSelector,
+    backup: props.backup && { ...props.backup, pruneImage: props.backup.pruneImage ?? props.reconciler?.image },
+    restore: props.restore,
   };
 }
 
@@ -202,6 +248,14 @@ export function specInputFromProps(name: string, engine: IEngine, props: KVStore
 export function resolveSpec(input: KVStoreSpecInput, engine: IEngine): { spec: KVStoreSpec; warnings: string[] } {
   const spec = normalizeSpec(input, engine.defaults);
   const report = engine.validate(spec);
+  if (!engine.snapshots) {
+    for (const field of ['backup', 'restore'] as const) {
+      if (spec[field]) report.issues.push({ field, value: spec[field], allowed: `left out with the ${engine.spec.kind} engine`, reason: 'it has no snapshot support' });
+    }
+  }
+  if (spec.backup && spec.name.length + '-backup'.length > MAX_CRONJOB_NAME) {
+    report.issues.push({ field: 'name', value: spec.name, allowed: `at most ${MAX_CRONJOB_NAME - '-backup'.length} characters with backup`, reason: `the CronJob <name>-backup must fit ${MAX_CRONJOB_NAME}` });
+  }
   if (report.issues.length > 0) throw new SpecError(spec.name, report.issues);
   return { spec, warnings: report.warnings };
 }
@@ -253,6 +307,8 @@ export class KVStore extends Construct {
   /** Labels a pod needs to reach the store through the NetworkPolicy. */
   readonly clientPodLabels: Record<string, string>;
   readonly names: StoreNames;
+  /** What the engine was told to render this store (the reconciler renders restore Jobs with it). */
+  readonly engineContext?: EngineContext;
 
   /**
    * The store a document describes, synthesized exactly as the construct that wrote the document did
@@ -292,6 +348,9 @@ export class KVStore extends Construct {
     // Unique per store and stable: namespace and construct path, never the time or a random value.
     const token = resolved?.document.clusterToken ?? clusterToken(spec.name, `${namespace ?? ''}/${this.node.path}`);
     this.document = { apiVersion: 'kvstore.cdk8s-kvstore.io/v1', kind: 'StoreDocument', namespace: namespace ?? '', clusterToken: token, spec };
+    if (spec.restore && !props.reconciler && !resolved) {
+      throw new SpecError(spec.name, [{ field: 'restore', value: spec.restore, allowed: 'used together with reconciler', reason: 'restoring runs one Job per member before the pods start, which the reconciler does' }]);
+    }
     if (props.reconciler) {
       if (!namespace) {
         throw new Error(`KVStore '${spec.name}': reconciler needs the chart to have a namespace, got none (the Job applies the store into it)`);
@@ -325,13 +384,28 @@ export class KVStore extends Construct {
       },
     });
 
-    const engineContainer = this.engine.container({ spec, names, clusterToken: token, initialClusterState: resolved?.initialClusterState ?? 'new' });
+    const engineContext = { spec, names, clusterToken: token, initialClusterState: resolved?.initialClusterState ?? 'new', ...(namespace ? { namespace } : {}) } as const;
+    this.engineContext = engineContext;
+    const engineContainer = this.engine.container(engineContext);
+    if (engineContainer.bootstrapEnv) {
+      new k8s.KubeConfigMap(this, 'Bootstrap', {
+        metadata: metadata(names.bootstrapConfig),
+        data: Object.fromEntries(Object.keys(engineContainer.bootstrapEnv).sort().map((k) => [k, engineContainer.bootstrapEnv![k]])),
+      });
+    }
     const podTemplateLabels = { ...labels };
     const affinity = this.affinity();
     const stsMetadata = metadata(names.statefulSet);
     new k8s.KubeStatefulSet(this, 'Resource', {
       // The engine kind is recorded so a reconciler can refuse an engine change on a live store.
-      metadata: { ...stsMetadata, annotations: { ...stsMetadata.annotations, [ENGINE_ANNOTATION]: this.engine.spec.kind } },
+      metadata: {
+        ...stsMetadata,
+        annotations: {
+          ...stsMetadata.annotations,
+          [ENGINE_ANNOTATION]: this.engine.spec.kind,
+          ...(spec.restore ? { [RESTORED_FROM_ANNOTATION]: `${spec.restore.claimName}/${spec.restore.snapshot}` } : {}),
+        },
+      },
       spec: {
         serviceName: names.headlessService,
         replicas: spec.size,
@@ -381,6 +455,7 @@ export class KVStore extends Construct {
                 { name: POD_ENV.ip, valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } },
                 ...engineContainer.env,
               ],
+              ...(engineContainer.bootstrapEnv ? { envFrom: [{ configMapRef: { name: names.bootstrapConfig } }] } : {}),
               ports: ports.map((p) => ({ name: p.name, containerPort: p.port, protocol: 'TCP' })),
               resources: { requests: quantities(spec.resources.requests), limits: quantities(spec.resources.limits) },
               volumeMounts: [
@@ -415,6 +490,14 @@ export class KVStore extends Construct {
           : { maxUnavailable: k8s.IntOrString.fromNumber(1) }),
       },
     });
+
+    if (spec.backup) {
+      new StoreBackup(this, 'Backup', {
+        spec, engine: this.engine, names, labels,
+        clientPodLabels: this.clientPodLabels,
+        clientEndpoint: `${this.clientHost}:${this.clientPort}`,
+      });
+    }
 
     if (spec.networkPolicy.enabled) {
       const clientPeer = {

@@ -11,6 +11,8 @@ export interface StoreNames {
   readonly clientService: string;
   readonly podDisruptionBudget: string;
   readonly networkPolicy: string;
+  /** ConfigMap of the settings that change with membership (etcd's initial cluster). */
+  readonly bootstrapConfig: string;
 }
 
 export function storeNames(storeName: string): StoreNames {
@@ -20,6 +22,7 @@ export function storeNames(storeName: string): StoreNames {
     clientService: storeName,
     podDisruptionBudget: storeName,
     networkPolicy: storeName,
+    bootstrapConfig: `${storeName}-bootstrap`,
   };
 }
 

@@ -147,6 +147,33 @@ export interface KVStoreSpec {
   };
   readonly runAsUser: number;
   readonly nodeSelector: Record<string, string>;
+  /** Scheduled snapshots; absent when backups are off. */
+  readonly backup?: BackupSpec;
+  /** The snapshot every member was (or is to be) restored from; absent for a store that never was. */
+  readonly restore?: RestoreSpec;
+}
+
+/** Scheduled snapshots of a store into a PVC, oldest pruned beyond `keep`. */
+export interface BackupSpec {
+  /** Cron schedule of the backup CronJob. */
+  readonly schedule: string;
+  /** How many snapshots to keep. */
+  readonly keep: number;
+  /** The PVC snapshots are written to. */
+  readonly claimName: string;
+  /** Size of the PVC, which the construct creates; absent when `claimName` names an existing PVC. */
+  readonly storage?: string;
+  readonly storageClassName?: string;
+  /** The image that prunes old snapshots (this package's reconciler image). */
+  readonly pruneImage: string;
+}
+
+/** Restore every member from one snapshot file: a new logical cluster with the snapshot's data. */
+export interface RestoreSpec {
+  /** The snapshot's file name in the claim. */
+  readonly snapshot: string;
+  /** The PVC holding the snapshot. */
+  readonly claimName: string;
 }
 
 /** What a user may leave out: everything but the name and the engine has a default. */
@@ -175,6 +202,15 @@ export interface KVStoreSpecInput {
   };
   readonly runAsUser?: number;
   readonly nodeSelector?: Record<string, string>;
+  readonly backup?: {
+    readonly schedule?: string;
+    readonly keep?: number;
+    readonly storage?: string;
+    readonly storageClassName?: string;
+    readonly claimName?: string;
+    readonly pruneImage?: string;
+  };
+  readonly restore?: { readonly snapshot: string; readonly claimName?: string };
 }
 
 /** What the engine contributes to the defaults. */
@@ -189,6 +225,13 @@ export const DEFAULT_CLUSTER_DOMAIN = 'cluster.local';
 export const DEFAULT_MOUNT_ROOT = '/var/lib/kvstore';
 /** The conventional non-root uid of distroless images ("nonroot"). */
 export const DEFAULT_RUN_AS_USER = 65532;
+/** Hourly snapshots, the last day of them kept. */
+export const DEFAULT_BACKUP_SCHEDULE = '0 * * * *';
+export const DEFAULT_BACKUP_KEEP = 24;
+/** Five fields of digits, `*`, ranges, lists and steps, or a macro such as @hourly. */
+const CRON_PATTERN = '^(@(yearly|annually|monthly|weekly|daily|hourly)|([0-9*/,-]+ ){4}[0-9*/,-]+)$';
+/** A snapshot file name: no directories. */
+const SNAPSHOT_FILE_PATTERN = '^[A-Za-z0-9][A-Za-z0-9._-]*$';
 /** Volume names the construct uses itself; PVC templates must not take them. */
 export const RESERVED_VOLUME_NAMES: readonly string[] = ['tmp'];
 
@@ -316,6 +359,29 @@ export const SPEC_INPUT_SCHEMA = {
     },
     runAsUser: { type: 'integer', minimum: 1, allowed: 'a non-root uid (an integer of at least 1)' },
     nodeSelector: labels,
+    backup: {
+      type: 'object',
+      additionalProperties: false,
+      allowed: 'backup settings',
+      properties: {
+        schedule: { type: 'string', pattern: CRON_PATTERN, allowed: 'a cron schedule of five fields such as "0 * * * *", or a macro such as @hourly' },
+        keep: { type: 'integer', minimum: 1, maximum: 1000, allowed: 'an integer from 1 to 1000' },
+        storage: quantity('a storage size'),
+        storageClassName: { type: 'string', pattern: DNS_SUBDOMAIN_PATTERN, allowed: 'a StorageClass name (a DNS-1123 subdomain)' },
+        claimName: { type: 'string', pattern: DNS_SUBDOMAIN_PATTERN, maxLength: 253, allowed: 'a PVC name (a DNS-1123 subdomain)' },
+        pruneImage: { type: 'string', pattern: IMAGE_PATTERN, allowed: 'an image reference of the kvstore reconciler image' },
+      },
+    },
+    restore: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['snapshot'],
+      allowed: 'restore settings with a snapshot',
+      properties: {
+        snapshot: { type: 'string', pattern: SNAPSHOT_FILE_PATTERN, maxLength: 253, allowed: 'a snapshot file name (letters, digits, ".", "_", "-"; no directories)' },
+        claimName: { type: 'string', pattern: DNS_SUBDOMAIN_PATTERN, maxLength: 253, allowed: 'the name of the PVC holding the snapshot (a DNS-1123 subdomain)' },
+      },
+    },
   },
 } as const;
 
@@ -405,6 +471,9 @@ function crossFieldIssues(spec: KVStoreSpec, input: KVStoreSpecInput): SpecIssue
   if (spec.updateStrategy.type === 'RollingUpdate' && spec.updateStrategy.partition > spec.size) {
     issues.push({ field: 'updateStrategy.partition', value: spec.updateStrategy.partition, allowed: `an integer from 0 to size (${spec.size})` });
   }
+  if (input.restore && input.restore.claimName === undefined && !input.backup) {
+    issues.push({ field: 'restore.claimName', value: undefined, allowed: 'the PVC holding the snapshot (it defaults to this store\'s backup claim only when backup is set)' });
+  }
   const { requests = {}, limits = {} } = spec.resources;
   for (const [resource, limit] of Object.entries(limits)) {
     const request = requests[resource];
@@ -413,6 +482,33 @@ function crossFieldIssues(spec: KVStoreSpec, input: KVStoreSpecInput): SpecIssue
     }
   }
   return issues;
+}
+
+/** The PVC the construct creates for a store's snapshots. */
+export function backupClaimName(storeName: string): string {
+  return `${storeName}-backups`;
+}
+
+function normalizeBackup(input: KVStoreSpecInput, b: NonNullable<KVStoreSpecInput['backup']>, storageSize: string): BackupSpec {
+  const issues: SpecIssue[] = [];
+  if (b.pruneImage === undefined) {
+    issues.push({ field: 'backup.pruneImage', value: undefined, allowed: 'set to the kvstore reconciler image (or set reconciler, whose image is the default)', reason: 'it deletes the snapshots beyond backup.keep' });
+  }
+  if (b.claimName !== undefined && b.storage === undefined && b.storageClassName !== undefined) {
+    issues.push({ field: 'backup.storageClassName', value: b.storageClassName, allowed: 'left out when backup.claimName names an existing PVC (no backup.storage)', reason: 'the construct only creates a PVC it is given a size for' });
+  }
+  if (issues.length > 0) throw new SpecError(input.name, issues);
+  const pruneImage = b.pruneImage!;
+  const creates = b.claimName === undefined || b.storage !== undefined;
+  return {
+    schedule: b.schedule ?? DEFAULT_BACKUP_SCHEDULE,
+    keep: b.keep ?? DEFAULT_BACKUP_KEEP,
+    claimName: b.claimName ?? backupClaimName(input.name),
+    // A claim named without a size exists already; otherwise the construct creates it.
+    ...(creates ? { storage: b.storage ?? storageSize } : {}),
+    ...(creates && (b.storageClassName ?? input.storageClassName) !== undefined ? { storageClassName: b.storageClassName ?? input.storageClassName } : {}),
+    pruneImage,
+  };
 }
 
 /**
@@ -469,6 +565,8 @@ export function normalizeSpec(rawInput: KVStoreSpecInput, defaults: EngineDefaul
     },
     runAsUser: input.runAsUser ?? DEFAULT_RUN_AS_USER,
     nodeSelector: input.nodeSelector ?? {},
+    ...(input.backup ? { backup: normalizeBackup(input, input.backup, storageSize) } : {}),
+    ...(input.restore ? { restore: { snapshot: input.restore.snapshot, claimName: input.restore.claimName ?? input.backup?.claimName ?? backupClaimName(input.name) } } : {}),
   };
   const crossIssues = crossFieldIssues(spec, input);
   if (crossIssues.length > 0) throw new SpecError(storeName, crossIssues);

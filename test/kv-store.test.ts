@@ -2,7 +2,7 @@ import { Chart, Testing } from 'cdk8s';
 import {
   Engine, KVStore, PodAntiAffinity, PodManagementPolicy, PvcRetention, UpdateStrategy,
 } from '../lib';
-import { container, find, Manifest, synth, testChart } from './support/manifests';
+import { container, find, Manifest, synth, testChart, validateAgainstSchema } from './support/manifests';
 
 function store(props: ConstructorParameters<typeof KVStore>[2] = {}, namespace?: string): { store: KVStore; objects: Manifest[]; chart: Chart } {
   const chart = testChart(namespace);
@@ -367,5 +367,107 @@ describe('KVStore validation', () => {
 
   test('fails on a custom engine without an image', () => {
     expect(fails({ engine: Engine.custom({ clientPort: 6379 }) })).toThrow(/KVStore 'orders': image must be set: this engine has no default image, got nothing/);
+  });
+});
+
+describe('KVStore membership bootstrap (chart with a namespace)', () => {
+  const env = (objects: Manifest[]) => find(objects, 'ConfigMap').data;
+
+  test('the member list and state live in a ConfigMap the container loads with envFrom, not in flags', () => {
+    const { objects } = store({}, 'prod');
+    expect(find(objects, 'ConfigMap').metadata.name).toBe('orders-bootstrap');
+    expect(env(objects)).toEqual({
+      ETCD_INITIAL_CLUSTER: [0, 1, 2].map((i) => `orders-${i}=http://orders-${i}.orders-peers.prod.svc.cluster.local:2380`).join(','),
+      ETCD_INITIAL_CLUSTER_STATE: 'new',
+    });
+    expect(container(objects).envFrom).toEqual([{ configMapRef: { name: 'orders-bootstrap' } }]);
+    expect(args(objects).filter((a) => a.startsWith('--initial-cluster=') || a.startsWith('--initial-cluster-state='))).toEqual([]);
+  });
+
+  test('the pod template does not depend on the size: scaling rolls no member', () => {
+    const three = find(store({ size: 3 }, 'prod').objects, 'StatefulSet').spec.template;
+    const five = find(store({ size: 5 }, 'prod').objects, 'StatefulSet').spec.template;
+    expect(five).toEqual(three);
+    expect(env(store({ size: 5 }, 'prod').objects).ETCD_INITIAL_CLUSTER.split(',')).toHaveLength(5);
+  });
+
+  test('without a namespace the list stays in flags with $(POD_NAMESPACE) (ConfigMap values are not expanded)', () => {
+    const { objects } = store();
+    expect(objects.some((o) => o.kind === 'ConfigMap')).toBe(false);
+    expect(arg(objects, 'initial-cluster')).toContain('orders-0.orders-peers.$(POD_NAMESPACE).svc.cluster.local');
+    expect(arg(objects, 'initial-cluster-state')).toBe('new');
+  });
+});
+
+describe('KVStore backup', () => {
+  const backup = { pruneImage: 'registry.example.com/kvstore-reconciler:1', keep: 5, schedule: '*/30 * * * *' };
+
+  test('a CronJob saves a snapshot from the client Service into the backup PVC, then prunes to keep', () => {
+    const { objects } = store({ backup, storageSize: '4Gi' }, 'prod');
+    objects.forEach(validateAgainstSchema);
+    const pvc = objects.find((o) => o.kind === 'PersistentVolumeClaim')!;
+    expect(pvc.metadata.name).toBe('orders-backups');
+    expect(pvc.spec.resources.requests.storage).toBe('4Gi');
+    expect(pvc.metadata.annotations).toEqual({ 'argocd.argoproj.io/sync-options': 'Delete=false', 'kustomize.toolkit.fluxcd.io/prune': 'disabled' });
+    const cj = find(objects, 'CronJob');
+    expect(cj.metadata.name).toBe('orders-backup');
+    expect(cj.spec.schedule).toBe('*/30 * * * *');
+    expect(cj.spec.concurrencyPolicy).toBe('Forbid');
+    const pod = cj.spec.jobTemplate.spec.template;
+    expect(pod.metadata.labels).toMatchObject({ 'orders-client': 'true' });
+    const [snapshot] = pod.spec.initContainers;
+    expect(snapshot.image).toBe(find(objects, 'StatefulSet').spec.template.spec.containers[0].image);
+    expect([...snapshot.command, ...snapshot.args]).toEqual([
+      '/usr/local/bin/etcdctl', '--endpoints=http://orders.prod.svc.cluster.local:2379', '--dial-timeout=10s', '--command-timeout=10m',
+      'snapshot', 'save', '/backups/orders-$(JOB_NAME).db',
+    ]);
+    expect(snapshot.env[0]).toEqual({ name: 'JOB_NAME', valueFrom: { fieldRef: { fieldPath: "metadata.labels['batch.kubernetes.io/job-name']" } } });
+    const [prune] = pod.spec.containers;
+    expect(prune.image).toBe(backup.pruneImage);
+    expect(prune.args).toEqual(['--prune-snapshots', '/backups', '--prefix', 'orders-', '--keep', '5']);
+    expect(pod.spec.volumes[0]).toEqual({ name: 'backups', persistentVolumeClaim: { claimName: 'orders-backups' } });
+  });
+
+  test('an existing claim: no PVC is created', () => {
+    const { objects } = store({ backup: { ...backup, claimName: 'shared' } }, 'prod');
+    expect(objects.some((o) => o.kind === 'PersistentVolumeClaim')).toBe(false);
+    expect(find(objects, 'CronJob').spec.jobTemplate.spec.template.spec.volumes[0].persistentVolumeClaim.claimName).toBe('shared');
+  });
+
+  test('the reconciler image is the default prune image', () => {
+    const chart = testChart('prod');
+    const s = new KVStore(chart, 'orders', { backup: {}, reconciler: { image: 'r.example.com/rec:2' } });
+    expect(s.spec.backup!.pruneImage).toBe('r.example.com/rec:2');
+  });
+
+  test('fails with a custom engine (no snapshots)', () => {
+    expect(() => store({ engine: Engine.custom({ clientPort: 6379 }), containerImage: 'redis:7', backup })).toThrow(
+      /^KVStore 'orders': backup must be left out with the custom engine, got .* \(it has no snapshot support\)$/,
+    );
+  });
+
+  test('fails when the CronJob name would not fit', () => {
+    const chart = testChart('prod');
+    expect(() => new KVStore(chart, 'x', { name: 'a'.repeat(46), backup })).toThrow(/name must be at most 45 characters with backup/);
+  });
+});
+
+describe('KVStore restore', () => {
+  const backup = { pruneImage: 'registry.example.com/kvstore-reconciler:1' };
+
+  test('fails without the reconciler', () => {
+    expect(() => store({ backup, restore: { snapshot: 'orders-1.db' } }, 'prod')).toThrow(/^KVStore 'orders': restore must be used together with reconciler, got .* \(restoring runs one Job per member/);
+  });
+
+  test('a restored store reads a data directory of its own and forms a new cluster', () => {
+    const chart = testChart('prod');
+    const doc = new KVStore(chart, 'orders', { backup, restore: { snapshot: 'orders-1.db' }, reconciler: { image: 'r:1' } }).document;
+    const restored = synth((() => { const c = testChart('prod'); KVStore.fromDocument(c, 'orders', doc); return c; })());
+    const plainChart = testChart('prod');
+    const plain = synth((() => { KVStore.fromDocument(plainChart, 'orders', { ...doc, spec: { ...doc.spec, restore: undefined } }); return plainChart; })());
+    expect(arg(restored, 'data-dir')).toMatch(/^\/var\/lib\/kvstore\/data\/etcd-restore-[0-9a-f]{8}$/);
+    expect(arg(plain, 'data-dir')).toBe('/var/lib/kvstore/data/etcd');
+    expect(arg(restored, 'initial-cluster-token')).toBe(`${arg(plain, 'initial-cluster-token')}-${arg(restored, 'data-dir')!.slice(-8)}`);
+    expect(find(restored, 'StatefulSet').metadata.annotations!['kvstore.cdk8s-kvstore.io/restored-from']).toBe('orders-backups/orders-1.db');
   });
 });

@@ -296,7 +296,7 @@ describe('normalizeSpec validation', () => {
 
   test('fails on an unknown field, listing the known ones', () => {
     expect(() => normalizeUntyped({ sise: 3 })).toThrow(
-      /^KVStore 'orders': sise must be absent: it is not a known field \(known: name, engine, size, image, storageSize, .*, nodeSelector\), got 3$/,
+      /^KVStore 'orders': sise must be absent: it is not a known field \(known: name, engine, size, image, storageSize, .*, nodeSelector, backup, restore\), got 3$/,
     );
   });
 
@@ -370,5 +370,59 @@ describe('normalizeSpec validation', () => {
       "KVStore 'orders': volumeClaimTemplates[0].name must be a name other than tmp, got \"tmp\" (the pod already has a volume of that name)",
       "KVStore 'orders': volumeClaimTemplates[0].mountPath must be a path other than /tmp, got \"/tmp\" (the pod mounts its scratch volume there)",
     ]);
+  });
+});
+
+describe('backup and restore', () => {
+  const backup = { pruneImage: 'registry.example.com/kvstore-reconciler:1' };
+
+  test('backup defaults: hourly, 24 kept, a <name>-backups claim sized like the store', () => {
+    expect(normalize({ storageSize: '5Gi', backup }).backup).toEqual({
+      schedule: '0 * * * *', keep: 24, claimName: 'orders-backups', storage: '5Gi', pruneImage: backup.pruneImage,
+    });
+  });
+
+  test('an existing claim is used as it is: no size, no class', () => {
+    expect(normalize({ storageClassName: 'fast', backup: { ...backup, claimName: 'shared-backups' } }).backup).toEqual({
+      schedule: '0 * * * *', keep: 24, claimName: 'shared-backups', pruneImage: backup.pruneImage,
+    });
+  });
+
+  test('the normalized backup is a fixed point (the reconciler normalizes it again)', () => {
+    for (const b of [backup, { ...backup, claimName: 'shared' }, { ...backup, claimName: 'mine', storage: '3Gi', storageClassName: 'fast' }]) {
+      const once = normalize({ backup: b });
+      expect(normalize({ backup: once.backup, restore: { snapshot: 's.db' } }).backup).toEqual(once.backup);
+    }
+  });
+
+  test('restore defaults to the backup claim', () => {
+    expect(normalize({ backup, restore: { snapshot: 'orders-backup-123.db' } }).restore).toEqual({ snapshot: 'orders-backup-123.db', claimName: 'orders-backups' });
+    expect(normalize({ backup: { ...backup, claimName: 'shared' }, restore: { snapshot: 's.db' } }).restore).toEqual({ snapshot: 's.db', claimName: 'shared' });
+  });
+
+  test('fails on a schedule that is not cron', () => {
+    expect(() => normalize({ backup: { ...backup, schedule: 'every hour' } })).toThrow(
+      /^KVStore 'orders': backup\.schedule must be a cron schedule of five fields such as "0 \* \* \* \*", or a macro such as @hourly, got "every hour"$/,
+    );
+  });
+
+  test('fails on keep 0', () => {
+    expect(() => normalize({ backup: { ...backup, keep: 0 } })).toThrow(/^KVStore 'orders': backup\.keep must be an integer from 1 to 1000, got 0$/);
+  });
+
+  test('fails without a prune image', () => {
+    expect(() => normalize({ backup: {} })).toThrow(/^KVStore 'orders': backup\.pruneImage must be set to the kvstore reconciler image .*, got nothing \(it deletes the snapshots beyond backup\.keep\)$/);
+  });
+
+  test('fails on a storage class for an existing claim', () => {
+    expect(() => normalize({ backup: { ...backup, claimName: 'x', storageClassName: 'fast' } })).toThrow(/^KVStore 'orders': backup\.storageClassName must be left out when backup\.claimName names an existing PVC \(no backup\.storage\), got "fast"/);
+  });
+
+  test('fails on a snapshot path with directories', () => {
+    expect(() => normalize({ backup, restore: { snapshot: '../etc/passwd' } })).toThrow(/^KVStore 'orders': restore\.snapshot must be a snapshot file name .*, got "\.\.\/etc\/passwd"$/);
+  });
+
+  test('fails on a restore without a claim when there is no backup', () => {
+    expect(() => normalize({ restore: { snapshot: 's.db' } })).toThrow(/^KVStore 'orders': restore\.claimName must be the PVC holding the snapshot .*, got nothing$/);
   });
 });

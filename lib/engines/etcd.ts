@@ -1,8 +1,9 @@
 // The etcd engine: static bootstrap on the headless Service's DNS names, version-aware probes.
+import { createHash } from 'crypto';
 import { podFqdn, podName } from '../names';
 import { parseQuantity } from '../quantity';
-import type { EngineDefaults, EtcdEngineSpec, KVStoreSpec, ProbeSpec, SpecIssue } from '../spec';
-import { EngineContainer, EngineContext, EngineReport, IEngine, POD_ENV } from './types';
+import type { EngineDefaults, EtcdEngineSpec, KVStoreSpec, ProbeSpec, RestoreSpec, SpecIssue } from '../spec';
+import { EngineCommand, EngineContainer, EngineContext, EngineReport, IEngine, ISnapshots, POD_ENV } from './types';
 
 /** The etcd version a store runs unless told otherwise. */
 export const DEFAULT_ETCD_VERSION = '3.5.21';
@@ -64,6 +65,17 @@ export function servesLivezReadyz(version: string): boolean {
   return v.major > 3 || (v.major === 3 && (v.minor > 5 || (v.minor === 5 && v.patch >= 11)));
 }
 
+/** 3.6 moved offline snapshot restore from etcdctl to etcdutl. */
+export function restoresWithEtcdutl(version: string): boolean {
+  const v = parseVersion(version);
+  return !!v && (v.major > 3 || (v.major === 3 && v.minor >= 6));
+}
+
+/** A short id of the snapshot a store is restored from: it names the restored data directory. */
+export function restoreId(restore: RestoreSpec): string {
+  return createHash('sha256').update(`${restore.claimName}/${restore.snapshot}`).digest('hex').slice(0, 8);
+}
+
 export class EtcdEngine implements IEngine {
   readonly name = 'etcd';
   readonly clientPort = ETCD_CLIENT_PORT;
@@ -122,6 +134,13 @@ export class EtcdEngine implements IEngine {
     if (e.initialClusterToken !== undefined && !/^[A-Za-z0-9][-A-Za-z0-9_.]*$/.test(e.initialClusterToken)) {
       issues.push({ field: 'engine.initialClusterToken', value: e.initialClusterToken, allowed: 'letters, digits, ".", "_" and "-"' });
     }
+    if (spec.backup && e.quotaBackendBytes === undefined && spec.backup.storage) {
+      const room = parseQuantity(spec.backup.storage)!;
+      const worst = this.quotaBackendBytes(spec) * spec.backup.keep;
+      if (worst > room) {
+        warnings.push(`KVStore '${spec.name}': backup.storage ${spec.backup.storage} holds fewer than backup.keep (${spec.backup.keep}) snapshots of a database at its quota (${this.quotaBackendBytes(spec)} bytes); size it for your database, or keep fewer.`);
+      }
+    }
     return { issues, warnings };
   }
 
@@ -139,31 +158,90 @@ export class EtcdEngine implements IEngine {
     return rest.find((t) => t.name === name);
   }
 
+  /** `<sts>-0=http://<fqdn>:2380,...` for the first `spec.size` ordinals. */
+  private initialCluster(ctx: EngineContext, namespace: string): string {
+    return Array.from({ length: ctx.spec.size }, (_, i) =>
+      `${podName(ctx.names, i)}=${this.peerURL(ctx, i, namespace)}`).join(',');
+  }
+
+  /** The peer URL member `ordinal` advertises (and is registered with). */
+  peerURL(ctx: EngineContext, ordinal: number, namespace = ctx.namespace ?? `$(${POD_ENV.namespace})`): string {
+    return `http://${podFqdn(ctx.names, ordinal, namespace, ctx.spec.clusterDomain)}:${ETCD_PEER_PORT}`;
+  }
+
+  /**
+   * Where a member keeps its data: a subdirectory (a fresh volume may hold lost+found, and etcd wants
+   * its data dir to itself), a separate one per restore so a restore never overwrites older data.
+   */
+  dataDirs(spec: KVStoreSpec): { data: string; wal?: string } {
+    const suffix = spec.restore ? `-restore-${restoreId(spec.restore)}` : '';
+    const wal = this.walTemplate(spec);
+    return {
+      data: `${spec.volumeClaimTemplates[0].mountPath}/etcd${suffix}`,
+      ...(wal ? { wal: `${wal.mountPath}/etcd-wal${suffix}` } : {}),
+    };
+  }
+
+  /** The cluster token: a restore makes a new logical cluster, with a token of its own. */
+  clusterToken(ctx: EngineContext): string {
+    const base = this.spec.initialClusterToken ?? ctx.clusterToken;
+    return ctx.spec.restore ? `${base}-${restoreId(ctx.spec.restore)}` : base;
+  }
+
+  readonly snapshots: ISnapshots = {
+    save: (endpoint: string, file: string): EngineCommand => ({
+      command: ['/usr/local/bin/etcdctl'],
+      args: [`--endpoints=http://${endpoint}`, '--dial-timeout=10s', '--command-timeout=10m', 'snapshot', 'save', file],
+      env: [{ name: 'ETCDCTL_API', value: '3' }],
+    }),
+    restore: (ctx: EngineContext, ordinal: number, file: string): EngineCommand => {
+      const ns = ctx.namespace;
+      if (!ns) throw new Error(`KVStore '${ctx.spec.name}': restoring needs the namespace (the members' peer URLs name it)`);
+      const dirs = this.dataDirs(ctx.spec);
+      const etcdutl = restoresWithEtcdutl(this.spec.version);
+      return {
+        command: [etcdutl ? '/usr/local/bin/etcdutl' : '/usr/local/bin/etcdctl'],
+        args: [
+          'snapshot', 'restore', file,
+          `--name=${podName(ctx.names, ordinal)}`,
+          `--data-dir=${dirs.data}`,
+          ...(dirs.wal ? [`--wal-dir=${dirs.wal}`] : []),
+          `--initial-cluster=${this.initialCluster(ctx, ns)}`,
+          `--initial-cluster-token=${this.clusterToken(ctx)}`,
+          `--initial-advertise-peer-urls=${this.peerURL(ctx, ordinal, ns)}`,
+        ],
+        env: etcdutl ? [] : [{ name: 'ETCDCTL_API', value: '3' }],
+      };
+    },
+  };
+
   container(ctx: EngineContext): EngineContainer {
     const { spec, names } = ctx;
     const ns = `$(${POD_ENV.namespace})`;
     const self = `$(${POD_ENV.name}).${names.headlessService}.${ns}.svc.${spec.clusterDomain}`;
-    const initialCluster = Array.from({ length: spec.size }, (_, i) =>
-      `${podName(names, i)}=http://${podFqdn(names, i, ns, spec.clusterDomain)}:${ETCD_PEER_PORT}`).join(',');
-    const wal = this.walTemplate(spec);
+    const dirs = this.dataDirs(spec);
+    // With a known namespace the member list goes to the bootstrap ConfigMap (etcd reads ETCD_*
+    // variables as flags), so a membership change does not roll every member.
+    const bootstrap = {
+      ETCD_INITIAL_CLUSTER: this.initialCluster(ctx, ctx.namespace ?? ns),
+      ETCD_INITIAL_CLUSTER_STATE: ctx.initialClusterState,
+    };
     const args = [
       `--name=$(${POD_ENV.name})`,
-      // A subdirectory: a fresh volume may hold lost+found, and etcd wants its data dir to itself.
-      `--data-dir=${spec.volumeClaimTemplates[0].mountPath}/etcd`,
-      ...(wal ? [`--wal-dir=${wal.mountPath}/etcd-wal`] : []),
+      `--data-dir=${dirs.data}`,
+      ...(dirs.wal ? [`--wal-dir=${dirs.wal}`] : []),
       // Listen on the pod IP only: no wildcard, so every member of a test can share one host.
       `--listen-peer-urls=http://$(${POD_ENV.ip}):${ETCD_PEER_PORT}`,
       `--listen-client-urls=http://$(${POD_ENV.ip}):${ETCD_CLIENT_PORT}`,
       `--advertise-client-urls=http://${self}:${ETCD_CLIENT_PORT}`,
       `--initial-advertise-peer-urls=http://${self}:${ETCD_PEER_PORT}`,
-      `--initial-cluster=${initialCluster}`,
-      `--initial-cluster-state=${ctx.initialClusterState}`,
-      `--initial-cluster-token=${this.spec.initialClusterToken ?? ctx.clusterToken}`,
+      ...(ctx.namespace ? [] : [`--initial-cluster=${bootstrap.ETCD_INITIAL_CLUSTER}`, `--initial-cluster-state=${bootstrap.ETCD_INITIAL_CLUSTER_STATE}`]),
+      `--initial-cluster-token=${this.clusterToken(ctx)}`,
       `--auto-compaction-mode=${this.spec.autoCompactionMode}`,
       `--auto-compaction-retention=${this.spec.autoCompactionRetention}`,
       `--quota-backend-bytes=${this.quotaBackendBytes(spec)}`,
     ];
-    return { command: ['/usr/local/bin/etcd'], args, env: [], ...this.probes() };
+    return { command: ['/usr/local/bin/etcd'], args, env: [], ...(ctx.namespace ? { bootstrapEnv: bootstrap } : {}), ...this.probes() };
   }
 
   /**

@@ -20,6 +20,11 @@ export interface EngineContext {
    * sets it while changing membership).
    */
   readonly initialClusterState: 'new' | 'existing';
+  /**
+   * The namespace, when the chart has one. With it, membership-dependent settings can be rendered
+   * literally into the store's bootstrap ConfigMap (ConfigMap values get no `$(VAR)` expansion).
+   */
+  readonly namespace?: string;
 }
 
 /** The engine's part of the container: the construct adds volumes, security and resources. */
@@ -27,6 +32,11 @@ export interface EngineContainer {
   readonly command?: string[];
   readonly args?: string[];
   readonly env: ReadonlyArray<{ readonly name: string; readonly value: string }>;
+  /**
+   * Settings that change with membership, which the construct puts in the store's bootstrap ConfigMap
+   * and loads with `envFrom`: changing them reaches the next pod that starts without rolling the others.
+   */
+  readonly bootstrapEnv?: Readonly<Record<string, string>>;
   readonly startupProbe?: ProbeSpec;
   readonly livenessProbe?: ProbeSpec;
   readonly readinessProbe?: ProbeSpec;
@@ -52,4 +62,21 @@ export interface IEngine {
   readonly quorum: boolean;
   validate(spec: KVStoreSpec): EngineReport;
   container(ctx: EngineContext): EngineContainer;
+  /** Snapshot save and restore; absent when the engine cannot take snapshots. */
+  readonly snapshots?: ISnapshots;
+}
+
+/** A command run in the engine's image (by a backup or restore Job). */
+export interface EngineCommand {
+  readonly command: string[];
+  readonly args: string[];
+  readonly env: ReadonlyArray<{ readonly name: string; readonly value: string }>;
+}
+
+/** How an engine saves a snapshot of a running store and restores members from one. */
+export interface ISnapshots {
+  /** Saves a snapshot of the store reachable at `endpoint` (host:port) into `file`. */
+  save(endpoint: string, file: string): EngineCommand;
+  /** Lays out member `ordinal`'s data from `file` where `container()` will look for it. */
+  restore(ctx: EngineContext, ordinal: number, file: string): EngineCommand;
 }

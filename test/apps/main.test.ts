@@ -7,6 +7,7 @@ describe('example app', () => {
     const objects = parseAllDocuments(exampleApp().synthYaml()).map((d) => d.toJSON()) as Manifest[];
     objects.forEach(validateAgainstSchema);
     expect(objects.map((o) => `${o.kind}/${o.metadata.name}`).sort()).toEqual([
+      'ConfigMap/cache-bootstrap',
       'NetworkPolicy/cache',
       'PodDisruptionBudget/cache',
       'Service/cache',

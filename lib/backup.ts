@@ -1,0 +1,196 @@
+// Backups and restores as Kubernetes objects: the scheduled snapshot CronJob and its PVC, the Job the
+// reconciler runs for a snapshot before a risky operation, and the per-member restore Jobs. Pure
+// object builders; the reconciler decides when to run them.
+import { ApiObject } from 'cdk8s';
+import { k8s } from 'cdk8s-plus-28';
+import { Construct } from 'constructs';
+import { EngineCommand, EngineContext, IEngine } from './engines/types';
+import { pvcName, StoreNames } from './names';
+import { restrictedContainerSecurity } from './pod-security';
+import type { KVStoreSpec } from './spec';
+
+/** Where snapshot volumes are mounted in backup and restore pods. */
+export const BACKUP_MOUNT = '/backups';
+/** Label on snapshot and restore Jobs naming the store. */
+export const STORE_LABEL = 'kvstore.cdk8s-kvstore.io/store';
+/** The downward-API variable holding the Job name (unique per run): it names the snapshot file. */
+const JOB_NAME_ENV = 'JOB_NAME';
+
+/** Annotations that stop GitOps tools from deleting a PVC when it leaves the manifests. */
+export const KEEP_PVC_ANNOTATIONS = {
+  'argocd.argoproj.io/sync-options': 'Delete=false',
+  'kustomize.toolkit.fluxcd.io/prune': 'disabled',
+};
+
+export function backupCronJobName(names: StoreNames): string {
+  return `${names.statefulSet}-backup`;
+}
+
+/** `<store>-` : every snapshot file of a store starts with it, which is what pruning matches. */
+export function snapshotPrefix(spec: KVStoreSpec): string {
+  return `${spec.name}-`;
+}
+
+interface PodParts {
+  readonly spec: KVStoreSpec;
+  readonly engine: IEngine;
+  /** Labels that admit the pod through the store's NetworkPolicy. */
+  readonly clientPodLabels: Record<string, string>;
+}
+
+function envOf(c: EngineCommand): k8s.EnvVar[] {
+  return c.env.map((e) => ({ name: e.name, value: e.value }));
+}
+
+function podSecurity(spec: KVStoreSpec): k8s.PodSecurityContext {
+  return {
+    runAsNonRoot: true,
+    runAsUser: spec.runAsUser,
+    runAsGroup: spec.runAsUser,
+    fsGroup: spec.runAsUser,
+    fsGroupChangePolicy: 'OnRootMismatch',
+    seccompProfile: { type: 'RuntimeDefault' },
+  };
+}
+
+/**
+ * The backup pod: an init container saves a snapshot from the client Service into the backup claim
+ * (named after the Job, unique per run), then the reconciler image deletes all but the newest `keep`.
+ */
+export function backupPodTemplate(parts: PodParts, clientEndpoint: string): k8s.PodTemplateSpec {
+  const { spec, engine } = parts;
+  const backup = spec.backup!;
+  const save = engine.snapshots!.save(clientEndpoint, `${BACKUP_MOUNT}/${snapshotPrefix(spec)}$(${JOB_NAME_ENV}).db`);
+  return {
+    metadata: { labels: { ...parts.clientPodLabels, [STORE_LABEL]: spec.name } },
+    spec: {
+      restartPolicy: 'Never',
+      automountServiceAccountToken: false,
+      enableServiceLinks: false,
+      securityContext: podSecurity(spec),
+      initContainers: [{
+        name: 'snapshot',
+        image: spec.image,
+        imagePullPolicy: 'IfNotPresent',
+        command: save.command,
+        args: save.args,
+        env: [
+          { name: JOB_NAME_ENV, valueFrom: { fieldRef: { fieldPath: "metadata.labels['batch.kubernetes.io/job-name']" } } },
+          ...envOf(save),
+        ],
+        volumeMounts: [{ name: 'backups', mountPath: BACKUP_MOUNT }, { name: 'tmp', mountPath: '/tmp' }],
+        securityContext: restrictedContainerSecurity(),
+      }],
+      containers: [{
+        name: 'prune',
+        image: backup.pruneImage,
+        imagePullPolicy: 'IfNotPresent',
+        // The image's entrypoint is kvstore-reconcile.
+        args: ['--prune-snapshots', BACKUP_MOUNT, '--prefix', snapshotPrefix(spec), '--keep', String(backup.keep)],
+        volumeMounts: [{ name: 'backups', mountPath: BACKUP_MOUNT }],
+        securityContext: restrictedContainerSecurity(),
+      }],
+      volumes: [
+        { name: 'backups', persistentVolumeClaim: { claimName: backup.claimName } },
+        { name: 'tmp', emptyDir: {} },
+      ],
+    },
+  };
+}
+
+/** The scheduled backup CronJob (and the PVC it writes to, unless the spec names an existing one). */
+export class StoreBackup extends Construct {
+  readonly cronJob: ApiObject;
+
+  constructor(scope: Construct, id: string, parts: PodParts & { readonly names: StoreNames; readonly clientEndpoint: string; readonly labels: Record<string, string> }) {
+    super(scope, id);
+    const backup = parts.spec.backup!;
+    if (backup.storage !== undefined) {
+      new k8s.KubePersistentVolumeClaim(this, 'Claim', {
+        metadata: { name: backup.claimName, labels: parts.labels, annotations: KEEP_PVC_ANNOTATIONS },
+        spec: {
+          accessModes: ['ReadWriteOnce'],
+          ...(backup.storageClassName !== undefined ? { storageClassName: backup.storageClassName } : {}),
+          resources: { requests: { storage: k8s.Quantity.fromString(backup.storage!) } },
+        },
+      });
+    }
+    this.cronJob = new k8s.KubeCronJob(this, 'CronJob', {
+      metadata: { name: backupCronJobName(parts.names), labels: parts.labels },
+      spec: {
+        schedule: backup.schedule,
+        // Two snapshots at once would compete for the same disk and the same members.
+        concurrencyPolicy: 'Forbid',
+        successfulJobsHistoryLimit: 3,
+        failedJobsHistoryLimit: 3,
+        jobTemplate: {
+          metadata: { labels: { [STORE_LABEL]: parts.spec.name } },
+          spec: { backoffLimit: 2, template: backupPodTemplate(parts, parts.clientEndpoint) },
+        },
+      },
+    });
+  }
+}
+
+/** A Job of one backup run from the CronJob's template (what `kubectl create job --from=cronjob/...` does). */
+export function jobFromCronJob(cronJob: { metadata: { name: string; namespace?: string; labels?: Record<string, string> }; spec: any }, name: string, annotations: Record<string, string> = {}): any {
+  const template = cronJob.spec.jobTemplate;
+  return {
+    apiVersion: 'batch/v1',
+    kind: 'Job',
+    metadata: {
+      name,
+      ...(cronJob.metadata.namespace ? { namespace: cronJob.metadata.namespace } : {}),
+      labels: { ...template.metadata?.labels },
+      annotations: { 'cronjob.kubernetes.io/instantiate': 'manual', ...annotations },
+    },
+    spec: template.spec,
+  };
+}
+
+/**
+ * The Job that lays out member `ordinal`'s data from a snapshot, on the member's own data PVC(s),
+ * before its pod starts. Runs in the engine's image.
+ */
+export function restoreJob(parts: PodParts & { readonly names: StoreNames; readonly namespace: string; readonly context: EngineContext }, ordinal: number, name: string): any {
+  const { spec, engine } = parts;
+  const restore = spec.restore!;
+  const cmd = engine.snapshots!.restore(parts.context, ordinal, `${BACKUP_MOUNT}/${restore.snapshot}`);
+  const claims = spec.volumeClaimTemplates;
+  return {
+    apiVersion: 'batch/v1',
+    kind: 'Job',
+    metadata: { name, namespace: parts.namespace, labels: { [STORE_LABEL]: spec.name } },
+    spec: {
+      backoffLimit: 2,
+      template: {
+        metadata: { labels: { [STORE_LABEL]: spec.name } },
+        spec: {
+          restartPolicy: 'Never',
+          automountServiceAccountToken: false,
+          enableServiceLinks: false,
+          securityContext: podSecurity(spec),
+          containers: [{
+            name: 'restore',
+            image: spec.image,
+            imagePullPolicy: 'IfNotPresent',
+            command: cmd.command,
+            args: cmd.args,
+            env: envOf(cmd),
+            volumeMounts: [
+              { name: 'backups', mountPath: BACKUP_MOUNT, readOnly: true },
+              ...claims.map((t) => ({ name: t.name, mountPath: t.mountPath })),
+              { name: 'tmp', mountPath: '/tmp' },
+            ],
+            securityContext: restrictedContainerSecurity(),
+          }],
+          volumes: [
+            { name: 'backups', persistentVolumeClaim: { claimName: restore.claimName, readOnly: true } },
+            ...claims.map((t) => ({ name: t.name, persistentVolumeClaim: { claimName: pvcName(parts.names, t.name, ordinal) } })),
+            { name: 'tmp', emptyDir: {} },
+          ],
+        },
+      },
+    },
+  };
+}
