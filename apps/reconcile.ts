@@ -7,10 +7,12 @@ import { parseStoreDocument } from '../lib/spec';
 import { KubeClient } from '../lib/reconciler/client';
 import { Log } from '../lib/reconciler/log';
 import { reconcileResources } from '../lib/reconciler/custom-resources';
+import { pruneSnapshots } from '../lib/reconciler/prune';
 import { reconcileStore, RefusedError } from '../lib/reconciler/reconcile';
 
-const USAGE = 'usage: kvstore-reconcile (--store FILE | --crd (--namespace NS | --all-namespaces)) [--force] [--dry-run] [--json]';
-const VALUED = ['--store', '--namespace'];
+const USAGE = 'usage: kvstore-reconcile (--store FILE | --crd (--namespace NS | --all-namespaces)) [--force] [--dry-run] [--json] [--etcd-endpoints URL,...] [--lease-seconds N]\n' +
+  '       kvstore-reconcile --prune-snapshots DIR --prefix PREFIX --keep N';
+const VALUED = ['--store', '--namespace', '--etcd-endpoints', '--lease-seconds', '--prune-snapshots', '--prefix', '--keep'];
 const FLAGS = ['--crd', '--all-namespaces', '--force', '--dry-run', '--json'];
 
 export async function main(argv: string[], kubeConfig?: k8s.KubeConfig): Promise<number> {
@@ -19,7 +21,30 @@ export async function main(argv: string[], kubeConfig?: k8s.KubeConfig): Promise
   const unknown = [...flags].filter((f) => !FLAGS.includes(f));
   const file = value('--store');
   const log = new Log(flags.has('--json'));
+  const pruneDir = value('--prune-snapshots');
+  if (pruneDir !== undefined) {
+    const prefix = value('--prefix');
+    const keep = Number(value('--keep'));
+    if (unknown.length > 0 || file || flags.has('--crd') || !prefix || !Number.isInteger(keep) || keep < 1) {
+      log.error(`--prune-snapshots needs --prefix and --keep (an integer of at least 1) and nothing else; ${USAGE}`);
+      return 64;
+    }
+    try {
+      const deleted = pruneSnapshots(pruneDir, prefix, keep);
+      log.info(`kept the newest ${keep} ${prefix}*.db snapshot(s) in ${pruneDir}; deleted ${deleted.length}${deleted.length ? `: ${deleted.join(', ')}` : ''}`, { deleted });
+      return 0;
+    } catch (e) {
+      log.error((e as Error).message);
+      return 1;
+    }
+  }
   const crd = flags.has('--crd');
+  const endpoints = value('--etcd-endpoints')?.split(',').filter(Boolean);
+  const leaseSeconds = value('--lease-seconds') === undefined ? undefined : Number(value('--lease-seconds'));
+  if (leaseSeconds !== undefined && (!Number.isInteger(leaseSeconds) || leaseSeconds < 1)) {
+    log.error(`--lease-seconds must be an integer of at least 1, got ${value('--lease-seconds')}`);
+    return 64;
+  }
   if (unknown.length > 0 || (!file === !crd) || (crd && !value('--namespace') === !flags.has('--all-namespaces'))) {
     log.error(unknown.length ? `unknown option ${unknown.join(', ')}; ${USAGE}` : USAGE);
     return 64;
@@ -32,6 +57,8 @@ export async function main(argv: string[], kubeConfig?: k8s.KubeConfig): Promise
       force: flags.has('--force'),
       dryRun: flags.has('--dry-run'),
       holder: process.env.POD_NAME ?? process.env.HOSTNAME ?? `${hostname()}-${process.pid}`,
+      ...(endpoints ? { etcdEndpoints: endpoints } : {}),
+      ...(leaseSeconds ? { leaseDurationSeconds: leaseSeconds } : {}),
     };
     if (crd) {
       const { failed } = await reconcileResources(config, client, log, { ...options, namespace: value('--namespace') });

@@ -205,11 +205,21 @@ export const RESTORED_FROM_ANNOTATION = 'kvstore.cdk8s-kvstore.io/restored-from'
 export interface FromDocumentOptions {
   /** @default 'new' */
   readonly initialClusterState?: 'new' | 'existing';
+  /**
+   * A membership operation under way (recorded on the StatefulSet, so a reconciler that was stopped
+   * in the middle of one finds it again).
+   * @default - none
+   */
+  readonly operation?: string;
 }
+
+/** Annotation on the StatefulSet while the reconciler changes membership. */
+export const OPERATION_ANNOTATION = 'kvstore.cdk8s-kvstore.io/operation';
 
 interface Resolved {
   readonly document: StoreDocument;
   readonly initialClusterState: 'new' | 'existing';
+  readonly operation?: string;
 }
 
 /** Turns the typed props into the plain spec input (the same shape a KVStore resource carries). */
@@ -315,7 +325,7 @@ export class KVStore extends Construct {
    * (the reconciler's way in). The document's spec is validated again.
    */
   static fromDocument(scope: Construct, id: string, document: StoreDocument, options: FromDocumentOptions = {}): KVStore {
-    const resolved: Resolved = { document, initialClusterState: options.initialClusterState ?? 'new' };
+    const resolved: Resolved = { document, initialClusterState: options.initialClusterState ?? 'new', operation: options.operation };
     return new KVStore(scope, id, { [RESOLVED]: resolved } as KVStoreProps);
   }
 
@@ -404,6 +414,7 @@ export class KVStore extends Construct {
           ...stsMetadata.annotations,
           [ENGINE_ANNOTATION]: this.engine.spec.kind,
           ...(spec.restore ? { [RESTORED_FROM_ANNOTATION]: `${spec.restore.claimName}/${spec.restore.snapshot}` } : {}),
+          ...(resolved?.operation ? { [OPERATION_ANNOTATION]: resolved.operation } : {}),
         },
       },
       spec: {

@@ -92,7 +92,7 @@ export class ReconcilerBundle extends Construct {
     });
     new k8s.KubeRole(this, 'Role', {
       metadata: { name: names.role, labels },
-      rules: storeRules({ store: store.names, lease: names.lease, applySetParent: names.applySetParent }),
+      rules: storeRules({ store: store.names, spec: store.spec, lease: names.lease, applySetParent: names.applySetParent }),
     });
     new k8s.KubeRoleBinding(this, 'RoleBinding', {
       metadata: { name: names.roleBinding, labels },

@@ -1,7 +1,10 @@
 // What the reconciler may do, and how its pod runs: least privilege, no wildcards.
 import { k8s } from 'cdk8s-plus-28';
 import { restrictedContainerSecurity } from './pod-security';
-import type { StoreNames } from './names';
+import { backupCronJobName } from './backup';
+import { ETCD_MAX_SIZE } from './engines/etcd';
+import { podName, pvcName, StoreNames } from './names';
+import type { KVStoreSpec } from './spec';
 
 /** The kinds of store objects the reconciler applies and prunes, with their API groups. */
 /**
@@ -19,14 +22,31 @@ const STORE_RESOURCES: ReadonlyArray<{ group: string; resource: string; names: (
  * GitOps mode, one store: create and list (prune) per kind, and get/patch/delete only on the store's
  * own object names. Server-side apply is a PATCH (and needs create when the object is new).
  */
-export function storeRules(o: { store: StoreNames; lease: string; applySetParent: string }): k8s.PolicyRule[] {
+export function storeRules(o: { store: StoreNames; spec: KVStoreSpec; lease: string; applySetParent: string }): k8s.PolicyRule[] {
   const rules: k8s.PolicyRule[] = [];
   for (const r of STORE_RESOURCES) {
     rules.push({ apiGroups: [r.group], resources: [r.resource], verbs: ['create', 'list'] });
     rules.push({ apiGroups: [r.group], resources: [r.resource], resourceNames: [...new Set(r.names(o.store))].sort(), verbs: r.verbs });
   }
+  const etcd = o.spec.engine.kind === 'etcd';
   rules.push({ apiGroups: [''], resources: ['configmaps'], verbs: ['create'] });
-  rules.push({ apiGroups: [''], resources: ['configmaps'], resourceNames: [o.applySetParent], verbs: ['get', 'patch'] });
+  rules.push({ apiGroups: [''], resources: ['configmaps'], resourceNames: [o.applySetParent, ...(etcd ? [o.store.bootstrapConfig] : [])].sort(), verbs: ['get', 'patch'] });
+  // Volumes: grown in place (every ordinal a store of this engine can have had), the backup claim
+  // applied; with etcd, a removed member's claims deleted when its ordinal joins again, after its
+  // pod is gone. Restore creates the members' claims and reads which pods still run.
+  const ordinals = Array.from({ length: Math.max(o.spec.size, etcd ? ETCD_MAX_SIZE : 0) }, (_, i) => i);
+  const claims = o.spec.volumeClaimTemplates.flatMap((t) => ordinals.map((i) => pvcName(o.store, t.name, i)));
+  const backupClaim = o.spec.backup?.storage !== undefined ? [o.spec.backup.claimName] : [];
+  const claimCreate = backupClaim.length > 0 || !!o.spec.restore;
+  rules.push({ apiGroups: [''], resources: ['persistentvolumeclaims'], verbs: claimCreate ? ['create', 'list'] : ['list'] });
+  rules.push({ apiGroups: [''], resources: ['persistentvolumeclaims'], resourceNames: [...claims, ...backupClaim].sort(), verbs: etcd ? ['delete', 'get', 'patch'] : ['get', 'patch'] });
+  if (etcd) rules.push({ apiGroups: [''], resources: ['pods'], resourceNames: ordinals.map((i) => podName(o.store, i)), verbs: ['get'] });
+  if (o.spec.restore) rules.push({ apiGroups: [''], resources: ['pods'], verbs: ['list'] });
+  // The backup CronJob: applied while backup is on, pruned (list, delete) once it is turned off.
+  rules.push({ apiGroups: ['batch'], resources: ['cronjobs'], verbs: o.spec.backup ? ['create', 'list'] : ['list'] });
+  rules.push({ apiGroups: ['batch'], resources: ['cronjobs'], resourceNames: [backupCronJobName(o.store)], verbs: o.spec.backup ? ['delete', 'get', 'patch'] : ['delete'] });
+  // Snapshot and restore Jobs are named after the operation: not known in advance.
+  if (o.spec.backup || o.spec.restore) rules.push({ apiGroups: ['batch'], resources: ['jobs'], verbs: ['create', 'get'] });
   rules.push({ apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['create'] });
   rules.push({ apiGroups: ['coordination.k8s.io'], resources: ['leases'], resourceNames: [o.lease], verbs: ['get', 'update'] });
   return rules;
@@ -39,6 +59,10 @@ export function operatorRules(group: string, plural: string): k8s.PolicyRule[] {
     { apiGroups: [group], resources: [`${plural}/status`], verbs: ['get', 'update'] },
     ...STORE_RESOURCES.map((r) => ({ apiGroups: [r.group], resources: [r.resource], verbs: ['create', 'list', ...r.verbs].sort() })),
     { apiGroups: [''], resources: ['configmaps'], verbs: ['create', 'get', 'patch'] },
+    { apiGroups: [''], resources: ['persistentvolumeclaims'], verbs: ['create', 'delete', 'get', 'list', 'patch'] },
+    { apiGroups: [''], resources: ['pods'], verbs: ['get', 'list'] },
+    { apiGroups: ['batch'], resources: ['cronjobs'], verbs: ['create', 'delete', 'get', 'list', 'patch'] },
+    { apiGroups: ['batch'], resources: ['jobs'], verbs: ['create', 'get'] },
     { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['create', 'get', 'update'] },
   ];
 }

@@ -379,6 +379,7 @@ describe('KVStore membership bootstrap (chart with a namespace)', () => {
     expect(env(objects)).toEqual({
       ETCD_INITIAL_CLUSTER: [0, 1, 2].map((i) => `orders-${i}=http://orders-${i}.orders-peers.prod.svc.cluster.local:2380`).join(','),
       ETCD_INITIAL_CLUSTER_STATE: 'new',
+      ETCD_QUOTA_BACKEND_BYTES: String(5 * 2 ** 30),
     });
     expect(container(objects).envFrom).toEqual([{ configMapRef: { name: 'orders-bootstrap' } }]);
     expect(args(objects).filter((a) => a.startsWith('--initial-cluster=') || a.startsWith('--initial-cluster-state='))).toEqual([]);
@@ -389,6 +390,13 @@ describe('KVStore membership bootstrap (chart with a namespace)', () => {
     const five = find(store({ size: 5 }, 'prod').objects, 'StatefulSet').spec.template;
     expect(five).toEqual(three);
     expect(env(store({ size: 5 }, 'prod').objects).ETCD_INITIAL_CLUSTER.split(',')).toHaveLength(5);
+  });
+
+  test('nor on the storage size (the quota follows it through the ConfigMap): growing volumes rolls no member', () => {
+    const small = store({ storageSize: '1Gi' }, 'prod').objects;
+    const big = store({ storageSize: '2Gi' }, 'prod').objects;
+    expect(find(big, 'StatefulSet').spec.template).toEqual(find(small, 'StatefulSet').spec.template);
+    expect(env(big).ETCD_QUOTA_BACKEND_BYTES).toBe(String(2 ** 30));
   });
 
   test('without a namespace the list stays in flags with $(POD_NAMESPACE) (ConfigMap values are not expanded)', () => {

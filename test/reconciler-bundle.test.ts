@@ -74,7 +74,13 @@ describe('GitOps mode (reconciler bundle)', () => {
     }
     expect(rules).toContainEqual({ apiGroups: ['apps'], resources: ['statefulsets'], resourceNames: ['orders'], verbs: ['delete', 'get', 'patch'] });
     expect(rules).toContainEqual({ apiGroups: ['coordination.k8s.io'], resources: ['leases'], resourceNames: ['orders-reconciler'], verbs: ['get', 'update'] });
-    expect(rules.flatMap((r) => r.resources)).not.toContain('persistentvolumeclaims');
+    // PVCs only by name: this store's claims (grow; delete a removed member's before its ordinal rejoins).
+    const claimRules = rules.filter((r) => r.resources.includes('persistentvolumeclaims'));
+    expect(claimRules).toEqual([
+      { apiGroups: [''], resources: ['persistentvolumeclaims'], verbs: ['list'] },
+      { apiGroups: [''], resources: ['persistentvolumeclaims'], resourceNames: Array.from({ length: 7 }, (_, i) => `data-orders-${i}`), verbs: ['delete', 'get', 'patch'] },
+    ]);
+    expect(rules.filter((r) => r.resources.includes('pods'))).toEqual([{ apiGroups: [''], resources: ['pods'], resourceNames: Array.from({ length: 7 }, (_, i) => `orders-${i}`), verbs: ['get'] }]);
   });
 
   test('the RoleBinding binds the Role to the ServiceAccount', () => {

@@ -222,9 +222,12 @@ export class EtcdEngine implements IEngine {
     const dirs = this.dataDirs(spec);
     // With a known namespace the member list goes to the bootstrap ConfigMap (etcd reads ETCD_*
     // variables as flags), so a membership change does not roll every member.
+    // The quota follows the volume size: there too, so growing volumes restarts no member (the new
+    // quota applies as each restarts).
     const bootstrap = {
       ETCD_INITIAL_CLUSTER: this.initialCluster(ctx, ctx.namespace ?? ns),
       ETCD_INITIAL_CLUSTER_STATE: ctx.initialClusterState,
+      ETCD_QUOTA_BACKEND_BYTES: String(this.quotaBackendBytes(spec)),
     };
     const args = [
       `--name=$(${POD_ENV.name})`,
@@ -239,7 +242,7 @@ export class EtcdEngine implements IEngine {
       `--initial-cluster-token=${this.clusterToken(ctx)}`,
       `--auto-compaction-mode=${this.spec.autoCompactionMode}`,
       `--auto-compaction-retention=${this.spec.autoCompactionRetention}`,
-      `--quota-backend-bytes=${this.quotaBackendBytes(spec)}`,
+      ...(ctx.namespace ? [] : [`--quota-backend-bytes=${bootstrap.ETCD_QUOTA_BACKEND_BYTES}`]),
     ];
     return { command: ['/usr/local/bin/etcd'], args, env: [], ...(ctx.namespace ? { bootstrapEnv: bootstrap } : {}), ...this.probes() };
   }

@@ -1,5 +1,5 @@
 // The plan: desired + live objects → ordered steps, or refusals. Pure: no I/O, tested without a cluster.
-import { ENGINE_ANNOTATION } from '../kv-store';
+import { ENGINE_ANNOTATION, RESTORED_FROM_ANNOTATION } from '../kv-store';
 import { parseQuantity } from '../quantity';
 import { PART_OF_LABEL } from './applyset';
 import { describeRef, groupKind, KubeObject, ObjectRef, refOf } from './types';
@@ -9,8 +9,20 @@ export type Step =
   | { readonly action: 'update'; readonly object: KubeObject; readonly changes: readonly Change[] }
   /** Delete with orphan propagation (pods and PVCs stay) and create again: immutable fields, forced. */
   | { readonly action: 'recreate'; readonly object: KubeObject; readonly changes: readonly Change[] }
+  /**
+   * Grow volumes: raise every existing PVC's request, then delete the StatefulSet with orphan
+   * propagation and create it with the new templates (its pods keep running and are adopted).
+   */
+  | { readonly action: 'resize'; readonly object: KubeObject; readonly changes: readonly Change[]; readonly claims: readonly ClaimGrowth[] }
   | { readonly action: 'wait-rollout'; readonly ref: ObjectRef }
   | { readonly action: 'prune'; readonly ref: ObjectRef };
+
+/** One volume claim template growing. */
+export interface ClaimGrowth {
+  readonly template: string;
+  readonly from: string;
+  readonly to: string;
+}
 
 export interface Change {
   readonly path: string;
@@ -37,6 +49,11 @@ export interface PlanOptions {
   readonly force?: boolean;
   /** The ApplySet id: live objects carrying it but no longer desired are pruned. */
   readonly applySetId: string;
+  /**
+   * Let a replicas change through as an update: the caller changes membership around it (or the
+   * members were laid out for the new size by a restore).
+   */
+  readonly replicasManaged?: boolean;
 }
 
 /** Apply order: what others refer to first; the StatefulSet after its Services. */
@@ -47,8 +64,10 @@ const RANK: Record<string, number> = {
   'StatefulSet.apps': 3,
   'PodDisruptionBudget.policy': 4,
   'NetworkPolicy.networking.k8s.io': 5,
+  'PersistentVolumeClaim': 6,
+  'CronJob.batch': 7,
 };
-const rank = (o: { apiVersion: string; kind: string }) => RANK[groupKind(o)] ?? 6;
+const rank = (o: { apiVersion: string; kind: string }) => RANK[groupKind(o)] ?? 8;
 
 /** Kinds never pruned, whatever their labels: they hold data. */
 const NEVER_PRUNED = new Set(['PersistentVolumeClaim']);
@@ -87,7 +106,8 @@ function owned(o: KubeObject): Record<string, unknown> {
   return { metadata: { labels: metadata.labels ?? {}, annotations: metadata.annotations ?? {} }, ...rest };
 }
 
-function statefulSetRefusals(desired: KubeObject, live: KubeObject): Refusal[] {
+function statefulSetRefusals(desired: KubeObject, live: KubeObject, options: PlanOptions): { refusals: Refusal[]; growth: ClaimGrowth[] } {
+  const growth: ClaimGrowth[] = [];
   const ref = refOf(desired);
   const refusals: Refusal[] = [];
   const refuse = (field: string, from: unknown, to: unknown, reason: string) => refusals.push({ ref, field, from, to, reason });
@@ -99,7 +119,14 @@ function statefulSetRefusals(desired: KubeObject, live: KubeObject): Refusal[] {
   if (fromEngine && toEngine && fromEngine !== toEngine) {
     refuse(`metadata.annotations.${ENGINE_ANNOTATION}`, fromEngine, toEngine, 'changing the engine cannot keep the data: the new engine cannot read the old one\'s files');
   }
-  if (toEngine === 'etcd' && d.replicas !== l.replicas) {
+  const fromRestore = live.metadata.annotations?.[RESTORED_FROM_ANNOTATION];
+  const toRestore = desired.metadata.annotations?.[RESTORED_FROM_ANNOTATION];
+  if (fromRestore !== toRestore) {
+    refuse(`metadata.annotations.${RESTORED_FROM_ANNOTATION}`, fromRestore, toRestore, toRestore
+      ? 'restoring replaces the live data with the snapshot\'s: writes since the snapshot are lost (the current data stays on the PVCs, in its own directory)'
+      : 'without restore the members would go back to the data they had before the restore');
+  }
+  if (toEngine === 'etcd' && d.replicas !== l.replicas && !options.replicasManaged) {
     refuse('spec.replicas', l.replicas, d.replicas, 'etcd members must be registered with (or removed from) the cluster one at a time before their pods change: the membership procedure does that');
   }
 
@@ -115,9 +142,8 @@ function statefulSetRefusals(desired: KubeObject, live: KubeObject): Refusal[] {
       const field = `spec.volumeClaimTemplates[${i}].spec.resources.requests.storage`;
       if (parseQuantity(from) !== parseQuantity(to)) {
         const grow = (parseQuantity(to) ?? 0) > (parseQuantity(from) ?? 0);
-        refuse(field, from, to, grow
-          ? 'volume claim templates are immutable: growing storage needs the resize procedure (patch each PVC, then re-create the StatefulSet with orphan propagation)'
-          : 'storage cannot shrink: PVCs only grow, and a smaller template would not fit the data already written');
+        if (grow) growth.push({ template: t.metadata?.name, from, to });
+        else refuse(field, from, to, 'storage cannot shrink: PVCs only grow, and a smaller template would not fit the data already written');
       }
       const { resources: _dr, ...dRest } = t.spec ?? {};
       const { resources: _lr, ...lRest } = lTemplates[i].spec ?? {};
@@ -132,12 +158,17 @@ function statefulSetRefusals(desired: KubeObject, live: KubeObject): Refusal[] {
       refuse(`spec.${field}`, l[field], d[field], `spec.${field} is immutable (the API answers 422): changing it means deleting and re-creating the StatefulSet`);
     }
   }
-  return refusals;
+  return { refusals, growth };
 }
 
 /** Whether a refusal can be forced by re-creating the StatefulSet (immutable fields only). */
 function needsRecreate(r: Refusal): boolean {
   return r.field.startsWith('spec.') && r.field !== 'spec.replicas';
+}
+
+/** Whether a refusal is about the data a restore replaces (forcing it runs the restore). */
+export function isRestoreRefusal(r: Refusal): boolean {
+  return r.field === `metadata.annotations.${RESTORED_FROM_ANNOTATION}`;
 }
 
 /** One key per object identity (group, kind, namespace, name), for lookups in linear time. */
@@ -164,12 +195,13 @@ export function plan(desired: readonly KubeObject[], live: readonly KubeObject[]
       continue;
     }
     if (groupKind(object) === 'StatefulSet.apps') {
-      const found = statefulSetRefusals(object, current);
+      const { refusals: found, growth } = statefulSetRefusals(object, current, options);
       if (found.length > 0 && !options.force) {
         refusals.push(...found);
         continue;
       }
-      steps.push({ action: found.some(needsRecreate) ? 'recreate' : 'update', object, changes });
+      if (growth.length > 0) steps.push({ action: 'resize', object, changes, claims: growth });
+      else steps.push({ action: found.some(needsRecreate) ? 'recreate' : 'update', object, changes });
       steps.push({ action: 'wait-rollout', ref: refOf(object) });
       continue;
     }
@@ -194,12 +226,18 @@ const show = (v: unknown) => {
 /** The plan as a diff-like text, one line per step and per changed field. */
 export function formatPlan(p: Plan): string[] {
   const count = (a: Step['action']) => p.steps.filter((s) => s.action === a).length;
-  const lines = [`plan: ${count('create')} to create, ${count('update')} to update, ${count('recreate')} to re-create, ${count('prune')} to prune, ${p.unchanged.length} unchanged, ${p.refusals.length} refused`];
+  const resizes = count('resize') ? `, ${count('resize')} to resize` : '';
+  const lines = [`plan: ${count('create')} to create, ${count('update')} to update, ${count('recreate')} to re-create${resizes}, ${count('prune')} to prune, ${p.unchanged.length} unchanged, ${p.refusals.length} refused`];
   for (const s of p.steps) {
     switch (s.action) {
       case 'create': lines.push(`  + ${describeRef(refOf(s.object))}`); break;
       case 'prune': lines.push(`  - ${describeRef(s.ref)}`); break;
       case 'wait-rollout': lines.push(`  … wait for ${describeRef(s.ref)} to roll out`); break;
+      case 'resize':
+        lines.push(`  ⇑ ${describeRef(refOf(s.object))} resize (grow each PVC, delete with orphan propagation, create)`);
+        for (const c of s.claims) lines.push(`      volume ${c.template}: ${c.from} → ${c.to}`);
+        for (const c of s.changes.filter((x) => !x.path.startsWith('spec.volumeClaimTemplates'))) lines.push(`      ${c.path}: ${show(c.from)} → ${show(c.to)}`);
+        break;
       default:
         lines.push(`  ${s.action === 'recreate' ? '±' : '~'} ${describeRef(refOf(s.object))}${s.action === 'recreate' ? ' (delete with orphan propagation, create)' : ''}`);
         for (const c of s.changes) lines.push(`      ${c.path}: ${show(c.from)} → ${show(c.to)}`);

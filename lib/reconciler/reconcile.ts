@@ -1,10 +1,13 @@
 // One reconcile of one store: desired (re-synthesized) → live → plan → execute → done.
+import { OPERATION_ANNOTATION, RESTORED_FROM_ANNOTATION } from '../kv-store';
+import { storeNames } from '../names';
 import { StoreDocument } from '../spec';
 import { CONTAINS_ANNOTATION, ID_LABEL, PART_OF_LABEL } from './applyset';
 import { KubeClient } from './client';
-import { desiredState } from './desired';
+import { DesiredState, desiredState } from './desired';
 import { acquireLease, leaseKeeper, releaseLease } from './lease';
 import { Log } from './log';
+import { changeMembership, growClaims, OperationContext, restoreMembers, snapshotBefore } from './operations';
 import { formatPlan, Plan, plan, Step } from './plan';
 import { describeRef, groupKind, KubeObject, ObjectRef, refOf } from './types';
 
@@ -21,6 +24,21 @@ export interface ReconcileOptions {
   readonly rolloutTimeoutMs?: number;
   /** @default 1000 */
   readonly pollMs?: number;
+  /**
+   * Client endpoints (`http://host:port`) for membership changes.
+   * @default - the store's client Service
+   */
+  readonly etcdEndpoints?: string[];
+  /** Called as an operation moves on (CRD mode writes it to the resource's status). */
+  readonly onProgress?: (event: ProgressEvent) => Promise<void>;
+}
+
+export interface ProgressEvent {
+  /** Scaling, Resizing, Restoring or BackingUp. */
+  readonly operation: string;
+  readonly message: string;
+  /** The engine's members as last listed, when the operation knows them. */
+  readonly members?: readonly string[];
 }
 
 export interface ReconcileResult {
@@ -48,6 +66,7 @@ const LISTABLE: Record<string, { apiVersion: string; kind: string }> = {
   'StatefulSet.apps': { apiVersion: 'apps/v1', kind: 'StatefulSet' },
   'PodDisruptionBudget.policy': { apiVersion: 'policy/v1', kind: 'PodDisruptionBudget' },
   'NetworkPolicy.networking.k8s.io': { apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy' },
+  'CronJob.batch': { apiVersion: 'batch/v1', kind: 'CronJob' },
 };
 
 /**
@@ -102,6 +121,21 @@ interface Context {
   readonly options: ReconcileOptions;
   readonly log: Log;
   readonly keepAlive: () => Promise<void>;
+  readonly operation: OperationContext;
+}
+
+/** Delete with orphan propagation (pods keep running, PVCs stay), wait until gone, create again: it adopts the pods. */
+async function recreate(ctx: Context, object: KubeObject): Promise<void> {
+  const { client, options } = ctx;
+  const ref = refOf(object);
+  await client.delete(ref, 'Orphan');
+  const deadline = Date.now() + (options.rolloutTimeoutMs ?? 600_000);
+  while (await client.read(ref)) {
+    await ctx.keepAlive();
+    if (Date.now() > deadline) throw new Error(`${describeRef(ref)} was not deleted in time`);
+    await sleep(options.pollMs ?? 1000);
+  }
+  await client.apply(object);
 }
 
 async function waitRollout({ client, options, log, keepAlive }: Context, ref: ObjectRef): Promise<void> {
@@ -120,7 +154,13 @@ async function waitRollout({ client, options, log, keepAlive }: Context, ref: Ob
 }
 
 async function execute(ctx: Context, step: Step, n: number, of: number): Promise<void> {
-  const { client, options, log } = ctx;
+  const { client, log } = ctx;
+  if (step.action === 'resize') {
+    await growClaims(ctx.operation, step.claims);
+    await recreate(ctx, step.object);
+    log.step(n, of, `resized ${describeRef(refOf(step.object))}: ${step.claims.map((c) => `${c.template} ${c.from} → ${c.to}`).join(', ')}; re-created, pods adopted`, { action: 'resize', object: describeRef(refOf(step.object)) });
+    return;
+  }
   await ctx.keepAlive();
   switch (step.action) {
     case 'create':
@@ -131,20 +171,10 @@ async function execute(ctx: Context, step: Step, n: number, of: number): Promise
       await client.apply(step.object);
       log.step(n, of, `updated ${describeRef(refOf(step.object))} (${step.changes.map((c) => c.path).join(', ')})`, { action: 'update', object: describeRef(refOf(step.object)), changes: step.changes.map((c) => c.path) });
       return;
-    case 'recreate': {
-      const ref = refOf(step.object);
-      // Orphan: the pods keep running and the PVCs stay; the new StatefulSet adopts them.
-      await client.delete(ref, 'Orphan');
-      const deadline = Date.now() + (options.rolloutTimeoutMs ?? 600_000);
-      while (await client.read(ref)) {
-        await ctx.keepAlive();
-        if (Date.now() > deadline) throw new Error(`${describeRef(ref)} was not deleted in time`);
-        await sleep(options.pollMs ?? 1000);
-      }
-      await client.apply(step.object);
-      log.step(n, of, `re-created ${describeRef(ref)} (orphaned pods adopted)`, { action: 'recreate', object: describeRef(ref) });
+    case 'recreate':
+      await recreate(ctx, step.object);
+      log.step(n, of, `re-created ${describeRef(refOf(step.object))} (orphaned pods adopted)`, { action: 'recreate', object: describeRef(refOf(step.object)) });
       return;
-    }
     case 'wait-rollout':
       await waitRollout(ctx, step.ref);
       log.step(n, of, `${describeRef(step.ref)} rolled out`, { action: 'wait-rollout', object: describeRef(step.ref) });
@@ -156,40 +186,117 @@ async function execute(ctx: Context, step: Step, n: number, of: number): Promise
   }
 }
 
+/** The document with `size` members (a step of a membership change). */
+function withSize(document: StoreDocument, size: number): StoreDocument {
+  return size === document.spec.size ? document : { ...document, spec: { ...document.spec, size } };
+}
+
+/** The membership change a run has to make, from what is live: the StatefulSet's replicas and operation mark. */
+function membershipChange(document: StoreDocument, liveSts: KubeObject | undefined, restoring: boolean): { from: number; inProgress: boolean } | undefined {
+  if (!liveSts || restoring || document.spec.engine.kind !== 'etcd') return undefined;
+  const from = liveSts.spec?.replicas ?? 0;
+  const inProgress = !!liveSts.metadata.annotations?.[OPERATION_ANNOTATION];
+  return from !== document.spec.size || inProgress ? { from, inProgress } : undefined;
+}
+
 /**
  * Reconciles one store. Reading and planning make no changes; a plan without steps returns before
  * the lease is taken, so a no-op reconcile makes no mutating request at all.
+ *
+ * Beyond the plan: etcd membership changes one member at a time (the StatefulSet's replicas follow
+ * the member list, never lead it), volume growth, restore, and a snapshot before any of them when
+ * backup is on. What is live decides each step, so an interrupted run is finished by the next one.
  */
 export async function reconcileStore(document: StoreDocument, client: KubeClient, log: Log, options: ReconcileOptions): Promise<ReconcileResult> {
   const before = client.counters.mutating;
-  const desired = desiredState(document);
+  const names = storeNames(document.spec.name);
+  const stsRef: ObjectRef = { apiVersion: 'apps/v1', kind: 'StatefulSet', namespace: document.namespace, name: names.statefulSet };
+  const target = desiredState(document, { initialClusterState: 'existing' });
+  const targetSts = target.objects.find((o) => groupKind(o) === 'StatefulSet.apps')!;
+  const restoredFrom = targetSts.metadata.annotations?.[RESTORED_FROM_ANNOTATION];
+
+  // Render for what is live: before a membership change finishes, the member list and replicas of
+  // the live size; `existing` once the cluster has been bootstrapped.
+  let liveSts = await client.read(stsRef);
+  const restoring = () => !!restoredFrom && liveSts?.metadata.annotations?.[RESTORED_FROM_ANNOTATION] !== restoredFrom;
+  // Marks the StatefulSet while members change, so a run stopped in the middle is resumed.
+  const membersMark = `members → ${document.spec.size}`;
+  const renderFor = (size: number, operation?: string): DesiredState =>
+    desiredState(withSize(document, size), { initialClusterState: liveSts ? 'existing' : 'new', operation });
+
   // The ApplySet parent must list every kind the set may still contain until pruning is done, or
   // an interrupted prune would leave objects no later run looks for: apply the union first and the
   // exact list after the prunes.
   let exactParent: KubeObject | undefined;
-  const planNow = async () => {
+  const planFor = async (desired: DesiredState, replicasManaged = false) => {
     const live = await readLive(client, document.namespace, desired.objects, desired.applySetId, log);
     const [parent, ...rest] = desired.objects;
     const widened = widenParent(parent, live, desired.applySetId);
     exactParent = widened === parent ? undefined : parent;
-    return plan([widened, ...rest], live, { force: options.force, applySetId: desired.applySetId });
+    return plan([widened, ...rest], live, { force: options.force, applySetId: desired.applySetId, replicasManaged });
+  };
+  const planNow = async () => {
+    liveSts = await client.read(stsRef);
+    const change = membershipChange(document, liveSts, restoring());
+    // A membership change runs around the plan: plan at the live size, change members after.
+    const desired = change ? renderFor(change.from, membersMark) : renderFor(document.spec.size);
+    return { p: await planFor(desired, restoring()), change, desired };
   };
 
-  let p = await planNow();
+  let { p, change } = await planNow();
   log.info(`store ${document.namespace}/${document.spec.name}`, { store: document.spec.name, namespace: document.namespace });
   for (const line of formatPlan(p)) log.info(line);
+  if (restoring()) log.info(`  ⟲ restore every member from ${restoredFrom} (a new logical cluster), then start them`);
+  if (change) log.info(`  ⇅ members ${change.from} → ${document.spec.size}${change.inProgress ? ' (resuming)' : ''}: one at a time, ${change.from < document.spec.size ? 'each added as a learner, started, promoted once caught up' : 'each removed from the cluster before its pod'}`);
   if (p.refusals.length > 0) throw new RefusedError(p);
-  if ((p.steps.length === 0 && !exactParent) || options.dryRun) return { plan: p, mutatingRequests: client.counters.mutating - before, specHash: desired.store.specHash };
+  const noOp = p.steps.length === 0 && !exactParent && !change && !restoring();
+  if (noOp || options.dryRun) return { plan: p, mutatingRequests: client.counters.mutating - before, specHash: target.store.specHash };
 
-  const lease = { name: desired.lease, namespace: document.namespace, holder: options.holder, durationSeconds: options.leaseDurationSeconds };
+  const lease = { name: target.lease, namespace: document.namespace, holder: options.holder, durationSeconds: options.leaseDurationSeconds };
   await acquireLease(client, lease);
   try {
     // Someone may have changed things while we waited for the lease: plan again under it.
-    p = await planNow();
+    ({ p, change } = await planNow());
     if (p.refusals.length > 0) throw new RefusedError(p);
+    const keepAlive = leaseKeeper(client, lease);
+    const operation: OperationContext = {
+      client, log, document, keepAlive,
+      progress: async (op, message, members) => {
+        log.info(`${op}: ${message}`, { operation: op });
+        await options.onProgress?.({ operation: op, message, ...(members ? { members } : {}) });
+      },
+      timeoutMs: options.rolloutTimeoutMs ?? 600_000,
+      pollMs: options.pollMs ?? 1000,
+    };
+    const ctx: Context = { client, options, log, keepAlive, operation };
+
+    const resizing = p.steps.some((s) => s.action === 'resize');
+    if (liveSts && (change || resizing || restoring())) {
+      const what = restoring() ? `restore from ${restoredFrom}` : change ? `members ${change.from} → ${document.spec.size}` : 'resize';
+      await snapshotBefore(operation, target.objects, what, `${target.store.specHash}/${liveSts.metadata.uid ?? ''}/${liveSts.metadata.generation ?? 0}`);
+    }
+    if (restoring()) {
+      await restoreMembers(operation, target.store, liveSts, targetSts);
+      ({ p } = await planNow());
+      if (p.refusals.length > 0) throw new RefusedError(p);
+    }
     const steps = p.steps;
-    const ctx: Context = { client, options, log, keepAlive: leaseKeeper(client, lease) };
     for (let i = 0; i < steps.length; i++) await execute(ctx, steps[i], i + 1, steps.length);
+
+    if (change) {
+      const applyMembers = async (size: number) => {
+        const mp = await planFor(renderFor(size, membersMark), true);
+        if (mp.refusals.length > 0) throw new RefusedError(mp);
+        const changes = mp.steps.filter((s) => s.action === 'create' || s.action === 'update');
+        for (let i = 0; i < changes.length; i++) await execute(ctx, changes[i], i + 1, changes.length);
+      };
+      const endpoints = options.etcdEndpoints ?? [`http://${target.store.clientHost}:${target.store.clientPort}`];
+      await changeMembership(operation, endpoints, applyMembers, () => waitRollout(ctx, stsRef));
+    }
+    // Finish: the store exactly as desired (bootstrap state `existing`, no operation mark).
+    const final = await planFor(desiredState(document, { initialClusterState: 'existing' }));
+    if (final.refusals.length > 0) throw new RefusedError(final);
+    for (let i = 0; i < final.steps.length; i++) await execute(ctx, final.steps[i], i + 1, final.steps.length);
     if (exactParent) {
       await client.apply(exactParent);
       log.info(`ApplySet ${describeRef(refOf(exactParent))} now lists ${exactParent.metadata.annotations?.[CONTAINS_ANNOTATION]}`);
@@ -198,5 +305,5 @@ export async function reconcileStore(document: StoreDocument, client: KubeClient
     await releaseLease(client, lease);
   }
   log.info(`store ${document.spec.name} reconciled`, { store: document.spec.name, mutatingRequests: client.counters.mutating - before });
-  return { plan: p, mutatingRequests: client.counters.mutating - before, specHash: desired.store.specHash };
+  return { plan: p, mutatingRequests: client.counters.mutating - before, specHash: target.store.specHash };
 }

@@ -28,6 +28,7 @@ describe('plan', () => {
     const p = plan(d.objects, [], { applySetId: d.applySetId });
     expect(actions(p)).toEqual([
       'create ConfigMap/orders-applyset',
+      'create ConfigMap/orders-bootstrap',
       'create Service/orders-peers',
       'create Service/orders',
       'create StatefulSet/orders',
@@ -42,7 +43,7 @@ describe('plan', () => {
     const d = desiredFor();
     const p = plan(d.objects, live(d.objects), { applySetId: d.applySetId });
     expect(p.steps).toEqual([]);
-    expect(p.unchanged).toHaveLength(6);
+    expect(p.unchanged).toHaveLength(7);
   });
 
   test('fields only the live object has (API defaults) are not differences', () => {
@@ -94,10 +95,38 @@ describe('plan', () => {
       return plan(a.objects, live(desiredFor(before).objects), { applySetId: a.applySetId });
     };
 
-    test('growing storage needs the resize procedure', () => {
+    test('growing storage is a resize step (grow the PVCs, re-create the StatefulSet), not a refusal', () => {
       const p = refused({ storageSize: '10Gi' }, { storageSize: '20Gi' });
-      expect(p.steps).toEqual([]);
-      expect(p.refusals).toEqual([expect.objectContaining({ field: 'spec.volumeClaimTemplates[0].spec.resources.requests.storage', from: '10Gi', to: '20Gi', reason: expect.stringMatching(/resize procedure/) })]);
+      expect(p.refusals).toEqual([]);
+      expect(actions(p)).toEqual(['update ConfigMap/orders-bootstrap', 'resize StatefulSet/orders', 'wait-rollout StatefulSet/orders']);
+      const resize = p.steps.find((s) => s.action === 'resize') as Extract<typeof p.steps[number], { action: 'resize' }>;
+      expect(resize.claims).toEqual([{ template: 'data', from: '10Gi', to: '20Gi' }]);
+      // The pod template does not change: the pods keep running through the re-create.
+      expect(resize.changes.filter((c) => c.path.startsWith('spec.template'))).toEqual([]);
+      expect(formatPlan(p)).toContain('      volume data: 10Gi → 20Gi');
+    });
+
+    test('growing one template and shrinking another refuses the whole change', () => {
+      const templates = (a: string, b: string) => ({ volumeClaimTemplates: [{ name: 'data', storage: a }, { name: 'wal', storage: b }] });
+      const p = refused(templates('10Gi', '2Gi'), templates('20Gi', '1Gi'));
+      expect(actions(p).filter((a) => a.includes('StatefulSet'))).toEqual([]);
+      expect(p.refusals.map((r) => r.field)).toEqual(['spec.volumeClaimTemplates[1].spec.resources.requests.storage']);
+    });
+
+    test('restoring over a live store replaces its data: refused unless forced', () => {
+      const backup = { pruneImage: 'r:1' };
+      const restored = desiredFor({ backup, restore: { snapshot: 'orders-1.db' }, reconciler: { image: 'r:1' } });
+      const p = plan(restored.objects, live(desiredFor({ backup }).objects), { applySetId: restored.applySetId });
+      expect(p.refusals).toEqual([expect.objectContaining({ field: 'metadata.annotations.kvstore.cdk8s-kvstore.io/restored-from', from: undefined, to: 'orders-backups/orders-1.db', reason: expect.stringMatching(/writes since the snapshot are lost/) })]);
+      expect(plan(restored.objects, live(desiredFor({ backup }).objects), { applySetId: restored.applySetId, force: true }).refusals).toEqual([]);
+    });
+
+    test('dropping restore from a restored store is refused (members would go back to their old data)', () => {
+      const backup = { pruneImage: 'r:1' };
+      const restored = desiredFor({ backup, restore: { snapshot: 'orders-1.db' }, reconciler: { image: 'r:1' } });
+      const plain = desiredFor({ backup });
+      expect(plan(plain.objects, live(restored.objects), { applySetId: plain.applySetId }).refusals)
+        .toEqual([expect.objectContaining({ from: 'orders-backups/orders-1.db', to: undefined, reason: expect.stringMatching(/go back to the data they had before/) })]);
     });
 
     test('shrinking storage', () => {
@@ -146,16 +175,25 @@ describe('plan', () => {
     });
 
     test('force turns immutable-field refusals into an orphan re-create', () => {
-      const a = desiredFor({ storageSize: '20Gi' });
-      const p = plan(a.objects, live(desiredFor({ storageSize: '10Gi' }).objects), { applySetId: a.applySetId, force: true });
+      const a = desiredFor();
+      const l = live(a.objects);
+      find(l, 'StatefulSet').spec.serviceName = 'old-peers';
+      const p = plan(a.objects, l, { applySetId: a.applySetId, force: true });
       expect(p.refusals).toEqual([]);
       expect(actions(p)).toEqual(['recreate StatefulSet/orders', 'wait-rollout StatefulSet/orders']);
+    });
+
+    test('a replicas change the caller manages (membership, restore) is an update', () => {
+      const a = desiredFor({ size: 5 });
+      const p = plan(a.objects, live(desiredFor({ size: 3 }).objects), { applySetId: a.applySetId, replicasManaged: true });
+      expect(p.refusals).toEqual([]);
+      expect(actions(p)).toEqual(['update ConfigMap/orders-bootstrap', 'update StatefulSet/orders', 'wait-rollout StatefulSet/orders', 'update PodDisruptionBudget/orders']);
     });
 
     test('force lets a replicas change through as an update', () => {
       const a = desiredFor({ size: 5 });
       const p = plan(a.objects, live(desiredFor({ size: 3 }).objects), { applySetId: a.applySetId, force: true });
-      expect(actions(p)).toEqual(['update StatefulSet/orders', 'wait-rollout StatefulSet/orders', 'update PodDisruptionBudget/orders']);
+      expect(actions(p)).toEqual(['update ConfigMap/orders-bootstrap', 'update StatefulSet/orders', 'wait-rollout StatefulSet/orders', 'update PodDisruptionBudget/orders']);
     });
   });
 
@@ -164,7 +202,7 @@ describe('plan', () => {
     const l = live(d.objects).filter((o) => o.kind !== 'NetworkPolicy');
     find(l, 'PodDisruptionBudget').spec.minAvailable = 1;
     expect(formatPlan(plan(d.objects, l, { applySetId: d.applySetId }))).toEqual([
-      'plan: 1 to create, 1 to update, 0 to re-create, 0 to prune, 4 unchanged, 0 refused',
+      'plan: 1 to create, 1 to update, 0 to re-create, 0 to prune, 5 unchanged, 0 refused',
       '  ~ PodDisruptionBudget/orders',
       '      spec.minAvailable: 1 → 2',
       '  + NetworkPolicy/orders',

@@ -55,12 +55,17 @@ describe('reconcileStore against the API double', () => {
     const applies = storeMutations();
     expect(applies.map((r) => `${r.method} ${r.path}`)).toEqual([
       `PATCH /api/v1/namespaces/${NS}/configmaps/orders-applyset`,
+      `PATCH /api/v1/namespaces/${NS}/configmaps/orders-bootstrap`,
       `PATCH /api/v1/namespaces/${NS}/services/orders-peers`,
       `PATCH /api/v1/namespaces/${NS}/services/orders`,
       `PATCH /apis/apps/v1/namespaces/${NS}/statefulsets/orders`,
       `PATCH /apis/policy/v1/namespaces/${NS}/poddisruptionbudgets/orders`,
       `PATCH /apis/networking.k8s.io/v1/namespaces/${NS}/networkpolicies/orders`,
+      // Bootstrapped: members that start from now on join the existing cluster.
+      `PATCH /api/v1/namespaces/${NS}/configmaps/orders-bootstrap`,
     ]);
+    expect((applies[1].body as any).data.ETCD_INITIAL_CLUSTER_STATE).toBe('new');
+    expect((server.get('v1', 'ConfigMap', NS, 'orders-bootstrap') as any).data.ETCD_INITIAL_CLUSTER_STATE).toBe('existing');
     for (const r of applies) {
       expect(r.contentType).toBe('application/apply-patch+yaml');
       expect(r.query).toMatchObject({ fieldManager: 'cdk8s-kvstore-reconciler', force: 'true' });
@@ -70,11 +75,11 @@ describe('reconcileStore against the API double', () => {
     expect(sts.metadata.labels?.['applyset.kubernetes.io/part-of']).toMatch(/^applyset-[A-Za-z0-9_-]{43}-v1$/);
     const parent = server.get('v1', 'ConfigMap', NS, 'orders-applyset')!;
     expect(parent.metadata.labels?.['applyset.kubernetes.io/id']).toBe(sts.metadata.labels?.['applyset.kubernetes.io/part-of']);
-    expect(parent.metadata.annotations?.['applyset.kubernetes.io/contains-group-kinds']).toBe('NetworkPolicy.networking.k8s.io,PodDisruptionBudget.policy,Service,StatefulSet.apps');
+    expect(parent.metadata.annotations?.['applyset.kubernetes.io/contains-group-kinds']).toBe('ConfigMap,NetworkPolicy.networking.k8s.io,PodDisruptionBudget.policy,Service,StatefulSet.apps');
     // The Lease was taken and given back.
     const lease = server.get('coordination.k8s.io/v1', 'Lease', NS, 'orders-reconciler')!;
     expect((lease as any).spec.holderIdentity).toBeUndefined();
-    expect(lines.some((l) => l.startsWith('[4/7] created StatefulSet/orders'))).toBe(true);
+    expect(lines.some((l) => l.startsWith('[5/8] created StatefulSet/orders'))).toBe(true);
   });
 
   test('a second reconcile with nothing changed makes zero mutating requests', async () => {
@@ -83,7 +88,7 @@ describe('reconcileStore against the API double', () => {
     const result = await reconcile();
     expect(result.mutatingRequests).toBe(0);
     expect(mutations().length).toBe(before);
-    expect(lines).toContain('plan: 0 to create, 0 to update, 0 to re-create, 0 to prune, 6 unchanged, 0 refused');
+    expect(lines).toContain('plan: 0 to create, 0 to update, 0 to re-create, 0 to prune, 7 unchanged, 0 refused');
   });
 
   test('drift is put back, and only the drifted object is touched', async () => {
@@ -130,7 +135,7 @@ describe('reconcileStore against the API double', () => {
     expect(server.get('v1', 'ConfigMap', NS, 'orders-applyset')!.metadata.annotations?.['applyset.kubernetes.io/contains-group-kinds']).toContain('NetworkPolicy.networking.k8s.io');
     await reconcile({ networkPolicy: false });
     expect(server.get('networking.k8s.io/v1', 'NetworkPolicy', NS, 'orders')).toBeUndefined();
-    expect(server.get('v1', 'ConfigMap', NS, 'orders-applyset')!.metadata.annotations?.['applyset.kubernetes.io/contains-group-kinds']).toBe('PodDisruptionBudget.policy,Service,StatefulSet.apps');
+    expect(server.get('v1', 'ConfigMap', NS, 'orders-applyset')!.metadata.annotations?.['applyset.kubernetes.io/contains-group-kinds']).toBe('ConfigMap,PodDisruptionBudget.policy,Service,StatefulSet.apps');
     expect((await reconcile({ networkPolicy: false })).mutatingRequests).toBe(0);
   });
 
@@ -182,9 +187,12 @@ describe('reconcileStore against the API double', () => {
     expect((server.get('coordination.k8s.io/v1', 'Lease', NS, 'orders-reconciler') as any).spec.leaseTransitions).toBe(4);
   });
 
-  test('a membership change of an etcd store is refused until the membership procedure exists', async () => {
+  test('a membership change needs the etcd members: unreachable, it fails naming them and leaves replicas alone', async () => {
     await reconcile({ size: 3 });
-    await expect(reconcile({ size: 5 })).rejects.toThrow(/spec\.replicas: 3 → 5 refused: etcd members must be registered/);
+    await expect(reconcile({ size: 5 }, { etcdEndpoints: ['http://127.0.0.1:9'] })).rejects.toThrow(/could not list the etcd members at http:\/\/127\.0\.0\.1:9: /);
+    expect((server.get('apps/v1', 'StatefulSet', NS, 'orders') as any).spec.replicas).toBe(3);
+    // The StatefulSet is marked: the next run resumes the change.
+    expect(server.get('apps/v1', 'StatefulSet', NS, 'orders')!.metadata.annotations?.['kvstore.cdk8s-kvstore.io/operation']).toBe('members → 5');
   });
 });
 
@@ -213,7 +221,7 @@ describe('kvstore-reconcile (the CLI)', () => {
   test('exit 0 after a reconcile; --json logs one JSON object per line', async () => {
     expect(await main(['--store', write(documentFor()), '--json'], server.kubeConfig())).toBe(0);
     const records = output.join('').trim().split('\n').map((l) => JSON.parse(l));
-    expect(records.some((r) => r.action === 'create' && r.object === 'StatefulSet/orders' && r.steps === 7)).toBe(true);
+    expect(records.some((r) => r.action === 'create' && r.object === 'StatefulSet/orders' && r.steps === 8)).toBe(true);
     expect(server.get('apps/v1', 'StatefulSet', NS, 'orders')).toBeDefined();
   });
 

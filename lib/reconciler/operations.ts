@@ -1,0 +1,263 @@
+// Day-2 operations a StatefulSet cannot do alone: membership changes one member at a time, volume
+// growth, a snapshot before either, and restore from a snapshot. Each is a named, logged step; each
+// decides from what is live (the API and the engine's member list), so a run that was stopped in the
+// middle and started again picks up where the last one left off.
+import { createHash } from 'crypto';
+import { jobFromCronJob, restoreJob } from '../backup';
+import { EtcdEngine } from '../engines/etcd';
+import type { Member } from '../engines/etcd-membership';
+import { KVStore, RESTORED_FROM_ANNOTATION } from '../kv-store';
+import { podName, pvcName, selectorLabels, StoreNames, storeNames } from '../names';
+import { parseQuantity } from '../quantity';
+import { StoreDocument } from '../spec';
+import { KubeClient } from './client';
+import { Log } from './log';
+import { ClaimGrowth } from './plan';
+import { KubeObject, ObjectRef } from './types';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** What the operations need from the run they are part of. */
+export interface OperationContext {
+  readonly client: KubeClient;
+  readonly log: Log;
+  readonly document: StoreDocument;
+  /** Renews the reconciler's Lease; call during every wait. */
+  readonly keepAlive: () => Promise<void>;
+  /** Reports progress (CRD mode writes it to status). */
+  readonly progress: (operation: string, message: string, members?: readonly string[]) => Promise<void>;
+  readonly timeoutMs: number;
+  readonly pollMs: number;
+}
+
+const ref = (apiVersion: string, kind: string, namespace: string, name: string): ObjectRef => ({ apiVersion, kind, namespace, name });
+const pvcRef = (ns: string, name: string) => ref('v1', 'PersistentVolumeClaim', ns, name);
+const jobRef = (ns: string, name: string) => ref('batch/v1', 'Job', ns, name);
+
+/** Polls `check` until it returns a value, renewing the Lease; throws `what` on timeout. */
+async function until<T>(ctx: OperationContext, what: string, check: () => Promise<T | undefined>): Promise<T> {
+  const deadline = Date.now() + ctx.timeoutMs;
+  for (;;) {
+    await ctx.keepAlive();
+    const value = await check();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${Math.round(ctx.timeoutMs / 1000)} s waiting for ${what}`);
+    await sleep(ctx.pollMs);
+  }
+}
+
+/** A Job's outcome: true when it succeeded, false while running; throws when it failed for good. */
+function jobDone(job: KubeObject | undefined): boolean | undefined {
+  if (!job) return undefined;
+  const failed = (job.status?.conditions ?? []).find((c: any) => c.type === 'Failed' && c.status === 'True');
+  if (failed) throw new Error(`Job ${job.metadata.name} failed: ${failed.reason ?? ''} ${failed.message ?? ''}`.trim());
+  return (job.status?.succeeded ?? 0) >= 1 ? true : undefined;
+}
+
+/** Creates a Job unless it exists (a re-run finds the one an earlier run created) and waits for it. */
+async function runJob(ctx: OperationContext, job: KubeObject, what: string): Promise<void> {
+  const jr = jobRef(ctx.document.namespace, job.metadata.name);
+  if (!(await ctx.client.read(jr))) await ctx.client.create(job);
+  await until(ctx, `${what} (Job ${job.metadata.name})`, async () => jobDone(await ctx.client.read(jr)));
+}
+
+const shortHash = (...parts: string[]) => createHash('sha256').update(parts.join('\0')).digest('hex').slice(0, 8);
+
+/**
+ * A snapshot before a risky operation, through the backup CronJob's own pod template (so it runs with
+ * the same image, claim and NetworkPolicy admission). Named after the operation: a re-run of the same
+ * operation finds it done.
+ */
+export async function snapshotBefore(ctx: OperationContext, desired: readonly KubeObject[], operation: string, key: string): Promise<void> {
+  const { document, client } = ctx;
+  const cronJob = desired.find((o) => o.kind === 'CronJob');
+  if (!document.spec.backup || !cronJob) return;
+  const claim = desired.find((o) => o.kind === 'PersistentVolumeClaim' && o.metadata.name === document.spec.backup!.claimName);
+  if (claim && !(await client.read(pvcRef(document.namespace, claim.metadata.name)))) await client.apply(claim);
+  const name = `${document.spec.name}-pre-${shortHash(operation, key)}`;
+  await ctx.progress('BackingUp', `snapshot before ${operation}`);
+  await runJob(ctx, jobFromCronJob(cronJob as any, name, { 'kvstore.cdk8s-kvstore.io/before': operation }), `the snapshot before ${operation}`);
+  ctx.log.info(`snapshot before ${operation} saved by Job ${name}`, { action: 'snapshot', job: name });
+}
+
+/** The ordinal a member's peer URL names (`http://<sts>-<i>.<headless>...`), if it is one of ours. */
+export function ordinalOfPeerURL(url: string, names: StoreNames): number | undefined {
+  const m = new RegExp(`^https?://${names.statefulSet}-([0-9]+)\\.${names.headlessService}\\.`).exec(url);
+  return m ? Number(m[1]) : undefined;
+}
+
+/**
+ * Grows every existing PVC of the templates that grow (retained ones of removed ordinals too, so a
+ * later scale-up does not get a smaller one), then waits until the storage layer reports the new
+ * capacity or that only the file system resize is left (which the kubelet finishes online).
+ */
+export async function growClaims(ctx: OperationContext, claims: readonly ClaimGrowth[]): Promise<void> {
+  const { client, document, log } = ctx;
+  const names = storeNames(document.spec.name);
+  const selector = Object.entries(selectorLabels(document.spec.name)).map(([k, v]) => `${k}=${v}`).join(',');
+  const pvcs = await client.list('v1', 'PersistentVolumeClaim', document.namespace, selector);
+  for (const growth of claims) {
+    const pattern = new RegExp(`^${growth.template}-${names.statefulSet}-[0-9]+$`);
+    const mine = pvcs.filter((p) => pattern.test(p.metadata.name)).sort((a, b) => a.metadata.name.localeCompare(b.metadata.name, 'en', { numeric: true }));
+    await ctx.progress('Resizing', `volume ${growth.template}: ${growth.from} → ${growth.to} on ${mine.length} PVC(s)`);
+    const want = parseQuantity(growth.to)!;
+    for (const pvc of mine) {
+      const current = parseQuantity(pvc.spec?.resources?.requests?.storage) ?? 0;
+      if (current > want) throw new Error(`PVC ${pvc.metadata.name} already requests ${pvc.spec.resources.requests.storage}, more than ${growth.to}: storage cannot shrink`);
+      if (current < want) {
+        await client.apply({ apiVersion: 'v1', kind: 'PersistentVolumeClaim', metadata: { name: pvc.metadata.name, namespace: document.namespace }, spec: { resources: { requests: { storage: growth.to } } } });
+        log.info(`PVC ${pvc.metadata.name}: requested ${growth.to} (was ${pvc.spec.resources.requests.storage})`, { action: 'grow', pvc: pvc.metadata.name });
+      }
+    }
+    for (const pvc of mine) {
+      await until(ctx, `PVC ${pvc.metadata.name} to reach ${growth.to} (does its StorageClass allow volume expansion?)`, async () => {
+        const live = await client.read(pvcRef(document.namespace, pvc.metadata.name));
+        if (!live) throw new Error(`PVC ${pvc.metadata.name} disappeared while growing`);
+        if ((parseQuantity(live.status?.capacity?.storage) ?? 0) >= want) return true;
+        const pending = (live.status?.conditions ?? []).some((c: any) => c.type === 'FileSystemResizePending' && c.status === 'True');
+        return pending ? true : undefined;
+      });
+    }
+  }
+}
+
+/**
+ * Before ordinal `j` joins: its pod must be gone, and PVCs left by a removed member of that ordinal
+ * are deleted. etcd refuses to start on a removed member's data ("member removed"), which wedges the
+ * most popular etcd charts; the cluster's data lives in its current members (and, with backup, in the
+ * snapshot taken before this operation). No other PVC is ever deleted.
+ */
+export async function wipeRemovedMember(ctx: OperationContext, ordinal: number): Promise<void> {
+  const { client, document, log } = ctx;
+  const names = storeNames(document.spec.name);
+  const pod = podName(names, ordinal);
+  await until(ctx, `pod ${pod} to be gone before it joins again`, async () =>
+    (await client.read(ref('v1', 'Pod', document.namespace, pod))) ? undefined : true);
+  for (const t of document.spec.volumeClaimTemplates) {
+    const claim = pvcName(names, t.name, ordinal);
+    if (!(await client.read(pvcRef(document.namespace, claim)))) continue;
+    log.info(`PVC ${claim} holds the data of a member removed from the cluster, which etcd would refuse: deleting it so ${pod} joins with an empty volume`, { action: 'wipe', pvc: claim });
+    await client.delete(pvcRef(document.namespace, claim), 'Background');
+    await until(ctx, `PVC ${claim} to be deleted`, async () => ((await client.read(pvcRef(document.namespace, claim))) ? undefined : true));
+  }
+}
+
+/** Applies the store rendered for `size` members (its member list, replicas and PDB). */
+export type ApplyMembers = (size: number) => Promise<void>;
+
+/**
+ * Brings the engine's membership to `spec.size`, one member at a time, each change made only while
+ * the cluster has quorum: add as a learner, start its pod (`initial-cluster-state existing`), promote
+ * once caught up; or remove the highest member, then its pod.
+ */
+export async function changeMembership(ctx: OperationContext, endpoints: string[], applyMembers: ApplyMembers, waitRollout: () => Promise<void>): Promise<void> {
+  const { client, document, log } = ctx;
+  const { EtcdMembership, nextMembershipStep } = await import('../engines/etcd-membership');
+  const names = storeNames(document.spec.name);
+  const engine = new EtcdEngine(document.spec.engine as any);
+  const engineContext = { spec: document.spec, names, clusterToken: document.clusterToken, initialClusterState: 'existing' as const, namespace: document.namespace };
+  const target = Array.from({ length: document.spec.size }, (_, i) => ({ name: podName(names, i), peerURL: engine.peerURL(engineContext, i, document.namespace) }));
+  const stsRef = ref('apps/v1', 'StatefulSet', document.namespace, names.statefulSet);
+  const membership = new EtcdMembership(endpoints);
+  const ordinalOf = (m: Member) => m.peerURLs.map((u) => ordinalOfPeerURL(u, names)).find((o) => o !== undefined);
+  const show = (members: readonly Member[]) => members.map((m) => `${podName(names, ordinalOf(m) ?? -1)}${m.isLearner ? ' (learner)' : ''}`);
+  try {
+    for (;;) {
+      await ctx.keepAlive();
+      const members = await membership.list().catch((e: Error) => {
+        throw new Error(`could not list the etcd members at ${endpoints.join(', ')}: ${e.message}`);
+      });
+      const step = nextMembershipStep(members, target);
+      const sts = await client.read(stsRef);
+      const replicas = sts?.spec?.replicas ?? 0;
+      if (!step) {
+        log.info(`members: ${show(members).join(', ')}`, { members: show(members) });
+        if (replicas !== target.length) {
+          await applyMembers(target.length);
+          await waitRollout();
+        }
+        return;
+      }
+      switch (step.action) {
+        case 'add-learner': {
+          const ordinal = ordinalOfPeerURL(step.peerURL, names)!;
+          await ctx.progress('Scaling', `adding member ${step.name}: ${members.length} → ${members.length + 1} of ${target.length}`, show(members));
+          await wipeRemovedMember(ctx, ordinal);
+          const added = await membership.addLearner(step.peerURL);
+          log.info(`member ${step.name} registered as a learner (id ${added.id}): it cannot affect quorum until promoted`, { action: 'add-learner', member: step.name });
+          // The member list now includes it: its pod starts with the list and state `existing`.
+          await applyMembers(Math.max(replicas, ordinal + 1));
+          break;
+        }
+        case 'promote': {
+          const learner = members.find((m) => m.isLearner && m.peerURLs.some((u) => target.some((t) => t.peerURL === u)))!;
+          const ordinal = ordinalOf(learner)!;
+          if (replicas < ordinal + 1) await applyMembers(ordinal + 1);
+          await ctx.progress('Scaling', `promoting member ${step.name} once it has caught up`, show(members));
+          await membership.promote(learner.id);
+          log.info(`member ${step.name} promoted to a voting member`, { action: 'promote', member: step.name });
+          await waitRollout();
+          break;
+        }
+        case 'remove': {
+          const member = members.find((m) => m.id === step.id)!;
+          const ordinal = ordinalOf(member);
+          if (ordinal === undefined) throw new Error(`member ${step.id} (${member.peerURLs.join(', ')}) is not one of this store's pods: remove it by hand (etcdctl member remove ${step.id})`);
+          await ctx.progress('Scaling', `removing member ${podName(names, ordinal)}: ${members.length} → ${members.length - 1}`, show(members));
+          await membership.remove(step.id);
+          log.info(`member ${podName(names, ordinal)} removed from the cluster; its PVCs are kept`, { action: 'remove', member: podName(names, ordinal) });
+          if (replicas > ordinal) {
+            await applyMembers(ordinal);
+            await waitRollout();
+          }
+          break;
+        }
+      }
+    }
+  } finally {
+    membership.close();
+  }
+}
+
+/**
+ * Restore (etcd's procedure): no member may run; every member's data is laid out from the same
+ * snapshot with a new cluster token, into a directory of its own (older data stays); then the pods
+ * start and form a new logical cluster.
+ */
+export async function restoreMembers(ctx: OperationContext, store: KVStore, liveStatefulSet: KubeObject | undefined, desiredStatefulSet: KubeObject): Promise<void> {
+  const { client, document, log } = ctx;
+  const names = storeNames(document.spec.name);
+  const ns = document.namespace;
+  const restore = document.spec.restore!;
+  await ctx.progress('Restoring', `restoring ${document.spec.size} member(s) from ${restore.claimName}/${restore.snapshot}`);
+  if (liveStatefulSet && (liveStatefulSet.spec?.replicas ?? 0) > 0) {
+    // Stop every member first; the StatefulSet keeps what it recorded (restored-from unchanged until done).
+    const stopped = { ...desiredStatefulSet, metadata: { ...desiredStatefulSet.metadata, annotations: { ...liveStatefulSet.metadata.annotations, ...withoutRestored(desiredStatefulSet.metadata.annotations) } }, spec: { ...desiredStatefulSet.spec, replicas: 0 } };
+    await client.apply(stopped);
+    log.info(`StatefulSet/${names.statefulSet} scaled to 0 for the restore`, { action: 'stop-members' });
+  }
+  const selector = Object.entries(selectorLabels(document.spec.name)).map(([k, v]) => `${k}=${v}`).join(',');
+  await until(ctx, 'every member pod to stop before the restore', async () =>
+    ((await client.list('v1', 'Pod', ns, selector)).length === 0 ? true : undefined));
+  // The members' PVCs, as the StatefulSet would create them (it adopts them by name).
+  for (let i = 0; i < document.spec.size; i++) {
+    for (const t of document.spec.volumeClaimTemplates) {
+      const name = pvcName(names, t.name, i);
+      if (await client.read(pvcRef(ns, name))) continue;
+      await client.create({
+        apiVersion: 'v1', kind: 'PersistentVolumeClaim',
+        metadata: { name, namespace: ns, labels: selectorLabels(document.spec.name) },
+        spec: { accessModes: t.accessModes, ...(t.storageClassName !== undefined ? { storageClassName: t.storageClassName } : {}), resources: { requests: { storage: t.storage } } },
+      });
+    }
+  }
+  const id = shortHash(document.spec.name, restore.claimName, restore.snapshot);
+  const jobs = Array.from({ length: document.spec.size }, (_, i) =>
+    restoreJob({ spec: document.spec, engine: store.engine, names, namespace: ns, clientPodLabels: store.clientPodLabels, context: store.engineContext! }, i, `${document.spec.name.slice(0, 40)}-restore-${id}-${i}`));
+  for (const job of jobs) if (!(await client.read(jobRef(ns, job.metadata.name)))) await client.create(job);
+  for (const job of jobs) await runJob(ctx, job, `member ${job.metadata.name.split('-').pop()}'s data to be restored`);
+  log.info(`every member's data restored from ${restore.claimName}/${restore.snapshot}`, { action: 'restore', jobs: jobs.map((j) => j.metadata.name) });
+}
+
+const withoutRestored = (a: Record<string, string> | undefined) =>
+  Object.fromEntries(Object.entries(a ?? {}).filter(([k]) => k !== RESTORED_FROM_ANNOTATION));
