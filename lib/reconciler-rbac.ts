@@ -29,7 +29,7 @@ export function storeRules(o: { store: StoreNames; spec: KVStoreSpec; lease: str
     rules.push({ apiGroups: [r.group], resources: [r.resource], resourceNames: [...new Set(r.names(o.store))].sort(), verbs: r.verbs });
   }
   const etcd = o.spec.engine.kind === 'etcd';
-  rules.push({ apiGroups: [''], resources: ['configmaps'], verbs: ['create'] });
+  rules.push({ apiGroups: [''], resources: ['configmaps'], verbs: etcd ? ['create', 'list'] : ['create'] });
   rules.push({ apiGroups: [''], resources: ['configmaps'], resourceNames: [o.applySetParent, ...(etcd ? [o.store.bootstrapConfig] : [])].sort(), verbs: ['get', 'patch'] });
   // Volumes: grown in place (every ordinal a store of this engine can have had), the backup claim
   // applied; with etcd, a removed member's claims deleted when its ordinal joins again, after its
@@ -58,7 +58,7 @@ export function operatorRules(group: string, plural: string): k8s.PolicyRule[] {
     { apiGroups: [group], resources: [plural], verbs: ['get', 'list'] },
     { apiGroups: [group], resources: [`${plural}/status`], verbs: ['get', 'update'] },
     ...STORE_RESOURCES.map((r) => ({ apiGroups: [r.group], resources: [r.resource], verbs: ['create', 'list', ...r.verbs].sort() })),
-    { apiGroups: [''], resources: ['configmaps'], verbs: ['create', 'get', 'patch'] },
+    { apiGroups: [''], resources: ['configmaps'], verbs: ['create', 'get', 'list', 'patch'] },
     { apiGroups: [''], resources: ['persistentvolumeclaims'], verbs: ['create', 'delete', 'get', 'list', 'patch'] },
     { apiGroups: [''], resources: ['pods'], verbs: ['get', 'list'] },
     { apiGroups: ['batch'], resources: ['cronjobs'], verbs: ['create', 'delete', 'get', 'list', 'patch'] },

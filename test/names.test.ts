@@ -9,6 +9,7 @@ describe('storeNames', () => {
       clientService: 'orders',
       podDisruptionBudget: 'orders',
       networkPolicy: 'orders',
+      bootstrapConfig: 'orders-bootstrap',
     });
   });
 });

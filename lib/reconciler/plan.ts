@@ -205,6 +205,14 @@ export function plan(desired: readonly KubeObject[], live: readonly KubeObject[]
       steps.push({ action: 'wait-rollout', ref: refOf(object) });
       continue;
     }
+    if (object.kind === 'PersistentVolumeClaim') {
+      const from = current.spec?.resources?.requests?.storage;
+      const to = object.spec?.resources?.requests?.storage;
+      if ((parseQuantity(to) ?? 0) < (parseQuantity(from) ?? 0)) {
+        refusals.push({ ref: refOf(object), field: 'spec.resources.requests.storage', from, to, reason: 'storage cannot shrink: PVCs only grow' });
+        continue;
+      }
+    }
     steps.push({ action: 'update', object, changes });
   }
 

@@ -121,6 +121,15 @@ describe('plan', () => {
       expect(plan(restored.objects, live(desiredFor({ backup }).objects), { applySetId: restored.applySetId, force: true }).refusals).toEqual([]);
     });
 
+    test('shrinking the backup PVC', () => {
+      const backup = { pruneImage: 'r:1' };
+      const p = refused({ backup, storageSize: '20Gi' }, { backup, storageSize: '10Gi' });
+      expect(p.refusals.map((r) => [r.ref.kind, r.field, r.from, r.to])).toEqual([
+        ['StatefulSet', 'spec.volumeClaimTemplates[0].spec.resources.requests.storage', '20Gi', '10Gi'],
+        ['PersistentVolumeClaim', 'spec.resources.requests.storage', '20Gi', '10Gi'],
+      ]);
+    });
+
     test('dropping restore from a restored store is refused (members would go back to their old data)', () => {
       const backup = { pruneImage: 'r:1' };
       const restored = desiredFor({ backup, restore: { snapshot: 'orders-1.db' }, reconciler: { image: 'r:1' } });

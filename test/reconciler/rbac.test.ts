@@ -1,6 +1,8 @@
 // Least privilege, checked against what the reconciler really sends: every request it makes to the
-// API double in a full run (create, no-op, drift, prune, Lease) is allowed by the Role the bundle grants,
-// and nothing more than those (resource, verb) pairs is granted.
+// API double in a sequence of runs (create, no-op, drift, prune, resize with a snapshot first, backup
+// off, restore, Lease) is allowed by the Role the bundle grants for that run's spec, and nothing more
+// than those (resource, verb) pairs is granted. The membership-only grants (a removed member's pod
+// read and PVC deleted) need running etcd members: test/reconciler/day2.test.ts checks those.
 import { Chart, Testing } from 'cdk8s';
 import { KVStore, KVStoreProps } from '../../lib';
 import { KubeClient } from '../../lib/reconciler/client';
@@ -15,10 +17,18 @@ let controller: NodeJS.Timeout;
 
 beforeEach(async () => {
   server = await startApiServer();
+  // Stands in for the controllers: StatefulSets roll out at once, Jobs succeed, PVCs grow.
   controller = setInterval(() => {
     const sts = server.get('apps/v1', 'StatefulSet', NS, 'orders') as any;
     if (sts && sts.status?.observedGeneration !== sts.metadata.generation) {
       server.put({ ...sts, status: { observedGeneration: sts.metadata.generation, replicas: sts.spec.replicas, readyReplicas: sts.spec.replicas, updatedReplicas: sts.spec.replicas } });
+    }
+    for (const job of server.list('batch/v1', 'Job', NS) as any[]) {
+      if (!job.status?.succeeded) server.put({ ...job, status: { succeeded: 1 } });
+    }
+    for (const pvc of server.list('v1', 'PersistentVolumeClaim', NS) as any[]) {
+      const want = pvc.spec.resources.requests.storage;
+      if (pvc.status?.capacity?.storage !== want) server.put({ ...pvc, status: { phase: 'Bound', capacity: { storage: want } } });
     }
   }, 10);
 });
@@ -53,12 +63,14 @@ function allowed(rules: any[], a: Access): boolean {
     (!rule.resourceNames || (a.name !== undefined && rule.resourceNames.includes(a.name))));
 }
 
-test('every request of a full GitOps-mode run is allowed by the bundle Role, and every granted verb is used', async () => {
+test('every request of GitOps-mode runs is allowed by that run\'s bundle Role, and every granted verb is used', async () => {
   const props = (extra: KVStoreProps = {}) => ({ ...extra, reconciler: { image: 'r:1' } });
-  const chart = new Chart(Testing.app(), 'c', { namespace: NS, disableResourceNameHashes: true });
-  const store = new KVStore(chart, 'orders', props());
-  const rules = find(synth(chart), 'Role').rules;
-  const documentOf = (extra: KVStoreProps) => new KVStore(new Chart(Testing.app(), 'c', { namespace: NS }), 'orders', props(extra)).document;
+  /** The Role and document of one spec, as the bundle synthesizes them. */
+  const bundle = (extra: KVStoreProps = {}) => {
+    const chart = new Chart(Testing.app(), 'c', { namespace: NS, disableResourceNameHashes: true });
+    const store = new KVStore(chart, 'orders', props(extra));
+    return { rules: find(synth(chart), 'Role').rules as any[], document: store.document };
+  };
   const client = () => new KubeClient(server.kubeConfig(), { baseDelayMs: 5 });
   const log = new Log(false, () => undefined);
   const options = { holder: 'job', pollMs: 20 };
@@ -66,11 +78,22 @@ test('every request of a full GitOps-mode run is allowed by the bundle Role, and
   const seen = new Set<string>();
   const key = (a: Access) => `${a.group}|${a.resource}|${a.name ?? ''}`;
   const accesses: Access[] = [];
+  const denied: Access[] = [];
+  const granted = new Set<string>();
   let cursor = 0;
-  const collect = () => {
+  const run = async (extra: KVStoreProps, more: object = {}) => {
+    const { rules, document } = bundle(extra);
+    for (const r of rules) for (const res of r.resources) for (const v of r.verbs) granted.add(`${r.apiGroups[0]}|${res}|${v}`);
+    await reconcileStore(document, client(), log, { ...options, ...more });
+    collect(rules);
+  };
+  const collect = (rules: any[]) => {
     for (const r of server.requests.slice(cursor)) {
       if (r.discovery) continue;
-      for (const a of accessOf(r, (p) => seen.has(key(p)))) accesses.push(a);
+      for (const a of accessOf(r, (p) => seen.has(key(p)))) {
+        accesses.push(a);
+        if (!allowed(rules, a)) denied.push(a);
+      }
       if (['PATCH', 'POST', 'PUT'].includes(r.method) && !r.injectedStatus) {
         const m = /\/([^/]+)\/([^/]+)$/.exec(r.path);
         if (m) seen.add(key({ group: accessOf({ ...r, method: 'GET' }, () => true)[0].group, resource: m[1], name: m[2], verb: '' }));
@@ -79,21 +102,31 @@ test('every request of a full GitOps-mode run is allowed by the bundle Role, and
     cursor = server.requests.length;
   };
 
-  await reconcileStore(store.document, client(), log, options);
-  collect();
-  await reconcileStore(store.document, client(), log, options);
-  collect();
+  await run({});
+  await run({});
   const pdb = server.get('policy/v1', 'PodDisruptionBudget', NS, 'orders') as any;
   server.put({ ...pdb, spec: { ...pdb.spec, minAvailable: 1 } });
-  await reconcileStore(documentOf({ networkPolicy: false }), client(), log, options);
-  collect();
+  await run({ networkPolicy: false });
+  // The members' PVCs, as the StatefulSet controller would have made them.
+  for (let i = 0; i < 3; i++) {
+    server.put({ apiVersion: 'v1', kind: 'PersistentVolumeClaim', metadata: { name: `data-orders-${i}`, namespace: NS, labels: { 'app.kubernetes.io/name': 'kvstore', 'app.kubernetes.io/instance': 'orders' } }, spec: { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: '10Gi' } } }, status: { phase: 'Bound', capacity: { storage: '10Gi' } } } as any);
+  }
+  const backup = { pruneImage: 'r:1' };
+  // Backup on and storage grown: a snapshot Job first, then the PVCs grown and the StatefulSet re-created.
+  await run({ networkPolicy: false, backup, storageSize: '20Gi' });
+  expect(server.list('batch/v1', 'Job', NS).map((j) => j.metadata.name)).toEqual([expect.stringMatching(/^orders-pre-[0-9a-f]{8}$/)]);
+  expect((server.get('v1', 'PersistentVolumeClaim', NS, 'data-orders-2') as any).spec.resources.requests.storage).toBe('20Gi');
+  // Backup off: the CronJob is pruned.
+  await run({ networkPolicy: false, storageSize: '20Gi' });
+  expect(server.get('batch/v1', 'CronJob', NS, 'orders-backup')).toBeUndefined();
   // Forced: an immutable field change re-creates the StatefulSet (delete with orphan propagation).
-  await reconcileStore(documentOf({ networkPolicy: false, storageSize: '20Gi' }), client(), log, { ...options, force: true });
-  collect();
+  await run({ networkPolicy: false, storageSize: '20Gi', volumeClaimTemplates: [{ name: 'data', accessModes: ['ReadWriteOncePod'] }] }, { force: true });
+  // Restore over the live store (forced): members stopped, their data laid out by one Job each.
+  await run({ networkPolicy: false, storageSize: '20Gi', volumeClaimTemplates: [{ name: 'data', accessModes: ['ReadWriteOncePod'] }], backup, restore: { snapshot: 'orders-x.db' } }, { force: true });
+  expect(server.list('batch/v1', 'Job', NS).filter((j) => j.metadata.name!.includes('-restore-'))).toHaveLength(3);
 
-  const denied = accesses.filter((a) => !allowed(rules, a));
   expect(denied).toEqual([]);
   const used = new Set(accesses.map((a) => `${a.group}|${a.resource}|${a.verb}`));
-  const granted = rules.flatMap((r: any) => r.resources.flatMap((res: string) => r.verbs.map((v: string) => `${r.apiGroups[0]}|${res}|${v}`)));
-  expect([...new Set(granted)].filter((g) => !used.has(g as string))).toEqual([]);
+  const membershipOnly = ['|pods|get', '|persistentvolumeclaims|delete'];
+  expect([...granted].filter((g) => !used.has(g) && !membershipOnly.includes(g))).toEqual([]);
 });
