@@ -6,7 +6,7 @@ import { clusterToken, selectorLabels } from '../names';
 import { canonicalJson, DEFAULT_SIZE, KVStoreSpec, StoreDocument } from '../spec';
 import { KubeClient, KubeError, withRetry } from './client';
 import { Log } from './log';
-import { reconcileStore, ReconcileOptions, RefusedError } from './reconcile';
+import { ProgressEvent, reconcileStore, ReconcileOptions, RefusedError } from './reconcile';
 import { KubeObject } from './types';
 
 export interface Condition {
@@ -43,7 +43,7 @@ export interface Outcome {
   readonly message: string;
 }
 
-export function nextStatus(resource: KubeObject, outcome: Outcome, statefulSet: KubeObject | undefined, now: Date, appliedSpecHash?: string): Record<string, unknown> {
+export function nextStatus(resource: KubeObject, outcome: Outcome, statefulSet: KubeObject | undefined, now: Date, appliedSpecHash?: string, members?: readonly string[]): Record<string, unknown> {
   const specHash = appliedSpecHash ?? resource.status?.specHash;
   const generation = resource.metadata.generation ?? 1;
   const previous: Condition[] = resource.status?.conditions ?? [];
@@ -65,7 +65,8 @@ export function nextStatus(resource: KubeObject, outcome: Outcome, statefulSet: 
     replicas: statefulSet?.status?.replicas ?? 0,
     readyReplicas: statefulSet?.status?.readyReplicas ?? 0,
     selector: Object.entries(selectorLabels(resource.metadata.name)).map(([k, v]) => `${k}=${v}`).join(','),
-    members: Array.from({ length: size }, (_, i) => ({ name: `${resource.metadata.name}-${i}` })),
+    // The engine's member list while an operation reports it; otherwise the members the spec asks for.
+    members: members ? members.map((name) => ({ name })) : Array.from({ length: size }, (_, i) => ({ name: `${resource.metadata.name}-${i}` })),
     ...(specHash ? { specHash } : {}),
     conditions: [
       condition('Ready', outcome.state === 'ready'),
@@ -98,18 +99,20 @@ export async function reconcileResources(kubeConfig: k8s.KubeConfig, client: Kub
     const ref = `${KVSTORE_KIND}/${resource.metadata.name}`;
     const kvRef = { apiVersion: `${KVSTORE_GROUP}/${KVSTORE_VERSION}`, kind: KVSTORE_KIND, namespace: document.namespace, name: resource.metadata.name };
     // Optimistic: a 409 means the resource changed during the run; re-read and write again.
-    const writeStatus = async (outcome: Outcome, statefulSet: KubeObject | undefined, appliedSpecHash?: string) => {
+    let latest = resource;
+    const writeStatus = async (outcome: Outcome, statefulSet: KubeObject | undefined, appliedSpecHash?: string, members?: readonly string[]) => {
       for (let attempt = 0; attempt < 3; attempt++) {
-        const current = attempt === 0 ? resource : await client.read(kvRef);
+        const current = attempt === 0 ? latest : await client.read(kvRef);
         if (!current) return;
-        const status = nextStatus(current, outcome, statefulSet, now(), appliedSpecHash);
+        const status = nextStatus(current, outcome, statefulSet, now(), appliedSpecHash, members);
         if (sameStatus(status, current.status)) return;
         client.counters.mutating++;
         try {
-          await withRetry('update status of', ref, () => custom.replaceNamespacedCustomObjectStatus({
+          const written = await withRetry('update status of', ref, () => custom.replaceNamespacedCustomObjectStatus({
             group: KVSTORE_GROUP, version: KVSTORE_VERSION, plural: KVSTORE_PLURAL, namespace: document.namespace, name: resource.metadata.name,
             body: { ...current, status },
           }));
+          latest = written as KubeObject;
           return;
         } catch (e) {
           if (!(e instanceof KubeError && e.code === 409)) throw e;
@@ -119,7 +122,11 @@ export async function reconcileResources(kubeConfig: k8s.KubeConfig, client: Kub
     };
     const readStatefulSet = () => client.read({ apiVersion: 'apps/v1', kind: 'StatefulSet', namespace: document.namespace, name: document.spec.name });
     try {
-      const result = await reconcileStore(document, client, log, options);
+      // Each step of a day-2 operation shows in status as Progressing, with the members as listed.
+      const onProgress = async (event: ProgressEvent) => {
+        await writeStatus({ state: 'progressing', reason: event.operation, message: event.message }, await readStatefulSet(), undefined, event.members);
+      };
+      const result = await reconcileStore(document, client, log, { ...options, onProgress });
       const sts = await readStatefulSet();
       const ready = sts && (sts.status?.readyReplicas ?? 0) === (sts.spec?.replicas ?? 0);
       await writeStatus(ready

@@ -272,6 +272,33 @@ describe('CRD mode', () => {
     expect(status.conditions.find((c: any) => c.type === 'Degraded')).toMatchObject({ status: 'True', reason: 'Refused', message: expect.stringMatching(/storage cannot shrink/) });
     expect(status.conditions.find((c: any) => c.type === 'Ready')).toMatchObject({ status: 'False', reason: 'Refused' });
   });
+
+  test('a resize shows in status as Progressing (Resizing, with what grows) before Ready', async () => {
+    resource({ size: 3, storageSize: '1Gi' });
+    await reconcileResources(server.kubeConfig(), client(), log(), { ...options, namespace: NS });
+    for (let i = 0; i < 3; i++) {
+      server.put({ apiVersion: 'v1', kind: 'PersistentVolumeClaim', metadata: { name: `data-orders-${i}`, namespace: NS, labels: { 'app.kubernetes.io/name': 'kvstore', 'app.kubernetes.io/instance': 'orders' } }, spec: { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: '1Gi' } } }, status: { phase: 'Bound', capacity: { storage: '1Gi' } } } as any);
+    }
+    // The volumes grow as soon as asked (what the resizer and kubelet do).
+    const grow = setInterval(() => {
+      for (const pvc of server.list('v1', 'PersistentVolumeClaim', NS) as any[]) {
+        if (pvc.status.capacity.storage !== pvc.spec.resources.requests.storage) server.put({ ...pvc, status: { phase: 'Bound', capacity: { storage: pvc.spec.resources.requests.storage } } });
+      }
+    }, 10);
+    try {
+      const live = server.get('kvstore.cdk8s-kvstore.io/v1', 'KVStore', NS, 'orders')!;
+      server.put({ ...live, spec: { size: 3, storageSize: '2Gi' } } as any);
+      const before = server.requests.length;
+      expect(await reconcileResources(server.kubeConfig(), client(), log(), { ...options, namespace: NS })).toEqual({ reconciled: 1, failed: 0 });
+      const statuses = server.requests.slice(before).filter((r) => r.method === 'PUT' && r.path.endsWith('/kvstores/orders/status')).map((r) => (r.body as any).status);
+      const conditions = (st: any) => Object.fromEntries(st.conditions.map((c: any) => [c.type, [c.status, c.reason, c.message]]));
+      expect(conditions(statuses[0]).Progressing).toEqual(['True', 'Resizing', 'volume data: 1Gi → 2Gi on 3 PVC(s)']);
+      expect(conditions(statuses[statuses.length - 1]).Ready).toEqual(['True', 'Reconciled', '3/3 members ready']);
+      expect((server.get('v1', 'PersistentVolumeClaim', NS, 'data-orders-1') as any).spec.resources.requests.storage).toBe('2Gi');
+    } finally {
+      clearInterval(grow);
+    }
+  });
 });
 
 describe('errors', () => {
