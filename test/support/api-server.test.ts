@@ -875,4 +875,50 @@ describe('direct store access', () => {
     expect(server.get('v1', 'ConfigMap', NS, 'missing')).toBeUndefined();
     expect(() => server.get('apps/v1', 'Deployment', NS, 'x')).toThrow(/apps\/v1 Deployment is not a kind it serves/);
   });
+  test('list returns one kind, in one namespace or all, sorted by name; remove deletes and says whether it did', () => {
+    server.put(configMap('b'));
+    server.put(configMap('a'));
+    server.put({ ...configMap('c'), metadata: { name: 'c', namespace: 'other' } });
+    server.put(statefulSet());
+
+    expect(server.list('v1', 'ConfigMap', NS).map((o) => o.metadata.name)).toEqual(['a', 'b']);
+    expect(server.list('v1', 'ConfigMap').map((o) => `${o.metadata.namespace}/${o.metadata.name}`)).toEqual(['kv/a', 'kv/b', 'other/c']);
+    expect(server.remove('v1', 'ConfigMap', NS, 'a')).toBe(true);
+    expect(server.remove('v1', 'ConfigMap', NS, 'a')).toBe(false);
+    expect(server.list('v1', 'ConfigMap', NS).map((o) => o.metadata.name)).toEqual(['b']);
+  });
+});
+
+describe('change notification', () => {
+  test('every stored change is reported in order, with the DELETE options in force; dry runs and no-op writes are not', async () => {
+    const events: string[] = [];
+    const unsubscribe = server.onChange((e) => events.push([e.type, e.object.kind, e.object.metadata.name, e.object.metadata.resourceVersion, e.propagationPolicy, e.gracePeriodSeconds].join(' ').trim()));
+
+    const created = await apply(statefulSet());
+    await objects.create(statefulSet('dry'), undefined, 'All');
+    await apply(statefulSet());
+    const put = server.put(configMap('a'));
+    await objects.delete(statefulSet(), undefined, undefined, 5, undefined, 'Orphan');
+    server.remove('v1', 'ConfigMap', NS, 'a');
+    unsubscribe();
+    server.put(configMap('b'));
+
+    expect(events).toEqual([
+      `ADDED StatefulSet orders ${created.metadata.resourceVersion}`,
+      `ADDED ConfigMap a ${put.metadata.resourceVersion}`,
+      `DELETED StatefulSet orders ${created.metadata.resourceVersion} Orphan 5`,
+      `DELETED ConfigMap a ${put.metadata.resourceVersion}`,
+    ]);
+  });
+
+  test('a status write is reported as MODIFIED with the object after the change', async () => {
+    const events: any[] = [];
+    server.onChange((e) => events.push(e));
+    await objects.create(statefulSet());
+    const apps = kc.makeApiClient(k8s.AppsV1Api);
+
+    await apps.replaceNamespacedStatefulSetStatus({ name: 'orders', namespace: NS, body: { ...server.get('apps/v1', 'StatefulSet', NS, 'orders'), status: { replicas: 2 } } as any });
+
+    expect(events.map((e) => [e.type, e.object.status])).toEqual([['ADDED', undefined], ['MODIFIED', { replicas: 2 }]]);
+  });
 });

@@ -45,10 +45,13 @@
 // - errors as `Status` objects (kind, apiVersion, status Failure, message, reason, code, details) with the
 //   matching HTTP status; injected faults (failNext): any status (429 with Retry-After) and/or a delay.
 //
+// - change notification for test harnesses (onChange): every stored change, HTTP or put/remove, is reported
+//   synchronously with the object and, for DELETE, the propagationPolicy and gracePeriodSeconds in force.
+//
 // What it does NOT simulate:
 // - controllers and the garbage collector: no pods appear for a StatefulSet, status changes only when a test
 //   writes it, ownerReferences are stored and ignored, and DELETE removes the object at once whatever the
-//   propagationPolicy. With Orphan or Foreground a real server keeps the object, with deletionTimestamp
+//   propagationPolicy (cluster-simulator.ts adds controllers, a kubelet and the garbage collector on top). With Orphan or Foreground a real server keeps the object, with deletionTimestamp
 //   and the `orphan`/`foregroundDeletion` finalizer, and answers with it instead of a Status, until the
 //   garbage collector has run; re-creating it at once can meet 409 AlreadyExists there;
 // - defaulting: a real server fills in many fields (StatefulSet podManagementPolicy, updateStrategy,
@@ -126,6 +129,17 @@ export interface RecordedRequest {
   readonly injectedStatus?: number;
 }
 
+/** One change to a stored object, as a watch would report it. */
+export interface ChangeEvent {
+  readonly type: 'ADDED' | 'MODIFIED' | 'DELETED';
+  /** A copy of the object after the change; for DELETED, as it was when removed. */
+  readonly object: KubeObject;
+  /** For DELETE through the API: the propagationPolicy in force (undefined when the client gave none). */
+  readonly propagationPolicy?: string;
+  /** For DELETE through the API: gracePeriodSeconds from the body or query, when given. */
+  readonly gracePeriodSeconds?: number;
+}
+
 /** A fault to inject into the next matching requests. */
 export interface FailNextOptions {
   /** Only requests with this method (any when omitted). */
@@ -160,6 +174,15 @@ export interface ApiServer {
    * namespace defaults to `default`. Returns a copy of what is stored.
    */
   put(obj: KubeObject): KubeObject;
+  /** Copies of the stored objects of one kind, sorted by namespace and name; `namespace` undefined: all. */
+  list(apiVersion: string, kind: string, namespace?: string): KubeObject[];
+  /** Removes a stored object directly (no propagation, as put); returns whether it existed. */
+  remove(apiVersion: string, kind: string, namespace: string | undefined, name: string): boolean;
+  /**
+   * Calls `listener` synchronously after every stored change (API writes, put, remove); dry runs and
+   * no-op writes report nothing. Returns a function that unsubscribes.
+   */
+  onChange(listener: (event: ChangeEvent) => void): () => void;
   /** Injects a fault into the next matching request(s); rules are consumed in the order given. */
   failNext(options: FailNextOptions): void;
   /** Closes the listener and every open connection. */
@@ -523,12 +546,13 @@ function validateLabels(labels: unknown, field: string): FieldError[] {
   return errors;
 }
 
-interface LabelSelector {
+export interface LabelSelector {
   matchLabels?: Record<string, string>;
   matchExpressions?: Array<{ key: string; operator: string; values?: string[] }>;
 }
 
-function selectorMatches(selector: LabelSelector, labels: Record<string, string>): boolean {
+/** Whether labels match a LabelSelector (matchLabels and matchExpressions). */
+export function selectorMatches(selector: LabelSelector, labels: Record<string, string>): boolean {
   const byLabels = Object.entries(selector.matchLabels ?? {}).every(([k, v]) => labels[k] === v);
   return byLabels && (selector.matchExpressions ?? []).every(({ key, operator, values = [] }) => {
     switch (operator) {
@@ -920,6 +944,7 @@ class ApiServerDouble implements ApiServer {
   readonly requests: RecordedRequest[] = [];
   private readonly store = new Map<string, KubeObject>();
   private readonly faults: Fault[] = [];
+  private readonly listeners = new Set<(event: ChangeEvent) => void>();
   private revision = 0;
 
   constructor(private readonly server: http.Server, readonly url: string) {}
@@ -962,7 +987,34 @@ class ApiServerDouble implements ApiServer {
     if (prev && deepEqual(prev, next)) return clone(prev);
     next.metadata.resourceVersion = String(++this.revision);
     this.store.set(key, next);
+    this.emit({ type: prev ? 'MODIFIED' : 'ADDED', object: next });
     return clone(next);
+  }
+
+  list(apiVersion: string, kindName: string, namespace?: string): KubeObject[] {
+    const rt = this.kindOrThrow(apiVersion, kindName);
+    const prefix = `${rt.group}/${rt.plural}/${namespace !== undefined && rt.namespaced ? `${namespace}/` : ''}`;
+    return [...this.store.keys()].filter((k) => k.startsWith(prefix)).sort().map((k) => clone(this.store.get(k)!));
+  }
+
+  remove(apiVersion: string, kindName: string, namespace: string | undefined, name: string): boolean {
+    const rt = this.kindOrThrow(apiVersion, kindName);
+    const key = this.key(rt, rt.namespaced ? namespace ?? 'default' : undefined, name);
+    const prev = this.store.get(key);
+    if (!prev) return false;
+    this.store.delete(key);
+    this.revision++;
+    this.emit({ type: 'DELETED', object: prev });
+    return true;
+  }
+
+  onChange(listener: (event: ChangeEvent) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  private emit(event: ChangeEvent): void {
+    for (const listener of [...this.listeners]) listener({ ...event, object: clone(event.object) });
   }
 
   failNext(options: FailNextOptions): void {
@@ -1062,7 +1114,7 @@ class ApiServerDouble implements ApiServer {
 
     const notAllowed = () => new ApiError(405, 'MethodNotAllowed', `the server does not allow this method on the requested resource`, {});
     if (name === undefined) {
-      if (req.method === 'GET') return this.list(target, req.query);
+      if (req.method === 'GET') return this.serveList(target, req.query);
       if (req.method === 'POST') return this.create(target, req);
       throw notAllowed();
     }
@@ -1109,7 +1161,7 @@ class ApiServerDouble implements ApiServer {
     return invalid(groupKind(rt), name, errors, { ...(rt.group ? { group: rt.group } : {}), kind: rt.kind });
   }
 
-  private list(target: Target, query: Record<string, string>): Answer {
+  private serveList(target: Target, query: Record<string, string>): Answer {
     const { rt, namespace } = target;
     const labelReqs = query.labelSelector ? parseLabelSelector(query.labelSelector) : [];
     const fieldReqs = query.fieldSelector ? parseFieldSelector(query.fieldSelector) : [];
@@ -1288,6 +1340,8 @@ class ApiServerDouble implements ApiServer {
     if (!this.dryRun(req)) {
       this.store.delete(this.key(rt, target.namespace, target.name!));
       this.revision++;
+      const grace = options.gracePeriodSeconds ?? (req.query.gracePeriodSeconds === undefined ? undefined : Number(req.query.gracePeriodSeconds));
+      this.emit({ type: 'DELETED', object: prev, propagationPolicy: policy, ...(grace === undefined ? {} : { gracePeriodSeconds: grace }) });
     }
     const details = { name: target.name, ...(rt.group ? { group: rt.group } : {}), kind: rt.plural, uid: prev.metadata.uid };
     return { status: 200, body: { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Success', details } };
@@ -1363,7 +1417,10 @@ class ApiServerDouble implements ApiServer {
     if (!dryRun) metadata.resourceVersion = String(++this.revision);
     if (entries.length > 0) metadata.managedFields = entries;
     const created = { ...obj, metadata };
-    if (!dryRun) this.store.set(key, created);
+    if (!dryRun) {
+      this.store.set(key, created);
+      this.emit({ type: 'ADDED', object: created });
+    }
     return clone(created);
   }
 
@@ -1376,6 +1433,7 @@ class ApiServerDouble implements ApiServer {
     if (dryRun) return clone(next);
     next.metadata.resourceVersion = String(++this.revision);
     this.store.set(this.key(rt, prev.metadata.namespace, prev.metadata.name!), next);
+    this.emit({ type: 'MODIFIED', object: next });
     return clone(next);
   }
 

@@ -1,4 +1,6 @@
-// Test support: talk to the etcd members the pod runner started, through the etcd3 client library.
+// Test support: talk to the etcd members the pod runner started, through the etcd3 client library, and
+// look at their processes.
+import { readFileSync } from 'fs';
 import { Chart, Testing } from 'cdk8s';
 import { Etcd3 } from 'etcd3';
 import { Engine, KVStore, KVStoreProps } from '../../lib';
@@ -39,20 +41,48 @@ export function synthStore(name: string, props: KVStoreProps = {}): Manifest[] {
 
 /** A client that talks to exactly one member, with short deadlines so a dead member fails fast. */
 export function memberClient(runner: PodRunner, pod: string): Etcd3 {
+  return endpointClient(runner.url(pod));
+}
+
+/** A client for one client URL, with short deadlines so a dead member fails fast. */
+export function endpointClient(url: string): Etcd3 {
   return new Etcd3({
-    hosts: runner.url(pod),
+    hosts: url,
     dialTimeout: 2000,
     defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + 3000 }),
   });
 }
 
-/** Runs `fn` with a one-member client and closes it afterwards. */
-export async function withMember<T>(runner: PodRunner, pod: string, fn: (c: Etcd3) => Promise<T>): Promise<T> {
-  const client = memberClient(runner, pod);
+/** Runs `fn` with a client for one client URL and closes it afterwards. */
+export async function withEndpoint<T>(url: string, fn: (c: Etcd3) => Promise<T>): Promise<T> {
+  const client = endpointClient(url);
   try {
     return await fn(client);
   } finally {
     client.close();
+  }
+}
+
+/** Runs `fn` with a one-member client and closes it afterwards. */
+export async function withMember<T>(runner: PodRunner, pod: string, fn: (c: Etcd3) => Promise<T>): Promise<T> {
+  return withEndpoint(runner.url(pod), fn);
+}
+
+/** The process environment as the kernel holds it. */
+export function environOf(pid: number): Record<string, string> {
+  return Object.fromEntries(readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0').filter(Boolean).map((kv) => {
+    const eq = kv.indexOf('=');
+    return [kv.slice(0, eq), kv.slice(eq + 1)];
+  }));
+}
+
+/** Whether no process has this PID any more. */
+export function pidGone(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return false;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'ESRCH';
   }
 }
 

@@ -3,7 +3,7 @@
 import { execFileSync } from 'child_process';
 import { existsSync, readFileSync, statSync, writeFileSync } from 'fs';
 import { join } from 'path';
-import { ETCD_VERSION, NAMESPACE, synthStore, waitReady, withMember } from './etcd-cluster';
+import { environOf, ETCD_VERSION, NAMESPACE, pidGone, synthStore, waitReady, withMember } from './etcd-cluster';
 import type { Manifest } from './manifests';
 import { PodRunner } from './pod-runner';
 import { describeWithEtcd } from './requires-etcd';
@@ -40,28 +40,11 @@ function secret(name: string, data: Record<string, string>): Manifest {
   return { apiVersion: 'v1', kind: 'Secret', metadata: { name, namespace: NAMESPACE }, data: encoded };
 }
 
-/** The process environment as the kernel holds it. */
-function environOf(pid: number): Record<string, string> {
-  return Object.fromEntries(readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0').filter(Boolean).map((kv) => {
-    const eq = kv.indexOf('=');
-    return [kv.slice(0, eq), kv.slice(eq + 1)];
-  }));
-}
-
 /** The real, effective, saved and filesystem ids of a process, from its status line (`Uid` or `Gid`). */
 function idsOf(pid: number, line: 'Uid' | 'Gid'): number[] {
   const match = new RegExp(`^${line}:\\s+(.*)$`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return match![1].trim().split(/\s+/).map(Number);
 }
-
-const pidGone = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return false;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'ESRCH';
-  }
-};
 
 describeWithEtcd(`pod runner with etcd ${ETCD_VERSION}`, () => {
   test('$(VAR) in args is expanded from a configMapKeyRef variable before etcd sees it', async () => {
@@ -69,7 +52,10 @@ describeWithEtcd(`pod runner with etcd ${ETCD_VERSION}`, () => {
     const c = etcdContainer(objects);
     c.env.push({ name: 'MEMBER', valueFrom: { configMapKeyRef: { name: 'orders-names', key: 'member' } } });
     replaceArg(c, '--name=', '--name=$(MEMBER)');
-    replaceArg(c, '--initial-cluster=', '--initial-cluster=$(MEMBER)=http://orders-0.orders-peers.$(POD_NAMESPACE).svc.cluster.local:2380');
+    // The initial cluster must name the member too: a flag wherever the store puts it (args or a bootstrap
+    // ConfigMap read with envFrom, which an env entry overrides).
+    c.args = c.args.filter((a: string) => !a.startsWith('--initial-cluster='));
+    c.env.push({ name: 'ETCD_INITIAL_CLUSTER', value: '$(MEMBER)=http://orders-0.orders-peers.$(POD_NAMESPACE).svc.cluster.local:2380' });
     objects.push(configMap('orders-names', { member: 'alpha' }));
 
     const r = run(objects);

@@ -1,29 +1,42 @@
-// Test support: runs the pods of synthesized StatefulSets as real processes on this machine.
+// Test support: runs Kubernetes pods as real processes on this machine: the pods of synthesized
+// StatefulSets (named by ordinal, for tests that drive pods themselves) or any pod spec given with a
+// name (for the cluster simulator, which runs the pods its controllers create).
 //
 // What it simulates of the kubelet and cluster DNS, for the parts the etcd tests depend on:
-// - one pod per ordinal `<sts>-<i>`, each with its own loopback IP 127.A.B.(i+1) as status.podIP;
+// - each pod its own loopback IP in a /24 claimed per runner: 127.A.B.(i+1) for a StatefulSet pod named
+//   by ordinal i, the lowest free address for a pod defined with definePod(); a name keeps its address
+//   for the runner's life (at most 254 names);
 // - the container environment (env, envFrom, fieldRef, configMap/secret key refs) and `$(VAR)`
-//   expansion in command and args, by Kubernetes' rules (see kubelet.ts);
+//   expansion in command and args, by Kubernetes' rules (see kubelet.ts), read from the objects at
+//   every start (a function of the live objects can be given);
 // - the image's binary: `etcd`/`etcdctl` (any path) run Debian's /usr/bin/etcd and /usr/bin/etcdctl;
 //   the image's etcd minor version must match the installed one, so probes and flags are the ones proven;
-// - a private root per pod, in a mount namespace (`unshare -m`): host /usr, /bin, /lib*, /etc bound in,
-//   the pod's own /etc/hosts, volumes mounted at their mountPath, the root read-only when the container
-//   asks for readOnlyRootFilesystem, and the process run as the pod's runAsUser/runAsGroup (chroot);
-// - volumes: one directory per PVC (`<template>-<pod>`) kept across restarts of that ordinal and owned by
-//   runAsUser/fsGroup; emptyDir fresh on every start; configMap and secret volumes as files;
-// - DNS: a hosts file maps every pod's headless-Service names and the Services' names (to ordinal 0) to
-//   the pod IPs; the machine's own /etc/hosts is never touched;
+//   any other command fails the start with a message naming it;
+// - a private root per container start, in a mount namespace (`unshare -m`): host /usr, /bin, /lib*, /etc
+//   bound in, the pod's own /etc/hosts, volumes mounted at their mountPath, the root read-only when the
+//   container asks for readOnlyRootFilesystem, and the process run as runAsUser/runAsGroup (chroot);
+// - any container of the pod (spec.initContainers or spec.containers) started by name, several at once;
+// - volumes: persistentVolumeClaim as one directory per claim name (`pvc/<claimName>`; a StatefulSet
+//   pod's claims are `<template>-<pod>`), created owned by runAsUser:fsGroup on first mount and kept
+//   until removeClaimData(); emptyDir fresh for every new pod start, kept across starts that ask to keep
+//   it (init containers, container restarts); configMap and secret volumes written as files at each start;
+// - DNS: one hosts file shared by the pods maps `<hostname>.<subdomain>.<ns>.svc.<domain>` (and shorter
+//   forms) and the bare pod name to each pod's IP, and every Service with a selector to one matching
+//   pod: a Ready one (setReady), else a running one, lowest name first; the machine's /etc/hosts is
+//   never touched;
 // - probes: httpGet (2xx/3xx within timeoutSeconds), tcpSocket and exec against the pod, one at a time
-//   when a test asks (no periodic prober, no restarts: a test restarts a pod itself).
-// Not simulated: scheduling, resource limits, Services' load balancing, NetworkPolicy, kubelet restarts.
+//   when asked (no periodic prober and no restarts here: the cluster simulator or a test does those).
+// Not simulated: scheduling, resource limits, Services' load balancing, NetworkPolicy, kubelet restarts,
+// ReadWriteOnce (a claim's directory can be mounted by several pods at once).
 // Every process is started by this class and stopped by PID in stopAll(), pass or fail; a process that
-// exits without being asked to is recorded with the tail of its log.
+// exits without being asked to (and was not started to run to completion) is recorded with its log tail.
 import { ChildProcess, execFileSync, spawn } from 'child_process';
 import { chownSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'fs';
 import * as http from 'http';
 import * as net from 'net';
 import { tmpdir } from 'os';
 import { join } from 'path';
+import { statefulSetPodSpec } from './controllers';
 import { containerEnv, dataOf, expand, podDnsNames, resolvePort, serviceDnsNames } from './kubelet';
 import type { Manifest } from './manifests';
 
@@ -83,19 +96,39 @@ export function installedEtcdVersion(): string {
 
 const sq = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
 
+/** How a container's process ended. */
+export interface ContainerExit {
+  readonly code: number | null;
+  readonly signal: NodeJS.Signals | null;
+}
+
+/** A container's process, as started. */
+export interface RunningContainer {
+  readonly pid: number;
+  /** Resolves when the process has exited (never rejects). */
+  readonly exited: Promise<ContainerExit>;
+}
+
+interface ContainerRun extends RunningContainer {
+  readonly process: ChildProcess;
+  stopping: boolean;
+  runToCompletion: boolean;
+}
+
 interface Pod {
   readonly name: string;
-  sts: Manifest;
-  readonly ordinal: number;
+  spec: any;
+  labels: Record<string, string>;
   readonly ip: string;
   readonly logFile: string;
-  process?: ChildProcess;
-  stopping?: boolean;
-  exited?: Promise<void>;
+  readonly runs: Map<string, ContainerRun>;
+  defined: boolean;
+  ready?: boolean;
 }
 
 export interface UnexpectedExit {
   readonly pod: string;
+  readonly container: string;
   readonly code: number | null;
   readonly signal: NodeJS.Signals | null;
   readonly logTail: string;
@@ -106,6 +139,28 @@ export interface PodRunnerOptions {
   readonly namespace: string;
   /** @default 'cluster.local' */
   readonly clusterDomain?: string;
+  /**
+   * Where ConfigMaps, Secrets and Services are read from at each start and DNS refresh.
+   * @default - the manifests given to the constructor or update()
+   */
+  readonly objects?: () => readonly Manifest[];
+}
+
+/** A pod to run, as the kubelet receives it from the API server. */
+export interface PodDefinition {
+  readonly name: string;
+  /** The pod's spec: containers, initContainers, volumes, securityContext, hostname, subdomain. */
+  readonly spec: any;
+  readonly labels?: Record<string, string>;
+}
+
+export interface StartOptions {
+  /** The container to start, from spec.initContainers or spec.containers. @default - the first of spec.containers */
+  readonly container?: string;
+  /** Keep the pod's emptyDir volumes as they are (a later container of the same pod). @default false: a new pod */
+  readonly keepEmptyDirs?: boolean;
+  /** The process is expected to exit (an init container, a Job's): its exit is not recorded as unexpected. @default false */
+  readonly runToCompletion?: boolean;
 }
 
 export class PodRunner {
@@ -117,10 +172,13 @@ export class PodRunner {
   private readonly addressLock: string;
   private readonly namespace: string;
   private readonly clusterDomain: string;
+  private readonly objectSource?: () => readonly Manifest[];
+  private hosts = '';
 
-  constructor(private objects: Manifest[], options: PodRunnerOptions) {
+  constructor(private manifests: Manifest[], options: PodRunnerOptions) {
     this.namespace = options.namespace;
     this.clusterDomain = options.clusterDomain ?? 'cluster.local';
+    this.objectSource = options.objects;
     const block = claimAddressBlock();
     claimed.add(block.lock);
     this.ipPrefix = block.prefix;
@@ -133,18 +191,39 @@ export class PodRunner {
 
   /** Replaces the manifests (as a re-apply would); running pods keep their old spec until restarted. */
   update(objects: Manifest[]): void {
-    this.objects = objects;
+    this.manifests = objects;
     this.registerPods();
+  }
+
+  /**
+   * Defines (or redefines) a pod to run under its own name and address; the spec applies from the
+   * next start. A name keeps the address it got first, so a pod re-created under it keeps its IP.
+   */
+  definePod(def: PodDefinition): void {
+    const known = this.pods.get(def.name);
+    if (known) Object.assign(known, { spec: def.spec, labels: def.labels ?? {}, defined: true });
+    else this.addPod(def.name, def.spec, def.labels ?? {}, this.freeIp());
+    this.refreshDns();
+  }
+
+  /** Kills the pod's processes (by PID) and removes it from DNS; its address stays reserved for its name. */
+  async removePod(podName: string): Promise<void> {
+    const pod = this.pods.get(podName);
+    if (!pod) return;
+    await this.kill(podName, 'SIGKILL');
+    pod.defined = false;
+    pod.ready = undefined;
+    this.refreshDns();
   }
 
   ip(pod: string): string {
     return this.podOf(pod).ip;
   }
 
-  /** The client URL of a pod on its port named `portName`. */
+  /** The URL of a pod on its first container's port named `portName`. */
   url(pod: string, portName = 'client'): string {
     const p = this.podOf(pod);
-    return `http://${p.ip}:${resolvePort(this.container(p.sts), portName)}`;
+    return `http://${p.ip}:${resolvePort(this.container(p), portName)}`;
   }
 
   podNames(stsName: string): string[] {
@@ -152,35 +231,49 @@ export class PodRunner {
     return Array.from({ length: sts.spec.replicas ?? 1 }, (_, i) => `${stsName}-${i}`);
   }
 
+  /** The host directory backing a PersistentVolumeClaim (it exists once a pod has mounted the claim). */
+  claimDir(claimName: string): string {
+    return join(this.workDir, 'pvc', claimName);
+  }
+
+  /** Deletes a claim's directory: the volume is gone (reclaimPolicy Delete). */
+  removeClaimData(claimName: string): void {
+    rmSync(this.claimDir(claimName), { recursive: true, force: true });
+  }
+
   /** Starts every replica of a StatefulSet at once (Parallel pod management). */
   startStatefulSet(stsName: string): void {
     for (const pod of this.podNames(stsName)) this.start(pod);
   }
 
-  /** Starts (or restarts) one pod on its existing volumes. */
-  start(podName: string): void {
+  /**
+   * Starts one container of a pod (by default its first container, as a new pod: fresh emptyDirs) on
+   * the pod's existing claims. Throws, starting nothing, when the container cannot run here.
+   */
+  start(podName: string, options: StartOptions = {}): RunningContainer {
     const pod = this.podOf(podName);
-    if (pod.process && pod.process.exitCode === null && pod.process.signalCode === null) {
-      throw new Error(`pod ${podName} is already running (pid ${pod.process.pid})`);
+    const container = this.container(pod, options.container);
+    if (this.running(podName, container.name)) {
+      throw new Error(`pod ${podName} is already running (pid ${pod.runs.get(container.name)!.pid})`);
     }
-    const container = this.container(pod.sts);
-    const podSpec = pod.sts.spec.template.spec;
-    const env = containerEnv(container, { name: pod.name, namespace: this.namespace, ip: pod.ip, labels: pod.sts.spec.template.metadata?.labels }, this.objects);
+    const podSpec = pod.spec;
+    const objects = this.objects();
+    const env = containerEnv(container, { name: pod.name, namespace: this.namespace, ip: pod.ip, labels: pod.labels }, objects);
     const argv = [...(container.command ?? []), ...(container.args ?? [])].map((a: string) => expand(a, env));
-    if (argv.length === 0) throw new Error(`pod ${podName}: no command; image entrypoints are not simulated`);
+    if (argv.length === 0) throw new Error(`pod ${podName}: container ${container.name} has no command; image entrypoints are not simulated`);
     const binary = BINARIES[argv[0].split('/').pop()!];
-    if (!binary) throw new Error(`pod ${podName}: ${argv[0]} is not a simulated binary (only ${Object.keys(BINARIES).join(', ')})`);
+    if (!binary) throw new Error(`pod ${podName}: container ${container.name} runs ${argv[0]}, which is not a simulated binary (only ${Object.keys(BINARIES).join(', ')})`);
     this.checkImageVersion(container.image);
 
     const uid = container.securityContext?.runAsUser ?? podSpec.securityContext?.runAsUser ?? 0;
     const gid = container.securityContext?.runAsGroup ?? podSpec.securityContext?.runAsGroup ?? 0;
     const fsGroup = podSpec.securityContext?.fsGroup ?? gid;
-    const root = join(this.workDir, 'roots', pod.name);
+    const root = join(this.workDir, 'roots', `${pod.name}-${container.name}`);
     mkdirSync(root, { recursive: true });
 
     const mounts: string[] = [];
     for (const m of container.volumeMounts ?? []) {
-      const source = this.volumeDir(pod, m.name, uid, fsGroup);
+      const source = this.volumeDir(pod, m.name, uid, fsGroup, objects, options.keepEmptyDirs ?? false);
       mounts.push(`mkdir -p "$R"${sq(m.mountPath)}`, `mount --bind ${sq(m.subPath ? join(source, m.subPath) : source)} "$R"${sq(m.mountPath)}`);
       if (m.readOnly) mounts.push(`mount -o remount,ro,bind "$R"${sq(m.mountPath)}`);
     }
@@ -199,55 +292,67 @@ export class PodRunner {
       'mount -t proc proc "$R/proc"',
       ...mounts,
       ...(container.securityContext?.readOnlyRootFilesystem ? ['mount -o remount,ro "$R"'] : []),
-      'cd "$R"',
+      `cd "$R"${sq(container.workingDir ?? '/')}`,
       `exec chroot --userspec=${uid}:${gid} "$R" "$@"`,
     ].join('\n');
 
     const log = openSync(pod.logFile, 'a');
-    writeFileSync(pod.logFile, `--- start ${new Date().toISOString()} ${argv.join(' ')}\n`, { flag: 'a' });
+    writeFileSync(pod.logFile, `--- start ${new Date().toISOString()} ${container.name}: ${argv.join(' ')}\n`, { flag: 'a' });
     const child = spawn('unshare', ['-m', 'sh', '-c', script, 'pod', binary, ...argv.slice(1)], {
       env: { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', ...Object.fromEntries(env) },
       stdio: ['ignore', log, log],
     });
     closeSync(log);
-    pod.process = child;
-    pod.stopping = false;
-    pod.exited = new Promise((resolve) => child.once('exit', (code, signal) => {
-      if (!pod.stopping) {
-        this.unexpectedExits.push({ pod: pod.name, code, signal, logTail: this.logTail(pod.name) });
+    const exited = new Promise<ContainerExit>((resolve) => child.once('exit', (code, signal) => {
+      if (!run.stopping && !run.runToCompletion) {
+        this.unexpectedExits.push({ pod: pod.name, container: container.name, code, signal, logTail: this.logTail(pod.name) });
       }
-      resolve();
+      resolve({ code, signal });
+      this.refreshDns();
     }));
+    const run: ContainerRun = { process: child, pid: child.pid!, exited, stopping: false, runToCompletion: options.runToCompletion ?? false };
+    pod.runs.set(container.name, run);
+    this.refreshDns();
+    return { pid: run.pid, exited };
   }
 
-  /** Whether the pod's process is running. */
-  running(podName: string): boolean {
-    const p = this.podOf(podName).process;
+  /** Whether a container of the pod (by default its first) is running. */
+  running(podName: string, container?: string): boolean {
+    const pod = this.pods.get(podName);
+    const p = pod && pod.runs.get(container ?? this.container(pod).name)?.process;
     return !!p && p.exitCode === null && p.signalCode === null;
   }
 
-  pid(podName: string): number {
-    return this.podOf(podName).process!.pid!;
+  /** The PID of the pod's container (by default its first), running or last run. */
+  pid(podName: string, container?: string): number {
+    const pod = this.podOf(podName);
+    const run = pod.runs.get(container ?? this.container(pod).name);
+    if (!run) throw new Error(`pod ${podName} has not run container ${container ?? this.container(pod).name}`);
+    return run.pid;
   }
 
-  /** Sends a signal to the pod's process (by PID) and waits for it to exit. */
+  /** Sends a signal to every running container of the pod (by PID) and waits for them to exit. */
   async kill(podName: string, signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
-    const pod = this.podOf(podName);
-    if (!this.running(podName)) return;
-    pod.stopping = true;
-    process.kill(pod.process!.pid!, signal);
-    await pod.exited;
+    const pod = this.pods.get(podName);
+    if (!pod) return;
+    await Promise.all([...pod.runs].filter(([name]) => this.running(podName, name)).map(([, run]) => {
+      run.stopping = true;
+      process.kill(run.pid, signal);
+      return run.exited;
+    }));
   }
 
-  /** Stops the pod as the kubelet does: SIGTERM, then SIGKILL after the grace period. */
+  /** Stops the pod as the kubelet does: SIGTERM to every container, then SIGKILL after the grace period. */
   async stop(podName: string, graceSeconds = 10): Promise<void> {
-    const pod = this.podOf(podName);
-    if (!this.running(podName)) return;
-    pod.stopping = true;
-    process.kill(pod.process!.pid!, 'SIGTERM');
-    const timer = setTimeout(() => this.running(podName) && process.kill(pod.process!.pid!, 'SIGKILL'), graceSeconds * 1000);
-    await pod.exited;
-    clearTimeout(timer);
+    const pod = this.pods.get(podName);
+    if (!pod) return;
+    await Promise.all([...pod.runs].filter(([name]) => this.running(podName, name)).map(async ([name, run]) => {
+      run.stopping = true;
+      process.kill(run.pid, 'SIGTERM');
+      const timer = setTimeout(() => this.running(podName, name) && process.kill(run.pid, 'SIGKILL'), graceSeconds * 1000);
+      await run.exited;
+      clearTimeout(timer);
+    }));
   }
 
   /**
@@ -260,7 +365,7 @@ export class PodRunner {
     if (claimed.delete(this.addressLock)) rmSync(this.addressLock, { force: true });
   }
 
-  /** The last lines of the pod's log (all its starts). */
+  /** The last lines of the pod's log (all its containers and starts). */
   logTail(podName: string, lines = 25): string {
     const file = this.podOf(podName).logFile;
     if (!existsSync(file)) return '';
@@ -270,14 +375,22 @@ export class PodRunner {
   /** Throws with the log tails if any pod exited without being asked to. */
   assertNoUnexpectedExits(): void {
     if (this.unexpectedExits.length > 0) {
-      throw new Error(this.unexpectedExits.map((e) => `pod ${e.pod} exited unexpectedly (code ${e.code}, signal ${e.signal}):\n${e.logTail}`).join('\n\n'));
+      throw new Error(this.unexpectedExits.map((e) => `pod ${e.pod} exited unexpectedly (code ${e.code}, signal ${e.signal}, container ${e.container}):\n${e.logTail}`).join('\n\n'));
     }
   }
 
-  /** Runs one probe of the pod's container once, as the kubelet would. */
-  async probe(podName: string, kind: 'startupProbe' | 'livenessProbe' | 'readinessProbe'): Promise<boolean> {
+  /** Records whether the pod is Ready, which decides what Service names resolve to. */
+  setReady(podName: string, ready: boolean): void {
     const pod = this.podOf(podName);
-    const container = this.container(pod.sts);
+    if (pod.ready === ready) return;
+    pod.ready = ready;
+    this.refreshDns();
+  }
+
+  /** Runs one probe of the pod's container (by default its first) once, as the kubelet would. */
+  async probe(podName: string, kind: 'startupProbe' | 'livenessProbe' | 'readinessProbe', containerName?: string): Promise<boolean> {
+    const pod = this.podOf(podName);
+    const container = this.container(pod, containerName);
     const probe = container[kind];
     if (!probe) return true;
     const timeoutMs = (probe.timeoutSeconds ?? 1) * 1000;
@@ -304,9 +417,9 @@ export class PodRunner {
       });
     }
     if (probe.exec) {
-      if (!this.running(podName)) return false;
+      if (!this.running(podName, container.name)) return false;
       try {
-        execFileSync('nsenter', ['--target', String(this.pid(podName)), '--mount', '--root', '--wd', '--', ...probe.exec.command], { timeout: timeoutMs, stdio: 'ignore' });
+        execFileSync('nsenter', ['--target', String(this.pid(podName, container.name)), '--mount', '--root', '--wd', '--', ...probe.exec.command], { timeout: timeoutMs, stdio: 'ignore' });
         return true;
       } catch {
         return false;
@@ -315,55 +428,104 @@ export class PodRunner {
     throw new Error(`pod ${podName}: ${kind} has no handler`);
   }
 
+  /**
+   * Rewrites the hosts file the pods share when what it says has changed: pod names, and each Service
+   * with a selector mapped to one matching pod (Ready first, then running, then lowest name).
+   */
+  refreshDns(): void {
+    const lines = ['127.0.0.1 localhost', '::1 localhost'];
+    const defined = [...this.pods.values()].filter((p) => p.defined).sort((a, b) => a.name.localeCompare(b.name, 'en', { numeric: true }));
+    for (const pod of defined) {
+      const { hostname, subdomain } = pod.spec;
+      const names = hostname && subdomain ? podDnsNames(hostname, subdomain, this.namespace, this.clusterDomain) : [];
+      lines.push(`${pod.ip} ${[...names, pod.name].join(' ')}`);
+    }
+    const rank = (p: Pod) => (p.ready ? 0 : [...p.runs.keys()].some((c) => this.running(p.name, c)) ? 1 : 2);
+    const services = this.objects().filter((o) => o.kind === 'Service' && (o.metadata.namespace ?? this.namespace) === this.namespace && o.spec?.selector);
+    for (const svc of services) {
+      const target = defined
+        .filter((p) => Object.entries(svc.spec.selector).every(([k, v]) => p.labels[k] === v))
+        .sort((a, b) => rank(a) - rank(b))[0];
+      if (target) lines.push(`${target.ip} ${serviceDnsNames(svc.metadata.name, this.namespace, this.clusterDomain).join(' ')}`);
+    }
+    const hosts = lines.join('\n') + '\n';
+    if (hosts === this.hosts || !existsSync(this.workDir)) return;
+    this.hosts = hosts;
+    // Rewrite in place: pods bind-mount this inode, so a rename would not reach them.
+    writeFileSync(this.hostsFile, hosts);
+  }
+
+  private objects(): readonly Manifest[] {
+    return this.objectSource ? this.objectSource() : this.manifests;
+  }
+
+  private addPod(name: string, spec: any, labels: Record<string, string>, ip: string): Pod {
+    const taken = [...this.pods.values()].find((p) => p.ip === ip);
+    if (taken) throw new Error(`pod ${name}: address ${ip} is already pod ${taken.name}'s`);
+    const pod: Pod = { name, spec, labels, ip, logFile: join(this.workDir, 'logs', `${name}.log`), runs: new Map(), defined: true };
+    this.pods.set(name, pod);
+    return pod;
+  }
+
+  private freeIp(): string {
+    const used = new Set([...this.pods.values()].map((p) => p.ip));
+    for (let host = 1; host <= 254; host++) {
+      if (!used.has(`${this.ipPrefix}.${host}`)) return `${this.ipPrefix}.${host}`;
+    }
+    throw new Error(`no free address left in ${this.ipPrefix}.0/24`);
+  }
+
+  /** A known pod, or a StatefulSet pod of the manifests named by ordinal. */
   private podOf(podName: string): Pod {
     const existing = this.pods.get(podName);
     if (existing) return existing;
     const m = /^(.*)-([0-9]+)$/.exec(podName);
-    if (!m) throw new Error(`${podName} is not a StatefulSet pod name`);
+    if (!m) throw new Error(`${podName} is neither a defined pod nor a StatefulSet pod name`);
     const sts = this.statefulSet(m[1]);
     const ordinal = Number(m[2]);
     if (ordinal > 250) throw new Error(`ordinal ${ordinal} is beyond what the runner addresses`);
-    const pod: Pod = { name: podName, sts, ordinal, ip: `${this.ipPrefix}.${ordinal + 1}`, logFile: join(this.workDir, 'logs', `${podName}.log`) };
-    this.pods.set(podName, pod);
-    return pod;
+    return this.addPod(podName, statefulSetPodSpec(sts.spec, sts.spec.template, podName), sts.spec.template.metadata?.labels ?? {}, `${this.ipPrefix}.${ordinal + 1}`);
   }
 
   /** Gives every replica of every StatefulSet its address and DNS names before any starts. */
   private registerPods(): void {
-    for (const sts of this.objects.filter((o) => o.kind === 'StatefulSet')) {
-      for (const pod of this.podNames(sts.metadata.name)) {
-        const known = this.pods.get(pod);
-        if (known) this.pods.set(pod, Object.assign(known, { sts }));
-        else this.podOf(pod);
+    for (const sts of this.manifests.filter((o) => o.kind === 'StatefulSet')) {
+      for (const name of this.podNames(sts.metadata.name)) {
+        const known = this.pods.get(name);
+        if (known) Object.assign(known, { spec: statefulSetPodSpec(sts.spec, sts.spec.template, name), labels: sts.spec.template.metadata?.labels ?? {} });
+        else this.podOf(name);
       }
     }
-    this.writeHosts();
+    this.refreshDns();
   }
 
   private statefulSet(name: string): Manifest {
-    const sts = this.objects.find((o) => o.kind === 'StatefulSet' && o.metadata.name === name);
+    const sts = this.manifests.find((o) => o.kind === 'StatefulSet' && o.metadata.name === name);
     if (!sts) throw new Error(`no StatefulSet named ${name}`);
     return sts;
   }
 
-  private container(sts: Manifest): any {
-    return sts.spec.template.spec.containers[0];
+  private container(pod: Pod, name?: string): any {
+    if (name === undefined) return pod.spec.containers[0];
+    const found = [...(pod.spec.initContainers ?? []), ...pod.spec.containers].find((c: any) => c.name === name);
+    if (!found) throw new Error(`pod ${pod.name} has no container ${name}`);
+    return found;
   }
 
   /** The host directory backing one volume of one pod. */
-  private volumeDir(pod: Pod, volume: string, uid: number, fsGroup: number): string {
-    const claim = (pod.sts.spec.volumeClaimTemplates ?? []).find((t: any) => t.metadata.name === volume);
-    if (claim) {
-      const dir = join(this.workDir, 'pvc', `${volume}-${pod.name}`);
+  private volumeDir(pod: Pod, volume: string, uid: number, fsGroup: number, objects: readonly Manifest[], keepEmptyDirs: boolean): string {
+    const spec = (pod.spec.volumes ?? []).find((v: any) => v.name === volume);
+    if (!spec) throw new Error(`pod ${pod.name}: volume ${volume} is not defined`);
+    if (spec.persistentVolumeClaim) {
+      const dir = this.claimDir(spec.persistentVolumeClaim.claimName);
       if (!existsSync(dir)) {
         mkdirSync(dir);
         chownSync(dir, uid, fsGroup);
       }
       return dir;
     }
-    const spec = (pod.sts.spec.template.spec.volumes ?? []).find((v: any) => v.name === volume);
-    if (!spec) throw new Error(`pod ${pod.name}: volume ${volume} is not defined`);
     const dir = join(this.workDir, 'volumes', `${pod.name}-${volume}`);
+    if (spec.emptyDir && keepEmptyDirs && existsSync(dir)) return dir;
     rmSync(dir, { recursive: true, force: true });
     mkdirSync(dir);
     if (spec.emptyDir) {
@@ -371,7 +533,7 @@ export class PodRunner {
     } else if (spec.configMap || spec.secret) {
       const kind = spec.configMap ? 'ConfigMap' : 'Secret';
       const name = spec.configMap?.name ?? spec.secret.secretName;
-      const obj = this.objects.find((o) => o.kind === kind && o.metadata.name === name && (o.metadata.namespace ?? this.namespace) === this.namespace);
+      const obj = objects.find((o) => o.kind === kind && o.metadata.name === name && (o.metadata.namespace ?? this.namespace) === this.namespace);
       if (!obj) throw new Error(`pod ${pod.name}: ${kind} ${name} does not exist`);
       const data = dataOf(obj);
       const items: Array<{ key: string; path: string }> = (spec.configMap ?? spec.secret).items ?? Object.keys(data).map((k) => ({ key: k, path: k }));
@@ -390,21 +552,5 @@ export class PodRunner {
       throw new Error(`image ${image} is not etcd ${installed[0]}.${installed[1]}, the version installed here (${installed.join('.')}): ` +
         'its flags and probes would not be the ones proven. Synthesize with Engine.etcd({ version }) matching the installed etcd.');
     }
-  }
-
-  /** One hosts file shared by all pods: their headless names and the Services' names. */
-  private writeHosts(): void {
-    const lines = ['127.0.0.1 localhost', '::1 localhost'];
-    for (const pod of this.pods.values()) {
-      lines.push(`${pod.ip} ${podDnsNames(pod.name, pod.sts.spec.serviceName, this.namespace, this.clusterDomain).join(' ')} ${pod.name}`);
-    }
-    for (const svc of this.objects.filter((o) => o.kind === 'Service')) {
-      const sts = this.objects.find((o) => o.kind === 'StatefulSet' &&
-        Object.entries(svc.spec.selector ?? {}).every(([k, v]) => o.spec.template.metadata?.labels?.[k] === v));
-      const first = sts && this.pods.get(`${sts.metadata.name}-0`);
-      if (first) lines.push(`${first.ip} ${serviceDnsNames(svc.metadata.name, this.namespace, this.clusterDomain).join(' ')}`);
-    }
-    // Rewrite in place: pods bind-mount this inode, so a rename would not reach them.
-    writeFileSync(this.hostsFile, lines.join('\n') + '\n');
   }
 }
