@@ -2,7 +2,7 @@
 // processes, and what the reconciler's day-2 operations rely on (scaling, orphan and background deletes,
 // claims, Jobs, restarts, rolling updates) is observed on the objects, the processes and the data.
 import { execFileSync } from 'child_process';
-import { existsSync } from 'fs';
+import { existsSync, mkdirSync, readdirSync, utimesSync, writeFileSync } from 'fs';
 import { join } from 'path';
 import * as k8s from '@kubernetes/client-node';
 import { ApiServer, ChangeEvent, KubeObject, startApiServer } from './api-server';
@@ -219,9 +219,10 @@ describeWithEtcd(`cluster simulator with etcd ${ETCD_VERSION}`, () => {
   test.each([
     ['etcdctl exits non-zero', IMAGE, ['etcdctl', '--endpoints=http://127.0.0.1:9', '--dial-timeout=500ms', '--command-timeout=1s', 'get', 'k'], 1, /context deadline exceeded/],
     ['the command is not a simulated binary', 'busybox:1.36', ['sh', '-c', 'true'], 0, /runs sh, which is not a simulated binary \(only etcd, etcdctl\)/],
+    ['no command, and no entrypoint known for the image', 'busybox:1.36', undefined, 0, /has no command, and the entrypoint of image busybox:1.36 is not simulated/],
   ])('a failing Job (%s) is retried up to backoffLimit, then Failed with the reason in its message', async (_, image, command, backoffLimit, reason) => {
     await cluster([]);
-    await objects.create(job('fails', { backoffLimit }, [{ name: 'main', image, command }]));
+    await objects.create(job('fails', { backoffLimit }, [{ name: 'main', image, ...(command ? { command } : {}) }]));
 
     const finished = await sim!.waitForJob('fails');
 
@@ -230,6 +231,25 @@ describeWithEtcd(`cluster simulator with etcd ${ETCD_VERSION}`, () => {
     expect(finished.status).toMatchObject({ failed: backoffLimit + 1, conditions: [expect.objectContaining({ type: 'Failed', status: 'True', reason: 'BackoffLimitExceeded' })] });
     expect(finished.status.succeeded).toBeUndefined();
     expect(finished.status.conditions[0].message).toMatch(reason);
+  });
+
+  test('a container without command runs its image\'s entrypoint: the reconciler\'s image runs this working tree\'s kvstore-reconcile', async () => {
+    await cluster([]);
+    await objects.create({ ...ref('v1', 'PersistentVolumeClaim', 'backup'), spec: { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: '1Gi' } } } });
+    const dir = sim!.claimDir('backup');
+    mkdirSync(dir);
+    writeFileSync(join(dir, 'snap-old.db'), 'old');
+    utimesSync(join(dir, 'snap-old.db'), new Date(Date.now() - 60_000), new Date(Date.now() - 60_000));
+    writeFileSync(join(dir, 'snap-new.db'), 'new');
+
+    await objects.create(job('prune', { backoffLimit: 0 }, [{
+      name: 'prune', image: 'registry.example.com/kvstore-reconciler:test', args: ['--prune-snapshots', '/backup', '--prefix', 'snap-', '--keep', '1'],
+      volumeMounts: [{ name: 'backup', mountPath: '/backup' }],
+    }], { volumes: [{ name: 'backup', persistentVolumeClaim: { claimName: 'backup' } }] }));
+    const finished = await sim!.waitForJob('prune');
+
+    expect(finished.status.conditions.map((c: any) => [c.type, c.reason])).toEqual([['Complete', 'CompletionsReached']]);
+    expect(readdirSync(dir)).toEqual(['snap-new.db']);
   });
 
   test('a killed etcd is restarted in its pod (restartCount 1, same data); a changed ConfigMap reaches the restart, not the running process', async () => {

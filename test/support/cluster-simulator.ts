@@ -45,7 +45,9 @@
 //   pods by hostname/subdomain and for Services, a Service name resolving to a Ready pod; ConfigMaps and
 //   Secrets read from the double at every container start, so a change reaches the next start, not
 //   running containers); init containers one after another to completion, then every container; a pod
-//   waits (Pending) while a claim it mounts is missing, unbound or being deleted; restartPolicy Always:
+//   waits (Pending) while a claim it mounts is missing, unbound or being deleted; a container without
+//   command runs its image's entrypoint when one is known (reconcilerEntrypoint by default: the
+//   reconciler's image runs this working tree's apps/reconcile.ts); restartPolicy Always:
 //   a container that exits or cannot start (CreateContainerConfigError) is restarted after a backoff
 //   (0.5 s doubling, at most 4 s) with restartCount bumped; Never and OnFailure: the pod ends Succeeded or
 //   Failed (OnFailure does not restart in place); startupProbe every 0.2 s until it passes, then
@@ -65,12 +67,13 @@
 // endpoints, events, and namespaces other than the one given.
 // Every process is started through the pod runner and stopped by PID in stop(), pass or fail.
 import { randomBytes } from 'crypto';
+import { join, resolve } from 'path';
 import { ApiServer, ChangeEvent, KubeObject, selectorMatches } from './api-server';
 import {
   boundStatus, controllerRef, controllerUid, cronJobJob, jobPod, nextStatefulSetSteps, ordinalOf, podView,
   revisionName, statefulSetClaims, statefulSetPod, statefulSetStatus,
 } from './controllers';
-import { PodRunner } from './pod-runner';
+import { ImageEntrypoint, PodRunner } from './pod-runner';
 
 type Json = Record<string, any>;
 
@@ -93,6 +96,28 @@ export interface ClusterSimulatorOptions {
   readonly namespace?: string;
   /** @default 'cluster.local' */
   readonly clusterDomain?: string;
+  /**
+   * Programs standing in for images' entrypoints (containers without command).
+   * @default reconcilerEntrypoint: `…/kvstore-reconciler` images run this working tree's reconciler
+   */
+  readonly entrypoints?: (image: string) => ImageEntrypoint | undefined;
+}
+
+const REPO_ROOT = resolve(__dirname, '..', '..');
+
+/**
+ * The reconciler's image (any registry and tag, repository `…/kvstore-reconciler`) runs
+ * `kvstore-reconcile` from this working tree: apps/reconcile.ts through ts-node, as the tests spawn it.
+ */
+export function reconcilerEntrypoint(image: string): ImageEntrypoint | undefined {
+  const repository = image.replace(/@.*$/, '').replace(/:[^/:]*$/, '');
+  if (repository.split('/').pop() !== 'kvstore-reconciler') return undefined;
+  return {
+    argv: [process.execPath, '-r', require.resolve('ts-node/register/transpile-only'), join(REPO_ROOT, 'apps', 'reconcile.ts')],
+    hostPaths: [REPO_ROOT],
+    // ts-node looks for its tsconfig from the working directory, which is the pod's root.
+    env: { TS_NODE_PROJECT: join(REPO_ROOT, 'tsconfig.json') },
+  };
 }
 
 interface ContainerState {
@@ -159,6 +184,7 @@ export class ClusterSimulator {
     this.runner = new PodRunner([], {
       namespace: this.namespace,
       clusterDomain: options.clusterDomain,
+      entrypoints: options.entrypoints ?? reconcilerEntrypoint,
       objects: () => ['ConfigMap', 'Secret', 'Service'].flatMap((kind) => this.api.list('v1', kind, this.namespace)) as any,
     });
     this.unsubscribe = api.onChange((e) => this.changed(e));

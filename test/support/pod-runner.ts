@@ -11,7 +11,9 @@
 //   every start (a function of the live objects can be given);
 // - the image's binary: `etcd`/`etcdctl` (any path) run Debian's /usr/bin/etcd and /usr/bin/etcdctl;
 //   the image's etcd minor version must match the installed one, so probes and flags are the ones proven;
-//   any other command fails the start with a message naming it;
+//   a container without command runs its image's entrypoint when `entrypoints` names a program for the
+//   image (host directories it needs bound read-only at the same path); anything else fails the start
+//   with a message naming it;
 // - a private root per container start, in a mount namespace (`unshare -m`): host /usr, /bin, /lib*, /etc
 //   bound in, the pod's own /etc/hosts, volumes mounted at their mountPath, the root read-only when the
 //   container asks for readOnlyRootFilesystem, and the process run as runAsUser/runAsGroup (chroot);
@@ -144,6 +146,21 @@ export interface PodRunnerOptions {
    * @default - the manifests given to the constructor or update()
    */
   readonly objects?: () => readonly Manifest[];
+  /**
+   * The program standing in for an image's entrypoint, for containers that give no command.
+   * @default - none: a container without command fails to start
+   */
+  readonly entrypoints?: (image: string) => ImageEntrypoint | undefined;
+}
+
+/** A program on this machine that stands in for an image's entrypoint. */
+export interface ImageEntrypoint {
+  /** The program and its first arguments; the container's args follow. */
+  readonly argv: readonly string[];
+  /** Host directories the program needs, bound read-only at the same path in the pod. */
+  readonly hostPaths?: readonly string[];
+  /** Environment the program needs, under the container's own. */
+  readonly env?: Readonly<Record<string, string>>;
 }
 
 /** A pod to run, as the kubelet receives it from the API server. */
@@ -173,12 +190,14 @@ export class PodRunner {
   private readonly namespace: string;
   private readonly clusterDomain: string;
   private readonly objectSource?: () => readonly Manifest[];
+  private readonly entrypoints: (image: string) => ImageEntrypoint | undefined;
   private hosts = '';
 
   constructor(private manifests: Manifest[], options: PodRunnerOptions) {
     this.namespace = options.namespace;
     this.clusterDomain = options.clusterDomain ?? 'cluster.local';
     this.objectSource = options.objects;
+    this.entrypoints = options.entrypoints ?? (() => undefined);
     const block = claimAddressBlock();
     claimed.add(block.lock);
     this.ipPrefix = block.prefix;
@@ -259,11 +278,12 @@ export class PodRunner {
     const podSpec = pod.spec;
     const objects = this.objects();
     const env = containerEnv(container, { name: pod.name, namespace: this.namespace, ip: pod.ip, labels: pod.labels }, objects);
-    const argv = [...(container.command ?? []), ...(container.args ?? [])].map((a: string) => expand(a, env));
-    if (argv.length === 0) throw new Error(`pod ${podName}: container ${container.name} has no command; image entrypoints are not simulated`);
-    const binary = BINARIES[argv[0].split('/').pop()!];
+    const entrypoint = container.command === undefined ? this.entrypoints(container.image) : undefined;
+    const argv = [...(entrypoint?.argv ?? []), ...[...(container.command ?? []), ...(container.args ?? [])].map((a: string) => expand(a, env))];
+    if (!entrypoint && !container.command?.length) throw new Error(`pod ${podName}: container ${container.name} has no command, and the entrypoint of image ${container.image} is not simulated`);
+    const binary = entrypoint ? argv[0] : BINARIES[argv[0].split('/').pop()!];
     if (!binary) throw new Error(`pod ${podName}: container ${container.name} runs ${argv[0]}, which is not a simulated binary (only ${Object.keys(BINARIES).join(', ')})`);
-    this.checkImageVersion(container.image);
+    if (!entrypoint) this.checkImageVersion(container.image);
 
     const uid = container.securityContext?.runAsUser ?? podSpec.securityContext?.runAsUser ?? 0;
     const gid = container.securityContext?.runAsGroup ?? podSpec.securityContext?.runAsGroup ?? 0;
@@ -271,7 +291,9 @@ export class PodRunner {
     const root = join(this.workDir, 'roots', `${pod.name}-${container.name}`);
     mkdirSync(root, { recursive: true });
 
-    const mounts: string[] = [];
+    const mounts: string[] = (entrypoint?.hostPaths ?? []).flatMap((p) => [
+      `mkdir -p "$R"${sq(p)}`, `mount --bind ${sq(p)} "$R"${sq(p)}`, `mount -o remount,ro,bind "$R"${sq(p)}`,
+    ]);
     for (const m of container.volumeMounts ?? []) {
       const source = this.volumeDir(pod, m.name, uid, fsGroup, objects, options.keepEmptyDirs ?? false);
       mounts.push(`mkdir -p "$R"${sq(m.mountPath)}`, `mount --bind ${sq(m.subPath ? join(source, m.subPath) : source)} "$R"${sq(m.mountPath)}`);
@@ -299,7 +321,7 @@ export class PodRunner {
     const log = openSync(pod.logFile, 'a');
     writeFileSync(pod.logFile, `--- start ${new Date().toISOString()} ${container.name}: ${argv.join(' ')}\n`, { flag: 'a' });
     const child = spawn('unshare', ['-m', 'sh', '-c', script, 'pod', binary, ...argv.slice(1)], {
-      env: { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', ...Object.fromEntries(env) },
+      env: { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', ...entrypoint?.env, ...Object.fromEntries(env) },
       stdio: ['ignore', log, log],
     });
     closeSync(log);
