@@ -38,7 +38,8 @@
 //   pod still runs, is put back at once with deletionTimestamp and the kubernetes.io/pvc-protection
 //   finalizer (same uid), and removed with its data once nothing uses it, as the pvc-protection
 //   controller does; a pod waiting for a claim (Pending) does not hold it;
-// - garbage collector: an object (Pod, Job, PVC) whose owners are all gone is deleted, unless the owner
+// - garbage collector: an object (Pod, Job, PVC) whose owners are all gone (looked up by kind, name and
+//   uid; owners of kinds the double does not serve count as present) is deleted, unless the owner
 //   was deleted with propagationPolicy Orphan, in which case the ownerReferences to it are removed (the
 //   double removes an owner at once whatever the policy; Foreground acts as Background here);
 // - kubelet: each Pod object runs through the pod runner (its own loopback IP, kept per pod name; DNS for
@@ -61,10 +62,10 @@
 //   object is removed; the StatefulSet controller re-creates it.
 // What it does NOT simulate: livenessProbe (no liveness restarts), startupProbe failureThreshold,
 // scheduling, nodes, resource limits, parallel or indexed Jobs (parallelism and completions other than
-// 1), Job suspend, podFailurePolicy, ttlSecondsAfterFinished, CronJob schedules and concurrencyPolicy,
-// ControllerRevision objects, maxUnavailable, the StatefulSet `ordinals` field, StorageClasses
-// (allowVolumeExpansion is not checked, every claim binds), ReadWriteOnce exclusivity, Services'
-// endpoints, events, and namespaces other than the one given.
+// 1), Job suspend, podFailurePolicy, ttlSecondsAfterFinished, CronJob schedules, concurrencyPolicy and
+// history limits, ControllerRevision objects, maxUnavailable, the StatefulSet `ordinals` field,
+// StorageClasses (allowVolumeExpansion is not checked, every claim binds), ReadWriteOnce exclusivity,
+// Services' endpoints, events, in-cluster API access from pods, and namespaces other than the one given.
 // Every process is started through the pod runner and stopped by PID in stop(), pass or fail.
 import { randomBytes } from 'crypto';
 import { join, resolve } from 'path';
@@ -88,7 +89,6 @@ const PVC = ['v1', 'PersistentVolumeClaim'] as const;
 const STS = ['apps/v1', 'StatefulSet'] as const;
 const JOB = ['batch/v1', 'Job'] as const;
 const CRONJOB = ['batch/v1', 'CronJob'] as const;
-const OWNER_KINDS = [STS, JOB, CRONJOB, POD];
 const DEPENDENT_KINDS = [POD, JOB, PVC];
 
 export interface ClusterSimulatorOptions {
@@ -385,16 +385,24 @@ export class ClusterSimulator {
 
   // --- garbage collector
 
+  /** Whether the owner a reference names exists with that uid; owners of kinds the double does not serve count as present. */
+  private ownerExists(ref: Json): boolean {
+    try {
+      return this.api.get(ref.apiVersion, ref.kind, this.namespace, ref.name)?.metadata.uid === ref.uid;
+    } catch {
+      return true;
+    }
+  }
+
   private collectGarbage(): void {
-    const owners = new Set(OWNER_KINDS.flatMap((k) => this.list(k).map((o) => o.metadata.uid)));
     for (const kind of DEPENDENT_KINDS) {
       for (const obj of this.list(kind)) {
         const refs: Json[] = obj.metadata.ownerReferences ?? [];
-        const gone = refs.filter((r) => !owners.has(r.uid));
+        const gone = refs.filter((r) => !this.ownerExists(r));
         if (gone.length === 0) continue;
         const orphaned = gone.every((r) => this.deletedWith.get(r.uid) === 'Orphan');
         if (orphaned || gone.length < refs.length) {
-          const kept = refs.filter((r) => owners.has(r.uid));
+          const kept = refs.filter((r) => !gone.includes(r));
           const metadata: Json = { ...obj.metadata, ownerReferences: kept };
           if (kept.length === 0) delete metadata.ownerReferences;
           this.api.put({ ...obj, metadata });
