@@ -148,7 +148,7 @@ describeWithEtcd(`pod runner with etcd ${ETCD_VERSION}`, () => {
     r.assertNoUnexpectedExits();
   });
 
-  test('pods resolve every pod and Service name through their own hosts file; the machine\'s /etc/hosts is untouched', async () => {
+  test('pods resolve every pod and Service name (a Ready pod first) through their own hosts file; the machine\'s /etc/hosts is untouched', async () => {
     const hostsBefore = readFileSync('/etc/hosts', 'utf8');
     const r = run(synthStore('orders'));
     r.startStatefulSet('orders');
@@ -162,6 +162,9 @@ describeWithEtcd(`pod runner with etcd ${ETCD_VERSION}`, () => {
       expect({ target, ip: resolve('orders-1', `${target}.orders-peers.kvtest.svc.cluster.local`) }).toEqual({ target, ip: r.ip(target) });
     }
     expect(resolve('orders-2', 'orders.kvtest.svc.cluster.local')).toBe(r.ip('orders-0'));
+    // A Service name goes to a Ready pod once readiness is known.
+    r.setReady('orders-1', true);
+    expect(resolve('orders-2', 'orders.kvtest.svc.cluster.local')).toBe(r.ip('orders-1'));
 
     await r.stopAll();
     expect(readFileSync('/etc/hosts', 'utf8')).toBe(hostsBefore);
