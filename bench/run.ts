@@ -4,6 +4,7 @@ import { spawnSync } from 'child_process';
 import { mkdtempSync, rmSync } from 'fs';
 import { tmpdir } from 'os';
 import { join } from 'path';
+import { day2Bench } from './day2';
 import { etcdBench } from './etcd';
 import { reconcilerBench } from './reconciler';
 
@@ -94,6 +95,20 @@ async function main(): Promise<void> {
     report(`3 members healthy (all readiness probes pass): ${fmt(formed)}  (${verdict(formed < 10_000)}: under 10 s)`);
     report(`kill -9 leader → new leader agreed:          ${fmt(elected)}  (${verdict(elected < 3_000)}: under 3 s)`);
     report(`keys lost: ${etcd.keysLost} of ${etcd.keysWritten} acknowledged  (${verdict(etcd.keysLost === 0)}: 0)`);
+  }
+
+  // 5. Day-2 operations through the reconciler (cluster simulator on the API double, real etcd).
+  const day2 = await day2Bench(3);
+  report('');
+  report('## Day-2 operations through the reconciler (real etcd members, cluster simulator; median of 3 runs)');
+  if (typeof day2 === 'string') {
+    report(`skipped: ${day2}`);
+  } else {
+    const scale = median(day2.scaleMs);
+    const resize = median(day2.resizeMs);
+    report(`scale 3 → 5 members (learner, start, promote, each), all ready: ${fmt(scale)}  (${verdict(scale < 60_000)}: under 60 s)`);
+    report(`resize 1Gi → 2Gi on 5 members (grow PVCs, orphan re-create):  ${fmt(resize)}  (${verdict(resize < 30_000)}: under 30 s)`);
+    report(`keys lost while both ran: ${day2.keysLost} of ${day2.keysWritten} acknowledged  (${verdict(day2.keysLost === 0)}: 0)`);
   }
 }
 

@@ -196,6 +196,9 @@ export interface RestoreOptions {
 const RESOLVED = Symbol('kvstore.resolved');
 /** CronJob names are limited to 52 characters (the Jobs get an 11-character suffix). */
 const MAX_CRONJOB_NAME = 52;
+const NAME_LABEL = 'app.kubernetes.io/name';
+/** The `app.kubernetes.io/name` of the CRD-mode reconciler's pods (KVStoreOperator). */
+export const RECONCILER_POD_NAME = 'kvstore-reconciler';
 /** Annotation on the StatefulSet naming the engine kind. */
 export const ENGINE_ANNOTATION = 'kvstore.cdk8s-kvstore.io/engine';
 /** Annotation on the StatefulSet of a restored store: `<claim>/<snapshot>` its members were restored from. */
@@ -341,7 +344,8 @@ export class KVStore extends Construct {
     this.spec = spec;
     this.specHash = specHash(spec);
     this.warnings = warnings;
-    for (const w of warnings) process.emitWarning(w, 'KVStoreWarning');
+    // Said once, at synth time: the reconciler re-renders (also at intermediate sizes) without repeating it.
+    if (!resolved) for (const w of warnings) process.emitWarning(w, 'KVStoreWarning');
 
     const names = storeNames(spec.name);
     const namespace = resolved ? resolved.document.namespace : Chart.of(this).namespace;
@@ -527,7 +531,8 @@ export class KVStore extends Construct {
               ports: ports.map((p) => ({ protocol: 'TCP', port: k8s.IntOrString.fromNumber(p.port) })),
             },
             {
-              from: [clientPeer],
+              // Clients, and the CRD-mode reconciler of this namespace (membership changes, snapshots).
+              from: [clientPeer, { podSelector: { matchLabels: { [NAME_LABEL]: RECONCILER_POD_NAME } } }],
               ports: [{ protocol: 'TCP', port: k8s.IntOrString.fromNumber(this.engine.clientPort) }],
             },
           ],

@@ -239,7 +239,7 @@ describe('KVStore props', () => {
     expect(find(objects, 'StatefulSet').spec.podManagementPolicy).toBe('Parallel');
   });
 
-  test('networkPolicy admits peers on every port and clients on the client port only', () => {
+  test('networkPolicy admits peers on every port, clients and the namespace\'s CRD-mode reconciler on the client port only', () => {
     const { objects } = store({ clientPodLabels: { app: 'api' }, clientNamespaceLabels: { tier: 'backend' } });
     const np = find(objects, 'NetworkPolicy').spec;
     const selector = { 'app.kubernetes.io/name': 'kvstore', 'app.kubernetes.io/instance': 'orders' };
@@ -247,7 +247,13 @@ describe('KVStore props', () => {
     expect(np.policyTypes).toEqual(['Ingress']);
     expect(np.ingress).toEqual([
       { from: [{ podSelector: { matchLabels: selector } }], ports: [{ protocol: 'TCP', port: 2379 }, { protocol: 'TCP', port: 2380 }] },
-      { from: [{ podSelector: { matchLabels: { app: 'api' } }, namespaceSelector: { matchLabels: { tier: 'backend' } } }], ports: [{ protocol: 'TCP', port: 2379 }] },
+      {
+        from: [
+          { podSelector: { matchLabels: { app: 'api' } }, namespaceSelector: { matchLabels: { tier: 'backend' } } },
+          { podSelector: { matchLabels: { 'app.kubernetes.io/name': 'kvstore-reconciler' } } },
+        ],
+        ports: [{ protocol: 'TCP', port: 2379 }],
+      },
     ]);
   });
 

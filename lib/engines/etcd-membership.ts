@@ -43,70 +43,92 @@ const toMember = (m: IMember): Member => ({ id: m.ID, name: m.name, peerURLs: m.
 export interface EtcdMembershipOptions {
   /** Per-call deadline. @default 5000 */
   readonly callTimeoutMs?: number;
-  /** How long promote waits for a learner to catch up. @default 60000 */
+  /** How long one operation keeps retrying (a learner catching up, members reconnecting). @default 60000 */
   readonly promoteTimeoutMs?: number;
 }
 
-/** Membership calls against a running cluster, through any of its client endpoints. */
+/**
+ * Errors worth another try, at another endpoint or a little later: a member that is down or was just
+ * removed, a learner (which serves no linearizable reads), no leader yet, and etcd's strict
+ * reconfiguration check ("unhealthy cluster": members connected for less than a few seconds).
+ */
+const RETRYABLE = /unhealthy cluster|UNAVAILABLE|ECONNREFUSED|not supported for learner|leader changed|no leader|deadline|timed out/i;
+
+/**
+ * Membership calls against a running cluster. One client per endpoint, tried in turn: the members of
+ * a store come and go during exactly these operations, so a call must not depend on any one of them.
+ */
 export class EtcdMembership {
-  private readonly client: Etcd3;
+  private readonly clients: Etcd3[];
 
   constructor(endpoints: string[], private readonly options: EtcdMembershipOptions = {}) {
-    this.client = new Etcd3({
-      hosts: endpoints,
+    if (endpoints.length === 0) throw new Error('EtcdMembership needs at least one endpoint');
+    this.clients = endpoints.map((host) => new Etcd3({
+      hosts: host,
       dialTimeout: 3000,
-      // No circuit breaker: "unhealthy cluster" refusals are expected while members connect, and
-      // this class waits them out itself.
+      // No circuit breaker: this class decides what to retry, and where.
       faultHandling: { host: () => noop, global: noop },
       defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + (options.callTimeoutMs ?? 5000) }),
-    });
+    }));
+  }
+
+  /** `call` at each endpoint in turn until one answers, rounds 250 ms apart, until the deadline. */
+  private async anywhere<T>(call: (c: Etcd3) => Promise<T>, retryable: RegExp = RETRYABLE): Promise<T> {
+    const deadline = Date.now() + (this.options.promoteTimeoutMs ?? 60_000);
+    for (;;) {
+      let last: Error | undefined;
+      for (const client of this.clients) {
+        try {
+          return await call(client);
+        } catch (e) {
+          if (!retryable.test((e as Error).message)) throw e;
+          last = e as Error;
+        }
+      }
+      if (Date.now() > deadline) throw last!;
+      await new Promise((r) => setTimeout(r, 250));
+    }
   }
 
   async list(): Promise<Member[]> {
-    return (await this.client.cluster.memberList({ linearizable: true })).members.map(toMember);
-  }
-
-  /** Registers a member as a non-voting learner: it cannot affect quorum until promoted. */
-  async addLearner(peerURL: string): Promise<Member> {
-    const added = await this.whileUnhealthy(() => this.client.cluster.memberAdd({ peerURLs: [peerURL], isLearner: true }));
-    return toMember(added.member);
+    return this.anywhere(async (c) => (await c.cluster.memberList({ linearizable: true })).members.map(toMember));
   }
 
   /**
-   * etcd refuses reconfiguration ("unhealthy cluster") until every member has been connected for
-   * a few seconds (its strict reconfiguration check): wait for that rather than fail.
+   * Registers a member as a non-voting learner: it cannot affect quorum until promoted. A retry whose
+   * earlier attempt did register it (the answer was lost) finds it registered.
    */
-  private async whileUnhealthy<T>(call: () => Promise<T>): Promise<T> {
-    const deadline = Date.now() + (this.options.promoteTimeoutMs ?? 60_000);
-    for (;;) {
-      try {
-        return await call();
-      } catch (e) {
-        if (!/unhealthy cluster/i.test((e as Error).message) || Date.now() > deadline) throw e;
-        await new Promise((r) => setTimeout(r, 250));
-      }
+  async addLearner(peerURL: string): Promise<Member> {
+    try {
+      return await this.anywhere(async (c) => toMember((await c.cluster.memberAdd({ peerURLs: [peerURL], isLearner: true })).member));
+    } catch (e) {
+      if (!/already exists/i.test((e as Error).message)) throw e;
+      const existing = (await this.list()).find((m) => m.peerURLs.includes(peerURL));
+      if (!existing) throw e;
+      return existing;
     }
   }
 
   /** Promotes a learner once it has caught up with the leader (etcd refuses before that). */
   async promote(id: string): Promise<void> {
-    const deadline = Date.now() + (this.options.promoteTimeoutMs ?? 60_000);
-    for (;;) {
-      try {
-        await this.client.cluster.memberPromote({ ID: id });
-        return;
-      } catch (e) {
-        if (!/not in sync|learner/i.test((e as Error).message) || Date.now() > deadline) throw e;
-        await new Promise((r) => setTimeout(r, 250));
-      }
+    try {
+      await this.anywhere((c) => c.cluster.memberPromote({ ID: id }), new RegExp(`${RETRYABLE.source}|in sync with leader`, 'i'));
+    } catch (e) {
+      // A retry after a promotion whose answer was lost: it is a voting member now.
+      if (!/can only promote a learner member$/i.test((e as Error).message)) throw e;
     }
   }
 
+  /** Removes a member; one already gone (an earlier attempt did it) counts as removed. */
   async remove(id: string): Promise<void> {
-    await this.whileUnhealthy(() => this.client.cluster.memberRemove({ ID: id }));
+    try {
+      await this.anywhere((c) => c.cluster.memberRemove({ ID: id }));
+    } catch (e) {
+      if (!/member not found/i.test((e as Error).message)) throw e;
+    }
   }
 
   close(): void {
-    this.client.close();
+    for (const c of this.clients) c.close();
   }
 }

@@ -168,9 +168,9 @@ describeWithEtcd(`etcd ${ETCD_VERSION} cluster from the synthesized manifests`, 
 
   test('a broken member list fails with etcd\'s own message, reported with the log tail', async () => {
     const objects = synthStore('orders');
-    const args: string[] = objects.find((o) => o.kind === 'StatefulSet')!.spec.template.spec.containers[0].args;
-    const i = args.findIndex((a) => a.startsWith('--initial-cluster='));
-    args[i] = args[i].split(',').filter((m) => !m.startsWith('orders-2=')).join(',');
+    // The member list lives in the bootstrap ConfigMap (loaded with envFrom): drop orders-2 from it.
+    const data = objects.find((o) => o.kind === 'ConfigMap' && o.metadata.name === 'orders-bootstrap')!.data;
+    data.ETCD_INITIAL_CLUSTER = data.ETCD_INITIAL_CLUSTER.split(',').filter((m: string) => !m.startsWith('orders-2=')).join(',');
     const r = run(objects);
     r.startStatefulSet('orders');
 

@@ -1,0 +1,96 @@
+// Test support for day-2 operations: a store document, one reconcile against the cluster simulator,
+// a writer that keeps writing while an operation runs, and the engine's member list.
+import { Chart, Testing } from 'cdk8s';
+import { Etcd3 } from 'etcd3';
+import { Engine, KVStore, KVStoreProps } from '../../lib';
+import { EtcdMembership, Member } from '../../lib/engines/etcd-membership';
+import { KubeClient } from '../../lib/reconciler/client';
+import { Log } from '../../lib/reconciler/log';
+import { reconcileStore, ReconcileOptions, ReconcileResult } from '../../lib/reconciler/reconcile';
+import { StoreDocument } from '../../lib/spec';
+import { ApiServer } from './api-server';
+import { ClusterSimulator } from './cluster-simulator';
+import { ETCD_VERSION, NAMESPACE } from './etcd-cluster';
+
+/** The image name the simulator runs as kvstore-reconcile (the prune container of backups). */
+export const RECONCILER_IMAGE = 'registry.example.com/kvstore-reconciler:test';
+
+/** The document of a store in namespace `kvtest` running the installed etcd, as the bundle carries it. */
+export function storeDocument(name: string, props: KVStoreProps = {}): StoreDocument {
+  const chart = new Chart(Testing.app(), 'day2', { namespace: NAMESPACE });
+  return new KVStore(chart, name, { engine: Engine.etcd({ version: ETCD_VERSION }), reconciler: { image: RECONCILER_IMAGE }, ...props }).document;
+}
+
+/** One reconcile of `document` against the simulated cluster, reaching the members at their pod URLs. */
+export async function reconcileOnce(api: ApiServer, sim: ClusterSimulator, document: StoreDocument, extra: Partial<ReconcileOptions> = {}, lines: string[] = []): Promise<ReconcileResult> {
+  return reconcileStore(document, new KubeClient(api.kubeConfig(), { baseDelayMs: 20, maxDelayMs: 200 }), new Log(false, (l) => lines.push(l.trimEnd())), {
+    holder: 'day2-test',
+    pollMs: 100,
+    rolloutTimeoutMs: 90_000,
+    etcdEndpoints: sim.endpoints(document.spec.name),
+    ...extra,
+  });
+}
+
+/** The member list as one of `endpoints` sees it. */
+export async function memberList(endpoints: string[]): Promise<Member[]> {
+  const m = new EtcdMembership(endpoints);
+  try {
+    return await m.list();
+  } finally {
+    m.close();
+  }
+}
+
+/**
+ * Writes `prefix<n>` keys one after another until stopped, through `endpoints`; a write counts only
+ * once etcd acknowledged it. Records failed attempts and the longest time between two acknowledgements.
+ */
+export class Writer {
+  readonly acked: string[] = [];
+  failures = 0;
+  longestGapMs = 0;
+  private stopped = false;
+  private readonly done: Promise<void>;
+  private readonly client: Etcd3;
+
+  constructor(endpoints: string[], private readonly prefix = 'w/') {
+    this.client = new Etcd3({ hosts: endpoints, dialTimeout: 2000, defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + 3000 }) });
+    this.done = this.run();
+  }
+
+  private async run(): Promise<void> {
+    let last = Date.now();
+    for (let n = 0; !this.stopped; n++) {
+      const key = `${this.prefix}${String(n).padStart(6, '0')}`;
+      try {
+        await this.client.put(key).value(String(n));
+        this.acked.push(key);
+        const now = Date.now();
+        this.longestGapMs = Math.max(this.longestGapMs, now - last);
+        last = now;
+      } catch {
+        this.failures++;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+
+  async stop(): Promise<this> {
+    this.stopped = true;
+    await this.done;
+    this.client.close();
+    return this;
+  }
+}
+
+/** Every key under `prefix` as one member (or the cluster through `endpoints`) holds it. */
+export async function keysUnder(endpoints: string[], prefix: string): Promise<Set<string>> {
+  const client = new Etcd3({ hosts: endpoints, dialTimeout: 2000 });
+  try {
+    return new Set(Object.keys(await client.getAll().prefix(prefix).strings()));
+  } finally {
+    client.close();
+  }
+}
