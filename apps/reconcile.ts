@@ -11,8 +11,8 @@ import { pruneSnapshots } from '../lib/reconciler/prune';
 import { reconcileStore, RefusedError } from '../lib/reconciler/reconcile';
 
 const USAGE = 'usage: kvstore-reconcile (--store FILE | --crd (--namespace NS | --all-namespaces)) [--force] [--dry-run] [--json] [--etcd-endpoints URL,...] [--lease-seconds N]\n' +
-  '       kvstore-reconcile --prune-snapshots DIR --prefix PREFIX --keep N';
-const VALUED = ['--store', '--namespace', '--etcd-endpoints', '--lease-seconds', '--prune-snapshots', '--prefix', '--keep'];
+  '       kvstore-reconcile --prune-snapshots DIR --prefix PREFIX --keep N [--keep-file NAME]';
+const VALUED = ['--store', '--namespace', '--etcd-endpoints', '--lease-seconds', '--prune-snapshots', '--prefix', '--keep', '--keep-file'];
 const FLAGS = ['--crd', '--all-namespaces', '--force', '--dry-run', '--json'];
 
 export async function main(argv: string[], kubeConfig?: k8s.KubeConfig): Promise<number> {
@@ -30,8 +30,8 @@ export async function main(argv: string[], kubeConfig?: k8s.KubeConfig): Promise
       return 64;
     }
     try {
-      const deleted = pruneSnapshots(pruneDir, prefix, keep);
-      log.info(`kept the newest ${keep} ${prefix}*.db snapshot(s) in ${pruneDir}; deleted ${deleted.length}${deleted.length ? `: ${deleted.join(', ')}` : ''}`, { deleted });
+      const deleted = pruneSnapshots(pruneDir, prefix, keep, value('--keep-file') ? [value('--keep-file')!] : []);
+      log.info(`kept the newest ${keep} ${prefix}<n>.db snapshot(s) in ${pruneDir}; deleted ${deleted.length}${deleted.length ? `: ${deleted.join(', ')}` : ''}`, { deleted });
       return 0;
     } catch (e) {
       log.error((e as Error).message);

@@ -26,16 +26,19 @@ export function backupCronJobName(names: StoreNames): string {
   return `${names.statefulSet}-backup`;
 }
 
-/** `<store>-` : every snapshot file of a store starts with it, which is what pruning matches. */
-export function snapshotPrefix(spec: KVStoreSpec): string {
-  return `${spec.name}-`;
+/**
+ * Scheduled snapshots are named after their Job, `<store>-backup-<minutes since the epoch>.db`; pruning
+ * matches exactly that (so the snapshots taken before operations, `<store>-pre-<hash>.db`, hand-made
+ * ones and other stores' on a shared claim are never pruned).
+ */
+export function snapshotPrefix(names: StoreNames): string {
+  return `${backupCronJobName(names)}-`;
 }
 
 interface PodParts {
   readonly spec: KVStoreSpec;
   readonly engine: IEngine;
-  /** Labels that admit the pod through the store's NetworkPolicy. */
-  readonly clientPodLabels: Record<string, string>;
+  readonly names: StoreNames;
 }
 
 function envOf(c: EngineCommand): k8s.EnvVar[] {
@@ -60,9 +63,12 @@ function podSecurity(spec: KVStoreSpec): k8s.PodSecurityContext {
 export function backupPodTemplate(parts: PodParts, clientEndpoint: string): k8s.PodTemplateSpec {
   const { spec, engine } = parts;
   const backup = spec.backup!;
-  const save = engine.snapshots!.save(clientEndpoint, `${BACKUP_MOUNT}/${snapshotPrefix(spec)}$(${JOB_NAME_ENV}).db`);
+  const save = engine.snapshots!.save(clientEndpoint, `${BACKUP_MOUNT}/$(${JOB_NAME_ENV}).db`);
+  // The snapshot a restore reads is never pruned (a snapshot before the restore runs this template).
+  const restoring = spec.restore && spec.restore.claimName === backup.claimName ? ['--keep-file', spec.restore.snapshot] : [];
   return {
-    metadata: { labels: { ...parts.clientPodLabels, [STORE_LABEL]: spec.name } },
+    // The store's NetworkPolicy admits pods with this label to the client port.
+    metadata: { labels: { [STORE_LABEL]: spec.name } },
     spec: {
       restartPolicy: 'Never',
       automountServiceAccountToken: false,
@@ -86,7 +92,7 @@ export function backupPodTemplate(parts: PodParts, clientEndpoint: string): k8s.
         image: backup.pruneImage,
         imagePullPolicy: 'IfNotPresent',
         // The image's entrypoint is kvstore-reconcile.
-        args: ['--prune-snapshots', BACKUP_MOUNT, '--prefix', snapshotPrefix(spec), '--keep', String(backup.keep)],
+        args: ['--prune-snapshots', BACKUP_MOUNT, '--prefix', snapshotPrefix(parts.names), '--keep', String(backup.keep), ...restoring],
         volumeMounts: [{ name: 'backups', mountPath: BACKUP_MOUNT }],
         securityContext: restrictedContainerSecurity(),
       }],
@@ -102,7 +108,7 @@ export function backupPodTemplate(parts: PodParts, clientEndpoint: string): k8s.
 export class StoreBackup extends Construct {
   readonly cronJob: ApiObject;
 
-  constructor(scope: Construct, id: string, parts: PodParts & { readonly names: StoreNames; readonly clientEndpoint: string; readonly labels: Record<string, string> }) {
+  constructor(scope: Construct, id: string, parts: PodParts & { readonly clientEndpoint: string; readonly labels: Record<string, string> }) {
     super(scope, id);
     const backup = parts.spec.backup!;
     if (backup.storage !== undefined) {
@@ -150,13 +156,15 @@ export function jobFromCronJob(cronJob: { metadata: { name: string; namespace?: 
 
 /**
  * The Job that lays out member `ordinal`'s data from a snapshot, on the member's own data PVC(s),
- * before its pod starts. Runs in the engine's image.
+ * before its pod starts; with `ordinal` 'check', the Job that only checks the snapshot is readable.
+ * Runs in the engine's image.
  */
-export function restoreJob(parts: PodParts & { readonly names: StoreNames; readonly namespace: string; readonly context: EngineContext }, ordinal: number, name: string): any {
+export function restoreJob(parts: PodParts & { readonly namespace: string; readonly context: EngineContext }, ordinal: number | 'check', name: string): any {
   const { spec, engine } = parts;
   const restore = spec.restore!;
-  const cmd = engine.snapshots!.restore(parts.context, ordinal, `${BACKUP_MOUNT}/${restore.snapshot}`);
-  const claims = spec.volumeClaimTemplates;
+  const file = `${BACKUP_MOUNT}/${restore.snapshot}`;
+  const cmd = ordinal === 'check' ? engine.snapshots!.check(file) : engine.snapshots!.restore(parts.context, ordinal, file);
+  const claims = ordinal === 'check' ? [] : spec.volumeClaimTemplates.map((t) => ({ ...t, claim: pvcName(parts.names, t.name, ordinal) }));
   return {
     apiVersion: 'batch/v1',
     kind: 'Job',
@@ -171,7 +179,7 @@ export function restoreJob(parts: PodParts & { readonly names: StoreNames; reado
           enableServiceLinks: false,
           securityContext: podSecurity(spec),
           containers: [{
-            name: 'restore',
+            name: ordinal === 'check' ? 'check' : 'restore',
             image: spec.image,
             imagePullPolicy: 'IfNotPresent',
             command: cmd.command,
@@ -186,7 +194,7 @@ export function restoreJob(parts: PodParts & { readonly names: StoreNames; reado
           }],
           volumes: [
             { name: 'backups', persistentVolumeClaim: { claimName: restore.claimName, readOnly: true } },
-            ...claims.map((t) => ({ name: t.name, persistentVolumeClaim: { claimName: pvcName(parts.names, t.name, ordinal) } })),
+            ...claims.map((t) => ({ name: t.name, persistentVolumeClaim: { claimName: t.claim } })),
             { name: 'tmp', emptyDir: {} },
           ],
         },

@@ -4,12 +4,12 @@ import { k8s } from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
 import { Engine } from './engines/engine';
 import { EngineContext, IEngine, POD_ENV } from './engines/types';
-import { StoreBackup } from './backup';
+import { STORE_LABEL, StoreBackup } from './backup';
 import { clusterToken, selectorLabels, StoreNames, storeNames } from './names';
 import { restrictedContainerSecurity } from './pod-security';
 import { ReconcilerBundle, ReconcilerOptions } from './reconciler-bundle';
 import {
-  AccessMode, KVStoreSpec, KVStoreSpecInput, normalizeSpec, ProbeSpec, ResourcesSpec, SpecError, specHash, StoreDocument,
+  AccessMode, KVStoreSpec, KVStoreSpecInput, normalizeSpec, ProbeSpec, ResourcesSpec, RestoreSpec, SpecError, specHash, StoreDocument,
 } from './spec';
 
 /** What happens to PVCs when the store shrinks or is deleted. */
@@ -194,6 +194,7 @@ export interface RestoreOptions {
 }
 
 const RESOLVED = Symbol('kvstore.resolved');
+const restoredFrom = (r: RestoreSpec) => `${r.claimName}/${r.snapshot}`;
 /** CronJob names are limited to 52 characters (the Jobs get an 11-character suffix). */
 const MAX_CRONJOB_NAME = 52;
 const NAME_LABEL = 'app.kubernetes.io/name';
@@ -402,8 +403,12 @@ export class KVStore extends Construct {
     this.engineContext = engineContext;
     const engineContainer = this.engine.container(engineContext);
     if (engineContainer.bootstrapEnv) {
+      const bootstrapMetadata = metadata(names.bootstrapConfig);
       new k8s.KubeConfigMap(this, 'Bootstrap', {
-        metadata: metadata(names.bootstrapConfig),
+        // The restore marker is here too: it outlives a StatefulSet deleted for a re-create.
+        metadata: spec.restore
+          ? { ...bootstrapMetadata, annotations: { ...bootstrapMetadata.annotations, [RESTORED_FROM_ANNOTATION]: restoredFrom(spec.restore) } }
+          : bootstrapMetadata,
         data: Object.fromEntries(Object.keys(engineContainer.bootstrapEnv).sort().map((k) => [k, engineContainer.bootstrapEnv![k]])),
       });
     }
@@ -417,7 +422,7 @@ export class KVStore extends Construct {
         annotations: {
           ...stsMetadata.annotations,
           [ENGINE_ANNOTATION]: this.engine.spec.kind,
-          ...(spec.restore ? { [RESTORED_FROM_ANNOTATION]: `${spec.restore.claimName}/${spec.restore.snapshot}` } : {}),
+          ...(spec.restore ? { [RESTORED_FROM_ANNOTATION]: restoredFrom(spec.restore) } : {}),
           ...(resolved?.operation ? { [OPERATION_ANNOTATION]: resolved.operation } : {}),
         },
       },
@@ -509,7 +514,6 @@ export class KVStore extends Construct {
     if (spec.backup) {
       new StoreBackup(this, 'Backup', {
         spec, engine: this.engine, names, labels,
-        clientPodLabels: this.clientPodLabels,
         clientEndpoint: `${this.clientHost}:${this.clientPort}`,
       });
     }
@@ -531,8 +535,13 @@ export class KVStore extends Construct {
               ports: ports.map((p) => ({ protocol: 'TCP', port: k8s.IntOrString.fromNumber(p.port) })),
             },
             {
-              // Clients, and the CRD-mode reconciler of this namespace (membership changes, snapshots).
-              from: [clientPeer, { podSelector: { matchLabels: { [NAME_LABEL]: RECONCILER_POD_NAME } } }],
+              // Clients; this store's own Jobs (reconciler, snapshots) and the CRD-mode reconciler, from
+              // this namespace whatever clientNamespaceLabels say (membership changes, snapshots).
+              from: [
+                clientPeer,
+                { podSelector: { matchLabels: { [STORE_LABEL]: spec.name } } },
+                { podSelector: { matchLabels: { [NAME_LABEL]: RECONCILER_POD_NAME } } },
+              ],
               ports: [{ protocol: 'TCP', port: k8s.IntOrString.fromNumber(this.engine.clientPort) }],
             },
           ],

@@ -49,6 +49,19 @@ export function clusterToken(storeName: string, seed: string): string {
   return `${storeName}-${createHash('sha256').update(seed).digest('hex').slice(0, 8)}`;
 }
 
+/** `k=v,k2=v2`: labels as a label selector string. */
+export function labelSelector(labels: Record<string, string>): string {
+  return Object.entries(labels).map(([k, v]) => `${k}=${v}`).join(',');
+}
+
+/**
+ * Ordinals whose PVCs the reconciler may grow (and, for etcd, wipe): every ordinal the store can
+ * have, at least etcd's largest size, so claims retained from a larger size are included.
+ */
+export function claimOrdinals(size: number, minimum: number): number[] {
+  return Array.from({ length: Math.max(size, minimum) }, (_, i) => i);
+}
+
 /** The labels that select a store's pods. Immutable once the StatefulSet exists: keep them minimal. */
 export function selectorLabels(storeName: string): Record<string, string> {
   return {

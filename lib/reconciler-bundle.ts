@@ -5,6 +5,7 @@ import { k8s } from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
 import type { KVStore } from './kv-store';
 import { reconcilerPodSpec, storeRules } from './reconciler-rbac';
+import { STORE_LABEL } from './backup';
 import { canonicalJson } from './spec';
 import { LIBRARY_VERSION } from './version';
 
@@ -117,7 +118,7 @@ export class ReconcilerBundle extends Construct {
         activeDeadlineSeconds: 1800,
         template: {
           // The reconciler is a client of the store (membership operations go through the client port).
-          metadata: { labels: { ...labels, ...store.clientPodLabels } },
+          metadata: { labels: { ...labels, [STORE_LABEL]: store.spec.name } },
           spec: reconcilerPodSpec({
             serviceAccountName: names.serviceAccount,
             image: props.image,

@@ -233,7 +233,7 @@ const CRON_PATTERN = '^(@(yearly|annually|monthly|weekly|daily|hourly)|([0-9*/,-
 /** A snapshot file name: no directories. */
 const SNAPSHOT_FILE_PATTERN = '^[A-Za-z0-9][A-Za-z0-9._-]*$';
 /** Volume names the construct uses itself; PVC templates must not take them. */
-export const RESERVED_VOLUME_NAMES: readonly string[] = ['tmp'];
+export const RESERVED_VOLUME_NAMES: readonly string[] = ['tmp', 'backups'];
 
 /** One thing wrong with a spec, in the user's vocabulary. */
 export interface SpecIssue {
@@ -454,7 +454,7 @@ function crossFieldIssues(spec: KVStoreSpec, input: KVStoreSpecInput): SpecIssue
       issues.push({ field: `${field}.name`, value: t.name, allowed: 'unique among the volume claim templates', reason: 'each template becomes one PVC per member' });
     }
     if (RESERVED_VOLUME_NAMES.includes(t.name)) {
-      issues.push({ field: `${field}.name`, value: t.name, allowed: `a name other than ${RESERVED_VOLUME_NAMES.join(', ')}`, reason: 'the pod already has a volume of that name' });
+      issues.push({ field: `${field}.name`, value: t.name, allowed: `a name other than ${RESERVED_VOLUME_NAMES.join(' or ')}`, reason: 'the pod or its backup and restore Jobs already have a volume of that name' });
     }
     if (paths.has(t.mountPath)) {
       issues.push({ field: `${field}.mountPath`, value: t.mountPath, allowed: 'unique among the volume claim templates' });

@@ -239,7 +239,7 @@ describe('KVStore props', () => {
     expect(find(objects, 'StatefulSet').spec.podManagementPolicy).toBe('Parallel');
   });
 
-  test('networkPolicy admits peers on every port, clients and the namespace\'s CRD-mode reconciler on the client port only', () => {
+  test('networkPolicy admits peers on every port; clients, the store\'s own Jobs and the namespace\'s CRD-mode reconciler on the client port only', () => {
     const { objects } = store({ clientPodLabels: { app: 'api' }, clientNamespaceLabels: { tier: 'backend' } });
     const np = find(objects, 'NetworkPolicy').spec;
     const selector = { 'app.kubernetes.io/name': 'kvstore', 'app.kubernetes.io/instance': 'orders' };
@@ -250,6 +250,7 @@ describe('KVStore props', () => {
       {
         from: [
           { podSelector: { matchLabels: { app: 'api' } }, namespaceSelector: { matchLabels: { tier: 'backend' } } },
+          { podSelector: { matchLabels: { 'kvstore.cdk8s-kvstore.io/store': 'orders' } } },
           { podSelector: { matchLabels: { 'app.kubernetes.io/name': 'kvstore-reconciler' } } },
         ],
         ports: [{ protocol: 'TCP', port: 2379 }],
@@ -354,7 +355,7 @@ describe('KVStore validation', () => {
 
   test('fails on a PVC template name colliding with another volume', () => {
     expect(fails({ volumeClaimTemplates: [{ name: 'data' }, { name: 'tmp' }] }))
-      .toThrow(/volumeClaimTemplates\[1\].name must be a name other than tmp, got "tmp" \(the pod already has a volume of that name\)/);
+      .toThrow(/volumeClaimTemplates\[1\].name must be a name other than tmp or backups, got "tmp" \(the pod or its backup and restore Jobs already have a volume of that name\)/);
   });
 
   test.each(['Keep', 'retain'])('fails on retention %p', (value) => {
@@ -428,17 +429,18 @@ describe('KVStore backup', () => {
     expect(cj.spec.schedule).toBe('*/30 * * * *');
     expect(cj.spec.concurrencyPolicy).toBe('Forbid');
     const pod = cj.spec.jobTemplate.spec.template;
-    expect(pod.metadata.labels).toMatchObject({ 'orders-client': 'true' });
+    // Admitted to the client port by the store's NetworkPolicy through this label.
+    expect(pod.metadata.labels).toEqual({ 'kvstore.cdk8s-kvstore.io/store': 'orders' });
     const [snapshot] = pod.spec.initContainers;
     expect(snapshot.image).toBe(find(objects, 'StatefulSet').spec.template.spec.containers[0].image);
     expect([...snapshot.command, ...snapshot.args]).toEqual([
       '/usr/local/bin/etcdctl', '--endpoints=http://orders.prod.svc.cluster.local:2379', '--dial-timeout=10s', '--command-timeout=10m',
-      'snapshot', 'save', '/backups/orders-$(JOB_NAME).db',
+      'snapshot', 'save', '/backups/$(JOB_NAME).db',
     ]);
     expect(snapshot.env[0]).toEqual({ name: 'JOB_NAME', valueFrom: { fieldRef: { fieldPath: "metadata.labels['batch.kubernetes.io/job-name']" } } });
     const [prune] = pod.spec.containers;
     expect(prune.image).toBe(backup.pruneImage);
-    expect(prune.args).toEqual(['--prune-snapshots', '/backups', '--prefix', 'orders-', '--keep', '5']);
+    expect(prune.args).toEqual(['--prune-snapshots', '/backups', '--prefix', 'orders-backup-', '--keep', '5']);
     expect(pod.spec.volumes[0]).toEqual({ name: 'backups', persistentVolumeClaim: { claimName: 'orders-backups' } });
   });
 

@@ -53,7 +53,7 @@ describe('GitOps mode (reconciler bundle)', () => {
     expect(pod.containers[0].image).toBe(IMAGE);
     expect(pod.containers[0].args).toEqual(['--store', '/etc/kvstore/store.json']);
     expect(pod.volumes).toEqual([{ name: 'store', configMap: { name: 'orders-kvstore-spec' } }]);
-    expect(job.template.metadata.labels['orders-client']).toBe('true');
+    expect(job.template.metadata.labels['kvstore.cdk8s-kvstore.io/store']).toBe('orders');
     expect(pod.containers[0].securityContext).toEqual({
       runAsNonRoot: true, allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] }, seccompProfile: { type: 'RuntimeDefault' },
     });

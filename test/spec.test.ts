@@ -266,7 +266,7 @@ describe('normalizeSpec validation', () => {
 
   test('fails on a volume claim template named tmp', () => {
     expect(() => normalize({ volumeClaimTemplates: [{ name: 'tmp' }] })).toThrow(
-      /^KVStore 'orders': volumeClaimTemplates\[0\]\.name must be a name other than tmp, got "tmp" \(the pod already has a volume of that name\)$/,
+      /^KVStore 'orders': volumeClaimTemplates\[0\]\.name must be a name other than tmp or backups, got "tmp" \(the pod or its backup and restore Jobs already have a volume of that name\)$/,
     );
   });
 
@@ -367,7 +367,7 @@ describe('normalizeSpec validation', () => {
   test('reports every cross-field issue, one line each', () => {
     const lines = errorOf(() => normalize({ volumeClaimTemplates: [{ name: 'tmp', mountPath: '/tmp' }] })).message.split('\n');
     expect(lines).toStrictEqual([
-      "KVStore 'orders': volumeClaimTemplates[0].name must be a name other than tmp, got \"tmp\" (the pod already has a volume of that name)",
+      "KVStore 'orders': volumeClaimTemplates[0].name must be a name other than tmp or backups, got \"tmp\" (the pod or its backup and restore Jobs already have a volume of that name)",
       "KVStore 'orders': volumeClaimTemplates[0].mountPath must be a path other than /tmp, got \"/tmp\" (the pod mounts its scratch volume there)",
     ]);
   });

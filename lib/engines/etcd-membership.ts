@@ -1,6 +1,6 @@
 // etcd membership operations for the reconciler: list, add as learner, promote, remove — one member
 // at a time, only with quorum — through the etcd3 client library. The decision of what to change is a
-// pure function (membershipSteps); this file's class only carries the steps out.
+// pure function (nextMembershipStep); this file's class only carries the steps out.
 import { noop } from 'cockatiel';
 import { Etcd3, IMember } from 'etcd3';
 
@@ -32,7 +32,8 @@ export function nextMembershipStep(current: readonly Member[], desired: Readonly
   if (missing) return { action: 'add-learner', name: missing.name, peerURL: missing.peerURL };
   const surplus = current.filter((m) => !m.peerURLs.some((u) => wanted.has(u)));
   if (surplus.length > 0) {
-    const last = [...surplus].sort((a, b) => b.name.localeCompare(a.name, 'en', { numeric: true }))[0];
+    // By peer URL, not name: a member that never started has no name yet.
+    const last = [...surplus].sort((a, b) => (b.peerURLs[0] ?? '').localeCompare(a.peerURLs[0] ?? '', 'en', { numeric: true }))[0];
     return { action: 'remove', id: last.id, name: last.name };
   }
   return undefined;
@@ -44,7 +45,9 @@ export interface EtcdMembershipOptions {
   /** Per-call deadline. @default 5000 */
   readonly callTimeoutMs?: number;
   /** How long one operation keeps retrying (a learner catching up, members reconnecting). @default 60000 */
-  readonly promoteTimeoutMs?: number;
+  readonly retryTimeoutMs?: number;
+  /** Called between retry rounds (the reconciler renews its Lease there). */
+  readonly onRetry?: () => Promise<void>;
 }
 
 /**
@@ -74,7 +77,7 @@ export class EtcdMembership {
 
   /** `call` at each endpoint in turn until one answers, rounds 250 ms apart, until the deadline. */
   private async anywhere<T>(call: (c: Etcd3) => Promise<T>, retryable: RegExp = RETRYABLE): Promise<T> {
-    const deadline = Date.now() + (this.options.promoteTimeoutMs ?? 60_000);
+    const deadline = Date.now() + (this.options.retryTimeoutMs ?? 60_000);
     for (;;) {
       let last: Error | undefined;
       for (const client of this.clients) {
@@ -86,6 +89,7 @@ export class EtcdMembership {
         }
       }
       if (Date.now() > deadline) throw last!;
+      await this.options.onRetry?.();
       await new Promise((r) => setTimeout(r, 250));
     }
   }

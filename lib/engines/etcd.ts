@@ -194,6 +194,9 @@ export class EtcdEngine implements IEngine {
       args: [`--endpoints=http://${endpoint}`, '--dial-timeout=10s', '--command-timeout=10m', 'snapshot', 'save', file],
       env: [{ name: 'ETCDCTL_API', value: '3' }],
     }),
+    check: (file: string): EngineCommand => (restoresWithEtcdutl(this.spec.version)
+      ? { command: ['/usr/local/bin/etcdutl'], args: ['snapshot', 'status', file, '--write-out=table'], env: [] }
+      : { command: ['/usr/local/bin/etcdctl'], args: ['snapshot', 'status', file, '--write-out=table'], env: [{ name: 'ETCDCTL_API', value: '3' }] }),
     restore: (ctx: EngineContext, ordinal: number, file: string): EngineCommand => {
       const ns = ctx.namespace;
       if (!ns) throw new Error(`KVStore '${ctx.spec.name}': restoring needs the namespace (the members' peer URLs name it)`);

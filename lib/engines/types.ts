@@ -77,6 +77,8 @@ export interface EngineCommand {
 export interface ISnapshots {
   /** Saves a snapshot of the store reachable at `endpoint` (host:port) into `file`. */
   save(endpoint: string, file: string): EngineCommand;
+  /** Checks that `file` is a readable snapshot (before any member is stopped for a restore). */
+  check(file: string): EngineCommand;
   /** Lays out member `ordinal`'s data from `file` where `container()` will look for it. */
   restore(ctx: EngineContext, ordinal: number, file: string): EngineCommand;
 }

@@ -4,18 +4,18 @@
 // middle and started again picks up where the last one left off.
 import { createHash } from 'crypto';
 import { jobFromCronJob, restoreJob } from '../backup';
-import { EtcdEngine } from '../engines/etcd';
-import type { Member } from '../engines/etcd-membership';
+import { ETCD_MAX_SIZE, EtcdEngine } from '../engines/etcd';
+import type { EtcdMembership, Member } from '../engines/etcd-membership';
 import { KVStore, RESTORED_FROM_ANNOTATION } from '../kv-store';
-import { podName, pvcName, selectorLabels, StoreNames, storeNames } from '../names';
+import { claimOrdinals, labelSelector, podName, pvcName, selectorLabels, StoreNames, storeNames } from '../names';
 import { parseQuantity } from '../quantity';
-import { StoreDocument } from '../spec';
+import { EtcdEngineSpec, StoreDocument } from '../spec';
 import { KubeClient } from './client';
 import { Log } from './log';
 import { ClaimGrowth } from './plan';
 import { KubeObject, ObjectRef } from './types';
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** What the operations need from the run they are part of. */
 export interface OperationContext {
@@ -35,7 +35,7 @@ const pvcRef = (ns: string, name: string) => ref('v1', 'PersistentVolumeClaim', 
 const jobRef = (ns: string, name: string) => ref('batch/v1', 'Job', ns, name);
 
 /** Polls `check` until it returns a value, renewing the Lease; throws `what` on timeout. */
-async function until<T>(ctx: OperationContext, what: string, check: () => Promise<T | undefined>): Promise<T> {
+export async function until<T>(ctx: OperationContext, what: string, check: () => Promise<T | undefined>): Promise<T> {
   const deadline = Date.now() + ctx.timeoutMs;
   for (;;) {
     await ctx.keepAlive();
@@ -68,17 +68,31 @@ const shortHash = (...parts: string[]) => createHash('sha256').update(parts.join
  * the same image, claim and NetworkPolicy admission). Named after the operation: a re-run of the same
  * operation finds it done.
  */
-export async function snapshotBefore(ctx: OperationContext, desired: readonly KubeObject[], operation: string, key: string): Promise<void> {
+export async function snapshotBefore(ctx: OperationContext, desired: readonly KubeObject[], operation: string, key: string, options: { bestEffort?: boolean } = {}): Promise<void> {
   const { document, client } = ctx;
   const cronJob = desired.find((o) => o.kind === 'CronJob');
   if (!document.spec.backup || !cronJob) return;
   const claim = desired.find((o) => o.kind === 'PersistentVolumeClaim' && o.metadata.name === document.spec.backup!.claimName);
   if (claim && !(await client.read(pvcRef(document.namespace, claim.metadata.name)))) await client.apply(claim);
-  const name = `${document.spec.name}-pre-${shortHash(operation, key)}`;
+  // A failed Job stays (the reconciler may not delete Jobs): the next attempt gets the next name.
+  const base = `${document.spec.name}-pre-${shortHash(operation, key)}`;
+  let name = base;
+  for (let attempt = 1; jobFailed(await client.read(jobRef(document.namespace, name))); attempt++) {
+    if (attempt > 3) break;
+    name = `${base}-${attempt}`;
+  }
   await ctx.progress('BackingUp', `snapshot before ${operation}`);
-  await runJob(ctx, jobFromCronJob(cronJob as any, name, { 'kvstore.cdk8s-kvstore.io/before': operation }), `the snapshot before ${operation}`);
+  try {
+    await runJob(ctx, jobFromCronJob(cronJob as any, name, { 'kvstore.cdk8s-kvstore.io/before': operation }), `the snapshot before ${operation}`);
+  } catch (e) {
+    if (!options.bestEffort) throw new Error(`${(e as Error).message}; nothing was changed (the next run tries a new snapshot)`);
+    ctx.log.info(`no snapshot before ${operation} (${(e as Error).message}): going on, as a restore must work when the cluster cannot answer`, { action: 'snapshot-skipped' });
+    return;
+  }
   ctx.log.info(`snapshot before ${operation} saved by Job ${name}`, { action: 'snapshot', job: name });
 }
+
+const jobFailed = (job: KubeObject | undefined) => (job?.status?.conditions ?? []).some((c: any) => c.type === 'Failed' && c.status === 'True');
 
 /** The ordinal a member's peer URL names (`http://<sts>-<i>.<headless>...`), if it is one of ours. */
 export function ordinalOfPeerURL(url: string, names: StoreNames): number | undefined {
@@ -94,22 +108,23 @@ export function ordinalOfPeerURL(url: string, names: StoreNames): number | undef
 export async function growClaims(ctx: OperationContext, claims: readonly ClaimGrowth[]): Promise<void> {
   const { client, document, log } = ctx;
   const names = storeNames(document.spec.name);
-  const selector = Object.entries(selectorLabels(document.spec.name)).map(([k, v]) => `${k}=${v}`).join(',');
-  const pvcs = await client.list('v1', 'PersistentVolumeClaim', document.namespace, selector);
+  const pvcs = await client.list('v1', 'PersistentVolumeClaim', document.namespace, labelSelector(selectorLabels(document.spec.name)));
+  // Every ordinal the store can have had (what the Role names): claims retained beyond are left.
+  const ordinals = claimOrdinals(document.spec.size, document.spec.engine.kind === 'etcd' ? ETCD_MAX_SIZE : 0);
   for (const growth of claims) {
-    const pattern = new RegExp(`^${growth.template}-${names.statefulSet}-[0-9]+$`);
-    const mine = pvcs.filter((p) => pattern.test(p.metadata.name)).sort((a, b) => a.metadata.name.localeCompare(b.metadata.name, 'en', { numeric: true }));
+    const wanted = new Set(ordinals.map((i) => pvcName(names, growth.template, i)));
+    const mine = pvcs.filter((p) => wanted.has(p.metadata.name)).sort((a, b) => a.metadata.name.localeCompare(b.metadata.name, 'en', { numeric: true }));
     await ctx.progress('Resizing', `volume ${growth.template}: ${growth.from} → ${growth.to} on ${mine.length} PVC(s)`);
     const want = parseQuantity(growth.to)!;
     for (const pvc of mine) {
       const current = parseQuantity(pvc.spec?.resources?.requests?.storage) ?? 0;
-      if (current > want) throw new Error(`PVC ${pvc.metadata.name} already requests ${pvc.spec.resources.requests.storage}, more than ${growth.to}: storage cannot shrink`);
+      if (current > want) log.info(`PVC ${pvc.metadata.name} already requests ${pvc.spec.resources.requests.storage}, more than ${growth.to}: left as it is`);
       if (current < want) {
         await client.apply({ apiVersion: 'v1', kind: 'PersistentVolumeClaim', metadata: { name: pvc.metadata.name, namespace: document.namespace }, spec: { resources: { requests: { storage: growth.to } } } });
         log.info(`PVC ${pvc.metadata.name}: requested ${growth.to} (was ${pvc.spec.resources.requests.storage})`, { action: 'grow', pvc: pvc.metadata.name });
       }
     }
-    for (const pvc of mine) {
+    for (const pvc of mine.filter((p) => (parseQuantity(p.spec?.resources?.requests?.storage) ?? 0) <= want)) {
       await until(ctx, `PVC ${pvc.metadata.name} to reach ${growth.to} (does its StorageClass allow volume expansion?)`, async () => {
         const live = await client.read(pvcRef(document.namespace, pvc.metadata.name));
         if (!live) throw new Error(`PVC ${pvc.metadata.name} disappeared while growing`);
@@ -122,20 +137,25 @@ export async function growClaims(ctx: OperationContext, claims: readonly ClaimGr
 }
 
 /**
- * Before ordinal `j` joins: its pod must be gone, and PVCs left by a removed member of that ordinal
- * are deleted. etcd refuses to start on a removed member's data ("member removed"), which wedges the
- * most popular etcd charts; the cluster's data lives in its current members (and, with backup, in the
- * snapshot taken before this operation). No other PVC is ever deleted.
+ * Before ordinal `j` joins (above the live replicas): its pod must be gone, and PVCs left by a removed
+ * member of that ordinal are deleted. etcd refuses to start on a removed member's data ("member
+ * removed"), which wedges the most popular etcd charts; the cluster's data lives in its current
+ * members (and, with backup, in the snapshot taken before this operation). No other PVC is ever
+ * deleted: the member list is read again right before, and must still not name the ordinal.
  */
-export async function wipeRemovedMember(ctx: OperationContext, ordinal: number): Promise<void> {
+export async function wipeRemovedMember(ctx: OperationContext, ordinal: number, stillRemoved: () => Promise<boolean>): Promise<void> {
   const { client, document, log } = ctx;
   const names = storeNames(document.spec.name);
   const pod = podName(names, ordinal);
   await until(ctx, `pod ${pod} to be gone before it joins again`, async () =>
     (await client.read(ref('v1', 'Pod', document.namespace, pod))) ? undefined : true);
+  const claims = [];
   for (const t of document.spec.volumeClaimTemplates) {
-    const claim = pvcName(names, t.name, ordinal);
-    if (!(await client.read(pvcRef(document.namespace, claim)))) continue;
+    if (await client.read(pvcRef(document.namespace, pvcName(names, t.name, ordinal)))) claims.push(pvcName(names, t.name, ordinal));
+  }
+  if (claims.length === 0) return;
+  if (!(await stillRemoved())) throw new Error(`member ${pod} appeared in the member list while its PVCs were about to be wiped: stopping`);
+  for (const claim of claims) {
     log.info(`PVC ${claim} holds the data of a member removed from the cluster, which etcd would refuse: deleting it so ${pod} joins with an empty volume`, { action: 'wipe', pvc: claim });
     await client.delete(pvcRef(document.namespace, claim), 'Background');
     await until(ctx, `PVC ${claim} to be deleted`, async () => ((await client.read(pvcRef(document.namespace, claim))) ? undefined : true));
@@ -154,13 +174,17 @@ export async function changeMembership(ctx: OperationContext, endpoints: string[
   const { client, document, log } = ctx;
   const { EtcdMembership, nextMembershipStep } = await import('../engines/etcd-membership');
   const names = storeNames(document.spec.name);
-  const engine = new EtcdEngine(document.spec.engine as any);
+  const engine = new EtcdEngine(document.spec.engine as EtcdEngineSpec);
   const engineContext = { spec: document.spec, names, clusterToken: document.clusterToken, initialClusterState: 'existing' as const, namespace: document.namespace };
   const target = Array.from({ length: document.spec.size }, (_, i) => ({ name: podName(names, i), peerURL: engine.peerURL(engineContext, i, document.namespace) }));
   const stsRef = ref('apps/v1', 'StatefulSet', document.namespace, names.statefulSet);
-  const membership = new EtcdMembership(endpoints);
+  // Long retries (a learner catching up) renew the Lease as they go.
+  const membership: EtcdMembership = new EtcdMembership(endpoints, { onRetry: ctx.keepAlive });
   const ordinalOf = (m: Member) => m.peerURLs.map((u) => ordinalOfPeerURL(u, names)).find((o) => o !== undefined);
-  const show = (members: readonly Member[]) => members.map((m) => `${podName(names, ordinalOf(m) ?? -1)}${m.isLearner ? ' (learner)' : ''}`);
+  const show = (members: readonly Member[]) => members.map((m) => {
+    const ordinal = ordinalOf(m);
+    return `${ordinal === undefined ? m.name || m.id : podName(names, ordinal)}${m.isLearner ? ' (learner)' : ''}`;
+  });
   try {
     for (;;) {
       await ctx.keepAlive();
@@ -181,8 +205,14 @@ export async function changeMembership(ctx: OperationContext, endpoints: string[
       switch (step.action) {
         case 'add-learner': {
           const ordinal = ordinalOfPeerURL(step.peerURL, names)!;
+          if (ordinal < replicas) {
+            // Its pod is part of the StatefulSet but etcd does not list it: removed by hand, or lost.
+            throw new Error(`member ${step.name} is not in the etcd member list, but its pod is one of the StatefulSet's ${replicas}: ` +
+              `replacing a member this way is not automated. Either add it back (etcdctl member add ${step.name} --peer-urls=${step.peerURL}) ` +
+              'or delete its pod and PVCs by hand so it joins afresh on the next run.');
+          }
           await ctx.progress('Scaling', `adding member ${step.name}: ${members.length} → ${members.length + 1} of ${target.length}`, show(members));
-          await wipeRemovedMember(ctx, ordinal);
+          await wipeRemovedMember(ctx, ordinal, async () => !(await membership.list()).some((m) => m.peerURLs.includes(step.peerURL)));
           const added = await membership.addLearner(step.peerURL);
           log.info(`member ${step.name} registered as a learner (id ${added.id}): it cannot affect quorum until promoted`, { action: 'add-learner', member: step.name });
           // The member list now includes it: its pod starts with the list and state `existing`.
@@ -230,33 +260,33 @@ export async function restoreMembers(ctx: OperationContext, store: KVStore, live
   const ns = document.namespace;
   const restore = document.spec.restore!;
   await ctx.progress('Restoring', `restoring ${document.spec.size} member(s) from ${restore.claimName}/${restore.snapshot}`);
+  const id = shortHash(document.spec.name, restore.claimName, restore.snapshot);
+  const prefix = document.spec.name.slice(0, 40);
+  const parts = { spec: document.spec, engine: store.engine, names, namespace: ns, context: store.engineContext! };
+  // Before any member stops: the snapshot must be there and readable.
+  await runJob(ctx, restoreJob(parts, 'check', `${prefix}-check-${id}`), `snapshot ${restore.claimName}/${restore.snapshot} to be checked`);
   if (liveStatefulSet && (liveStatefulSet.spec?.replicas ?? 0) > 0) {
     // Stop every member first; the StatefulSet keeps what it recorded (restored-from unchanged until done).
     const stopped = { ...desiredStatefulSet, metadata: { ...desiredStatefulSet.metadata, annotations: { ...liveStatefulSet.metadata.annotations, ...withoutRestored(desiredStatefulSet.metadata.annotations) } }, spec: { ...desiredStatefulSet.spec, replicas: 0 } };
     await client.apply(stopped);
     log.info(`StatefulSet/${names.statefulSet} scaled to 0 for the restore`, { action: 'stop-members' });
   }
-  const selector = Object.entries(selectorLabels(document.spec.name)).map(([k, v]) => `${k}=${v}`).join(',');
+  const selector = labelSelector(selectorLabels(document.spec.name));
   await until(ctx, 'every member pod to stop before the restore', async () =>
     ((await client.list('v1', 'Pod', ns, selector)).length === 0 ? true : undefined));
-  // The members' PVCs, as the StatefulSet would create them (it adopts them by name).
+  // The members' PVCs, from the StatefulSet's own claim templates (it adopts them by name).
   for (let i = 0; i < document.spec.size; i++) {
-    for (const t of document.spec.volumeClaimTemplates) {
-      const name = pvcName(names, t.name, i);
+    for (const t of desiredStatefulSet.spec.volumeClaimTemplates) {
+      const name = pvcName(names, t.metadata.name, i);
       if (await client.read(pvcRef(ns, name))) continue;
-      await client.create({
-        apiVersion: 'v1', kind: 'PersistentVolumeClaim',
-        metadata: { name, namespace: ns, labels: selectorLabels(document.spec.name) },
-        spec: { accessModes: t.accessModes, ...(t.storageClassName !== undefined ? { storageClassName: t.storageClassName } : {}), resources: { requests: { storage: t.storage } } },
-      });
+      await client.create({ apiVersion: 'v1', kind: 'PersistentVolumeClaim', metadata: { name, namespace: ns, labels: t.metadata.labels }, spec: t.spec });
     }
   }
-  const id = shortHash(document.spec.name, restore.claimName, restore.snapshot);
-  const jobs = Array.from({ length: document.spec.size }, (_, i) =>
-    restoreJob({ spec: document.spec, engine: store.engine, names, namespace: ns, clientPodLabels: store.clientPodLabels, context: store.engineContext! }, i, `${document.spec.name.slice(0, 40)}-restore-${id}-${i}`));
-  for (const job of jobs) if (!(await client.read(jobRef(ns, job.metadata.name)))) await client.create(job);
-  for (const job of jobs) await runJob(ctx, job, `member ${job.metadata.name.split('-').pop()}'s data to be restored`);
-  log.info(`every member's data restored from ${restore.claimName}/${restore.snapshot}`, { action: 'restore', jobs: jobs.map((j) => j.metadata.name) });
+  // One member at a time: every Job mounts the (ReadWriteOnce) backup claim.
+  for (let i = 0; i < document.spec.size; i++) {
+    await runJob(ctx, restoreJob(parts, i, `${prefix}-restore-${id}-${i}`), `member ${podName(names, i)}'s data to be restored`);
+  }
+  log.info(`every member's data restored from ${restore.claimName}/${restore.snapshot}`, { action: 'restore' });
 }
 
 const withoutRestored = (a: Record<string, string> | undefined) =>

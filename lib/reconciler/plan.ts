@@ -36,6 +36,8 @@ export interface Refusal {
   readonly from: unknown;
   readonly to: unknown;
   readonly reason: string;
+  /** False when not even force may make this change. */
+  readonly forceable?: boolean;
 }
 
 export interface Plan {
@@ -110,7 +112,8 @@ function statefulSetRefusals(desired: KubeObject, live: KubeObject, options: Pla
   const growth: ClaimGrowth[] = [];
   const ref = refOf(desired);
   const refusals: Refusal[] = [];
-  const refuse = (field: string, from: unknown, to: unknown, reason: string) => refusals.push({ ref, field, from, to, reason });
+  const refuse = (field: string, from: unknown, to: unknown, reason: string, forceable = true) =>
+    refusals.push({ ref, field, from, to, reason, ...(forceable ? {} : { forceable: false }) });
   const d = desired.spec ?? {};
   const l = live.spec ?? {};
 
@@ -124,7 +127,8 @@ function statefulSetRefusals(desired: KubeObject, live: KubeObject, options: Pla
   if (fromRestore !== toRestore) {
     refuse(`metadata.annotations.${RESTORED_FROM_ANNOTATION}`, fromRestore, toRestore, toRestore
       ? 'restoring replaces the live data with the snapshot\'s: writes since the snapshot are lost (the current data stays on the PVCs, in its own directory)'
-      : 'without restore the members would go back to the data they had before the restore');
+      : 'without restore the members would go back to the data they had before the restore, and could not rejoin the restored cluster; not even force makes this change',
+    !!toRestore);
   }
   if (toEngine === 'etcd' && d.replicas !== l.replicas && !options.replicasManaged) {
     refuse('spec.replicas', l.replicas, d.replicas, 'etcd members must be registered with (or removed from) the cluster one at a time before their pods change: the membership procedure does that');
@@ -166,10 +170,6 @@ function needsRecreate(r: Refusal): boolean {
   return r.field.startsWith('spec.') && r.field !== 'spec.replicas';
 }
 
-/** Whether a refusal is about the data a restore replaces (forcing it runs the restore). */
-export function isRestoreRefusal(r: Refusal): boolean {
-  return r.field === `metadata.annotations.${RESTORED_FROM_ANNOTATION}`;
-}
 
 /** One key per object identity (group, kind, namespace, name), for lookups in linear time. */
 const keyOf = (o: KubeObject) => `${groupKind(o)}|${o.metadata.namespace ?? ''}|${o.metadata.name}`;
@@ -196,7 +196,7 @@ export function plan(desired: readonly KubeObject[], live: readonly KubeObject[]
     }
     if (groupKind(object) === 'StatefulSet.apps') {
       const { refusals: found, growth } = statefulSetRefusals(object, current, options);
-      if (found.length > 0 && !options.force) {
+      if (found.length > 0 && (!options.force || found.some((r) => r.forceable === false))) {
         refusals.push(...found);
         continue;
       }

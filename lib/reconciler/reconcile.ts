@@ -191,12 +191,14 @@ function withSize(document: StoreDocument, size: number): StoreDocument {
   return size === document.spec.size ? document : { ...document, spec: { ...document.spec, size } };
 }
 
-/** The membership change a run has to make, from what is live: the StatefulSet's replicas and operation mark. */
-function membershipChange(document: StoreDocument, liveSts: KubeObject | undefined, restoring: boolean): { from: number; inProgress: boolean } | undefined {
-  if (!liveSts || restoring || document.spec.engine.kind !== 'etcd') return undefined;
-  const from = liveSts.spec?.replicas ?? 0;
-  const inProgress = !!liveSts.metadata.annotations?.[OPERATION_ANNOTATION];
-  return from !== document.spec.size || inProgress ? { from, inProgress } : undefined;
+/**
+ * The membership change a run has to make, from what is live: the StatefulSet's replicas (or, while
+ * it is being re-created, the bootstrap ConfigMap's member count) and its operation mark.
+ */
+function membershipChange(document: StoreDocument, live: { bootstrapped: boolean; size: number; sts?: KubeObject }, restoring: boolean): { from: number; inProgress: boolean } | undefined {
+  if (!live.bootstrapped || restoring || document.spec.engine.kind !== 'etcd' || live.size < 1) return undefined;
+  const inProgress = !!live.sts?.metadata.annotations?.[OPERATION_ANNOTATION];
+  return live.size !== document.spec.size || inProgress ? { from: live.size, inProgress } : undefined;
 }
 
 /**
@@ -211,18 +213,28 @@ export async function reconcileStore(document: StoreDocument, client: KubeClient
   const before = client.counters.mutating;
   const names = storeNames(document.spec.name);
   const stsRef: ObjectRef = { apiVersion: 'apps/v1', kind: 'StatefulSet', namespace: document.namespace, name: names.statefulSet };
+  const bootstrapRef: ObjectRef = { apiVersion: 'v1', kind: 'ConfigMap', namespace: document.namespace, name: names.bootstrapConfig };
   const target = desiredState(document, { initialClusterState: 'existing' });
   const targetSts = target.objects.find((o) => groupKind(o) === 'StatefulSet.apps')!;
   const restoredFrom = targetSts.metadata.annotations?.[RESTORED_FROM_ANNOTATION];
 
-  // Render for what is live: before a membership change finishes, the member list and replicas of
-  // the live size; `existing` once the cluster has been bootstrapped.
-  let liveSts = await client.read(stsRef);
-  const restoring = () => !!restoredFrom && liveSts?.metadata.annotations?.[RESTORED_FROM_ANNOTATION] !== restoredFrom;
+  // What is live decides how to render. The bootstrap ConfigMap outlives a StatefulSet deleted for a
+  // re-create, so a run stopped between the delete and the create still knows the cluster exists,
+  // how many members it has and what it was restored from.
+  let liveSts: KubeObject | undefined;
+  let liveBootstrap: KubeObject | undefined;
+  const readStore = async () => {
+    [liveSts, liveBootstrap] = await Promise.all([client.read(stsRef), client.read(bootstrapRef)]);
+  };
+  await readStore();
+  const bootstrapped = () => !!liveSts || liveBootstrap?.data?.ETCD_INITIAL_CLUSTER_STATE === 'existing';
+  const liveSize = () => liveSts?.spec?.replicas ?? String(liveBootstrap?.data?.ETCD_INITIAL_CLUSTER ?? '').split(',').filter(Boolean).length;
+  const liveRestoredFrom = () => liveSts?.metadata.annotations?.[RESTORED_FROM_ANNOTATION] ?? (liveSts ? undefined : liveBootstrap?.metadata.annotations?.[RESTORED_FROM_ANNOTATION]);
+  const restoring = () => !!restoredFrom && liveRestoredFrom() !== restoredFrom;
   // Marks the StatefulSet while members change, so a run stopped in the middle is resumed.
   const membersMark = `members → ${document.spec.size}`;
   const renderFor = (size: number, operation?: string): DesiredState =>
-    desiredState(withSize(document, size), { initialClusterState: liveSts ? 'existing' : 'new', operation });
+    desiredState(withSize(document, size), { initialClusterState: bootstrapped() ? 'existing' : 'new', operation });
 
   // The ApplySet parent must list every kind the set may still contain until pruning is done, or
   // an interrupted prune would leave objects no later run looks for: apply the union first and the
@@ -236,8 +248,8 @@ export async function reconcileStore(document: StoreDocument, client: KubeClient
     return plan([widened, ...rest], live, { force: options.force, applySetId: desired.applySetId, replicasManaged });
   };
   const planNow = async () => {
-    liveSts = await client.read(stsRef);
-    const change = membershipChange(document, liveSts, restoring());
+    await readStore();
+    const change = membershipChange(document, { bootstrapped: bootstrapped(), size: liveSize(), sts: liveSts }, restoring());
     // A membership change runs around the plan: plan at the live size, change members after.
     const desired = change ? renderFor(change.from, membersMark) : renderFor(document.spec.size);
     return { p: await planFor(desired, restoring()), change, desired };
@@ -273,7 +285,8 @@ export async function reconcileStore(document: StoreDocument, client: KubeClient
     const resizing = p.steps.some((s) => s.action === 'resize');
     if (liveSts && (change || resizing || restoring())) {
       const what = restoring() ? `restore from ${restoredFrom}` : change ? `members ${change.from} → ${document.spec.size}` : 'resize';
-      await snapshotBefore(operation, target.objects, what, `${target.store.specHash}/${liveSts.metadata.uid ?? ''}/${liveSts.metadata.generation ?? 0}`);
+      // Best effort before a restore: it is how a store that cannot answer any more is brought back.
+      await snapshotBefore(operation, target.objects, what, `${target.store.specHash}/${liveSts.metadata.uid ?? ''}/${liveSts.metadata.generation ?? 0}`, { bestEffort: restoring() });
     }
     if (restoring()) {
       await restoreMembers(operation, target.store, liveSts, targetSts);

@@ -135,7 +135,9 @@ describe('plan', () => {
       const restored = desiredFor({ backup, restore: { snapshot: 'orders-1.db' }, reconciler: { image: 'r:1' } });
       const plain = desiredFor({ backup });
       expect(plan(plain.objects, live(restored.objects), { applySetId: plain.applySetId }).refusals)
-        .toEqual([expect.objectContaining({ from: 'orders-backups/orders-1.db', to: undefined, reason: expect.stringMatching(/go back to the data they had before/) })]);
+        .toEqual([expect.objectContaining({ from: 'orders-backups/orders-1.db', to: undefined, reason: expect.stringMatching(/go back to the data they had before/), forceable: false })]);
+      // Not even force: the members could not rejoin the restored cluster.
+      expect(plan(plain.objects, live(restored.objects), { applySetId: plain.applySetId, force: true }).refusals).toHaveLength(1);
     });
 
     test('shrinking storage', () => {

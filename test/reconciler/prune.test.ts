@@ -19,40 +19,53 @@ function file(name: string, minutes: number): void {
 }
 
 describe('pruneSnapshots', () => {
-  test('keeps the newest `keep` of this store\'s snapshots, by time, and nothing else is touched', () => {
+  test('keeps the newest `keep` scheduled snapshots of this store, by time; nothing else is touched', () => {
     // Names sort the other way round from times: time decides.
-    file('orders-backup-c.db', 1);
-    file('orders-backup-b.db', 2);
-    file('orders-backup-a.db', 3);
-    file('orders-pre-1234.db', 4);
-    file('payments-backup-z.db', 0);
-    file('orders-backup-d.db.part', 0);
-    expect(pruneSnapshots(dir, 'orders-', 2)).toEqual(['orders-backup-c.db', 'orders-backup-b.db']);
-    expect(readdirSync(dir).sort()).toEqual(['orders-backup-a.db', 'orders-backup-d.db.part', 'orders-pre-1234.db', 'payments-backup-z.db']);
+    file('orders-backup-300.db', 1);
+    file('orders-backup-200.db', 2);
+    file('orders-backup-100.db', 3);
+    file('orders-pre-1a2b3c4d.db', 0);
+    file('orders-backup-manual.db', 0);
+    file('orders-backup-eu-backup-1.db', 0);
+    file('payments-backup-1.db', 0);
+    file('orders-backup-400.db.part', 0);
+    expect(pruneSnapshots(dir, 'orders-backup-', 1)).toEqual(['orders-backup-300.db', 'orders-backup-200.db']);
+    expect(readdirSync(dir).sort()).toEqual([
+      'orders-backup-100.db', 'orders-backup-400.db.part', 'orders-backup-eu-backup-1.db', 'orders-backup-manual.db', 'orders-pre-1a2b3c4d.db', 'payments-backup-1.db',
+    ]);
+  });
+
+  test('a snapshot a restore reads is kept whatever its age', () => {
+    file('orders-backup-1.db', 1);
+    file('orders-backup-2.db', 2);
+    file('orders-backup-3.db', 3);
+    expect(pruneSnapshots(dir, 'orders-backup-', 1, ['orders-backup-1.db'])).toEqual(['orders-backup-2.db']);
+    expect(readdirSync(dir).sort()).toEqual(['orders-backup-1.db', 'orders-backup-3.db']);
   });
 
   test('fewer snapshots than keep: nothing deleted', () => {
-    file('orders-1.db', 1);
-    expect(pruneSnapshots(dir, 'orders-', 3)).toEqual([]);
-    expect(readdirSync(dir)).toEqual(['orders-1.db']);
+    file('orders-backup-1.db', 1);
+    expect(pruneSnapshots(dir, 'orders-backup-', 3)).toEqual([]);
+    expect(readdirSync(dir)).toEqual(['orders-backup-1.db']);
   });
 
   test('refuses keep 0 (it would delete every snapshot)', () => {
-    file('orders-1.db', 1);
-    expect(() => pruneSnapshots(dir, 'orders-', 0)).toThrow(/--keep must be an integer of at least 1, got 0/);
-    expect(readdirSync(dir)).toEqual(['orders-1.db']);
+    file('orders-backup-1.db', 1);
+    expect(() => pruneSnapshots(dir, 'orders-backup-', 0)).toThrow(/--keep must be an integer of at least 1, got 0/);
+    expect(readdirSync(dir)).toEqual(['orders-backup-1.db']);
   });
 
   test('the CLI: exit 0 and the files pruned; 64 on a missing --keep', async () => {
     const out = jest.spyOn(process.stdout, 'write').mockImplementation(() => true);
     const err = jest.spyOn(process.stderr, 'write').mockImplementation(() => true);
     try {
-      file('orders-1.db', 1);
-      file('orders-2.db', 2);
-      expect(await main(['--prune-snapshots', dir, '--prefix', 'orders-', '--keep', '1'])).toBe(0);
-      expect(readdirSync(dir)).toEqual(['orders-2.db']);
-      expect(await main(['--prune-snapshots', dir, '--prefix', 'orders-'])).toBe(64);
-      expect(readdirSync(dir)).toEqual(['orders-2.db']);
+      file('orders-backup-1.db', 1);
+      file('orders-backup-2.db', 2);
+      file('orders-backup-3.db', 3);
+      expect(await main(['--prune-snapshots', dir, '--prefix', 'orders-backup-', '--keep', '1', '--keep-file', 'orders-backup-1.db'])).toBe(0);
+      expect(readdirSync(dir).sort()).toEqual(['orders-backup-1.db', 'orders-backup-3.db']);
+      expect(await main(['--prune-snapshots', dir, '--prefix', 'orders-backup-'])).toBe(64);
+      expect(readdirSync(dir).sort()).toEqual(['orders-backup-1.db', 'orders-backup-3.db']);
     } finally {
       out.mockRestore();
       err.mockRestore();

@@ -65,7 +65,8 @@
 // 1), Job suspend, podFailurePolicy, ttlSecondsAfterFinished, CronJob schedules, concurrencyPolicy and
 // history limits, ControllerRevision objects, maxUnavailable, the StatefulSet `ordinals` field,
 // StorageClasses (allowVolumeExpansion is not checked, every claim binds), ReadWriteOnce exclusivity,
-// Services' endpoints, events, in-cluster API access from pods, and namespaces other than the one given.
+// Services' endpoints, NetworkPolicy (not enforced: every pod reaches every other), events, in-cluster
+// API access from pods, and namespaces other than the one given.
 // Every process is started through the pod runner and stopped by PID in stop(), pass or fail.
 import { randomBytes } from 'crypto';
 import { join, resolve } from 'path';
