@@ -3,7 +3,7 @@ import { k8s } from 'cdk8s-plus-28';
 import { restrictedContainerSecurity } from './pod-security';
 import { backupCronJobName } from './backup';
 import { ETCD_MAX_SIZE } from './engines/etcd';
-import { podName, pvcName, StoreNames } from './names';
+import { claimOrdinals, podName, pvcName, StoreNames } from './names';
 import type { KVStoreSpec } from './spec';
 
 /** The kinds of store objects the reconciler applies and prunes, with their API groups. */
@@ -34,12 +34,13 @@ export function storeRules(o: { store: StoreNames; spec: KVStoreSpec; lease: str
   // Volumes: grown in place (every ordinal a store of this engine can have had), the backup claim
   // applied; with etcd, a removed member's claims deleted when its ordinal joins again, after its
   // pod is gone. Restore creates the members' claims and reads which pods still run.
-  const ordinals = Array.from({ length: Math.max(o.spec.size, etcd ? ETCD_MAX_SIZE : 0) }, (_, i) => i);
-  const claims = o.spec.volumeClaimTemplates.flatMap((t) => ordinals.map((i) => pvcName(o.store, t.name, i)));
+  const ordinals = claimOrdinals(o.spec.size, etcd ? ETCD_MAX_SIZE : 0);
+  const claims = o.spec.volumeClaimTemplates.flatMap((t) => ordinals.map((i) => pvcName(o.store, t.name, i))).sort();
   const backupClaim = o.spec.backup?.storage !== undefined ? [o.spec.backup.claimName] : [];
   const claimCreate = backupClaim.length > 0 || !!o.spec.restore;
   rules.push({ apiGroups: [''], resources: ['persistentvolumeclaims'], verbs: claimCreate ? ['create', 'list'] : ['list'] });
-  rules.push({ apiGroups: [''], resources: ['persistentvolumeclaims'], resourceNames: [...claims, ...backupClaim].sort(), verbs: etcd ? ['delete', 'get', 'patch'] : ['get', 'patch'] });
+  rules.push({ apiGroups: [''], resources: ['persistentvolumeclaims'], resourceNames: claims, verbs: etcd ? ['delete', 'get', 'patch'] : ['get', 'patch'] });
+  if (backupClaim.length > 0) rules.push({ apiGroups: [''], resources: ['persistentvolumeclaims'], resourceNames: backupClaim, verbs: ['get', 'patch'] });
   if (etcd) rules.push({ apiGroups: [''], resources: ['pods'], resourceNames: ordinals.map((i) => podName(o.store, i)), verbs: ['get'] });
   if (o.spec.restore) rules.push({ apiGroups: [''], resources: ['pods'], verbs: ['list'] });
   // The backup CronJob: applied while backup is on, pruned (list, delete) once it is turned off.
