@@ -12,3 +12,4 @@ export * from './version';
 export * from './crd';
 export * from './kv-store-operator';
 export * from './pod-security';
+export * from './backup';
