@@ -238,9 +238,9 @@ describeWithEtcd(`cluster simulator with etcd ${ETCD_VERSION}`, () => {
     await objects.create({ ...ref('v1', 'PersistentVolumeClaim', 'backup'), spec: { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: '1Gi' } } } });
     const dir = sim!.claimDir('backup');
     mkdirSync(dir);
-    writeFileSync(join(dir, 'snap-old.db'), 'old');
-    utimesSync(join(dir, 'snap-old.db'), new Date(Date.now() - 60_000), new Date(Date.now() - 60_000));
-    writeFileSync(join(dir, 'snap-new.db'), 'new');
+    writeFileSync(join(dir, 'snap-1.db'), 'old');
+    utimesSync(join(dir, 'snap-1.db'), new Date(Date.now() - 60_000), new Date(Date.now() - 60_000));
+    writeFileSync(join(dir, 'snap-2.db'), 'new');
 
     await objects.create(job('prune', { backoffLimit: 0 }, [{
       name: 'prune', image: 'registry.example.com/kvstore-reconciler:test', args: ['--prune-snapshots', '/backup', '--prefix', 'snap-', '--keep', '1'],
@@ -249,7 +249,7 @@ describeWithEtcd(`cluster simulator with etcd ${ETCD_VERSION}`, () => {
     const finished = await sim!.waitForJob('prune');
 
     expect(finished.status.conditions.map((c: any) => [c.type, c.reason])).toEqual([['Complete', 'CompletionsReached']]);
-    expect(readdirSync(dir)).toEqual(['snap-new.db']);
+    expect(readdirSync(dir)).toEqual(['snap-2.db']);
   });
 
   test('a killed etcd is restarted in its pod (restartCount 1, same data); a changed ConfigMap reaches the restart, not the running process', async () => {
