@@ -224,7 +224,9 @@ export async function reconcileStore(document: StoreDocument, client: KubeClient
   let liveSts: KubeObject | undefined;
   let liveBootstrap: KubeObject | undefined;
   const readStore = async () => {
-    [liveSts, liveBootstrap] = await Promise.all([client.read(stsRef), client.read(bootstrapRef)]);
+    // Only etcd stores have one (and only theirs may the reconciler read).
+    const etcd = document.spec.engine.kind === 'etcd';
+    [liveSts, liveBootstrap] = await Promise.all([client.read(stsRef), etcd ? client.read(bootstrapRef) : undefined]);
   };
   await readStore();
   const bootstrapped = () => !!liveSts || liveBootstrap?.data?.ETCD_INITIAL_CLUSTER_STATE === 'existing';

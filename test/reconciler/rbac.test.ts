@@ -4,7 +4,7 @@
 // than those (resource, verb) pairs is granted. The membership-only grants (a removed member's pod
 // read and PVC deleted) need running etcd members: test/reconciler/day2.test.ts checks those.
 import { Chart, Testing } from 'cdk8s';
-import { KVStore, KVStoreProps } from '../../lib';
+import { Engine, KVStore, KVStoreProps } from '../../lib';
 import { KubeClient } from '../../lib/reconciler/client';
 import { Log } from '../../lib/reconciler/log';
 import { reconcileStore } from '../../lib/reconciler/reconcile';
@@ -129,4 +129,35 @@ test('every request of GitOps-mode runs is allowed by that run\'s bundle Role, a
   const used = new Set(accesses.map((a) => `${a.group}|${a.resource}|${a.verb}`));
   const membershipOnly = ['|pods|get', '|persistentvolumeclaims|delete'];
   expect([...granted].filter((g) => !used.has(g) && !membershipOnly.includes(g))).toEqual([]);
+});
+
+test('a custom-engine store: every request of create, no-op and resize is allowed by its Role', async () => {
+  const props: KVStoreProps = { engine: Engine.custom({ clientPort: 6379 }), containerImage: 'redis:7', size: 2, reconciler: { image: 'r:1' } };
+  const bundle = (extra: KVStoreProps = {}) => {
+    const chart = new Chart(Testing.app(), 'c', { namespace: NS, disableResourceNameHashes: true });
+    const store = new KVStore(chart, 'orders', { ...props, ...extra });
+    return { rules: find(synth(chart), 'Role').rules as any[], document: store.document };
+  };
+  const client = new KubeClient(server.kubeConfig(), { baseDelayMs: 5 });
+  const log = new Log(false, () => undefined);
+  for (let i = 0; i < 2; i++) {
+    server.put({ apiVersion: 'v1', kind: 'PersistentVolumeClaim', metadata: { name: `data-orders-${i}`, namespace: NS, labels: { 'app.kubernetes.io/name': 'kvstore', 'app.kubernetes.io/instance': 'orders' } }, spec: { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: '10Gi' } } }, status: { phase: 'Bound', capacity: { storage: '10Gi' } } } as any);
+  }
+  const denied: Access[] = [];
+  // The claims exist already (the StatefulSet controller made them): applying to them is a patch.
+  const seen = new Set<string>(['persistentvolumeclaims|data-orders-0', 'persistentvolumeclaims|data-orders-1']);
+  let cursor = server.requests.length;
+  for (const extra of [{}, {}, { storageSize: '20Gi' }] as KVStoreProps[]) {
+    const { rules, document } = bundle(extra);
+    await reconcileStore(document, client, log, { holder: 'job', pollMs: 20 });
+    for (const r of server.requests.slice(cursor)) {
+      if (r.discovery) continue;
+      for (const a of accessOf(r, (p) => seen.has(`${p.resource}|${p.name}`))) if (!allowed(rules, a)) denied.push(a);
+      const m = /\/([^/]+)\/([^/]+)$/.exec(r.path);
+      if (m && ['PATCH', 'POST', 'PUT'].includes(r.method)) seen.add(`${m[1]}|${m[2]}`);
+    }
+    cursor = server.requests.length;
+  }
+  expect(denied).toEqual([]);
+  expect((server.get('v1', 'PersistentVolumeClaim', NS, 'data-orders-1') as any).spec.resources.requests.storage).toBe('20Gi');
 });
