@@ -278,3 +278,40 @@ describe('EtcdEngine validation', () => {
     );
   });
 });
+
+describe('EtcdEngine snapshots', () => {
+  const backup = { pruneImage: 'r:1' };
+  const restoring = (version: string) => {
+    const engine = etcd({ version });
+    const spec = resolve(engine, { backup, restore: { snapshot: 'orders-backup-1.db' }, volumeClaimTemplates: [{ name: 'data' }, { name: 'wal', storage: '1Gi' }] }).spec;
+    return { engine, ctx: context(spec, { namespace: 'prod', initialClusterState: 'existing' }) };
+  };
+
+  test('save: etcdctl against the endpoint, with room for a large database', () => {
+    const c = etcd().snapshots.save('orders.prod.svc.cluster.local:2379', '/backups/x.db');
+    expect([...c.command, ...c.args]).toEqual(['/usr/local/bin/etcdctl', '--endpoints=http://orders.prod.svc.cluster.local:2379', '--dial-timeout=10s', '--command-timeout=10m', 'snapshot', 'save', '/backups/x.db']);
+  });
+
+  test.each([['3.4.23', '/usr/local/bin/etcdctl'], ['3.5.21', '/usr/local/bin/etcdctl'], ['3.6.1', '/usr/local/bin/etcdutl']])('etcd %s restores and checks with %s', (version, tool) => {
+    const { engine, ctx } = restoring(version);
+    expect(engine.snapshots.check('/backups/s.db').command).toEqual([tool]);
+    const r = engine.snapshots.restore(ctx, 1, '/backups/s.db');
+    expect(r.command).toEqual([tool]);
+    expect(r.env.map((e) => e.name)).toEqual(tool.endsWith('etcdctl') ? ['ETCDCTL_API'] : []);
+  });
+
+  test('restore lays member i out where the container reads, with the members\' list and a token of its own', () => {
+    const { engine, ctx } = restoring('3.4.23');
+    const args = engine.snapshots.restore(ctx, 1, '/backups/s.db').args;
+    const container = engine.container(ctx).args!;
+    expect(args.slice(0, 3)).toEqual(['snapshot', 'restore', '/backups/s.db']);
+    expect(flag(args, 'name')).toEqual(['orders-1']);
+    expect(flag(args, 'data-dir')).toEqual(flag(container, 'data-dir'));
+    expect(flag(args, 'wal-dir')).toEqual(flag(container, 'wal-dir'));
+    expect(flag(args, 'data-dir')[0]).toMatch(/^\/var\/lib\/kvstore\/data\/etcd-restore-[0-9a-f]{8}$/);
+    expect(flag(args, 'initial-cluster-token')).toEqual(flag(container, 'initial-cluster-token'));
+    expect(flag(args, 'initial-cluster-token')[0]).not.toBe(TOKEN);
+    expect(flag(args, 'initial-advertise-peer-urls')).toEqual(['http://orders-1.orders-peers.prod.svc.cluster.local:2380']);
+    expect(flag(args, 'initial-cluster')[0].split(',')).toHaveLength(3);
+  });
+});
