@@ -46,7 +46,9 @@ export async function until<T>(ctx: OperationContext, what: string, check: () =>
   }
 }
 
-/** A Job's outcome: true when it succeeded, false while running; throws when it failed for good. */
+const jobFailed = (job: KubeObject | undefined) => (job?.status?.conditions ?? []).some((c: any) => c.type === 'Failed' && c.status === 'True');
+
+/** A Job's outcome: true when it succeeded, undefined while it runs; throws when it failed for good. */
 function jobDone(job: KubeObject | undefined): boolean | undefined {
   if (!job) return undefined;
   const failed = (job.status?.conditions ?? []).find((c: any) => c.type === 'Failed' && c.status === 'True');
@@ -54,11 +56,20 @@ function jobDone(job: KubeObject | undefined): boolean | undefined {
   return (job.status?.succeeded ?? 0) >= 1 ? true : undefined;
 }
 
-/** Creates a Job unless it exists (a re-run finds the one an earlier run created) and waits for it. */
-async function runJob(ctx: OperationContext, job: KubeObject, what: string): Promise<void> {
-  const jr = jobRef(ctx.document.namespace, job.metadata.name);
-  if (!(await ctx.client.read(jr))) await ctx.client.create(job);
-  await until(ctx, `${what} (Job ${job.metadata.name})`, async () => jobDone(await ctx.client.read(jr)));
+/**
+ * Creates a Job unless it exists (a re-run finds the one an earlier run created) and waits for it.
+ * With `retryFailed`, a Job of that name that failed stays (the reconciler may not delete Jobs) and
+ * the attempt runs as `<name>-1`, `-2`, `-3`.
+ */
+async function runJob(ctx: OperationContext, job: KubeObject, what: string, options: { retryFailed?: boolean } = {}): Promise<string> {
+  let name = job.metadata.name;
+  for (let attempt = 1; options.retryFailed && attempt <= 3 && jobFailed(await ctx.client.read(jobRef(ctx.document.namespace, name))); attempt++) {
+    name = `${job.metadata.name}-${attempt}`;
+  }
+  const jr = jobRef(ctx.document.namespace, name);
+  if (!(await ctx.client.read(jr))) await ctx.client.create({ ...job, metadata: { ...job.metadata, name } });
+  await until(ctx, `${what} (Job ${name})`, async () => jobDone(await ctx.client.read(jr)));
+  return name;
 }
 
 const shortHash = (...parts: string[]) => createHash('sha256').update(parts.join('\0')).digest('hex').slice(0, 8);
@@ -74,16 +85,11 @@ export async function snapshotBefore(ctx: OperationContext, desired: readonly Ku
   if (!document.spec.backup || !cronJob) return;
   const claim = desired.find((o) => o.kind === 'PersistentVolumeClaim' && o.metadata.name === document.spec.backup!.claimName);
   if (claim && !(await client.read(pvcRef(document.namespace, claim.metadata.name)))) await client.apply(claim);
-  // A failed Job stays (the reconciler may not delete Jobs): the next attempt gets the next name.
   const base = `${document.spec.name}-pre-${shortHash(operation, key)}`;
-  let name = base;
-  for (let attempt = 1; jobFailed(await client.read(jobRef(document.namespace, name))); attempt++) {
-    if (attempt > 3) break;
-    name = `${base}-${attempt}`;
-  }
   await ctx.progress('BackingUp', `snapshot before ${operation}`);
+  let name: string;
   try {
-    await runJob(ctx, jobFromCronJob(cronJob as any, name, { 'kvstore.cdk8s-kvstore.io/before': operation }), `the snapshot before ${operation}`);
+    name = await runJob(ctx, jobFromCronJob(cronJob as any, base, { 'kvstore.cdk8s-kvstore.io/before': operation }), `the snapshot before ${operation}`, { retryFailed: true });
   } catch (e) {
     if (!options.bestEffort) throw new Error(`${(e as Error).message}; nothing was changed (the next run tries a new snapshot)`);
     ctx.log.info(`no snapshot before ${operation} (${(e as Error).message}): going on, as a restore must work when the cluster cannot answer`, { action: 'snapshot-skipped' });
@@ -91,8 +97,6 @@ export async function snapshotBefore(ctx: OperationContext, desired: readonly Ku
   }
   ctx.log.info(`snapshot before ${operation} saved by Job ${name}`, { action: 'snapshot', job: name });
 }
-
-const jobFailed = (job: KubeObject | undefined) => (job?.status?.conditions ?? []).some((c: any) => c.type === 'Failed' && c.status === 'True');
 
 /** The ordinal a member's peer URL names (`http://<sts>-<i>.<headless>...`), if it is one of ours. */
 export function ordinalOfPeerURL(url: string, names: StoreNames): number | undefined {
@@ -264,7 +268,7 @@ export async function restoreMembers(ctx: OperationContext, store: KVStore, live
   const prefix = document.spec.name.slice(0, 40);
   const parts = { spec: document.spec, engine: store.engine, names, namespace: ns, context: store.engineContext! };
   // Before any member stops: the snapshot must be there and readable.
-  await runJob(ctx, restoreJob(parts, 'check', `${prefix}-check-${id}`), `snapshot ${restore.claimName}/${restore.snapshot} to be checked`);
+  await runJob(ctx, restoreJob(parts, 'check', `${prefix}-check-${id}`), `snapshot ${restore.claimName}/${restore.snapshot} to be checked`, { retryFailed: true });
   if (liveStatefulSet && (liveStatefulSet.spec?.replicas ?? 0) > 0) {
     // Stop every member first; the StatefulSet keeps what it recorded (restored-from unchanged until done).
     const stopped = { ...desiredStatefulSet, metadata: { ...desiredStatefulSet.metadata, annotations: { ...liveStatefulSet.metadata.annotations, ...withoutRestored(desiredStatefulSet.metadata.annotations) } }, spec: { ...desiredStatefulSet.spec, replicas: 0 } };

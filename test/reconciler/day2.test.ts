@@ -256,6 +256,9 @@ describeWithEtcd('backup and restore through the reconciler', () => {
     await expect(reconcileOnce(api, sim, missing, { force: true, rolloutTimeoutMs: 60_000 })).rejects.toThrow(/Job kv-check-[0-9a-f]{8} failed/);
     expect(sts().spec.replicas).toBe(3);
     expect(sim.pids('kv')).toEqual(pids);
+    // The failed check Job stays; the next run checks again under a new name.
+    await expect(reconcileOnce(api, sim, missing, { force: true, rolloutTimeoutMs: 60_000 })).rejects.toThrow(/Job kv-check-[0-9a-f]{8}-1 failed/);
+    expect(sim.pids('kv')).toEqual(pids);
   });
 
   test('retention: each backup Job prunes all but the newest `keep` snapshots', async () => {
