@@ -6,7 +6,7 @@ import { k8s } from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
 import { EngineCommand, EngineContext, IEngine } from './engines/types';
 import { pvcName, StoreNames } from './names';
-import { restrictedContainerSecurity } from './pod-security';
+import { restrictedContainerSecurity, restrictedPodSecurity } from './pod-security';
 import type { KVStoreSpec } from './spec';
 
 /** Where snapshot volumes are mounted in backup and restore pods. */
@@ -45,14 +45,14 @@ function envOf(c: EngineCommand): k8s.EnvVar[] {
   return c.env.map((e) => ({ name: e.name, value: e.value }));
 }
 
-function podSecurity(spec: KVStoreSpec): k8s.PodSecurityContext {
+/** The pod spec of the store's one-shot Jobs: run once, no API token, no service links, restricted. */
+function oneShotPod(spec: KVStoreSpec, pod: Pick<k8s.PodSpec, 'initContainers' | 'containers' | 'volumes'>): k8s.PodSpec {
   return {
-    runAsNonRoot: true,
-    runAsUser: spec.runAsUser,
-    runAsGroup: spec.runAsUser,
-    fsGroup: spec.runAsUser,
-    fsGroupChangePolicy: 'OnRootMismatch',
-    seccompProfile: { type: 'RuntimeDefault' },
+    restartPolicy: 'Never',
+    automountServiceAccountToken: false,
+    enableServiceLinks: false,
+    securityContext: restrictedPodSecurity(spec.runAsUser),
+    ...pod,
   };
 }
 
@@ -69,11 +69,7 @@ export function backupPodTemplate(parts: PodParts, clientEndpoint: string): k8s.
   return {
     // The store's NetworkPolicy admits pods with this label to the client port.
     metadata: { labels: { [STORE_LABEL]: spec.name } },
-    spec: {
-      restartPolicy: 'Never',
-      automountServiceAccountToken: false,
-      enableServiceLinks: false,
-      securityContext: podSecurity(spec),
+    spec: oneShotPod(spec, {
       initContainers: [{
         name: 'snapshot',
         image: spec.image,
@@ -100,7 +96,7 @@ export function backupPodTemplate(parts: PodParts, clientEndpoint: string): k8s.
         { name: 'backups', persistentVolumeClaim: { claimName: backup.claimName } },
         { name: 'tmp', emptyDir: {} },
       ],
-    },
+    }),
   };
 }
 
@@ -173,11 +169,7 @@ export function restoreJob(parts: PodParts & { readonly namespace: string; reado
       backoffLimit: 2,
       template: {
         metadata: { labels: { [STORE_LABEL]: spec.name } },
-        spec: {
-          restartPolicy: 'Never',
-          automountServiceAccountToken: false,
-          enableServiceLinks: false,
-          securityContext: podSecurity(spec),
+        spec: oneShotPod(spec, {
           containers: [{
             name: ordinal === 'check' ? 'check' : 'restore',
             image: spec.image,
@@ -197,7 +189,7 @@ export function restoreJob(parts: PodParts & { readonly namespace: string; reado
             ...claims.map((t) => ({ name: t.name, persistentVolumeClaim: { claimName: t.claim } })),
             { name: 'tmp', emptyDir: {} },
           ],
-        },
+        }),
       },
     },
   };

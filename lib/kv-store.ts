@@ -6,10 +6,10 @@ import { Engine } from './engines/engine';
 import { EngineContext, IEngine, POD_ENV } from './engines/types';
 import { STORE_LABEL, StoreBackup } from './backup';
 import { clusterToken, selectorLabels, StoreNames, storeNames } from './names';
-import { restrictedContainerSecurity } from './pod-security';
+import { restrictedContainerSecurity, restrictedPodSecurity } from './pod-security';
 import { ReconcilerBundle, ReconcilerOptions } from './reconciler-bundle';
 import {
-  AccessMode, KVStoreSpec, KVStoreSpecInput, normalizeSpec, ProbeSpec, ResourcesSpec, RestoreSpec, SpecError, specHash, StoreDocument,
+  AccessMode, KVStoreSpec, KVStoreSpecInput, normalizeSpec, BackupSpecInput, ProbeSpec, ResourcesSpec, RestoreSpec, RestoreSpecInput, SpecError, specHash, StoreDocument,
 } from './spec';
 
 /** What happens to PVCs when the store shrinks or is deleted. */
@@ -168,30 +168,10 @@ export interface KVStoreProps {
   readonly restore?: RestoreOptions;
 }
 
-export interface BackupOptions {
-  /** @default '0 * * * *' (hourly) */
-  readonly schedule?: string;
-  /** Snapshots kept. @default 24 */
-  readonly keep?: number;
-  /** Size of the backup PVC the construct creates. @default - the store's storageSize (none with claimName) */
-  readonly storage?: string;
-  /** @default - the store's storageClassName */
-  readonly storageClassName?: string;
-  /**
-   * The backup PVC's name. Without `storage` it names an existing PVC the construct does not create.
-   * @default '<name>-backups', created
-   */
-  readonly claimName?: string;
-  /** The image that prunes old snapshots: this package's reconciler image. @default - the reconciler's image */
-  readonly pruneImage?: string;
-}
-
-export interface RestoreOptions {
-  /** The snapshot's file name in the claim (as the backup CronJob wrote it: `<store>-<job>.db`). */
-  readonly snapshot: string;
-  /** The PVC holding it. @default - this store's backup claim */
-  readonly claimName?: string;
-}
+/** Backup settings (the same data a KVStore resource carries). */
+export type BackupOptions = BackupSpecInput;
+/** Restore settings (the same data a KVStore resource carries). */
+export type RestoreOptions = RestoreSpecInput;
 
 const RESOLVED = Symbol('kvstore.resolved');
 const restoredFrom = (r: RestoreSpec) => `${r.claimName}/${r.snapshot}`;
@@ -445,14 +425,7 @@ export class KVStore extends Construct {
             // Service links would inject <NAME>_PORT_* variables, which etcd rejects as unknown
             // ETCD_* flags when the store is named etcd.
             enableServiceLinks: false,
-            securityContext: {
-              runAsNonRoot: true,
-              runAsUser: spec.runAsUser,
-              runAsGroup: spec.runAsUser,
-              fsGroup: spec.runAsUser,
-              fsGroupChangePolicy: 'OnRootMismatch',
-              seccompProfile: { type: 'RuntimeDefault' },
-            },
+            securityContext: restrictedPodSecurity(spec.runAsUser),
             ...(affinity ? { affinity } : {}),
             ...(spec.topologySpreadConstraints.length ? {
               topologySpreadConstraints: spec.topologySpreadConstraints.map((c) => ({

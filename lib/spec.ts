@@ -202,15 +202,38 @@ export interface KVStoreSpecInput {
   };
   readonly runAsUser?: number;
   readonly nodeSelector?: Record<string, string>;
-  readonly backup?: {
-    readonly schedule?: string;
-    readonly keep?: number;
-    readonly storage?: string;
-    readonly storageClassName?: string;
-    readonly claimName?: string;
-    readonly pruneImage?: string;
-  };
-  readonly restore?: { readonly snapshot: string; readonly claimName?: string };
+  readonly backup?: BackupSpecInput;
+  readonly restore?: RestoreSpecInput;
+}
+
+/** Scheduled snapshots, as a user writes them. */
+export interface BackupSpecInput {
+  /** @default '0 * * * *' (hourly) */
+  readonly schedule?: string;
+  /** Snapshots kept. @default 24 */
+  readonly keep?: number;
+  /** Size of the backup PVC the construct creates. @default - the store's storageSize (none with claimName) */
+  readonly storage?: string;
+  /** @default - the store's storageClassName */
+  readonly storageClassName?: string;
+  /**
+   * The backup PVC's name. Without `storage` it names an existing PVC the construct does not create.
+   * @default '<name>-backups', created
+   */
+  readonly claimName?: string;
+  /**
+   * The image that prunes old snapshots: this package's reconciler image.
+   * @default - the construct's reconciler image; required otherwise
+   */
+  readonly pruneImage?: string;
+}
+
+/** A restore, as a user writes it. */
+export interface RestoreSpecInput {
+  /** The snapshot's file name in the claim (the backup CronJob writes `<store>-backup-<n>.db`). */
+  readonly snapshot: string;
+  /** The PVC holding it. @default - this store's backup claim */
+  readonly claimName?: string;
 }
 
 /** What the engine contributes to the defaults. */
@@ -489,7 +512,7 @@ export function backupClaimName(storeName: string): string {
   return `${storeName}-backups`;
 }
 
-function normalizeBackup(input: KVStoreSpecInput, b: NonNullable<KVStoreSpecInput['backup']>, storageSize: string): BackupSpec {
+function normalizeBackup(input: KVStoreSpecInput, b: BackupSpecInput, storageSize: string): BackupSpec {
   const issues: SpecIssue[] = [];
   if (b.pruneImage === undefined) {
     issues.push({ field: 'backup.pruneImage', value: undefined, allowed: 'set to the kvstore reconciler image (or set reconciler, whose image is the default)', reason: 'it deletes the snapshots beyond backup.keep' });

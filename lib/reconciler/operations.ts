@@ -46,12 +46,14 @@ export async function until<T>(ctx: OperationContext, what: string, check: () =>
   }
 }
 
-const jobFailed = (job: KubeObject | undefined) => (job?.status?.conditions ?? []).some((c: any) => c.type === 'Failed' && c.status === 'True');
+/** The Job's Failed condition, once it has failed for good. */
+const failedCondition = (job: KubeObject | undefined) => (job?.status?.conditions ?? []).find((c: any) => c.type === 'Failed' && c.status === 'True');
+const jobFailed = (job: KubeObject | undefined) => !!failedCondition(job);
 
 /** A Job's outcome: true when it succeeded, undefined while it runs; throws when it failed for good. */
 function jobDone(job: KubeObject | undefined): boolean | undefined {
   if (!job) return undefined;
-  const failed = (job.status?.conditions ?? []).find((c: any) => c.type === 'Failed' && c.status === 'True');
+  const failed = failedCondition(job);
   if (failed) throw new Error(`Job ${job.metadata.name} failed: ${failed.reason ?? ''} ${failed.message ?? ''}`.trim());
   return (job.status?.succeeded ?? 0) >= 1 ? true : undefined;
 }

@@ -7,7 +7,7 @@ import { KubeClient } from './client';
 import { DesiredState, desiredState } from './desired';
 import { acquireLease, leaseKeeper, releaseLease } from './lease';
 import { Log } from './log';
-import { changeMembership, growClaims, OperationContext, restoreMembers, snapshotBefore } from './operations';
+import { changeMembership, growClaims, OperationContext, restoreMembers, sleep, snapshotBefore, until } from './operations';
 import { formatPlan, Plan, plan, Step } from './plan';
 import { describeRef, groupKind, KubeObject, ObjectRef, refOf } from './types';
 
@@ -56,8 +56,6 @@ export class RefusedError extends Error {
     this.name = 'RefusedError';
   }
 }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** The API versions the reconciler lists group kinds at (those a store can contain). */
 const LISTABLE: Record<string, { apiVersion: string; kind: string }> = {
@@ -126,16 +124,10 @@ interface Context {
 
 /** Delete with orphan propagation (pods keep running, PVCs stay), wait until gone, create again: it adopts the pods. */
 async function recreate(ctx: Context, object: KubeObject): Promise<void> {
-  const { client, options } = ctx;
   const ref = refOf(object);
-  await client.delete(ref, 'Orphan');
-  const deadline = Date.now() + (options.rolloutTimeoutMs ?? 600_000);
-  while (await client.read(ref)) {
-    await ctx.keepAlive();
-    if (Date.now() > deadline) throw new Error(`${describeRef(ref)} was not deleted in time`);
-    await sleep(options.pollMs ?? 1000);
-  }
-  await client.apply(object);
+  await ctx.client.delete(ref, 'Orphan');
+  await until(ctx.operation, `${describeRef(ref)} to be deleted`, async () => ((await ctx.client.read(ref)) ? undefined : true));
+  await ctx.client.apply(object);
 }
 
 async function waitRollout({ client, options, log, keepAlive }: Context, ref: ObjectRef): Promise<void> {
@@ -254,7 +246,7 @@ export async function reconcileStore(document: StoreDocument, client: KubeClient
     const change = membershipChange(document, { bootstrapped: bootstrapped(), size: liveSize(), sts: liveSts }, restoring());
     // A membership change runs around the plan: plan at the live size, change members after.
     const desired = change ? renderFor(change.from, membersMark) : renderFor(document.spec.size);
-    return { p: await planFor(desired, restoring()), change, desired };
+    return { p: await planFor(desired, restoring()), change };
   };
 
   let { p, change } = await planNow();
