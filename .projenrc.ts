@@ -2,6 +2,9 @@
 // Change this file and run `npx projen`; never edit the generated files by hand.
 import { javascript, typescript } from 'projen';
 
+/** What the reconciler entry (`cdk8s-kvstore/reconciler`) needs at run time beyond the construct entry. */
+const RECONCILER_PEERS = ['@kubernetes/client-node@^1.4.0', 'etcd3@^1.1.2', 'cockatiel@^3.1.1'];
+
 const project = new typescript.TypeScriptProject({
   name: 'cdk8s-kvstore',
   description: 'A cdk8s construct library for replicated key-value stores (etcd by default) on Kubernetes',
@@ -25,9 +28,22 @@ const project = new typescript.TypeScriptProject({
   entrypointTypes: 'build/lib/index.d.ts',
   sampleCode: false,
 
-  deps: ['ajv@^8.17.1', 'yaml@^2.8.0', '@kubernetes/client-node@^1.4.0', 'etcd3@^1.1.2', 'cockatiel@^3.1.1'],
-  peerDeps: ['cdk8s@^2.70.106', 'cdk8s-plus-28@^2.5.6', 'constructs@^10.8.1'],
+  // The construct entry needs nothing but cdk8s: no runtime dependencies. The reconciler entry's runtime
+  // (Kubernetes client, etcd client, retries) are optional peers: installed by the reconciler image and
+  // by whoever runs kvstore-reconcile, never by an app that only synthesizes.
+  deps: [],
+  peerDeps: [
+    'cdk8s@^2.70.106', 'cdk8s-plus-28@^2.5.6', 'constructs@^10.8.1',
+    ...RECONCILER_PEERS,
+  ],
+  peerDependencyOptions: { pinnedDevDependency: false },
   devDeps: [
+    ...RECONCILER_PEERS,
+    // Build time only: the spec validator is compiled ahead (scripts/spec-validator.ts); yaml is for tests.
+    'ajv@^8.17.1',
+    'yaml@^2.8.0',
+    'typedoc@^0.28.9',
+    'typedoc-plugin-markdown@^4.14.1',
     'cdk8s@2.70.106',
     'cdk8s-plus-28@2.5.6',
     'constructs@10.8.1',
@@ -98,7 +114,14 @@ project.tsconfigDev.addInclude('bench/**/*.ts');
 
 // jest 30 pulls unrs-resolver; a lockfile made here only installs with this version.
 project.package.addField('overrides', { 'unrs-resolver': '1.12.2' });
-project.package.addField('files', ['build/lib/**/*.js', 'build/lib/**/*.d.ts', 'build/apps/reconcile.js', 'README.md', 'LICENSE']);
+project.package.addField('files', ['build/lib/**/*.js', 'build/lib/**/*.d.ts', 'build/apps/reconcile.js', 'README.md', 'API.md', 'LICENSE']);
+project.package.addField('peerDependenciesMeta', Object.fromEntries(RECONCILER_PEERS.map((p) => [p.slice(0, p.lastIndexOf('@')), { optional: true }])));
+// Two entries: the construct entry (main) and the reconciler's; nothing else is importable.
+project.package.addField('exports', {
+  '.': { types: './build/lib/index.d.ts', default: './build/lib/index.js' },
+  './reconciler': { types: './build/lib/reconciler/index.d.ts', default: './build/lib/reconciler/index.js' },
+  './package.json': './package.json',
+});
 project.addBins({ 'kvstore-reconcile': 'build/apps/reconcile.js' });
 
 project.gitignore.exclude('/dist/', '/build/', '/bench/out/');
@@ -111,15 +134,25 @@ project.addTask('examples', {
   description: 'Regenerate the committed GitOps example output (examples/gitops/)',
   steps: [{ spawn: 'compile' }, { exec: 'node build/apps/gitops.js' }],
 });
-project.addTask('crd', {
-  description: 'Regenerate crd/kvstore.yaml and imports/ from lib/crd.ts',
+project.addTask('codegen', {
+  description: 'Regenerate the compiled spec validator, crd/kvstore.yaml and imports/ from lib/model and lib/constructs',
   steps: [
+    { exec: 'ts-node --transpile-only scripts/spec-validator.ts' },
     { exec: 'ts-node --transpile-only scripts/crd.ts' },
     { exec: 'cdk8s import crd/kvstore.yaml --output imports --language typescript --save false --check-upgrade false' },
   ],
 });
 project.gitattributes.addAttributes('/crd/kvstore.yaml', 'linguist-generated');
 project.gitattributes.addAttributes('/imports/**', 'linguist-generated');
+project.gitattributes.addAttributes('/lib/model/spec-validator.generated.ts', 'linguist-generated');
+project.gitattributes.addAttributes('/API.md', 'linguist-generated');
+project.addTask('docs', {
+  description: 'Regenerate API.md (typedoc) and the README props table from the doc comments and lib/model/fields.ts',
+  steps: [
+    { exec: 'typedoc' },
+    { exec: 'ts-node --transpile-only scripts/readme-props.ts' },
+  ],
+});
 project.addTask('bench', {
   description: 'Run the benchmarks (speed and memory targets)',
   steps: [{ spawn: 'compile' }, { exec: 'node build/bench/run.js' }],

@@ -3,12 +3,7 @@
 import { readFileSync } from 'fs';
 import { hostname } from 'os';
 import * as k8s from '@kubernetes/client-node';
-import { parseStoreDocument } from '../lib/spec';
-import { KubeClient } from '../lib/reconciler/client';
-import { Log } from '../lib/reconciler/log';
-import { reconcileResources } from '../lib/reconciler/custom-resources';
-import { pruneSnapshots } from '../lib/reconciler/prune';
-import { reconcileStore, RefusedError } from '../lib/reconciler/reconcile';
+import { KubeClient, Log, parseStoreDocument, pruneSnapshots, reconcileResources, reconcileStore, RefusedError } from '../lib/reconciler';
 
 const USAGE = 'usage: kvstore-reconcile (--store FILE | --crd (--namespace NS | --all-namespaces)) [--force] [--dry-run] [--json] [--etcd-endpoints URL,...] [--lease-seconds N]\n' +
   '       kvstore-reconcile --prune-snapshots DIR --prefix PREFIX --keep N [--keep-file NAME]';

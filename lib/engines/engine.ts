@@ -1,7 +1,7 @@
 // Engine: the factory users call (`Engine.etcd()`, `Engine.custom()`), and the way back from spec data.
-import type { EngineSpec } from '../spec';
+import type { EngineSpec } from '../model/spec';
 import { CustomEngine, CustomEngineOptions } from './custom';
-import { DEFAULT_ETCD_VERSION, EtcdEngine, EtcdOptions } from './etcd';
+import { AutoCompactionMode, DEFAULT_ETCD_VERSION, EtcdEngine, EtcdOptions } from './etcd';
 import type { IEngine } from './types';
 
 export class Engine {
@@ -27,7 +27,7 @@ export class Engine {
   static fromSpec(spec: EngineSpec): IEngine {
     switch (spec.kind) {
       // Through the factory: a KVStore resource may give only { kind: etcd } and rely on the defaults.
-      case 'etcd': return Engine.etcd(spec);
+      case 'etcd': return Engine.etcd({ ...spec, autoCompactionMode: spec.autoCompactionMode as AutoCompactionMode | undefined });
       case 'custom': return new CustomEngine(spec);
       default: throw new Error(`unknown engine kind ${JSON.stringify((spec as { kind: unknown }).kind)}: expected etcd or custom`);
     }

@@ -1,8 +1,9 @@
 // The etcd engine: static bootstrap on the headless Service's DNS names, version-aware probes.
 import { createHash } from 'crypto';
-import { podFqdn, podName } from '../names';
-import { parseQuantity } from '../quantity';
-import type { EngineDefaults, EtcdEngineSpec, KVStoreSpec, ProbeSpec, RestoreSpec, SpecIssue } from '../spec';
+import type { SpecIssue } from '../model/issues';
+import { podFqdn, podName } from '../model/names';
+import { parseQuantity } from '../model/quantity';
+import type { EngineDefaults, EtcdEngineSpec, KVStoreSpec, ProbeSpec, RestoreSpec } from '../model/spec';
 import { EngineCommand, EngineContainer, EngineContext, EngineReport, IEngine, ISnapshots, POD_ENV } from './types';
 
 /** The etcd version a store runs unless told otherwise. */
@@ -17,6 +18,15 @@ const SUPPORTED_VERSIONS = '3.4.0 to 3.6.x';
 export const ETCD_CLIENT_PORT = 2379;
 export const ETCD_PEER_PORT = 2380;
 
+/** @see https://etcd.io/docs/v3.5/op-guide/maintenance/#auto-compaction */
+export enum AutoCompactionMode {
+  /** Keep the history of the last `autoCompactionRetention` (a duration such as 1h). */
+  PERIODIC = 'periodic',
+  /** Keep the last `autoCompactionRetention` revisions. */
+  REVISION = 'revision',
+}
+
+/** Options of `Engine.etcd()`. */
 export interface EtcdOptions {
   /**
    * etcd version. Decides the image tag and the probes: 3.5.11 and later serve `/livez` and
@@ -31,11 +41,13 @@ export interface EtcdOptions {
    */
   readonly quotaBackendBytes?: number;
   /**
-   * @default 'periodic'
+   * `--auto-compaction-mode`.
+   * @default AutoCompactionMode.PERIODIC
    * @see https://etcd.io/docs/v3.5/op-guide/maintenance/#auto-compaction
    */
-  readonly autoCompactionMode?: 'periodic' | 'revision';
+  readonly autoCompactionMode?: AutoCompactionMode;
   /**
+   * `--auto-compaction-retention`: a duration (periodic) or a revision count (revision).
    * @default '1h'
    */
   readonly autoCompactionRetention?: string;

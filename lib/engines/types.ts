@@ -1,6 +1,7 @@
 // The engine boundary: what a particular store needs from Kubernetes, independent of etcd.
-import type { StoreNames } from '../names';
-import type { EngineDefaults, EngineSpec, KVStoreSpec, ProbeSpec, SpecIssue } from '../spec';
+import type { SpecIssue } from '../model/issues';
+import type { StoreNames } from '../model/names';
+import type { EngineDefaults, EngineSpec, KVStoreSpec, ProbeSpec } from '../model/spec';
 
 /** Environment the construct gives every container, for `$(VAR)` expansion in args. */
 export const POD_ENV = {
@@ -48,21 +49,28 @@ export interface EngineReport {
   readonly warnings: string[];
 }
 
-/** A store engine. Build one with `Engine.etcd()` or `Engine.custom()`. */
+/**
+ * A store engine: what runs in the members and how they bootstrap. Build one with `Engine.etcd()` or
+ * `Engine.custom()`; the members marked internal are the library's, not for implementations of your own.
+ */
 export interface IEngine {
   /** Short name, used as the container name and a label value. */
   readonly name: string;
   /** The engine's settings as plain data (part of the store spec). */
   readonly spec: EngineSpec;
-  readonly defaults: EngineDefaults;
+  /** The port clients connect to. */
   readonly clientPort: number;
-  /** Absent when members do not talk to each other. */
+  /** The port members talk to each other on; absent when they do not. */
   readonly peerPort?: number;
   /** Whether the engine needs a majority of members (sizes the PodDisruptionBudget). */
   readonly quorum: boolean;
+  /** @internal What the engine contributes to the spec's defaults. */
+  readonly defaults: EngineDefaults;
+  /** @internal The engine's rules on a normalized spec. */
   validate(spec: KVStoreSpec): EngineReport;
+  /** @internal The engine's part of the member container. */
   container(ctx: EngineContext): EngineContainer;
-  /** Snapshot save and restore; absent when the engine cannot take snapshots. */
+  /** @internal Snapshot save and restore; absent when the engine cannot take snapshots. */
   readonly snapshots?: ISnapshots;
 }
 

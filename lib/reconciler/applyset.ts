@@ -1,6 +1,6 @@
 // ApplySet bookkeeping (KEP-3659), so kubectl and other tools recognise what the reconciler owns.
 import { createHash } from 'crypto';
-import { LIBRARY_VERSION } from '../version';
+import { LIBRARY_VERSION } from '../model/version';
 import { groupKind, KubeObject } from './types';
 
 export const PART_OF_LABEL = 'applyset.kubernetes.io/part-of';

@@ -3,7 +3,7 @@
 import * as k8s from '@kubernetes/client-node';
 // Not re-exported by the package index; the same serializer KubernetesObjectApi uses.
 import { ObjectSerializer } from '@kubernetes/client-node/dist/serializer.js';
-import { FIELD_MANAGER } from '../reconciler-bundle';
+import { FIELD_MANAGER } from '../model/metadata';
 import { describeRef, KubeObject, ObjectRef } from './types';
 
 export interface RetryOptions {

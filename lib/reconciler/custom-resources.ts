@@ -1,9 +1,10 @@
 // CRD mode: reconcile every KVStore resource that changed (generation ≠ observedGeneration) or whose
 // objects drifted, and report through the status subresource.
 import * as k8s from '@kubernetes/client-node';
-import { KVSTORE_GROUP, KVSTORE_KIND, KVSTORE_PLURAL, KVSTORE_VERSION } from '../crd';
-import { clusterToken, selectorLabels } from '../names';
-import { canonicalJson, DEFAULT_SIZE, KVStoreSpec, StoreDocument } from '../spec';
+import { canonicalJson, StoreDocument, STORE_DOCUMENT_API_VERSION } from '../model/document';
+import { KVSTORE_GROUP, KVSTORE_KIND, KVSTORE_PLURAL, KVSTORE_VERSION } from '../model/metadata';
+import { clusterToken, selectorLabels } from '../model/names';
+import { DEFAULT_SIZE, KVStoreSpec } from '../model/spec';
 import { KubeClient, KubeError, withRetry } from './client';
 import { Log } from './log';
 import { ProgressEvent, reconcileStore, ReconcileOptions, RefusedError } from './reconcile';
@@ -23,7 +24,7 @@ export function documentFromResource(resource: KubeObject): StoreDocument {
   const namespace = resource.metadata.namespace ?? 'default';
   const name = resource.metadata.name;
   return {
-    apiVersion: 'kvstore.cdk8s-kvstore.io/v1',
+    apiVersion: STORE_DOCUMENT_API_VERSION,
     kind: 'StoreDocument',
     namespace,
     // Stable per resource; a re-created resource of the same name gets the same token.

@@ -1,27 +1,29 @@
-// Desired state: the store's objects re-synthesized in memory by the same KVStore construct.
+// Desired state: the store's objects re-synthesized in memory through the same render function the
+// KVStore construct uses.
 import { createHash } from 'crypto';
 import { App, Chart } from 'cdk8s';
-import { FromDocumentOptions, KVStore } from '../kv-store';
-import { reconcilerNames } from '../reconciler-bundle';
-import { canonicalJson, StoreDocument } from '../spec';
+import { Construct } from 'constructs';
+import { StoreDefinition } from '../constructs/store-definition';
+import { RenderOptions, renderStoreObjects } from '../constructs/store-objects';
+import { canonicalJson, StoreDocument } from '../model/document';
+import { APPLIED_HASH_ANNOTATION } from '../model/metadata';
+import { reconcilerNames } from '../model/names';
 import { applySetId, applySetParent, PART_OF_LABEL } from './applyset';
 import { KubeObject } from './types';
-
-/** Annotation holding a hash of what the reconciler last applied to an object. */
-export const APPLIED_HASH_ANNOTATION = 'kvstore.cdk8s-kvstore.io/applied-hash';
 
 export interface DesiredState {
   /** The ApplySet parent first, then the store's objects in synthesis order. */
   readonly objects: KubeObject[];
   readonly applySetId: string;
   readonly lease: string;
-  readonly store: KVStore;
+  readonly store: StoreDefinition;
 }
 
-export function desiredState(document: StoreDocument, options: FromDocumentOptions = {}): DesiredState {
+export function desiredState(document: StoreDocument, options: RenderOptions = {}): DesiredState {
   const app = new App({ outdir: '/nonexistent' });
   const chart = new Chart(app, 'desired', { namespace: document.namespace, disableResourceNameHashes: true });
-  const store = KVStore.fromDocument(chart, document.spec.name, document, options);
+  const store = StoreDefinition.fromDocument(document);
+  renderStoreObjects(new Construct(chart, document.spec.name), store, options);
   const names = reconcilerNames(document.spec.name);
   const id = applySetId(names.applySetParent, document.namespace);
   const objects = (chart.toJson() as KubeObject[]).map((o) => {

@@ -3,13 +3,15 @@
 // decides from what is live (the API and the engine's member list), so a run that was stopped in the
 // middle and started again picks up where the last one left off.
 import { createHash } from 'crypto';
-import { jobFromCronJob, restoreJob } from '../backup';
+import { jobFromCronJob, restoreJob } from '../constructs/backup';
+import type { StoreDefinition } from '../constructs/store-definition';
 import { ETCD_MAX_SIZE, EtcdEngine } from '../engines/etcd';
 import type { EtcdMembership, Member } from '../engines/etcd-membership';
-import { KVStore, RESTORED_FROM_ANNOTATION } from '../kv-store';
-import { claimOrdinals, labelSelector, podName, pvcName, selectorLabels, StoreNames, storeNames } from '../names';
-import { parseQuantity } from '../quantity';
-import { EtcdEngineSpec, StoreDocument } from '../spec';
+import type { StoreDocument } from '../model/document';
+import { KVSTORE_GROUP, RESTORED_FROM_ANNOTATION } from '../model/metadata';
+import { claimOrdinals, labelSelector, podName, pvcName, selectorLabels, StoreNames, storeNames } from '../model/names';
+import { parseQuantity } from '../model/quantity';
+import type { EtcdEngineSpec } from '../model/spec';
 import { KubeClient } from './client';
 import { Log } from './log';
 import { ClaimGrowth } from './plan';
@@ -91,7 +93,7 @@ export async function snapshotBefore(ctx: OperationContext, desired: readonly Ku
   await ctx.progress('BackingUp', `snapshot before ${operation}`);
   let name: string;
   try {
-    name = await runJob(ctx, jobFromCronJob(cronJob as any, base, { 'kvstore.cdk8s-kvstore.io/before': operation }), `the snapshot before ${operation}`, { retryFailed: true });
+    name = await runJob(ctx, jobFromCronJob(cronJob as any, base, { [`${KVSTORE_GROUP}/before`]: operation }), `the snapshot before ${operation}`, { retryFailed: true });
   } catch (e) {
     if (!options.bestEffort) throw new Error(`${(e as Error).message}; nothing was changed (the next run tries a new snapshot)`);
     ctx.log.info(`no snapshot before ${operation} (${(e as Error).message}): going on, as a restore must work when the cluster cannot answer`, { action: 'snapshot-skipped' });
@@ -260,7 +262,7 @@ export async function changeMembership(ctx: OperationContext, endpoints: string[
  * snapshot with a new cluster token, into a directory of its own (older data stays); then the pods
  * start and form a new logical cluster.
  */
-export async function restoreMembers(ctx: OperationContext, store: KVStore, liveStatefulSet: KubeObject | undefined, desiredStatefulSet: KubeObject): Promise<void> {
+export async function restoreMembers(ctx: OperationContext, store: StoreDefinition, liveStatefulSet: KubeObject | undefined, desiredStatefulSet: KubeObject): Promise<void> {
   const { client, document, log } = ctx;
   const names = storeNames(document.spec.name);
   const ns = document.namespace;
@@ -268,7 +270,7 @@ export async function restoreMembers(ctx: OperationContext, store: KVStore, live
   await ctx.progress('Restoring', `restoring ${document.spec.size} member(s) from ${restore.claimName}/${restore.snapshot}`);
   const id = shortHash(document.spec.name, restore.claimName, restore.snapshot);
   const prefix = document.spec.name.slice(0, 40);
-  const parts = { spec: document.spec, engine: store.engine, names, namespace: ns, context: store.engineContext! };
+  const parts = { spec: document.spec, engine: store.engine, names, namespace: ns, context: store.engineContext('existing') };
   // Before any member stops: the snapshot must be there and readable.
   await runJob(ctx, restoreJob(parts, 'check', `${prefix}-check-${id}`), `snapshot ${restore.claimName}/${restore.snapshot} to be checked`, { retryFailed: true });
   if (liveStatefulSet && (liveStatefulSet.spec?.replicas ?? 0) > 0) {

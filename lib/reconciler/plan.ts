@@ -1,6 +1,6 @@
 // The plan: desired + live objects → ordered steps, or refusals. Pure: no I/O, tested without a cluster.
-import { ENGINE_ANNOTATION, RESTORED_FROM_ANNOTATION } from '../kv-store';
-import { parseQuantity } from '../quantity';
+import { ENGINE_ANNOTATION, RESTORED_FROM_ANNOTATION } from '../model/metadata';
+import { parseQuantity } from '../model/quantity';
 import { PART_OF_LABEL } from './applyset';
 import { describeRef, groupKind, KubeObject, ObjectRef, refOf } from './types';
 

@@ -1,7 +1,7 @@
 // One reconcile of one store: desired (re-synthesized) → live → plan → execute → done.
-import { OPERATION_ANNOTATION, RESTORED_FROM_ANNOTATION } from '../kv-store';
-import { storeNames } from '../names';
-import { StoreDocument } from '../spec';
+import type { StoreDocument } from '../model/document';
+import { OPERATION_ANNOTATION, RESTORED_FROM_ANNOTATION } from '../model/metadata';
+import { storeNames } from '../model/names';
 import { CONTAINS_ANNOTATION, ID_LABEL, PART_OF_LABEL } from './applyset';
 import { KubeClient } from './client';
 import { DesiredState, desiredState } from './desired';
@@ -297,7 +297,7 @@ export async function reconcileStore(document: StoreDocument, client: KubeClient
         const changes = mp.steps.filter((s) => s.action === 'create' || s.action === 'update');
         for (let i = 0; i < changes.length; i++) await execute(ctx, changes[i], i + 1, changes.length);
       };
-      const endpoints = options.etcdEndpoints ?? [`http://${target.store.clientHost}:${target.store.clientPort}`];
+      const endpoints = options.etcdEndpoints ?? [`http://${target.store.clientEndpoint}`];
       await changeMembership(operation, endpoints, applyMembers, () => waitRollout(ctx, stsRef));
     }
     // Finish: the store exactly as desired (bootstrap state `existing`, no operation mark).

@@ -3,14 +3,15 @@ import { CustomEngine, CustomEngineOptions } from '../../lib/engines/custom';
 import { Engine } from '../../lib/engines/engine';
 import { EtcdEngine } from '../../lib/engines/etcd';
 import { EngineContainer, IEngine } from '../../lib/engines/types';
-import { KVStoreProps, resolveSpec, specInputFromProps } from '../../lib/kv-store';
-import { storeNames } from '../../lib/names';
-import { EngineSpec, KVStoreSpec } from '../../lib/spec';
+import { KVStoreProps, specInputFromProps } from '../../lib/constructs/kv-store';
+import { StoreDefinition } from '../../lib/constructs/store-definition';
+import { storeNames } from '../../lib/model/names';
+import { EngineSpec, KVStoreSpec } from '../../lib/model/spec';
 
 const IMAGE = 'docker.io/library/valkey:8.0';
 
 function resolve(engine: IEngine, props: KVStoreProps = { containerImage: IMAGE }): { spec: KVStoreSpec; warnings: string[] } {
-  return resolveSpec(specInputFromProps('cache', engine, props), engine);
+  return StoreDefinition.resolve(specInputFromProps('cache', engine, props), engine);
 }
 
 function containerOf(options: CustomEngineOptions): EngineContainer {

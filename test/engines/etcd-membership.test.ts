@@ -5,7 +5,7 @@ import { Etcd3 } from 'etcd3';
 import { Engine, KVStore, StoreDocument } from '../../lib';
 import { EtcdMembership, Member, nextMembershipStep } from '../../lib/engines/etcd-membership';
 import { ETCD_VERSION, memberClient, NAMESPACE, readAll, sleep, waitFor, waitReady } from '../support/etcd-cluster';
-import { synth } from '../support/manifests';
+import { renderDocument, synth } from '../support/manifests';
 import { PodRunner } from '../support/pod-runner';
 import { describeWithEtcd } from '../support/requires-etcd';
 
@@ -42,8 +42,7 @@ describeWithEtcd(`membership on etcd ${ETCD_VERSION}`, () => {
   /** The manifests for `size` members; `existing` for members joining a running cluster. */
   function manifests(document: StoreDocument, size: number, existing: boolean) {
     const chart = new Chart(Testing.app(), 'test', { namespace: NAMESPACE, disableResourceNameHashes: true });
-    KVStore.fromDocument(chart, 'orders', { ...document, spec: { ...document.spec, size } }, { initialClusterState: existing ? 'existing' : 'new' });
-    return synth(chart);
+    return synth(renderDocument(chart, { ...document, spec: { ...document.spec, size } }, { initialClusterState: existing ? 'existing' : 'new' }));
   }
 
   test('3 → 5 → 3 one member at a time: no acknowledged write lost, writes never stop', async () => {

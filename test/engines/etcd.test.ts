@@ -2,9 +2,11 @@
 import { Engine } from '../../lib/engines/engine';
 import { EtcdEngine, EtcdOptions, servesLivezReadyz } from '../../lib/engines/etcd';
 import { EngineContext } from '../../lib/engines/types';
-import { KVStoreProps, PodManagementPolicy, resolveSpec, specInputFromProps } from '../../lib/kv-store';
-import { storeNames } from '../../lib/names';
-import { KVStoreSpec } from '../../lib/spec';
+import { KVStoreProps, specInputFromProps } from '../../lib/constructs/kv-store';
+import { StoreDefinition } from '../../lib/constructs/store-definition';
+import { AutoCompactionMode, PodManagementPolicy } from '../../lib';
+import { storeNames } from '../../lib/model/names';
+import { KVStoreSpec } from '../../lib/model/spec';
 
 const GiB = 2 ** 30;
 const TOKEN = 'orders-0123abcd';
@@ -15,7 +17,7 @@ function etcd(options: EtcdOptions = {}): EtcdEngine {
 
 /** The resolved spec of store 'orders'; throws like the construct would. */
 function resolve(engine: EtcdEngine, props: KVStoreProps = {}): { spec: KVStoreSpec; warnings: string[] } {
-  return resolveSpec(specInputFromProps('orders', engine, props), engine);
+  return StoreDefinition.resolve(specInputFromProps('orders', engine, props), engine);
 }
 
 function context(spec: KVStoreSpec, extra: Partial<EngineContext> = {}): EngineContext {
@@ -103,7 +105,7 @@ describe('EtcdEngine container', () => {
   });
 
   test('compaction flags follow the options', () => {
-    const args = argsOf(etcd({ autoCompactionMode: 'revision', autoCompactionRetention: '1000' }));
+    const args = argsOf(etcd({ autoCompactionMode: AutoCompactionMode.REVISION, autoCompactionRetention: '1000' }));
     expect([flag(args, 'auto-compaction-mode'), flag(args, 'auto-compaction-retention')]).toStrictEqual([['revision'], ['1000']]);
   });
 });

@@ -4,7 +4,7 @@
 // than those (resource, verb) pairs is granted. The membership-only grants (a removed member's pod
 // read and PVC deleted) need running etcd members: test/reconciler/day2.test.ts checks those.
 import { Chart, Testing } from 'cdk8s';
-import { Engine, KVStore, KVStoreProps } from '../../lib';
+import { AccessMode, Engine, KVStore, KVStoreProps } from '../../lib';
 import { KubeClient } from '../../lib/reconciler/client';
 import { Log } from '../../lib/reconciler/log';
 import { reconcileStore } from '../../lib/reconciler/reconcile';
@@ -120,9 +120,9 @@ test('every request of GitOps-mode runs is allowed by that run\'s bundle Role, a
   await run({ networkPolicy: false, storageSize: '20Gi' });
   expect(server.get('batch/v1', 'CronJob', NS, 'orders-backup')).toBeUndefined();
   // Forced: an immutable field change re-creates the StatefulSet (delete with orphan propagation).
-  await run({ networkPolicy: false, storageSize: '20Gi', volumeClaimTemplates: [{ name: 'data', accessModes: ['ReadWriteOncePod'] }] }, { force: true });
+  await run({ networkPolicy: false, storageSize: '20Gi', volumeClaimTemplates: [{ name: 'data', accessModes: [AccessMode.READ_WRITE_ONCE_POD] }] }, { force: true });
   // Restore over the live store (forced): members stopped, their data laid out by one Job each.
-  await run({ networkPolicy: false, storageSize: '20Gi', volumeClaimTemplates: [{ name: 'data', accessModes: ['ReadWriteOncePod'] }], backup, restore: { snapshot: 'orders-x.db' } }, { force: true });
+  await run({ networkPolicy: false, storageSize: '20Gi', volumeClaimTemplates: [{ name: 'data', accessModes: [AccessMode.READ_WRITE_ONCE_POD] }], backup, restore: { snapshot: 'orders-x.db' } }, { force: true });
   expect(server.list('batch/v1', 'Job', NS).filter((j) => j.metadata.name!.includes('-restore-'))).toHaveLength(3);
 
   expect(denied).toEqual([]);

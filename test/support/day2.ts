@@ -7,7 +7,7 @@ import { EtcdMembership, Member } from '../../lib/engines/etcd-membership';
 import { KubeClient } from '../../lib/reconciler/client';
 import { Log } from '../../lib/reconciler/log';
 import { reconcileStore, ReconcileOptions, ReconcileResult } from '../../lib/reconciler/reconcile';
-import { StoreDocument } from '../../lib/spec';
+import type { StoreDocument } from '../../lib/model/document';
 import { ApiServer } from './api-server';
 import { ClusterSimulator } from './cluster-simulator';
 import { ETCD_VERSION, NAMESPACE } from './etcd-cluster';

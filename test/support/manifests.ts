@@ -9,6 +9,10 @@ import * as batch from 'kubernetes-models/batch/v1';
 import * as rbac from 'kubernetes-models/rbac.authorization.k8s.io/v1';
 import * as coordination from 'kubernetes-models/coordination.k8s.io/v1';
 import * as apiextensions from 'kubernetes-models/apiextensions.k8s.io/v1';
+import { Construct } from 'constructs';
+import { StoreDefinition } from '../../lib/constructs/store-definition';
+import { RenderOptions, renderStoreObjects } from '../../lib/constructs/store-objects';
+import type { StoreDocument } from '../../lib/model/document';
 
 export interface Manifest {
   readonly apiVersion: string;
@@ -66,4 +70,10 @@ export function container(objects: Manifest[]): any {
 /** Renders an app to one YAML string (all charts). */
 export function appYaml(app: App): string {
   return app.synthYaml();
+}
+
+/** Renders a store document into `chart` the way the reconciler does (its objects under a scope named after the store). */
+export function renderDocument(chart: Chart, document: StoreDocument, options: RenderOptions = {}): Chart {
+  renderStoreObjects(new Construct(chart, document.spec.name), StoreDefinition.fromDocument(document), options);
+  return chart;
 }

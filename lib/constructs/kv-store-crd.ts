@@ -1,18 +1,13 @@
 // The KVStore CustomResourceDefinition: its OpenAPI schema derived from SPEC_INPUT_SCHEMA, and the construct.
 import { k8s } from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
-import { DEFAULT_ETCD_VERSION, ETCD_MAX_SIZE } from './engines/etcd';
+import { DEFAULT_ETCD_VERSION, ETCD_MAX_SIZE } from '../engines/etcd';
+import { KVSTORE_CRD_NAME, KVSTORE_GROUP, KVSTORE_KIND, KVSTORE_PLURAL, KVSTORE_VERSION } from '../model/metadata';
+import { MAX_SIZE, SPEC_INPUT_SCHEMA } from '../model/schema';
 import {
   CustomEngineSpec, DEFAULT_CLUSTER_DOMAIN, DEFAULT_RUN_AS_USER, DEFAULT_SIZE, DEFAULT_BACKUP_SCHEDULE, DEFAULT_BACKUP_KEEP, DEFAULT_STORAGE_SIZE,
-  EtcdEngineSpec, KVStoreSpecInput, MAX_SIZE, SPEC_INPUT_SCHEMA,
-} from './spec';
-
-export const KVSTORE_GROUP = 'kvstore.cdk8s-kvstore.io';
-export const KVSTORE_VERSION = 'v1';
-export const KVSTORE_KIND = 'KVStore';
-export const KVSTORE_PLURAL = 'kvstores';
-/** `<plural>.<group>`: the only name the API server accepts for this CRD. */
-export const KVSTORE_CRD_NAME = `${KVSTORE_PLURAL}.${KVSTORE_GROUP}`;
+  EtcdEngineSpec, KVStoreSpecInput,
+} from '../model/spec';
 
 /** A JSON Schema node, in the plain JSON form that appears in YAML. */
 export type JsonSchema = { readonly [keyword: string]: unknown };

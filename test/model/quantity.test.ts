@@ -1,5 +1,5 @@
 // parseQuantity: the quantity grammar the spec accepts and the byte values sizing relies on.
-import { parseQuantity } from '../lib/quantity';
+import { parseQuantity } from '../../lib/model/quantity';
 
 describe('parseQuantity', () => {
   test.each([

@@ -7,18 +7,18 @@ import Ajv from 'ajv';
 import { Testing } from 'cdk8s';
 import {
   KvStore, KvStoreSpecEngineKind, KvStoreSpecEngineReadinessProbeTcpSocketPort, KvStoreSpecPersistentVolumeClaimRetentionPolicyWhenDeleted,
-} from '../imports/kvstore.cdk8s-kvstore.io';
-import {
-  crdSchema, JsonSchema, KVSTORE_GROUP, KVSTORE_KIND, KVSTORE_PLURAL, KVSTORE_VERSION, KVStoreCrd,
-} from '../lib/crd';
-import { Engine } from '../lib/engines/engine';
-import { resolveSpec } from '../lib/kv-store';
-import { KVStoreSpecInput, SPEC_INPUT_SCHEMA } from '../lib/spec';
-import { CRD_FILE, crdYaml } from '../scripts/crd';
-import { find, Manifest, synth, testChart } from './support/manifests';
-import { nextStatus } from '../lib/reconciler/custom-resources';
+} from '../../imports/kvstore.cdk8s-kvstore.io';
+import { crdSchema, JsonSchema, KVStoreCrd } from '../../lib/constructs/kv-store-crd';
+import { KVSTORE_GROUP, KVSTORE_KIND, KVSTORE_PLURAL, KVSTORE_VERSION } from '../../lib/model/metadata';
+import { SPEC_INPUT_SCHEMA } from '../../lib/model/schema';
+import { Engine } from '../../lib/engines/engine';
+import { StoreDefinition } from '../../lib/constructs/store-definition';
+import { KVStoreSpecInput } from '../../lib/model/spec';
+import { CRD_FILE, crdYaml } from '../../scripts/crd';
+import { find, Manifest, synth, testChart } from '../support/manifests';
+import { nextStatus } from '../../lib/reconciler/custom-resources';
 
-const ROOT = join(__dirname, '..');
+const ROOT = join(__dirname, '..', '..');
 const IMPORTS_DIR = join(ROOT, 'imports');
 
 function crdManifest(): Manifest {
@@ -60,7 +60,7 @@ function admit(spec: Record<string, unknown>): { ok: boolean; resource: any; err
 function constructAccepts(spec: Record<string, unknown>): boolean {
   try {
     const input = { name: 'orders', ...spec } as unknown as KVStoreSpecInput;
-    resolveSpec(input, Engine.fromSpec(input.engine));
+    StoreDefinition.resolve(input, Engine.fromSpec(input.engine));
     return true;
   } catch {
     return false;

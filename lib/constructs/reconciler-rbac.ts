@@ -1,10 +1,9 @@
 // What the reconciler may do, and how its pod runs: least privilege, no wildcards.
 import { k8s } from 'cdk8s-plus-28';
+import { ETCD_MAX_SIZE } from '../engines/etcd';
+import { backupCronJobName, claimOrdinals, podName, pvcName, StoreNames } from '../model/names';
+import type { KVStoreSpec } from '../model/spec';
 import { restrictedContainerSecurity } from './pod-security';
-import { backupCronJobName } from './backup';
-import { ETCD_MAX_SIZE } from './engines/etcd';
-import { claimOrdinals, podName, pvcName, StoreNames } from './names';
-import type { KVStoreSpec } from './spec';
 
 /** The kinds of store objects the reconciler applies and prunes, with their API groups. */
 /**

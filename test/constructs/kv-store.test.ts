@@ -1,8 +1,8 @@
 import { Chart, Testing } from 'cdk8s';
 import {
-  Engine, KVStore, PodAntiAffinity, PodManagementPolicy, PvcRetention, UpdateStrategy,
-} from '../lib';
-import { container, find, Manifest, synth, testChart, validateAgainstSchema } from './support/manifests';
+  AccessMode, Engine, KVStore, PodAntiAffinity, PodManagementPolicy, PvcRetention, UpdateStrategy, WhenUnsatisfiable,
+} from '../../lib';
+import { container, find, Manifest, renderDocument, synth, testChart, validateAgainstSchema } from '../support/manifests';
 
 function store(props: ConstructorParameters<typeof KVStore>[2] = {}, namespace?: string): { store: KVStore; objects: Manifest[]; chart: Chart } {
   const chart = testChart(namespace);
@@ -112,7 +112,7 @@ describe('KVStore defaults', () => {
     expect(s.clientPort).toBe(2379);
     expect(s.peerPort).toBe(2380);
     expect(s.clientPodLabels).toEqual({ 'orders-client': 'true' });
-    expect(s.statefulSet.kind).toBe('StatefulSet');
+    expect(s.statefulSet!.kind).toBe('StatefulSet');
   });
 
   test('clientHost is fully qualified when the chart has a namespace', () => {
@@ -154,7 +154,7 @@ describe('KVStore props', () => {
     const { objects } = store({
       volumeClaimTemplates: [
         { name: 'data', storage: '10Gi' },
-        { name: 'wal', storage: '2Gi', accessModes: ['ReadWriteOncePod'], mountPath: '/wal' },
+        { name: 'wal', storage: '2Gi', accessModes: [AccessMode.READ_WRITE_ONCE_POD], mountPath: '/wal' },
       ],
     });
     const templates = find(objects, 'StatefulSet').spec.volumeClaimTemplates;
@@ -212,7 +212,7 @@ describe('KVStore props', () => {
   });
 
   test('topologySpreadConstraints select the store pods', () => {
-    const { objects } = store({ topologySpreadConstraints: [{ topologyKey: 'topology.kubernetes.io/zone', whenUnsatisfiable: 'DoNotSchedule' }] });
+    const { objects } = store({ topologySpreadConstraints: [{ topologyKey: 'topology.kubernetes.io/zone', whenUnsatisfiable: WhenUnsatisfiable.DO_NOT_SCHEDULE }] });
     expect(find(objects, 'StatefulSet').spec.template.spec.topologySpreadConstraints).toEqual([{
       topologyKey: 'topology.kubernetes.io/zone',
       maxSkew: 1,
@@ -478,9 +478,8 @@ describe('KVStore restore', () => {
   test('a restored store reads a data directory of its own and forms a new cluster', () => {
     const chart = testChart('prod');
     const doc = new KVStore(chart, 'orders', { backup, restore: { snapshot: 'orders-1.db' }, reconciler: { image: 'r:1' } }).document;
-    const restored = synth((() => { const c = testChart('prod'); KVStore.fromDocument(c, 'orders', doc); return c; })());
-    const plainChart = testChart('prod');
-    const plain = synth((() => { KVStore.fromDocument(plainChart, 'orders', { ...doc, spec: { ...doc.spec, restore: undefined } }); return plainChart; })());
+    const restored = synth(renderDocument(testChart('prod'), doc));
+    const plain = synth(renderDocument(testChart('prod'), { ...doc, spec: { ...doc.spec, restore: undefined } }));
     expect(arg(restored, 'data-dir')).toMatch(/^\/var\/lib\/kvstore\/data\/etcd-restore-[0-9a-f]{8}$/);
     expect(arg(plain, 'data-dir')).toBe('/var/lib/kvstore/data/etcd');
     expect(arg(restored, 'initial-cluster-token')).toBe(`${arg(plain, 'initial-cluster-token')}-${arg(restored, 'data-dir')!.slice(-8)}`);

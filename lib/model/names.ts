@@ -69,3 +69,52 @@ export function selectorLabels(storeName: string): Record<string, string> {
     'app.kubernetes.io/instance': storeName,
   };
 }
+
+/** The PVC the construct creates for a store's snapshots. */
+export function backupClaimName(storeName: string): string {
+  return `${storeName}-backups`;
+}
+
+/** The scheduled backup CronJob. */
+export function backupCronJobName(names: StoreNames): string {
+  return `${names.statefulSet}-backup`;
+}
+
+/**
+ * Scheduled snapshots are named after their Job, `<store>-backup-<minutes since the epoch>.db`; pruning
+ * matches exactly that (so the snapshots taken before operations, `<store>-pre-<hash>.db`, hand-made
+ * ones and other stores' on a shared claim are never pruned).
+ */
+export function snapshotPrefix(names: StoreNames): string {
+  return `${backupCronJobName(names)}-`;
+}
+
+/** Names of the reconciler's objects for one store: contract, like the store's names. */
+export interface ReconcilerNames {
+  /** The spec ConfigMap holding the store document (GitOps mode). */
+  readonly configMap: string;
+  readonly serviceAccount: string;
+  readonly role: string;
+  readonly roleBinding: string;
+  /** The Lease one reconciler holds while it changes the store. */
+  readonly lease: string;
+  /** The ApplySet parent ConfigMap. */
+  readonly applySetParent: string;
+}
+
+export function reconcilerNames(storeName: string): ReconcilerNames {
+  return {
+    configMap: `${storeName}-kvstore-spec`,
+    serviceAccount: `${storeName}-reconciler`,
+    role: `${storeName}-reconciler`,
+    roleBinding: `${storeName}-reconciler`,
+    lease: `${storeName}-reconciler`,
+    applySetParent: `${storeName}-applyset`,
+  };
+}
+
+/** The Job of one spec. Job names end up in the pods' `job-name` label, which must fit 63 characters. */
+export function reconcileJobName(storeName: string, jobHash: string): string {
+  const job = `${storeName}-reconcile-${jobHash}`;
+  return job.length <= 63 ? job : `${storeName}-${jobHash}`;
+}

@@ -1,9 +1,9 @@
 // The spec: defaults, canonical form, hash, and one test per validation rule.
 import { createHash } from 'crypto';
-import { Engine } from '../lib/engines/engine';
-import {
-  canonicalJson, EngineDefaults, KVStoreSpec, KVStoreSpecInput, normalizeSpec, SpecError, specHash,
-} from '../lib/spec';
+import { Engine } from '../../lib/engines/engine';
+import { canonicalJson, specHash } from '../../lib/model/document';
+import { SpecError } from '../../lib/model/issues';
+import { EngineDefaults, KVStoreSpec, KVStoreSpecInput, normalizeSpec } from '../../lib/model/spec';
 
 const DEFAULTS: EngineDefaults = { image: 'x/etcd:v1', podManagementPolicy: 'Parallel' };
 const ETCD = Engine.etcd().spec;

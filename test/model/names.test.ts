@@ -1,5 +1,5 @@
 // Generated names: contract. PVC names derive from the StatefulSet name, so a change orphans data.
-import { podFqdn, podName, pvcName, selectorLabels, storeNames } from '../lib/names';
+import { podFqdn, podName, pvcName, selectorLabels, storeNames } from '../../lib/model/names';
 
 describe('storeNames', () => {
   test('names every object of a store', () => {

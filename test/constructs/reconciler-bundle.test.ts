@@ -2,10 +2,11 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'fs';
 import { tmpdir } from 'os';
 import { join } from 'path';
 import { Chart, Testing } from 'cdk8s';
-import { gitOpsApp, RECONCILER_IMAGE } from '../apps/gitops';
-import { GitOpsProfile, KVStore, KVStoreProps, parseStoreDocument } from '../lib';
-import { desiredState } from '../lib/reconciler/desired';
-import { find, Manifest, synth, testChart } from './support/manifests';
+import { gitOpsApp, RECONCILER_IMAGE } from '../../apps/gitops';
+import { GitOpsProfile, KVStore, KVStoreProps } from '../../lib';
+import { parseStoreDocument } from '../../lib/model/document';
+import { desiredState } from '../../lib/reconciler/desired';
+import { find, Manifest, synth, testChart } from '../support/manifests';
 
 const IMAGE = 'registry.example.com/kvstore-reconciler:1.0.0';
 
@@ -135,9 +136,9 @@ describe('GitOps mode (reconciler bundle)', () => {
     try {
       gitOpsApp(outdir).synth();
       const files = readdirSync(outdir).sort();
-      expect(files).toEqual(readdirSync(join(__dirname, '..', 'examples', 'gitops')).sort());
+      expect(files).toEqual(readdirSync(join(__dirname, '..', '..', 'examples', 'gitops')).sort());
       for (const f of files) {
-        expect({ f, text: readFileSync(join(outdir, f), 'utf8') }).toEqual({ f, text: readFileSync(join(__dirname, '..', 'examples', 'gitops', f), 'utf8') });
+        expect({ f, text: readFileSync(join(outdir, f), 'utf8') }).toEqual({ f, text: readFileSync(join(__dirname, '..', '..', 'examples', 'gitops', f), 'utf8') });
       }
       expect(readFileSync(join(outdir, 'plain.k8s.yaml'), 'utf8')).toContain(RECONCILER_IMAGE);
     } finally {

@@ -2,9 +2,9 @@
 import { Chart } from 'cdk8s';
 import { k8s } from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
-import { KVSTORE_GROUP, KVSTORE_PLURAL, KVStoreCrd } from './crd';
+import { KVSTORE_GROUP, KVSTORE_PLURAL, MANAGED_BY, MANAGED_BY_LABEL, NAME_LABEL, RECONCILER_POD_NAME } from '../model/metadata';
+import { KVStoreCrd } from './kv-store-crd';
 import { operatorRules, reconcilerPodSpec } from './reconciler-rbac';
-import { RECONCILER_POD_NAME } from './kv-store';
 
 export interface KVStoreOperatorProps {
   /** The reconciler image (this package's Dockerfile builds it). */
@@ -37,7 +37,7 @@ export class KVStoreOperator extends Construct {
       throw new Error(`KVStoreOperator '${id}': schedule must be a cron expression of five fields, got ${JSON.stringify(props.schedule)}`);
     }
     if (props.installCrd ?? true) new KVStoreCrd(this, 'Crd');
-    const labels = { 'app.kubernetes.io/name': RECONCILER_POD_NAME, 'app.kubernetes.io/managed-by': 'cdk8s-kvstore' };
+    const labels = { [NAME_LABEL]: RECONCILER_POD_NAME, [MANAGED_BY_LABEL]: MANAGED_BY };
     new k8s.KubeServiceAccount(this, 'ServiceAccount', { metadata: { name: this.serviceAccountName, labels }, automountServiceAccountToken: false });
     const rules = operatorRules(KVSTORE_GROUP, KVSTORE_PLURAL);
     if (props.allNamespaces) {

@@ -1,6 +1,6 @@
 import { Chart, Testing } from 'cdk8s';
-import { KVStoreOperator } from '../lib';
-import { find, synth, testChart } from './support/manifests';
+import { KVStoreOperator } from '../../lib';
+import { find, synth, testChart } from '../support/manifests';
 
 const IMAGE = 'registry.example.com/kvstore-reconciler:1.0.0';
 

@@ -1,13 +1,15 @@
 // GitOps mode: the reconciler bundle a KVStore synthesizes instead of its own objects. The GitOps tool
 // applies this bundle; the Job it contains applies the store's objects (see README "Who owns what").
 import { createHash } from 'crypto';
+import { ApiObject } from 'cdk8s';
 import { k8s } from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
-import type { KVStore } from './kv-store';
+import { canonicalJson } from '../model/document';
+import { INSTANCE_LABEL, MANAGED_BY, MANAGED_BY_LABEL, NAME_LABEL, RECONCILER_POD_NAME, STORE_LABEL } from '../model/metadata';
+import { reconcileJobName, reconcilerNames } from '../model/names';
+import { LIBRARY_VERSION } from '../model/version';
 import { reconcilerPodSpec, storeRules } from './reconciler-rbac';
-import { STORE_LABEL } from './backup';
-import { canonicalJson } from './spec';
-import { LIBRARY_VERSION } from './version';
+import type { StoreDefinition } from './store-definition';
 
 /** Annotations for the GitOps tool that applies the bundle. */
 export enum GitOpsProfile {
@@ -32,43 +34,32 @@ export interface ReconcilerOptions {
   readonly force?: boolean;
 }
 
-/** The field manager of the reconciler's server-side applies. */
-export const FIELD_MANAGER = 'cdk8s-kvstore-reconciler';
 /** Where the Job's container reads the store document. */
 export const DOCUMENT_PATH = '/etc/kvstore/store.json';
 
-/** Names of the reconciler's objects for one store: contract, like the store's names. */
-export function reconcilerNames(storeName: string) {
-  return {
-    configMap: `${storeName}-kvstore-spec`,
-    serviceAccount: `${storeName}-reconciler`,
-    role: `${storeName}-reconciler`,
-    roleBinding: `${storeName}-reconciler`,
-    lease: `${storeName}-reconciler`,
-    applySetParent: `${storeName}-applyset`,
-  };
-}
-
-/** The Job of one spec. Job names end up in the pods' `job-name` label, which must fit 63 characters. */
-export function reconcileJobName(storeName: string, jobHash: string): string {
-  const job = `${storeName}-reconcile-${jobHash}`;
-  return job.length <= 63 ? job : `${storeName}-${jobHash}`;
-}
-
+/** The store a bundle reconciles, and how. */
 export interface ReconcilerBundleProps extends ReconcilerOptions {
-  readonly store: KVStore;
+  /** @internal */
+  readonly store: StoreDefinition;
 }
 
+/**
+ * GitOps mode's objects: the spec ConfigMap, the reconciler Job named after a hash of the spec, and
+ * the ServiceAccount, Role and RoleBinding it runs with. A KVStore with `reconciler` creates one.
+ */
 export class ReconcilerBundle extends Construct {
   /** The name of this spec's Job. */
   readonly jobName: string;
+  /** The ConfigMap holding the store document. */
   readonly configMapName: string;
+  /** The reconciler Job. */
+  readonly job: ApiObject;
 
   constructor(scope: Construct, id: string, props: ReconcilerBundleProps) {
     super(scope, id);
     const { store } = props;
     const profile = props.profile ?? GitOpsProfile.PLAIN;
-    const documentJson = canonicalJson(store.document);
+    const documentJson = store.documentJson;
     // Same spec, library version and reconciler settings → same Job name and bytes; any change → a new Job.
     const jobHash = createHash('sha256')
       .update(canonicalJson({ document: store.document, version: LIBRARY_VERSION, image: props.image, force: props.force ?? false }))
@@ -78,9 +69,9 @@ export class ReconcilerBundle extends Construct {
     this.configMapName = names.configMap;
     const labels = {
       ...store.spec.labels,
-      'app.kubernetes.io/name': 'kvstore-reconciler',
-      'app.kubernetes.io/instance': store.spec.name,
-      'app.kubernetes.io/managed-by': 'cdk8s-kvstore',
+      [NAME_LABEL]: RECONCILER_POD_NAME,
+      [INSTANCE_LABEL]: store.spec.name,
+      [MANAGED_BY_LABEL]: MANAGED_BY,
     };
 
     new k8s.KubeConfigMap(this, 'Spec', {
@@ -110,7 +101,7 @@ export class ReconcilerBundle extends Construct {
       }
         : profile === GitOpsProfile.FLUX ? { 'kustomize.toolkit.fluxcd.io/force': 'enabled' }
           : {};
-    new k8s.KubeJob(this, 'Job', {
+    this.job = new k8s.KubeJob(this, 'Job', {
       metadata: { name: this.jobName, labels, ...(Object.keys(jobAnnotations).length ? { annotations: jobAnnotations } : {}) },
       // No ttlSecondsAfterFinished: a GitOps tool would re-create a Job the TTL deleted, re-running it.
       spec: {

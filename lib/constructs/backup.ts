@@ -4,37 +4,19 @@
 import { ApiObject } from 'cdk8s';
 import { k8s } from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
-import { EngineCommand, EngineContext, IEngine } from './engines/types';
-import { pvcName, StoreNames } from './names';
+import type { EngineCommand, EngineContext, IEngine } from '../engines/types';
+import { KEEP_PVC_ANNOTATIONS, STORE_LABEL } from '../model/metadata';
+import { backupCronJobName, pvcName, snapshotPrefix, StoreNames } from '../model/names';
+import type { KVStoreSpec } from '../model/spec';
 import { restrictedContainerSecurity, restrictedPodSecurity } from './pod-security';
-import type { KVStoreSpec } from './spec';
+import type { StoreDefinition } from './store-definition';
 
 /** Where snapshot volumes are mounted in backup and restore pods. */
 export const BACKUP_MOUNT = '/backups';
-/** Label on snapshot and restore Jobs naming the store. */
-export const STORE_LABEL = 'kvstore.cdk8s-kvstore.io/store';
 /** The downward-API variable holding the Job name (unique per run): it names the snapshot file. */
 const JOB_NAME_ENV = 'JOB_NAME';
 
-/** Annotations that stop GitOps tools from deleting a PVC when it leaves the manifests. */
-export const KEEP_PVC_ANNOTATIONS = {
-  'argocd.argoproj.io/sync-options': 'Delete=false',
-  'kustomize.toolkit.fluxcd.io/prune': 'disabled',
-};
-
-export function backupCronJobName(names: StoreNames): string {
-  return `${names.statefulSet}-backup`;
-}
-
-/**
- * Scheduled snapshots are named after their Job, `<store>-backup-<minutes since the epoch>.db`; pruning
- * matches exactly that (so the snapshots taken before operations, `<store>-pre-<hash>.db`, hand-made
- * ones and other stores' on a shared claim are never pruned).
- */
-export function snapshotPrefix(names: StoreNames): string {
-  return `${backupCronJobName(names)}-`;
-}
-
+/** What the backup and restore pods are built from (a StoreDefinition has it all). */
 interface PodParts {
   readonly spec: KVStoreSpec;
   readonly engine: IEngine;
@@ -104,12 +86,13 @@ export function backupPodTemplate(parts: PodParts, clientEndpoint: string): k8s.
 export class StoreBackup extends Construct {
   readonly cronJob: ApiObject;
 
-  constructor(scope: Construct, id: string, parts: PodParts & { readonly clientEndpoint: string; readonly labels: Record<string, string> }) {
+  constructor(scope: Construct, id: string, props: { readonly store: StoreDefinition }) {
     super(scope, id);
+    const parts = props.store;
     const backup = parts.spec.backup!;
     if (backup.storage !== undefined) {
       new k8s.KubePersistentVolumeClaim(this, 'Claim', {
-        metadata: { name: backup.claimName, labels: parts.labels, annotations: KEEP_PVC_ANNOTATIONS },
+        metadata: { name: backup.claimName, labels: parts.labels, annotations: { ...KEEP_PVC_ANNOTATIONS } },
         spec: {
           accessModes: ['ReadWriteOnce'],
           ...(backup.storageClassName !== undefined ? { storageClassName: backup.storageClassName } : {}),

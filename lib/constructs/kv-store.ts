@@ -1,0 +1,266 @@
+// KVStore: the construct. Props → spec input → StoreDefinition → the store's objects (direct mode) or
+// the reconciler bundle that applies them (GitOps mode).
+import { ApiObject, Chart } from 'cdk8s';
+import { Construct } from 'constructs';
+import { Engine } from '../engines/engine';
+import type { IEngine } from '../engines/types';
+import type { StoreDocument } from '../model/document';
+import { SpecError } from '../model/issues';
+import type { StoreNames } from '../model/names';
+import type { KVStoreSpec, KVStoreSpecInput } from '../model/spec';
+import { ReconcilerBundle, ReconcilerOptions } from './reconciler-bundle';
+import { StoreDefinition } from './store-definition';
+import { renderStoreObjects } from './store-objects';
+import {
+  BackupOptions, PodAntiAffinity, PodManagementPolicy, PvcRetentionPolicy, ResourceRequirements, RestoreOptions,
+  TopologySpreadOptions, UpdateStrategy, VolumeClaimTemplateOptions,
+} from './store-options';
+
+export interface KVStoreProps {
+  /**
+   * The store name: names the StatefulSet, the Services and (through the StatefulSet) the PVCs.
+   * A DNS-1035 label of at most 52 characters.
+   * @default - the construct id
+   */
+  readonly name?: string;
+  /**
+   * Number of members (StatefulSet replicas).
+   * @default 3
+   */
+  readonly size?: number;
+  /**
+   * Size of each member's volumes, as a Kubernetes quantity.
+   * @default '10Gi'
+   */
+  readonly storageSize?: string;
+  /**
+   * The container image.
+   * @default - the engine's pinned image (required with `Engine.custom()`)
+   */
+  readonly containerImage?: string;
+  /**
+   * The engine: what runs in the members and how they bootstrap.
+   * @default Engine.etcd()
+   */
+  readonly engine?: IEngine;
+  /**
+   * StorageClass of the volumes.
+   * @default - the cluster's default StorageClass
+   */
+  readonly storageClassName?: string;
+  /**
+   * PVC templates in order; the first holds the engine's data.
+   * @default - one template named 'data'
+   */
+  readonly volumeClaimTemplates?: VolumeClaimTemplateOptions[];
+  /**
+   * Whether PVCs are kept when the store shrinks or is deleted.
+   * @default - Retain when scaled down, Retain when deleted
+   * @see https://kubernetes.io/docs/concepts/workloads/controllers/statefulset/#persistentvolumeclaim-retention
+   */
+  readonly persistentVolumeClaimRetentionPolicy?: PvcRetentionPolicy;
+  /**
+   * Container resources.
+   * @default - requests cpu 100m and memory 256Mi, no limits
+   */
+  readonly resources?: ResourceRequirements;
+  /**
+   * The cluster's DNS domain, used in member DNS names.
+   * @default 'cluster.local'
+   */
+  readonly clusterDomain?: string;
+  /**
+   * Extra labels on every object and pod.
+   * @default - none
+   */
+  readonly labels?: { [key: string]: string };
+  /**
+   * Extra annotations on every object.
+   * @default - none
+   */
+  readonly annotations?: { [key: string]: string };
+  /**
+   * Annotations on the pods.
+   * @default - none
+   */
+  readonly podAnnotations?: { [key: string]: string };
+  /**
+   * How members are kept on separate nodes.
+   * @default PodAntiAffinity.SOFT
+   */
+  readonly podAntiAffinity?: PodAntiAffinity;
+  /**
+   * How members spread over topology domains.
+   * @default - none
+   */
+  readonly topologySpreadConstraints?: TopologySpreadOptions[];
+  /**
+   * How pods are replaced when the template changes.
+   * @default UpdateStrategy.rollingUpdate()
+   */
+  readonly updateStrategy?: UpdateStrategy;
+  /**
+   * How the StatefulSet creates and scales pods.
+   * @default - the engine's (Parallel for etcd, OrderedReady for custom)
+   */
+  readonly podManagementPolicy?: PodManagementPolicy;
+  /**
+   * Emit a NetworkPolicy admitting peer traffic only between members and client traffic only on
+   * the client port from `clientPodLabels` pods.
+   * @default true
+   */
+  readonly networkPolicy?: boolean;
+  /**
+   * Labels of the pods allowed to connect as clients.
+   * @default - `{ '<name>-client': 'true' }`
+   */
+  readonly clientPodLabels?: { [key: string]: string };
+  /**
+   * Labels of the namespaces clients may come from.
+   * @default - only the store's own namespace
+   */
+  readonly clientNamespaceLabels?: { [key: string]: string };
+  /**
+   * The uid (and gid) the containers run as.
+   * @default 65532
+   */
+  readonly runAsUser?: number;
+  /**
+   * Node labels the pods require.
+   * @default - none
+   */
+  readonly nodeSelector?: { [key: string]: string };
+  /**
+   * GitOps mode: instead of the store's objects, synthesize the reconciler bundle (spec ConfigMap,
+   * a Job named after the spec hash, ServiceAccount, Role, RoleBinding). The Job applies the store's
+   * objects and owns its membership-sensitive fields. Needs a chart namespace.
+   * @default - the store's objects are synthesized directly
+   */
+  readonly reconciler?: ReconcilerOptions;
+  /**
+   * Scheduled snapshots into a PVC (a CronJob running `etcdctl snapshot save` against the client
+   * Service), the oldest deleted beyond `keep`. With the reconciler, it also takes a snapshot before
+   * every membership change and resize.
+   * @default - no backups
+   */
+  readonly backup?: BackupOptions;
+  /**
+   * Restore every member from one snapshot: the reconciler builds a new logical cluster holding the
+   * snapshot's data (for a live store the old data stays on the PVCs, in another directory; replacing
+   * a live store's data needs force). Needs `reconciler`.
+   * @default - no restore
+   */
+  readonly restore?: RestoreOptions;
+}
+
+/**
+ * A replicated key-value store: a StatefulSet with stable member names and ordered PVC templates,
+ * a headless Service for peer discovery, a client Service, a quorum-keeping PodDisruptionBudget and
+ * a NetworkPolicy. With `reconciler`, the bundle that applies those objects instead (GitOps mode).
+ */
+export class KVStore extends Construct {
+  /** The normalized spec this store was synthesized from. */
+  readonly spec: KVStoreSpec;
+  /** A stable hash of `spec`. */
+  readonly specHash: string;
+  /** The engine the members run. */
+  readonly engine: IEngine;
+  /** Advice about the spec (e.g. an even size); also emitted as process warnings. */
+  readonly warnings: string[];
+  /** Names of every object of the store. */
+  readonly names: StoreNames;
+  /** The StatefulSet's name (the members are `<name>-<ordinal>`). */
+  readonly statefulSetName: string;
+  /** The headless Service members find each other through. */
+  readonly headlessServiceName: string;
+  /** The ClusterIP Service clients connect to. */
+  readonly clientServiceName: string;
+  /** The client Service's DNS name (fully qualified when the chart has a namespace). */
+  readonly clientHost: string;
+  /** The port clients connect to. */
+  readonly clientPort: number;
+  /** The port members talk to each other on; undefined for engines whose members do not. */
+  readonly peerPort?: number;
+  /** Labels selecting this store's pods. */
+  readonly selectorLabels: { [key: string]: string };
+  /** Labels a pod needs to reach the store through the NetworkPolicy. */
+  readonly clientPodLabels: { [key: string]: string };
+  /** The document the reconciler re-renders this store from (GitOps mode ships it in a ConfigMap). */
+  readonly document: StoreDocument;
+  /**
+   * The StatefulSet (the store's main object, construct id 'Resource').
+   * Undefined in GitOps mode: the reconciler applies it.
+   */
+  readonly statefulSet?: ApiObject;
+  /** The reconciler bundle in GitOps mode; undefined when the store's objects are synthesized directly. */
+  readonly reconciler?: ReconcilerBundle;
+
+  constructor(scope: Construct, id: string, props: KVStoreProps = {}) {
+    super(scope, id);
+    const engine = props.engine ?? Engine.etcd();
+    const namespace = Chart.of(this).namespace;
+    // The cluster token's seed: unique per store and stable (namespace and construct path, never time).
+    const store = StoreDefinition.fromInput(specInputFromProps(props.name ?? id, engine, props), engine, { namespace, tokenSeed: `${namespace ?? ''}/${this.node.path}` });
+    this.spec = store.spec;
+    this.specHash = store.specHash;
+    this.engine = engine;
+    this.warnings = [...store.warnings];
+    this.names = store.names;
+    this.statefulSetName = store.names.statefulSet;
+    this.headlessServiceName = store.names.headlessService;
+    this.clientServiceName = store.names.clientService;
+    this.clientHost = store.clientHost;
+    this.clientPort = engine.clientPort;
+    this.peerPort = engine.peerPort;
+    this.selectorLabels = store.selectorLabels;
+    this.clientPodLabels = store.spec.networkPolicy.clientPodLabels;
+    this.document = store.document;
+    for (const w of store.warnings) process.emitWarning(w, 'KVStoreWarning');
+
+    if (store.spec.restore && !props.reconciler) {
+      throw new SpecError(store.spec.name, [{ field: 'restore', value: store.spec.restore, allowed: 'used together with reconciler', reason: 'restoring runs one Job per member before the pods start, which the reconciler does' }]);
+    }
+    if (props.reconciler) {
+      if (!namespace) {
+        throw new Error(`KVStore '${store.spec.name}': reconciler needs the chart to have a namespace, got none (the Job applies the store into it)`);
+      }
+      this.reconciler = new ReconcilerBundle(this, 'Reconciler', { store, ...props.reconciler });
+    } else {
+      renderStoreObjects(this, store);
+      this.statefulSet = this.node.findChild('Resource') as ApiObject;
+    }
+  }
+}
+
+/** Internal (not in the entry): the typed props as the plain spec input a KVStore resource carries (enum values are the spec's strings). */
+export function specInputFromProps(name: string, engine: IEngine, props: KVStoreProps): KVStoreSpecInput {
+  const networkPolicySet = props.networkPolicy !== undefined || props.clientPodLabels || props.clientNamespaceLabels;
+  return {
+    name,
+    engine: engine.spec,
+    size: props.size,
+    image: props.containerImage,
+    storageSize: props.storageSize,
+    storageClassName: props.storageClassName,
+    volumeClaimTemplates: props.volumeClaimTemplates,
+    persistentVolumeClaimRetentionPolicy: props.persistentVolumeClaimRetentionPolicy,
+    resources: props.resources,
+    clusterDomain: props.clusterDomain,
+    labels: props.labels,
+    annotations: props.annotations,
+    podAnnotations: props.podAnnotations,
+    podAntiAffinity: props.podAntiAffinity,
+    topologySpreadConstraints: props.topologySpreadConstraints,
+    updateStrategy: props.updateStrategy?._spec,
+    podManagementPolicy: props.podManagementPolicy,
+    networkPolicy: networkPolicySet ? {
+      enabled: props.networkPolicy,
+      clientPodLabels: props.clientPodLabels,
+      clientNamespaceLabels: props.clientNamespaceLabels,
+    } : undefined,
+    runAsUser: props.runAsUser,
+    nodeSelector: props.nodeSelector,
+    backup: props.backup && { ...props.backup, pruneImage: props.backup.pruneImage ?? props.reconciler?.image },
+    restore: props.restore,
+  };
+}

@@ -1,0 +1,139 @@
+// The store's StatefulSet: stable member names, the engine's container under Pod Security "restricted",
+// ordered PVC templates, and the annotations a reconciler reads back.
+import { ApiObject } from 'cdk8s';
+import { k8s } from 'cdk8s-plus-28';
+import { Construct } from 'constructs';
+import { EngineContainer, POD_ENV } from '../engines/types';
+import { ENGINE_ANNOTATION, OPERATION_ANNOTATION, RESTORED_FROM_ANNOTATION } from '../model/metadata';
+import type { ProbeSpec, RestoreSpec } from '../model/spec';
+import { restrictedContainerSecurity, restrictedPodSecurity } from './pod-security';
+import type { StoreDefinition } from './store-definition';
+
+/** `<claim>/<snapshot>`: what a restored store records it was restored from. */
+export const restoredFrom = (r: RestoreSpec) => `${r.claimName}/${r.snapshot}`;
+
+/** The ports the engine's container exposes, by name. */
+export function enginePorts(store: StoreDefinition): Array<{ name: string; port: number }> {
+  return [
+    { name: 'client', port: store.engine.clientPort },
+    ...(store.engine.peerPort !== undefined ? [{ name: 'peer', port: store.engine.peerPort }] : []),
+  ];
+}
+
+export function renderStatefulSet(scope: Construct, store: StoreDefinition, container: EngineContainer, operation?: string): ApiObject {
+  const { spec, names } = store;
+  return new k8s.KubeStatefulSet(scope, 'Resource', {
+    // The engine kind is recorded so a reconciler can refuse an engine change on a live store.
+    metadata: store.metadata(names.statefulSet, {
+      [ENGINE_ANNOTATION]: store.engine.spec.kind,
+      ...(spec.restore ? { [RESTORED_FROM_ANNOTATION]: restoredFrom(spec.restore) } : {}),
+      ...(operation ? { [OPERATION_ANNOTATION]: operation } : {}),
+    }),
+    spec: {
+      serviceName: names.headlessService,
+      replicas: spec.size,
+      selector: { matchLabels: store.selectorLabels },
+      podManagementPolicy: spec.podManagementPolicy,
+      updateStrategy: spec.updateStrategy.type === 'RollingUpdate'
+        ? { type: 'RollingUpdate', rollingUpdate: { partition: spec.updateStrategy.partition } }
+        : { type: 'OnDelete' },
+      persistentVolumeClaimRetentionPolicy: spec.persistentVolumeClaimRetentionPolicy,
+      template: {
+        metadata: {
+          labels: { ...store.labels },
+          ...(Object.keys(spec.podAnnotations).length ? { annotations: spec.podAnnotations } : {}),
+        },
+        spec: podSpec(store, container),
+      },
+      volumeClaimTemplates: spec.volumeClaimTemplates.map((t) => ({
+        metadata: { name: t.name, labels: store.selectorLabels },
+        spec: {
+          accessModes: t.accessModes,
+          ...(t.storageClassName !== undefined ? { storageClassName: t.storageClassName } : {}),
+          resources: { requests: { storage: k8s.Quantity.fromString(t.storage) } },
+        },
+      })),
+    },
+  });
+}
+
+function podSpec(store: StoreDefinition, container: EngineContainer): k8s.PodSpec {
+  const { spec, names } = store;
+  const affinity = antiAffinity(store);
+  return {
+    automountServiceAccountToken: false,
+    // Service links would inject <NAME>_PORT_* variables, which etcd rejects as unknown
+    // ETCD_* flags when the store is named etcd.
+    enableServiceLinks: false,
+    securityContext: restrictedPodSecurity(spec.runAsUser),
+    ...(affinity ? { affinity } : {}),
+    ...(spec.topologySpreadConstraints.length ? {
+      topologySpreadConstraints: spec.topologySpreadConstraints.map((c) => ({
+        topologyKey: c.topologyKey,
+        maxSkew: c.maxSkew,
+        whenUnsatisfiable: c.whenUnsatisfiable,
+        labelSelector: { matchLabels: store.selectorLabels },
+      })),
+    } : {}),
+    ...(Object.keys(spec.nodeSelector).length ? { nodeSelector: spec.nodeSelector } : {}),
+    containers: [{
+      name: store.engine.name,
+      image: spec.image,
+      imagePullPolicy: 'IfNotPresent',
+      command: container.command,
+      args: container.args,
+      env: [
+        { name: POD_ENV.name, valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
+        { name: POD_ENV.namespace, valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } },
+        { name: POD_ENV.ip, valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } },
+        ...container.env,
+      ],
+      ...(container.bootstrapEnv ? { envFrom: [{ configMapRef: { name: names.bootstrapConfig } }] } : {}),
+      ports: enginePorts(store).map((p) => ({ name: p.name, containerPort: p.port, protocol: 'TCP' })),
+      resources: { requests: quantities(spec.resources.requests), limits: quantities(spec.resources.limits) },
+      volumeMounts: [
+        ...spec.volumeClaimTemplates.map((t) => ({ name: t.name, mountPath: t.mountPath })),
+        { name: 'tmp', mountPath: '/tmp' },
+      ],
+      startupProbe: probe(container.startupProbe),
+      livenessProbe: probe(container.livenessProbe),
+      readinessProbe: probe(container.readinessProbe),
+      securityContext: restrictedContainerSecurity(),
+    }],
+    volumes: [{ name: 'tmp', emptyDir: {} }],
+  };
+}
+
+function antiAffinity(store: StoreDefinition): k8s.Affinity | undefined {
+  const term = { topologyKey: 'kubernetes.io/hostname', labelSelector: { matchLabels: store.selectorLabels } };
+  switch (store.spec.podAntiAffinity) {
+    case 'hard':
+      return { podAntiAffinity: { requiredDuringSchedulingIgnoredDuringExecution: [term] } };
+    case 'soft':
+      return { podAntiAffinity: { preferredDuringSchedulingIgnoredDuringExecution: [{ weight: 100, podAffinityTerm: term }] } };
+    default:
+      return undefined;
+  }
+}
+
+function port(p: number | string): k8s.IntOrString {
+  return typeof p === 'number' ? k8s.IntOrString.fromNumber(p) : k8s.IntOrString.fromString(p);
+}
+
+function probe(p: ProbeSpec | undefined): k8s.Probe | undefined {
+  if (!p) return undefined;
+  return {
+    ...(p.httpGet ? { httpGet: { path: p.httpGet.path, port: port(p.httpGet.port) } } : {}),
+    ...(p.tcpSocket ? { tcpSocket: { port: port(p.tcpSocket.port) } } : {}),
+    ...(p.exec ? { exec: { command: p.exec.command } } : {}),
+    initialDelaySeconds: p.initialDelaySeconds,
+    periodSeconds: p.periodSeconds,
+    timeoutSeconds: p.timeoutSeconds,
+    failureThreshold: p.failureThreshold,
+  };
+}
+
+function quantities(list: Record<string, string> | undefined): Record<string, k8s.Quantity> | undefined {
+  if (!list) return undefined;
+  return Object.fromEntries(Object.keys(list).sort().map((k) => [k, k8s.Quantity.fromString(list[k])]));
+}

@@ -1,0 +1,113 @@
+// Every Kubernetes object of one store, rendered from its definition in a fixed order. The KVStore
+// construct renders through here, and so does the reconciler when it re-synthesizes a store in memory.
+import { k8s } from 'cdk8s-plus-28';
+import { Construct } from 'constructs';
+import { EngineContainer } from '../engines/types';
+import { NAME_LABEL, RECONCILER_POD_NAME, RESTORED_FROM_ANNOTATION, STORE_LABEL } from '../model/metadata';
+import { StoreBackup } from './backup';
+import { enginePorts, renderStatefulSet, restoredFrom } from './stateful-set';
+import type { StoreDefinition } from './store-definition';
+
+/** How the reconciler renders a store mid-operation; the construct renders a new store. */
+export interface RenderOptions {
+  /** @default 'new' */
+  readonly initialClusterState?: 'new' | 'existing';
+  /**
+   * A membership operation under way, recorded on the StatefulSet so a reconciler stopped in the
+   * middle of one finds it again.
+   * @default - none
+   */
+  readonly operation?: string;
+}
+
+/** Renders the store's objects as children of `scope` (construct ids are contract: 'Resource' is the StatefulSet). */
+export function renderStoreObjects(scope: Construct, store: StoreDefinition, options: RenderOptions = {}): void {
+  const container = store.engine.container(store.engineContext(options.initialClusterState ?? 'new'));
+  renderHeadlessService(scope, store);
+  renderClientService(scope, store);
+  if (container.bootstrapEnv) renderBootstrapConfig(scope, store, container);
+  renderStatefulSet(scope, store, container, options.operation);
+  renderPodDisruptionBudget(scope, store);
+  if (store.spec.backup) new StoreBackup(scope, 'Backup', { store });
+  if (store.spec.networkPolicy.enabled) renderNetworkPolicy(scope, store);
+}
+
+function renderHeadlessService(scope: Construct, store: StoreDefinition): void {
+  new k8s.KubeService(scope, 'HeadlessService', {
+    metadata: store.metadata(store.names.headlessService),
+    spec: {
+      clusterIp: 'None',
+      // Members must resolve each other before they are ready, or bootstrap never completes.
+      publishNotReadyAddresses: true,
+      selector: store.selectorLabels,
+      ports: enginePorts(store).map((p) => ({ name: p.name, port: p.port, targetPort: k8s.IntOrString.fromString(p.name) })),
+    },
+  });
+}
+
+function renderClientService(scope: Construct, store: StoreDefinition): void {
+  new k8s.KubeService(scope, 'ClientService', {
+    metadata: store.metadata(store.names.clientService),
+    spec: {
+      type: 'ClusterIP',
+      selector: store.selectorLabels,
+      ports: [{ name: 'client', port: store.engine.clientPort, targetPort: k8s.IntOrString.fromString('client') }],
+    },
+  });
+}
+
+/** The settings that change with membership, loaded with envFrom: changing them rolls no member. */
+function renderBootstrapConfig(scope: Construct, store: StoreDefinition, container: EngineContainer): void {
+  const env = container.bootstrapEnv!;
+  const restore = store.spec.restore;
+  new k8s.KubeConfigMap(scope, 'Bootstrap', {
+    // The restore marker is here too: it outlives a StatefulSet deleted for a re-create.
+    metadata: store.metadata(store.names.bootstrapConfig, restore ? { [RESTORED_FROM_ANNOTATION]: restoredFrom(restore) } : {}),
+    data: Object.fromEntries(Object.keys(env).sort().map((k) => [k, env[k]])),
+  });
+}
+
+/** Keeps a quorum through voluntary disruptions (or one member down for engines without quorum). */
+function renderPodDisruptionBudget(scope: Construct, store: StoreDefinition): void {
+  new k8s.KubePodDisruptionBudget(scope, 'PodDisruptionBudget', {
+    metadata: store.metadata(store.names.podDisruptionBudget),
+    spec: {
+      selector: { matchLabels: store.selectorLabels },
+      ...(store.engine.quorum
+        ? { minAvailable: k8s.IntOrString.fromNumber(Math.floor(store.spec.size / 2) + 1) }
+        : { maxUnavailable: k8s.IntOrString.fromNumber(1) }),
+    },
+  });
+}
+
+function renderNetworkPolicy(scope: Construct, store: StoreDefinition): void {
+  const { networkPolicy } = store.spec;
+  const clientPeer = {
+    podSelector: { matchLabels: networkPolicy.clientPodLabels },
+    ...(networkPolicy.clientNamespaceLabels ? { namespaceSelector: { matchLabels: networkPolicy.clientNamespaceLabels } } : {}),
+  };
+  new k8s.KubeNetworkPolicy(scope, 'NetworkPolicy', {
+    metadata: store.metadata(store.names.networkPolicy),
+    spec: {
+      podSelector: { matchLabels: store.selectorLabels },
+      policyTypes: ['Ingress'],
+      ingress: [
+        {
+          // Members reach each other on every engine port (peer traffic, and client calls for health).
+          from: [{ podSelector: { matchLabels: store.selectorLabels } }],
+          ports: enginePorts(store).map((p) => ({ protocol: 'TCP', port: k8s.IntOrString.fromNumber(p.port) })),
+        },
+        {
+          // Clients; this store's own Jobs (reconciler, snapshots) and the CRD-mode reconciler, from
+          // this namespace whatever clientNamespaceLabels say (membership changes, snapshots).
+          from: [
+            clientPeer,
+            { podSelector: { matchLabels: { [STORE_LABEL]: store.spec.name } } },
+            { podSelector: { matchLabels: { [NAME_LABEL]: RECONCILER_POD_NAME } } },
+          ],
+          ports: [{ protocol: 'TCP', port: k8s.IntOrString.fromNumber(store.engine.clientPort) }],
+        },
+      ],
+    },
+  });
+}

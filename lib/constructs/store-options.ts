@@ -1,0 +1,158 @@
+// The typed options of a store that are more than a primitive: enum-like values and option interfaces.
+// Their values are the strings of the spec (lib/model/spec.ts), which a KVStore resource carries.
+import type { UpdateStrategySpec } from '../model/spec';
+
+/** What happens to PVCs when the store shrinks or is deleted. */
+export enum PvcRetention {
+  /** The PVC stays (and its data with it). */
+  RETAIN = 'Retain',
+  /** The PVC is deleted with its member. */
+  DELETE = 'Delete',
+}
+
+/** @see https://kubernetes.io/docs/concepts/workloads/controllers/statefulset/#pod-management-policies */
+export enum PodManagementPolicy {
+  /** One pod at a time, each Ready before the next. */
+  ORDERED_READY = 'OrderedReady',
+  /** All pods at once. */
+  PARALLEL = 'Parallel',
+}
+
+/** How members are kept on separate nodes. */
+export enum PodAntiAffinity {
+  /** Prefer separate nodes; schedule together if there is no other way. */
+  SOFT = 'soft',
+  /** Require separate nodes: a member stays Pending rather than share a node. */
+  HARD = 'hard',
+  /** No anti-affinity. */
+  NONE = 'none',
+}
+
+/** @see https://kubernetes.io/docs/concepts/storage/persistent-volumes/#access-modes */
+export enum AccessMode {
+  READ_WRITE_ONCE = 'ReadWriteOnce',
+  READ_ONLY_MANY = 'ReadOnlyMany',
+  READ_WRITE_MANY = 'ReadWriteMany',
+  READ_WRITE_ONCE_POD = 'ReadWriteOncePod',
+}
+
+/** @see https://kubernetes.io/docs/concepts/scheduling-eviction/topology-spread-constraints/ */
+export enum WhenUnsatisfiable {
+  /** Keep a pod Pending rather than break the skew. */
+  DO_NOT_SCHEDULE = 'DoNotSchedule',
+  /** Schedule anyway, preferring domains that reduce the skew. */
+  SCHEDULE_ANYWAY = 'ScheduleAnyway',
+}
+
+/** @see https://kubernetes.io/docs/concepts/workloads/controllers/statefulset/#update-strategies */
+export class UpdateStrategy {
+  /** Replace pods from the highest ordinal down; ordinals below `partition` keep the old template. */
+  static rollingUpdate(options: RollingUpdateOptions = {}): UpdateStrategy {
+    return new UpdateStrategy({ type: 'RollingUpdate', partition: options.partition ?? 0 });
+  }
+
+  /** Pods are only replaced when you delete them. */
+  static onDelete(): UpdateStrategy {
+    return new UpdateStrategy({ type: 'OnDelete' });
+  }
+
+  /** @internal */
+  private constructor(readonly _spec: UpdateStrategySpec) {}
+}
+
+/** Options of `UpdateStrategy.rollingUpdate()`. */
+export interface RollingUpdateOptions {
+  /**
+   * Ordinals below the partition keep the old template (a staged rollout).
+   * @default 0
+   */
+  readonly partition?: number;
+}
+
+/** One PVC template; each member gets its own PVC from it, mounted in the container. */
+export interface VolumeClaimTemplateOptions {
+  /** Template name; PVCs are named `<name>-<store>-<ordinal>`. */
+  readonly name: string;
+  /**
+   * The size of each PVC, as a Kubernetes quantity.
+   * @default - the store's `storageSize`
+   */
+  readonly storage?: string;
+  /** @default - the store's `storageClassName` */
+  readonly storageClassName?: string;
+  /** @default [AccessMode.READ_WRITE_ONCE] */
+  readonly accessModes?: AccessMode[];
+  /** @default '/var/lib/kvstore/<name>' */
+  readonly mountPath?: string;
+}
+
+/** One topology spread constraint over the store's pods. */
+export interface TopologySpreadOptions {
+  /** A node label, e.g. `topology.kubernetes.io/zone`. */
+  readonly topologyKey: string;
+  /**
+   * How much the number of members may differ between two domains.
+   * @default 1
+   */
+  readonly maxSkew?: number;
+  /** @default WhenUnsatisfiable.SCHEDULE_ANYWAY */
+  readonly whenUnsatisfiable?: WhenUnsatisfiable;
+}
+
+/** Whether a member's PVCs are kept when the store shrinks or is deleted. */
+export interface PvcRetentionPolicy {
+  /** @default PvcRetention.RETAIN */
+  readonly whenScaled?: PvcRetention;
+  /** @default PvcRetention.RETAIN */
+  readonly whenDeleted?: PvcRetention;
+}
+
+/** The engine container's resource requests and limits, as Kubernetes quantities by resource name. */
+export interface ResourceRequirements {
+  /** @default - none */
+  readonly requests?: { [resource: string]: string };
+  /** @default - none */
+  readonly limits?: { [resource: string]: string };
+}
+
+/** Scheduled snapshots into a PVC, the oldest pruned beyond `keep`. */
+export interface BackupOptions {
+  /**
+   * Cron schedule of the backup CronJob.
+   * @default '0 * * * *' (hourly)
+   */
+  readonly schedule?: string;
+  /**
+   * How many scheduled snapshots to keep.
+   * @default 24
+   */
+  readonly keep?: number;
+  /**
+   * Size of the backup PVC the construct creates.
+   * @default - the store's storageSize (none with claimName)
+   */
+  readonly storage?: string;
+  /** @default - the store's storageClassName */
+  readonly storageClassName?: string;
+  /**
+   * The backup PVC's name. Without `storage` it names an existing PVC the construct does not create.
+   * @default '<name>-backups', created
+   */
+  readonly claimName?: string;
+  /**
+   * The image that prunes old snapshots: this package's reconciler image.
+   * @default - the store's reconciler image; required without one
+   */
+  readonly pruneImage?: string;
+}
+
+/** Restore every member from one snapshot file: a new logical cluster holding the snapshot's data. */
+export interface RestoreOptions {
+  /** The snapshot's file name in the claim (the backup CronJob writes `<store>-backup-<n>.db`). */
+  readonly snapshot: string;
+  /**
+   * The PVC holding the snapshot.
+   * @default - this store's backup claim
+   */
+  readonly claimName?: string;
+}

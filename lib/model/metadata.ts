@@ -1,0 +1,41 @@
+// The labels, annotations, field manager and API group every layer shares: the construct writes them,
+// the reconciler reads them. Contract: changing one orphans what live objects carry.
+
+/** The API group of the KVStore custom resource and of this library's annotations. */
+export const KVSTORE_GROUP = 'kvstore.cdk8s-kvstore.io';
+export const KVSTORE_VERSION = 'v1';
+export const KVSTORE_KIND = 'KVStore';
+export const KVSTORE_PLURAL = 'kvstores';
+/** `<plural>.<group>`: the only name the API server accepts for the CRD. */
+export const KVSTORE_CRD_NAME = `${KVSTORE_PLURAL}.${KVSTORE_GROUP}`;
+
+/** Kubernetes' recommended labels. */
+export const NAME_LABEL = 'app.kubernetes.io/name';
+export const INSTANCE_LABEL = 'app.kubernetes.io/instance';
+export const MANAGED_BY_LABEL = 'app.kubernetes.io/managed-by';
+export const COMPONENT_LABEL = 'app.kubernetes.io/component';
+/** The `app.kubernetes.io/managed-by` value of everything this library synthesizes. */
+export const MANAGED_BY = 'cdk8s-kvstore';
+
+/** The `app.kubernetes.io/name` of the CRD-mode reconciler's pods (KVStoreOperator). */
+export const RECONCILER_POD_NAME = 'kvstore-reconciler';
+/** Label on a store's Jobs (reconciler, snapshot, restore) naming the store: its NetworkPolicy admits them. */
+export const STORE_LABEL = `${KVSTORE_GROUP}/store`;
+
+/** Annotation on the StatefulSet naming the engine kind. */
+export const ENGINE_ANNOTATION = `${KVSTORE_GROUP}/engine`;
+/** Annotation on the StatefulSet of a restored store: `<claim>/<snapshot>` its members were restored from. */
+export const RESTORED_FROM_ANNOTATION = `${KVSTORE_GROUP}/restored-from`;
+/** Annotation on the StatefulSet while the reconciler changes membership. */
+export const OPERATION_ANNOTATION = `${KVSTORE_GROUP}/operation`;
+/** Annotation holding a hash of what the reconciler last applied to an object. */
+export const APPLIED_HASH_ANNOTATION = `${KVSTORE_GROUP}/applied-hash`;
+
+/** The field manager of the reconciler's server-side applies. */
+export const FIELD_MANAGER = 'cdk8s-kvstore-reconciler';
+
+/** Annotations that stop GitOps tools from deleting a PVC when it leaves the manifests. */
+export const KEEP_PVC_ANNOTATIONS: Readonly<Record<string, string>> = {
+  'argocd.argoproj.io/sync-options': 'Delete=false',
+  'kustomize.toolkit.fluxcd.io/prune': 'disabled',
+};
