@@ -150,6 +150,7 @@ project.addTask('docs', {
   description: 'Regenerate API.md (typedoc) and the README props table from the doc comments and lib/model/fields.ts',
   steps: [
     { exec: 'typedoc' },
+    { exec: 'cp build/api-docs/API.md API.md' },
     { exec: 'ts-node --transpile-only scripts/readme-props.ts' },
   ],
 });

@@ -98,21 +98,23 @@ export function toJson_KvStoreProps(obj: KvStoreProps | undefined): Record<strin
  */
 export interface KvStoreSpec {
   /**
-   * Extra annotations on every object. Must be a map of strings.
+   * Extra annotations on every object. Must be a map of strings. Defaults to none.
    *
+   * @default none.
    * @schema KvStoreSpec#annotations
    */
   readonly annotations?: { [key: string]: string };
 
   /**
-   * Scheduled snapshots (etcdctl snapshot save) into a PVC, the oldest pruned beyond keep; the reconciler also takes one before every membership change or resize. Off by default; when set, schedule defaults to "0 * * * *" and keep to 24.
+   * Scheduled snapshots (etcdctl snapshot save against the client Service) into a PVC, the oldest pruned beyond keep. With the reconciler, it also takes a snapshot before every membership change, resize and restore. Defaults to no backups.
    *
+   * @default no backups.
    * @schema KvStoreSpec#backup
    */
   readonly backup?: KvStoreSpecBackup;
 
   /**
-   * The cluster's DNS domain. Must be a DNS domain such as cluster.local. Defaults to cluster.local.
+   * The cluster's DNS domain, used in member DNS names. Must be a DNS domain such as cluster.local. Defaults to cluster.local.
    *
    * @default cluster.local.
    * @schema KvStoreSpec#clusterDomain
@@ -120,52 +122,56 @@ export interface KvStoreSpec {
   readonly clusterDomain?: string;
 
   /**
-   * The engine: etcd (the default) or a bring-your-own-image custom engine. Each field applies to the engine named by kind; the reconciler applies the engine defaults and checks the rest.
+   * The engine: etcd or a bring-your-own-image custom engine. Each field applies to the engine named by kind; the reconciler applies the engine defaults and checks the rest. Defaults to etcd (kind etcd).
    *
+   * @default etcd (kind etcd).
    * @schema KvStoreSpec#engine
    */
   readonly engine?: KvStoreSpecEngine;
 
   /**
-   * The container image: required with the custom engine, optional with etcd. Must be an image reference like registry.example.com/team/etcd:v3.5.21 (lowercase repository, no spaces). Defaults to gcr.io/etcd-development/etcd:v<engine.version> with etcd.
+   * The container image: required with the custom engine, optional with etcd. Must be an image reference like registry.example.com/team/etcd:v3.5.21 (lowercase repository, no spaces). Defaults to the engine's pinned image (gcr.io/etcd-development/etcd:v<engine.version> for etcd).
    *
-   * @default gcr.io/etcd-development/etcd:v<engine.version> with etcd.
+   * @default the engine's pinned image (gcr.io/etcd-development/etcd:v<engine.version> for etcd).
    * @schema KvStoreSpec#image
    */
   readonly image?: string;
 
   /**
-   * Extra labels on every object and pod. Must be a map of Kubernetes labels.
+   * Extra labels on every object and pod. Must be a map of Kubernetes labels. Defaults to none.
    *
+   * @default none.
    * @schema KvStoreSpec#labels
    */
   readonly labels?: { [key: string]: string };
 
   /**
-   * A NetworkPolicy admitting peer traffic between members and client traffic from clientPodLabels pods. Enabled by default; clients default to pods labelled <name>-client: "true".
+   * The NetworkPolicy admitting peers and clients.
    *
    * @schema KvStoreSpec#networkPolicy
    */
   readonly networkPolicy?: KvStoreSpecNetworkPolicy;
 
   /**
-   * Node labels the pods require. Must be a map of Kubernetes labels.
+   * Node labels the pods require. Must be a map of Kubernetes labels. Defaults to none.
    *
+   * @default none.
    * @schema KvStoreSpec#nodeSelector
    */
   readonly nodeSelector?: { [key: string]: string };
 
   /**
-   * Whether PVCs are kept when the store shrinks or is deleted. Defaults to Retain for both.
+   * Whether PVCs are kept when the store shrinks or is deleted. Defaults to Retain when scaled down, Retain when deleted.
    *
-   * @default Retain for both.
+   * @default Retain when scaled down, Retain when deleted.
    * @schema KvStoreSpec#persistentVolumeClaimRetentionPolicy
    */
   readonly persistentVolumeClaimRetentionPolicy?: KvStoreSpecPersistentVolumeClaimRetentionPolicy;
 
   /**
-   * Annotations on the pods. Must be a map of strings.
+   * Annotations on the pods. Must be a map of strings. Defaults to none.
    *
+   * @default none.
    * @schema KvStoreSpec#podAnnotations
    */
   readonly podAnnotations?: { [key: string]: string };
@@ -179,24 +185,25 @@ export interface KvStoreSpec {
   readonly podAntiAffinity?: KvStoreSpecPodAntiAffinity;
 
   /**
-   * How the StatefulSet creates and scales pods. Must be OrderedReady or Parallel. Defaults to the engine's: Parallel for etcd, OrderedReady for custom.
+   * How the StatefulSet creates and scales pods. Must be OrderedReady or Parallel. Defaults to the engine's (Parallel for etcd, OrderedReady for custom).
    *
-   * @default the engine's: Parallel for etcd, OrderedReady for custom.
+   * @default the engine's (Parallel for etcd, OrderedReady for custom).
    * @schema KvStoreSpec#podManagementPolicy
    */
   readonly podManagementPolicy?: KvStoreSpecPodManagementPolicy;
 
   /**
-   * Container resources. Defaults to requests of cpu 100m and memory 256Mi, no limits.
+   * Container resources. Defaults to requests cpu 100m and memory 256Mi, no limits.
    *
-   * @default requests of cpu 100m and memory 256Mi, no limits.
+   * @default requests cpu 100m and memory 256Mi, no limits.
    * @schema KvStoreSpec#resources
    */
   readonly resources?: KvStoreSpecResources;
 
   /**
-   * Restore every member from one snapshot file in a PVC (claimName defaults to the backup claim): a new logical cluster holding the snapshot's data. Needs the reconciler.
+   * Restore every member from one snapshot file in a PVC: the reconciler builds a new logical cluster holding the snapshot's data (a live store's old data stays on the PVCs, in another directory; replacing a live store's data needs force). Needs the reconciler. Defaults to no restore.
    *
+   * @default no restore.
    * @schema KvStoreSpec#restore
    */
   readonly restore?: KvStoreSpecRestore;
@@ -226,7 +233,7 @@ export interface KvStoreSpec {
   readonly storageClassName?: string;
 
   /**
-   * Size of each member's volumes. Must be a storage size as a Kubernetes quantity such as 10Gi or 500M (digits with an optional suffix m, k, M, G, T, P, E, Ki, Mi, Gi, Ti, Pi or Ei). Defaults to 10Gi.
+   * Size of each member's volumes, as a Kubernetes quantity. Must be a storage size as a Kubernetes quantity such as 10Gi or 500M (digits with an optional suffix m, k, M, G, T, P, E, Ki, Mi, Gi, Ti, Pi or Ei). Defaults to 10Gi.
    *
    * @default 10Gi.
    * @schema KvStoreSpec#storageSize
@@ -250,9 +257,9 @@ export interface KvStoreSpec {
   readonly updateStrategy?: KvStoreSpecUpdateStrategy;
 
   /**
-   * PVC templates in order; the first holds the engine's data. Must be a non-empty list of volume claim templates. Defaults to one template named data.
+   * PVC templates in order; the first holds the engine's data. Must be a non-empty list of volume claim templates. Defaults to one template named 'data'.
    *
-   * @default one template named data.
+   * @default one template named 'data'.
    * @schema KvStoreSpec#volumeClaimTemplates
    */
   readonly volumeClaimTemplates?: KvStoreSpecVolumeClaimTemplates[];
@@ -293,49 +300,56 @@ export function toJson_KvStoreSpec(obj: KvStoreSpec | undefined): Record<string,
 /* eslint-enable max-len, @stylistic/max-len, quote-props, @stylistic/quote-props */
 
 /**
- * Scheduled snapshots (etcdctl snapshot save) into a PVC, the oldest pruned beyond keep; the reconciler also takes one before every membership change or resize. Off by default; when set, schedule defaults to "0 * * * *" and keep to 24.
+ * Scheduled snapshots (etcdctl snapshot save against the client Service) into a PVC, the oldest pruned beyond keep. With the reconciler, it also takes a snapshot before every membership change, resize and restore. Defaults to no backups.
  *
+ * @default no backups.
  * @schema KvStoreSpecBackup
  */
 export interface KvStoreSpecBackup {
   /**
-   * Must be a PVC name (a DNS-1123 subdomain).
+   * The backup PVC's name. Without storage it names an existing PVC the construct does not create. Must be a PVC name (a DNS-1123 subdomain). Defaults to '<name>-backups', created.
    *
+   * @default name>-backups', created.
    * @schema KvStoreSpecBackup#claimName
    */
   readonly claimName?: string;
 
   /**
-   * Must be an integer from 1 to 1000.
+   * How many scheduled snapshots to keep. Must be an integer from 1 to 1000. Defaults to 24.
    *
+   * @default 24.
    * @schema KvStoreSpecBackup#keep
    */
   readonly keep?: number;
 
   /**
-   * Must be an image reference of the kvstore reconciler image.
+   * The image that prunes old snapshots: this package's reconciler image. Must be an image reference of the kvstore reconciler image. Defaults to the store's reconciler image; required without one.
    *
+   * @default the store's reconciler image; required without one.
    * @schema KvStoreSpecBackup#pruneImage
    */
   readonly pruneImage?: string;
 
   /**
-   * Must be a cron schedule of five fields such as "0 * * * *", or a macro such as @hourly.
+   * Cron schedule of the backup CronJob. Must be a cron schedule of five fields such as "0 * * * *", or a macro such as @hourly. Defaults to '0 * * * *' (hourly).
    *
+   * @default 0 * * * *' (hourly).
    * @schema KvStoreSpecBackup#schedule
    */
   readonly schedule?: string;
 
   /**
-   * Must be a storage size as a Kubernetes quantity such as 10Gi or 500M (digits with an optional suffix m, k, M, G, T, P, E, Ki, Mi, Gi, Ti, Pi or Ei).
+   * Size of the backup PVC the construct creates. Must be a storage size as a Kubernetes quantity such as 10Gi or 500M (digits with an optional suffix m, k, M, G, T, P, E, Ki, Mi, Gi, Ti, Pi or Ei). Defaults to the store's storageSize (none with claimName).
    *
+   * @default the store's storageSize (none with claimName).
    * @schema KvStoreSpecBackup#storage
    */
   readonly storage?: string;
 
   /**
-   * Must be a StorageClass name (a DNS-1123 subdomain).
+   * StorageClass of the backup PVC. Must be a StorageClass name (a DNS-1123 subdomain). Defaults to the store's storageClassName.
    *
+   * @default the store's storageClassName.
    * @schema KvStoreSpecBackup#storageClassName
    */
   readonly storageClassName?: string;
@@ -361,8 +375,9 @@ export function toJson_KvStoreSpecBackup(obj: KvStoreSpecBackup | undefined): Re
 /* eslint-enable max-len, @stylistic/max-len, quote-props, @stylistic/quote-props */
 
 /**
- * The engine: etcd (the default) or a bring-your-own-image custom engine. Each field applies to the engine named by kind; the reconciler applies the engine defaults and checks the rest.
+ * The engine: etcd or a bring-your-own-image custom engine. Each field applies to the engine named by kind; the reconciler applies the engine defaults and checks the rest. Defaults to etcd (kind etcd).
  *
+ * @default etcd (kind etcd).
  * @schema KvStoreSpecEngine
  */
 export interface KvStoreSpecEngine {
@@ -531,28 +546,31 @@ export function toJson_KvStoreSpecEngine(obj: KvStoreSpecEngine | undefined): Re
 /* eslint-enable max-len, @stylistic/max-len, quote-props, @stylistic/quote-props */
 
 /**
- * A NetworkPolicy admitting peer traffic between members and client traffic from clientPodLabels pods. Enabled by default; clients default to pods labelled <name>-client: "true".
+ * The NetworkPolicy admitting peers and clients.
  *
  * @schema KvStoreSpecNetworkPolicy
  */
 export interface KvStoreSpecNetworkPolicy {
   /**
-   * Must be a map of Kubernetes labels.
+   * Labels of the namespaces clients may come from. Must be a map of Kubernetes labels. Defaults to only the store's own namespace.
    *
+   * @default only the store's own namespace.
    * @schema KvStoreSpecNetworkPolicy#clientNamespaceLabels
    */
   readonly clientNamespaceLabels?: { [key: string]: string };
 
   /**
-   * Must be a map of Kubernetes labels.
+   * Labels of the pods allowed to connect as clients. Must be a map of Kubernetes labels. Defaults to { '<name>-client': 'true' }.
    *
+   * @default name>-client': 'true' }.
    * @schema KvStoreSpecNetworkPolicy#clientPodLabels
    */
   readonly clientPodLabels?: { [key: string]: string };
 
   /**
-   * Must be true or false.
+   * Emit a NetworkPolicy admitting peer traffic only between members and client traffic only on the client port from clientPodLabels pods. Must be true or false. Defaults to true.
    *
+   * @default true.
    * @schema KvStoreSpecNetworkPolicy#enabled
    */
   readonly enabled?: boolean;
@@ -575,9 +593,9 @@ export function toJson_KvStoreSpecNetworkPolicy(obj: KvStoreSpecNetworkPolicy | 
 /* eslint-enable max-len, @stylistic/max-len, quote-props, @stylistic/quote-props */
 
 /**
- * Whether PVCs are kept when the store shrinks or is deleted. Defaults to Retain for both.
+ * Whether PVCs are kept when the store shrinks or is deleted. Defaults to Retain when scaled down, Retain when deleted.
  *
- * @default Retain for both.
+ * @default Retain when scaled down, Retain when deleted.
  * @schema KvStoreSpecPersistentVolumeClaimRetentionPolicy
  */
 export interface KvStoreSpecPersistentVolumeClaimRetentionPolicy {
@@ -627,9 +645,9 @@ export enum KvStoreSpecPodAntiAffinity {
 }
 
 /**
- * How the StatefulSet creates and scales pods. Must be OrderedReady or Parallel. Defaults to the engine's: Parallel for etcd, OrderedReady for custom.
+ * How the StatefulSet creates and scales pods. Must be OrderedReady or Parallel. Defaults to the engine's (Parallel for etcd, OrderedReady for custom).
  *
- * @default the engine's: Parallel for etcd, OrderedReady for custom.
+ * @default the engine's (Parallel for etcd, OrderedReady for custom).
  * @schema KvStoreSpecPodManagementPolicy
  */
 export enum KvStoreSpecPodManagementPolicy {
@@ -640,9 +658,9 @@ export enum KvStoreSpecPodManagementPolicy {
 }
 
 /**
- * Container resources. Defaults to requests of cpu 100m and memory 256Mi, no limits.
+ * Container resources. Defaults to requests cpu 100m and memory 256Mi, no limits.
  *
- * @default requests of cpu 100m and memory 256Mi, no limits.
+ * @default requests cpu 100m and memory 256Mi, no limits.
  * @schema KvStoreSpecResources
  */
 export interface KvStoreSpecResources {
@@ -677,20 +695,22 @@ export function toJson_KvStoreSpecResources(obj: KvStoreSpecResources | undefine
 /* eslint-enable max-len, @stylistic/max-len, quote-props, @stylistic/quote-props */
 
 /**
- * Restore every member from one snapshot file in a PVC (claimName defaults to the backup claim): a new logical cluster holding the snapshot's data. Needs the reconciler.
+ * Restore every member from one snapshot file in a PVC: the reconciler builds a new logical cluster holding the snapshot's data (a live store's old data stays on the PVCs, in another directory; replacing a live store's data needs force). Needs the reconciler. Defaults to no restore.
  *
+ * @default no restore.
  * @schema KvStoreSpecRestore
  */
 export interface KvStoreSpecRestore {
   /**
-   * Must be the name of the PVC holding the snapshot (a DNS-1123 subdomain).
+   * The PVC holding the snapshot. Must be the name of the PVC holding the snapshot (a DNS-1123 subdomain). Defaults to this store's backup claim.
    *
+   * @default this store's backup claim.
    * @schema KvStoreSpecRestore#claimName
    */
   readonly claimName?: string;
 
   /**
-   * Must be a snapshot file name (letters, digits, ".", "_", "-"; no directories).
+   * The snapshot's file name in the claim (the backup CronJob writes <store>-backup-<n>.db). Must be a snapshot file name (letters, digits, ".", "_", "-"; no directories).
    *
    * @schema KvStoreSpecRestore#snapshot
    */

@@ -1,13 +1,10 @@
 // The KVStore CustomResourceDefinition: its OpenAPI schema derived from SPEC_INPUT_SCHEMA, and the construct.
 import { k8s } from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
-import { DEFAULT_ETCD_VERSION, ETCD_MAX_SIZE } from '../engines/etcd';
+import { DEFAULT_ETCD_VERSION } from '../engines/etcd';
 import { KVSTORE_CRD_NAME, KVSTORE_GROUP, KVSTORE_KIND, KVSTORE_PLURAL, KVSTORE_VERSION } from '../model/metadata';
 import { MAX_SIZE, SPEC_INPUT_SCHEMA } from '../model/schema';
-import {
-  CustomEngineSpec, DEFAULT_CLUSTER_DOMAIN, DEFAULT_RUN_AS_USER, DEFAULT_SIZE, DEFAULT_BACKUP_SCHEDULE, DEFAULT_BACKUP_KEEP, DEFAULT_STORAGE_SIZE,
-  EtcdEngineSpec, KVStoreSpecInput,
-} from '../model/spec';
+import { CustomEngineSpec, DEFAULT_SIZE, EtcdEngineSpec } from '../model/spec';
 
 /** A JSON Schema node, in the plain JSON form that appears in YAML. */
 export type JsonSchema = { readonly [keyword: string]: unknown };
@@ -60,31 +57,6 @@ function toStructural(node: JsonSchema, path: string, doc?: string): JsonSchema 
   if (description) out.description = description;
   return out;
 }
-
-/** Every optional field of the spec, documented as `kubectl explain` shows it (defaults included). */
-const SPEC_FIELD_DOCS: { readonly [K in Exclude<keyof KVStoreSpecInput, 'name'>]-?: string } = {
-  engine: 'The engine: etcd (the default) or a bring-your-own-image custom engine. Each field applies to the engine named by kind; the reconciler applies the engine defaults and checks the rest.',
-  size: `Number of members (StatefulSet replicas); etcd allows at most ${ETCD_MAX_SIZE}. Defaults to ${DEFAULT_SIZE}.`,
-  image: 'The container image: required with the custom engine, optional with etcd. Defaults to gcr.io/etcd-development/etcd:v<engine.version> with etcd.',
-  storageSize: `Size of each member's volumes. Defaults to ${DEFAULT_STORAGE_SIZE}.`,
-  storageClassName: "StorageClass of the volumes. Defaults to the cluster's default StorageClass.",
-  volumeClaimTemplates: "PVC templates in order; the first holds the engine's data. Defaults to one template named data.",
-  persistentVolumeClaimRetentionPolicy: 'Whether PVCs are kept when the store shrinks or is deleted. Defaults to Retain for both.',
-  resources: 'Container resources. Defaults to requests of cpu 100m and memory 256Mi, no limits.',
-  clusterDomain: `The cluster's DNS domain. Defaults to ${DEFAULT_CLUSTER_DOMAIN}.`,
-  labels: 'Extra labels on every object and pod.',
-  annotations: 'Extra annotations on every object.',
-  podAnnotations: 'Annotations on the pods.',
-  podAntiAffinity: 'How members are kept on separate nodes. Defaults to soft.',
-  topologySpreadConstraints: 'How members spread over topology domains. Defaults to none.',
-  updateStrategy: 'How pods are replaced when the template changes. Defaults to RollingUpdate with partition 0.',
-  podManagementPolicy: "How the StatefulSet creates and scales pods. Defaults to the engine's: Parallel for etcd, OrderedReady for custom.",
-  networkPolicy: 'A NetworkPolicy admitting peer traffic between members and client traffic from clientPodLabels pods. Enabled by default; clients default to pods labelled <name>-client: "true".',
-  runAsUser: `The uid (and gid) the containers run as. Defaults to ${DEFAULT_RUN_AS_USER}.`,
-  nodeSelector: 'Node labels the pods require.',
-  backup: `Scheduled snapshots (etcdctl snapshot save) into a PVC, the oldest pruned beyond keep; the reconciler also takes one before every membership change or resize. Off by default; when set, schedule defaults to "${DEFAULT_BACKUP_SCHEDULE}" and keep to ${DEFAULT_BACKUP_KEEP}.`,
-  restore: 'Restore every member from one snapshot file in a PVC (claimName defaults to the backup claim): a new logical cluster holding the snapshot\'s data. Needs the reconciler.',
-};
 
 /** Kubernetes' IntOrString form (as kubebuilder writes it): `cdk8s import` makes it a class with fromNumber/fromString. */
 const intOrStringPort: JsonSchema = {
@@ -225,7 +197,7 @@ export function crdSchema(): JsonSchema {
   const specFields: Record<string, JsonSchema> = { ...fields, engine: engineSchema() };
   const properties = Object.fromEntries(Object.entries(specFields).map(([field, schema]) => [
     field,
-    toStructural(schema, `spec.${field}`, SPEC_FIELD_DOCS[field as keyof typeof SPEC_FIELD_DOCS]),
+    toStructural(schema, `spec.${field}`),
   ]));
   // size gets a default: the scale subresource fails on a resource without .spec.size.
   properties.size = { ...properties.size, default: DEFAULT_SIZE };
@@ -294,6 +266,7 @@ export class KVStoreCrd extends Construct {
   readonly crdName = KVSTORE_CRD_NAME;
   /** `kvstore.cdk8s-kvstore.io/v1`: what KVStore resources carry. */
   readonly apiVersion = `${KVSTORE_GROUP}/${KVSTORE_VERSION}`;
+  /** `KVStore`. */
   readonly kind = KVSTORE_KIND;
 
   constructor(scope: Construct, id: string) {

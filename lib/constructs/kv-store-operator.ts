@@ -6,6 +6,7 @@ import { KVSTORE_GROUP, KVSTORE_PLURAL, MANAGED_BY, MANAGED_BY_LABEL, NAME_LABEL
 import { KVStoreCrd } from './kv-store-crd';
 import { operatorRules, reconcilerPodSpec } from './reconciler-rbac';
 
+/** CRD mode: the reconciler CronJob and where it may act. */
 export interface KVStoreOperatorProps {
   /** The reconciler image (this package's Dockerfile builds it). */
   readonly image: string;
@@ -27,8 +28,14 @@ export interface KVStoreOperatorProps {
   readonly installCrd?: boolean;
 }
 
+/**
+ * CRD mode: the KVStore CustomResourceDefinition and a CronJob that reconciles every KVStore resource in
+ * its scope (the chart's namespace, or all namespaces), with the RBAC it needs.
+ */
 export class KVStoreOperator extends Construct {
+  /** The ServiceAccount the reconciler runs as. */
   readonly serviceAccountName = 'kvstore-reconciler';
+  /** The Role (or ClusterRole) granting what the reconciler does. */
   readonly roleName = 'kvstore-reconciler';
 
   constructor(scope: Construct, id: string, props: KVStoreOperatorProps) {

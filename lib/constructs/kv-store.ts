@@ -16,15 +16,16 @@ import {
   TopologySpreadOptions, UpdateStrategy, VolumeClaimTemplateOptions,
 } from './store-options';
 
+/** Props of a KVStore: everything has a default. */
 export interface KVStoreProps {
   /**
-   * The store name: names the StatefulSet, the Services and (through the StatefulSet) the PVCs.
-   * A DNS-1035 label of at most 52 characters.
+   * The store name: names the StatefulSet, the Services and (through the StatefulSet) the PVCs. A
+   * DNS-1035 label of at most 52 characters.
    * @default - the construct id
    */
   readonly name?: string;
   /**
-   * Number of members (StatefulSet replicas).
+   * Number of members (StatefulSet replicas); etcd allows at most 7.
    * @default 3
    */
   readonly size?: number;
@@ -34,8 +35,8 @@ export interface KVStoreProps {
    */
   readonly storageSize?: string;
   /**
-   * The container image.
-   * @default - the engine's pinned image (required with `Engine.custom()`)
+   * The container image: required with the custom engine, optional with etcd.
+   * @default - the engine's pinned image (gcr.io/etcd-development/etcd:v<engine.version> for etcd)
    */
   readonly containerImage?: string;
   /**
@@ -55,8 +56,8 @@ export interface KVStoreProps {
   readonly volumeClaimTemplates?: VolumeClaimTemplateOptions[];
   /**
    * Whether PVCs are kept when the store shrinks or is deleted.
-   * @default - Retain when scaled down, Retain when deleted
    * @see https://kubernetes.io/docs/concepts/workloads/controllers/statefulset/#persistentvolumeclaim-retention
+   * @default - Retain when scaled down, Retain when deleted
    */
   readonly persistentVolumeClaimRetentionPolicy?: PvcRetentionPolicy;
   /**
@@ -105,8 +106,8 @@ export interface KVStoreProps {
    */
   readonly podManagementPolicy?: PodManagementPolicy;
   /**
-   * Emit a NetworkPolicy admitting peer traffic only between members and client traffic only on
-   * the client port from `clientPodLabels` pods.
+   * Emit a NetworkPolicy admitting peer traffic only between members and client traffic only on the
+   * client port from clientPodLabels pods.
    * @default true
    */
   readonly networkPolicy?: boolean;
@@ -138,16 +139,16 @@ export interface KVStoreProps {
    */
   readonly reconciler?: ReconcilerOptions;
   /**
-   * Scheduled snapshots into a PVC (a CronJob running `etcdctl snapshot save` against the client
-   * Service), the oldest deleted beyond `keep`. With the reconciler, it also takes a snapshot before
-   * every membership change and resize.
+   * Scheduled snapshots (etcdctl snapshot save against the client Service) into a PVC, the oldest pruned
+   * beyond keep. With the reconciler, it also takes a snapshot before every membership change, resize
+   * and restore.
    * @default - no backups
    */
   readonly backup?: BackupOptions;
   /**
-   * Restore every member from one snapshot: the reconciler builds a new logical cluster holding the
-   * snapshot's data (for a live store the old data stays on the PVCs, in another directory; replacing
-   * a live store's data needs force). Needs `reconciler`.
+   * Restore every member from one snapshot file in a PVC: the reconciler builds a new logical cluster
+   * holding the snapshot's data (a live store's old data stays on the PVCs, in another directory;
+   * replacing a live store's data needs force). Needs the reconciler.
    * @default - no restore
    */
   readonly restore?: RestoreOptions;

@@ -21,10 +21,14 @@ export enum GitOpsProfile {
   FLUX = 'flux',
 }
 
+/** GitOps mode: how the store's reconciler Job runs. */
 export interface ReconcilerOptions {
   /** The reconciler image (this package's Dockerfile builds it). */
   readonly image: string;
-  /** @default GitOpsProfile.PLAIN */
+  /**
+   * The GitOps tool that applies the bundle: decides the Job's annotations.
+   * @default GitOpsProfile.PLAIN
+   */
   readonly profile?: GitOpsProfile;
   /**
    * Let the reconciler make changes it would otherwise refuse (immutable StatefulSet fields are

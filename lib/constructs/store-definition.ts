@@ -7,7 +7,8 @@ import { canonicalJson, specHash, StoreDocument, STORE_DOCUMENT_API_VERSION } fr
 import { SpecError } from '../model/issues';
 import { COMPONENT_LABEL, MANAGED_BY, MANAGED_BY_LABEL } from '../model/metadata';
 import { backupCronJobName, clusterToken, selectorLabels, StoreNames, storeNames } from '../model/names';
-import { KVStoreSpec, KVStoreSpecInput, normalizeSpec } from '../model/spec';
+import { normalizeSpec } from '../model/normalize';
+import type { KVStoreSpec, KVStoreSpecInput } from '../model/spec';
 
 /** CronJob names are limited to 52 characters (the Jobs get an 11-character suffix). */
 const MAX_CRONJOB_NAME = 52;

@@ -30,9 +30,13 @@ export enum PodAntiAffinity {
 
 /** @see https://kubernetes.io/docs/concepts/storage/persistent-volumes/#access-modes */
 export enum AccessMode {
+  /** Read-write by one node. */
   READ_WRITE_ONCE = 'ReadWriteOnce',
+  /** Read-only by many nodes. */
   READ_ONLY_MANY = 'ReadOnlyMany',
+  /** Read-write by many nodes. */
   READ_WRITE_MANY = 'ReadWriteMany',
+  /** Read-write by one pod. */
   READ_WRITE_ONCE_POD = 'ReadWriteOncePod',
 }
 
@@ -57,7 +61,10 @@ export class UpdateStrategy {
   }
 
   /** @internal */
-  private constructor(readonly _spec: UpdateStrategySpec) {}
+  private constructor(
+    /** @internal The strategy as the spec stores it. */
+    readonly _spec: UpdateStrategySpec,
+  ) {}
 }
 
 /** Options of `UpdateStrategy.rollingUpdate()`. */
@@ -78,11 +85,20 @@ export interface VolumeClaimTemplateOptions {
    * @default - the store's `storageSize`
    */
   readonly storage?: string;
-  /** @default - the store's `storageClassName` */
+  /**
+   * StorageClass of the PVCs.
+   * @default - the store's `storageClassName`
+   */
   readonly storageClassName?: string;
-  /** @default [AccessMode.READ_WRITE_ONCE] */
+  /**
+   * How the volumes may be mounted.
+   * @default [AccessMode.READ_WRITE_ONCE]
+   */
   readonly accessModes?: AccessMode[];
-  /** @default '/var/lib/kvstore/<name>' */
+  /**
+   * Where the container mounts the volume.
+   * @default '/var/lib/kvstore/<name>'
+   */
   readonly mountPath?: string;
 }
 
@@ -95,23 +111,38 @@ export interface TopologySpreadOptions {
    * @default 1
    */
   readonly maxSkew?: number;
-  /** @default WhenUnsatisfiable.SCHEDULE_ANYWAY */
+  /**
+   * What the scheduler does with a member that would break the skew.
+   * @default WhenUnsatisfiable.SCHEDULE_ANYWAY
+   */
   readonly whenUnsatisfiable?: WhenUnsatisfiable;
 }
 
 /** Whether a member's PVCs are kept when the store shrinks or is deleted. */
 export interface PvcRetentionPolicy {
-  /** @default PvcRetention.RETAIN */
+  /**
+   * What happens to a removed member's PVCs when the store shrinks.
+   * @default PvcRetention.RETAIN
+   */
   readonly whenScaled?: PvcRetention;
-  /** @default PvcRetention.RETAIN */
+  /**
+   * What happens to the PVCs when the StatefulSet is deleted.
+   * @default PvcRetention.RETAIN
+   */
   readonly whenDeleted?: PvcRetention;
 }
 
 /** The engine container's resource requests and limits, as Kubernetes quantities by resource name. */
 export interface ResourceRequirements {
-  /** @default - none */
+  /**
+   * What the scheduler reserves, e.g. `{ cpu: '100m', memory: '256Mi' }`.
+   * @default - none
+   */
   readonly requests?: { [resource: string]: string };
-  /** @default - none */
+  /**
+   * What the container may use at most (at least the request).
+   * @default - none
+   */
   readonly limits?: { [resource: string]: string };
 }
 
@@ -132,10 +163,13 @@ export interface BackupOptions {
    * @default - the store's storageSize (none with claimName)
    */
   readonly storage?: string;
-  /** @default - the store's storageClassName */
+  /**
+   * StorageClass of the backup PVC.
+   * @default - the store's storageClassName
+   */
   readonly storageClassName?: string;
   /**
-   * The backup PVC's name. Without `storage` it names an existing PVC the construct does not create.
+   * The backup PVC's name. Without storage it names an existing PVC the construct does not create.
    * @default '<name>-backups', created
    */
   readonly claimName?: string;
@@ -148,7 +182,9 @@ export interface BackupOptions {
 
 /** Restore every member from one snapshot file: a new logical cluster holding the snapshot's data. */
 export interface RestoreOptions {
-  /** The snapshot's file name in the claim (the backup CronJob writes `<store>-backup-<n>.db`). */
+  /**
+   * The snapshot's file name in the claim (the backup CronJob writes <store>-backup-<n>.db).
+   */
   readonly snapshot: string;
   /**
    * The PVC holding the snapshot.

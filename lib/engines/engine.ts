@@ -4,6 +4,7 @@ import { CustomEngine, CustomEngineOptions } from './custom';
 import { AutoCompactionMode, DEFAULT_ETCD_VERSION, EtcdEngine, EtcdOptions } from './etcd';
 import type { IEngine } from './types';
 
+/** Builds the engine a store runs: `Engine.etcd()` (the default) or `Engine.custom()` for any image. */
 export class Engine {
   /** etcd, the default engine. */
   static etcd(options: EtcdOptions = {}): IEngine {
@@ -33,5 +34,6 @@ export class Engine {
     }
   }
 
+  /** @internal */
   private constructor() {}
 }

@@ -29,10 +29,15 @@ export function specHash(spec: KVStoreSpec, length = 10): string {
  * which the reconciler cannot know). Carried by the spec ConfigMap as canonical JSON.
  */
 export interface StoreDocument {
+  /** `kvstore.cdk8s-kvstore.io/v1`. */
   readonly apiVersion: typeof STORE_DOCUMENT_API_VERSION;
+  /** `StoreDocument`. */
   readonly kind: 'StoreDocument';
+  /** The namespace the store lives in. */
   readonly namespace: string;
+  /** The store's `--initial-cluster-token` seed, as the construct derived it. */
   readonly clusterToken: string;
+  /** The normalized spec. */
   readonly spec: KVStoreSpec;
 }
 

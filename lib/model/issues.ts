@@ -2,7 +2,9 @@
 
 /** One thing wrong with a spec, in the user's vocabulary. */
 export interface SpecIssue {
+  /** The field, as the user wrote it (`volumeClaimTemplates[1].storage`). */
   readonly field: string;
+  /** The value received. */
   readonly value: unknown;
   /** What is allowed, phrased to follow "must be". */
   readonly allowed: string;
@@ -24,7 +26,12 @@ export function formatIssue(storeName: string, issue: SpecIssue): string {
 
 /** The error a bad spec raises: every issue on its own line. */
 export class SpecError extends Error {
-  constructor(readonly storeName: string, readonly issues: readonly SpecIssue[]) {
+  constructor(
+    /** The store the spec is of. */
+    readonly storeName: string,
+    /** Everything wrong with it. */
+    readonly issues: readonly SpecIssue[],
+  ) {
     super(issues.map((i) => formatIssue(storeName, i)).join('\n'));
     this.name = 'SpecError';
   }

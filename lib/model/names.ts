@@ -4,12 +4,15 @@ import { createHash } from 'crypto';
 
 /** Names of the Kubernetes objects of one store. */
 export interface StoreNames {
+  /** The StatefulSet: its pods are `<statefulSet>-<ordinal>`. */
   readonly statefulSet: string;
   /** Headless Service: peer discovery and the pods' DNS names. */
   readonly headlessService: string;
   /** ClusterIP Service clients connect to. */
   readonly clientService: string;
+  /** The PodDisruptionBudget. */
   readonly podDisruptionBudget: string;
+  /** The NetworkPolicy. */
   readonly networkPolicy: string;
   /** ConfigMap of the settings that change with membership (etcd's initial cluster). */
   readonly bootstrapConfig: string;

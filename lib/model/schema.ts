@@ -2,6 +2,7 @@
 // the CRD and the reconciler check a spec against. `allowed` phrases each rule for error messages.
 import type { ErrorObject, ValidateFunction } from 'ajv';
 import type { SpecIssue } from './issues';
+import { BACKUP_FIELDS, defaultsSentence, FieldDoc, RESTORE_FIELDS, SPEC_FIELDS, SpecFieldName } from './fields';
 import { QUANTITY_PATTERN } from './quantity';
 import { validate } from './spec-validator.generated';
 
@@ -41,11 +42,7 @@ const quantity = (what: string) => ({ type: 'string', pattern: QUANTITY_PATTERN,
 const resourceList = { type: 'object', allowed: 'a map of resource names to quantities', additionalProperties: quantity('a quantity') };
 const retention = { type: 'string', enum: ['Retain', 'Delete'], allowed: 'Retain or Delete' };
 
-/**
- * The JSON Schema of the user-facing spec (KVStoreSpecInput, engine excluded: each engine checks its
- * own). `allowed` is an annotation keyword: the phrase used in error messages.
- */
-export const SPEC_INPUT_SCHEMA = {
+const SHAPE = {
   type: 'object',
   additionalProperties: false,
   required: ['name'],
@@ -154,6 +151,33 @@ export const SPEC_INPUT_SCHEMA = {
     },
   },
 } as const;
+
+/** A property node with its documentation from SPEC_FIELDS (description and "Defaults to …"). */
+function documented<T extends object>(node: T, doc: FieldDoc): T {
+  return { ...node, description: [doc.description, defaultsSentence(doc)].filter(Boolean).join(' ') };
+}
+
+/**
+ * The JSON Schema of the user-facing spec (KVStoreSpecInput, engine excluded: each engine checks its
+ * own), every field documented from SPEC_FIELDS. `allowed` is an annotation keyword: the phrase used
+ * in error messages.
+ */
+export const SPEC_INPUT_SCHEMA: typeof SHAPE = {
+  ...SHAPE,
+  properties: Object.fromEntries(Object.entries(SHAPE.properties).map(([field, node]) => {
+    if (field === 'networkPolicy') {
+      return [field, { ...node, description: 'The NetworkPolicy admitting peers and clients.', properties: documentedAll(SHAPE.properties.networkPolicy.properties, (sub) => SPEC_FIELDS[`networkPolicy.${sub}` as SpecFieldName]) }];
+    }
+    const parent = documented(node, SPEC_FIELDS[field as SpecFieldName]);
+    if (field === 'backup') return [field, { ...parent, properties: documentedAll(SHAPE.properties.backup.properties, (sub) => BACKUP_FIELDS[sub as keyof typeof BACKUP_FIELDS]) }];
+    if (field === 'restore') return [field, { ...parent, properties: documentedAll(SHAPE.properties.restore.properties, (sub) => RESTORE_FIELDS[sub as keyof typeof RESTORE_FIELDS]) }];
+    return [field, parent];
+  })) as unknown as typeof SHAPE.properties,
+};
+
+function documentedAll(properties: object, docOf: (name: string) => FieldDoc): object {
+  return Object.fromEntries(Object.entries(properties).map(([name, child]) => [name, documented(child, docOf(name))]));
+}
 
 /** SPEC_INPUT_SCHEMA compiled ahead of time (scripts/spec-validator.ts): loading compiles nothing. */
 const validateInput = validate as unknown as ValidateFunction;

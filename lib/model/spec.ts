@@ -1,34 +1,64 @@
-// The desired state of one store: its shape, defaults, validation and normalized form.
-// Pure data and pure functions. The construct, the CRD schema and the reconciler all read this file.
-import { backupClaimName } from './names';
-import { parseQuantity } from './quantity';
-import { schemaIssues } from './schema';
-import { SpecError, SpecIssue } from './issues';
+// The desired state of one store: its shape (input and normalized) and the defaults. Pure data;
+// normalize.ts validates and normalizes it. The construct, the CRD schema and the reconciler all read it.
 
+/** What happens to PVCs, as the spec stores it (PvcRetention's values). */
 export type PvcRetentionName = 'Retain' | 'Delete';
+/** A StatefulSet's pod management policy, as the spec stores it (PodManagementPolicy's values). */
 export type PodManagementPolicyName = 'OrderedReady' | 'Parallel';
+/** Pod anti-affinity, as the spec stores it (PodAntiAffinity's values). */
 export type AntiAffinityMode = 'soft' | 'hard' | 'none';
+/** A PVC access mode, as the spec stores it (AccessMode's values). */
 export type AccessModeName = 'ReadWriteOnce' | 'ReadOnlyMany' | 'ReadWriteMany' | 'ReadWriteOncePod';
 
 /** A probe in plain data (serializable into the spec ConfigMap and the CRD). */
 export interface ProbeSpec {
-  readonly httpGet?: { readonly path: string; readonly port: number | string };
-  readonly tcpSocket?: { readonly port: number | string };
-  readonly exec?: { readonly command: string[] };
+  /**
+   * An HTTP GET check.
+   * @default - none
+   */
+  readonly httpGet?: {
+    /** The HTTP path. */
+    readonly path: string;
+    /** A port number or the name of a container port. */
+    readonly port: number | string;
+  };
+  /**
+   * A TCP connect check.
+   * @default - none
+   */
+  readonly tcpSocket?: {
+    /** A port number or the name of a container port. */
+    readonly port: number | string;
+  };
+  /**
+   * A command check.
+   * @default - none
+   */
+  readonly exec?: {
+    /** The command and its arguments. */
+    readonly command: string[];
+  };
+  /** @default - Kubernetes' (0) */
   readonly initialDelaySeconds?: number;
+  /** @default - Kubernetes' (10) */
   readonly periodSeconds?: number;
+  /** @default - Kubernetes' (1) */
   readonly timeoutSeconds?: number;
+  /** @default - Kubernetes' (3) */
   readonly failureThreshold?: number;
 }
 
 /** etcd engine settings, as stored in the spec. */
 export interface EtcdEngineSpec {
+  /** `etcd`. */
   readonly kind: 'etcd';
   /** etcd version (semver), decides the image tag and the version-dependent flags and probes. */
   readonly version: string;
   /** Backend quota in bytes; derived from the data volume when absent. */
   readonly quotaBackendBytes?: number;
+  /** `--auto-compaction-mode`. */
   readonly autoCompactionMode: 'periodic' | 'revision';
+  /** `--auto-compaction-retention`. */
   readonly autoCompactionRetention: string;
   /** Name of the volume claim template holding the WAL; absent: the WAL stays in the data dir. */
   readonly walVolume?: string;
@@ -38,6 +68,7 @@ export interface EtcdEngineSpec {
 
 /** Bring-your-own-image engine settings, as stored in the spec. */
 export interface CustomEngineSpec extends CustomEngineSettings {
+  /** `custom`. */
   readonly kind: 'custom';
 }
 
@@ -77,54 +108,103 @@ export interface CustomEngineSettings {
   readonly quorum?: boolean;
 }
 
+/** The engine's settings, told apart by `kind`. */
 export type EngineSpec = EtcdEngineSpec | CustomEngineSpec;
 
+/** One PVC template with every default applied. */
 export interface VolumeClaimTemplateSpec {
+  /** The template name: PVCs are `<name>-<store>-<ordinal>`. */
   readonly name: string;
+  /** The size of each PVC. */
   readonly storage: string;
+  /** The StorageClass; absent: the cluster's default. */
   readonly storageClassName?: string;
+  /** How the volumes may be mounted. */
   readonly accessModes: AccessModeName[];
+  /** Where the container mounts the volume. */
   readonly mountPath: string;
 }
 
+/** One topology spread constraint with every default applied. */
 export interface TopologySpreadSpec {
+  /** The node label whose values are the domains. */
   readonly topologyKey: string;
+  /** How much the member counts of two domains may differ. */
   readonly maxSkew: number;
+  /** What the scheduler does with a member that would break the skew. */
   readonly whenUnsatisfiable: 'DoNotSchedule' | 'ScheduleAnyway';
 }
 
+/** A StatefulSet update strategy, as the spec stores it. */
 export type UpdateStrategySpec =
-  | { readonly type: 'RollingUpdate'; readonly partition: number }
-  | { readonly type: 'OnDelete' };
+  | {
+    /** Replace pods from the highest ordinal down. */
+    readonly type: 'RollingUpdate';
+    /** Ordinals below it keep the old template. */
+    readonly partition: number;
+  }
+  | {
+    /** Replace pods only when they are deleted. */
+    readonly type: 'OnDelete';
+  };
 
+/** Container resources, as Kubernetes quantities by resource name. */
 export interface ResourcesSpec {
+  /** What the scheduler reserves. */
   readonly requests?: Record<string, string>;
+  /** What the container may use at most. */
   readonly limits?: Record<string, string>;
 }
 
 /** The normalized desired state of one store: every default applied. */
 export interface KVStoreSpec {
+  /** The store name. */
   readonly name: string;
+  /** Number of members. */
   readonly size: number;
+  /** The container image. */
   readonly image: string;
+  /** The engine's settings. */
   readonly engine: EngineSpec;
+  /** PVC templates in order, every default applied. */
   readonly volumeClaimTemplates: VolumeClaimTemplateSpec[];
-  readonly persistentVolumeClaimRetentionPolicy: { readonly whenScaled: PvcRetentionName; readonly whenDeleted: PvcRetentionName };
+  /** Whether PVCs are kept when the store shrinks or is deleted. */
+  readonly persistentVolumeClaimRetentionPolicy: {
+    /** When the store shrinks. */
+    readonly whenScaled: PvcRetentionName;
+    /** When the StatefulSet is deleted. */
+    readonly whenDeleted: PvcRetentionName;
+  };
+  /** Container resources. */
   readonly resources: ResourcesSpec;
+  /** The cluster's DNS domain. */
   readonly clusterDomain: string;
+  /** Extra labels on every object and pod. */
   readonly labels: Record<string, string>;
+  /** Extra annotations on every object. */
   readonly annotations: Record<string, string>;
+  /** Annotations on the pods. */
   readonly podAnnotations: Record<string, string>;
+  /** How members are kept on separate nodes. */
   readonly podAntiAffinity: AntiAffinityMode;
+  /** How members spread over topology domains. */
   readonly topologySpreadConstraints: TopologySpreadSpec[];
+  /** How pods are replaced. */
   readonly updateStrategy: UpdateStrategySpec;
+  /** How the StatefulSet creates and scales pods. */
   readonly podManagementPolicy: PodManagementPolicyName;
+  /** The NetworkPolicy and who it admits. */
   readonly networkPolicy: {
+    /** Whether the NetworkPolicy is synthesized. */
     readonly enabled: boolean;
+    /** Labels of the pods admitted as clients. */
     readonly clientPodLabels: Record<string, string>;
+    /** Labels of the namespaces clients may come from; absent: the store's own. */
     readonly clientNamespaceLabels?: Record<string, string>;
   };
+  /** The uid (and gid) the containers run as. */
   readonly runAsUser: number;
+  /** Node labels the pods require. */
   readonly nodeSelector: Record<string, string>;
   /** Scheduled snapshots; absent when backups are off. */
   readonly backup?: BackupSpec;
@@ -142,6 +222,7 @@ export interface BackupSpec {
   readonly claimName: string;
   /** Size of the PVC, which the construct creates; absent when `claimName` names an existing PVC. */
   readonly storage?: string;
+  /** The StorageClass of the PVC the construct creates; absent: the cluster default. */
   readonly storageClassName?: string;
   /** The image that prunes old snapshots (this package's reconciler image). */
   readonly pruneImage: string;
@@ -232,145 +313,3 @@ export const DEFAULT_BACKUP_SCHEDULE = '0 * * * *';
 export const DEFAULT_BACKUP_KEEP = 24;
 /** Volume names the construct uses itself; PVC templates must not take them. */
 export const RESERVED_VOLUME_NAMES: readonly string[] = ['tmp', 'backups'];
-
-/** Drops keys whose value is undefined, recursively (TypeScript props often carry them). */
-function compact<T>(value: T): T {
-  if (Array.isArray(value)) return value.map(compact) as T;
-  if (value && typeof value === 'object') {
-    const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(value)) if (v !== undefined) out[k] = compact(v);
-    return out as T;
-  }
-  return value;
-}
-
-/** Checks the shape of an input spec against SPEC_INPUT_SCHEMA. */
-/** Rules that span fields, on an already-defaulted spec. */
-function crossFieldIssues(spec: KVStoreSpec, input: KVStoreSpecInput): SpecIssue[] {
-  const issues: SpecIssue[] = [];
-  if (input.storageSize !== undefined && parseQuantity(input.storageSize) === 0) {
-    issues.push({ field: 'storageSize', value: input.storageSize, allowed: 'a storage size greater than zero' });
-  }
-  const names = new Set<string>();
-  const paths = new Set<string>();
-  spec.volumeClaimTemplates.forEach((t, i) => {
-    const field = `volumeClaimTemplates[${i}]`;
-    if (names.has(t.name)) {
-      issues.push({ field: `${field}.name`, value: t.name, allowed: 'unique among the volume claim templates', reason: 'each template becomes one PVC per member' });
-    }
-    if (RESERVED_VOLUME_NAMES.includes(t.name)) {
-      issues.push({ field: `${field}.name`, value: t.name, allowed: `a name other than ${RESERVED_VOLUME_NAMES.join(' or ')}`, reason: 'the pod or its backup and restore Jobs already have a volume of that name' });
-    }
-    if (paths.has(t.mountPath)) {
-      issues.push({ field: `${field}.mountPath`, value: t.mountPath, allowed: 'unique among the volume claim templates' });
-    }
-    if (t.mountPath === '/tmp') {
-      issues.push({ field: `${field}.mountPath`, value: t.mountPath, allowed: 'a path other than /tmp', reason: 'the pod mounts its scratch volume there' });
-    }
-    names.add(t.name);
-    paths.add(t.mountPath);
-    if (input.volumeClaimTemplates?.[i]?.storage !== undefined && parseQuantity(t.storage) === 0) {
-      issues.push({ field: `${field}.storage`, value: t.storage, allowed: 'a storage size greater than zero' });
-    }
-  });
-  if (spec.updateStrategy.type === 'RollingUpdate' && spec.updateStrategy.partition > spec.size) {
-    issues.push({ field: 'updateStrategy.partition', value: spec.updateStrategy.partition, allowed: `an integer from 0 to size (${spec.size})` });
-  }
-  if (input.restore && input.restore.claimName === undefined && !input.backup) {
-    issues.push({ field: 'restore.claimName', value: undefined, allowed: 'the PVC holding the snapshot (it defaults to this store\'s backup claim only when backup is set)' });
-  }
-  const { requests = {}, limits = {} } = spec.resources;
-  for (const [resource, limit] of Object.entries(limits)) {
-    const request = requests[resource];
-    if (request !== undefined && parseQuantity(limit)! < parseQuantity(request)!) {
-      issues.push({ field: `resources.limits.${resource}`, value: limit, allowed: `at least the request (${request})` });
-    }
-  }
-  return issues;
-}
-
-/** The PVC the construct creates for a store's snapshots. */
-function normalizeBackup(input: KVStoreSpecInput, b: BackupSpecInput, storageSize: string): BackupSpec {
-  const issues: SpecIssue[] = [];
-  if (b.pruneImage === undefined) {
-    issues.push({ field: 'backup.pruneImage', value: undefined, allowed: 'set to the kvstore reconciler image (or set reconciler, whose image is the default)', reason: 'it deletes the snapshots beyond backup.keep' });
-  }
-  if (b.claimName !== undefined && b.storage === undefined && b.storageClassName !== undefined) {
-    issues.push({ field: 'backup.storageClassName', value: b.storageClassName, allowed: 'left out when backup.claimName names an existing PVC (no backup.storage)', reason: 'the construct only creates a PVC it is given a size for' });
-  }
-  if (issues.length > 0) throw new SpecError(input.name, issues);
-  const pruneImage = b.pruneImage!;
-  const creates = b.claimName === undefined || b.storage !== undefined;
-  return {
-    schedule: b.schedule ?? DEFAULT_BACKUP_SCHEDULE,
-    keep: b.keep ?? DEFAULT_BACKUP_KEEP,
-    claimName: b.claimName ?? backupClaimName(input.name),
-    // A claim named without a size exists already; otherwise the construct creates it.
-    ...(creates ? { storage: b.storage ?? storageSize } : {}),
-    ...(creates && (b.storageClassName ?? input.storageClassName) !== undefined ? { storageClassName: b.storageClassName ?? input.storageClassName } : {}),
-    pruneImage,
-  };
-}
-
-/**
- * Validates an input spec and applies every default. Throws a SpecError naming the store, each bad
- * field, the value received and what is allowed.
- */
-export function normalizeSpec(rawInput: KVStoreSpecInput, defaults: EngineDefaults): KVStoreSpec {
-  const input = compact(rawInput);
-  const storeName = typeof input.name === 'string' && input.name ? input.name : '(unnamed)';
-  const issues = schemaIssues(input);
-  if (input.image === undefined && defaults.image === undefined) {
-    issues.push({ field: 'image', value: undefined, allowed: 'set: this engine has no default image' });
-  }
-  if (issues.length > 0) throw new SpecError(storeName, issues);
-
-  const storageSize = input.storageSize ?? DEFAULT_STORAGE_SIZE;
-  const templates = input.volumeClaimTemplates ?? [{ name: 'data' }];
-  const spec: KVStoreSpec = {
-    name: input.name,
-    size: input.size ?? DEFAULT_SIZE,
-    image: (input.image ?? defaults.image)!,
-    engine: input.engine,
-    volumeClaimTemplates: templates.map((t) => ({
-      name: t.name,
-      storage: t.storage ?? storageSize,
-      ...((t.storageClassName ?? input.storageClassName) !== undefined ? { storageClassName: t.storageClassName ?? input.storageClassName } : {}),
-      accessModes: t.accessModes ?? ['ReadWriteOnce'],
-      // Without trailing slashes, so "/tmp/" and "/tmp" compare equal.
-      mountPath: (t.mountPath ?? `${DEFAULT_MOUNT_ROOT}/${t.name}`).replace(/(.)\/+$/, '$1'),
-    })),
-    persistentVolumeClaimRetentionPolicy: {
-      whenScaled: input.persistentVolumeClaimRetentionPolicy?.whenScaled ?? 'Retain',
-      whenDeleted: input.persistentVolumeClaimRetentionPolicy?.whenDeleted ?? 'Retain',
-    },
-    resources: input.resources ?? { requests: { cpu: '100m', memory: '256Mi' } },
-    clusterDomain: input.clusterDomain ?? DEFAULT_CLUSTER_DOMAIN,
-    labels: input.labels ?? {},
-    annotations: input.annotations ?? {},
-    podAnnotations: input.podAnnotations ?? {},
-    podAntiAffinity: input.podAntiAffinity ?? 'soft',
-    topologySpreadConstraints: (input.topologySpreadConstraints ?? []).map((c) => ({
-      topologyKey: c.topologyKey,
-      maxSkew: c.maxSkew ?? 1,
-      whenUnsatisfiable: c.whenUnsatisfiable ?? 'ScheduleAnyway',
-    })),
-    updateStrategy: input.updateStrategy?.type === 'OnDelete'
-      ? { type: 'OnDelete' }
-      : { type: 'RollingUpdate', partition: input.updateStrategy?.partition ?? 0 },
-    podManagementPolicy: input.podManagementPolicy ?? defaults.podManagementPolicy,
-    networkPolicy: {
-      enabled: input.networkPolicy?.enabled ?? true,
-      clientPodLabels: input.networkPolicy?.clientPodLabels ?? { [`${input.name}-client`]: 'true' },
-      ...(input.networkPolicy?.clientNamespaceLabels ? { clientNamespaceLabels: input.networkPolicy.clientNamespaceLabels } : {}),
-    },
-    runAsUser: input.runAsUser ?? DEFAULT_RUN_AS_USER,
-    nodeSelector: input.nodeSelector ?? {},
-    ...(input.backup ? { backup: normalizeBackup(input, input.backup, storageSize) } : {}),
-    ...(input.restore ? { restore: { snapshot: input.restore.snapshot, claimName: input.restore.claimName ?? input.backup?.claimName ?? backupClaimName(input.name) } } : {}),
-  };
-  const crossIssues = crossFieldIssues(spec, input);
-  if (crossIssues.length > 0) throw new SpecError(storeName, crossIssues);
-  return spec;
-}
-

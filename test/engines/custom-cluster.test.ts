@@ -1,20 +1,15 @@
 // The bring-your-own-image engine proven on real etcd: the user configures etcd by hand through
 // Engine.custom() and the synthesized StatefulSet forms a cluster (installed etcd, 3.4.x).
-import { Chart, Testing } from 'cdk8s';
 import { Engine, KVStore, PodManagementPolicy } from '../../lib';
-import { ETCD_VERSION, readAll, waitReady, withMember } from '../support/etcd-cluster';
-import { synth } from '../support/manifests';
-import { PodRunner } from '../support/pod-runner';
+import { ETCD_VERSION, NAMESPACE, putKeys, readAll, startReady, withMember } from '../support/etcd-cluster';
+import { synth, testChart } from '../support/manifests';
 import { describeWithEtcd } from '../support/requires-etcd';
+import { usePodRunner } from '../support/runner-fixture';
 
-let runner: PodRunner | undefined;
-afterEach(async () => {
-  await runner?.stopAll();
-  runner = undefined;
-});
+const run = usePodRunner();
 
 function byoStore(size: number) {
-  const chart = new Chart(Testing.app(), 'test', { namespace: 'kvtest', disableResourceNameHashes: true });
+  const chart = testChart(NAMESPACE);
   const peer = (i: number) => `byo-${i}=http://byo-${i}.byo-peers.$(POD_NAMESPACE).svc.cluster.local:2380`;
   new KVStore(chart, 'byo', {
     size,
@@ -43,17 +38,13 @@ function byoStore(size: number) {
 
 describeWithEtcd(`custom engine running etcd ${ETCD_VERSION}`, () => {
   test('a user-configured etcd forms a 3-member cluster; writes are readable from every member', async () => {
-    runner = new PodRunner(byoStore(3), { namespace: 'kvtest' });
-    runner.startStatefulSet('byo');
-    const pods = runner.podNames('byo');
-    await waitReady(runner, pods);
+    const r = run(byoStore(3));
+    const pods = await startReady(r, 'byo');
 
-    const members = await withMember(runner, 'byo-1', (c) => c.cluster.memberList({}));
+    const members = await withMember(r, 'byo-1', (c) => c.cluster.memberList({}));
     expect(members.members.map((m) => m.name).sort()).toEqual(['byo-0', 'byo-1', 'byo-2']);
-    await withMember(runner, 'byo-2', async (c) => {
-      for (let i = 0; i < 20; i++) await c.put(`b/${i}`).value(`v${i}`);
-    });
-    for (const pod of pods) expect(Object.keys(await readAll(runner, pod, 'b/')).length).toBe(20);
-    runner.assertNoUnexpectedExits();
+    await putKeys(r, 'byo-2', 'b/', 20);
+    for (const pod of pods) expect(Object.keys(await readAll(r, pod, 'b/')).length).toBe(20);
+    r.assertNoUnexpectedExits();
   });
 });

@@ -1,97 +1,36 @@
 // The etcd engine proven on real etcd: the synthesized StatefulSet runs as real etcd processes
 // through the pod runner. Proves the installed version (Debian's etcd-server, 3.4.x): the stores
 // are synthesized with Engine.etcd({ version: <installed> }), everything else at its default.
-import { Etcd3 } from 'etcd3';
-import { Manifest } from '../support/manifests';
 import { describeWithEtcd } from '../support/requires-etcd';
 import {
-  agreedLeader, ETCD_VERSION, memberClient, readAll, sleep, synthStore, waitFor, waitReady, withMember,
+  agreedLeader, ETCD_VERSION, MemberWriter, missingOn, putKeys, startReady, synthStore, waitFor, waitReady, withMember,
 } from '../support/etcd-cluster';
-import { PodRunner } from '../support/pod-runner';
+import { usePodRunner } from '../support/runner-fixture';
 
-let runner: PodRunner | undefined;
-afterEach(async () => {
-  await runner?.stopAll();
-  runner = undefined;
-});
-
-function run(objects: Manifest[]): PodRunner {
-  runner = new PodRunner(objects, { namespace: 'kvtest' });
-  return runner;
-}
-
-/** Writes keys round-robin through the given members; remembers only the acknowledged ones. */
-class Writer {
-  readonly acked = new Map<string, string>();
-  failed = 0;
-  private stopped = false;
-  private readonly clients: Etcd3[];
-  private loop?: Promise<void>;
-
-  constructor(r: PodRunner, pods: string[], private readonly prefix: string) {
-    this.clients = pods.map((p) => memberClient(r, p));
-  }
-
-  start(): void {
-    this.loop = (async () => {
-      for (let i = 0; !this.stopped; i++) {
-        const key = `${this.prefix}${String(i).padStart(6, '0')}`;
-        try {
-          await this.clients[i % this.clients.length].put(key).value(`v${i}`);
-          this.acked.set(key, `v${i}`);
-        } catch {
-          this.failed++;
-          await sleep(20);
-        }
-      }
-    })();
-  }
-
-  async stop(): Promise<void> {
-    this.stopped = true;
-    await this.loop;
-    this.clients.forEach((c) => c.close());
-  }
-}
-
-/** Keys acknowledged by the cluster that `pod` does not return with the acknowledged value. */
-async function missingOn(r: PodRunner, pod: string, prefix: string, acked: Map<string, string>): Promise<string[]> {
-  const found = await readAll(r, pod, prefix);
-  return [...acked].filter(([k, v]) => found[k] !== v).map(([k]) => k);
-}
+const run = usePodRunner();
 
 describeWithEtcd(`etcd ${ETCD_VERSION} cluster from the synthesized manifests`, () => {
   test.each([3, 5])('%i members with the defaults form a healthy cluster; acknowledged writes are readable from every member', async (size) => {
     const r = run(synthStore('orders', { size }));
-    r.startStatefulSet('orders');
-    const pods = r.podNames('orders');
-    await waitReady(r, pods);
+    const pods = await startReady(r, 'orders');
 
     const members = await withMember(r, 'orders-0', (c) => c.cluster.memberList({}));
     expect(members.members.map((m) => [m.name, m.peerURLs]).sort()).toEqual(pods.map((p) => [p, [`http://${p}.orders-peers.kvtest.svc.cluster.local:2380`]]));
     expect(members.members.map((m) => m.clientURLs[0]).sort()).toEqual(pods.map((p) => `http://${p}.orders-peers.kvtest.svc.cluster.local:2379`));
 
-    const acked = new Map<string, string>();
-    await withMember(r, 'orders-0', async (c) => {
-      for (let i = 0; i < 50; i++) {
-        await c.put(`k/${i}`).value(`v${i}`);
-        acked.set(`k/${i}`, `v${i}`);
-      }
-    });
+    const acked = await putKeys(r, 'orders-0', 'k/', 50);
     for (const pod of pods) expect(await missingOn(r, pod, 'k/', acked)).toEqual([]);
     r.assertNoUnexpectedExits();
   });
 
   test('failover: the leader is killed, a new one is elected, writes go on, the old one catches up, nothing is lost', async () => {
     const r = run(synthStore('orders'));
-    r.startStatefulSet('orders');
-    const pods = r.podNames('orders');
-    await waitReady(r, pods);
+    const pods = await startReady(r, 'orders');
 
     const leader = await agreedLeader(r, pods);
     const leaderId = await withMember(r, leader, async (c) => (await c.maintenance.status()).header.member_id);
     const survivors = pods.filter((p) => p !== leader);
-    const writer = new Writer(r, pods, 'w/');
+    const writer = new MemberWriter(r, pods, 'w/');
     writer.start();
     try {
       await waitFor('50 writes before the kill', async () => writer.acked.size >= 50);
@@ -117,20 +56,11 @@ describeWithEtcd(`etcd ${ETCD_VERSION} cluster from the synthesized manifests`, 
 
   test('a full restart of every member from its data directory keeps every key', async () => {
     const r = run(synthStore('orders', { volumeClaimTemplates: [{ name: 'data' }, { name: 'wal', storage: '1Gi' }] }));
-    r.startStatefulSet('orders');
-    const pods = r.podNames('orders');
-    await waitReady(r, pods);
-    const acked = new Map<string, string>();
-    await withMember(r, 'orders-1', async (c) => {
-      for (let i = 0; i < 100; i++) {
-        await c.put(`r/${i}`).value(`v${i}`);
-        acked.set(`r/${i}`, `v${i}`);
-      }
-    });
+    const pods = await startReady(r, 'orders');
+    const acked = await putKeys(r, 'orders-1', 'r/', 100);
 
     await Promise.all(pods.map((p) => r.kill(p, 'SIGKILL')));
-    r.startStatefulSet('orders');
-    await waitReady(r, pods);
+    await startReady(r, 'orders');
 
     for (const pod of pods) expect(await missingOn(r, pod, 'r/', acked)).toEqual([]);
     r.assertNoUnexpectedExits();
@@ -138,9 +68,7 @@ describeWithEtcd(`etcd ${ETCD_VERSION} cluster from the synthesized manifests`, 
 
   test('probes: all pass on a healthy member; without quorum readiness fails while liveness still passes', async () => {
     const r = run(synthStore('orders'));
-    r.startStatefulSet('orders');
-    const pods = r.podNames('orders');
-    await waitReady(r, pods);
+    await startReady(r, 'orders');
     for (const kind of ['startupProbe', 'livenessProbe', 'readinessProbe'] as const) {
       expect({ kind, ok: await r.probe('orders-0', kind) }).toEqual({ kind, ok: true });
     }

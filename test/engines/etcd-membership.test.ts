@@ -1,13 +1,11 @@
 // etcd membership operations: the pure step choice, and the procedure on real etcd (installed 3.4.x)
 // through the pod runner: scale 3 → 5 → 3 one member at a time with continuous writes.
-import { Chart, Testing } from 'cdk8s';
-import { Etcd3 } from 'etcd3';
 import { Engine, KVStore, StoreDocument } from '../../lib';
 import { EtcdMembership, Member, nextMembershipStep } from '../../lib/engines/etcd-membership';
-import { ETCD_VERSION, memberClient, NAMESPACE, readAll, sleep, waitFor, waitReady } from '../support/etcd-cluster';
-import { renderDocument, synth } from '../support/manifests';
-import { PodRunner } from '../support/pod-runner';
+import { ETCD_VERSION, MemberWriter, missingOn, NAMESPACE, sleep, startReady, waitFor, waitReady } from '../support/etcd-cluster';
+import { renderDocument, synth, testChart } from '../support/manifests';
 import { describeWithEtcd } from '../support/requires-etcd';
+import { usePodRunner } from '../support/runner-fixture';
 
 const url = (i: number) => `http://orders-${i}.orders-peers.kvtest.svc.cluster.local:2380`;
 const member = (i: number, extra: Partial<Member> = {}): Member => ({ id: String(100 + i), name: `orders-${i}`, peerURLs: [url(i)], isLearner: false, ...extra });
@@ -33,42 +31,21 @@ describe('nextMembershipStep', () => {
 });
 
 describeWithEtcd(`membership on etcd ${ETCD_VERSION}`, () => {
-  let runner: PodRunner | undefined;
-  afterEach(async () => {
-    await runner?.stopAll();
-    runner = undefined;
-  });
+  const run = usePodRunner();
 
   /** The manifests for `size` members; `existing` for members joining a running cluster. */
   function manifests(document: StoreDocument, size: number, existing: boolean) {
-    const chart = new Chart(Testing.app(), 'test', { namespace: NAMESPACE, disableResourceNameHashes: true });
-    return synth(renderDocument(chart, { ...document, spec: { ...document.spec, size } }, { initialClusterState: existing ? 'existing' : 'new' }));
+    return synth(renderDocument(testChart(NAMESPACE), { ...document, spec: { ...document.spec, size } }, { initialClusterState: existing ? 'existing' : 'new' }));
   }
 
   test('3 → 5 → 3 one member at a time: no acknowledged write lost, writes never stop', async () => {
-    const chart = new Chart(Testing.app(), 'test', { namespace: NAMESPACE, disableResourceNameHashes: true });
-    const document = new KVStore(chart, 'orders', { engine: Engine.etcd({ version: ETCD_VERSION }) }).document;
-    const r = new PodRunner(manifests(document, 3, false), { namespace: NAMESPACE });
-    runner = r;
-    r.startStatefulSet('orders');
-    await waitReady(r, r.podNames('orders'));
+    const document = new KVStore(testChart(NAMESPACE), 'orders', { engine: Engine.etcd({ version: ETCD_VERSION }) }).document;
+    const r = run(manifests(document, 3, false));
+    await startReady(r, 'orders');
 
     // Continuous writes through the three members that stay; record every acknowledgement's time.
-    const clients: Etcd3[] = [0, 1, 2].map((i) => memberClient(r, `orders-${i}`));
-    const acked = new Map<string, string>();
-    const ackTimes: number[] = [];
-    let stop = false;
-    const writer = (async () => {
-      for (let i = 0; !stop; i++) {
-        try {
-          await clients[i % 3].put(`m/${String(i).padStart(6, '0')}`).value(`v${i}`);
-          acked.set(`m/${String(i).padStart(6, '0')}`, `v${i}`);
-          ackTimes.push(Date.now());
-        } catch {
-          await sleep(20);
-        }
-      }
-    })();
+    const writer = new MemberWriter(r, ['orders-0', 'orders-1', 'orders-2'], 'm/');
+    writer.start();
 
     const membership = new EtcdMembership([0, 1, 2].map((i) => r.url(`orders-${i}`)));
     const steps: string[] = [];
@@ -104,19 +81,16 @@ describeWithEtcd(`membership on etcd ${ETCD_VERSION}`, () => {
       expect((await membership.list()).map((m) => [m.name, m.isLearner]).sort()).toEqual([['orders-0', false], ['orders-1', false], ['orders-2', false]]);
       await sleep(500);
     } finally {
-      stop = true;
-      await writer;
-      clients.forEach((c) => c.close());
+      await writer.stop();
       membership.close();
     }
 
-    expect(acked.size).toBeGreaterThan(100);
+    expect(writer.acked.size).toBeGreaterThan(100);
     // Quorum was never lost: writes were acknowledged without a gap longer than an election.
-    const longestGap = Math.max(...ackTimes.slice(1).map((t, i) => t - ackTimes[i]));
+    const longestGap = Math.max(...writer.ackTimes.slice(1).map((t, i) => t - writer.ackTimes[i]));
     expect(longestGap).toBeLessThan(3000);
     for (const pod of ['orders-0', 'orders-1', 'orders-2']) {
-      const found = await readAll(r, pod, 'm/');
-      expect({ pod, missing: [...acked].filter(([k, v]) => found[k] !== v).length }).toEqual({ pod, missing: 0 });
+      expect({ pod, missing: (await missingOn(r, pod, 'm/', writer.acked)).length }).toEqual({ pod, missing: 0 });
     }
     r.assertNoUnexpectedExits();
   });

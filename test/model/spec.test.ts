@@ -3,7 +3,8 @@ import { createHash } from 'crypto';
 import { Engine } from '../../lib/engines/engine';
 import { canonicalJson, specHash } from '../../lib/model/document';
 import { SpecError } from '../../lib/model/issues';
-import { EngineDefaults, KVStoreSpec, KVStoreSpecInput, normalizeSpec } from '../../lib/model/spec';
+import { normalizeSpec } from '../../lib/model/normalize';
+import { EngineDefaults, KVStoreSpec, KVStoreSpecInput } from '../../lib/model/spec';
 
 const DEFAULTS: EngineDefaults = { image: 'x/etcd:v1', podManagementPolicy: 'Parallel' };
 const ETCD = Engine.etcd().spec;

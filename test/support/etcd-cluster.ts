@@ -1,10 +1,9 @@
 // Test support: talk to the etcd members the pod runner started, through the etcd3 client library, and
 // look at their processes.
 import { readFileSync } from 'fs';
-import { Chart, Testing } from 'cdk8s';
 import { Etcd3 } from 'etcd3';
 import { Engine, KVStore, KVStoreProps } from '../../lib';
-import { synth, Manifest } from './manifests';
+import { synth, Manifest, testChart } from './manifests';
 import { installedEtcdVersion, PodRunner, podRunnerUnavailable } from './pod-runner';
 
 /** The etcd version these tests prove: the one installed (Debian's etcd-server). */
@@ -34,7 +33,7 @@ export async function waitFor<T>(what: string, check: () => Promise<T | undefine
 
 /** Synthesizes one store in namespace `kvtest` with the installed etcd version. */
 export function synthStore(name: string, props: KVStoreProps = {}): Manifest[] {
-  const chart = new Chart(Testing.app(), 'test', { namespace: NAMESPACE, disableResourceNameHashes: true });
+  const chart = testChart(NAMESPACE);
   new KVStore(chart, name, { engine: Engine.etcd({ version: ETCD_VERSION }), ...props });
   return synth(chart);
 }
@@ -97,6 +96,14 @@ export async function waitReady(runner: PodRunner, pods: string[], timeoutMs = 3
   return Date.now() - started;
 }
 
+/** Starts every replica of a StatefulSet and waits until all are ready; returns their pod names. */
+export async function startReady(runner: PodRunner, stsName: string): Promise<string[]> {
+  runner.startStatefulSet(stsName);
+  const pods = runner.podNames(stsName);
+  await waitReady(runner, pods);
+  return pods;
+}
+
 /** The pod name of the leader as `pod` sees it, or undefined when it sees none. */
 export async function leaderSeenBy(runner: PodRunner, pod: string): Promise<string | undefined> {
   return withMember(runner, pod, async (c) => {
@@ -118,4 +125,63 @@ export async function agreedLeader(runner: PodRunner, pods: string[], exclude?: 
 /** Reads every key under `prefix` linearizably through one member. */
 export async function readAll(runner: PodRunner, pod: string, prefix: string): Promise<Record<string, string>> {
   return withMember(runner, pod, (c) => c.getAll().prefix(prefix).strings());
+}
+
+/** Writes `count` keys `<prefix><i>` = `v<i>` one after another through one member; returns the acknowledged ones. */
+export async function putKeys(runner: PodRunner, pod: string, prefix: string, count: number): Promise<Map<string, string>> {
+  const acked = new Map<string, string>();
+  await withMember(runner, pod, async (c) => {
+    for (let i = 0; i < count; i++) {
+      await c.put(`${prefix}${i}`).value(`v${i}`);
+      acked.set(`${prefix}${i}`, `v${i}`);
+    }
+  });
+  return acked;
+}
+
+/** Keys acknowledged by the cluster that `pod` does not return with the acknowledged value. */
+export async function missingOn(runner: PodRunner, pod: string, prefix: string, acked: Map<string, string>): Promise<string[]> {
+  const found = await readAll(runner, pod, prefix);
+  return [...acked].filter(([k, v]) => found[k] !== v).map(([k]) => k);
+}
+
+/**
+ * Writes keys `<prefix><n, 6 digits>` = `v<n>` round-robin through the given members until stopped;
+ * remembers only the acknowledged ones, and when each was acknowledged.
+ */
+export class MemberWriter {
+  readonly acked = new Map<string, string>();
+  /** The time (Date.now()) of each acknowledgement, in order. */
+  readonly ackTimes: number[] = [];
+  failed = 0;
+  private stopped = false;
+  private readonly clients: Etcd3[];
+  private loop?: Promise<void>;
+
+  constructor(runner: PodRunner, pods: string[], private readonly prefix: string) {
+    this.clients = pods.map((p) => memberClient(runner, p));
+  }
+
+  start(): void {
+    this.loop = (async () => {
+      for (let i = 0; !this.stopped; i++) {
+        const key = `${this.prefix}${String(i).padStart(6, '0')}`;
+        try {
+          await this.clients[i % this.clients.length].put(key).value(`v${i}`);
+          this.acked.set(key, `v${i}`);
+          this.ackTimes.push(Date.now());
+        } catch {
+          this.failed++;
+          await sleep(20);
+        }
+      }
+    })();
+  }
+
+  /** Stops writing, waits for the write in flight and closes the clients. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await this.loop;
+    this.clients.forEach((c) => c.close());
+  }
 }

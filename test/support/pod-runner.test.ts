@@ -3,21 +3,12 @@
 import { execFileSync } from 'child_process';
 import { existsSync, readFileSync, statSync, writeFileSync } from 'fs';
 import { join } from 'path';
-import { environOf, ETCD_VERSION, NAMESPACE, pidGone, synthStore, waitReady, withMember } from './etcd-cluster';
+import { environOf, ETCD_VERSION, NAMESPACE, pidGone, startReady, synthStore, waitReady, withMember } from './etcd-cluster';
 import type { Manifest } from './manifests';
-import { PodRunner } from './pod-runner';
 import { describeWithEtcd } from './requires-etcd';
+import { usePodRunner } from './runner-fixture';
 
-let runner: PodRunner | undefined;
-afterEach(async () => {
-  await runner?.stopAll();
-  runner = undefined;
-});
-
-function run(objects: Manifest[]): PodRunner {
-  runner = new PodRunner(objects, { namespace: NAMESPACE });
-  return runner;
-}
+const run = usePodRunner();
 
 /** The etcd container of the store's StatefulSet, to mutate before the runner sees it. */
 function etcdContainer(objects: Manifest[]): any {
@@ -151,9 +142,7 @@ describeWithEtcd(`pod runner with etcd ${ETCD_VERSION}`, () => {
   test('pods resolve every pod and Service name (a Ready pod first) through their own hosts file; the machine\'s /etc/hosts is untouched', async () => {
     const hostsBefore = readFileSync('/etc/hosts', 'utf8');
     const r = run(synthStore('orders'));
-    r.startStatefulSet('orders');
-    const pods = r.podNames('orders');
-    await waitReady(r, pods);
+    const pods = await startReady(r, 'orders');
     expect(readFileSync('/etc/hosts', 'utf8')).toBe(hostsBefore);
 
     const resolve = (pod: string, name: string) => execFileSync('nsenter',
@@ -195,9 +184,7 @@ describeWithEtcd(`pod runner with etcd ${ETCD_VERSION}`, () => {
 
   test('stopAll leaves no process behind and removes its work directory', async () => {
     const r = run(synthStore('orders'));
-    r.startStatefulSet('orders');
-    const pods = r.podNames('orders');
-    await waitReady(r, pods);
+    const pods = await startReady(r, 'orders');
     const pids = pods.map((p) => r.pid(p));
     await r.kill('orders-1');
     r.start('orders-1');

@@ -1,0 +1,151 @@
+// The documentation of every field of a store's spec, written once. The JSON schema (and so the CRD's
+// `kubectl explain` text) reads it here; the construct's props and the README props table must say
+// the same (test/model/fields.test.ts fails when they disagree; `npx projen docs` rewrites the table).
+import type { BackupSpecInput, KVStoreSpecInput, RestoreSpecInput } from './spec';
+
+/** One field's documentation. */
+export interface FieldDoc {
+  /** What the field is, in the user's words (sentences; the first one is the summary). */
+  readonly description: string;
+  /** What applies when the field is left out, as the CRD says it ("Defaults to …"); absent for required fields. */
+  readonly default?: string;
+  /** The construct prop this field comes from, when its name differs. */
+  readonly prop?: string;
+  /** The prop's `@default` tag, when it differs from `default` (props use the library's enum-like classes). */
+  readonly propDefault?: string;
+  /** The prop's description, when the prop's type makes it read differently. */
+  readonly propDescription?: string;
+}
+
+/** Every top-level field of the spec input, and the network policy's three (which are three props). */
+export type SpecFieldName = Exclude<keyof KVStoreSpecInput, 'networkPolicy'> | 'networkPolicy.enabled' | 'networkPolicy.clientPodLabels' | 'networkPolicy.clientNamespaceLabels';
+
+export const SPEC_FIELDS: { readonly [K in SpecFieldName]-?: FieldDoc } = {
+  'name': {
+    description: 'The store name: names the StatefulSet, the Services and (through the StatefulSet) the PVCs. A DNS-1035 label of at most 52 characters.',
+    propDefault: '- the construct id',
+  },
+  'size': {
+    description: 'Number of members (StatefulSet replicas); etcd allows at most 7.',
+    default: '3',
+  },
+  'storageSize': {
+    description: "Size of each member's volumes, as a Kubernetes quantity.",
+    default: "'10Gi'",
+  },
+  'image': {
+    description: 'The container image: required with the custom engine, optional with etcd.',
+    default: "- the engine's pinned image (gcr.io/etcd-development/etcd:v<engine.version> for etcd)",
+    prop: 'containerImage',
+  },
+  'engine': {
+    description: 'The engine: etcd or a bring-your-own-image custom engine. Each field applies to the engine named by kind; the reconciler applies the engine defaults and checks the rest.',
+    propDescription: 'The engine: what runs in the members and how they bootstrap.',
+    default: '- etcd (kind etcd)',
+    propDefault: 'Engine.etcd()',
+  },
+  'storageClassName': {
+    description: 'StorageClass of the volumes.',
+    default: "- the cluster's default StorageClass",
+  },
+  'volumeClaimTemplates': {
+    description: "PVC templates in order; the first holds the engine's data.",
+    default: "- one template named 'data'",
+  },
+  'persistentVolumeClaimRetentionPolicy': {
+    description: 'Whether PVCs are kept when the store shrinks or is deleted.',
+    default: '- Retain when scaled down, Retain when deleted',
+  },
+  'resources': {
+    description: 'Container resources.',
+    default: '- requests cpu 100m and memory 256Mi, no limits',
+  },
+  'clusterDomain': {
+    description: "The cluster's DNS domain, used in member DNS names.",
+    default: "'cluster.local'",
+  },
+  'labels': {
+    description: 'Extra labels on every object and pod.',
+    default: '- none',
+  },
+  'annotations': {
+    description: 'Extra annotations on every object.',
+    default: '- none',
+  },
+  'podAnnotations': {
+    description: 'Annotations on the pods.',
+    default: '- none',
+  },
+  'podAntiAffinity': {
+    description: 'How members are kept on separate nodes.',
+    default: "'soft'",
+    propDefault: 'PodAntiAffinity.SOFT',
+  },
+  'topologySpreadConstraints': {
+    description: 'How members spread over topology domains.',
+    default: '- none',
+  },
+  'updateStrategy': {
+    description: 'How pods are replaced when the template changes.',
+    default: '- RollingUpdate with partition 0',
+    propDefault: 'UpdateStrategy.rollingUpdate()',
+  },
+  'podManagementPolicy': {
+    description: 'How the StatefulSet creates and scales pods.',
+    default: "- the engine's (Parallel for etcd, OrderedReady for custom)",
+  },
+  'networkPolicy.enabled': {
+    description: 'Emit a NetworkPolicy admitting peer traffic only between members and client traffic only on the client port from clientPodLabels pods.',
+    default: 'true',
+    prop: 'networkPolicy',
+  },
+  'networkPolicy.clientPodLabels': {
+    description: 'Labels of the pods allowed to connect as clients.',
+    default: "- `{ '<name>-client': 'true' }`",
+    prop: 'clientPodLabels',
+  },
+  'networkPolicy.clientNamespaceLabels': {
+    description: 'Labels of the namespaces clients may come from.',
+    default: "- only the store's own namespace",
+    prop: 'clientNamespaceLabels',
+  },
+  'runAsUser': {
+    description: 'The uid (and gid) the containers run as.',
+    default: '65532',
+  },
+  'nodeSelector': {
+    description: 'Node labels the pods require.',
+    default: '- none',
+  },
+  'backup': {
+    description: 'Scheduled snapshots (etcdctl snapshot save against the client Service) into a PVC, the oldest pruned beyond keep. With the reconciler, it also takes a snapshot before every membership change, resize and restore.',
+    default: '- no backups',
+  },
+  'restore': {
+    description: "Restore every member from one snapshot file in a PVC: the reconciler builds a new logical cluster holding the snapshot's data (a live store's old data stays on the PVCs, in another directory; replacing a live store's data needs force). Needs the reconciler.",
+    default: '- no restore',
+  },
+};
+
+/** The backup settings' fields. */
+export const BACKUP_FIELDS: { readonly [K in keyof BackupSpecInput]-?: FieldDoc } = {
+  schedule: { description: 'Cron schedule of the backup CronJob.', default: "'0 * * * *' (hourly)" },
+  keep: { description: 'How many scheduled snapshots to keep.', default: '24' },
+  storage: { description: 'Size of the backup PVC the construct creates.', default: "- the store's storageSize (none with claimName)" },
+  storageClassName: { description: 'StorageClass of the backup PVC.', default: "- the store's storageClassName" },
+  claimName: { description: 'The backup PVC\'s name. Without storage it names an existing PVC the construct does not create.', default: "'<name>-backups', created" },
+  pruneImage: { description: "The image that prunes old snapshots: this package's reconciler image.", default: "- the store's reconciler image; required without one" },
+};
+
+/** The restore settings' fields. */
+export const RESTORE_FIELDS: { readonly [K in keyof RestoreSpecInput]-?: FieldDoc } = {
+  snapshot: { description: 'The snapshot\'s file name in the claim (the backup CronJob writes <store>-backup-<n>.db).' },
+  claimName: { description: 'The PVC holding the snapshot.', default: "- this store's backup claim" },
+};
+
+/** `Defaults to …` as the CRD says it: the `@default` text without its leading "- " or quotes. */
+export function defaultsSentence(doc: FieldDoc): string {
+  if (doc.default === undefined) return '';
+  const text = doc.default.replace(/^- /, '').replace(/^'(.*)'$/, '$1').replace(/`/g, '');
+  return `Defaults to ${text}.`;
+}

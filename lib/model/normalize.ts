@@ -1,0 +1,150 @@
+// Validation and normalization of a store's spec input: the schema, the rules that span fields, and
+// every default applied. Pure.
+import { SpecError, SpecIssue } from './issues';
+import { backupClaimName } from './names';
+import { parseQuantity } from './quantity';
+import { schemaIssues } from './schema';
+import {
+  BackupSpec, BackupSpecInput, DEFAULT_BACKUP_KEEP, DEFAULT_BACKUP_SCHEDULE, DEFAULT_CLUSTER_DOMAIN, DEFAULT_MOUNT_ROOT, DEFAULT_RUN_AS_USER,
+  DEFAULT_SIZE, DEFAULT_STORAGE_SIZE, EngineDefaults, KVStoreSpec, KVStoreSpecInput, RESERVED_VOLUME_NAMES,
+} from './spec';
+/** Drops keys whose value is undefined, recursively (TypeScript props often carry them). */
+function compact<T>(value: T): T {
+  if (Array.isArray(value)) return value.map(compact) as T;
+  if (value && typeof value === 'object') {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(value)) if (v !== undefined) out[k] = compact(v);
+    return out as T;
+  }
+  return value;
+}
+
+/** Checks the shape of an input spec against SPEC_INPUT_SCHEMA. */
+/** Rules that span fields, on an already-defaulted spec. */
+function crossFieldIssues(spec: KVStoreSpec, input: KVStoreSpecInput): SpecIssue[] {
+  const issues: SpecIssue[] = [];
+  if (input.storageSize !== undefined && parseQuantity(input.storageSize) === 0) {
+    issues.push({ field: 'storageSize', value: input.storageSize, allowed: 'a storage size greater than zero' });
+  }
+  const names = new Set<string>();
+  const paths = new Set<string>();
+  spec.volumeClaimTemplates.forEach((t, i) => {
+    const field = `volumeClaimTemplates[${i}]`;
+    if (names.has(t.name)) {
+      issues.push({ field: `${field}.name`, value: t.name, allowed: 'unique among the volume claim templates', reason: 'each template becomes one PVC per member' });
+    }
+    if (RESERVED_VOLUME_NAMES.includes(t.name)) {
+      issues.push({ field: `${field}.name`, value: t.name, allowed: `a name other than ${RESERVED_VOLUME_NAMES.join(' or ')}`, reason: 'the pod or its backup and restore Jobs already have a volume of that name' });
+    }
+    if (paths.has(t.mountPath)) {
+      issues.push({ field: `${field}.mountPath`, value: t.mountPath, allowed: 'unique among the volume claim templates' });
+    }
+    if (t.mountPath === '/tmp') {
+      issues.push({ field: `${field}.mountPath`, value: t.mountPath, allowed: 'a path other than /tmp', reason: 'the pod mounts its scratch volume there' });
+    }
+    names.add(t.name);
+    paths.add(t.mountPath);
+    if (input.volumeClaimTemplates?.[i]?.storage !== undefined && parseQuantity(t.storage) === 0) {
+      issues.push({ field: `${field}.storage`, value: t.storage, allowed: 'a storage size greater than zero' });
+    }
+  });
+  if (spec.updateStrategy.type === 'RollingUpdate' && spec.updateStrategy.partition > spec.size) {
+    issues.push({ field: 'updateStrategy.partition', value: spec.updateStrategy.partition, allowed: `an integer from 0 to size (${spec.size})` });
+  }
+  if (input.restore && input.restore.claimName === undefined && !input.backup) {
+    issues.push({ field: 'restore.claimName', value: undefined, allowed: 'the PVC holding the snapshot (it defaults to this store\'s backup claim only when backup is set)' });
+  }
+  const { requests = {}, limits = {} } = spec.resources;
+  for (const [resource, limit] of Object.entries(limits)) {
+    const request = requests[resource];
+    if (request !== undefined && parseQuantity(limit)! < parseQuantity(request)!) {
+      issues.push({ field: `resources.limits.${resource}`, value: limit, allowed: `at least the request (${request})` });
+    }
+  }
+  return issues;
+}
+
+/** The PVC the construct creates for a store's snapshots. */
+function normalizeBackup(input: KVStoreSpecInput, b: BackupSpecInput, storageSize: string): BackupSpec {
+  const issues: SpecIssue[] = [];
+  if (b.pruneImage === undefined) {
+    issues.push({ field: 'backup.pruneImage', value: undefined, allowed: 'set to the kvstore reconciler image (or set reconciler, whose image is the default)', reason: 'it deletes the snapshots beyond backup.keep' });
+  }
+  if (b.claimName !== undefined && b.storage === undefined && b.storageClassName !== undefined) {
+    issues.push({ field: 'backup.storageClassName', value: b.storageClassName, allowed: 'left out when backup.claimName names an existing PVC (no backup.storage)', reason: 'the construct only creates a PVC it is given a size for' });
+  }
+  if (issues.length > 0) throw new SpecError(input.name, issues);
+  const pruneImage = b.pruneImage!;
+  const creates = b.claimName === undefined || b.storage !== undefined;
+  return {
+    schedule: b.schedule ?? DEFAULT_BACKUP_SCHEDULE,
+    keep: b.keep ?? DEFAULT_BACKUP_KEEP,
+    claimName: b.claimName ?? backupClaimName(input.name),
+    // A claim named without a size exists already; otherwise the construct creates it.
+    ...(creates ? { storage: b.storage ?? storageSize } : {}),
+    ...(creates && (b.storageClassName ?? input.storageClassName) !== undefined ? { storageClassName: b.storageClassName ?? input.storageClassName } : {}),
+    pruneImage,
+  };
+}
+
+/**
+ * Validates an input spec and applies every default. Throws a SpecError naming the store, each bad
+ * field, the value received and what is allowed.
+ */
+export function normalizeSpec(rawInput: KVStoreSpecInput, defaults: EngineDefaults): KVStoreSpec {
+  const input = compact(rawInput);
+  const storeName = typeof input.name === 'string' && input.name ? input.name : '(unnamed)';
+  const issues = schemaIssues(input);
+  if (input.image === undefined && defaults.image === undefined) {
+    issues.push({ field: 'image', value: undefined, allowed: 'set: this engine has no default image' });
+  }
+  if (issues.length > 0) throw new SpecError(storeName, issues);
+
+  const storageSize = input.storageSize ?? DEFAULT_STORAGE_SIZE;
+  const templates = input.volumeClaimTemplates ?? [{ name: 'data' }];
+  const spec: KVStoreSpec = {
+    name: input.name,
+    size: input.size ?? DEFAULT_SIZE,
+    image: (input.image ?? defaults.image)!,
+    engine: input.engine,
+    volumeClaimTemplates: templates.map((t) => ({
+      name: t.name,
+      storage: t.storage ?? storageSize,
+      ...((t.storageClassName ?? input.storageClassName) !== undefined ? { storageClassName: t.storageClassName ?? input.storageClassName } : {}),
+      accessModes: t.accessModes ?? ['ReadWriteOnce'],
+      // Without trailing slashes, so "/tmp/" and "/tmp" compare equal.
+      mountPath: (t.mountPath ?? `${DEFAULT_MOUNT_ROOT}/${t.name}`).replace(/(.)\/+$/, '$1'),
+    })),
+    persistentVolumeClaimRetentionPolicy: {
+      whenScaled: input.persistentVolumeClaimRetentionPolicy?.whenScaled ?? 'Retain',
+      whenDeleted: input.persistentVolumeClaimRetentionPolicy?.whenDeleted ?? 'Retain',
+    },
+    resources: input.resources ?? { requests: { cpu: '100m', memory: '256Mi' } },
+    clusterDomain: input.clusterDomain ?? DEFAULT_CLUSTER_DOMAIN,
+    labels: input.labels ?? {},
+    annotations: input.annotations ?? {},
+    podAnnotations: input.podAnnotations ?? {},
+    podAntiAffinity: input.podAntiAffinity ?? 'soft',
+    topologySpreadConstraints: (input.topologySpreadConstraints ?? []).map((c) => ({
+      topologyKey: c.topologyKey,
+      maxSkew: c.maxSkew ?? 1,
+      whenUnsatisfiable: c.whenUnsatisfiable ?? 'ScheduleAnyway',
+    })),
+    updateStrategy: input.updateStrategy?.type === 'OnDelete'
+      ? { type: 'OnDelete' }
+      : { type: 'RollingUpdate', partition: input.updateStrategy?.partition ?? 0 },
+    podManagementPolicy: input.podManagementPolicy ?? defaults.podManagementPolicy,
+    networkPolicy: {
+      enabled: input.networkPolicy?.enabled ?? true,
+      clientPodLabels: input.networkPolicy?.clientPodLabels ?? { [`${input.name}-client`]: 'true' },
+      ...(input.networkPolicy?.clientNamespaceLabels ? { clientNamespaceLabels: input.networkPolicy.clientNamespaceLabels } : {}),
+    },
+    runAsUser: input.runAsUser ?? DEFAULT_RUN_AS_USER,
+    nodeSelector: input.nodeSelector ?? {},
+    ...(input.backup ? { backup: normalizeBackup(input, input.backup, storageSize) } : {}),
+    ...(input.restore ? { restore: { snapshot: input.restore.snapshot, claimName: input.restore.claimName ?? input.backup?.claimName ?? backupClaimName(input.name) } } : {}),
+  };
+  const crossIssues = crossFieldIssues(spec, input);
+  if (crossIssues.length > 0) throw new SpecError(storeName, crossIssues);
+  return spec;
+}

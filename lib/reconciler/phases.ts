@@ -1,0 +1,112 @@
+// The pure phases of a reconcile: what the live store means for this run, and desired + live → plan.
+import type { StoreDocument } from '../model/document';
+import { OPERATION_ANNOTATION, RESTORED_FROM_ANNOTATION } from '../model/metadata';
+import { CONTAINS_ANNOTATION, ID_LABEL } from './applyset';
+import { DesiredState, desiredState } from './desired';
+import { plan, Plan } from './plan';
+import { KubeObject } from './types';
+
+/**
+ * The store's own objects. The bootstrap ConfigMap outlives a StatefulSet deleted for a re-create,
+ * so a run stopped between the delete and the create still knows the cluster exists, how many
+ * members it has and what it was restored from.
+ */
+export interface LiveStore {
+  readonly sts?: KubeObject;
+  /** Only etcd stores have one. */
+  readonly bootstrap?: KubeObject;
+}
+
+export function bootstrapped(live: LiveStore): boolean {
+  return !!live.sts || live.bootstrap?.data?.ETCD_INITIAL_CLUSTER_STATE === 'existing';
+}
+
+export function liveSize(live: LiveStore): number {
+  return live.sts?.spec?.replicas ?? String(live.bootstrap?.data?.ETCD_INITIAL_CLUSTER ?? '').split(',').filter(Boolean).length;
+}
+
+/** Whether the store still has to be restored from `restoredFrom` (the snapshot the spec names). */
+export function restoring(live: LiveStore, restoredFrom: string | undefined): boolean {
+  const liveRestoredFrom = live.sts ? live.sts.metadata.annotations?.[RESTORED_FROM_ANNOTATION] : live.bootstrap?.metadata.annotations?.[RESTORED_FROM_ANNOTATION];
+  return !!restoredFrom && liveRestoredFrom !== restoredFrom;
+}
+
+export interface MembershipChange {
+  readonly from: number;
+  /** The StatefulSet carries the operation mark: a stopped run's change is being resumed. */
+  readonly inProgress: boolean;
+}
+
+/**
+ * The membership change a run has to make, from what is live: the StatefulSet's replicas (or, while
+ * it is being re-created, the bootstrap ConfigMap's member count) and its operation mark.
+ */
+export function membershipChange(document: StoreDocument, live: LiveStore, isRestoring: boolean): MembershipChange | undefined {
+  const size = liveSize(live);
+  if (!bootstrapped(live) || isRestoring || document.spec.engine.kind !== 'etcd' || size < 1) return undefined;
+  const inProgress = !!live.sts?.metadata.annotations?.[OPERATION_ANNOTATION];
+  return size !== document.spec.size || inProgress ? { from: size, inProgress } : undefined;
+}
+
+/** Marks the StatefulSet while members change, so a run stopped in the middle is resumed. */
+export function membersMark(document: StoreDocument): string {
+  return `members → ${document.spec.size}`;
+}
+
+/** The store rendered with `size` members, for a cluster that is bootstrapped or not yet. */
+export function renderAt(document: StoreDocument, live: LiveStore, size: number, operation?: string): DesiredState {
+  const sized = size === document.spec.size ? document : { ...document, spec: { ...document.spec, size } };
+  return desiredState(sized, { initialClusterState: bootstrapped(live) ? 'existing' : 'new', operation });
+}
+
+/** What a run sets out to do, decided from the live store before any object is read. */
+export interface Intent {
+  /** What to plan against: a membership change runs around the plan, so it is planned at the live size. */
+  readonly desired: DesiredState;
+  readonly change?: MembershipChange;
+  readonly restoring: boolean;
+}
+
+export function intent(document: StoreDocument, live: LiveStore, restoredFrom: string | undefined): Intent {
+  const isRestoring = restoring(live, restoredFrom);
+  const change = membershipChange(document, live, isRestoring);
+  const desired = change ? renderAt(document, live, change.from, membersMark(document)) : renderAt(document, live, document.spec.size);
+  return { desired, change, restoring: isRestoring };
+}
+
+/** The desired ApplySet parent listing also the kinds the live parent records (or itself if none are missing). */
+export function widenParent(parent: KubeObject, live: readonly KubeObject[], applySetId: string): KubeObject {
+  const current = live.find((o) => o.metadata.labels?.[ID_LABEL] === applySetId);
+  const recorded = (current?.metadata.annotations?.[CONTAINS_ANNOTATION] ?? '').split(',').filter(Boolean);
+  const wanted = (parent.metadata.annotations?.[CONTAINS_ANNOTATION] ?? '').split(',').filter(Boolean);
+  const union = [...new Set([...wanted, ...recorded])].sort();
+  if (union.length === wanted.length) return parent;
+  return { ...parent, metadata: { ...parent.metadata, annotations: { ...parent.metadata.annotations, [CONTAINS_ANNOTATION]: union.join(',') } } };
+}
+
+export interface ObjectPlan {
+  readonly plan: Plan;
+  /**
+   * The exact ApplySet parent, to apply once prunes are done, when the planned one lists more kinds.
+   * Until pruning is done the parent must list every kind the set may still contain, or an
+   * interrupted prune would leave objects no later run looks for.
+   */
+  readonly exactParent?: KubeObject;
+}
+
+export function planObjects(desired: DesiredState, live: readonly KubeObject[], options: { force?: boolean; replicasManaged?: boolean }): ObjectPlan {
+  const [parent, ...rest] = desired.objects;
+  const widened = widenParent(parent, live, desired.applySetId);
+  const p = plan([widened, ...rest], live, { force: options.force, applySetId: desired.applySetId, replicasManaged: options.replicasManaged ?? false });
+  return { plan: p, exactParent: widened === parent ? undefined : parent };
+}
+
+/** A run's plan: the intent and the object plan, made from one read of what is live. */
+export interface RunPlan extends Intent, ObjectPlan {
+  readonly live: LiveStore;
+}
+
+/** Nothing to do: the run returns before taking the Lease, making no mutating request. */
+export function isNoOp(run: RunPlan): boolean {
+  return run.plan.steps.length === 0 && !run.exactParent && !run.change && !run.restoring;
+}

@@ -1,0 +1,106 @@
+// One source of truth for the fields: lib/model/fields.ts documents every field once; the construct's
+// props, the backup/restore options, the spec defaults and the README's props table must agree with it.
+// (The JSON schema and so the CRD read their descriptions from it directly.)
+import { readFileSync } from 'fs';
+import { join } from 'path';
+import { Engine } from '../../lib/engines/engine';
+import { BACKUP_FIELDS, FieldDoc, RESTORE_FIELDS, SPEC_FIELDS } from '../../lib/model/fields';
+import { SPEC_INPUT_SCHEMA } from '../../lib/model/schema';
+import { normalizeSpec } from '../../lib/model/normalize';
+import { interfaceDocs, PropertyDoc } from '../../scripts/interface-docs';
+import { README, readmeWithTable } from '../../scripts/readme-props';
+
+const ROOT = join(__dirname, '..', '..');
+const KV_STORE = join(ROOT, 'lib', 'constructs', 'kv-store.ts');
+const OPTIONS = join(ROOT, 'lib', 'constructs', 'store-options.ts');
+
+/** Props that are the construct's alone: no spec field (the reconciler is how the spec is applied). */
+const PROPS_ONLY = ['reconciler'];
+
+/** What a prop's doc comment must say for a field. */
+const expected = (doc: FieldDoc) => ({ summary: doc.propDescription ?? doc.description, default: doc.propDefault ?? doc.default });
+const said = (p: PropertyDoc) => ({ summary: p.summary, default: p.default });
+
+function byProp(fields: Record<string, FieldDoc>): Map<string, FieldDoc> {
+  return new Map(Object.entries(fields).map(([field, doc]) => [doc.prop ?? field, doc]));
+}
+
+describe('KVStoreProps agree with lib/model/fields.ts', () => {
+  const props = interfaceDocs(KV_STORE, 'KVStoreProps');
+  const fields = byProp(SPEC_FIELDS);
+
+  test('every spec field is a prop, and every prop but the construct\'s own is a spec field', () => {
+    expect(props.map((p) => p.name).filter((n) => !PROPS_ONLY.includes(n)).sort()).toEqual([...fields.keys()].sort());
+  });
+
+  test.each(props.filter((p) => !PROPS_ONLY.includes(p.name)).map((p) => [p.name, p] as const))('%s: same description and default', (_, prop) => {
+    expect(said(prop)).toEqual(expected(fields.get(prop.name)!));
+  });
+});
+
+describe.each([
+  ['BackupOptions', BACKUP_FIELDS],
+  ['RestoreOptions', RESTORE_FIELDS],
+] as const)('%s agree with lib/model/fields.ts', (name, table) => {
+  const props = interfaceDocs(OPTIONS, name);
+  test('the same fields', () => {
+    expect(props.map((p) => p.name).sort()).toEqual(Object.keys(table).sort());
+  });
+  test.each(props.map((p) => [p.name, p] as const))('%s: same description and default', (_, prop) => {
+    expect(said(prop)).toEqual(expected((table as Record<string, FieldDoc>)[prop.name]));
+  });
+});
+
+describe('the schema carries the same documentation', () => {
+  test('every documented top-level field has a description starting with its doc', () => {
+    for (const [field, doc] of Object.entries(SPEC_FIELDS)) {
+      const [parent, child] = field.split('.');
+      const node = (SPEC_INPUT_SCHEMA.properties as Record<string, any>)[parent];
+      const target = child ? node.properties[child] : node;
+      expect({ field, description: target.description.startsWith(doc.description) }).toEqual({ field, description: true });
+    }
+  });
+});
+
+describe('defaults written as values are what normalization applies', () => {
+  const spec = normalizeSpec({ name: 'orders', engine: Engine.etcd().spec, backup: { pruneImage: 'r:1' } }, Engine.etcd().defaults);
+  const value = (doc: FieldDoc) => JSON.parse(doc.default!.replace(/^'(.*)'( \(.*\))?$/, '"$1"'));
+  test.each([
+    ['size', spec.size],
+    ['storageSize', spec.volumeClaimTemplates[0].storage],
+    ['clusterDomain', spec.clusterDomain],
+    ['podAntiAffinity', spec.podAntiAffinity],
+    ['networkPolicy.enabled', spec.networkPolicy.enabled],
+    ['runAsUser', spec.runAsUser],
+  ] as const)('%s', (field, actual) => {
+    expect(value(SPEC_FIELDS[field])).toEqual(actual);
+  });
+  test.each([
+    ['schedule', spec.backup!.schedule],
+    ['keep', spec.backup!.keep],
+  ] as const)('backup.%s', (field, actual) => {
+    expect(value(BACKUP_FIELDS[field])).toEqual(actual);
+  });
+});
+
+describe('the README', () => {
+  test('its props table is the one generated from KVStoreProps (run `npx projen docs` to rewrite it)', () => {
+    const readme = readFileSync(README, 'utf8');
+    expect(readme).toBe(readmeWithTable(readme));
+  });
+});
+
+describe('the public props and options are documented the aws-cdk way', () => {
+  const interfaces: Array<[string, string]> = [
+    [KV_STORE, 'KVStoreProps'],
+    ...['VolumeClaimTemplateOptions', 'TopologySpreadOptions', 'PvcRetentionPolicy', 'ResourceRequirements', 'BackupOptions', 'RestoreOptions', 'RollingUpdateOptions']
+      .map((n) => [OPTIONS, n] as [string, string]),
+    [join(ROOT, 'lib', 'constructs', 'reconciler-bundle.ts'), 'ReconcilerOptions'],
+    [join(ROOT, 'lib', 'constructs', 'kv-store-operator.ts'), 'KVStoreOperatorProps'],
+    [join(ROOT, 'lib', 'engines', 'etcd.ts'), 'EtcdOptions'],
+  ];
+  test.each(interfaces.map(([file, name]) => [name, file] as const))('%s: every optional prop has a description and a @default', (name, file) => {
+    const missing = interfaceDocs(file, name).filter((p) => p.optional && (!p.default || !p.summary)).map((p) => p.name);
+    expect(missing).toEqual([]);
+  });
+});
