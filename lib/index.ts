@@ -17,7 +17,7 @@ export { SpecError, SpecIssue } from './model/issues';
 export { StoreDocument } from './model/document';
 export { StoreNames } from './model/names';
 export {
-  AccessModeName, AntiAffinityMode, BackupSpec, CustomEngineSettings, CustomEngineSpec, EngineSpec, EtcdEngineSpec, KVStoreSpec,
-  PodManagementPolicyName, ProbeSpec, PvcRetentionName, ResourcesSpec, RestoreSpec, TopologySpreadSpec, UpdateStrategySpec,
+  AccessModeName, AntiAffinityMode, BackupSpec, BackupSpecInput, CustomEngineSettings, CustomEngineSpec, EngineSpec, EtcdEngineSpec, KVStoreSpec,
+  PodManagementPolicyName, ProbeSpec, PvcRetentionName, ResourcesSpec, RestoreSpec, RestoreSpecInput, TopologySpreadSpec, UpdateStrategySpec,
   VolumeClaimTemplateSpec,
 } from './model/spec';

@@ -1,6 +1,6 @@
 // The typed options of a store that are more than a primitive: enum-like values and option interfaces.
 // Their values are the strings of the spec (lib/model/spec.ts), which a KVStore resource carries.
-import type { UpdateStrategySpec } from '../model/spec';
+import type { BackupSpecInput, RestoreSpecInput, UpdateStrategySpec } from '../model/spec';
 
 /** What happens to PVCs when the store shrinks or is deleted. */
 export enum PvcRetention {
@@ -146,49 +146,8 @@ export interface ResourceRequirements {
   readonly limits?: { [resource: string]: string };
 }
 
-/** Scheduled snapshots into a PVC, the oldest pruned beyond `keep`. */
-export interface BackupOptions {
-  /**
-   * Cron schedule of the backup CronJob.
-   * @default '0 * * * *' (hourly)
-   */
-  readonly schedule?: string;
-  /**
-   * How many scheduled snapshots to keep.
-   * @default 24
-   */
-  readonly keep?: number;
-  /**
-   * Size of the backup PVC the construct creates.
-   * @default - the store's storageSize (none with claimName)
-   */
-  readonly storage?: string;
-  /**
-   * StorageClass of the backup PVC.
-   * @default - the store's storageClassName
-   */
-  readonly storageClassName?: string;
-  /**
-   * The backup PVC's name. Without storage it names an existing PVC the construct does not create.
-   * @default '<name>-backups', created
-   */
-  readonly claimName?: string;
-  /**
-   * The image that prunes old snapshots: this package's reconciler image.
-   * @default - the store's reconciler image; required without one
-   */
-  readonly pruneImage?: string;
-}
+/** Scheduled snapshots into a PVC, the oldest pruned beyond `keep` (the fields a KVStore resource's spec.backup has). */
+export interface BackupOptions extends BackupSpecInput {}
 
-/** Restore every member from one snapshot file: a new logical cluster holding the snapshot's data. */
-export interface RestoreOptions {
-  /**
-   * The snapshot's file name in the claim (the backup CronJob writes <store>-backup-<n>.db).
-   */
-  readonly snapshot: string;
-  /**
-   * The PVC holding the snapshot.
-   * @default - this store's backup claim
-   */
-  readonly claimName?: string;
-}
+/** Restore every member from one snapshot file (the fields a KVStore resource's spec.restore has). */
+export interface RestoreOptions extends RestoreSpecInput {}

@@ -236,7 +236,7 @@ export interface RestoreSpec {
   readonly claimName: string;
 }
 
-/** What a user may leave out: everything but the name and the engine has a default. */
+/** What a user may leave out: everything but the name and the engine has a default (each field documented in fields.ts). */
 export interface KVStoreSpecInput {
   readonly name: string;
   readonly engine: EngineSpec;
@@ -266,33 +266,50 @@ export interface KVStoreSpecInput {
   readonly restore?: RestoreSpecInput;
 }
 
-/** Scheduled snapshots, as a user writes them. */
+/** Scheduled snapshots into a PVC, the oldest pruned beyond `keep`, as a user writes them. */
 export interface BackupSpecInput {
-  /** @default '0 * * * *' (hourly) */
+  /**
+   * Cron schedule of the backup CronJob.
+   * @default '0 * * * *' (hourly)
+   */
   readonly schedule?: string;
-  /** Snapshots kept. @default 24 */
+  /**
+   * How many scheduled snapshots to keep.
+   * @default 24
+   */
   readonly keep?: number;
-  /** Size of the backup PVC the construct creates. @default - the store's storageSize (none with claimName) */
+  /**
+   * Size of the backup PVC the construct creates.
+   * @default - the store's storageSize (none with claimName)
+   */
   readonly storage?: string;
-  /** @default - the store's storageClassName */
+  /**
+   * StorageClass of the backup PVC.
+   * @default - the store's storageClassName
+   */
   readonly storageClassName?: string;
   /**
-   * The backup PVC's name. Without `storage` it names an existing PVC the construct does not create.
+   * The backup PVC's name. Without storage it names an existing PVC the construct does not create.
    * @default '<name>-backups', created
    */
   readonly claimName?: string;
   /**
    * The image that prunes old snapshots: this package's reconciler image.
-   * @default - the construct's reconciler image; required otherwise
+   * @default - the store's reconciler image; required without one
    */
   readonly pruneImage?: string;
 }
 
-/** A restore, as a user writes it. */
+/** Restore every member from one snapshot file: a new logical cluster holding the snapshot's data. */
 export interface RestoreSpecInput {
-  /** The snapshot's file name in the claim (the backup CronJob writes `<store>-backup-<n>.db`). */
+  /**
+   * The snapshot's file name in the claim (the backup CronJob writes <store>-backup-<n>.db).
+   */
   readonly snapshot: string;
-  /** The PVC holding it. @default - this store's backup claim */
+  /**
+   * The PVC holding the snapshot.
+   * @default - this store's backup claim
+   */
   readonly claimName?: string;
 }
 

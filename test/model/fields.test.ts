@@ -13,6 +13,7 @@ import { README, readmeWithTable } from '../../scripts/readme-props';
 const ROOT = join(__dirname, '..', '..');
 const KV_STORE = join(ROOT, 'lib', 'constructs', 'kv-store.ts');
 const OPTIONS = join(ROOT, 'lib', 'constructs', 'store-options.ts');
+const SPEC = join(ROOT, 'lib', 'model', 'spec.ts');
 
 /** Props that are the construct's alone: no spec field (the reconciler is how the spec is applied). */
 const PROPS_ONLY = ['reconciler'];
@@ -39,10 +40,10 @@ describe('KVStoreProps agree with lib/model/fields.ts', () => {
 });
 
 describe.each([
-  ['BackupOptions', BACKUP_FIELDS],
-  ['RestoreOptions', RESTORE_FIELDS],
-] as const)('%s agree with lib/model/fields.ts', (name, table) => {
-  const props = interfaceDocs(OPTIONS, name);
+  ['BackupSpecInput', BACKUP_FIELDS],
+  ['RestoreSpecInput', RESTORE_FIELDS],
+] as const)('%s (BackupOptions, RestoreOptions extend them) agree with lib/model/fields.ts', (name, table) => {
+  const props = interfaceDocs(SPEC, name);
   test('the same fields', () => {
     expect(props.map((p) => p.name).sort()).toEqual(Object.keys(table).sort());
   });
@@ -93,8 +94,10 @@ describe('the README', () => {
 describe('the public props and options are documented the aws-cdk way', () => {
   const interfaces: Array<[string, string]> = [
     [KV_STORE, 'KVStoreProps'],
-    ...['VolumeClaimTemplateOptions', 'TopologySpreadOptions', 'PvcRetentionPolicy', 'ResourceRequirements', 'BackupOptions', 'RestoreOptions', 'RollingUpdateOptions']
+    ...['VolumeClaimTemplateOptions', 'TopologySpreadOptions', 'PvcRetentionPolicy', 'ResourceRequirements', 'RollingUpdateOptions']
       .map((n) => [OPTIONS, n] as [string, string]),
+    [SPEC, 'BackupSpecInput'],
+    [SPEC, 'RestoreSpecInput'],
     [join(ROOT, 'lib', 'constructs', 'reconciler-bundle.ts'), 'ReconcilerOptions'],
     [join(ROOT, 'lib', 'constructs', 'kv-store-operator.ts'), 'KVStoreOperatorProps'],
     [join(ROOT, 'lib', 'engines', 'etcd.ts'), 'EtcdOptions'],
