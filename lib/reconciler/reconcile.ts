@@ -1,6 +1,6 @@
-// One reconcile of one store: desired (re-synthesized) → live → plan → execute → done.
+// One reconcile of one store: read what is live → plan → execute under the Lease → result.
 import type { StoreDocument } from '../model/document';
-import { OPERATION_ANNOTATION, RESTORED_FROM_ANNOTATION } from '../model/metadata';
+import { RESTORED_FROM_ANNOTATION } from '../model/metadata';
 import { storeNames } from '../model/names';
 import { CONTAINS_ANNOTATION, ID_LABEL, PART_OF_LABEL } from './applyset';
 import { KubeClient } from './client';
@@ -8,8 +8,11 @@ import { DesiredState, desiredState } from './desired';
 import { acquireLease, leaseKeeper, releaseLease } from './lease';
 import { Log } from './log';
 import { changeMembership, growClaims, OperationContext, restoreMembers, sleep, snapshotBefore, until } from './operations';
-import { formatPlan, Plan, plan, Step } from './plan';
+import { intent, isNoOp, LiveStore, membersMark, ObjectPlan, planObjects, renderAt, RunPlan } from './phases';
+import { formatPlan, Plan, Step } from './plan';
 import { describeRef, groupKind, KubeObject, ObjectRef, refOf } from './types';
+
+export { widenParent } from './phases';
 
 export interface ReconcileOptions {
   /** Make changes the plan would refuse. */
@@ -72,7 +75,7 @@ const LISTABLE: Record<string, { apiVersion: string; kind: string }> = {
  * candidates) of the kinds desired now or recorded on the live ApplySet parent (a kind no longer
  * desired must still be found to be pruned).
  */
-async function readLive(client: KubeClient, namespace: string, desired: readonly KubeObject[], applySetId: string, log: Log): Promise<KubeObject[]> {
+async function readObjects(client: KubeClient, namespace: string, desired: readonly KubeObject[], applySetId: string, log: Log): Promise<KubeObject[]> {
   // One round trip for all of them, not one per object.
   const found = await Promise.all(desired.map((o) => client.read(refOf(o))));
   const live: KubeObject[] = found.flatMap((f, i) => (f ? [{ ...f, apiVersion: desired[i].apiVersion, kind: desired[i].kind }] : []));
@@ -90,16 +93,6 @@ async function readLive(client: KubeClient, namespace: string, desired: readonly
     }
   }
   return live;
-}
-
-/** The desired ApplySet parent listing also the kinds the live parent records (or itself if none are missing). */
-export function widenParent(parent: KubeObject, live: readonly KubeObject[], applySetId: string): KubeObject {
-  const current = live.find((o) => o.metadata.labels?.[ID_LABEL] === applySetId);
-  const recorded = (current?.metadata.annotations?.[CONTAINS_ANNOTATION] ?? '').split(',').filter(Boolean);
-  const wanted = (parent.metadata.annotations?.[CONTAINS_ANNOTATION] ?? '').split(',').filter(Boolean);
-  const union = [...new Set([...wanted, ...recorded])].sort();
-  if (union.length === wanted.length) return parent;
-  return { ...parent, metadata: { ...parent.metadata, annotations: { ...parent.metadata.annotations, [CONTAINS_ANNOTATION]: union.join(',') } } };
 }
 
 /** Rolled out: the controller has seen this generation and every replica is updated and ready. */
@@ -145,7 +138,7 @@ async function waitRollout({ client, options, log, keepAlive }: Context, ref: Ob
   }
 }
 
-async function execute(ctx: Context, step: Step, n: number, of: number): Promise<void> {
+async function executeStep(ctx: Context, step: Step, n: number, of: number): Promise<void> {
   const { client, log } = ctx;
   if (step.action === 'resize') {
     await growClaims(ctx.operation, step.claims);
@@ -178,93 +171,111 @@ async function execute(ctx: Context, step: Step, n: number, of: number): Promise
   }
 }
 
-/** The document with `size` members (a step of a membership change). */
-function withSize(document: StoreDocument, size: number): StoreDocument {
-  return size === document.spec.size ? document : { ...document, spec: { ...document.spec, size } };
+
+async function executeSteps(ctx: Context, steps: readonly Step[]): Promise<void> {
+  for (let i = 0; i < steps.length; i++) await executeStep(ctx, steps[i], i + 1, steps.length);
+}
+
+function throwIfRefused(p: Plan): void {
+  if (p.refusals.length > 0) throw new RefusedError(p);
 }
 
 /**
- * The membership change a run has to make, from what is live: the StatefulSet's replicas (or, while
- * it is being re-created, the bootstrap ConfigMap's member count) and its operation mark.
- */
-function membershipChange(document: StoreDocument, live: { bootstrapped: boolean; size: number; sts?: KubeObject }, restoring: boolean): { from: number; inProgress: boolean } | undefined {
-  if (!live.bootstrapped || restoring || document.spec.engine.kind !== 'etcd' || live.size < 1) return undefined;
-  const inProgress = !!live.sts?.metadata.annotations?.[OPERATION_ANNOTATION];
-  return live.size !== document.spec.size || inProgress ? { from: live.size, inProgress } : undefined;
-}
-
-/**
- * Reconciles one store. Reading and planning make no changes; a plan without steps returns before
- * the lease is taken, so a no-op reconcile makes no mutating request at all.
+ * One reconcile of one store, as phases: read what is live, plan (pure: see phases.ts), execute
+ * under the Lease, report. Reading and planning make no changes; a plan without steps returns before
+ * the Lease is taken, so a no-op reconcile makes no mutating request at all.
  *
  * Beyond the plan: etcd membership changes one member at a time (the StatefulSet's replicas follow
  * the member list, never lead it), volume growth, restore, and a snapshot before any of them when
  * backup is on. What is live decides each step, so an interrupted run is finished by the next one.
  */
-export async function reconcileStore(document: StoreDocument, client: KubeClient, log: Log, options: ReconcileOptions): Promise<ReconcileResult> {
-  const before = client.counters.mutating;
-  const names = storeNames(document.spec.name);
-  const stsRef: ObjectRef = { apiVersion: 'apps/v1', kind: 'StatefulSet', namespace: document.namespace, name: names.statefulSet };
-  const bootstrapRef: ObjectRef = { apiVersion: 'v1', kind: 'ConfigMap', namespace: document.namespace, name: names.bootstrapConfig };
-  const target = desiredState(document, { initialClusterState: 'existing' });
-  const targetSts = target.objects.find((o) => groupKind(o) === 'StatefulSet.apps')!;
-  const restoredFrom = targetSts.metadata.annotations?.[RESTORED_FROM_ANNOTATION];
+export class StoreReconciler {
+  private readonly stsRef: ObjectRef;
+  private readonly bootstrapRef: ObjectRef;
+  /** The store as it is once reconciled. */
+  private readonly target: DesiredState;
+  private readonly targetSts: KubeObject;
+  /** The snapshot the spec restores from, if any. */
+  private readonly restoredFrom?: string;
 
-  // What is live decides how to render. The bootstrap ConfigMap outlives a StatefulSet deleted for a
-  // re-create, so a run stopped between the delete and the create still knows the cluster exists,
-  // how many members it has and what it was restored from.
-  let liveSts: KubeObject | undefined;
-  let liveBootstrap: KubeObject | undefined;
-  const readStore = async () => {
-    // Only etcd stores have one (and only theirs may the reconciler read).
-    const etcd = document.spec.engine.kind === 'etcd';
-    [liveSts, liveBootstrap] = await Promise.all([client.read(stsRef), etcd ? client.read(bootstrapRef) : undefined]);
-  };
-  await readStore();
-  const bootstrapped = () => !!liveSts || liveBootstrap?.data?.ETCD_INITIAL_CLUSTER_STATE === 'existing';
-  const liveSize = () => liveSts?.spec?.replicas ?? String(liveBootstrap?.data?.ETCD_INITIAL_CLUSTER ?? '').split(',').filter(Boolean).length;
-  const liveRestoredFrom = () => liveSts?.metadata.annotations?.[RESTORED_FROM_ANNOTATION] ?? (liveSts ? undefined : liveBootstrap?.metadata.annotations?.[RESTORED_FROM_ANNOTATION]);
-  const restoring = () => !!restoredFrom && liveRestoredFrom() !== restoredFrom;
-  // Marks the StatefulSet while members change, so a run stopped in the middle is resumed.
-  const membersMark = `members → ${document.spec.size}`;
-  const renderFor = (size: number, operation?: string): DesiredState =>
-    desiredState(withSize(document, size), { initialClusterState: bootstrapped() ? 'existing' : 'new', operation });
+  constructor(private readonly document: StoreDocument, private readonly client: KubeClient, private readonly log: Log, private readonly options: ReconcileOptions) {
+    const names = storeNames(document.spec.name);
+    this.stsRef = { apiVersion: 'apps/v1', kind: 'StatefulSet', namespace: document.namespace, name: names.statefulSet };
+    this.bootstrapRef = { apiVersion: 'v1', kind: 'ConfigMap', namespace: document.namespace, name: names.bootstrapConfig };
+    this.target = desiredState(document, { initialClusterState: 'existing' });
+    this.targetSts = this.target.objects.find((o) => groupKind(o) === 'StatefulSet.apps')!;
+    this.restoredFrom = this.targetSts.metadata.annotations?.[RESTORED_FROM_ANNOTATION];
+  }
 
-  // The ApplySet parent must list every kind the set may still contain until pruning is done, or
-  // an interrupted prune would leave objects no later run looks for: apply the union first and the
-  // exact list after the prunes.
-  let exactParent: KubeObject | undefined;
-  const planFor = async (desired: DesiredState, replicasManaged = false) => {
-    const live = await readLive(client, document.namespace, desired.objects, desired.applySetId, log);
-    const [parent, ...rest] = desired.objects;
-    const widened = widenParent(parent, live, desired.applySetId);
-    exactParent = widened === parent ? undefined : parent;
-    return plan([widened, ...rest], live, { force: options.force, applySetId: desired.applySetId, replicasManaged });
-  };
-  const planNow = async () => {
-    await readStore();
-    const change = membershipChange(document, { bootstrapped: bootstrapped(), size: liveSize(), sts: liveSts }, restoring());
-    // A membership change runs around the plan: plan at the live size, change members after.
-    const desired = change ? renderFor(change.from, membersMark) : renderFor(document.spec.size);
-    return { p: await planFor(desired, restoring()), change };
-  };
+  async reconcile(): Promise<ReconcileResult> {
+    const before = this.client.counters.mutating;
+    let run = await this.planRun();
+    this.report(run);
+    throwIfRefused(run.plan);
+    if (isNoOp(run) || this.options.dryRun) return this.result(run.plan, before);
 
-  let { p, change } = await planNow();
-  log.info(`store ${document.namespace}/${document.spec.name}`, { store: document.spec.name, namespace: document.namespace });
-  for (const line of formatPlan(p)) log.info(line);
-  if (restoring()) log.info(`  ⟲ restore every member from ${restoredFrom} (a new logical cluster), then start them`);
-  if (change) log.info(`  ⇅ members ${change.from} → ${document.spec.size}${change.inProgress ? ' (resuming)' : ''}: one at a time, ${change.from < document.spec.size ? 'each added as a learner, started, promoted once caught up' : 'each removed from the cluster before its pod'}`);
-  if (p.refusals.length > 0) throw new RefusedError(p);
-  const noOp = p.steps.length === 0 && !exactParent && !change && !restoring();
-  if (noOp || options.dryRun) return { plan: p, mutatingRequests: client.counters.mutating - before, specHash: target.store.specHash };
+    const lease = { name: this.target.lease, namespace: this.document.namespace, holder: this.options.holder, durationSeconds: this.options.leaseDurationSeconds };
+    await acquireLease(this.client, lease);
+    let executed: Plan;
+    try {
+      // Someone may have changed things while we waited for the lease: plan again under it.
+      run = await this.planRun();
+      throwIfRefused(run.plan);
+      executed = await this.execute(run, leaseKeeper(this.client, lease));
+    } finally {
+      await releaseLease(this.client, lease);
+    }
+    this.log.info(`store ${this.document.spec.name} reconciled`, { store: this.document.spec.name, mutatingRequests: this.client.counters.mutating - before });
+    return this.result(executed, before);
+  }
 
-  const lease = { name: target.lease, namespace: document.namespace, holder: options.holder, durationSeconds: options.leaseDurationSeconds };
-  await acquireLease(client, lease);
-  try {
-    // Someone may have changed things while we waited for the lease: plan again under it.
-    ({ p, change } = await planNow());
-    if (p.refusals.length > 0) throw new RefusedError(p);
-    const keepAlive = leaseKeeper(client, lease);
+  /** The store's own objects: what is live of them decides how to render. */
+  async readLive(): Promise<LiveStore> {
+    // Only etcd stores have a bootstrap ConfigMap (and only theirs may the reconciler read).
+    const etcd = this.document.spec.engine.kind === 'etcd';
+    const [sts, bootstrap] = await Promise.all([this.client.read(this.stsRef), etcd ? this.client.read(this.bootstrapRef) : undefined]);
+    return { sts, bootstrap };
+  }
+
+  /** Reads what is live and plans this run against it; changes nothing. */
+  async planRun(): Promise<RunPlan> {
+    const live = await this.readLive();
+    const decided = intent(this.document, live, this.restoredFrom);
+    // A restore lays the members out for the new size, so replicas may change with it.
+    return { ...decided, live, ...(await this.planAgainst(decided.desired, decided.restoring)) };
+  }
+
+  /**
+   * Executes a run under the Lease, in order: a snapshot first, the restore, the plan's steps, the
+   * membership change, the finish, the exact ApplySet parent. Returns the plan whose steps it ran.
+   */
+  async execute(run: RunPlan, keepAlive: () => Promise<void>): Promise<Plan> {
+    const ctx = this.context(keepAlive);
+    await this.snapshotFirst(ctx, run);
+    const planned = run.restoring ? await this.restore(ctx, run) : run.plan;
+    await executeSteps(ctx, planned.steps);
+    if (run.change) await this.changeMembers(ctx, run);
+    const finished = await this.finish(ctx);
+    await this.applyExactParent(finished.exactParent);
+    return planned;
+  }
+
+  private async planAgainst(desired: DesiredState, replicasManaged = false): Promise<ObjectPlan> {
+    const live = await readObjects(this.client, this.document.namespace, desired.objects, desired.applySetId, this.log);
+    return planObjects(desired, live, { force: this.options.force, replicasManaged });
+  }
+
+  private report(run: RunPlan): void {
+    const { document, log } = this;
+    log.info(`store ${document.namespace}/${document.spec.name}`, { store: document.spec.name, namespace: document.namespace });
+    for (const line of formatPlan(run.plan)) log.info(line);
+    if (run.restoring) log.info(`  ⟲ restore every member from ${this.restoredFrom} (a new logical cluster), then start them`);
+    const change = run.change;
+    if (change) log.info(`  ⇅ members ${change.from} → ${document.spec.size}${change.inProgress ? ' (resuming)' : ''}: one at a time, ${change.from < document.spec.size ? 'each added as a learner, started, promoted once caught up' : 'each removed from the cluster before its pod'}`);
+  }
+
+  private context(keepAlive: () => Promise<void>): Context {
+    const { client, log, document, options } = this;
     const operation: OperationContext = {
       client, log, document, keepAlive,
       progress: async (op, message, members) => {
@@ -274,43 +285,57 @@ export async function reconcileStore(document: StoreDocument, client: KubeClient
       timeoutMs: options.rolloutTimeoutMs ?? 600_000,
       pollMs: options.pollMs ?? 1000,
     };
-    const ctx: Context = { client, options, log, keepAlive, operation };
-
-    const resizing = p.steps.some((s) => s.action === 'resize');
-    if (liveSts && (change || resizing || restoring())) {
-      const what = restoring() ? `restore from ${restoredFrom}` : change ? `members ${change.from} → ${document.spec.size}` : 'resize';
-      // Best effort before a restore: it is how a store that cannot answer any more is brought back.
-      await snapshotBefore(operation, target.objects, what, `${target.store.specHash}/${liveSts.metadata.uid ?? ''}/${liveSts.metadata.generation ?? 0}`, { bestEffort: restoring() });
-    }
-    if (restoring()) {
-      await restoreMembers(operation, target.store, liveSts, targetSts);
-      ({ p } = await planNow());
-      if (p.refusals.length > 0) throw new RefusedError(p);
-    }
-    const steps = p.steps;
-    for (let i = 0; i < steps.length; i++) await execute(ctx, steps[i], i + 1, steps.length);
-
-    if (change) {
-      const applyMembers = async (size: number) => {
-        const mp = await planFor(renderFor(size, membersMark), true);
-        if (mp.refusals.length > 0) throw new RefusedError(mp);
-        const changes = mp.steps.filter((s) => s.action === 'create' || s.action === 'update');
-        for (let i = 0; i < changes.length; i++) await execute(ctx, changes[i], i + 1, changes.length);
-      };
-      const endpoints = options.etcdEndpoints ?? [`http://${target.store.clientEndpoint}`];
-      await changeMembership(operation, endpoints, applyMembers, () => waitRollout(ctx, stsRef));
-    }
-    // Finish: the store exactly as desired (bootstrap state `existing`, no operation mark).
-    const final = await planFor(desiredState(document, { initialClusterState: 'existing' }));
-    if (final.refusals.length > 0) throw new RefusedError(final);
-    for (let i = 0; i < final.steps.length; i++) await execute(ctx, final.steps[i], i + 1, final.steps.length);
-    if (exactParent) {
-      await client.apply(exactParent);
-      log.info(`ApplySet ${describeRef(refOf(exactParent))} now lists ${exactParent.metadata.annotations?.[CONTAINS_ANNOTATION]}`);
-    }
-  } finally {
-    await releaseLease(client, lease);
+    return { client, options, log, keepAlive, operation };
   }
-  log.info(`store ${document.spec.name} reconciled`, { store: document.spec.name, mutatingRequests: client.counters.mutating - before });
-  return { plan: p, mutatingRequests: client.counters.mutating - before, specHash: target.store.specHash };
+
+  private async snapshotFirst(ctx: Context, run: RunPlan): Promise<void> {
+    const sts = run.live.sts;
+    const resizing = run.plan.steps.some((s) => s.action === 'resize');
+    if (!sts || !(run.change || resizing || run.restoring)) return;
+    const what = run.restoring ? `restore from ${this.restoredFrom}` : run.change ? `members ${run.change.from} → ${this.document.spec.size}` : 'resize';
+    // Best effort before a restore: it is how a store that cannot answer any more is brought back.
+    await snapshotBefore(ctx.operation, this.target.objects, what, `${this.target.store.specHash}/${sts.metadata.uid ?? ''}/${sts.metadata.generation ?? 0}`, { bestEffort: run.restoring });
+  }
+
+  /** Restores every member, then plans again: the restore changed what is live. */
+  private async restore(ctx: Context, run: RunPlan): Promise<Plan> {
+    await restoreMembers(ctx.operation, this.target.store, run.live.sts, this.targetSts);
+    const after = await this.planRun();
+    throwIfRefused(after.plan);
+    return after.plan;
+  }
+
+  private async changeMembers(ctx: Context, run: RunPlan): Promise<void> {
+    const mark = membersMark(this.document);
+    const applyMembers = async (size: number) => {
+      const { plan: p } = await this.planAgainst(renderAt(this.document, run.live, size, mark), true);
+      throwIfRefused(p);
+      await executeSteps(ctx, p.steps.filter((s) => s.action === 'create' || s.action === 'update'));
+    };
+    const endpoints = this.options.etcdEndpoints ?? [`http://${this.target.store.clientEndpoint}`];
+    await changeMembership(ctx.operation, endpoints, applyMembers, () => waitRollout(ctx, this.stsRef));
+  }
+
+  /** The store exactly as desired: bootstrap state `existing`, no operation mark. */
+  private async finish(ctx: Context): Promise<ObjectPlan> {
+    const final = await this.planAgainst(desiredState(this.document, { initialClusterState: 'existing' }));
+    throwIfRefused(final.plan);
+    await executeSteps(ctx, final.plan.steps);
+    return final;
+  }
+
+  private async applyExactParent(parent: KubeObject | undefined): Promise<void> {
+    if (!parent) return;
+    await this.client.apply(parent);
+    this.log.info(`ApplySet ${describeRef(refOf(parent))} now lists ${parent.metadata.annotations?.[CONTAINS_ANNOTATION]}`);
+  }
+
+  private result(p: Plan, before: number): ReconcileResult {
+    return { plan: p, mutatingRequests: this.client.counters.mutating - before, specHash: this.target.store.specHash };
+  }
+}
+
+/** Reconciles one store: see StoreReconciler. */
+export async function reconcileStore(document: StoreDocument, client: KubeClient, log: Log, options: ReconcileOptions): Promise<ReconcileResult> {
+  return new StoreReconciler(document, client, log, options).reconcile();
 }
