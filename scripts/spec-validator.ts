@@ -17,13 +17,21 @@ const HEADER = [
   '/* eslint-disable */',
 ].join('\n');
 
+/** The schema without its `description` keywords, at every level. */
+function withoutDescriptions(node: unknown): unknown {
+  if (Array.isArray(node)) return node.map(withoutDescriptions);
+  if (!node || typeof node !== 'object') return node;
+  return Object.fromEntries(Object.entries(node).filter(([k, v]) => !(k === 'description' && typeof v === 'string')).map(([k, v]) => [k, withoutDescriptions(v)]));
+}
+
 /** The validator module's text, exactly as committed. */
 export function validatorSource(): string {
   // unicode: false counts string length with .length, so the code needs no ajv runtime helper; every
   // length-limited field is also limited to ASCII by its pattern, where both counts agree.
-  const ajv = new Ajv({ allErrors: true, verbose: true, strict: true, unicode: false, logger: false, code: { source: true, esm: true, lines: true } });
+  const ajv = new Ajv({ allErrors: true, strict: true, unicode: false, logger: false, code: { source: true, esm: true, lines: true } });
   ajv.addKeyword({ keyword: 'allowed', schemaType: 'string' });
-  const code = standaloneCode(ajv, ajv.compile(SPEC_INPUT_SCHEMA));
+  // Descriptions are documentation (the CRD's); the validator needs none of them.
+  const code = standaloneCode(ajv, ajv.compile(withoutDescriptions(SPEC_INPUT_SCHEMA) as object));
   if (/\brequire\(/.test(code)) throw new Error('the generated validator requires a module; it must stand alone');
   return `${HEADER}\n${code.trimEnd()}\n`;
 }

@@ -189,22 +189,34 @@ function fieldOf(instancePath: string, child?: string): string {
   return parts.reduce((acc, p) => (/^[0-9]+$/.test(p) ? `${acc}[${p}]` : acc ? `${acc}.${p}` : p), '');
 }
 
-function issueFromAjv(e: ErrorObject): SpecIssue {
-  const allowed = (e.parentSchema as { allowed?: string } | undefined)?.allowed ?? `valid (${e.message})`;
+/** The node a JSON pointer names (`#/properties/size` in the schema, `/volumeClaimTemplates/0` in the input). */
+function at(root: unknown, pointer: string): any {
+  return pointer.split('/').slice(1).filter((p) => p !== '#').reduce((node: any, p) => node?.[p.replace(/~1/g, '/').replace(/~0/g, '~')], root);
+}
+
+/**
+ * One ajv error in the user's words. The validator is compiled without `verbose` (smaller, faster to
+ * load), so the failing schema node and value are looked up by their paths.
+ */
+function issueFromAjv(e: ErrorObject, input: unknown): SpecIssue {
+  const keywordNode = e.schemaPath.slice(0, e.schemaPath.lastIndexOf('/'));
+  const parentSchema = at(SPEC_INPUT_SCHEMA, keywordNode) as { allowed?: string; properties?: object } | undefined;
+  const data = at(input, e.instancePath);
+  const allowed = parentSchema?.allowed ?? `valid (${e.message})`;
   switch (e.keyword) {
     case 'required':
       return { field: fieldOf(e.instancePath, (e.params as { missingProperty: string }).missingProperty), value: undefined, allowed: 'set' };
     case 'additionalProperties': {
-      const known = Object.keys((e.parentSchema as { properties?: object }).properties ?? {});
+      const known = Object.keys(parentSchema?.properties ?? {});
       const extra = (e.params as { additionalProperty: string }).additionalProperty;
-      return { field: fieldOf(e.instancePath, extra), value: e.data && (e.data as Record<string, unknown>)[extra], allowed: `absent: it is not a known field (known: ${known.join(', ')})` };
+      return { field: fieldOf(e.instancePath, extra), value: data && (data as Record<string, unknown>)[extra], allowed: `absent: it is not a known field (known: ${known.join(', ')})` };
     }
     case 'propertyNames': {
       const name = (e.params as { propertyName: string }).propertyName;
-      return { field: `${fieldOf(e.instancePath)} key`, value: name, allowed: (e.schema as { allowed: string }).allowed };
+      return { field: `${fieldOf(e.instancePath)} key`, value: name, allowed: (at(SPEC_INPUT_SCHEMA, e.schemaPath) as { allowed: string }).allowed };
     }
     default:
-      return { field: fieldOf(e.instancePath) || 'spec', value: e.data, allowed };
+      return { field: fieldOf(e.instancePath) || 'spec', value: data, allowed };
   }
 }
 
@@ -214,7 +226,7 @@ export function schemaIssues(input: unknown): SpecIssue[] {
   // propertyNames failures also report a generic error on the object itself: keep the specific one.
   const errors = (validateInput.errors ?? []).filter((e) => (e as ErrorObject & { propertyName?: string }).propertyName === undefined);
   const seen = new Set<string>();
-  return errors.map(issueFromAjv).filter((i) => {
+  return errors.map((e) => issueFromAjv(e, input)).filter((i) => {
     const key = `${i.field}|${i.allowed}`;
     if (seen.has(key)) return false;
     seen.add(key);

@@ -5,7 +5,7 @@
 "use strict";
 export const validate = validate10;
 export default validate10;
-const schema11 = {"type":"object","additionalProperties":false,"required":["name"],"properties":{"name":{"type":"string","pattern":"^[a-z]([-a-z0-9]*[a-z0-9])?$","maxLength":52,"allowed":"a DNS-1035 label (lowercase letters, digits and '-', starting with a letter and ending alphanumeric) of at most 52 characters","description":"The store name: names the StatefulSet, the Services and (through the StatefulSet) the PVCs. A DNS-1035 label of at most 52 characters."},"engine":{"type":"object","required":["kind"],"allowed":"an engine","properties":{"kind":{"type":"string","enum":["etcd","custom"],"allowed":"etcd or custom"}},"description":"The engine: etcd or a bring-your-own-image custom engine. Each field applies to the engine named by kind; the reconciler applies the engine defaults and checks the rest. Defaults to etcd (kind etcd)."},"size":{"type":"integer","minimum":1,"maximum":99,"allowed":"an integer from 1 to 99","description":"Number of members (StatefulSet replicas); etcd allows at most 7. Defaults to 3."},"image":{"type":"string","pattern":"^([a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?/)?[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*(/[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$","allowed":"an image reference like registry.example.com/team/etcd:v3.5.21 (lowercase repository, no spaces)","description":"The container image: required with the custom engine, optional with etcd. Defaults to the engine's pinned image (gcr.io/etcd-development/etcd:v<engine.version> for etcd)."},"storageSize":{"type":"string","pattern":"^[0-9]+(\\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$","allowed":"a storage size as a Kubernetes quantity such as 10Gi or 500M (digits with an optional suffix m, k, M, G, T, P, E, Ki, Mi, Gi, Ti, Pi or Ei)","description":"Size of each member's volumes, as a Kubernetes quantity. Defaults to 10Gi."},"storageClassName":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$","allowed":"a StorageClass name (a DNS-1123 subdomain)","description":"StorageClass of the volumes. Defaults to the cluster's default StorageClass."},"volumeClaimTemplates":{"type":"array","minItems":1,"allowed":"a non-empty list of volume claim templates","items":{"type":"object","additionalProperties":false,"required":["name"],"allowed":"a volume claim template","properties":{"name":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$","maxLength":63,"allowed":"a DNS-1123 label of at most 63 characters"},"storage":{"type":"string","pattern":"^[0-9]+(\\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$","allowed":"a storage size as a Kubernetes quantity such as 10Gi or 500M (digits with an optional suffix m, k, M, G, T, P, E, Ki, Mi, Gi, Ti, Pi or Ei)"},"storageClassName":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$","allowed":"a StorageClass name (a DNS-1123 subdomain)"},"accessModes":{"type":"array","minItems":1,"items":{"type":"string","enum":["ReadWriteOnce","ReadOnlyMany","ReadWriteMany","ReadWriteOncePod"],"allowed":"ReadWriteOnce, ReadOnlyMany, ReadWriteMany or ReadWriteOncePod"},"allowed":"a non-empty list of access modes"},"mountPath":{"type":"string","pattern":"^/[^:]+$","allowed":"an absolute path other than / without \":\""}}},"description":"PVC templates in order; the first holds the engine's data. Defaults to one template named 'data'."},"persistentVolumeClaimRetentionPolicy":{"type":"object","additionalProperties":false,"allowed":"a retention policy","properties":{"whenScaled":{"type":"string","enum":["Retain","Delete"],"allowed":"Retain or Delete"},"whenDeleted":{"type":"string","enum":["Retain","Delete"],"allowed":"Retain or Delete"}},"description":"Whether PVCs are kept when the store shrinks or is deleted. Defaults to Retain when scaled down, Retain when deleted."},"resources":{"type":"object","additionalProperties":false,"allowed":"resource requests and limits","properties":{"requests":{"type":"object","allowed":"a map of resource names to quantities","additionalProperties":{"type":"string","pattern":"^[0-9]+(\\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$","allowed":"a quantity as a Kubernetes quantity such as 10Gi or 500M (digits with an optional suffix m, k, M, G, T, P, E, Ki, Mi, Gi, Ti, Pi or Ei)"}},"limits":{"type":"object","allowed":"a map of resource names to quantities","additionalProperties":{"type":"string","pattern":"^[0-9]+(\\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$","allowed":"a quantity as a Kubernetes quantity such as 10Gi or 500M (digits with an optional suffix m, k, M, G, T, P, E, Ki, Mi, Gi, Ti, Pi or Ei)"}}},"description":"Container resources. Defaults to requests cpu 100m and memory 256Mi, no limits."},"clusterDomain":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$","allowed":"a DNS domain such as cluster.local","description":"The cluster's DNS domain, used in member DNS names. Defaults to cluster.local."},"labels":{"type":"object","allowed":"a map of Kubernetes labels","propertyNames":{"pattern":"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$","allowed":"a label key (an optional DNS prefix and \"/\", then up to 63 characters of [A-Za-z0-9-_.])"},"additionalProperties":{"type":"string","pattern":"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$","allowed":"a label value (up to 63 characters of [A-Za-z0-9-_.], starting and ending alphanumeric)"},"description":"Extra labels on every object and pod. Defaults to none."},"annotations":{"type":"object","allowed":"a map of strings","additionalProperties":{"type":"string","allowed":"a string"},"description":"Extra annotations on every object. Defaults to none."},"podAnnotations":{"type":"object","allowed":"a map of strings","additionalProperties":{"type":"string","allowed":"a string"},"description":"Annotations on the pods. Defaults to none."},"podAntiAffinity":{"type":"string","enum":["soft","hard","none"],"allowed":"soft, hard or none","description":"How members are kept on separate nodes. Defaults to soft."},"topologySpreadConstraints":{"type":"array","allowed":"a list of topology spread constraints","items":{"type":"object","additionalProperties":false,"required":["topologyKey"],"allowed":"a topology spread constraint","properties":{"topologyKey":{"type":"string","minLength":1,"allowed":"a node label key such as topology.kubernetes.io/zone"},"maxSkew":{"type":"integer","minimum":1,"allowed":"an integer of at least 1"},"whenUnsatisfiable":{"type":"string","enum":["DoNotSchedule","ScheduleAnyway"],"allowed":"DoNotSchedule or ScheduleAnyway"}}},"description":"How members spread over topology domains. Defaults to none."},"updateStrategy":{"type":"object","required":["type"],"additionalProperties":false,"allowed":"an update strategy","properties":{"type":{"type":"string","enum":["RollingUpdate","OnDelete"],"allowed":"RollingUpdate or OnDelete"},"partition":{"type":"integer","minimum":0,"allowed":"an integer of at least 0"}},"description":"How pods are replaced when the template changes. Defaults to RollingUpdate with partition 0."},"podManagementPolicy":{"type":"string","enum":["OrderedReady","Parallel"],"allowed":"OrderedReady or Parallel","description":"How the StatefulSet creates and scales pods. Defaults to the engine's (Parallel for etcd, OrderedReady for custom)."},"networkPolicy":{"type":"object","additionalProperties":false,"allowed":"network policy settings","properties":{"enabled":{"type":"boolean","allowed":"true or false","description":"Emit a NetworkPolicy admitting peer traffic only between members and client traffic only on the client port from clientPodLabels pods. Defaults to true."},"clientPodLabels":{"type":"object","allowed":"a map of Kubernetes labels","propertyNames":{"pattern":"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$","allowed":"a label key (an optional DNS prefix and \"/\", then up to 63 characters of [A-Za-z0-9-_.])"},"additionalProperties":{"type":"string","pattern":"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$","allowed":"a label value (up to 63 characters of [A-Za-z0-9-_.], starting and ending alphanumeric)"},"description":"Labels of the pods allowed to connect as clients. Defaults to { '<name>-client': 'true' }."},"clientNamespaceLabels":{"type":"object","allowed":"a map of Kubernetes labels","propertyNames":{"pattern":"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$","allowed":"a label key (an optional DNS prefix and \"/\", then up to 63 characters of [A-Za-z0-9-_.])"},"additionalProperties":{"type":"string","pattern":"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$","allowed":"a label value (up to 63 characters of [A-Za-z0-9-_.], starting and ending alphanumeric)"},"description":"Labels of the namespaces clients may come from. Defaults to only the store's own namespace."}},"description":"The NetworkPolicy admitting peers and clients."},"runAsUser":{"type":"integer","minimum":1,"allowed":"a non-root uid (an integer of at least 1)","description":"The uid (and gid) the containers run as. Defaults to 65532."},"nodeSelector":{"type":"object","allowed":"a map of Kubernetes labels","propertyNames":{"pattern":"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$","allowed":"a label key (an optional DNS prefix and \"/\", then up to 63 characters of [A-Za-z0-9-_.])"},"additionalProperties":{"type":"string","pattern":"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$","allowed":"a label value (up to 63 characters of [A-Za-z0-9-_.], starting and ending alphanumeric)"},"description":"Node labels the pods require. Defaults to none."},"backup":{"type":"object","additionalProperties":false,"allowed":"backup settings","properties":{"schedule":{"type":"string","pattern":"^(@(yearly|annually|monthly|weekly|daily|hourly)|([0-9*/,-]+ ){4}[0-9*/,-]+)$","allowed":"a cron schedule of five fields such as \"0 * * * *\", or a macro such as @hourly","description":"Cron schedule of the backup CronJob. Defaults to '0 * * * *' (hourly)."},"keep":{"type":"integer","minimum":1,"maximum":1000,"allowed":"an integer from 1 to 1000","description":"How many scheduled snapshots to keep. Defaults to 24."},"storage":{"type":"string","pattern":"^[0-9]+(\\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$","allowed":"a storage size as a Kubernetes quantity such as 10Gi or 500M (digits with an optional suffix m, k, M, G, T, P, E, Ki, Mi, Gi, Ti, Pi or Ei)","description":"Size of the backup PVC the construct creates. Defaults to the store's storageSize (none with claimName)."},"storageClassName":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$","allowed":"a StorageClass name (a DNS-1123 subdomain)","description":"StorageClass of the backup PVC. Defaults to the store's storageClassName."},"claimName":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$","maxLength":253,"allowed":"a PVC name (a DNS-1123 subdomain)","description":"The backup PVC's name. Without storage it names an existing PVC the construct does not create. Defaults to '<name>-backups', created."},"pruneImage":{"type":"string","pattern":"^([a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?/)?[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*(/[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$","allowed":"an image reference of the kvstore reconciler image","description":"The image that prunes old snapshots: this package's reconciler image. Defaults to the store's reconciler image; required without one."}},"description":"Scheduled snapshots (etcdctl snapshot save against the client Service) into a PVC, the oldest pruned beyond keep. With the reconciler, it also takes a snapshot before every membership change, resize and restore. Defaults to no backups."},"restore":{"type":"object","additionalProperties":false,"required":["snapshot"],"allowed":"restore settings with a snapshot","properties":{"snapshot":{"type":"string","pattern":"^[A-Za-z0-9][A-Za-z0-9._-]*$","maxLength":253,"allowed":"a snapshot file name (letters, digits, \".\", \"_\", \"-\"; no directories)","description":"The snapshot's file name in the claim (the backup CronJob writes <store>-backup-<n>.db)."},"claimName":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$","maxLength":253,"allowed":"the name of the PVC holding the snapshot (a DNS-1123 subdomain)","description":"The PVC holding the snapshot. Defaults to this store's backup claim."}},"description":"Restore every member from one snapshot file in a PVC: the reconciler builds a new logical cluster holding the snapshot's data (a live store's old data stays on the PVCs, in another directory; replacing a live store's data needs force). Needs the reconciler. Defaults to no restore."}}};
+const schema11 = {"type":"object","additionalProperties":false,"required":["name"],"properties":{"name":{"type":"string","pattern":"^[a-z]([-a-z0-9]*[a-z0-9])?$","maxLength":52,"allowed":"a DNS-1035 label (lowercase letters, digits and '-', starting with a letter and ending alphanumeric) of at most 52 characters"},"engine":{"type":"object","required":["kind"],"allowed":"an engine","properties":{"kind":{"type":"string","enum":["etcd","custom"],"allowed":"etcd or custom"}}},"size":{"type":"integer","minimum":1,"maximum":99,"allowed":"an integer from 1 to 99"},"image":{"type":"string","pattern":"^([a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?/)?[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*(/[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$","allowed":"an image reference like registry.example.com/team/etcd:v3.5.21 (lowercase repository, no spaces)"},"storageSize":{"type":"string","pattern":"^[0-9]+(\\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$","allowed":"a storage size as a Kubernetes quantity such as 10Gi or 500M (digits with an optional suffix m, k, M, G, T, P, E, Ki, Mi, Gi, Ti, Pi or Ei)"},"storageClassName":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$","allowed":"a StorageClass name (a DNS-1123 subdomain)"},"volumeClaimTemplates":{"type":"array","minItems":1,"allowed":"a non-empty list of volume claim templates","items":{"type":"object","additionalProperties":false,"required":["name"],"allowed":"a volume claim template","properties":{"name":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$","maxLength":63,"allowed":"a DNS-1123 label of at most 63 characters"},"storage":{"type":"string","pattern":"^[0-9]+(\\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$","allowed":"a storage size as a Kubernetes quantity such as 10Gi or 500M (digits with an optional suffix m, k, M, G, T, P, E, Ki, Mi, Gi, Ti, Pi or Ei)"},"storageClassName":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$","allowed":"a StorageClass name (a DNS-1123 subdomain)"},"accessModes":{"type":"array","minItems":1,"items":{"type":"string","enum":["ReadWriteOnce","ReadOnlyMany","ReadWriteMany","ReadWriteOncePod"],"allowed":"ReadWriteOnce, ReadOnlyMany, ReadWriteMany or ReadWriteOncePod"},"allowed":"a non-empty list of access modes"},"mountPath":{"type":"string","pattern":"^/[^:]+$","allowed":"an absolute path other than / without \":\""}}}},"persistentVolumeClaimRetentionPolicy":{"type":"object","additionalProperties":false,"allowed":"a retention policy","properties":{"whenScaled":{"type":"string","enum":["Retain","Delete"],"allowed":"Retain or Delete"},"whenDeleted":{"type":"string","enum":["Retain","Delete"],"allowed":"Retain or Delete"}}},"resources":{"type":"object","additionalProperties":false,"allowed":"resource requests and limits","properties":{"requests":{"type":"object","allowed":"a map of resource names to quantities","additionalProperties":{"type":"string","pattern":"^[0-9]+(\\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$","allowed":"a quantity as a Kubernetes quantity such as 10Gi or 500M (digits with an optional suffix m, k, M, G, T, P, E, Ki, Mi, Gi, Ti, Pi or Ei)"}},"limits":{"type":"object","allowed":"a map of resource names to quantities","additionalProperties":{"type":"string","pattern":"^[0-9]+(\\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$","allowed":"a quantity as a Kubernetes quantity such as 10Gi or 500M (digits with an optional suffix m, k, M, G, T, P, E, Ki, Mi, Gi, Ti, Pi or Ei)"}}}},"clusterDomain":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$","allowed":"a DNS domain such as cluster.local"},"labels":{"type":"object","allowed":"a map of Kubernetes labels","propertyNames":{"pattern":"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$","allowed":"a label key (an optional DNS prefix and \"/\", then up to 63 characters of [A-Za-z0-9-_.])"},"additionalProperties":{"type":"string","pattern":"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$","allowed":"a label value (up to 63 characters of [A-Za-z0-9-_.], starting and ending alphanumeric)"}},"annotations":{"type":"object","allowed":"a map of strings","additionalProperties":{"type":"string","allowed":"a string"}},"podAnnotations":{"type":"object","allowed":"a map of strings","additionalProperties":{"type":"string","allowed":"a string"}},"podAntiAffinity":{"type":"string","enum":["soft","hard","none"],"allowed":"soft, hard or none"},"topologySpreadConstraints":{"type":"array","allowed":"a list of topology spread constraints","items":{"type":"object","additionalProperties":false,"required":["topologyKey"],"allowed":"a topology spread constraint","properties":{"topologyKey":{"type":"string","minLength":1,"allowed":"a node label key such as topology.kubernetes.io/zone"},"maxSkew":{"type":"integer","minimum":1,"allowed":"an integer of at least 1"},"whenUnsatisfiable":{"type":"string","enum":["DoNotSchedule","ScheduleAnyway"],"allowed":"DoNotSchedule or ScheduleAnyway"}}}},"updateStrategy":{"type":"object","required":["type"],"additionalProperties":false,"allowed":"an update strategy","properties":{"type":{"type":"string","enum":["RollingUpdate","OnDelete"],"allowed":"RollingUpdate or OnDelete"},"partition":{"type":"integer","minimum":0,"allowed":"an integer of at least 0"}}},"podManagementPolicy":{"type":"string","enum":["OrderedReady","Parallel"],"allowed":"OrderedReady or Parallel"},"networkPolicy":{"type":"object","additionalProperties":false,"allowed":"network policy settings","properties":{"enabled":{"type":"boolean","allowed":"true or false"},"clientPodLabels":{"type":"object","allowed":"a map of Kubernetes labels","propertyNames":{"pattern":"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$","allowed":"a label key (an optional DNS prefix and \"/\", then up to 63 characters of [A-Za-z0-9-_.])"},"additionalProperties":{"type":"string","pattern":"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$","allowed":"a label value (up to 63 characters of [A-Za-z0-9-_.], starting and ending alphanumeric)"}},"clientNamespaceLabels":{"type":"object","allowed":"a map of Kubernetes labels","propertyNames":{"pattern":"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$","allowed":"a label key (an optional DNS prefix and \"/\", then up to 63 characters of [A-Za-z0-9-_.])"},"additionalProperties":{"type":"string","pattern":"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$","allowed":"a label value (up to 63 characters of [A-Za-z0-9-_.], starting and ending alphanumeric)"}}}},"runAsUser":{"type":"integer","minimum":1,"allowed":"a non-root uid (an integer of at least 1)"},"nodeSelector":{"type":"object","allowed":"a map of Kubernetes labels","propertyNames":{"pattern":"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$","allowed":"a label key (an optional DNS prefix and \"/\", then up to 63 characters of [A-Za-z0-9-_.])"},"additionalProperties":{"type":"string","pattern":"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$","allowed":"a label value (up to 63 characters of [A-Za-z0-9-_.], starting and ending alphanumeric)"}},"backup":{"type":"object","additionalProperties":false,"allowed":"backup settings","properties":{"schedule":{"type":"string","pattern":"^(@(yearly|annually|monthly|weekly|daily|hourly)|([0-9*/,-]+ ){4}[0-9*/,-]+)$","allowed":"a cron schedule of five fields such as \"0 * * * *\", or a macro such as @hourly"},"keep":{"type":"integer","minimum":1,"maximum":1000,"allowed":"an integer from 1 to 1000"},"storage":{"type":"string","pattern":"^[0-9]+(\\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$","allowed":"a storage size as a Kubernetes quantity such as 10Gi or 500M (digits with an optional suffix m, k, M, G, T, P, E, Ki, Mi, Gi, Ti, Pi or Ei)"},"storageClassName":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$","allowed":"a StorageClass name (a DNS-1123 subdomain)"},"claimName":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$","maxLength":253,"allowed":"a PVC name (a DNS-1123 subdomain)"},"pruneImage":{"type":"string","pattern":"^([a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?/)?[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*(/[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$","allowed":"an image reference of the kvstore reconciler image"}}},"restore":{"type":"object","additionalProperties":false,"required":["snapshot"],"allowed":"restore settings with a snapshot","properties":{"snapshot":{"type":"string","pattern":"^[A-Za-z0-9][A-Za-z0-9._-]*$","maxLength":253,"allowed":"a snapshot file name (letters, digits, \".\", \"_\", \"-\"; no directories)"},"claimName":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$","maxLength":253,"allowed":"the name of the PVC holding the snapshot (a DNS-1123 subdomain)"}}}}};
 const func2 = Object.prototype.hasOwnProperty;
 const pattern0 = new RegExp("^[a-z]([-a-z0-9]*[a-z0-9])?$", "u");
 const pattern1 = new RegExp("^([a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?/)?[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*(/[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$", "u");
@@ -23,7 +23,7 @@ let vErrors = null;
 let errors = 0;
 if(data && typeof data == "object" && !Array.isArray(data)){
 if(data.name === undefined){
-const err0 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "name"},message:"must have required property '"+"name"+"'",schema:schema11.required,parentSchema:schema11,data};
+const err0 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "name"},message:"must have required property '"+"name"+"'"};
 if(vErrors === null){
 vErrors = [err0];
 }
@@ -34,7 +34,7 @@ errors++;
 }
 for(const key0 in data){
 if(!(func2.call(schema11.properties, key0))){
-const err1 = {instancePath,schemaPath:"#/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key0},message:"must NOT have additional properties",schema:false,parentSchema:schema11,data};
+const err1 = {instancePath,schemaPath:"#/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key0},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err1];
 }
@@ -48,7 +48,7 @@ if(data.name !== undefined){
 let data0 = data.name;
 if(typeof data0 === "string"){
 if(data0.length > 52){
-const err2 = {instancePath:instancePath+"/name",schemaPath:"#/properties/name/maxLength",keyword:"maxLength",params:{limit: 52},message:"must NOT have more than 52 characters",schema:52,parentSchema:schema11.properties.name,data:data0};
+const err2 = {instancePath:instancePath+"/name",schemaPath:"#/properties/name/maxLength",keyword:"maxLength",params:{limit: 52},message:"must NOT have more than 52 characters"};
 if(vErrors === null){
 vErrors = [err2];
 }
@@ -58,7 +58,7 @@ vErrors.push(err2);
 errors++;
 }
 if(!pattern0.test(data0)){
-const err3 = {instancePath:instancePath+"/name",schemaPath:"#/properties/name/pattern",keyword:"pattern",params:{pattern: "^[a-z]([-a-z0-9]*[a-z0-9])?$"},message:"must match pattern \""+"^[a-z]([-a-z0-9]*[a-z0-9])?$"+"\"",schema:"^[a-z]([-a-z0-9]*[a-z0-9])?$",parentSchema:schema11.properties.name,data:data0};
+const err3 = {instancePath:instancePath+"/name",schemaPath:"#/properties/name/pattern",keyword:"pattern",params:{pattern: "^[a-z]([-a-z0-9]*[a-z0-9])?$"},message:"must match pattern \""+"^[a-z]([-a-z0-9]*[a-z0-9])?$"+"\""};
 if(vErrors === null){
 vErrors = [err3];
 }
@@ -69,7 +69,7 @@ errors++;
 }
 }
 else {
-const err4 = {instancePath:instancePath+"/name",schemaPath:"#/properties/name/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.name.type,parentSchema:schema11.properties.name,data:data0};
+const err4 = {instancePath:instancePath+"/name",schemaPath:"#/properties/name/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err4];
 }
@@ -83,7 +83,7 @@ if(data.engine !== undefined){
 let data1 = data.engine;
 if(data1 && typeof data1 == "object" && !Array.isArray(data1)){
 if(data1.kind === undefined){
-const err5 = {instancePath:instancePath+"/engine",schemaPath:"#/properties/engine/required",keyword:"required",params:{missingProperty: "kind"},message:"must have required property '"+"kind"+"'",schema:schema11.properties.engine.required,parentSchema:schema11.properties.engine,data:data1};
+const err5 = {instancePath:instancePath+"/engine",schemaPath:"#/properties/engine/required",keyword:"required",params:{missingProperty: "kind"},message:"must have required property '"+"kind"+"'"};
 if(vErrors === null){
 vErrors = [err5];
 }
@@ -95,7 +95,7 @@ errors++;
 if(data1.kind !== undefined){
 let data2 = data1.kind;
 if(typeof data2 !== "string"){
-const err6 = {instancePath:instancePath+"/engine/kind",schemaPath:"#/properties/engine/properties/kind/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.engine.properties.kind.type,parentSchema:schema11.properties.engine.properties.kind,data:data2};
+const err6 = {instancePath:instancePath+"/engine/kind",schemaPath:"#/properties/engine/properties/kind/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err6];
 }
@@ -105,7 +105,7 @@ vErrors.push(err6);
 errors++;
 }
 if(!((data2 === "etcd") || (data2 === "custom"))){
-const err7 = {instancePath:instancePath+"/engine/kind",schemaPath:"#/properties/engine/properties/kind/enum",keyword:"enum",params:{allowedValues: schema11.properties.engine.properties.kind.enum},message:"must be equal to one of the allowed values",schema:schema11.properties.engine.properties.kind.enum,parentSchema:schema11.properties.engine.properties.kind,data:data2};
+const err7 = {instancePath:instancePath+"/engine/kind",schemaPath:"#/properties/engine/properties/kind/enum",keyword:"enum",params:{allowedValues: schema11.properties.engine.properties.kind.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err7];
 }
@@ -117,7 +117,7 @@ errors++;
 }
 }
 else {
-const err8 = {instancePath:instancePath+"/engine",schemaPath:"#/properties/engine/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.engine.type,parentSchema:schema11.properties.engine,data:data1};
+const err8 = {instancePath:instancePath+"/engine",schemaPath:"#/properties/engine/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err8];
 }
@@ -130,7 +130,7 @@ errors++;
 if(data.size !== undefined){
 let data3 = data.size;
 if(!(((typeof data3 == "number") && (!(data3 % 1) && !isNaN(data3))) && (isFinite(data3)))){
-const err9 = {instancePath:instancePath+"/size",schemaPath:"#/properties/size/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema11.properties.size.type,parentSchema:schema11.properties.size,data:data3};
+const err9 = {instancePath:instancePath+"/size",schemaPath:"#/properties/size/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err9];
 }
@@ -141,7 +141,7 @@ errors++;
 }
 if((typeof data3 == "number") && (isFinite(data3))){
 if(data3 > 99 || isNaN(data3)){
-const err10 = {instancePath:instancePath+"/size",schemaPath:"#/properties/size/maximum",keyword:"maximum",params:{comparison: "<=", limit: 99},message:"must be <= 99",schema:99,parentSchema:schema11.properties.size,data:data3};
+const err10 = {instancePath:instancePath+"/size",schemaPath:"#/properties/size/maximum",keyword:"maximum",params:{comparison: "<=", limit: 99},message:"must be <= 99"};
 if(vErrors === null){
 vErrors = [err10];
 }
@@ -151,7 +151,7 @@ vErrors.push(err10);
 errors++;
 }
 if(data3 < 1 || isNaN(data3)){
-const err11 = {instancePath:instancePath+"/size",schemaPath:"#/properties/size/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1",schema:1,parentSchema:schema11.properties.size,data:data3};
+const err11 = {instancePath:instancePath+"/size",schemaPath:"#/properties/size/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err11];
 }
@@ -166,7 +166,7 @@ if(data.image !== undefined){
 let data4 = data.image;
 if(typeof data4 === "string"){
 if(!pattern1.test(data4)){
-const err12 = {instancePath:instancePath+"/image",schemaPath:"#/properties/image/pattern",keyword:"pattern",params:{pattern: "^([a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?/)?[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*(/[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$"},message:"must match pattern \""+"^([a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?/)?[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*(/[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$"+"\"",schema:"^([a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?/)?[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*(/[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$",parentSchema:schema11.properties.image,data:data4};
+const err12 = {instancePath:instancePath+"/image",schemaPath:"#/properties/image/pattern",keyword:"pattern",params:{pattern: "^([a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?/)?[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*(/[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$"},message:"must match pattern \""+"^([a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?/)?[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*(/[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$"+"\""};
 if(vErrors === null){
 vErrors = [err12];
 }
@@ -177,7 +177,7 @@ errors++;
 }
 }
 else {
-const err13 = {instancePath:instancePath+"/image",schemaPath:"#/properties/image/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.image.type,parentSchema:schema11.properties.image,data:data4};
+const err13 = {instancePath:instancePath+"/image",schemaPath:"#/properties/image/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err13];
 }
@@ -191,7 +191,7 @@ if(data.storageSize !== undefined){
 let data5 = data.storageSize;
 if(typeof data5 === "string"){
 if(!pattern2.test(data5)){
-const err14 = {instancePath:instancePath+"/storageSize",schemaPath:"#/properties/storageSize/pattern",keyword:"pattern",params:{pattern: "^[0-9]+(\\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$"},message:"must match pattern \""+"^[0-9]+(\\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$"+"\"",schema:"^[0-9]+(\\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$",parentSchema:schema11.properties.storageSize,data:data5};
+const err14 = {instancePath:instancePath+"/storageSize",schemaPath:"#/properties/storageSize/pattern",keyword:"pattern",params:{pattern: "^[0-9]+(\\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$"},message:"must match pattern \""+"^[0-9]+(\\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$"+"\""};
 if(vErrors === null){
 vErrors = [err14];
 }
@@ -202,7 +202,7 @@ errors++;
 }
 }
 else {
-const err15 = {instancePath:instancePath+"/storageSize",schemaPath:"#/properties/storageSize/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.storageSize.type,parentSchema:schema11.properties.storageSize,data:data5};
+const err15 = {instancePath:instancePath+"/storageSize",schemaPath:"#/properties/storageSize/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err15];
 }
@@ -216,7 +216,7 @@ if(data.storageClassName !== undefined){
 let data6 = data.storageClassName;
 if(typeof data6 === "string"){
 if(!pattern3.test(data6)){
-const err16 = {instancePath:instancePath+"/storageClassName",schemaPath:"#/properties/storageClassName/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"+"\"",schema:"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$",parentSchema:schema11.properties.storageClassName,data:data6};
+const err16 = {instancePath:instancePath+"/storageClassName",schemaPath:"#/properties/storageClassName/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"+"\""};
 if(vErrors === null){
 vErrors = [err16];
 }
@@ -227,7 +227,7 @@ errors++;
 }
 }
 else {
-const err17 = {instancePath:instancePath+"/storageClassName",schemaPath:"#/properties/storageClassName/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.storageClassName.type,parentSchema:schema11.properties.storageClassName,data:data6};
+const err17 = {instancePath:instancePath+"/storageClassName",schemaPath:"#/properties/storageClassName/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err17];
 }
@@ -241,7 +241,7 @@ if(data.volumeClaimTemplates !== undefined){
 let data7 = data.volumeClaimTemplates;
 if(Array.isArray(data7)){
 if(data7.length < 1){
-const err18 = {instancePath:instancePath+"/volumeClaimTemplates",schemaPath:"#/properties/volumeClaimTemplates/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema11.properties.volumeClaimTemplates,data:data7};
+const err18 = {instancePath:instancePath+"/volumeClaimTemplates",schemaPath:"#/properties/volumeClaimTemplates/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items"};
 if(vErrors === null){
 vErrors = [err18];
 }
@@ -255,7 +255,7 @@ for(let i0=0; i0<len0; i0++){
 let data8 = data7[i0];
 if(data8 && typeof data8 == "object" && !Array.isArray(data8)){
 if(data8.name === undefined){
-const err19 = {instancePath:instancePath+"/volumeClaimTemplates/" + i0,schemaPath:"#/properties/volumeClaimTemplates/items/required",keyword:"required",params:{missingProperty: "name"},message:"must have required property '"+"name"+"'",schema:schema11.properties.volumeClaimTemplates.items.required,parentSchema:schema11.properties.volumeClaimTemplates.items,data:data8};
+const err19 = {instancePath:instancePath+"/volumeClaimTemplates/" + i0,schemaPath:"#/properties/volumeClaimTemplates/items/required",keyword:"required",params:{missingProperty: "name"},message:"must have required property '"+"name"+"'"};
 if(vErrors === null){
 vErrors = [err19];
 }
@@ -266,7 +266,7 @@ errors++;
 }
 for(const key1 in data8){
 if(!(((((key1 === "name") || (key1 === "storage")) || (key1 === "storageClassName")) || (key1 === "accessModes")) || (key1 === "mountPath"))){
-const err20 = {instancePath:instancePath+"/volumeClaimTemplates/" + i0,schemaPath:"#/properties/volumeClaimTemplates/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key1},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.volumeClaimTemplates.items,data:data8};
+const err20 = {instancePath:instancePath+"/volumeClaimTemplates/" + i0,schemaPath:"#/properties/volumeClaimTemplates/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key1},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err20];
 }
@@ -280,7 +280,7 @@ if(data8.name !== undefined){
 let data9 = data8.name;
 if(typeof data9 === "string"){
 if(data9.length > 63){
-const err21 = {instancePath:instancePath+"/volumeClaimTemplates/" + i0+"/name",schemaPath:"#/properties/volumeClaimTemplates/items/properties/name/maxLength",keyword:"maxLength",params:{limit: 63},message:"must NOT have more than 63 characters",schema:63,parentSchema:schema11.properties.volumeClaimTemplates.items.properties.name,data:data9};
+const err21 = {instancePath:instancePath+"/volumeClaimTemplates/" + i0+"/name",schemaPath:"#/properties/volumeClaimTemplates/items/properties/name/maxLength",keyword:"maxLength",params:{limit: 63},message:"must NOT have more than 63 characters"};
 if(vErrors === null){
 vErrors = [err21];
 }
@@ -290,7 +290,7 @@ vErrors.push(err21);
 errors++;
 }
 if(!pattern4.test(data9)){
-const err22 = {instancePath:instancePath+"/volumeClaimTemplates/" + i0+"/name",schemaPath:"#/properties/volumeClaimTemplates/items/properties/name/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"+"\"",schema:"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",parentSchema:schema11.properties.volumeClaimTemplates.items.properties.name,data:data9};
+const err22 = {instancePath:instancePath+"/volumeClaimTemplates/" + i0+"/name",schemaPath:"#/properties/volumeClaimTemplates/items/properties/name/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"+"\""};
 if(vErrors === null){
 vErrors = [err22];
 }
@@ -301,7 +301,7 @@ errors++;
 }
 }
 else {
-const err23 = {instancePath:instancePath+"/volumeClaimTemplates/" + i0+"/name",schemaPath:"#/properties/volumeClaimTemplates/items/properties/name/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.volumeClaimTemplates.items.properties.name.type,parentSchema:schema11.properties.volumeClaimTemplates.items.properties.name,data:data9};
+const err23 = {instancePath:instancePath+"/volumeClaimTemplates/" + i0+"/name",schemaPath:"#/properties/volumeClaimTemplates/items/properties/name/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err23];
 }
@@ -315,7 +315,7 @@ if(data8.storage !== undefined){
 let data10 = data8.storage;
 if(typeof data10 === "string"){
 if(!pattern2.test(data10)){
-const err24 = {instancePath:instancePath+"/volumeClaimTemplates/" + i0+"/storage",schemaPath:"#/properties/volumeClaimTemplates/items/properties/storage/pattern",keyword:"pattern",params:{pattern: "^[0-9]+(\\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$"},message:"must match pattern \""+"^[0-9]+(\\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$"+"\"",schema:"^[0-9]+(\\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$",parentSchema:schema11.properties.volumeClaimTemplates.items.properties.storage,data:data10};
+const err24 = {instancePath:instancePath+"/volumeClaimTemplates/" + i0+"/storage",schemaPath:"#/properties/volumeClaimTemplates/items/properties/storage/pattern",keyword:"pattern",params:{pattern: "^[0-9]+(\\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$"},message:"must match pattern \""+"^[0-9]+(\\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$"+"\""};
 if(vErrors === null){
 vErrors = [err24];
 }
@@ -326,7 +326,7 @@ errors++;
 }
 }
 else {
-const err25 = {instancePath:instancePath+"/volumeClaimTemplates/" + i0+"/storage",schemaPath:"#/properties/volumeClaimTemplates/items/properties/storage/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.volumeClaimTemplates.items.properties.storage.type,parentSchema:schema11.properties.volumeClaimTemplates.items.properties.storage,data:data10};
+const err25 = {instancePath:instancePath+"/volumeClaimTemplates/" + i0+"/storage",schemaPath:"#/properties/volumeClaimTemplates/items/properties/storage/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err25];
 }
@@ -340,7 +340,7 @@ if(data8.storageClassName !== undefined){
 let data11 = data8.storageClassName;
 if(typeof data11 === "string"){
 if(!pattern3.test(data11)){
-const err26 = {instancePath:instancePath+"/volumeClaimTemplates/" + i0+"/storageClassName",schemaPath:"#/properties/volumeClaimTemplates/items/properties/storageClassName/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"+"\"",schema:"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$",parentSchema:schema11.properties.volumeClaimTemplates.items.properties.storageClassName,data:data11};
+const err26 = {instancePath:instancePath+"/volumeClaimTemplates/" + i0+"/storageClassName",schemaPath:"#/properties/volumeClaimTemplates/items/properties/storageClassName/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"+"\""};
 if(vErrors === null){
 vErrors = [err26];
 }
@@ -351,7 +351,7 @@ errors++;
 }
 }
 else {
-const err27 = {instancePath:instancePath+"/volumeClaimTemplates/" + i0+"/storageClassName",schemaPath:"#/properties/volumeClaimTemplates/items/properties/storageClassName/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.volumeClaimTemplates.items.properties.storageClassName.type,parentSchema:schema11.properties.volumeClaimTemplates.items.properties.storageClassName,data:data11};
+const err27 = {instancePath:instancePath+"/volumeClaimTemplates/" + i0+"/storageClassName",schemaPath:"#/properties/volumeClaimTemplates/items/properties/storageClassName/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err27];
 }
@@ -365,7 +365,7 @@ if(data8.accessModes !== undefined){
 let data12 = data8.accessModes;
 if(Array.isArray(data12)){
 if(data12.length < 1){
-const err28 = {instancePath:instancePath+"/volumeClaimTemplates/" + i0+"/accessModes",schemaPath:"#/properties/volumeClaimTemplates/items/properties/accessModes/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema11.properties.volumeClaimTemplates.items.properties.accessModes,data:data12};
+const err28 = {instancePath:instancePath+"/volumeClaimTemplates/" + i0+"/accessModes",schemaPath:"#/properties/volumeClaimTemplates/items/properties/accessModes/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items"};
 if(vErrors === null){
 vErrors = [err28];
 }
@@ -378,7 +378,7 @@ const len1 = data12.length;
 for(let i1=0; i1<len1; i1++){
 let data13 = data12[i1];
 if(typeof data13 !== "string"){
-const err29 = {instancePath:instancePath+"/volumeClaimTemplates/" + i0+"/accessModes/" + i1,schemaPath:"#/properties/volumeClaimTemplates/items/properties/accessModes/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.volumeClaimTemplates.items.properties.accessModes.items.type,parentSchema:schema11.properties.volumeClaimTemplates.items.properties.accessModes.items,data:data13};
+const err29 = {instancePath:instancePath+"/volumeClaimTemplates/" + i0+"/accessModes/" + i1,schemaPath:"#/properties/volumeClaimTemplates/items/properties/accessModes/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err29];
 }
@@ -388,7 +388,7 @@ vErrors.push(err29);
 errors++;
 }
 if(!((((data13 === "ReadWriteOnce") || (data13 === "ReadOnlyMany")) || (data13 === "ReadWriteMany")) || (data13 === "ReadWriteOncePod"))){
-const err30 = {instancePath:instancePath+"/volumeClaimTemplates/" + i0+"/accessModes/" + i1,schemaPath:"#/properties/volumeClaimTemplates/items/properties/accessModes/items/enum",keyword:"enum",params:{allowedValues: schema11.properties.volumeClaimTemplates.items.properties.accessModes.items.enum},message:"must be equal to one of the allowed values",schema:schema11.properties.volumeClaimTemplates.items.properties.accessModes.items.enum,parentSchema:schema11.properties.volumeClaimTemplates.items.properties.accessModes.items,data:data13};
+const err30 = {instancePath:instancePath+"/volumeClaimTemplates/" + i0+"/accessModes/" + i1,schemaPath:"#/properties/volumeClaimTemplates/items/properties/accessModes/items/enum",keyword:"enum",params:{allowedValues: schema11.properties.volumeClaimTemplates.items.properties.accessModes.items.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err30];
 }
@@ -400,7 +400,7 @@ errors++;
 }
 }
 else {
-const err31 = {instancePath:instancePath+"/volumeClaimTemplates/" + i0+"/accessModes",schemaPath:"#/properties/volumeClaimTemplates/items/properties/accessModes/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.volumeClaimTemplates.items.properties.accessModes.type,parentSchema:schema11.properties.volumeClaimTemplates.items.properties.accessModes,data:data12};
+const err31 = {instancePath:instancePath+"/volumeClaimTemplates/" + i0+"/accessModes",schemaPath:"#/properties/volumeClaimTemplates/items/properties/accessModes/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err31];
 }
@@ -414,7 +414,7 @@ if(data8.mountPath !== undefined){
 let data14 = data8.mountPath;
 if(typeof data14 === "string"){
 if(!pattern7.test(data14)){
-const err32 = {instancePath:instancePath+"/volumeClaimTemplates/" + i0+"/mountPath",schemaPath:"#/properties/volumeClaimTemplates/items/properties/mountPath/pattern",keyword:"pattern",params:{pattern: "^/[^:]+$"},message:"must match pattern \""+"^/[^:]+$"+"\"",schema:"^/[^:]+$",parentSchema:schema11.properties.volumeClaimTemplates.items.properties.mountPath,data:data14};
+const err32 = {instancePath:instancePath+"/volumeClaimTemplates/" + i0+"/mountPath",schemaPath:"#/properties/volumeClaimTemplates/items/properties/mountPath/pattern",keyword:"pattern",params:{pattern: "^/[^:]+$"},message:"must match pattern \""+"^/[^:]+$"+"\""};
 if(vErrors === null){
 vErrors = [err32];
 }
@@ -425,7 +425,7 @@ errors++;
 }
 }
 else {
-const err33 = {instancePath:instancePath+"/volumeClaimTemplates/" + i0+"/mountPath",schemaPath:"#/properties/volumeClaimTemplates/items/properties/mountPath/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.volumeClaimTemplates.items.properties.mountPath.type,parentSchema:schema11.properties.volumeClaimTemplates.items.properties.mountPath,data:data14};
+const err33 = {instancePath:instancePath+"/volumeClaimTemplates/" + i0+"/mountPath",schemaPath:"#/properties/volumeClaimTemplates/items/properties/mountPath/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err33];
 }
@@ -437,7 +437,7 @@ errors++;
 }
 }
 else {
-const err34 = {instancePath:instancePath+"/volumeClaimTemplates/" + i0,schemaPath:"#/properties/volumeClaimTemplates/items/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.volumeClaimTemplates.items.type,parentSchema:schema11.properties.volumeClaimTemplates.items,data:data8};
+const err34 = {instancePath:instancePath+"/volumeClaimTemplates/" + i0,schemaPath:"#/properties/volumeClaimTemplates/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err34];
 }
@@ -449,7 +449,7 @@ errors++;
 }
 }
 else {
-const err35 = {instancePath:instancePath+"/volumeClaimTemplates",schemaPath:"#/properties/volumeClaimTemplates/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.volumeClaimTemplates.type,parentSchema:schema11.properties.volumeClaimTemplates,data:data7};
+const err35 = {instancePath:instancePath+"/volumeClaimTemplates",schemaPath:"#/properties/volumeClaimTemplates/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err35];
 }
@@ -464,7 +464,7 @@ let data15 = data.persistentVolumeClaimRetentionPolicy;
 if(data15 && typeof data15 == "object" && !Array.isArray(data15)){
 for(const key2 in data15){
 if(!((key2 === "whenScaled") || (key2 === "whenDeleted"))){
-const err36 = {instancePath:instancePath+"/persistentVolumeClaimRetentionPolicy",schemaPath:"#/properties/persistentVolumeClaimRetentionPolicy/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key2},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.persistentVolumeClaimRetentionPolicy,data:data15};
+const err36 = {instancePath:instancePath+"/persistentVolumeClaimRetentionPolicy",schemaPath:"#/properties/persistentVolumeClaimRetentionPolicy/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key2},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err36];
 }
@@ -477,7 +477,7 @@ errors++;
 if(data15.whenScaled !== undefined){
 let data16 = data15.whenScaled;
 if(typeof data16 !== "string"){
-const err37 = {instancePath:instancePath+"/persistentVolumeClaimRetentionPolicy/whenScaled",schemaPath:"#/properties/persistentVolumeClaimRetentionPolicy/properties/whenScaled/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.persistentVolumeClaimRetentionPolicy.properties.whenScaled.type,parentSchema:schema11.properties.persistentVolumeClaimRetentionPolicy.properties.whenScaled,data:data16};
+const err37 = {instancePath:instancePath+"/persistentVolumeClaimRetentionPolicy/whenScaled",schemaPath:"#/properties/persistentVolumeClaimRetentionPolicy/properties/whenScaled/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err37];
 }
@@ -487,7 +487,7 @@ vErrors.push(err37);
 errors++;
 }
 if(!((data16 === "Retain") || (data16 === "Delete"))){
-const err38 = {instancePath:instancePath+"/persistentVolumeClaimRetentionPolicy/whenScaled",schemaPath:"#/properties/persistentVolumeClaimRetentionPolicy/properties/whenScaled/enum",keyword:"enum",params:{allowedValues: schema11.properties.persistentVolumeClaimRetentionPolicy.properties.whenScaled.enum},message:"must be equal to one of the allowed values",schema:schema11.properties.persistentVolumeClaimRetentionPolicy.properties.whenScaled.enum,parentSchema:schema11.properties.persistentVolumeClaimRetentionPolicy.properties.whenScaled,data:data16};
+const err38 = {instancePath:instancePath+"/persistentVolumeClaimRetentionPolicy/whenScaled",schemaPath:"#/properties/persistentVolumeClaimRetentionPolicy/properties/whenScaled/enum",keyword:"enum",params:{allowedValues: schema11.properties.persistentVolumeClaimRetentionPolicy.properties.whenScaled.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err38];
 }
@@ -500,7 +500,7 @@ errors++;
 if(data15.whenDeleted !== undefined){
 let data17 = data15.whenDeleted;
 if(typeof data17 !== "string"){
-const err39 = {instancePath:instancePath+"/persistentVolumeClaimRetentionPolicy/whenDeleted",schemaPath:"#/properties/persistentVolumeClaimRetentionPolicy/properties/whenDeleted/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.persistentVolumeClaimRetentionPolicy.properties.whenDeleted.type,parentSchema:schema11.properties.persistentVolumeClaimRetentionPolicy.properties.whenDeleted,data:data17};
+const err39 = {instancePath:instancePath+"/persistentVolumeClaimRetentionPolicy/whenDeleted",schemaPath:"#/properties/persistentVolumeClaimRetentionPolicy/properties/whenDeleted/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err39];
 }
@@ -510,7 +510,7 @@ vErrors.push(err39);
 errors++;
 }
 if(!((data17 === "Retain") || (data17 === "Delete"))){
-const err40 = {instancePath:instancePath+"/persistentVolumeClaimRetentionPolicy/whenDeleted",schemaPath:"#/properties/persistentVolumeClaimRetentionPolicy/properties/whenDeleted/enum",keyword:"enum",params:{allowedValues: schema11.properties.persistentVolumeClaimRetentionPolicy.properties.whenDeleted.enum},message:"must be equal to one of the allowed values",schema:schema11.properties.persistentVolumeClaimRetentionPolicy.properties.whenDeleted.enum,parentSchema:schema11.properties.persistentVolumeClaimRetentionPolicy.properties.whenDeleted,data:data17};
+const err40 = {instancePath:instancePath+"/persistentVolumeClaimRetentionPolicy/whenDeleted",schemaPath:"#/properties/persistentVolumeClaimRetentionPolicy/properties/whenDeleted/enum",keyword:"enum",params:{allowedValues: schema11.properties.persistentVolumeClaimRetentionPolicy.properties.whenDeleted.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err40];
 }
@@ -522,7 +522,7 @@ errors++;
 }
 }
 else {
-const err41 = {instancePath:instancePath+"/persistentVolumeClaimRetentionPolicy",schemaPath:"#/properties/persistentVolumeClaimRetentionPolicy/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.persistentVolumeClaimRetentionPolicy.type,parentSchema:schema11.properties.persistentVolumeClaimRetentionPolicy,data:data15};
+const err41 = {instancePath:instancePath+"/persistentVolumeClaimRetentionPolicy",schemaPath:"#/properties/persistentVolumeClaimRetentionPolicy/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err41];
 }
@@ -537,7 +537,7 @@ let data18 = data.resources;
 if(data18 && typeof data18 == "object" && !Array.isArray(data18)){
 for(const key3 in data18){
 if(!((key3 === "requests") || (key3 === "limits"))){
-const err42 = {instancePath:instancePath+"/resources",schemaPath:"#/properties/resources/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key3},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.resources,data:data18};
+const err42 = {instancePath:instancePath+"/resources",schemaPath:"#/properties/resources/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key3},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err42];
 }
@@ -554,7 +554,7 @@ for(const key4 in data19){
 let data20 = data19[key4];
 if(typeof data20 === "string"){
 if(!pattern2.test(data20)){
-const err43 = {instancePath:instancePath+"/resources/requests/" + key4.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/resources/properties/requests/additionalProperties/pattern",keyword:"pattern",params:{pattern: "^[0-9]+(\\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$"},message:"must match pattern \""+"^[0-9]+(\\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$"+"\"",schema:"^[0-9]+(\\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$",parentSchema:schema11.properties.resources.properties.requests.additionalProperties,data:data20};
+const err43 = {instancePath:instancePath+"/resources/requests/" + key4.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/resources/properties/requests/additionalProperties/pattern",keyword:"pattern",params:{pattern: "^[0-9]+(\\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$"},message:"must match pattern \""+"^[0-9]+(\\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$"+"\""};
 if(vErrors === null){
 vErrors = [err43];
 }
@@ -565,7 +565,7 @@ errors++;
 }
 }
 else {
-const err44 = {instancePath:instancePath+"/resources/requests/" + key4.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/resources/properties/requests/additionalProperties/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.resources.properties.requests.additionalProperties.type,parentSchema:schema11.properties.resources.properties.requests.additionalProperties,data:data20};
+const err44 = {instancePath:instancePath+"/resources/requests/" + key4.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/resources/properties/requests/additionalProperties/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err44];
 }
@@ -577,7 +577,7 @@ errors++;
 }
 }
 else {
-const err45 = {instancePath:instancePath+"/resources/requests",schemaPath:"#/properties/resources/properties/requests/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.resources.properties.requests.type,parentSchema:schema11.properties.resources.properties.requests,data:data19};
+const err45 = {instancePath:instancePath+"/resources/requests",schemaPath:"#/properties/resources/properties/requests/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err45];
 }
@@ -594,7 +594,7 @@ for(const key5 in data21){
 let data22 = data21[key5];
 if(typeof data22 === "string"){
 if(!pattern2.test(data22)){
-const err46 = {instancePath:instancePath+"/resources/limits/" + key5.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/resources/properties/limits/additionalProperties/pattern",keyword:"pattern",params:{pattern: "^[0-9]+(\\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$"},message:"must match pattern \""+"^[0-9]+(\\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$"+"\"",schema:"^[0-9]+(\\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$",parentSchema:schema11.properties.resources.properties.limits.additionalProperties,data:data22};
+const err46 = {instancePath:instancePath+"/resources/limits/" + key5.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/resources/properties/limits/additionalProperties/pattern",keyword:"pattern",params:{pattern: "^[0-9]+(\\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$"},message:"must match pattern \""+"^[0-9]+(\\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$"+"\""};
 if(vErrors === null){
 vErrors = [err46];
 }
@@ -605,7 +605,7 @@ errors++;
 }
 }
 else {
-const err47 = {instancePath:instancePath+"/resources/limits/" + key5.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/resources/properties/limits/additionalProperties/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.resources.properties.limits.additionalProperties.type,parentSchema:schema11.properties.resources.properties.limits.additionalProperties,data:data22};
+const err47 = {instancePath:instancePath+"/resources/limits/" + key5.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/resources/properties/limits/additionalProperties/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err47];
 }
@@ -617,7 +617,7 @@ errors++;
 }
 }
 else {
-const err48 = {instancePath:instancePath+"/resources/limits",schemaPath:"#/properties/resources/properties/limits/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.resources.properties.limits.type,parentSchema:schema11.properties.resources.properties.limits,data:data21};
+const err48 = {instancePath:instancePath+"/resources/limits",schemaPath:"#/properties/resources/properties/limits/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err48];
 }
@@ -629,7 +629,7 @@ errors++;
 }
 }
 else {
-const err49 = {instancePath:instancePath+"/resources",schemaPath:"#/properties/resources/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.resources.type,parentSchema:schema11.properties.resources,data:data18};
+const err49 = {instancePath:instancePath+"/resources",schemaPath:"#/properties/resources/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err49];
 }
@@ -643,7 +643,7 @@ if(data.clusterDomain !== undefined){
 let data23 = data.clusterDomain;
 if(typeof data23 === "string"){
 if(!pattern3.test(data23)){
-const err50 = {instancePath:instancePath+"/clusterDomain",schemaPath:"#/properties/clusterDomain/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"+"\"",schema:"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$",parentSchema:schema11.properties.clusterDomain,data:data23};
+const err50 = {instancePath:instancePath+"/clusterDomain",schemaPath:"#/properties/clusterDomain/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"+"\""};
 if(vErrors === null){
 vErrors = [err50];
 }
@@ -654,7 +654,7 @@ errors++;
 }
 }
 else {
-const err51 = {instancePath:instancePath+"/clusterDomain",schemaPath:"#/properties/clusterDomain/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.clusterDomain.type,parentSchema:schema11.properties.clusterDomain,data:data23};
+const err51 = {instancePath:instancePath+"/clusterDomain",schemaPath:"#/properties/clusterDomain/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err51];
 }
@@ -671,7 +671,7 @@ for(const key6 in data24){
 const _errs82 = errors;
 if(typeof key6 === "string"){
 if(!pattern11.test(key6)){
-const err52 = {instancePath:instancePath+"/labels",schemaPath:"#/properties/labels/propertyNames/pattern",keyword:"pattern",params:{pattern: "^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"},message:"must match pattern \""+"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"+"\"",schema:"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$",parentSchema:schema11.properties.labels.propertyNames,data:key6,propertyName:key6};
+const err52 = {instancePath:instancePath+"/labels",schemaPath:"#/properties/labels/propertyNames/pattern",keyword:"pattern",params:{pattern: "^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"},message:"must match pattern \""+"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"+"\"",propertyName:key6};
 if(vErrors === null){
 vErrors = [err52];
 }
@@ -683,7 +683,7 @@ errors++;
 }
 var valid11 = _errs82 === errors;
 if(!valid11){
-const err53 = {instancePath:instancePath+"/labels",schemaPath:"#/properties/labels/propertyNames",keyword:"propertyNames",params:{propertyName: key6},message:"property name must be valid",schema:schema11.properties.labels.propertyNames,parentSchema:schema11.properties.labels,data:data24};
+const err53 = {instancePath:instancePath+"/labels",schemaPath:"#/properties/labels/propertyNames",keyword:"propertyNames",params:{propertyName: key6},message:"property name must be valid"};
 if(vErrors === null){
 vErrors = [err53];
 }
@@ -697,7 +697,7 @@ for(const key7 in data24){
 let data25 = data24[key7];
 if(typeof data25 === "string"){
 if(!pattern12.test(data25)){
-const err54 = {instancePath:instancePath+"/labels/" + key7.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/labels/additionalProperties/pattern",keyword:"pattern",params:{pattern: "^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$"},message:"must match pattern \""+"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$"+"\"",schema:"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$",parentSchema:schema11.properties.labels.additionalProperties,data:data25};
+const err54 = {instancePath:instancePath+"/labels/" + key7.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/labels/additionalProperties/pattern",keyword:"pattern",params:{pattern: "^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$"},message:"must match pattern \""+"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$"+"\""};
 if(vErrors === null){
 vErrors = [err54];
 }
@@ -708,7 +708,7 @@ errors++;
 }
 }
 else {
-const err55 = {instancePath:instancePath+"/labels/" + key7.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/labels/additionalProperties/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.labels.additionalProperties.type,parentSchema:schema11.properties.labels.additionalProperties,data:data25};
+const err55 = {instancePath:instancePath+"/labels/" + key7.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/labels/additionalProperties/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err55];
 }
@@ -720,7 +720,7 @@ errors++;
 }
 }
 else {
-const err56 = {instancePath:instancePath+"/labels",schemaPath:"#/properties/labels/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.labels.type,parentSchema:schema11.properties.labels,data:data24};
+const err56 = {instancePath:instancePath+"/labels",schemaPath:"#/properties/labels/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err56];
 }
@@ -734,9 +734,8 @@ if(data.annotations !== undefined){
 let data26 = data.annotations;
 if(data26 && typeof data26 == "object" && !Array.isArray(data26)){
 for(const key8 in data26){
-let data27 = data26[key8];
-if(typeof data27 !== "string"){
-const err57 = {instancePath:instancePath+"/annotations/" + key8.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/annotations/additionalProperties/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.annotations.additionalProperties.type,parentSchema:schema11.properties.annotations.additionalProperties,data:data27};
+if(typeof data26[key8] !== "string"){
+const err57 = {instancePath:instancePath+"/annotations/" + key8.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/annotations/additionalProperties/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err57];
 }
@@ -748,7 +747,7 @@ errors++;
 }
 }
 else {
-const err58 = {instancePath:instancePath+"/annotations",schemaPath:"#/properties/annotations/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.annotations.type,parentSchema:schema11.properties.annotations,data:data26};
+const err58 = {instancePath:instancePath+"/annotations",schemaPath:"#/properties/annotations/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err58];
 }
@@ -762,9 +761,8 @@ if(data.podAnnotations !== undefined){
 let data28 = data.podAnnotations;
 if(data28 && typeof data28 == "object" && !Array.isArray(data28)){
 for(const key9 in data28){
-let data29 = data28[key9];
-if(typeof data29 !== "string"){
-const err59 = {instancePath:instancePath+"/podAnnotations/" + key9.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/podAnnotations/additionalProperties/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.podAnnotations.additionalProperties.type,parentSchema:schema11.properties.podAnnotations.additionalProperties,data:data29};
+if(typeof data28[key9] !== "string"){
+const err59 = {instancePath:instancePath+"/podAnnotations/" + key9.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/podAnnotations/additionalProperties/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err59];
 }
@@ -776,7 +774,7 @@ errors++;
 }
 }
 else {
-const err60 = {instancePath:instancePath+"/podAnnotations",schemaPath:"#/properties/podAnnotations/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.podAnnotations.type,parentSchema:schema11.properties.podAnnotations,data:data28};
+const err60 = {instancePath:instancePath+"/podAnnotations",schemaPath:"#/properties/podAnnotations/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err60];
 }
@@ -789,7 +787,7 @@ errors++;
 if(data.podAntiAffinity !== undefined){
 let data30 = data.podAntiAffinity;
 if(typeof data30 !== "string"){
-const err61 = {instancePath:instancePath+"/podAntiAffinity",schemaPath:"#/properties/podAntiAffinity/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.podAntiAffinity.type,parentSchema:schema11.properties.podAntiAffinity,data:data30};
+const err61 = {instancePath:instancePath+"/podAntiAffinity",schemaPath:"#/properties/podAntiAffinity/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err61];
 }
@@ -799,7 +797,7 @@ vErrors.push(err61);
 errors++;
 }
 if(!(((data30 === "soft") || (data30 === "hard")) || (data30 === "none"))){
-const err62 = {instancePath:instancePath+"/podAntiAffinity",schemaPath:"#/properties/podAntiAffinity/enum",keyword:"enum",params:{allowedValues: schema11.properties.podAntiAffinity.enum},message:"must be equal to one of the allowed values",schema:schema11.properties.podAntiAffinity.enum,parentSchema:schema11.properties.podAntiAffinity,data:data30};
+const err62 = {instancePath:instancePath+"/podAntiAffinity",schemaPath:"#/properties/podAntiAffinity/enum",keyword:"enum",params:{allowedValues: schema11.properties.podAntiAffinity.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err62];
 }
@@ -817,7 +815,7 @@ for(let i2=0; i2<len2; i2++){
 let data32 = data31[i2];
 if(data32 && typeof data32 == "object" && !Array.isArray(data32)){
 if(data32.topologyKey === undefined){
-const err63 = {instancePath:instancePath+"/topologySpreadConstraints/" + i2,schemaPath:"#/properties/topologySpreadConstraints/items/required",keyword:"required",params:{missingProperty: "topologyKey"},message:"must have required property '"+"topologyKey"+"'",schema:schema11.properties.topologySpreadConstraints.items.required,parentSchema:schema11.properties.topologySpreadConstraints.items,data:data32};
+const err63 = {instancePath:instancePath+"/topologySpreadConstraints/" + i2,schemaPath:"#/properties/topologySpreadConstraints/items/required",keyword:"required",params:{missingProperty: "topologyKey"},message:"must have required property '"+"topologyKey"+"'"};
 if(vErrors === null){
 vErrors = [err63];
 }
@@ -828,7 +826,7 @@ errors++;
 }
 for(const key10 in data32){
 if(!(((key10 === "topologyKey") || (key10 === "maxSkew")) || (key10 === "whenUnsatisfiable"))){
-const err64 = {instancePath:instancePath+"/topologySpreadConstraints/" + i2,schemaPath:"#/properties/topologySpreadConstraints/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key10},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.topologySpreadConstraints.items,data:data32};
+const err64 = {instancePath:instancePath+"/topologySpreadConstraints/" + i2,schemaPath:"#/properties/topologySpreadConstraints/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key10},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err64];
 }
@@ -842,7 +840,7 @@ if(data32.topologyKey !== undefined){
 let data33 = data32.topologyKey;
 if(typeof data33 === "string"){
 if(data33.length < 1){
-const err65 = {instancePath:instancePath+"/topologySpreadConstraints/" + i2+"/topologyKey",schemaPath:"#/properties/topologySpreadConstraints/items/properties/topologyKey/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.topologySpreadConstraints.items.properties.topologyKey,data:data33};
+const err65 = {instancePath:instancePath+"/topologySpreadConstraints/" + i2+"/topologyKey",schemaPath:"#/properties/topologySpreadConstraints/items/properties/topologyKey/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err65];
 }
@@ -853,7 +851,7 @@ errors++;
 }
 }
 else {
-const err66 = {instancePath:instancePath+"/topologySpreadConstraints/" + i2+"/topologyKey",schemaPath:"#/properties/topologySpreadConstraints/items/properties/topologyKey/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.topologySpreadConstraints.items.properties.topologyKey.type,parentSchema:schema11.properties.topologySpreadConstraints.items.properties.topologyKey,data:data33};
+const err66 = {instancePath:instancePath+"/topologySpreadConstraints/" + i2+"/topologyKey",schemaPath:"#/properties/topologySpreadConstraints/items/properties/topologyKey/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err66];
 }
@@ -866,7 +864,7 @@ errors++;
 if(data32.maxSkew !== undefined){
 let data34 = data32.maxSkew;
 if(!(((typeof data34 == "number") && (!(data34 % 1) && !isNaN(data34))) && (isFinite(data34)))){
-const err67 = {instancePath:instancePath+"/topologySpreadConstraints/" + i2+"/maxSkew",schemaPath:"#/properties/topologySpreadConstraints/items/properties/maxSkew/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema11.properties.topologySpreadConstraints.items.properties.maxSkew.type,parentSchema:schema11.properties.topologySpreadConstraints.items.properties.maxSkew,data:data34};
+const err67 = {instancePath:instancePath+"/topologySpreadConstraints/" + i2+"/maxSkew",schemaPath:"#/properties/topologySpreadConstraints/items/properties/maxSkew/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err67];
 }
@@ -877,7 +875,7 @@ errors++;
 }
 if((typeof data34 == "number") && (isFinite(data34))){
 if(data34 < 1 || isNaN(data34)){
-const err68 = {instancePath:instancePath+"/topologySpreadConstraints/" + i2+"/maxSkew",schemaPath:"#/properties/topologySpreadConstraints/items/properties/maxSkew/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1",schema:1,parentSchema:schema11.properties.topologySpreadConstraints.items.properties.maxSkew,data:data34};
+const err68 = {instancePath:instancePath+"/topologySpreadConstraints/" + i2+"/maxSkew",schemaPath:"#/properties/topologySpreadConstraints/items/properties/maxSkew/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err68];
 }
@@ -891,7 +889,7 @@ errors++;
 if(data32.whenUnsatisfiable !== undefined){
 let data35 = data32.whenUnsatisfiable;
 if(typeof data35 !== "string"){
-const err69 = {instancePath:instancePath+"/topologySpreadConstraints/" + i2+"/whenUnsatisfiable",schemaPath:"#/properties/topologySpreadConstraints/items/properties/whenUnsatisfiable/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.topologySpreadConstraints.items.properties.whenUnsatisfiable.type,parentSchema:schema11.properties.topologySpreadConstraints.items.properties.whenUnsatisfiable,data:data35};
+const err69 = {instancePath:instancePath+"/topologySpreadConstraints/" + i2+"/whenUnsatisfiable",schemaPath:"#/properties/topologySpreadConstraints/items/properties/whenUnsatisfiable/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err69];
 }
@@ -901,7 +899,7 @@ vErrors.push(err69);
 errors++;
 }
 if(!((data35 === "DoNotSchedule") || (data35 === "ScheduleAnyway"))){
-const err70 = {instancePath:instancePath+"/topologySpreadConstraints/" + i2+"/whenUnsatisfiable",schemaPath:"#/properties/topologySpreadConstraints/items/properties/whenUnsatisfiable/enum",keyword:"enum",params:{allowedValues: schema11.properties.topologySpreadConstraints.items.properties.whenUnsatisfiable.enum},message:"must be equal to one of the allowed values",schema:schema11.properties.topologySpreadConstraints.items.properties.whenUnsatisfiable.enum,parentSchema:schema11.properties.topologySpreadConstraints.items.properties.whenUnsatisfiable,data:data35};
+const err70 = {instancePath:instancePath+"/topologySpreadConstraints/" + i2+"/whenUnsatisfiable",schemaPath:"#/properties/topologySpreadConstraints/items/properties/whenUnsatisfiable/enum",keyword:"enum",params:{allowedValues: schema11.properties.topologySpreadConstraints.items.properties.whenUnsatisfiable.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err70];
 }
@@ -913,7 +911,7 @@ errors++;
 }
 }
 else {
-const err71 = {instancePath:instancePath+"/topologySpreadConstraints/" + i2,schemaPath:"#/properties/topologySpreadConstraints/items/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.topologySpreadConstraints.items.type,parentSchema:schema11.properties.topologySpreadConstraints.items,data:data32};
+const err71 = {instancePath:instancePath+"/topologySpreadConstraints/" + i2,schemaPath:"#/properties/topologySpreadConstraints/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err71];
 }
@@ -925,7 +923,7 @@ errors++;
 }
 }
 else {
-const err72 = {instancePath:instancePath+"/topologySpreadConstraints",schemaPath:"#/properties/topologySpreadConstraints/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.topologySpreadConstraints.type,parentSchema:schema11.properties.topologySpreadConstraints,data:data31};
+const err72 = {instancePath:instancePath+"/topologySpreadConstraints",schemaPath:"#/properties/topologySpreadConstraints/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err72];
 }
@@ -939,7 +937,7 @@ if(data.updateStrategy !== undefined){
 let data36 = data.updateStrategy;
 if(data36 && typeof data36 == "object" && !Array.isArray(data36)){
 if(data36.type === undefined){
-const err73 = {instancePath:instancePath+"/updateStrategy",schemaPath:"#/properties/updateStrategy/required",keyword:"required",params:{missingProperty: "type"},message:"must have required property '"+"type"+"'",schema:schema11.properties.updateStrategy.required,parentSchema:schema11.properties.updateStrategy,data:data36};
+const err73 = {instancePath:instancePath+"/updateStrategy",schemaPath:"#/properties/updateStrategy/required",keyword:"required",params:{missingProperty: "type"},message:"must have required property '"+"type"+"'"};
 if(vErrors === null){
 vErrors = [err73];
 }
@@ -950,7 +948,7 @@ errors++;
 }
 for(const key11 in data36){
 if(!((key11 === "type") || (key11 === "partition"))){
-const err74 = {instancePath:instancePath+"/updateStrategy",schemaPath:"#/properties/updateStrategy/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key11},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.updateStrategy,data:data36};
+const err74 = {instancePath:instancePath+"/updateStrategy",schemaPath:"#/properties/updateStrategy/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key11},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err74];
 }
@@ -963,7 +961,7 @@ errors++;
 if(data36.type !== undefined){
 let data37 = data36.type;
 if(typeof data37 !== "string"){
-const err75 = {instancePath:instancePath+"/updateStrategy/type",schemaPath:"#/properties/updateStrategy/properties/type/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.updateStrategy.properties.type.type,parentSchema:schema11.properties.updateStrategy.properties.type,data:data37};
+const err75 = {instancePath:instancePath+"/updateStrategy/type",schemaPath:"#/properties/updateStrategy/properties/type/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err75];
 }
@@ -973,7 +971,7 @@ vErrors.push(err75);
 errors++;
 }
 if(!((data37 === "RollingUpdate") || (data37 === "OnDelete"))){
-const err76 = {instancePath:instancePath+"/updateStrategy/type",schemaPath:"#/properties/updateStrategy/properties/type/enum",keyword:"enum",params:{allowedValues: schema11.properties.updateStrategy.properties.type.enum},message:"must be equal to one of the allowed values",schema:schema11.properties.updateStrategy.properties.type.enum,parentSchema:schema11.properties.updateStrategy.properties.type,data:data37};
+const err76 = {instancePath:instancePath+"/updateStrategy/type",schemaPath:"#/properties/updateStrategy/properties/type/enum",keyword:"enum",params:{allowedValues: schema11.properties.updateStrategy.properties.type.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err76];
 }
@@ -986,7 +984,7 @@ errors++;
 if(data36.partition !== undefined){
 let data38 = data36.partition;
 if(!(((typeof data38 == "number") && (!(data38 % 1) && !isNaN(data38))) && (isFinite(data38)))){
-const err77 = {instancePath:instancePath+"/updateStrategy/partition",schemaPath:"#/properties/updateStrategy/properties/partition/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema11.properties.updateStrategy.properties.partition.type,parentSchema:schema11.properties.updateStrategy.properties.partition,data:data38};
+const err77 = {instancePath:instancePath+"/updateStrategy/partition",schemaPath:"#/properties/updateStrategy/properties/partition/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err77];
 }
@@ -997,7 +995,7 @@ errors++;
 }
 if((typeof data38 == "number") && (isFinite(data38))){
 if(data38 < 0 || isNaN(data38)){
-const err78 = {instancePath:instancePath+"/updateStrategy/partition",schemaPath:"#/properties/updateStrategy/properties/partition/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0",schema:0,parentSchema:schema11.properties.updateStrategy.properties.partition,data:data38};
+const err78 = {instancePath:instancePath+"/updateStrategy/partition",schemaPath:"#/properties/updateStrategy/properties/partition/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err78];
 }
@@ -1010,7 +1008,7 @@ errors++;
 }
 }
 else {
-const err79 = {instancePath:instancePath+"/updateStrategy",schemaPath:"#/properties/updateStrategy/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.updateStrategy.type,parentSchema:schema11.properties.updateStrategy,data:data36};
+const err79 = {instancePath:instancePath+"/updateStrategy",schemaPath:"#/properties/updateStrategy/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err79];
 }
@@ -1023,7 +1021,7 @@ errors++;
 if(data.podManagementPolicy !== undefined){
 let data39 = data.podManagementPolicy;
 if(typeof data39 !== "string"){
-const err80 = {instancePath:instancePath+"/podManagementPolicy",schemaPath:"#/properties/podManagementPolicy/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.podManagementPolicy.type,parentSchema:schema11.properties.podManagementPolicy,data:data39};
+const err80 = {instancePath:instancePath+"/podManagementPolicy",schemaPath:"#/properties/podManagementPolicy/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err80];
 }
@@ -1033,7 +1031,7 @@ vErrors.push(err80);
 errors++;
 }
 if(!((data39 === "OrderedReady") || (data39 === "Parallel"))){
-const err81 = {instancePath:instancePath+"/podManagementPolicy",schemaPath:"#/properties/podManagementPolicy/enum",keyword:"enum",params:{allowedValues: schema11.properties.podManagementPolicy.enum},message:"must be equal to one of the allowed values",schema:schema11.properties.podManagementPolicy.enum,parentSchema:schema11.properties.podManagementPolicy,data:data39};
+const err81 = {instancePath:instancePath+"/podManagementPolicy",schemaPath:"#/properties/podManagementPolicy/enum",keyword:"enum",params:{allowedValues: schema11.properties.podManagementPolicy.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err81];
 }
@@ -1048,7 +1046,7 @@ let data40 = data.networkPolicy;
 if(data40 && typeof data40 == "object" && !Array.isArray(data40)){
 for(const key12 in data40){
 if(!(((key12 === "enabled") || (key12 === "clientPodLabels")) || (key12 === "clientNamespaceLabels"))){
-const err82 = {instancePath:instancePath+"/networkPolicy",schemaPath:"#/properties/networkPolicy/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key12},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.networkPolicy,data:data40};
+const err82 = {instancePath:instancePath+"/networkPolicy",schemaPath:"#/properties/networkPolicy/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key12},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err82];
 }
@@ -1059,9 +1057,8 @@ errors++;
 }
 }
 if(data40.enabled !== undefined){
-let data41 = data40.enabled;
-if(typeof data41 !== "boolean"){
-const err83 = {instancePath:instancePath+"/networkPolicy/enabled",schemaPath:"#/properties/networkPolicy/properties/enabled/type",keyword:"type",params:{type: "boolean"},message:"must be boolean",schema:schema11.properties.networkPolicy.properties.enabled.type,parentSchema:schema11.properties.networkPolicy.properties.enabled,data:data41};
+if(typeof data40.enabled !== "boolean"){
+const err83 = {instancePath:instancePath+"/networkPolicy/enabled",schemaPath:"#/properties/networkPolicy/properties/enabled/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
 if(vErrors === null){
 vErrors = [err83];
 }
@@ -1078,7 +1075,7 @@ for(const key13 in data42){
 const _errs144 = errors;
 if(typeof key13 === "string"){
 if(!pattern11.test(key13)){
-const err84 = {instancePath:instancePath+"/networkPolicy/clientPodLabels",schemaPath:"#/properties/networkPolicy/properties/clientPodLabels/propertyNames/pattern",keyword:"pattern",params:{pattern: "^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"},message:"must match pattern \""+"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"+"\"",schema:"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$",parentSchema:schema11.properties.networkPolicy.properties.clientPodLabels.propertyNames,data:key13,propertyName:key13};
+const err84 = {instancePath:instancePath+"/networkPolicy/clientPodLabels",schemaPath:"#/properties/networkPolicy/properties/clientPodLabels/propertyNames/pattern",keyword:"pattern",params:{pattern: "^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"},message:"must match pattern \""+"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"+"\"",propertyName:key13};
 if(vErrors === null){
 vErrors = [err84];
 }
@@ -1090,7 +1087,7 @@ errors++;
 }
 var valid20 = _errs144 === errors;
 if(!valid20){
-const err85 = {instancePath:instancePath+"/networkPolicy/clientPodLabels",schemaPath:"#/properties/networkPolicy/properties/clientPodLabels/propertyNames",keyword:"propertyNames",params:{propertyName: key13},message:"property name must be valid",schema:schema11.properties.networkPolicy.properties.clientPodLabels.propertyNames,parentSchema:schema11.properties.networkPolicy.properties.clientPodLabels,data:data42};
+const err85 = {instancePath:instancePath+"/networkPolicy/clientPodLabels",schemaPath:"#/properties/networkPolicy/properties/clientPodLabels/propertyNames",keyword:"propertyNames",params:{propertyName: key13},message:"property name must be valid"};
 if(vErrors === null){
 vErrors = [err85];
 }
@@ -1104,7 +1101,7 @@ for(const key14 in data42){
 let data43 = data42[key14];
 if(typeof data43 === "string"){
 if(!pattern12.test(data43)){
-const err86 = {instancePath:instancePath+"/networkPolicy/clientPodLabels/" + key14.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/networkPolicy/properties/clientPodLabels/additionalProperties/pattern",keyword:"pattern",params:{pattern: "^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$"},message:"must match pattern \""+"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$"+"\"",schema:"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$",parentSchema:schema11.properties.networkPolicy.properties.clientPodLabels.additionalProperties,data:data43};
+const err86 = {instancePath:instancePath+"/networkPolicy/clientPodLabels/" + key14.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/networkPolicy/properties/clientPodLabels/additionalProperties/pattern",keyword:"pattern",params:{pattern: "^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$"},message:"must match pattern \""+"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$"+"\""};
 if(vErrors === null){
 vErrors = [err86];
 }
@@ -1115,7 +1112,7 @@ errors++;
 }
 }
 else {
-const err87 = {instancePath:instancePath+"/networkPolicy/clientPodLabels/" + key14.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/networkPolicy/properties/clientPodLabels/additionalProperties/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.networkPolicy.properties.clientPodLabels.additionalProperties.type,parentSchema:schema11.properties.networkPolicy.properties.clientPodLabels.additionalProperties,data:data43};
+const err87 = {instancePath:instancePath+"/networkPolicy/clientPodLabels/" + key14.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/networkPolicy/properties/clientPodLabels/additionalProperties/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err87];
 }
@@ -1127,7 +1124,7 @@ errors++;
 }
 }
 else {
-const err88 = {instancePath:instancePath+"/networkPolicy/clientPodLabels",schemaPath:"#/properties/networkPolicy/properties/clientPodLabels/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.networkPolicy.properties.clientPodLabels.type,parentSchema:schema11.properties.networkPolicy.properties.clientPodLabels,data:data42};
+const err88 = {instancePath:instancePath+"/networkPolicy/clientPodLabels",schemaPath:"#/properties/networkPolicy/properties/clientPodLabels/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err88];
 }
@@ -1144,7 +1141,7 @@ for(const key15 in data44){
 const _errs153 = errors;
 if(typeof key15 === "string"){
 if(!pattern11.test(key15)){
-const err89 = {instancePath:instancePath+"/networkPolicy/clientNamespaceLabels",schemaPath:"#/properties/networkPolicy/properties/clientNamespaceLabels/propertyNames/pattern",keyword:"pattern",params:{pattern: "^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"},message:"must match pattern \""+"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"+"\"",schema:"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$",parentSchema:schema11.properties.networkPolicy.properties.clientNamespaceLabels.propertyNames,data:key15,propertyName:key15};
+const err89 = {instancePath:instancePath+"/networkPolicy/clientNamespaceLabels",schemaPath:"#/properties/networkPolicy/properties/clientNamespaceLabels/propertyNames/pattern",keyword:"pattern",params:{pattern: "^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"},message:"must match pattern \""+"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"+"\"",propertyName:key15};
 if(vErrors === null){
 vErrors = [err89];
 }
@@ -1156,7 +1153,7 @@ errors++;
 }
 var valid22 = _errs153 === errors;
 if(!valid22){
-const err90 = {instancePath:instancePath+"/networkPolicy/clientNamespaceLabels",schemaPath:"#/properties/networkPolicy/properties/clientNamespaceLabels/propertyNames",keyword:"propertyNames",params:{propertyName: key15},message:"property name must be valid",schema:schema11.properties.networkPolicy.properties.clientNamespaceLabels.propertyNames,parentSchema:schema11.properties.networkPolicy.properties.clientNamespaceLabels,data:data44};
+const err90 = {instancePath:instancePath+"/networkPolicy/clientNamespaceLabels",schemaPath:"#/properties/networkPolicy/properties/clientNamespaceLabels/propertyNames",keyword:"propertyNames",params:{propertyName: key15},message:"property name must be valid"};
 if(vErrors === null){
 vErrors = [err90];
 }
@@ -1170,7 +1167,7 @@ for(const key16 in data44){
 let data45 = data44[key16];
 if(typeof data45 === "string"){
 if(!pattern12.test(data45)){
-const err91 = {instancePath:instancePath+"/networkPolicy/clientNamespaceLabels/" + key16.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/networkPolicy/properties/clientNamespaceLabels/additionalProperties/pattern",keyword:"pattern",params:{pattern: "^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$"},message:"must match pattern \""+"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$"+"\"",schema:"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$",parentSchema:schema11.properties.networkPolicy.properties.clientNamespaceLabels.additionalProperties,data:data45};
+const err91 = {instancePath:instancePath+"/networkPolicy/clientNamespaceLabels/" + key16.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/networkPolicy/properties/clientNamespaceLabels/additionalProperties/pattern",keyword:"pattern",params:{pattern: "^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$"},message:"must match pattern \""+"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$"+"\""};
 if(vErrors === null){
 vErrors = [err91];
 }
@@ -1181,7 +1178,7 @@ errors++;
 }
 }
 else {
-const err92 = {instancePath:instancePath+"/networkPolicy/clientNamespaceLabels/" + key16.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/networkPolicy/properties/clientNamespaceLabels/additionalProperties/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.networkPolicy.properties.clientNamespaceLabels.additionalProperties.type,parentSchema:schema11.properties.networkPolicy.properties.clientNamespaceLabels.additionalProperties,data:data45};
+const err92 = {instancePath:instancePath+"/networkPolicy/clientNamespaceLabels/" + key16.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/networkPolicy/properties/clientNamespaceLabels/additionalProperties/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err92];
 }
@@ -1193,7 +1190,7 @@ errors++;
 }
 }
 else {
-const err93 = {instancePath:instancePath+"/networkPolicy/clientNamespaceLabels",schemaPath:"#/properties/networkPolicy/properties/clientNamespaceLabels/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.networkPolicy.properties.clientNamespaceLabels.type,parentSchema:schema11.properties.networkPolicy.properties.clientNamespaceLabels,data:data44};
+const err93 = {instancePath:instancePath+"/networkPolicy/clientNamespaceLabels",schemaPath:"#/properties/networkPolicy/properties/clientNamespaceLabels/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err93];
 }
@@ -1205,7 +1202,7 @@ errors++;
 }
 }
 else {
-const err94 = {instancePath:instancePath+"/networkPolicy",schemaPath:"#/properties/networkPolicy/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.networkPolicy.type,parentSchema:schema11.properties.networkPolicy,data:data40};
+const err94 = {instancePath:instancePath+"/networkPolicy",schemaPath:"#/properties/networkPolicy/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err94];
 }
@@ -1218,7 +1215,7 @@ errors++;
 if(data.runAsUser !== undefined){
 let data46 = data.runAsUser;
 if(!(((typeof data46 == "number") && (!(data46 % 1) && !isNaN(data46))) && (isFinite(data46)))){
-const err95 = {instancePath:instancePath+"/runAsUser",schemaPath:"#/properties/runAsUser/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema11.properties.runAsUser.type,parentSchema:schema11.properties.runAsUser,data:data46};
+const err95 = {instancePath:instancePath+"/runAsUser",schemaPath:"#/properties/runAsUser/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err95];
 }
@@ -1229,7 +1226,7 @@ errors++;
 }
 if((typeof data46 == "number") && (isFinite(data46))){
 if(data46 < 1 || isNaN(data46)){
-const err96 = {instancePath:instancePath+"/runAsUser",schemaPath:"#/properties/runAsUser/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1",schema:1,parentSchema:schema11.properties.runAsUser,data:data46};
+const err96 = {instancePath:instancePath+"/runAsUser",schemaPath:"#/properties/runAsUser/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err96];
 }
@@ -1247,7 +1244,7 @@ for(const key17 in data47){
 const _errs165 = errors;
 if(typeof key17 === "string"){
 if(!pattern11.test(key17)){
-const err97 = {instancePath:instancePath+"/nodeSelector",schemaPath:"#/properties/nodeSelector/propertyNames/pattern",keyword:"pattern",params:{pattern: "^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"},message:"must match pattern \""+"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"+"\"",schema:"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$",parentSchema:schema11.properties.nodeSelector.propertyNames,data:key17,propertyName:key17};
+const err97 = {instancePath:instancePath+"/nodeSelector",schemaPath:"#/properties/nodeSelector/propertyNames/pattern",keyword:"pattern",params:{pattern: "^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"},message:"must match pattern \""+"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"+"\"",propertyName:key17};
 if(vErrors === null){
 vErrors = [err97];
 }
@@ -1259,7 +1256,7 @@ errors++;
 }
 var valid24 = _errs165 === errors;
 if(!valid24){
-const err98 = {instancePath:instancePath+"/nodeSelector",schemaPath:"#/properties/nodeSelector/propertyNames",keyword:"propertyNames",params:{propertyName: key17},message:"property name must be valid",schema:schema11.properties.nodeSelector.propertyNames,parentSchema:schema11.properties.nodeSelector,data:data47};
+const err98 = {instancePath:instancePath+"/nodeSelector",schemaPath:"#/properties/nodeSelector/propertyNames",keyword:"propertyNames",params:{propertyName: key17},message:"property name must be valid"};
 if(vErrors === null){
 vErrors = [err98];
 }
@@ -1273,7 +1270,7 @@ for(const key18 in data47){
 let data48 = data47[key18];
 if(typeof data48 === "string"){
 if(!pattern12.test(data48)){
-const err99 = {instancePath:instancePath+"/nodeSelector/" + key18.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/nodeSelector/additionalProperties/pattern",keyword:"pattern",params:{pattern: "^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$"},message:"must match pattern \""+"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$"+"\"",schema:"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$",parentSchema:schema11.properties.nodeSelector.additionalProperties,data:data48};
+const err99 = {instancePath:instancePath+"/nodeSelector/" + key18.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/nodeSelector/additionalProperties/pattern",keyword:"pattern",params:{pattern: "^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$"},message:"must match pattern \""+"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$"+"\""};
 if(vErrors === null){
 vErrors = [err99];
 }
@@ -1284,7 +1281,7 @@ errors++;
 }
 }
 else {
-const err100 = {instancePath:instancePath+"/nodeSelector/" + key18.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/nodeSelector/additionalProperties/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.nodeSelector.additionalProperties.type,parentSchema:schema11.properties.nodeSelector.additionalProperties,data:data48};
+const err100 = {instancePath:instancePath+"/nodeSelector/" + key18.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/nodeSelector/additionalProperties/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err100];
 }
@@ -1296,7 +1293,7 @@ errors++;
 }
 }
 else {
-const err101 = {instancePath:instancePath+"/nodeSelector",schemaPath:"#/properties/nodeSelector/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.nodeSelector.type,parentSchema:schema11.properties.nodeSelector,data:data47};
+const err101 = {instancePath:instancePath+"/nodeSelector",schemaPath:"#/properties/nodeSelector/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err101];
 }
@@ -1311,7 +1308,7 @@ let data49 = data.backup;
 if(data49 && typeof data49 == "object" && !Array.isArray(data49)){
 for(const key19 in data49){
 if(!((((((key19 === "schedule") || (key19 === "keep")) || (key19 === "storage")) || (key19 === "storageClassName")) || (key19 === "claimName")) || (key19 === "pruneImage"))){
-const err102 = {instancePath:instancePath+"/backup",schemaPath:"#/properties/backup/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key19},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.backup,data:data49};
+const err102 = {instancePath:instancePath+"/backup",schemaPath:"#/properties/backup/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key19},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err102];
 }
@@ -1325,7 +1322,7 @@ if(data49.schedule !== undefined){
 let data50 = data49.schedule;
 if(typeof data50 === "string"){
 if(!pattern19.test(data50)){
-const err103 = {instancePath:instancePath+"/backup/schedule",schemaPath:"#/properties/backup/properties/schedule/pattern",keyword:"pattern",params:{pattern: "^(@(yearly|annually|monthly|weekly|daily|hourly)|([0-9*/,-]+ ){4}[0-9*/,-]+)$"},message:"must match pattern \""+"^(@(yearly|annually|monthly|weekly|daily|hourly)|([0-9*/,-]+ ){4}[0-9*/,-]+)$"+"\"",schema:"^(@(yearly|annually|monthly|weekly|daily|hourly)|([0-9*/,-]+ ){4}[0-9*/,-]+)$",parentSchema:schema11.properties.backup.properties.schedule,data:data50};
+const err103 = {instancePath:instancePath+"/backup/schedule",schemaPath:"#/properties/backup/properties/schedule/pattern",keyword:"pattern",params:{pattern: "^(@(yearly|annually|monthly|weekly|daily|hourly)|([0-9*/,-]+ ){4}[0-9*/,-]+)$"},message:"must match pattern \""+"^(@(yearly|annually|monthly|weekly|daily|hourly)|([0-9*/,-]+ ){4}[0-9*/,-]+)$"+"\""};
 if(vErrors === null){
 vErrors = [err103];
 }
@@ -1336,7 +1333,7 @@ errors++;
 }
 }
 else {
-const err104 = {instancePath:instancePath+"/backup/schedule",schemaPath:"#/properties/backup/properties/schedule/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.backup.properties.schedule.type,parentSchema:schema11.properties.backup.properties.schedule,data:data50};
+const err104 = {instancePath:instancePath+"/backup/schedule",schemaPath:"#/properties/backup/properties/schedule/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err104];
 }
@@ -1349,7 +1346,7 @@ errors++;
 if(data49.keep !== undefined){
 let data51 = data49.keep;
 if(!(((typeof data51 == "number") && (!(data51 % 1) && !isNaN(data51))) && (isFinite(data51)))){
-const err105 = {instancePath:instancePath+"/backup/keep",schemaPath:"#/properties/backup/properties/keep/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema11.properties.backup.properties.keep.type,parentSchema:schema11.properties.backup.properties.keep,data:data51};
+const err105 = {instancePath:instancePath+"/backup/keep",schemaPath:"#/properties/backup/properties/keep/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err105];
 }
@@ -1360,7 +1357,7 @@ errors++;
 }
 if((typeof data51 == "number") && (isFinite(data51))){
 if(data51 > 1000 || isNaN(data51)){
-const err106 = {instancePath:instancePath+"/backup/keep",schemaPath:"#/properties/backup/properties/keep/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1000},message:"must be <= 1000",schema:1000,parentSchema:schema11.properties.backup.properties.keep,data:data51};
+const err106 = {instancePath:instancePath+"/backup/keep",schemaPath:"#/properties/backup/properties/keep/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1000},message:"must be <= 1000"};
 if(vErrors === null){
 vErrors = [err106];
 }
@@ -1370,7 +1367,7 @@ vErrors.push(err106);
 errors++;
 }
 if(data51 < 1 || isNaN(data51)){
-const err107 = {instancePath:instancePath+"/backup/keep",schemaPath:"#/properties/backup/properties/keep/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1",schema:1,parentSchema:schema11.properties.backup.properties.keep,data:data51};
+const err107 = {instancePath:instancePath+"/backup/keep",schemaPath:"#/properties/backup/properties/keep/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err107];
 }
@@ -1385,7 +1382,7 @@ if(data49.storage !== undefined){
 let data52 = data49.storage;
 if(typeof data52 === "string"){
 if(!pattern2.test(data52)){
-const err108 = {instancePath:instancePath+"/backup/storage",schemaPath:"#/properties/backup/properties/storage/pattern",keyword:"pattern",params:{pattern: "^[0-9]+(\\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$"},message:"must match pattern \""+"^[0-9]+(\\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$"+"\"",schema:"^[0-9]+(\\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$",parentSchema:schema11.properties.backup.properties.storage,data:data52};
+const err108 = {instancePath:instancePath+"/backup/storage",schemaPath:"#/properties/backup/properties/storage/pattern",keyword:"pattern",params:{pattern: "^[0-9]+(\\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$"},message:"must match pattern \""+"^[0-9]+(\\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$"+"\""};
 if(vErrors === null){
 vErrors = [err108];
 }
@@ -1396,7 +1393,7 @@ errors++;
 }
 }
 else {
-const err109 = {instancePath:instancePath+"/backup/storage",schemaPath:"#/properties/backup/properties/storage/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.backup.properties.storage.type,parentSchema:schema11.properties.backup.properties.storage,data:data52};
+const err109 = {instancePath:instancePath+"/backup/storage",schemaPath:"#/properties/backup/properties/storage/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err109];
 }
@@ -1410,7 +1407,7 @@ if(data49.storageClassName !== undefined){
 let data53 = data49.storageClassName;
 if(typeof data53 === "string"){
 if(!pattern3.test(data53)){
-const err110 = {instancePath:instancePath+"/backup/storageClassName",schemaPath:"#/properties/backup/properties/storageClassName/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"+"\"",schema:"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$",parentSchema:schema11.properties.backup.properties.storageClassName,data:data53};
+const err110 = {instancePath:instancePath+"/backup/storageClassName",schemaPath:"#/properties/backup/properties/storageClassName/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"+"\""};
 if(vErrors === null){
 vErrors = [err110];
 }
@@ -1421,7 +1418,7 @@ errors++;
 }
 }
 else {
-const err111 = {instancePath:instancePath+"/backup/storageClassName",schemaPath:"#/properties/backup/properties/storageClassName/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.backup.properties.storageClassName.type,parentSchema:schema11.properties.backup.properties.storageClassName,data:data53};
+const err111 = {instancePath:instancePath+"/backup/storageClassName",schemaPath:"#/properties/backup/properties/storageClassName/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err111];
 }
@@ -1435,7 +1432,7 @@ if(data49.claimName !== undefined){
 let data54 = data49.claimName;
 if(typeof data54 === "string"){
 if(data54.length > 253){
-const err112 = {instancePath:instancePath+"/backup/claimName",schemaPath:"#/properties/backup/properties/claimName/maxLength",keyword:"maxLength",params:{limit: 253},message:"must NOT have more than 253 characters",schema:253,parentSchema:schema11.properties.backup.properties.claimName,data:data54};
+const err112 = {instancePath:instancePath+"/backup/claimName",schemaPath:"#/properties/backup/properties/claimName/maxLength",keyword:"maxLength",params:{limit: 253},message:"must NOT have more than 253 characters"};
 if(vErrors === null){
 vErrors = [err112];
 }
@@ -1445,7 +1442,7 @@ vErrors.push(err112);
 errors++;
 }
 if(!pattern3.test(data54)){
-const err113 = {instancePath:instancePath+"/backup/claimName",schemaPath:"#/properties/backup/properties/claimName/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"+"\"",schema:"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$",parentSchema:schema11.properties.backup.properties.claimName,data:data54};
+const err113 = {instancePath:instancePath+"/backup/claimName",schemaPath:"#/properties/backup/properties/claimName/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"+"\""};
 if(vErrors === null){
 vErrors = [err113];
 }
@@ -1456,7 +1453,7 @@ errors++;
 }
 }
 else {
-const err114 = {instancePath:instancePath+"/backup/claimName",schemaPath:"#/properties/backup/properties/claimName/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.backup.properties.claimName.type,parentSchema:schema11.properties.backup.properties.claimName,data:data54};
+const err114 = {instancePath:instancePath+"/backup/claimName",schemaPath:"#/properties/backup/properties/claimName/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err114];
 }
@@ -1470,7 +1467,7 @@ if(data49.pruneImage !== undefined){
 let data55 = data49.pruneImage;
 if(typeof data55 === "string"){
 if(!pattern1.test(data55)){
-const err115 = {instancePath:instancePath+"/backup/pruneImage",schemaPath:"#/properties/backup/properties/pruneImage/pattern",keyword:"pattern",params:{pattern: "^([a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?/)?[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*(/[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$"},message:"must match pattern \""+"^([a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?/)?[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*(/[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$"+"\"",schema:"^([a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?/)?[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*(/[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$",parentSchema:schema11.properties.backup.properties.pruneImage,data:data55};
+const err115 = {instancePath:instancePath+"/backup/pruneImage",schemaPath:"#/properties/backup/properties/pruneImage/pattern",keyword:"pattern",params:{pattern: "^([a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?/)?[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*(/[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$"},message:"must match pattern \""+"^([a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?/)?[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*(/[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$"+"\""};
 if(vErrors === null){
 vErrors = [err115];
 }
@@ -1481,7 +1478,7 @@ errors++;
 }
 }
 else {
-const err116 = {instancePath:instancePath+"/backup/pruneImage",schemaPath:"#/properties/backup/properties/pruneImage/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.backup.properties.pruneImage.type,parentSchema:schema11.properties.backup.properties.pruneImage,data:data55};
+const err116 = {instancePath:instancePath+"/backup/pruneImage",schemaPath:"#/properties/backup/properties/pruneImage/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err116];
 }
@@ -1493,7 +1490,7 @@ errors++;
 }
 }
 else {
-const err117 = {instancePath:instancePath+"/backup",schemaPath:"#/properties/backup/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.backup.type,parentSchema:schema11.properties.backup,data:data49};
+const err117 = {instancePath:instancePath+"/backup",schemaPath:"#/properties/backup/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err117];
 }
@@ -1507,7 +1504,7 @@ if(data.restore !== undefined){
 let data56 = data.restore;
 if(data56 && typeof data56 == "object" && !Array.isArray(data56)){
 if(data56.snapshot === undefined){
-const err118 = {instancePath:instancePath+"/restore",schemaPath:"#/properties/restore/required",keyword:"required",params:{missingProperty: "snapshot"},message:"must have required property '"+"snapshot"+"'",schema:schema11.properties.restore.required,parentSchema:schema11.properties.restore,data:data56};
+const err118 = {instancePath:instancePath+"/restore",schemaPath:"#/properties/restore/required",keyword:"required",params:{missingProperty: "snapshot"},message:"must have required property '"+"snapshot"+"'"};
 if(vErrors === null){
 vErrors = [err118];
 }
@@ -1518,7 +1515,7 @@ errors++;
 }
 for(const key20 in data56){
 if(!((key20 === "snapshot") || (key20 === "claimName"))){
-const err119 = {instancePath:instancePath+"/restore",schemaPath:"#/properties/restore/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key20},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.restore,data:data56};
+const err119 = {instancePath:instancePath+"/restore",schemaPath:"#/properties/restore/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key20},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err119];
 }
@@ -1532,7 +1529,7 @@ if(data56.snapshot !== undefined){
 let data57 = data56.snapshot;
 if(typeof data57 === "string"){
 if(data57.length > 253){
-const err120 = {instancePath:instancePath+"/restore/snapshot",schemaPath:"#/properties/restore/properties/snapshot/maxLength",keyword:"maxLength",params:{limit: 253},message:"must NOT have more than 253 characters",schema:253,parentSchema:schema11.properties.restore.properties.snapshot,data:data57};
+const err120 = {instancePath:instancePath+"/restore/snapshot",schemaPath:"#/properties/restore/properties/snapshot/maxLength",keyword:"maxLength",params:{limit: 253},message:"must NOT have more than 253 characters"};
 if(vErrors === null){
 vErrors = [err120];
 }
@@ -1542,7 +1539,7 @@ vErrors.push(err120);
 errors++;
 }
 if(!pattern24.test(data57)){
-const err121 = {instancePath:instancePath+"/restore/snapshot",schemaPath:"#/properties/restore/properties/snapshot/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9][A-Za-z0-9._-]*$"},message:"must match pattern \""+"^[A-Za-z0-9][A-Za-z0-9._-]*$"+"\"",schema:"^[A-Za-z0-9][A-Za-z0-9._-]*$",parentSchema:schema11.properties.restore.properties.snapshot,data:data57};
+const err121 = {instancePath:instancePath+"/restore/snapshot",schemaPath:"#/properties/restore/properties/snapshot/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9][A-Za-z0-9._-]*$"},message:"must match pattern \""+"^[A-Za-z0-9][A-Za-z0-9._-]*$"+"\""};
 if(vErrors === null){
 vErrors = [err121];
 }
@@ -1553,7 +1550,7 @@ errors++;
 }
 }
 else {
-const err122 = {instancePath:instancePath+"/restore/snapshot",schemaPath:"#/properties/restore/properties/snapshot/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.restore.properties.snapshot.type,parentSchema:schema11.properties.restore.properties.snapshot,data:data57};
+const err122 = {instancePath:instancePath+"/restore/snapshot",schemaPath:"#/properties/restore/properties/snapshot/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err122];
 }
@@ -1567,7 +1564,7 @@ if(data56.claimName !== undefined){
 let data58 = data56.claimName;
 if(typeof data58 === "string"){
 if(data58.length > 253){
-const err123 = {instancePath:instancePath+"/restore/claimName",schemaPath:"#/properties/restore/properties/claimName/maxLength",keyword:"maxLength",params:{limit: 253},message:"must NOT have more than 253 characters",schema:253,parentSchema:schema11.properties.restore.properties.claimName,data:data58};
+const err123 = {instancePath:instancePath+"/restore/claimName",schemaPath:"#/properties/restore/properties/claimName/maxLength",keyword:"maxLength",params:{limit: 253},message:"must NOT have more than 253 characters"};
 if(vErrors === null){
 vErrors = [err123];
 }
@@ -1577,7 +1574,7 @@ vErrors.push(err123);
 errors++;
 }
 if(!pattern3.test(data58)){
-const err124 = {instancePath:instancePath+"/restore/claimName",schemaPath:"#/properties/restore/properties/claimName/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"+"\"",schema:"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$",parentSchema:schema11.properties.restore.properties.claimName,data:data58};
+const err124 = {instancePath:instancePath+"/restore/claimName",schemaPath:"#/properties/restore/properties/claimName/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"+"\""};
 if(vErrors === null){
 vErrors = [err124];
 }
@@ -1588,7 +1585,7 @@ errors++;
 }
 }
 else {
-const err125 = {instancePath:instancePath+"/restore/claimName",schemaPath:"#/properties/restore/properties/claimName/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.restore.properties.claimName.type,parentSchema:schema11.properties.restore.properties.claimName,data:data58};
+const err125 = {instancePath:instancePath+"/restore/claimName",schemaPath:"#/properties/restore/properties/claimName/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err125];
 }
@@ -1600,7 +1597,7 @@ errors++;
 }
 }
 else {
-const err126 = {instancePath:instancePath+"/restore",schemaPath:"#/properties/restore/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.restore.type,parentSchema:schema11.properties.restore,data:data56};
+const err126 = {instancePath:instancePath+"/restore",schemaPath:"#/properties/restore/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err126];
 }
@@ -1612,7 +1609,7 @@ errors++;
 }
 }
 else {
-const err127 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.type,parentSchema:schema11,data};
+const err127 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err127];
 }
