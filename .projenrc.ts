@@ -95,6 +95,9 @@ const project = new typescript.TypeScriptProject({
       inlineSourceMap: false,
       sourceMap: true,
       inlineSources: true,
+      // Internal members stay in the declarations: stripping them would let a consumer construct an
+      // UpdateStrategy or an IEngine the library cannot use. typedoc hides them from API.md.
+      stripInternal: false,
       lib: ['es2022'],
       target: 'ES2022',
       esModuleInterop: true,
@@ -125,6 +128,9 @@ project.package.addField('overrides', { 'unrs-resolver': '1.12.2' });
 project.package.addField('files', ['build/lib/**/*.js', 'build/lib/**/*.js.map', 'build/lib/**/*.d.ts', 'build/apps/reconcile.js', 'README.md', 'API.md', 'LICENSE']);
 project.package.addField('peerDependenciesMeta', Object.fromEntries(RECONCILER_PEERS.map((p) => [p.slice(0, p.lastIndexOf('@')), { optional: true }])));
 // Two entries: the construct entry (main) and the reconciler's; nothing else is importable.
+// Resolvers that ignore `exports` (TypeScript's moduleResolution node10, which `cdk8s init` apps use)
+// find the reconciler entry's types here.
+project.package.addField('typesVersions', { '*': { reconciler: ['build/lib/reconciler/index.d.ts'] } });
 project.package.addField('exports', {
   '.': { types: './build/lib/index.d.ts', default: './build/lib/index.js' },
   './reconciler': { types: './build/lib/reconciler/index.d.ts', default: './build/lib/reconciler/index.js' },
@@ -160,7 +166,7 @@ project.addTask('docs', {
   description: 'Regenerate API.md (typedoc) and the README props table from the doc comments and lib/model/fields.ts',
   steps: [
     { exec: 'typedoc' },
-    { exec: 'cp build/api-docs/API.md API.md' },
+    { exec: 'ts-node --transpile-only scripts/api-md.ts' },
     { exec: 'ts-node --transpile-only scripts/readme-props.ts' },
   ],
 });
@@ -174,7 +180,7 @@ project.tryFindObjectFile('package.json')?.addOverride('jest.transform', {
   '^.+\\.m?js$': ['babel-jest', { plugins: ['@babel/plugin-transform-modules-commonjs'] }],
 });
 
-// Only test/**/*.test.ts are tests (projen's default pattern would also match lib/spec.ts).
+// Only test/**/*.test.ts are tests (projen's default pattern would also match lib/model/spec.ts).
 project.tryFindObjectFile('package.json')?.addOverride('jest.testMatch', ['<rootDir>/test/**/*.test.ts']);
 
 project.synth();

@@ -8,8 +8,11 @@ import { ROOT, verdict, withTempDir } from './measure';
 
 /** What a cdk8s app already has: the library's required peers, at the versions the library is developed against. */
 export const APP_DEPS = ['cdk8s@2.70.106', 'constructs@10.8.1', 'cdk8s-plus-28@2.5.6'];
-/** The reconciler entry's optional peers (what the reconciler image and kvstore-reconcile users install). */
-export const RECONCILER_PEERS = ['@kubernetes/client-node@^1.4.0', 'etcd3@^1.1.2', 'cockatiel@^3.1.1'];
+/** The reconciler entry's optional peers (what the reconciler image and kvstore-reconcile users install), from package.json. */
+export const RECONCILER_PEERS: string[] = (() => {
+  const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { peerDependencies: Record<string, string>; peerDependenciesMeta: Record<string, { optional?: boolean }> };
+  return Object.keys(pkg.peerDependenciesMeta).filter((name) => pkg.peerDependenciesMeta[name].optional).map((name) => `${name}@${pkg.peerDependencies[name]}`);
+})();
 
 export interface Tarball {
   readonly file: string;

@@ -257,9 +257,9 @@ export interface KvStoreSpec {
   readonly updateStrategy?: KvStoreSpecUpdateStrategy;
 
   /**
-   * PVC templates in order; the first holds the engine's data. Must be a non-empty list of volume claim templates. Defaults to one template named 'data'.
+   * PVC templates in order; the first holds the engine's data. Must be a non-empty list of volume claim templates. Defaults to one template named data.
    *
-   * @default one template named 'data'.
+   * @default one template named data.
    * @schema KvStoreSpec#volumeClaimTemplates
    */
   readonly volumeClaimTemplates?: KvStoreSpecVolumeClaimTemplates[];
@@ -307,9 +307,9 @@ export function toJson_KvStoreSpec(obj: KvStoreSpec | undefined): Record<string,
  */
 export interface KvStoreSpecBackup {
   /**
-   * The backup PVC's name. Without storage it names an existing PVC the construct does not create. Must be a PVC name (a DNS-1123 subdomain). Defaults to '<name>-backups', created.
+   * The backup PVC's name. Without storage it names an existing PVC the construct does not create. Must be a PVC name (a DNS-1123 subdomain). Defaults to <name>-backups, created.
    *
-   * @default name>-backups', created.
+   * @default name>-backups, created.
    * @schema KvStoreSpecBackup#claimName
    */
   readonly claimName?: string;
@@ -331,9 +331,9 @@ export interface KvStoreSpecBackup {
   readonly pruneImage?: string;
 
   /**
-   * Cron schedule of the backup CronJob. Must be a cron schedule of five fields such as "0 * * * *", or a macro such as @hourly. Defaults to '0 * * * *' (hourly).
+   * Cron schedule of the backup CronJob. Must be a cron schedule of five fields such as "0 * * * *", or a macro such as @hourly. Defaults to 0 * * * * (hourly).
    *
-   * @default 0 * * * *' (hourly).
+   * @default 0 * * * * (hourly).
    * @schema KvStoreSpecBackup#schedule
    */
   readonly schedule?: string;
@@ -382,7 +382,7 @@ export function toJson_KvStoreSpecBackup(obj: KvStoreSpecBackup | undefined): Re
  */
 export interface KvStoreSpecEngine {
   /**
-   * (custom) The container's arguments; $(POD_NAME), $(POD_NAMESPACE), $(POD_IP) and env expand. Must be a list of strings. Defaults to the image's cmd.
+   * (custom) The container's arguments; $(POD_NAME), $(POD_NAMESPACE), $(POD_IP) and env expand as in Kubernetes. Must be a list of strings. Defaults to the image's cmd.
    *
    * @default the image's cmd.
    * @schema KvStoreSpecEngine#args
@@ -398,7 +398,7 @@ export interface KvStoreSpecEngine {
   readonly autoCompactionMode?: KvStoreSpecEngineAutoCompactionMode;
 
   /**
-   * (etcd) --auto-compaction-retention. Must be a number, optionally followed by h, m or s (periodic) such as 1h, or a revision count. Defaults to 1h.
+   * (etcd) --auto-compaction-retention: a duration (periodic) or a revision count (revision). Must be a number, optionally followed by h, m or s (periodic) such as 1h, or a revision count. Defaults to 1h.
    *
    * @default 1h.
    * @schema KvStoreSpecEngine#autoCompactionRetention
@@ -406,7 +406,7 @@ export interface KvStoreSpecEngine {
   readonly autoCompactionRetention?: string;
 
   /**
-   * (custom) The port clients connect to; required with the custom engine. Must be a port number from 1 to 65535.
+   * (custom) The port clients connect to (named client in the pod); required with the custom engine. Must be a port number from 1 to 65535.
    *
    * @schema KvStoreSpecEngine#clientPort
    */
@@ -421,16 +421,17 @@ export interface KvStoreSpecEngine {
   readonly command?: string[];
 
   /**
-   * (custom) Extra environment variables. Must be a map of environment variable names to values.
+   * (custom) Extra environment variables of the container. Must be a map of environment variable names to values. Defaults to only POD_NAME, POD_NAMESPACE and POD_IP.
    *
+   * @default only POD_NAME, POD_NAMESPACE and POD_IP.
    * @schema KvStoreSpecEngine#env
    */
   readonly env?: { [key: string]: string };
 
   /**
-   * (etcd) --initial-cluster-token. Must be letters, digits, ".", "_" and "-". Defaults to the store name and a hash of its namespace.
+   * (etcd) --initial-cluster-token. Must be letters, digits, ".", "_" and "-". Defaults to the store name and a hash of its namespace and construct path (or resource name).
    *
-   * @default the store name and a hash of its namespace.
+   * @default the store name and a hash of its namespace and construct path (or resource name).
    * @schema KvStoreSpecEngine#initialClusterToken
    */
   readonly initialClusterToken?: string;
@@ -459,9 +460,9 @@ export interface KvStoreSpecEngine {
   readonly maxSize?: number;
 
   /**
-   * (custom) The port members use among themselves. Must be a port number from 1 to 65535 other than the client port. Defaults to none.
+   * (custom) The port members use among themselves (named peer), other than the client port. Must be a port number from 1 to 65535 other than the client port. Defaults to no peer port: members do not talk to each other.
    *
-   * @default none.
+   * @default no peer port: members do not talk to each other.
    * @schema KvStoreSpecEngine#peerPort
    */
   readonly peerPort?: number;
@@ -475,7 +476,7 @@ export interface KvStoreSpecEngine {
   readonly quorum?: boolean;
 
   /**
-   * (etcd) --quota-backend-bytes. Must be an integer from 1 to 80% of the data volume. Defaults to half of the data volume, at most 8 GiB.
+   * (etcd) --quota-backend-bytes. Must stay at most 80% of the data volume. Must be an integer from 1 to 80% of the data volume. Defaults to half of the data volume, at most 8 GiB.
    *
    * @default half of the data volume, at most 8 GiB.
    * @schema KvStoreSpecEngine#quotaBackendBytes
@@ -491,15 +492,15 @@ export interface KvStoreSpecEngine {
   readonly readinessProbe?: KvStoreSpecEngineReadinessProbe;
 
   /**
-   * (custom) The startup probe. Defaults to a TCP check of the client port.
+   * (custom) The startup probe. Defaults to a TCP check of the client port with a 5-minute budget.
    *
-   * @default a TCP check of the client port.
+   * @default a TCP check of the client port with a 5-minute budget.
    * @schema KvStoreSpecEngine#startupProbe
    */
   readonly startupProbe?: KvStoreSpecEngineStartupProbe;
 
   /**
-   * (etcd) The etcd version; decides the image tag and the probes. Must be an etcd version written as MAJOR.MINOR.PATCH. Defaults to 3.5.21.
+   * (etcd) The etcd version. Decides the image tag and the probes: 3.5.11 and later serve /livez and /readyz, older versions only /health. Must be an etcd version written as MAJOR.MINOR.PATCH. Defaults to 3.5.21.
    *
    * @default 3.5.21.
    * @schema KvStoreSpecEngine#version
@@ -507,9 +508,9 @@ export interface KvStoreSpecEngine {
   readonly version?: string;
 
   /**
-   * (etcd) The volume claim template holding the WAL. Must be the name of a volume claim template after the first. Defaults to a template named wal (other than the first), else the data dir.
+   * (etcd) The volume claim template that holds the write-ahead log (--wal-dir). Must be the name of a volume claim template after the first. Defaults to a template named wal if there is one (other than the first), else the data dir.
    *
-   * @default a template named wal (other than the first), else the data dir.
+   * @default a template named wal if there is one (other than the first), else the data dir.
    * @schema KvStoreSpecEngine#walVolume
    */
   readonly walVolume?: string;
@@ -560,9 +561,9 @@ export interface KvStoreSpecNetworkPolicy {
   readonly clientNamespaceLabels?: { [key: string]: string };
 
   /**
-   * Labels of the pods allowed to connect as clients. Must be a map of Kubernetes labels. Defaults to { '<name>-client': 'true' }.
+   * Labels of the pods allowed to connect as clients. Must be a map of Kubernetes labels. Defaults to { <name>-client: true }.
    *
-   * @default name>-client': 'true' }.
+   * @default name>-client: true }.
    * @schema KvStoreSpecNetworkPolicy#clientPodLabels
    */
   readonly clientPodLabels?: { [key: string]: string };
@@ -1037,9 +1038,9 @@ export function toJson_KvStoreSpecEngineReadinessProbe(obj: KvStoreSpecEngineRea
 /* eslint-enable max-len, @stylistic/max-len, quote-props, @stylistic/quote-props */
 
 /**
- * (custom) The startup probe. Defaults to a TCP check of the client port.
+ * (custom) The startup probe. Defaults to a TCP check of the client port with a 5-minute budget.
  *
- * @default a TCP check of the client port.
+ * @default a TCP check of the client port with a 5-minute budget.
  * @schema KvStoreSpecEngineStartupProbe
  */
 export interface KvStoreSpecEngineStartupProbe {

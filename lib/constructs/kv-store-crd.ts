@@ -1,7 +1,7 @@
 // The KVStore CustomResourceDefinition: its OpenAPI schema derived from SPEC_INPUT_SCHEMA, and the construct.
 import { k8s } from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
-import { DEFAULT_ETCD_VERSION } from '../engines/etcd';
+import { CUSTOM_FIELDS, defaultsSentence, ETCD_FIELDS, FieldDoc } from '../model/fields';
 import { KVSTORE_CRD_NAME, KVSTORE_GROUP, KVSTORE_KIND, KVSTORE_PLURAL, KVSTORE_VERSION } from '../model/metadata';
 import { MAX_SIZE, SPEC_INPUT_SCHEMA } from '../model/schema';
 import { CustomEngineSpec, DEFAULT_SIZE, EtcdEngineSpec } from '../model/spec';
@@ -66,11 +66,10 @@ const intOrStringPort: JsonSchema = {
 };
 const seconds = (what: string): JsonSchema => ({ type: 'integer', minimum: 0, allowed: `${what} (an integer of at least 0)` });
 
-/** A probe, as ProbeSpec in lib/spec.ts. */
+/** A probe, as ProbeSpec in lib/model/spec.ts. */
 const probe = (which: string): JsonSchema => ({
   type: 'object',
   allowed: `a ${which} probe`,
-  description: `(custom) The ${which} probe. Defaults to a TCP check of the client port.`,
   properties: {
     httpGet: {
       type: 'object', required: ['path', 'port'], allowed: 'an HTTP GET check',
@@ -95,36 +94,38 @@ const probe = (which: string): JsonSchema => ({
  */
 type EngineFields<T> = { readonly [K in Exclude<keyof T, 'kind'>]-?: JsonSchema };
 
-const ETCD_FIELDS: EngineFields<EtcdEngineSpec> = {
-  version: { type: 'string', description: `(etcd) The etcd version; decides the image tag and the probes. Defaults to ${DEFAULT_ETCD_VERSION}.`, allowed: 'an etcd version written as MAJOR.MINOR.PATCH' },
-  quotaBackendBytes: { type: 'integer', minimum: 1, description: '(etcd) --quota-backend-bytes. Defaults to half of the data volume, at most 8 GiB.', allowed: 'an integer from 1 to 80% of the data volume' },
-  autoCompactionMode: { type: 'string', enum: ['periodic', 'revision'], description: '(etcd) --auto-compaction-mode. Defaults to periodic.', allowed: 'periodic or revision' },
-  autoCompactionRetention: { type: 'string', description: '(etcd) --auto-compaction-retention. Defaults to 1h.', allowed: 'a number, optionally followed by h, m or s (periodic) such as 1h, or a revision count' },
-  walVolume: { type: 'string', description: '(etcd) The volume claim template holding the WAL. Defaults to a template named wal (other than the first), else the data dir.', allowed: 'the name of a volume claim template after the first' },
-  initialClusterToken: { type: 'string', description: '(etcd) --initial-cluster-token. Defaults to the store name and a hash of its namespace.', allowed: 'letters, digits, ".", "_" and "-"' },
+const ETCD_SHAPES: EngineFields<EtcdEngineSpec> = {
+  version: { type: 'string', allowed: 'an etcd version written as MAJOR.MINOR.PATCH' },
+  quotaBackendBytes: { type: 'integer', minimum: 1, allowed: 'an integer from 1 to 80% of the data volume' },
+  autoCompactionMode: { type: 'string', enum: ['periodic', 'revision'], allowed: 'periodic or revision' },
+  autoCompactionRetention: { type: 'string', allowed: 'a number, optionally followed by h, m or s (periodic) such as 1h, or a revision count' },
+  walVolume: { type: 'string', allowed: 'the name of a volume claim template after the first' },
+  initialClusterToken: { type: 'string', allowed: 'letters, digits, ".", "_" and "-"' },
 };
 
 const port = (rest = ''): JsonSchema => ({ type: 'integer', minimum: 1, maximum: 65535, allowed: `a port number from 1 to 65535${rest}` });
 const strings: JsonSchema = { type: 'array', items: { type: 'string' }, allowed: 'a list of strings' };
 
-const CUSTOM_FIELDS: EngineFields<CustomEngineSpec> = {
-  clientPort: { ...port(), description: '(custom) The port clients connect to; required with the custom engine.' },
-  peerPort: { ...port(' other than the client port'), description: '(custom) The port members use among themselves. Defaults to none.' },
-  command: { ...strings, description: "(custom) The container's command. Defaults to the image's entrypoint." },
-  args: { ...strings, description: "(custom) The container's arguments; $(POD_NAME), $(POD_NAMESPACE), $(POD_IP) and env expand. Defaults to the image's cmd." },
-  env: { type: 'object', additionalProperties: { type: 'string' }, description: '(custom) Extra environment variables.', allowed: 'a map of environment variable names to values' },
+const CUSTOM_SHAPES: EngineFields<CustomEngineSpec> = {
+  clientPort: { ...port() },
+  peerPort: { ...port(' other than the client port') },
+  command: { ...strings },
+  args: { ...strings },
+  env: { type: 'object', additionalProperties: { type: 'string' }, allowed: 'a map of environment variable names to values' },
   startupProbe: probe('startup'),
   livenessProbe: probe('liveness'),
   readinessProbe: probe('readiness'),
-  maxSize: { type: 'integer', minimum: 1, maximum: MAX_SIZE, description: `(custom) The largest supported size. Defaults to ${MAX_SIZE}.`, allowed: `an integer from 1 to ${MAX_SIZE}` },
-  quorum: { type: 'boolean', description: '(custom) Whether a majority of members must stay up; sizes the PodDisruptionBudget. Defaults to true.', allowed: 'true or false' },
+  maxSize: { type: 'integer', minimum: 1, maximum: MAX_SIZE, allowed: `an integer from 1 to ${MAX_SIZE}` },
+  quorum: { type: 'boolean', allowed: 'true or false' },
 };
 
 /** The spec's engine node plus every engine's fields in one object (a structural schema has no oneOf of types). */
 function engineSchema(): JsonSchema {
   const base = SPEC_INPUT_SCHEMA.properties.engine;
   const fields: Record<string, JsonSchema> = { ...base.properties };
-  for (const [name, schema] of [...Object.entries(ETCD_FIELDS), ...Object.entries(CUSTOM_FIELDS)]) {
+  const documented = (engine: string, shapes: Record<string, JsonSchema>, docs: Record<string, FieldDoc>) =>
+    Object.entries(shapes).map(([name, schema]) => [name, { ...schema, description: [`(${engine})`, docs[name].description, defaultsSentence(docs[name])].filter(Boolean).join(' ') }] as const);
+  for (const [name, schema] of [...documented('etcd', ETCD_SHAPES, ETCD_FIELDS), ...documented('custom', CUSTOM_SHAPES, CUSTOM_FIELDS)]) {
     if (name in fields) throw new Error(`crdSchema: engine field '${name}' is declared twice`);
     fields[name] = schema;
   }

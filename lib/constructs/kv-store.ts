@@ -7,12 +7,12 @@ import type { IEngine } from '../engines/types';
 import type { StoreDocument } from '../model/document';
 import { SpecError } from '../model/issues';
 import type { StoreNames } from '../model/names';
-import type { KVStoreSpec, KVStoreSpecInput } from '../model/spec';
+import type { BackupOptions, KVStoreSpec, KVStoreSpecInput, RestoreOptions } from '../model/spec';
 import { ReconcilerBundle, ReconcilerOptions } from './reconciler-bundle';
 import { StoreDefinition } from './store-definition';
 import { renderStoreObjects } from './store-objects';
 import {
-  BackupOptions, PodAntiAffinity, PodManagementPolicy, PvcRetentionPolicy, ResourceRequirements, RestoreOptions,
+  PodAntiAffinity, PodManagementPolicy, PvcRetentionPolicy, ResourceRequirements,
   TopologySpreadOptions, UpdateStrategy, VolumeClaimTemplateOptions,
 } from './store-options';
 
@@ -167,7 +167,7 @@ export class KVStore extends Construct {
   /** The engine the members run. */
   readonly engine: IEngine;
   /** Advice about the spec (e.g. an even size); also emitted as process warnings. */
-  readonly warnings: string[];
+  readonly warnings: readonly string[];
   /** Names of every object of the store. */
   readonly names: StoreNames;
   /** The StatefulSet's name (the members are `<name>-<ordinal>`). */
@@ -205,7 +205,7 @@ export class KVStore extends Construct {
     this.spec = store.spec;
     this.specHash = store.specHash;
     this.engine = engine;
-    this.warnings = [...store.warnings];
+    this.warnings = store.warnings;
     this.names = store.names;
     this.statefulSetName = store.names.statefulSet;
     this.headlessServiceName = store.names.headlessService;

@@ -1,6 +1,6 @@
 // The typed options of a store that are more than a primitive: enum-like values and option interfaces.
 // Their values are the strings of the spec (lib/model/spec.ts), which a KVStore resource carries.
-import type { BackupSpecInput, RestoreSpecInput, UpdateStrategySpec } from '../model/spec';
+import type { UpdateStrategySpec } from '../model/spec';
 
 /** What happens to PVCs when the store shrinks or is deleted. */
 export enum PvcRetention {
@@ -145,9 +145,3 @@ export interface ResourceRequirements {
    */
   readonly limits?: { [resource: string]: string };
 }
-
-/** Scheduled snapshots into a PVC, the oldest pruned beyond `keep` (the fields a KVStore resource's spec.backup has). */
-export interface BackupOptions extends BackupSpecInput {}
-
-/** Restore every member from one snapshot file (the fields a KVStore resource's spec.restore has). */
-export interface RestoreOptions extends RestoreSpecInput {}

@@ -1,14 +1,8 @@
 // The bring-your-own-image engine: ports, command, environment and probes all come from the user.
 import type { SpecIssue } from '../model/issues';
 import { MAX_SIZE } from '../model/schema';
-import type { CustomEngineSettings, CustomEngineSpec, EngineDefaults, KVStoreSpec, ProbeSpec } from '../model/spec';
+import type { CustomEngineSpec, EngineDefaults, KVStoreSpec, ProbeSpec } from '../model/spec';
 import { EngineContainer, EngineReport, IEngine, POD_ENV } from './types';
-
-/** Options of `Engine.custom()`: the custom engine's settings as the spec stores them. */
-export interface CustomEngineOptions extends CustomEngineSettings {}
-
-/** A probe of the custom engine's container, as the spec stores it. */
-export interface ProbeOptions extends ProbeSpec {}
 
 const isPort = (p: unknown) => typeof p === 'number' && Number.isInteger(p) && p >= 1 && p <= 65535;
 const ENV_NAME = /^[-._a-zA-Z][-._a-zA-Z0-9]*$/;

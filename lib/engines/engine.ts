@@ -1,6 +1,6 @@
 // Engine: the factory users call (`Engine.etcd()`, `Engine.custom()`), and the way back from spec data.
-import type { EngineSpec } from '../model/spec';
-import { CustomEngine, CustomEngineOptions } from './custom';
+import type { CustomEngineOptions, EngineSpec } from '../model/spec';
+import { CustomEngine } from './custom';
 import { AutoCompactionMode, DEFAULT_ETCD_VERSION, EtcdEngine, EtcdOptions } from './etcd';
 import type { IEngine } from './types';
 

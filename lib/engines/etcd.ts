@@ -15,8 +15,8 @@ export const ETCD_MAX_QUOTA_BYTES = 8 * 2 ** 30;
 /** Oldest and newest-but-one minor lines supported (learners need 3.4; flags checked up to 3.6). */
 const SUPPORTED_VERSIONS = '3.4.0 to 3.6.x';
 
-export const ETCD_CLIENT_PORT = 2379;
-export const ETCD_PEER_PORT = 2380;
+const ETCD_CLIENT_PORT = 2379;
+const ETCD_PEER_PORT = 2380;
 
 /** @see https://etcd.io/docs/v3.5/op-guide/maintenance/#auto-compaction */
 export enum AutoCompactionMode {
@@ -29,36 +29,36 @@ export enum AutoCompactionMode {
 /** Options of `Engine.etcd()`. */
 export interface EtcdOptions {
   /**
-   * etcd version. Decides the image tag and the probes: 3.5.11 and later serve `/livez` and
-   * `/readyz`; older versions only `/health`.
+   * The etcd version. Decides the image tag and the probes: 3.5.11 and later serve /livez and /readyz,
+   * older versions only /health.
    * @default '3.5.21'
    */
   readonly version?: string;
   /**
-   * `--quota-backend-bytes`. Must stay at most 80% of the data volume.
-   * @default - half of the data volume, at most 8 GiB
+   * --quota-backend-bytes. Must stay at most 80% of the data volume.
    * @see https://etcd.io/docs/v3.5/op-guide/maintenance/#space-quota
+   * @default - half of the data volume, at most 8 GiB
    */
   readonly quotaBackendBytes?: number;
   /**
-   * `--auto-compaction-mode`.
-   * @default AutoCompactionMode.PERIODIC
+   * --auto-compaction-mode.
    * @see https://etcd.io/docs/v3.5/op-guide/maintenance/#auto-compaction
+   * @default AutoCompactionMode.PERIODIC
    */
   readonly autoCompactionMode?: AutoCompactionMode;
   /**
-   * `--auto-compaction-retention`: a duration (periodic) or a revision count (revision).
+   * --auto-compaction-retention: a duration (periodic) or a revision count (revision).
    * @default '1h'
    */
   readonly autoCompactionRetention?: string;
   /**
-   * The volume claim template that holds the write-ahead log (`--wal-dir`).
+   * The volume claim template that holds the write-ahead log (--wal-dir).
    * @default - a template named 'wal' if there is one (other than the first), else the data dir
    */
   readonly walVolume?: string;
   /**
-   * `--initial-cluster-token`.
-   * @default - the store name and a hash of its namespace and construct path
+   * --initial-cluster-token.
+   * @default - the store name and a hash of its namespace and construct path (or resource name)
    */
   readonly initialClusterToken?: string;
 }

@@ -1,7 +1,7 @@
 // The documentation of every field of a store's spec, written once. The JSON schema (and so the CRD's
 // `kubectl explain` text) reads it here; the construct's props and the README props table must say
 // the same (test/model/fields.test.ts fails when they disagree; `npx projen docs` rewrites the table).
-import type { BackupSpecInput, KVStoreSpecInput, RestoreSpecInput } from './spec';
+import type { BackupOptions, CustomEngineOptions, EtcdEngineSpec, KVStoreSpecInput, RestoreOptions } from './spec';
 
 /** One field's documentation. */
 export interface FieldDoc {
@@ -128,7 +128,7 @@ export const SPEC_FIELDS: { readonly [K in SpecFieldName]-?: FieldDoc } = {
 };
 
 /** The backup settings' fields. */
-export const BACKUP_FIELDS: { readonly [K in keyof BackupSpecInput]-?: FieldDoc } = {
+export const BACKUP_FIELDS: { readonly [K in keyof BackupOptions]-?: FieldDoc } = {
   schedule: { description: 'Cron schedule of the backup CronJob.', default: "'0 * * * *' (hourly)" },
   keep: { description: 'How many scheduled snapshots to keep.', default: '24' },
   storage: { description: 'Size of the backup PVC the construct creates.', default: "- the store's storageSize (none with claimName)" },
@@ -138,14 +138,57 @@ export const BACKUP_FIELDS: { readonly [K in keyof BackupSpecInput]-?: FieldDoc 
 };
 
 /** The restore settings' fields. */
-export const RESTORE_FIELDS: { readonly [K in keyof RestoreSpecInput]-?: FieldDoc } = {
+export const RESTORE_FIELDS: { readonly [K in keyof RestoreOptions]-?: FieldDoc } = {
   snapshot: { description: 'The snapshot\'s file name in the claim (the backup CronJob writes <store>-backup-<n>.db).' },
   claimName: { description: 'The PVC holding the snapshot.', default: "- this store's backup claim" },
 };
 
-/** `Defaults to …` as the CRD says it: the `@default` text without its leading "- " or quotes. */
+/** The etcd engine's options (`Engine.etcd()`, a KVStore resource's spec.engine with kind etcd). */
+export const ETCD_FIELDS: { readonly [K in Exclude<keyof EtcdEngineSpec, 'kind'>]-?: FieldDoc } = {
+  version: {
+    description: 'The etcd version. Decides the image tag and the probes: 3.5.11 and later serve /livez and /readyz, older versions only /health.',
+    default: "'3.5.21'",
+  },
+  quotaBackendBytes: {
+    description: '--quota-backend-bytes. Must stay at most 80% of the data volume.',
+    default: '- half of the data volume, at most 8 GiB',
+  },
+  autoCompactionMode: {
+    description: '--auto-compaction-mode.',
+    default: "'periodic'",
+    propDefault: 'AutoCompactionMode.PERIODIC',
+  },
+  autoCompactionRetention: {
+    description: '--auto-compaction-retention: a duration (periodic) or a revision count (revision).',
+    default: "'1h'",
+  },
+  walVolume: {
+    description: 'The volume claim template that holds the write-ahead log (--wal-dir).',
+    default: "- a template named 'wal' if there is one (other than the first), else the data dir",
+  },
+  initialClusterToken: {
+    description: '--initial-cluster-token.',
+    default: '- the store name and a hash of its namespace and construct path (or resource name)',
+  },
+};
+
+/** The bring-your-own-image engine's options (`Engine.custom()`, spec.engine with kind custom). */
+export const CUSTOM_FIELDS: { readonly [K in keyof CustomEngineOptions]-?: FieldDoc } = {
+  clientPort: { description: 'The port clients connect to (named client in the pod); required with the custom engine.' },
+  peerPort: { description: 'The port members use among themselves (named peer), other than the client port.', default: '- no peer port: members do not talk to each other' },
+  command: { description: "The container's command.", default: "- the image's entrypoint" },
+  args: { description: "The container's arguments; $(POD_NAME), $(POD_NAMESPACE), $(POD_IP) and env expand as in Kubernetes.", default: "- the image's cmd" },
+  env: { description: 'Extra environment variables of the container.', default: '- only POD_NAME, POD_NAMESPACE and POD_IP' },
+  startupProbe: { description: 'The startup probe.', default: '- a TCP check of the client port with a 5-minute budget' },
+  livenessProbe: { description: 'The liveness probe.', default: '- a TCP check of the client port' },
+  readinessProbe: { description: 'The readiness probe.', default: '- a TCP check of the client port' },
+  maxSize: { description: 'The largest supported size.', default: '99' },
+  quorum: { description: 'Whether a majority of members must stay up; sizes the PodDisruptionBudget.', default: 'true' },
+};
+
+/** `Defaults to …` as the CRD says it: the `@default` text without its leading "- ", quotes or backticks. */
 export function defaultsSentence(doc: FieldDoc): string {
   if (doc.default === undefined) return '';
-  const text = doc.default.replace(/^- /, '').replace(/^'(.*)'$/, '$1').replace(/`/g, '');
+  const text = doc.default.replace(/^- /, '').replace(/'([^']*)'/g, '$1').replace(/`/g, '');
   return `Defaults to ${text}.`;
 }

@@ -3,9 +3,9 @@
 import { SpecError, SpecIssue } from './issues';
 import { backupClaimName } from './names';
 import { parseQuantity } from './quantity';
-import { schemaIssues } from './schema';
+import { schemaIssues } from './validate';
 import {
-  BackupSpec, BackupSpecInput, DEFAULT_BACKUP_KEEP, DEFAULT_BACKUP_SCHEDULE, DEFAULT_CLUSTER_DOMAIN, DEFAULT_MOUNT_ROOT, DEFAULT_RUN_AS_USER,
+  BackupSpec, BackupOptions, DEFAULT_BACKUP_KEEP, DEFAULT_BACKUP_SCHEDULE, DEFAULT_CLUSTER_DOMAIN, DEFAULT_MOUNT_ROOT, DEFAULT_RUN_AS_USER,
   DEFAULT_SIZE, DEFAULT_STORAGE_SIZE, EngineDefaults, KVStoreSpec, KVStoreSpecInput, RESERVED_VOLUME_NAMES,
 } from './spec';
 /** Drops keys whose value is undefined, recursively (TypeScript props often carry them). */
@@ -19,7 +19,6 @@ function compact<T>(value: T): T {
   return value;
 }
 
-/** Checks the shape of an input spec against SPEC_INPUT_SCHEMA. */
 /** Rules that span fields, on an already-defaulted spec. */
 function crossFieldIssues(spec: KVStoreSpec, input: KVStoreSpecInput): SpecIssue[] {
   const issues: SpecIssue[] = [];
@@ -65,7 +64,7 @@ function crossFieldIssues(spec: KVStoreSpec, input: KVStoreSpecInput): SpecIssue
 }
 
 /** The PVC the construct creates for a store's snapshots. */
-function normalizeBackup(input: KVStoreSpecInput, b: BackupSpecInput, storageSize: string): BackupSpec {
+function normalizeBackup(input: KVStoreSpecInput, b: BackupOptions, storageSize: string): BackupSpec {
   const issues: SpecIssue[] = [];
   if (b.pruneImage === undefined) {
     issues.push({ field: 'backup.pruneImage', value: undefined, allowed: 'set to the kvstore reconciler image (or set reconciler, whose image is the default)', reason: 'it deletes the snapshots beyond backup.keep' });

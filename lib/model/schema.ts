@@ -1,10 +1,8 @@
 // The JSON Schema of the user-facing spec input and the patterns it uses: the one shape the construct,
 // the CRD and the reconciler check a spec against. `allowed` phrases each rule for error messages.
-import type { ErrorObject, ValidateFunction } from 'ajv';
-import type { SpecIssue } from './issues';
+// validate.ts checks input against it (through the validator compiled from it ahead of time).
 import { BACKUP_FIELDS, defaultsSentence, FieldDoc, RESTORE_FIELDS, SPEC_FIELDS, SpecFieldName } from './fields';
 import { QUANTITY_PATTERN } from './quantity';
-import { validate } from './spec-validator.generated';
 
 /** Kubernetes' DNS-1123 label: what names of StatefulSets and volumes must be. */
 export const DNS_LABEL_PATTERN = '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$';
@@ -178,59 +176,3 @@ export const SPEC_INPUT_SCHEMA: typeof SHAPE = {
 function documentedAll(properties: object, docOf: (name: string) => FieldDoc): object {
   return Object.fromEntries(Object.entries(properties).map(([name, child]) => [name, documented(child, docOf(name))]));
 }
-
-/** SPEC_INPUT_SCHEMA compiled ahead of time (scripts/spec-validator.ts): loading compiles nothing. */
-const validateInput = validate as unknown as ValidateFunction;
-
-/** "/volumeClaimTemplates/1/storage" → "volumeClaimTemplates[1].storage". */
-function fieldOf(instancePath: string, child?: string): string {
-  const parts = instancePath.split('/').slice(1);
-  if (child !== undefined) parts.push(child);
-  return parts.reduce((acc, p) => (/^[0-9]+$/.test(p) ? `${acc}[${p}]` : acc ? `${acc}.${p}` : p), '');
-}
-
-/** The node a JSON pointer names (`#/properties/size` in the schema, `/volumeClaimTemplates/0` in the input). */
-function at(root: unknown, pointer: string): any {
-  return pointer.split('/').slice(1).filter((p) => p !== '#').reduce((node: any, p) => node?.[p.replace(/~1/g, '/').replace(/~0/g, '~')], root);
-}
-
-/**
- * One ajv error in the user's words. The validator is compiled without `verbose` (smaller, faster to
- * load), so the failing schema node and value are looked up by their paths.
- */
-function issueFromAjv(e: ErrorObject, input: unknown): SpecIssue {
-  const keywordNode = e.schemaPath.slice(0, e.schemaPath.lastIndexOf('/'));
-  const parentSchema = at(SPEC_INPUT_SCHEMA, keywordNode) as { allowed?: string; properties?: object } | undefined;
-  const data = at(input, e.instancePath);
-  const allowed = parentSchema?.allowed ?? `valid (${e.message})`;
-  switch (e.keyword) {
-    case 'required':
-      return { field: fieldOf(e.instancePath, (e.params as { missingProperty: string }).missingProperty), value: undefined, allowed: 'set' };
-    case 'additionalProperties': {
-      const known = Object.keys(parentSchema?.properties ?? {});
-      const extra = (e.params as { additionalProperty: string }).additionalProperty;
-      return { field: fieldOf(e.instancePath, extra), value: data && (data as Record<string, unknown>)[extra], allowed: `absent: it is not a known field (known: ${known.join(', ')})` };
-    }
-    case 'propertyNames': {
-      const name = (e.params as { propertyName: string }).propertyName;
-      return { field: `${fieldOf(e.instancePath)} key`, value: name, allowed: (at(SPEC_INPUT_SCHEMA, e.schemaPath) as { allowed: string }).allowed };
-    }
-    default:
-      return { field: fieldOf(e.instancePath) || 'spec', value: data, allowed };
-  }
-}
-
-/** Checks the shape of an input spec against SPEC_INPUT_SCHEMA. */
-export function schemaIssues(input: unknown): SpecIssue[] {
-  if (validateInput(input)) return [];
-  // propertyNames failures also report a generic error on the object itself: keep the specific one.
-  const errors = (validateInput.errors ?? []).filter((e) => (e as ErrorObject & { propertyName?: string }).propertyName === undefined);
-  const seen = new Set<string>();
-  return errors.map((e) => issueFromAjv(e, input)).filter((i) => {
-    const key = `${i.field}|${i.allowed}`;
-    if (seen.has(key)) return false;
-    seen.add(key);
-    return true;
-  });
-}
-

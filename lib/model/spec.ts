@@ -38,13 +38,25 @@ export interface ProbeSpec {
     /** The command and its arguments. */
     readonly command: string[];
   };
-  /** @default - Kubernetes' (0) */
+  /**
+   * Seconds after the container starts before the first check.
+   * @default - Kubernetes' (0)
+   */
   readonly initialDelaySeconds?: number;
-  /** @default - Kubernetes' (10) */
+  /**
+   * Seconds between checks.
+   * @default - Kubernetes' (10)
+   */
   readonly periodSeconds?: number;
-  /** @default - Kubernetes' (1) */
+  /**
+   * Seconds a check may take.
+   * @default - Kubernetes' (1)
+   */
   readonly timeoutSeconds?: number;
-  /** @default - Kubernetes' (3) */
+  /**
+   * Failed checks in a row before the probe fails.
+   * @default - Kubernetes' (3)
+   */
   readonly failureThreshold?: number;
 }
 
@@ -67,34 +79,51 @@ export interface EtcdEngineSpec {
 }
 
 /** Bring-your-own-image engine settings, as stored in the spec. */
-export interface CustomEngineSpec extends CustomEngineSettings {
+export interface CustomEngineSpec extends CustomEngineOptions {
   /** `custom`. */
   readonly kind: 'custom';
 }
 
-/** What a bring-your-own-image engine runs and how its members are probed. */
-export interface CustomEngineSettings {
-  /** The port clients connect to (named `client` in the pod). */
+/** Options of `Engine.custom()`: what a bring-your-own-image engine runs and how its members are probed. */
+export interface CustomEngineOptions {
+  /**
+   * The port clients connect to (named client in the pod); required with the custom engine.
+   */
   readonly clientPort: number;
   /**
-   * The port members use among themselves (named `peer`).
+   * The port members use among themselves (named peer), other than the client port.
    * @default - no peer port: members do not talk to each other
    */
   readonly peerPort?: number;
-  /** @default - the image's entrypoint */
+  /**
+   * The container's command.
+   * @default - the image's entrypoint
+   */
   readonly command?: string[];
   /**
-   * Arguments; `$(POD_NAME)`, `$(POD_NAMESPACE)`, `$(POD_IP)` and your `env` expand as in Kubernetes.
+   * The container's arguments; $(POD_NAME), $(POD_NAMESPACE), $(POD_IP) and env expand as in Kubernetes.
    * @default - the image's cmd
    */
   readonly args?: string[];
-  /** @default - only POD_NAME, POD_NAMESPACE and POD_IP */
+  /**
+   * Extra environment variables of the container.
+   * @default - only POD_NAME, POD_NAMESPACE and POD_IP
+   */
   readonly env?: Record<string, string>;
-  /** @default - a TCP check of the client port with a 5-minute budget */
+  /**
+   * The startup probe.
+   * @default - a TCP check of the client port with a 5-minute budget
+   */
   readonly startupProbe?: ProbeSpec;
-  /** @default - a TCP check of the client port */
+  /**
+   * The liveness probe.
+   * @default - a TCP check of the client port
+   */
   readonly livenessProbe?: ProbeSpec;
-  /** @default - a TCP check of the client port */
+  /**
+   * The readiness probe.
+   * @default - a TCP check of the client port
+   */
   readonly readinessProbe?: ProbeSpec;
   /**
    * The largest supported size.
@@ -262,12 +291,12 @@ export interface KVStoreSpecInput {
   };
   readonly runAsUser?: number;
   readonly nodeSelector?: Record<string, string>;
-  readonly backup?: BackupSpecInput;
-  readonly restore?: RestoreSpecInput;
+  readonly backup?: BackupOptions;
+  readonly restore?: RestoreOptions;
 }
 
-/** Scheduled snapshots into a PVC, the oldest pruned beyond `keep`, as a user writes them. */
-export interface BackupSpecInput {
+/** Scheduled snapshots into a PVC, the oldest pruned beyond `keep` (props and a KVStore resource's spec.backup). */
+export interface BackupOptions {
   /**
    * Cron schedule of the backup CronJob.
    * @default '0 * * * *' (hourly)
@@ -301,7 +330,7 @@ export interface BackupSpecInput {
 }
 
 /** Restore every member from one snapshot file: a new logical cluster holding the snapshot's data. */
-export interface RestoreSpecInput {
+export interface RestoreOptions {
   /**
    * The snapshot's file name in the claim (the backup CronJob writes <store>-backup-<n>.db).
    */

@@ -6,6 +6,7 @@ import { ObjectSerializer } from '@kubernetes/client-node/dist/serializer.js';
 import { FIELD_MANAGER } from '../model/metadata';
 import { describeRef, KubeObject, ObjectRef } from './types';
 
+/** How the client retries 5xx, 429 and network failures (capped exponential backoff). */
 export interface RetryOptions {
   /** @default 6 */
   readonly attempts?: number;
@@ -104,12 +105,15 @@ function toWire(o: unknown, type: { apiVersion: string; kind: string }): KubeObj
   return JSON.parse(JSON.stringify(ObjectSerializer.serialize(o, modelType(type))));
 }
 
+/** What a client has done so far. */
 export interface Counters {
+  /** Mutating requests sent (apply, create, replace, delete). */
   mutating: number;
 }
 
 /** The operations the reconciler needs, each retried and counted. */
 export class KubeClient {
+  /** What this client has done so far (a no-op reconcile sends no mutating request). */
   readonly counters: Counters = { mutating: 0 };
   private readonly api: k8s.KubernetesObjectApi;
 
@@ -129,6 +133,7 @@ export class KubeClient {
     }, this.retry);
   }
 
+  /** Objects of one kind in a namespace that match a label selector. */
   async list(apiVersion: string, kind: string, namespace: string, labelSelector: string): Promise<KubeObject[]> {
     return withRetry('list', `${kind} (${labelSelector})`, async () => {
       const result = await this.api.list(apiVersion, kind, namespace, undefined, undefined, undefined, undefined, labelSelector);
@@ -143,6 +148,7 @@ export class KubeClient {
       toWire(await this.api.patch(toModel(object), undefined, undefined, FIELD_MANAGER, true, k8s.PatchStrategy.ServerSideApply), object), this.retry);
   }
 
+  /** Creates an object (the Jobs the reconciler runs). */
   async create(object: KubeObject): Promise<KubeObject> {
     this.counters.mutating++;
     return withRetry('create', { apiVersion: object.apiVersion, kind: object.kind, name: object.metadata.name, namespace: object.metadata.namespace }, async () =>

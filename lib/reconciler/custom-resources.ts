@@ -82,14 +82,27 @@ function sameStatus(a: unknown, b: unknown): boolean {
   return canonicalJson(a ?? null) === canonicalJson(b ?? null);
 }
 
+/** CRD mode: which KVStore resources to reconcile, and how each is reconciled. */
 export interface CustomResourceOptions extends ReconcileOptions {
   /** @default - every namespace */
   readonly namespace?: string;
+  /**
+   * The clock status conditions are stamped with (injected by tests).
+   * @default - the system clock
+   */
   readonly now?: () => Date;
 }
 
+/** How a CRD-mode run went. */
+export interface ResourcesResult {
+  /** Resources reconciled without an error. */
+  readonly reconciled: number;
+  /** Resources whose reconcile failed (their status says why). */
+  readonly failed: number;
+}
+
 /** Reconciles every KVStore resource in scope; returns how many failed (the process exit code follows it). */
-export async function reconcileResources(kubeConfig: k8s.KubeConfig, client: KubeClient, log: Log, options: CustomResourceOptions): Promise<{ reconciled: number; failed: number }> {
+export async function reconcileResources(kubeConfig: k8s.KubeConfig, client: KubeClient, log: Log, options: CustomResourceOptions): Promise<ResourcesResult> {
   const custom = kubeConfig.makeApiClient(k8s.CustomObjectsApi);
   const now = options.now ?? (() => new Date());
   const resources = await client.list(`${KVSTORE_GROUP}/${KVSTORE_VERSION}`, KVSTORE_KIND, options.namespace ?? '', '');

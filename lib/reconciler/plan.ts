@@ -4,45 +4,111 @@ import { parseQuantity } from '../model/quantity';
 import { PART_OF_LABEL } from './applyset';
 import { describeRef, groupKind, KubeObject, ObjectRef, refOf } from './types';
 
-export type Step =
-  | { readonly action: 'create'; readonly object: KubeObject }
-  | { readonly action: 'update'; readonly object: KubeObject; readonly changes: readonly Change[] }
-  /** Delete with orphan propagation (pods and PVCs stay) and create again: immutable fields, forced. */
-  | { readonly action: 'recreate'; readonly object: KubeObject; readonly changes: readonly Change[] }
-  /**
-   * Grow volumes: raise every existing PVC's request, then delete the StatefulSet with orphan
-   * propagation and create it with the new templates (its pods keep running and are adopted).
-   */
-  | { readonly action: 'resize'; readonly object: KubeObject; readonly changes: readonly Change[]; readonly claims: readonly ClaimGrowth[] }
-  | { readonly action: 'wait-rollout'; readonly ref: ObjectRef }
-  | { readonly action: 'prune'; readonly ref: ObjectRef };
+/** One thing a plan does, told apart by `action`. */
+export type Step = CreateStep | UpdateStep | RecreateStep | ResizeStep | WaitRolloutStep | PruneStep;
+
+/** Create an object that is not live. */
+export interface CreateStep {
+  /** `create`. */
+  readonly action: 'create';
+  /** The object as desired. */
+  readonly object: KubeObject;
+}
+
+/** Apply an object whose fields differ. */
+export interface UpdateStep {
+  /** `update`. */
+  readonly action: 'update';
+  /** The object as desired. */
+  readonly object: KubeObject;
+  /** The fields that differ. */
+  readonly changes: readonly Change[];
+}
+
+/** Delete with orphan propagation (pods and PVCs stay) and create again: immutable fields, forced. */
+export interface RecreateStep {
+  /** `recreate`. */
+  readonly action: 'recreate';
+  /** The object as desired. */
+  readonly object: KubeObject;
+  /** The fields that differ. */
+  readonly changes: readonly Change[];
+}
+
+/**
+ * Grow volumes: raise every existing PVC's request, then delete the StatefulSet with orphan
+ * propagation and create it with the new templates (its pods keep running and are adopted).
+ */
+export interface ResizeStep {
+  /** `resize`. */
+  readonly action: 'resize';
+  /** The StatefulSet as desired. */
+  readonly object: KubeObject;
+  /** The fields that differ. */
+  readonly changes: readonly Change[];
+  /** The templates that grow. */
+  readonly claims: readonly ClaimGrowth[];
+}
+
+/** Wait until the StatefulSet has rolled out. */
+export interface WaitRolloutStep {
+  /** `wait-rollout`. */
+  readonly action: 'wait-rollout';
+  /** The StatefulSet. */
+  readonly ref: ObjectRef;
+}
+
+/** Delete an object of the ApplySet that is no longer desired (never a PVC). */
+export interface PruneStep {
+  /** `prune`. */
+  readonly action: 'prune';
+  /** The object. */
+  readonly ref: ObjectRef;
+}
 
 /** One volume claim template growing. */
 export interface ClaimGrowth {
+  /** The volume claim template. */
   readonly template: string;
+  /** The size now. */
   readonly from: string;
+  /** The size wanted. */
   readonly to: string;
 }
 
+/** One field that differs between live and desired. */
 export interface Change {
+  /** The field's path (`spec.replicas`). */
   readonly path: string;
+  /** The live value. */
   readonly from: unknown;
+  /** The desired value. */
   readonly to: unknown;
 }
 
+/** A change the plan will not make unless forced: it would lose data or needs a re-create. */
 export interface Refusal {
+  /** The object. */
   readonly ref: ObjectRef;
+  /** The field. */
   readonly field: string;
+  /** The live value. */
   readonly from: unknown;
+  /** The desired value. */
   readonly to: unknown;
+  /** Why it is refused. */
   readonly reason: string;
   /** False when not even force may make this change. */
   readonly forceable?: boolean;
 }
 
+/** What a reconcile will do: ordered steps, or refusals (then nothing is done). */
 export interface Plan {
+  /** The steps, in order. */
   readonly steps: readonly Step[];
+  /** Changes refused. */
   readonly refusals: readonly Refusal[];
+  /** Objects already as desired. */
   readonly unchanged: readonly ObjectRef[];
 }
 

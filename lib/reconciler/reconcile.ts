@@ -12,8 +12,7 @@ import { intent, isNoOp, LiveStore, membersMark, ObjectPlan, planObjects, render
 import { formatPlan, Plan, Step } from './plan';
 import { describeRef, groupKind, KubeObject, ObjectRef, refOf } from './types';
 
-export { widenParent } from './phases';
-
+/** How one store is reconciled. */
 export interface ReconcileOptions {
   /** Make changes the plan would refuse. */
   readonly force?: boolean;
@@ -36,15 +35,19 @@ export interface ReconcileOptions {
   readonly onProgress?: (event: ProgressEvent) => Promise<void>;
 }
 
+/** A day-2 operation moving on (CRD mode writes it to the resource's status). */
 export interface ProgressEvent {
   /** Scaling, Resizing, Restoring or BackingUp. */
   readonly operation: string;
+  /** What it is doing now. */
   readonly message: string;
   /** The engine's members as last listed, when the operation knows them. */
   readonly members?: readonly string[];
 }
 
+/** What one reconcile did. */
 export interface ReconcileResult {
+  /** The plan it executed (or, for a dry run, would have). */
   readonly plan: Plan;
   /** Mutating requests this reconcile made (0 for a no-op). */
   readonly mutatingRequests: number;
@@ -54,7 +57,10 @@ export interface ReconcileResult {
 
 /** A plan with refusals: nothing was changed. */
 export class RefusedError extends Error {
-  constructor(readonly plan: Plan) {
+  constructor(
+    /** The plan with its refusals. */
+    readonly plan: Plan,
+  ) {
     super(`refused ${plan.refusals.length} change(s); nothing was changed (set force to override):\n${formatPlan(plan).filter((l) => l.startsWith('  !')).join('\n')}`);
     this.name = 'RefusedError';
   }
@@ -170,7 +176,6 @@ async function executeStep(ctx: Context, step: Step, n: number, of: number): Pro
       return;
   }
 }
-
 
 async function executeSteps(ctx: Context, steps: readonly Step[]): Promise<void> {
   for (let i = 0; i < steps.length; i++) await executeStep(ctx, steps[i], i + 1, steps.length);

@@ -1,5 +1,6 @@
 // CustomEngine: the user's command, args, env and probes passed through; its own rules; Engine.fromSpec.
-import { CustomEngine, CustomEngineOptions } from '../../lib/engines/custom';
+import { CustomEngine } from '../../lib/engines/custom';
+import type { CustomEngineOptions } from '../../lib/model/spec';
 import { Engine } from '../../lib/engines/engine';
 import { EtcdEngine } from '../../lib/engines/etcd';
 import { EngineContainer, IEngine } from '../../lib/engines/types';

@@ -4,8 +4,10 @@
 import { readFileSync } from 'fs';
 import { join } from 'path';
 import { Engine } from '../../lib/engines/engine';
-import { BACKUP_FIELDS, FieldDoc, RESTORE_FIELDS, SPEC_FIELDS } from '../../lib/model/fields';
-import { SPEC_INPUT_SCHEMA } from '../../lib/model/schema';
+import { crdSchema } from '../../lib/constructs/kv-store-crd';
+import { DEFAULT_ETCD_VERSION, ETCD_MAX_SIZE } from '../../lib/engines/etcd';
+import { BACKUP_FIELDS, CUSTOM_FIELDS, defaultsSentence, ETCD_FIELDS, FieldDoc, RESTORE_FIELDS, SPEC_FIELDS } from '../../lib/model/fields';
+import { MAX_SIZE } from '../../lib/model/schema';
 import { normalizeSpec } from '../../lib/model/normalize';
 import { interfaceDocs, PropertyDoc } from '../../scripts/interface-docs';
 import { README, readmeWithTable } from '../../scripts/readme-props';
@@ -40,10 +42,12 @@ describe('KVStoreProps agree with lib/model/fields.ts', () => {
 });
 
 describe.each([
-  ['BackupSpecInput', BACKUP_FIELDS],
-  ['RestoreSpecInput', RESTORE_FIELDS],
-] as const)('%s (BackupOptions, RestoreOptions extend them) agree with lib/model/fields.ts', (name, table) => {
-  const props = interfaceDocs(SPEC, name);
+  [SPEC, 'BackupOptions', BACKUP_FIELDS],
+  [SPEC, 'RestoreOptions', RESTORE_FIELDS],
+  [SPEC, 'CustomEngineOptions', CUSTOM_FIELDS],
+  [join(ROOT, 'lib', 'engines', 'etcd.ts'), 'EtcdOptions', ETCD_FIELDS],
+] as const)('%s/%s agree with lib/model/fields.ts', (file, name, table) => {
+  const props = interfaceDocs(file, name);
   test('the same fields', () => {
     expect(props.map((p) => p.name).sort()).toEqual(Object.keys(table).sort());
   });
@@ -52,14 +56,24 @@ describe.each([
   });
 });
 
-describe('the schema carries the same documentation', () => {
-  test('every documented top-level field has a description starting with its doc', () => {
-    for (const [field, doc] of Object.entries(SPEC_FIELDS)) {
-      const [parent, child] = field.split('.');
-      const node = (SPEC_INPUT_SCHEMA.properties as Record<string, any>)[parent];
-      const target = child ? node.properties[child] : node;
-      expect({ field, description: target.description.startsWith(doc.description) }).toEqual({ field, description: true });
-    }
+describe('the CRD says what fields.ts says', () => {
+  const spec = (crdSchema().properties as any).spec.properties;
+  const says = (node: any, doc: FieldDoc) => ({ starts: node.description.startsWith(doc.description), defaults: node.description.endsWith(defaultsSentence(doc)) });
+  test.each(Object.entries(SPEC_FIELDS).filter(([f]) => f !== 'name'))('spec.%s', (field, doc) => {
+    const [parent, child] = field.split('.');
+    expect(says(child ? spec[parent].properties[child] : spec[parent], doc)).toEqual({ starts: true, defaults: true });
+  });
+  test.each([...Object.entries(BACKUP_FIELDS).map(([f, d]) => ['backup', f, d] as const), ...Object.entries(RESTORE_FIELDS).map(([f, d]) => ['restore', f, d] as const)])('spec.%s.%s', (parent, field, doc) => {
+    expect(says(spec[parent].properties[field], doc)).toEqual({ starts: true, defaults: true });
+  });
+  test.each([...Object.entries(ETCD_FIELDS).map(([f, d]) => ['etcd', f, d] as const), ...Object.entries(CUSTOM_FIELDS).map(([f, d]) => ['custom', f, d] as const)])('spec.engine.%s: %s', (engine, field, doc) => {
+    const node = spec.engine.properties[field];
+    expect({ starts: node.description.startsWith(`(${engine}) ${doc.description}`), defaults: node.description.endsWith(defaultsSentence(doc)) }).toEqual({ starts: true, defaults: true });
+  });
+  test('the limits fields.ts writes as numbers are the library\'s', () => {
+    expect(SPEC_FIELDS.size.description).toContain(`at most ${ETCD_MAX_SIZE}`);
+    expect(CUSTOM_FIELDS.maxSize.default).toBe(String(MAX_SIZE));
+    expect(ETCD_FIELDS.version.default).toBe(`'${DEFAULT_ETCD_VERSION}'`);
   });
 });
 
@@ -96,11 +110,13 @@ describe('the public props and options are documented the aws-cdk way', () => {
     [KV_STORE, 'KVStoreProps'],
     ...['VolumeClaimTemplateOptions', 'TopologySpreadOptions', 'PvcRetentionPolicy', 'ResourceRequirements', 'RollingUpdateOptions']
       .map((n) => [OPTIONS, n] as [string, string]),
-    [SPEC, 'BackupSpecInput'],
-    [SPEC, 'RestoreSpecInput'],
+    [SPEC, 'BackupOptions'],
+    [SPEC, 'RestoreOptions'],
     [join(ROOT, 'lib', 'constructs', 'reconciler-bundle.ts'), 'ReconcilerOptions'],
     [join(ROOT, 'lib', 'constructs', 'kv-store-operator.ts'), 'KVStoreOperatorProps'],
     [join(ROOT, 'lib', 'engines', 'etcd.ts'), 'EtcdOptions'],
+    [SPEC, 'CustomEngineOptions'],
+    [SPEC, 'ProbeSpec'],
   ];
   test.each(interfaces.map(([file, name]) => [name, file] as const))('%s: every optional prop has a description and a @default', (name, file) => {
     const missing = interfaceDocs(file, name).filter((p) => p.optional && (!p.default || !p.summary)).map((p) => p.name);

@@ -1,4 +1,5 @@
-import { rolledOut, widenParent } from '../../lib/reconciler/reconcile';
+import { widenParent } from '../../lib/reconciler/phases';
+import { rolledOut } from '../../lib/reconciler/reconcile';
 
 const sts = (spec: object, status: object, generation = 2) => ({ apiVersion: 'apps/v1', kind: 'StatefulSet', metadata: { name: 'orders', generation }, spec, status });
 

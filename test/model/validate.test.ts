@@ -1,7 +1,7 @@
 // The spec validator is compiled ahead of time from SPEC_INPUT_SCHEMA: the committed code must be current.
 import { readFileSync } from 'fs';
 import { join } from 'path';
-import { schemaIssues } from '../../lib/model/schema';
+import { schemaIssues } from '../../lib/model/validate';
 import { VALIDATOR_FILE, validatorSource } from '../../scripts/spec-validator';
 
 test(`${VALIDATOR_FILE} is what scripts/spec-validator.ts writes now (npx projen codegen)`, () => {
