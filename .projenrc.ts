@@ -32,8 +32,10 @@ const project = new typescript.TypeScriptProject({
   // (Kubernetes client, etcd client, retries) are optional peers: installed by the reconciler image and
   // by whoever runs kvstore-reconcile, never by an app that only synthesizes.
   deps: [],
+  // No cdk8s-plus: the library writes plain ApiObjects (lib/constructs/kube.ts), so an app may use any
+  // cdk8s-plus version, or none.
   peerDeps: [
-    'cdk8s@^2.70.106', 'cdk8s-plus-28@^2.5.6', 'constructs@^10.8.1',
+    'cdk8s@^2.70.106', 'constructs@^10.8.1',
     ...RECONCILER_PEERS,
   ],
   peerDependencyOptions: { pinnedDevDependency: false },

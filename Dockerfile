@@ -1,6 +1,6 @@
 # The reconciler image (the Job and CronJob run it): docker build -t kvstore-reconciler:dev .
-# The reconciler synthesizes with the same construct code, so the runtime keeps cdk8s, cdk8s-plus-28
-# and constructs, and it needs @kubernetes/client-node, etcd3 and cockatiel: all peer dependencies of
+# The reconciler synthesizes with the same construct code, so the runtime keeps cdk8s and
+# constructs, and it needs @kubernetes/client-node, etcd3 and cockatiel: all peer dependencies of
 # the library (the last three optional), present here because `npm ci` installs the dev dependencies,
 # which pin them. An `--omit=dev` install would leave them out.
 FROM node:20-bookworm-slim AS build

@@ -88,8 +88,8 @@ function loadedPackages(entry: string): string[] {
 }
 
 describe('entries', () => {
-  test('the construct entry loads cdk8s, constructs and cdk8s-plus-28 and nothing else', () => {
-    expect(loadedPackages('lib/index.ts')).toEqual(['cdk8s', 'cdk8s-plus-28', 'constructs']);
+  test('the construct entry loads cdk8s and constructs and nothing else (no cdk8s-plus: any version of it may sit beside)', () => {
+    expect(loadedPackages('lib/index.ts')).toEqual(['cdk8s', 'constructs']);
   });
 
   test('the reconciler entry loads the Kubernetes client, and its etcd operations the etcd client (so the check above can tell)', () => {

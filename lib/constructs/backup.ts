@@ -2,12 +2,17 @@
 // reconciler runs for a snapshot before a risky operation, and the per-member restore Jobs. Pure
 // object builders; the reconciler decides when to run them.
 import { ApiObject } from 'cdk8s';
-import { k8s } from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
+import type { ICronJob } from 'kubernetes-models/batch/v1/CronJob';
+import type { IEnvVar } from 'kubernetes-models/v1/EnvVar';
+import type { IPersistentVolumeClaim } from 'kubernetes-models/v1/PersistentVolumeClaim';
+import type { IPodSpec } from 'kubernetes-models/v1/PodSpec';
+import type { IPodTemplateSpec } from 'kubernetes-models/v1/PodTemplateSpec';
 import type { EngineCommand, EngineContext, IEngine } from '../engines/types';
 import { KEEP_PVC_ANNOTATIONS, STORE_LABEL } from '../model/metadata';
 import { backupCronJobName, pvcName, snapshotPrefix, StoreNames } from '../model/names';
 import type { KVStoreSpec } from '../model/spec';
+import { kubeObject } from './kube';
 import { restrictedContainerSecurity, restrictedPodSecurity } from './pod-security';
 import type { StoreDefinition } from './store-definition';
 
@@ -23,12 +28,12 @@ interface PodParts {
   readonly names: StoreNames;
 }
 
-function envOf(c: EngineCommand): k8s.EnvVar[] {
+function envOf(c: EngineCommand): IEnvVar[] {
   return c.env.map((e) => ({ name: e.name, value: e.value }));
 }
 
 /** The pod spec of the store's one-shot Jobs: run once, no API token, no service links, restricted. */
-function oneShotPod(spec: KVStoreSpec, pod: Pick<k8s.PodSpec, 'initContainers' | 'containers' | 'volumes'>): k8s.PodSpec {
+function oneShotPod(spec: KVStoreSpec, pod: Pick<IPodSpec, 'initContainers' | 'containers' | 'volumes'>): IPodSpec {
   return {
     restartPolicy: 'Never',
     automountServiceAccountToken: false,
@@ -42,7 +47,7 @@ function oneShotPod(spec: KVStoreSpec, pod: Pick<k8s.PodSpec, 'initContainers' |
  * The backup pod: an init container saves a snapshot from the client Service into the backup claim
  * (named after the Job, unique per run), then the reconciler image deletes all but the newest `keep`.
  */
-export function backupPodTemplate(parts: PodParts, clientEndpoint: string): k8s.PodTemplateSpec {
+export function backupPodTemplate(parts: PodParts, clientEndpoint: string): IPodTemplateSpec {
   const { spec, engine } = parts;
   const backup = spec.backup!;
   const save = engine.snapshots!.save(clientEndpoint, `${BACKUP_MOUNT}/$(${JOB_NAME_ENV}).db`);
@@ -91,16 +96,16 @@ export class StoreBackup extends Construct {
     const parts = props.store;
     const backup = parts.spec.backup!;
     if (backup.storage !== undefined) {
-      new k8s.KubePersistentVolumeClaim(this, 'Claim', {
+      kubeObject<IPersistentVolumeClaim>(this, 'Claim', { apiVersion: 'v1', kind: 'PersistentVolumeClaim' }, {
         metadata: { name: backup.claimName, labels: parts.labels, annotations: { ...KEEP_PVC_ANNOTATIONS } },
         spec: {
           accessModes: ['ReadWriteOnce'],
           ...(backup.storageClassName !== undefined ? { storageClassName: backup.storageClassName } : {}),
-          resources: { requests: { storage: k8s.Quantity.fromString(backup.storage!) } },
+          resources: { requests: { storage: backup.storage! } },
         },
       });
     }
-    this.cronJob = new k8s.KubeCronJob(this, 'CronJob', {
+    this.cronJob = kubeObject<ICronJob>(this, 'CronJob', { apiVersion: 'batch/v1', kind: 'CronJob' }, {
       metadata: { name: backupCronJobName(parts.names), labels: parts.labels },
       spec: {
         schedule: backup.schedule,

@@ -1,10 +1,12 @@
 // The KVStore CustomResourceDefinition: its OpenAPI schema derived from SPEC_INPUT_SCHEMA, and the construct.
-import { k8s } from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
+import type { ICustomResourceDefinition } from 'kubernetes-models/apiextensions.k8s.io/v1/CustomResourceDefinition';
+import type { IJSONSchemaProps } from 'kubernetes-models/apiextensions.k8s.io/v1/JSONSchemaProps';
 import { CUSTOM_FIELDS, defaultsSentence, ETCD_FIELDS, FieldDoc } from '../model/fields';
 import { KVSTORE_CRD_NAME, KVSTORE_GROUP, KVSTORE_KIND, KVSTORE_PLURAL, KVSTORE_VERSION } from '../model/metadata';
 import { MAX_SIZE, SPEC_INPUT_SCHEMA } from '../model/schema';
 import { CustomEngineSpec, DEFAULT_SIZE, EtcdEngineSpec } from '../model/spec';
+import { clusterScoped, kubeObject } from './kube';
 
 /** A JSON Schema node, in the plain JSON form that appears in YAML. */
 export type JsonSchema = { readonly [keyword: string]: unknown };
@@ -227,36 +229,6 @@ export function crdSchema(): JsonSchema {
 }
 
 /**
- * JSON form → the generated class's props. Only `properties` and `anyOf` recurse through cdk8s'
- * own conversion; `items` and `additionalProperties` are `any` there and pass through in JSON form.
- */
-function toJsonSchemaProps(node: JsonSchema): k8s.JsonSchemaProps {
-  const known: Record<string, keyof k8s.JsonSchemaProps> = {
-    'type': 'type', 'enum': 'enum', 'pattern': 'pattern', 'minimum': 'minimum', 'maximum': 'maximum',
-    'minLength': 'minLength', 'maxLength': 'maxLength', 'minItems': 'minItems', 'required': 'required',
-    'description': 'description', 'default': 'default', 'format': 'format', 'items': 'items',
-    'additionalProperties': 'additionalProperties',
-    'x-kubernetes-int-or-string': 'xKubernetesIntOrString',
-    'x-kubernetes-validations': 'xKubernetesValidations',
-    'x-kubernetes-list-type': 'xKubernetesListType',
-    'x-kubernetes-list-map-keys': 'xKubernetesListMapKeys',
-  };
-  const props: Record<string, unknown> = {};
-  for (const [keyword, value] of Object.entries(node)) {
-    if (keyword === 'properties') {
-      props.properties = Object.fromEntries(Object.entries(value as Record<string, JsonSchema>).map(([k, v]) => [k, toJsonSchemaProps(v)]));
-    } else if (keyword === 'anyOf') {
-      props.anyOf = (value as JsonSchema[]).map(toJsonSchemaProps);
-    } else if (known[keyword]) {
-      props[known[keyword]] = value;
-    } else {
-      throw new Error(`KVStoreCrd: keyword '${keyword}' has no JsonSchemaProps field`);
-    }
-  }
-  return props as k8s.JsonSchemaProps;
-}
-
-/**
  * The KVStore CustomResourceDefinition (`kvstores.kvstore.cdk8s-kvstore.io`): namespaced, one
  * served and stored version, status and scale subresources (`kubectl scale kvstore/orders
  * --replicas=5` sets `.spec.size`).
@@ -272,7 +244,7 @@ export class KVStoreCrd extends Construct {
 
   constructor(scope: Construct, id: string) {
     super(scope, id);
-    new k8s.KubeCustomResourceDefinition(this, 'Resource', {
+    clusterScoped(kubeObject<ICustomResourceDefinition>(this, 'Resource', { apiVersion: 'apiextensions.k8s.io/v1', kind: 'CustomResourceDefinition' }, {
       metadata: { name: KVSTORE_CRD_NAME },
       spec: {
         group: KVSTORE_GROUP,
@@ -288,7 +260,7 @@ export class KVStoreCrd extends Construct {
           name: KVSTORE_VERSION,
           served: true,
           storage: true,
-          schema: { openApiv3Schema: toJsonSchemaProps(crdSchema()) },
+          schema: { openAPIV3Schema: crdSchema() as IJSONSchemaProps },
           subresources: {
             status: {},
             scale: { specReplicasPath: '.spec.size', statusReplicasPath: '.status.replicas', labelSelectorPath: '.status.selector' },
@@ -302,6 +274,6 @@ export class KVStoreCrd extends Construct {
           ],
         }],
       },
-    });
+    }));
   }
 }

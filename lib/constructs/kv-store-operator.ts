@@ -1,8 +1,14 @@
 // CRD mode: the KVStore CRD plus a CronJob that reconciles every KVStore resource in scope, with its RBAC.
 import { Chart } from 'cdk8s';
-import { k8s } from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
+import type { ICronJob } from 'kubernetes-models/batch/v1/CronJob';
+import type { IClusterRole } from 'kubernetes-models/rbac.authorization.k8s.io/v1/ClusterRole';
+import type { IClusterRoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1/ClusterRoleBinding';
+import type { IRole } from 'kubernetes-models/rbac.authorization.k8s.io/v1/Role';
+import type { IRoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1/RoleBinding';
+import type { IServiceAccount } from 'kubernetes-models/v1/ServiceAccount';
 import { KVSTORE_GROUP, KVSTORE_PLURAL, MANAGED_BY, MANAGED_BY_LABEL, NAME_LABEL, RECONCILER_POD_NAME } from '../model/metadata';
+import { clusterScoped, kubeObject } from './kube';
 import { KVStoreCrd } from './kv-store-crd';
 import { operatorRules, reconcilerPodSpec } from './reconciler-rbac';
 
@@ -45,27 +51,27 @@ export class KVStoreOperator extends Construct {
     }
     if (props.installCrd ?? true) new KVStoreCrd(this, 'Crd');
     const labels = { [NAME_LABEL]: RECONCILER_POD_NAME, [MANAGED_BY_LABEL]: MANAGED_BY };
-    new k8s.KubeServiceAccount(this, 'ServiceAccount', { metadata: { name: this.serviceAccountName, labels }, automountServiceAccountToken: false });
+    kubeObject<IServiceAccount>(this, 'ServiceAccount', { apiVersion: 'v1', kind: 'ServiceAccount' }, { metadata: { name: this.serviceAccountName, labels }, automountServiceAccountToken: false });
     const rules = operatorRules(KVSTORE_GROUP, KVSTORE_PLURAL);
     if (props.allNamespaces) {
       // A ClusterRoleBinding names the ServiceAccount's namespace explicitly.
       const namespace = Chart.of(this).namespace;
       if (!namespace) throw new Error(`KVStoreOperator '${id}': allNamespaces needs the chart to have a namespace, got none`);
-      new k8s.KubeClusterRole(this, 'Role', { metadata: { name: this.roleName, labels }, rules });
-      new k8s.KubeClusterRoleBinding(this, 'RoleBinding', {
+      clusterScoped(kubeObject<IClusterRole>(this, 'Role', { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole' }, { metadata: { name: this.roleName, labels }, rules }));
+      clusterScoped(kubeObject<IClusterRoleBinding>(this, 'RoleBinding', { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRoleBinding' }, {
         metadata: { name: this.roleName, labels },
         roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: this.roleName },
         subjects: [{ kind: 'ServiceAccount', name: this.serviceAccountName, namespace }],
-      });
+      }));
     } else {
-      new k8s.KubeRole(this, 'Role', { metadata: { name: this.roleName, labels }, rules });
-      new k8s.KubeRoleBinding(this, 'RoleBinding', {
+      kubeObject<IRole>(this, 'Role', { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'Role' }, { metadata: { name: this.roleName, labels }, rules });
+      kubeObject<IRoleBinding>(this, 'RoleBinding', { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'RoleBinding' }, {
         metadata: { name: this.roleName, labels },
         roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: this.roleName },
         subjects: [{ kind: 'ServiceAccount', name: this.serviceAccountName }],
       });
     }
-    new k8s.KubeCronJob(this, 'Resource', {
+    kubeObject<ICronJob>(this, 'Resource', { apiVersion: 'batch/v1', kind: 'CronJob' }, {
       metadata: { name: 'kvstore-reconciler', labels },
       spec: {
         schedule: props.schedule ?? '*/5 * * * *',

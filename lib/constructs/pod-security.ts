@@ -1,8 +1,9 @@
 // Pod Security "restricted": the security contexts the store's pods and Jobs run with.
-import type { k8s } from 'cdk8s-plus-28';
+import type { IPodSecurityContext } from 'kubernetes-models/v1/PodSecurityContext';
+import type { ISecurityContext } from 'kubernetes-models/v1/SecurityContext';
 
 /** Non-root as `uid` (group and fsGroup too, so volumes are writable), seccomp RuntimeDefault. */
-export function restrictedPodSecurity(uid: number): k8s.PodSecurityContext {
+export function restrictedPodSecurity(uid: number): IPodSecurityContext {
   return {
     runAsNonRoot: true,
     runAsUser: uid,
@@ -13,7 +14,7 @@ export function restrictedPodSecurity(uid: number): k8s.PodSecurityContext {
   };
 }
 
-export function restrictedContainerSecurity(): k8s.SecurityContext {
+export function restrictedContainerSecurity(): ISecurityContext {
   return {
     runAsNonRoot: true,
     allowPrivilegeEscalation: false,

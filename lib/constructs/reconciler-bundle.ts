@@ -2,12 +2,17 @@
 // applies this bundle; the Job it contains applies the store's objects (see README "Who owns what").
 import { createHash } from 'crypto';
 import { ApiObject } from 'cdk8s';
-import { k8s } from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
+import type { IJob } from 'kubernetes-models/batch/v1/Job';
+import type { IRole } from 'kubernetes-models/rbac.authorization.k8s.io/v1/Role';
+import type { IRoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1/RoleBinding';
+import type { IConfigMap } from 'kubernetes-models/v1/ConfigMap';
+import type { IServiceAccount } from 'kubernetes-models/v1/ServiceAccount';
 import { canonicalJson } from '../model/document';
 import { INSTANCE_LABEL, MANAGED_BY, MANAGED_BY_LABEL, NAME_LABEL, RECONCILER_POD_NAME, STORE_LABEL } from '../model/metadata';
 import { reconcileJobName, reconcilerNames } from '../model/names';
 import { LIBRARY_VERSION } from '../model/version';
+import { kubeObject } from './kube';
 import { reconcilerPodSpec, storeRules } from './reconciler-rbac';
 import type { StoreDefinition } from './store-definition';
 
@@ -78,19 +83,19 @@ export class ReconcilerBundle extends Construct {
       [MANAGED_BY_LABEL]: MANAGED_BY,
     };
 
-    new k8s.KubeConfigMap(this, 'Spec', {
+    kubeObject<IConfigMap>(this, 'Spec', { apiVersion: 'v1', kind: 'ConfigMap' }, {
       metadata: { name: names.configMap, labels },
       data: { 'store.json': documentJson },
     });
-    new k8s.KubeServiceAccount(this, 'ServiceAccount', {
+    kubeObject<IServiceAccount>(this, 'ServiceAccount', { apiVersion: 'v1', kind: 'ServiceAccount' }, {
       metadata: { name: names.serviceAccount, labels },
       automountServiceAccountToken: false,
     });
-    new k8s.KubeRole(this, 'Role', {
+    kubeObject<IRole>(this, 'Role', { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'Role' }, {
       metadata: { name: names.role, labels },
       rules: storeRules({ store: store.names, spec: store.spec, lease: names.lease, applySetParent: names.applySetParent }),
     });
-    new k8s.KubeRoleBinding(this, 'RoleBinding', {
+    kubeObject<IRoleBinding>(this, 'RoleBinding', { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'RoleBinding' }, {
       metadata: { name: names.roleBinding, labels },
       roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: names.role },
       subjects: [{ kind: 'ServiceAccount', name: names.serviceAccount }],
@@ -105,7 +110,7 @@ export class ReconcilerBundle extends Construct {
       }
         : profile === GitOpsProfile.FLUX ? { 'kustomize.toolkit.fluxcd.io/force': 'enabled' }
           : {};
-    this.job = new k8s.KubeJob(this, 'Job', {
+    this.job = kubeObject<IJob>(this, 'Job', { apiVersion: 'batch/v1', kind: 'Job' }, {
       metadata: { name: this.jobName, labels, ...(Object.keys(jobAnnotations).length ? { annotations: jobAnnotations } : {}) },
       // No ttlSecondsAfterFinished: a GitOps tool would re-create a Job the TTL deleted, re-running it.
       spec: {

@@ -1,5 +1,9 @@
 // What the reconciler may do, and how its pod runs: least privilege, no wildcards.
-import { k8s } from 'cdk8s-plus-28';
+import type { IPolicyRule } from 'kubernetes-models/rbac.authorization.k8s.io/v1/PolicyRule';
+import type { IEnvVar } from 'kubernetes-models/v1/EnvVar';
+import type { IPodSpec } from 'kubernetes-models/v1/PodSpec';
+import type { IVolume } from 'kubernetes-models/v1/Volume';
+import type { IVolumeMount } from 'kubernetes-models/v1/VolumeMount';
 import { ETCD_MAX_SIZE } from '../engines/etcd';
 import { backupCronJobName, claimOrdinals, podName, pvcName, StoreNames } from '../model/names';
 import type { KVStoreSpec } from '../model/spec';
@@ -21,8 +25,8 @@ const STORE_RESOURCES: ReadonlyArray<{ group: string; resource: string; names: (
  * GitOps mode, one store: create and list (prune) per kind, and get/patch/delete only on the store's
  * own object names. Server-side apply is a PATCH (and needs create when the object is new).
  */
-export function storeRules(o: { store: StoreNames; spec: KVStoreSpec; lease: string; applySetParent: string }): k8s.PolicyRule[] {
-  const rules: k8s.PolicyRule[] = [];
+export function storeRules(o: { store: StoreNames; spec: KVStoreSpec; lease: string; applySetParent: string }): IPolicyRule[] {
+  const rules: IPolicyRule[] = [];
   for (const r of STORE_RESOURCES) {
     rules.push({ apiGroups: [r.group], resources: [r.resource], verbs: ['create', 'list'] });
     rules.push({ apiGroups: [r.group], resources: [r.resource], resourceNames: [...new Set(r.names(o.store))].sort(), verbs: r.verbs });
@@ -53,7 +57,7 @@ export function storeRules(o: { store: StoreNames; spec: KVStoreSpec; lease: str
 }
 
 /** CRD mode, any store in scope: names are not known in advance. */
-export function operatorRules(group: string, plural: string): k8s.PolicyRule[] {
+export function operatorRules(group: string, plural: string): IPolicyRule[] {
   return [
     { apiGroups: [group], resources: [plural], verbs: ['get', 'list'] },
     { apiGroups: [group], resources: [`${plural}/status`], verbs: ['get', 'update'] },
@@ -68,7 +72,7 @@ export function operatorRules(group: string, plural: string): k8s.PolicyRule[] {
 }
 
 /** The reconciler's pod: Pod Security "restricted", the image's nonroot user, an API token. */
-export function reconcilerPodSpec(o: { serviceAccountName: string; image: string; args: string[]; env?: k8s.EnvVar[]; volumes?: k8s.Volume[]; volumeMounts?: k8s.VolumeMount[] }): k8s.PodSpec {
+export function reconcilerPodSpec(o: { serviceAccountName: string; image: string; args: string[]; env?: IEnvVar[]; volumes?: IVolume[]; volumeMounts?: IVolumeMount[] }): IPodSpec {
   return {
     serviceAccountName: o.serviceAccountName,
     // The token is mounted for this pod only: it talks to the API server.
@@ -83,8 +87,8 @@ export function reconcilerPodSpec(o: { serviceAccountName: string; image: string
       ...(o.env ? { env: o.env } : {}),
       ...(o.volumeMounts ? { volumeMounts: o.volumeMounts } : {}),
       resources: {
-        requests: { cpu: k8s.Quantity.fromString('50m'), memory: k8s.Quantity.fromString('128Mi') },
-        limits: { memory: k8s.Quantity.fromString('512Mi') },
+        requests: { cpu: '50m', memory: '128Mi' },
+        limits: { memory: '512Mi' },
       },
       securityContext: restrictedContainerSecurity(),
     }],

@@ -1,11 +1,15 @@
 // The store's StatefulSet: stable member names, the engine's container under Pod Security "restricted",
 // ordered PVC templates, and the annotations a reconciler reads back.
 import { ApiObject } from 'cdk8s';
-import { k8s } from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
+import type { IStatefulSet } from 'kubernetes-models/apps/v1/StatefulSet';
+import type { IAffinity } from 'kubernetes-models/v1/Affinity';
+import type { IPodSpec } from 'kubernetes-models/v1/PodSpec';
+import type { IProbe } from 'kubernetes-models/v1/Probe';
 import { EngineContainer, POD_ENV } from '../engines/types';
 import { ENGINE_ANNOTATION, OPERATION_ANNOTATION, RESTORED_FROM_ANNOTATION } from '../model/metadata';
 import type { ProbeSpec, RestoreSpec } from '../model/spec';
+import { kubeObject } from './kube';
 import { restrictedContainerSecurity, restrictedPodSecurity } from './pod-security';
 import type { StoreDefinition } from './store-definition';
 
@@ -22,7 +26,7 @@ export function enginePorts(store: StoreDefinition): Array<{ name: string; port:
 
 export function renderStatefulSet(scope: Construct, store: StoreDefinition, container: EngineContainer, operation?: string): ApiObject {
   const { spec, names } = store;
-  return new k8s.KubeStatefulSet(scope, 'Resource', {
+  return kubeObject<IStatefulSet>(scope, 'Resource', { apiVersion: 'apps/v1', kind: 'StatefulSet' }, {
     // The engine kind is recorded so a reconciler can refuse an engine change on a live store.
     metadata: store.metadata(names.statefulSet, {
       [ENGINE_ANNOTATION]: store.engine.spec.kind,
@@ -50,14 +54,14 @@ export function renderStatefulSet(scope: Construct, store: StoreDefinition, cont
         spec: {
           accessModes: t.accessModes,
           ...(t.storageClassName !== undefined ? { storageClassName: t.storageClassName } : {}),
-          resources: { requests: { storage: k8s.Quantity.fromString(t.storage) } },
+          resources: { requests: { storage: t.storage } },
         },
       })),
     },
   });
 }
 
-function podSpec(store: StoreDefinition, container: EngineContainer): k8s.PodSpec {
+function podSpec(store: StoreDefinition, container: EngineContainer): IPodSpec {
   const { spec, names } = store;
   const affinity = antiAffinity(store);
   return {
@@ -90,7 +94,7 @@ function podSpec(store: StoreDefinition, container: EngineContainer): k8s.PodSpe
       ],
       ...(container.bootstrapEnv ? { envFrom: [{ configMapRef: { name: names.bootstrapConfig } }] } : {}),
       ports: enginePorts(store).map((p) => ({ name: p.name, containerPort: p.port, protocol: 'TCP' })),
-      resources: { requests: quantities(spec.resources.requests), limits: quantities(spec.resources.limits) },
+      resources: { requests: spec.resources.requests, limits: spec.resources.limits },
       volumeMounts: [
         ...spec.volumeClaimTemplates.map((t) => ({ name: t.name, mountPath: t.mountPath })),
         { name: 'tmp', mountPath: '/tmp' },
@@ -104,7 +108,7 @@ function podSpec(store: StoreDefinition, container: EngineContainer): k8s.PodSpe
   };
 }
 
-function antiAffinity(store: StoreDefinition): k8s.Affinity | undefined {
+function antiAffinity(store: StoreDefinition): IAffinity | undefined {
   const term = { topologyKey: 'kubernetes.io/hostname', labelSelector: { matchLabels: store.selectorLabels } };
   switch (store.spec.podAntiAffinity) {
     case 'hard':
@@ -116,24 +120,15 @@ function antiAffinity(store: StoreDefinition): k8s.Affinity | undefined {
   }
 }
 
-function port(p: number | string): k8s.IntOrString {
-  return typeof p === 'number' ? k8s.IntOrString.fromNumber(p) : k8s.IntOrString.fromString(p);
-}
-
-function probe(p: ProbeSpec | undefined): k8s.Probe | undefined {
+function probe(p: ProbeSpec | undefined): IProbe | undefined {
   if (!p) return undefined;
   return {
-    ...(p.httpGet ? { httpGet: { path: p.httpGet.path, port: port(p.httpGet.port) } } : {}),
-    ...(p.tcpSocket ? { tcpSocket: { port: port(p.tcpSocket.port) } } : {}),
+    ...(p.httpGet ? { httpGet: { path: p.httpGet.path, port: p.httpGet.port } } : {}),
+    ...(p.tcpSocket ? { tcpSocket: { port: p.tcpSocket.port } } : {}),
     ...(p.exec ? { exec: { command: p.exec.command } } : {}),
     initialDelaySeconds: p.initialDelaySeconds,
     periodSeconds: p.periodSeconds,
     timeoutSeconds: p.timeoutSeconds,
     failureThreshold: p.failureThreshold,
   };
-}
-
-function quantities(list: Record<string, string> | undefined): Record<string, k8s.Quantity> | undefined {
-  if (!list) return undefined;
-  return Object.fromEntries(Object.keys(list).sort().map((k) => [k, k8s.Quantity.fromString(list[k])]));
 }

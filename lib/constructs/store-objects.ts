@@ -1,10 +1,14 @@
 // Every Kubernetes object of one store, rendered from its definition in a fixed order. The KVStore
 // construct renders through here, and so does the reconciler when it re-synthesizes a store in memory.
-import { k8s } from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
+import type { IConfigMap } from 'kubernetes-models/v1/ConfigMap';
+import type { IService } from 'kubernetes-models/v1/Service';
+import type { INetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1/NetworkPolicy';
+import type { IPodDisruptionBudget } from 'kubernetes-models/policy/v1/PodDisruptionBudget';
 import { EngineContainer } from '../engines/types';
 import { NAME_LABEL, RECONCILER_POD_NAME, RESTORED_FROM_ANNOTATION, STORE_LABEL } from '../model/metadata';
 import { StoreBackup } from './backup';
+import { kubeObject } from './kube';
 import { enginePorts, renderStatefulSet, restoredFrom } from './stateful-set';
 import type { StoreDefinition } from './store-definition';
 
@@ -33,25 +37,25 @@ export function renderStoreObjects(scope: Construct, store: StoreDefinition, opt
 }
 
 function renderHeadlessService(scope: Construct, store: StoreDefinition): void {
-  new k8s.KubeService(scope, 'HeadlessService', {
+  kubeObject<IService>(scope, 'HeadlessService', { apiVersion: 'v1', kind: 'Service' }, {
     metadata: store.metadata(store.names.headlessService),
     spec: {
-      clusterIp: 'None',
+      clusterIP: 'None',
       // Members must resolve each other before they are ready, or bootstrap never completes.
       publishNotReadyAddresses: true,
       selector: store.selectorLabels,
-      ports: enginePorts(store).map((p) => ({ name: p.name, port: p.port, targetPort: k8s.IntOrString.fromString(p.name) })),
+      ports: enginePorts(store).map((p) => ({ name: p.name, port: p.port, targetPort: p.name })),
     },
   });
 }
 
 function renderClientService(scope: Construct, store: StoreDefinition): void {
-  new k8s.KubeService(scope, 'ClientService', {
+  kubeObject<IService>(scope, 'ClientService', { apiVersion: 'v1', kind: 'Service' }, {
     metadata: store.metadata(store.names.clientService),
     spec: {
       type: 'ClusterIP',
       selector: store.selectorLabels,
-      ports: [{ name: 'client', port: store.engine.clientPort, targetPort: k8s.IntOrString.fromString('client') }],
+      ports: [{ name: 'client', port: store.engine.clientPort, targetPort: 'client' }],
     },
   });
 }
@@ -60,7 +64,7 @@ function renderClientService(scope: Construct, store: StoreDefinition): void {
 function renderBootstrapConfig(scope: Construct, store: StoreDefinition, container: EngineContainer): void {
   const env = container.bootstrapEnv!;
   const restore = store.spec.restore;
-  new k8s.KubeConfigMap(scope, 'Bootstrap', {
+  kubeObject<IConfigMap>(scope, 'Bootstrap', { apiVersion: 'v1', kind: 'ConfigMap' }, {
     // The restore marker is here too: it outlives a StatefulSet deleted for a re-create.
     metadata: store.metadata(store.names.bootstrapConfig, restore ? { [RESTORED_FROM_ANNOTATION]: restoredFrom(restore) } : {}),
     data: Object.fromEntries(Object.keys(env).sort().map((k) => [k, env[k]])),
@@ -69,13 +73,13 @@ function renderBootstrapConfig(scope: Construct, store: StoreDefinition, contain
 
 /** Keeps a quorum through voluntary disruptions (or one member down for engines without quorum). */
 function renderPodDisruptionBudget(scope: Construct, store: StoreDefinition): void {
-  new k8s.KubePodDisruptionBudget(scope, 'PodDisruptionBudget', {
+  kubeObject<IPodDisruptionBudget>(scope, 'PodDisruptionBudget', { apiVersion: 'policy/v1', kind: 'PodDisruptionBudget' }, {
     metadata: store.metadata(store.names.podDisruptionBudget),
     spec: {
       selector: { matchLabels: store.selectorLabels },
       ...(store.engine.quorum
-        ? { minAvailable: k8s.IntOrString.fromNumber(Math.floor(store.spec.size / 2) + 1) }
-        : { maxUnavailable: k8s.IntOrString.fromNumber(1) }),
+        ? { minAvailable: Math.floor(store.spec.size / 2) + 1 }
+        : { maxUnavailable: 1 }),
     },
   });
 }
@@ -86,7 +90,7 @@ function renderNetworkPolicy(scope: Construct, store: StoreDefinition): void {
     podSelector: { matchLabels: networkPolicy.clientPodLabels },
     ...(networkPolicy.clientNamespaceLabels ? { namespaceSelector: { matchLabels: networkPolicy.clientNamespaceLabels } } : {}),
   };
-  new k8s.KubeNetworkPolicy(scope, 'NetworkPolicy', {
+  kubeObject<INetworkPolicy>(scope, 'NetworkPolicy', { apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy' }, {
     metadata: store.metadata(store.names.networkPolicy),
     spec: {
       podSelector: { matchLabels: store.selectorLabels },
@@ -95,7 +99,7 @@ function renderNetworkPolicy(scope: Construct, store: StoreDefinition): void {
         {
           // Members reach each other on every engine port (peer traffic, and client calls for health).
           from: [{ podSelector: { matchLabels: store.selectorLabels } }],
-          ports: enginePorts(store).map((p) => ({ protocol: 'TCP', port: k8s.IntOrString.fromNumber(p.port) })),
+          ports: enginePorts(store).map((p) => ({ protocol: 'TCP', port: p.port })),
         },
         {
           // Clients; this store's own Jobs (reconciler, snapshots) and the CRD-mode reconciler, from
@@ -105,7 +109,7 @@ function renderNetworkPolicy(scope: Construct, store: StoreDefinition): void {
             { podSelector: { matchLabels: { [STORE_LABEL]: store.spec.name } } },
             { podSelector: { matchLabels: { [NAME_LABEL]: RECONCILER_POD_NAME } } },
           ],
-          ports: [{ protocol: 'TCP', port: k8s.IntOrString.fromNumber(store.engine.clientPort) }],
+          ports: [{ protocol: 'TCP', port: store.engine.clientPort }],
         },
       ],
     },

@@ -38,6 +38,15 @@ describe('KVStoreOperator (CRD mode)', () => {
     expect(find(objects, 'CronJob').spec.jobTemplate.spec.template.spec.containers[0].args).toEqual(['--crd', '--all-namespaces']);
   });
 
+  test('cluster-scoped objects carry no namespace in a namespaced chart; namespaced ones carry the chart\'s', () => {
+    const chart = testChart('kvstores');
+    new KVStoreOperator(chart, 'operator', { image: IMAGE, allNamespaces: true });
+    const namespaces = Object.fromEntries(synth(chart).map((o) => [o.kind, o.metadata.namespace ?? null]));
+    expect(namespaces).toEqual({
+      CustomResourceDefinition: null, ServiceAccount: 'kvstores', ClusterRole: null, ClusterRoleBinding: null, CronJob: 'kvstores',
+    });
+  });
+
   test('RBAC: KVStore read and status update, store kinds without wildcards, PVCs without deletecollection', () => {
     const chart = testChart('kvstores');
     new KVStoreOperator(chart, 'operator', { image: IMAGE });
