@@ -127,7 +127,15 @@ project.tasks.addEnvironment('PATH', '$(node -p "require(\'path\').resolve(\'nod
 
 // jest 30 pulls unrs-resolver; a lockfile made here only installs with this version.
 project.package.addField('overrides', { 'unrs-resolver': '1.12.2' });
-project.package.addField('files', ['build/lib/**/*.js', 'build/lib/**/*.js.map', 'build/lib/**/*.d.ts', 'build/apps/reconcile.js', 'README.md', 'API.md', 'LICENSE']);
+// The release this checkout builds: also part of the reconciler Job's name and the ApplySet tooling
+// annotation, so a new release re-runs the reconciler. CHANGELOG.md says what changed.
+project.package.addVersion('0.1.0');
+project.package.addField('files', [
+  'build/lib/**/*.js', 'build/lib/**/*.js.map', 'build/lib/**/*.d.ts', 'build/apps/reconcile.js',
+  'crd/kvstore.yaml', 'README.md', 'API.md', 'ARCHITECTURE.md', 'CHANGELOG.md', 'LICENSE',
+]);
+// Packing an unbuilt checkout would ship no code: npm pack and npm publish build first.
+project.addTask('prepack', { description: 'Build before packing', steps: [{ exec: 'tsc --build' }] });
 project.package.addField('peerDependenciesMeta', Object.fromEntries(RECONCILER_PEERS.map((p) => [p.slice(0, p.lastIndexOf('@')), { optional: true }])));
 // Two entries: the construct entry (main) and the reconciler's; nothing else is importable.
 // Resolvers that ignore `exports` (TypeScript's moduleResolution node10, which `cdk8s init` apps use)
