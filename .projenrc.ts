@@ -157,8 +157,8 @@ project.addTask('synth', {
   steps: [{ exec: 'tsc --build' }, { exec: 'rm -rf dist' }, { exec: 'node build/apps/main.js' }],
 });
 project.addTask('examples', {
-  description: 'Regenerate the committed GitOps example output (examples/gitops/)',
-  steps: [{ spawn: 'compile' }, { exec: 'node build/apps/gitops.js' }],
+  description: 'Regenerate the committed example output (examples/gitops/, examples/operator/)',
+  steps: [{ exec: 'tsc --build' }, { exec: 'node build/apps/gitops.js' }, { exec: 'node build/apps/operator.js' }],
 });
 project.addTask('codegen', {
   description: 'Regenerate the compiled spec validator, crd/kvstore.yaml and imports/ from lib/model and lib/constructs',

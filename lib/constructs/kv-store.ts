@@ -1,12 +1,13 @@
 // KVStore: the construct. Props → spec input → StoreDefinition → the store's objects (direct mode) or
 // the reconciler bundle that applies them (GitOps mode).
 import { ApiObject, Chart } from 'cdk8s';
-import { Construct } from 'constructs';
+import { Construct, IConstruct } from 'constructs';
 import { Engine } from '../engines/engine';
 import type { IEngine } from '../engines/types';
 import type { StoreDocument } from '../model/document';
 import { SpecError } from '../model/issues';
-import type { StoreNames } from '../model/names';
+import { StoreNames, StoreObjectRef, storeObjects } from '../model/names';
+import { namespaceIssues } from '../model/normalize';
 import type { BackupOptions, KVStoreSpec, KVStoreSpecInput, RestoreOptions } from '../model/spec';
 import { ReconcilerBundle, ReconcilerOptions } from './reconciler-bundle';
 import { StoreDefinition } from './store-definition';
@@ -200,6 +201,8 @@ export class KVStore extends Construct {
     super(scope, id);
     const engine = props.engine ?? Engine.etcd();
     const namespace = Chart.of(this).namespace;
+    const badNamespace = namespaceIssues(namespace);
+    if (badNamespace.length > 0) throw new SpecError(props.name ?? id, badNamespace.map((i) => ({ ...i, reason: 'the chart\'s namespace' })));
     // The cluster token's seed: unique per store and stable (namespace and construct path, never time).
     const store = StoreDefinition.fromInput(specInputFromProps(props.name ?? id, engine, props), engine, { namespace, tokenSeed: `${namespace ?? ''}/${this.node.path}` });
     this.spec = store.spec;
@@ -221,16 +224,56 @@ export class KVStore extends Construct {
     if (store.spec.restore && !props.reconciler) {
       throw new SpecError(store.spec.name, [{ field: 'restore', value: store.spec.restore, allowed: 'used together with reconciler', reason: 'restoring runs one Job per member before the pods start, which the reconciler does' }]);
     }
+    if (props.reconciler && !namespace) {
+      throw new Error(`KVStore '${store.spec.name}': reconciler needs the chart to have a namespace, got none (the Job applies the store into it)`);
+    }
+    // Before anything is rendered: two stores creating one object must fail at the second's line.
+    claimObjects(this.node.root, {
+      name: store.spec.name,
+      path: this.node.path,
+      namespace,
+      objects: storeObjects(store.spec, {
+        bootstrapConfig: engine.container(store.engineContext('new')).bootstrapEnv !== undefined,
+        reconciler: props.reconciler !== undefined,
+      }),
+    });
+
     if (props.reconciler) {
-      if (!namespace) {
-        throw new Error(`KVStore '${store.spec.name}': reconciler needs the chart to have a namespace, got none (the Job applies the store into it)`);
-      }
       this.reconciler = new ReconcilerBundle(this, 'Reconciler', { store, ...props.reconciler });
     } else {
       renderStoreObjects(this, store);
       this.statefulSet = this.node.findChild('Resource') as ApiObject;
     }
   }
+}
+
+/** A store of an app, as a later store compares itself with it. */
+interface PlacedStore {
+  readonly name: string;
+  /** The construct path. */
+  readonly path: string;
+  readonly namespace?: string;
+  readonly objects: readonly StoreObjectRef[];
+}
+
+/** The stores of each app, keyed by the construct tree's root. */
+const STORES_OF_APP = new WeakMap<IConstruct, PlacedStore[]>();
+
+/**
+ * Throws when `store` would create an object an earlier store of the same app creates in the same
+ * namespace (one would overwrite the other when applied); otherwise records it. Charts without a
+ * namespace count as one namespace: their objects are applied to the same current one.
+ */
+function claimObjects(root: IConstruct, store: PlacedStore): void {
+  const stores = STORES_OF_APP.get(root) ?? [];
+  for (const other of stores.filter((o) => o.namespace === store.namespace)) {
+    const shared = store.objects.find((mine) => other.objects.some((theirs) => theirs.kind === mine.kind && theirs.name === mine.name));
+    if (shared) {
+      const where = store.namespace !== undefined ? `${store.namespace}/${shared.name}` : `${shared.name} (their charts set no namespace)`;
+      throw new Error(`KVStore '${other.name}' (${other.path}) and KVStore '${store.name}' (${store.path}) both synthesize ${shared.kind} ${where}: give one a different name or namespace`);
+    }
+  }
+  STORES_OF_APP.set(root, [...stores, store]);
 }
 
 /** Internal (not in the entry): the typed props as the plain spec input a KVStore resource carries (enum values are the spec's strings). */

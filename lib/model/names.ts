@@ -1,6 +1,7 @@
 // Stable names of everything a store creates. They are contract: PVC names derive from the
 // StatefulSet name, so changing any of these orphans data.
 import { createHash } from 'crypto';
+import type { KVStoreSpec } from './spec';
 
 /** Names of the Kubernetes objects of one store. */
 export interface StoreNames {
@@ -120,4 +121,49 @@ export function reconcilerNames(storeName: string): ReconcilerNames {
 export function reconcileJobName(storeName: string, jobHash: string): string {
   const job = `${storeName}-reconcile-${jobHash}`;
   return job.length <= 63 ? job : `${storeName}-${jobHash}`;
+}
+
+/** One object a store creates in its namespace, by kind and name. */
+export interface StoreObjectRef {
+  readonly kind: string;
+  readonly name: string;
+}
+
+/** What, besides its spec, decides which objects a store creates. */
+export interface StoreObjectsOptions {
+  /** The engine loads its membership settings from the bootstrap ConfigMap (etcd, with a namespace). */
+  readonly bootstrapConfig: boolean;
+  /** GitOps mode: the reconciler bundle is synthesized too (its Job's name changes with the spec, so it is left out). */
+  readonly reconciler: boolean;
+}
+
+/**
+ * The objects a store creates in its namespace, the StatefulSet first: two stores in one namespace
+ * must share none, or one overwrites the other's.
+ */
+export function storeObjects(spec: KVStoreSpec, options: StoreObjectsOptions): StoreObjectRef[] {
+  const names = storeNames(spec.name);
+  const objects: StoreObjectRef[] = [
+    { kind: 'StatefulSet', name: names.statefulSet },
+    { kind: 'Service', name: names.headlessService },
+    { kind: 'Service', name: names.clientService },
+    { kind: 'PodDisruptionBudget', name: names.podDisruptionBudget },
+  ];
+  if (spec.networkPolicy.enabled) objects.push({ kind: 'NetworkPolicy', name: names.networkPolicy });
+  if (options.bootstrapConfig) objects.push({ kind: 'ConfigMap', name: names.bootstrapConfig });
+  if (spec.backup) {
+    objects.push({ kind: 'CronJob', name: backupCronJobName(names) });
+    // A claim given without a size exists already, and stores may share it.
+    if (spec.backup.storage !== undefined) objects.push({ kind: 'PersistentVolumeClaim', name: spec.backup.claimName });
+  }
+  if (options.reconciler) {
+    const reconciler = reconcilerNames(spec.name);
+    objects.push(
+      { kind: 'ConfigMap', name: reconciler.configMap },
+      { kind: 'ServiceAccount', name: reconciler.serviceAccount },
+      { kind: 'Role', name: reconciler.role },
+      { kind: 'RoleBinding', name: reconciler.roleBinding },
+    );
+  }
+  return objects;
 }

@@ -1,8 +1,10 @@
 // Validation and normalization of a store's spec input: the schema, the rules that span fields, and
 // every default applied. Pure.
 import { SpecError, SpecIssue } from './issues';
-import { backupClaimName } from './names';
+import { COMPONENT_LABEL, MANAGED_BY_LABEL, STORE_LABEL } from './metadata';
+import { backupClaimName, selectorLabels } from './names';
 import { parseQuantity } from './quantity';
+import { DNS_LABEL_PATTERN } from './schema';
 import { schemaIssues } from './validate';
 import {
   BackupSpec, BackupOptions, DEFAULT_BACKUP_KEEP, DEFAULT_BACKUP_SCHEDULE, DEFAULT_CLUSTER_DOMAIN, DEFAULT_MOUNT_ROOT, DEFAULT_RUN_AS_USER,
@@ -19,9 +21,37 @@ function compact<T>(value: T): T {
   return value;
 }
 
+/** The namespace a store is placed in: Kubernetes requires a DNS-1123 label of at most 63 characters. */
+export function namespaceIssues(namespace: string | undefined): SpecIssue[] {
+  if (namespace === undefined || (namespace.length <= 63 && new RegExp(DNS_LABEL_PATTERN).test(namespace))) return [];
+  return [{ field: 'namespace', value: namespace, allowed: 'a DNS-1123 label (lowercase letters, digits and \'-\', starting and ending alphanumeric) of at most 63 characters' }];
+}
+
+/** "a, b or c". */
+function orList(items: string[]): string {
+  return items.length > 1 ? `${items.slice(0, -1).join(', ')} or ${items[items.length - 1]}` : items.join('');
+}
+
+/**
+ * Label keys the library sets itself, and why: a user label of the same key would be overwritten
+ * on some objects and not others.
+ */
+function libraryLabels(storeName: string): Record<string, string> {
+  return {
+    ...Object.fromEntries(Object.keys(selectorLabels(storeName)).map((key) => [key, 'it selects the store\'s pods'])),
+    [MANAGED_BY_LABEL]: 'the library sets it on every object',
+    [COMPONENT_LABEL]: 'the library sets it to the engine on every object of the store',
+    [STORE_LABEL]: 'the library sets it on the store\'s Job pods, which its NetworkPolicy admits',
+  };
+}
+
 /** Rules that span fields, on an already-defaulted spec. */
 function crossFieldIssues(spec: KVStoreSpec, input: KVStoreSpecInput): SpecIssue[] {
   const issues: SpecIssue[] = [];
+  const reserved = libraryLabels(spec.name);
+  for (const key of Object.keys(spec.labels).filter((k) => reserved[k] !== undefined)) {
+    issues.push({ field: 'labels key', value: key, allowed: `a key other than ${orList(Object.keys(reserved))}`, reason: reserved[key] });
+  }
   if (input.storageSize !== undefined && parseQuantity(input.storageSize) === 0) {
     issues.push({ field: 'storageSize', value: input.storageSize, allowed: 'a storage size greater than zero' });
   }

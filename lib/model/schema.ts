@@ -35,7 +35,8 @@ const CRON_PATTERN = '^(@(yearly|annually|monthly|weekly|daily|hourly)|([0-9*/,-
 const SNAPSHOT_FILE_PATTERN = '^[A-Za-z0-9][A-Za-z0-9._-]*$';
 
 const labels = { type: 'object', allowed: 'a map of Kubernetes labels', propertyNames: { pattern: LABEL_KEY_PATTERN, allowed: 'a label key (an optional DNS prefix and "/", then up to 63 characters of [A-Za-z0-9-_.])' }, additionalProperties: { type: 'string', pattern: LABEL_VALUE_PATTERN, allowed: 'a label value (up to 63 characters of [A-Za-z0-9-_.], starting and ending alphanumeric)' } };
-const stringMap = { type: 'object', allowed: 'a map of strings', additionalProperties: { type: 'string', allowed: 'a string' } };
+/** Annotation keys follow the rules of label keys; their values are free strings. */
+const annotations = { type: 'object', allowed: 'a map of strings', propertyNames: { pattern: LABEL_KEY_PATTERN, allowed: 'an annotation key (an optional DNS prefix and "/", then up to 63 characters of [A-Za-z0-9-_.], alphanumeric at both ends)' }, additionalProperties: { type: 'string', allowed: 'a string' } };
 const quantity = (what: string) => ({ type: 'string', pattern: QUANTITY_PATTERN, allowed: `${what} as a Kubernetes quantity such as 10Gi or 500M (digits with an optional suffix m, k, M, G, T, P, E, Ki, Mi, Gi, Ti, Pi or Ei)` });
 const resourceList = { type: 'object', allowed: 'a map of resource names to quantities', additionalProperties: quantity('a quantity') };
 const retention = { type: 'string', enum: ['Retain', 'Delete'], allowed: 'Retain or Delete' };
@@ -83,8 +84,8 @@ const SHAPE = {
     },
     clusterDomain: { type: 'string', pattern: DNS_SUBDOMAIN_PATTERN, allowed: 'a DNS domain such as cluster.local' },
     labels,
-    annotations: stringMap,
-    podAnnotations: stringMap,
+    annotations,
+    podAnnotations: annotations,
     podAntiAffinity: { type: 'string', enum: ['soft', 'hard', 'none'], allowed: 'soft, hard or none' },
     topologySpreadConstraints: {
       type: 'array',

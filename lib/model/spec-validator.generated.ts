@@ -5,7 +5,7 @@
 "use strict";
 export const validate = validate10;
 export default validate10;
-const schema11 = {"type":"object","additionalProperties":false,"required":["name"],"properties":{"name":{"type":"string","pattern":"^[a-z]([-a-z0-9]*[a-z0-9])?$","maxLength":52,"allowed":"a DNS-1035 label (lowercase letters, digits and '-', starting with a letter and ending alphanumeric) of at most 52 characters"},"engine":{"type":"object","required":["kind"],"allowed":"an engine","properties":{"kind":{"type":"string","enum":["etcd","custom"],"allowed":"etcd or custom"}}},"size":{"type":"integer","minimum":1,"maximum":99,"allowed":"an integer from 1 to 99"},"image":{"type":"string","pattern":"^([a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?/)?[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*(/[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$","allowed":"an image reference like registry.example.com/team/etcd:v3.5.21 (lowercase repository, no spaces)"},"storageSize":{"type":"string","pattern":"^[0-9]+(\\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$","allowed":"a storage size as a Kubernetes quantity such as 10Gi or 500M (digits with an optional suffix m, k, M, G, T, P, E, Ki, Mi, Gi, Ti, Pi or Ei)"},"storageClassName":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$","allowed":"a StorageClass name (a DNS-1123 subdomain)"},"volumeClaimTemplates":{"type":"array","minItems":1,"allowed":"a non-empty list of volume claim templates","items":{"type":"object","additionalProperties":false,"required":["name"],"allowed":"a volume claim template","properties":{"name":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$","maxLength":63,"allowed":"a DNS-1123 label of at most 63 characters"},"storage":{"type":"string","pattern":"^[0-9]+(\\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$","allowed":"a storage size as a Kubernetes quantity such as 10Gi or 500M (digits with an optional suffix m, k, M, G, T, P, E, Ki, Mi, Gi, Ti, Pi or Ei)"},"storageClassName":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$","allowed":"a StorageClass name (a DNS-1123 subdomain)"},"accessModes":{"type":"array","minItems":1,"items":{"type":"string","enum":["ReadWriteOnce","ReadOnlyMany","ReadWriteMany","ReadWriteOncePod"],"allowed":"ReadWriteOnce, ReadOnlyMany, ReadWriteMany or ReadWriteOncePod"},"allowed":"a non-empty list of access modes"},"mountPath":{"type":"string","pattern":"^/[^:]+$","allowed":"an absolute path other than / without \":\""}}}},"persistentVolumeClaimRetentionPolicy":{"type":"object","additionalProperties":false,"allowed":"a retention policy","properties":{"whenScaled":{"type":"string","enum":["Retain","Delete"],"allowed":"Retain or Delete"},"whenDeleted":{"type":"string","enum":["Retain","Delete"],"allowed":"Retain or Delete"}}},"resources":{"type":"object","additionalProperties":false,"allowed":"resource requests and limits","properties":{"requests":{"type":"object","allowed":"a map of resource names to quantities","additionalProperties":{"type":"string","pattern":"^[0-9]+(\\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$","allowed":"a quantity as a Kubernetes quantity such as 10Gi or 500M (digits with an optional suffix m, k, M, G, T, P, E, Ki, Mi, Gi, Ti, Pi or Ei)"}},"limits":{"type":"object","allowed":"a map of resource names to quantities","additionalProperties":{"type":"string","pattern":"^[0-9]+(\\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$","allowed":"a quantity as a Kubernetes quantity such as 10Gi or 500M (digits with an optional suffix m, k, M, G, T, P, E, Ki, Mi, Gi, Ti, Pi or Ei)"}}}},"clusterDomain":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$","allowed":"a DNS domain such as cluster.local"},"labels":{"type":"object","allowed":"a map of Kubernetes labels","propertyNames":{"pattern":"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$","allowed":"a label key (an optional DNS prefix and \"/\", then up to 63 characters of [A-Za-z0-9-_.])"},"additionalProperties":{"type":"string","pattern":"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$","allowed":"a label value (up to 63 characters of [A-Za-z0-9-_.], starting and ending alphanumeric)"}},"annotations":{"type":"object","allowed":"a map of strings","additionalProperties":{"type":"string","allowed":"a string"}},"podAnnotations":{"type":"object","allowed":"a map of strings","additionalProperties":{"type":"string","allowed":"a string"}},"podAntiAffinity":{"type":"string","enum":["soft","hard","none"],"allowed":"soft, hard or none"},"topologySpreadConstraints":{"type":"array","allowed":"a list of topology spread constraints","items":{"type":"object","additionalProperties":false,"required":["topologyKey"],"allowed":"a topology spread constraint","properties":{"topologyKey":{"type":"string","minLength":1,"allowed":"a node label key such as topology.kubernetes.io/zone"},"maxSkew":{"type":"integer","minimum":1,"allowed":"an integer of at least 1"},"whenUnsatisfiable":{"type":"string","enum":["DoNotSchedule","ScheduleAnyway"],"allowed":"DoNotSchedule or ScheduleAnyway"}}}},"updateStrategy":{"type":"object","required":["type"],"additionalProperties":false,"allowed":"an update strategy","properties":{"type":{"type":"string","enum":["RollingUpdate","OnDelete"],"allowed":"RollingUpdate or OnDelete"},"partition":{"type":"integer","minimum":0,"allowed":"an integer of at least 0"}}},"podManagementPolicy":{"type":"string","enum":["OrderedReady","Parallel"],"allowed":"OrderedReady or Parallel"},"networkPolicy":{"type":"object","additionalProperties":false,"allowed":"network policy settings","properties":{"enabled":{"type":"boolean","allowed":"true or false"},"clientPodLabels":{"type":"object","allowed":"a map of Kubernetes labels","propertyNames":{"pattern":"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$","allowed":"a label key (an optional DNS prefix and \"/\", then up to 63 characters of [A-Za-z0-9-_.])"},"additionalProperties":{"type":"string","pattern":"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$","allowed":"a label value (up to 63 characters of [A-Za-z0-9-_.], starting and ending alphanumeric)"}},"clientNamespaceLabels":{"type":"object","allowed":"a map of Kubernetes labels","propertyNames":{"pattern":"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$","allowed":"a label key (an optional DNS prefix and \"/\", then up to 63 characters of [A-Za-z0-9-_.])"},"additionalProperties":{"type":"string","pattern":"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$","allowed":"a label value (up to 63 characters of [A-Za-z0-9-_.], starting and ending alphanumeric)"}}}},"runAsUser":{"type":"integer","minimum":1,"allowed":"a non-root uid (an integer of at least 1)"},"nodeSelector":{"type":"object","allowed":"a map of Kubernetes labels","propertyNames":{"pattern":"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$","allowed":"a label key (an optional DNS prefix and \"/\", then up to 63 characters of [A-Za-z0-9-_.])"},"additionalProperties":{"type":"string","pattern":"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$","allowed":"a label value (up to 63 characters of [A-Za-z0-9-_.], starting and ending alphanumeric)"}},"backup":{"type":"object","additionalProperties":false,"allowed":"backup settings","properties":{"schedule":{"type":"string","pattern":"^(@(yearly|annually|monthly|weekly|daily|hourly)|([0-9*/,-]+ ){4}[0-9*/,-]+)$","allowed":"a cron schedule of five fields such as \"0 * * * *\", or a macro such as @hourly"},"keep":{"type":"integer","minimum":1,"maximum":1000,"allowed":"an integer from 1 to 1000"},"storage":{"type":"string","pattern":"^[0-9]+(\\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$","allowed":"a storage size as a Kubernetes quantity such as 10Gi or 500M (digits with an optional suffix m, k, M, G, T, P, E, Ki, Mi, Gi, Ti, Pi or Ei)"},"storageClassName":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$","allowed":"a StorageClass name (a DNS-1123 subdomain)"},"claimName":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$","maxLength":253,"allowed":"a PVC name (a DNS-1123 subdomain)"},"pruneImage":{"type":"string","pattern":"^([a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?/)?[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*(/[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$","allowed":"an image reference of the kvstore reconciler image"}}},"restore":{"type":"object","additionalProperties":false,"required":["snapshot"],"allowed":"restore settings with a snapshot","properties":{"snapshot":{"type":"string","pattern":"^[A-Za-z0-9][A-Za-z0-9._-]*$","maxLength":253,"allowed":"a snapshot file name (letters, digits, \".\", \"_\", \"-\"; no directories)"},"claimName":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$","maxLength":253,"allowed":"the name of the PVC holding the snapshot (a DNS-1123 subdomain)"}}}}};
+const schema11 = {"type":"object","additionalProperties":false,"required":["name"],"properties":{"name":{"type":"string","pattern":"^[a-z]([-a-z0-9]*[a-z0-9])?$","maxLength":52,"allowed":"a DNS-1035 label (lowercase letters, digits and '-', starting with a letter and ending alphanumeric) of at most 52 characters"},"engine":{"type":"object","required":["kind"],"allowed":"an engine","properties":{"kind":{"type":"string","enum":["etcd","custom"],"allowed":"etcd or custom"}}},"size":{"type":"integer","minimum":1,"maximum":99,"allowed":"an integer from 1 to 99"},"image":{"type":"string","pattern":"^([a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?/)?[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*(/[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$","allowed":"an image reference like registry.example.com/team/etcd:v3.5.21 (lowercase repository, no spaces)"},"storageSize":{"type":"string","pattern":"^[0-9]+(\\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$","allowed":"a storage size as a Kubernetes quantity such as 10Gi or 500M (digits with an optional suffix m, k, M, G, T, P, E, Ki, Mi, Gi, Ti, Pi or Ei)"},"storageClassName":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$","allowed":"a StorageClass name (a DNS-1123 subdomain)"},"volumeClaimTemplates":{"type":"array","minItems":1,"allowed":"a non-empty list of volume claim templates","items":{"type":"object","additionalProperties":false,"required":["name"],"allowed":"a volume claim template","properties":{"name":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$","maxLength":63,"allowed":"a DNS-1123 label of at most 63 characters"},"storage":{"type":"string","pattern":"^[0-9]+(\\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$","allowed":"a storage size as a Kubernetes quantity such as 10Gi or 500M (digits with an optional suffix m, k, M, G, T, P, E, Ki, Mi, Gi, Ti, Pi or Ei)"},"storageClassName":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$","allowed":"a StorageClass name (a DNS-1123 subdomain)"},"accessModes":{"type":"array","minItems":1,"items":{"type":"string","enum":["ReadWriteOnce","ReadOnlyMany","ReadWriteMany","ReadWriteOncePod"],"allowed":"ReadWriteOnce, ReadOnlyMany, ReadWriteMany or ReadWriteOncePod"},"allowed":"a non-empty list of access modes"},"mountPath":{"type":"string","pattern":"^/[^:]+$","allowed":"an absolute path other than / without \":\""}}}},"persistentVolumeClaimRetentionPolicy":{"type":"object","additionalProperties":false,"allowed":"a retention policy","properties":{"whenScaled":{"type":"string","enum":["Retain","Delete"],"allowed":"Retain or Delete"},"whenDeleted":{"type":"string","enum":["Retain","Delete"],"allowed":"Retain or Delete"}}},"resources":{"type":"object","additionalProperties":false,"allowed":"resource requests and limits","properties":{"requests":{"type":"object","allowed":"a map of resource names to quantities","additionalProperties":{"type":"string","pattern":"^[0-9]+(\\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$","allowed":"a quantity as a Kubernetes quantity such as 10Gi or 500M (digits with an optional suffix m, k, M, G, T, P, E, Ki, Mi, Gi, Ti, Pi or Ei)"}},"limits":{"type":"object","allowed":"a map of resource names to quantities","additionalProperties":{"type":"string","pattern":"^[0-9]+(\\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$","allowed":"a quantity as a Kubernetes quantity such as 10Gi or 500M (digits with an optional suffix m, k, M, G, T, P, E, Ki, Mi, Gi, Ti, Pi or Ei)"}}}},"clusterDomain":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$","allowed":"a DNS domain such as cluster.local"},"labels":{"type":"object","allowed":"a map of Kubernetes labels","propertyNames":{"pattern":"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$","allowed":"a label key (an optional DNS prefix and \"/\", then up to 63 characters of [A-Za-z0-9-_.])"},"additionalProperties":{"type":"string","pattern":"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$","allowed":"a label value (up to 63 characters of [A-Za-z0-9-_.], starting and ending alphanumeric)"}},"annotations":{"type":"object","allowed":"a map of strings","propertyNames":{"pattern":"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$","allowed":"an annotation key (an optional DNS prefix and \"/\", then up to 63 characters of [A-Za-z0-9-_.], alphanumeric at both ends)"},"additionalProperties":{"type":"string","allowed":"a string"}},"podAnnotations":{"type":"object","allowed":"a map of strings","propertyNames":{"pattern":"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$","allowed":"an annotation key (an optional DNS prefix and \"/\", then up to 63 characters of [A-Za-z0-9-_.], alphanumeric at both ends)"},"additionalProperties":{"type":"string","allowed":"a string"}},"podAntiAffinity":{"type":"string","enum":["soft","hard","none"],"allowed":"soft, hard or none"},"topologySpreadConstraints":{"type":"array","allowed":"a list of topology spread constraints","items":{"type":"object","additionalProperties":false,"required":["topologyKey"],"allowed":"a topology spread constraint","properties":{"topologyKey":{"type":"string","minLength":1,"allowed":"a node label key such as topology.kubernetes.io/zone"},"maxSkew":{"type":"integer","minimum":1,"allowed":"an integer of at least 1"},"whenUnsatisfiable":{"type":"string","enum":["DoNotSchedule","ScheduleAnyway"],"allowed":"DoNotSchedule or ScheduleAnyway"}}}},"updateStrategy":{"type":"object","required":["type"],"additionalProperties":false,"allowed":"an update strategy","properties":{"type":{"type":"string","enum":["RollingUpdate","OnDelete"],"allowed":"RollingUpdate or OnDelete"},"partition":{"type":"integer","minimum":0,"allowed":"an integer of at least 0"}}},"podManagementPolicy":{"type":"string","enum":["OrderedReady","Parallel"],"allowed":"OrderedReady or Parallel"},"networkPolicy":{"type":"object","additionalProperties":false,"allowed":"network policy settings","properties":{"enabled":{"type":"boolean","allowed":"true or false"},"clientPodLabels":{"type":"object","allowed":"a map of Kubernetes labels","propertyNames":{"pattern":"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$","allowed":"a label key (an optional DNS prefix and \"/\", then up to 63 characters of [A-Za-z0-9-_.])"},"additionalProperties":{"type":"string","pattern":"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$","allowed":"a label value (up to 63 characters of [A-Za-z0-9-_.], starting and ending alphanumeric)"}},"clientNamespaceLabels":{"type":"object","allowed":"a map of Kubernetes labels","propertyNames":{"pattern":"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$","allowed":"a label key (an optional DNS prefix and \"/\", then up to 63 characters of [A-Za-z0-9-_.])"},"additionalProperties":{"type":"string","pattern":"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$","allowed":"a label value (up to 63 characters of [A-Za-z0-9-_.], starting and ending alphanumeric)"}}}},"runAsUser":{"type":"integer","minimum":1,"allowed":"a non-root uid (an integer of at least 1)"},"nodeSelector":{"type":"object","allowed":"a map of Kubernetes labels","propertyNames":{"pattern":"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$","allowed":"a label key (an optional DNS prefix and \"/\", then up to 63 characters of [A-Za-z0-9-_.])"},"additionalProperties":{"type":"string","pattern":"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$","allowed":"a label value (up to 63 characters of [A-Za-z0-9-_.], starting and ending alphanumeric)"}},"backup":{"type":"object","additionalProperties":false,"allowed":"backup settings","properties":{"schedule":{"type":"string","pattern":"^(@(yearly|annually|monthly|weekly|daily|hourly)|([0-9*/,-]+ ){4}[0-9*/,-]+)$","allowed":"a cron schedule of five fields such as \"0 * * * *\", or a macro such as @hourly"},"keep":{"type":"integer","minimum":1,"maximum":1000,"allowed":"an integer from 1 to 1000"},"storage":{"type":"string","pattern":"^[0-9]+(\\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$","allowed":"a storage size as a Kubernetes quantity such as 10Gi or 500M (digits with an optional suffix m, k, M, G, T, P, E, Ki, Mi, Gi, Ti, Pi or Ei)"},"storageClassName":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$","allowed":"a StorageClass name (a DNS-1123 subdomain)"},"claimName":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$","maxLength":253,"allowed":"a PVC name (a DNS-1123 subdomain)"},"pruneImage":{"type":"string","pattern":"^([a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?/)?[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*(/[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$","allowed":"an image reference of the kvstore reconciler image"}}},"restore":{"type":"object","additionalProperties":false,"required":["snapshot"],"allowed":"restore settings with a snapshot","properties":{"snapshot":{"type":"string","pattern":"^[A-Za-z0-9][A-Za-z0-9._-]*$","maxLength":253,"allowed":"a snapshot file name (letters, digits, \".\", \"_\", \"-\"; no directories)"},"claimName":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$","maxLength":253,"allowed":"the name of the PVC holding the snapshot (a DNS-1123 subdomain)"}}}}};
 const func2 = Object.prototype.hasOwnProperty;
 const pattern0 = new RegExp("^[a-z]([-a-z0-9]*[a-z0-9])?$", "u");
 const pattern1 = new RegExp("^([a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?/)?[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*(/[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$", "u");
@@ -15,8 +15,8 @@ const pattern4 = new RegExp("^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", "u");
 const pattern7 = new RegExp("^/[^:]+$", "u");
 const pattern11 = new RegExp("^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$", "u");
 const pattern12 = new RegExp("^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$", "u");
-const pattern19 = new RegExp("^(@(yearly|annually|monthly|weekly|daily|hourly)|([0-9*/,-]+ ){4}[0-9*/,-]+)$", "u");
-const pattern24 = new RegExp("^[A-Za-z0-9][A-Za-z0-9._-]*$", "u");
+const pattern21 = new RegExp("^(@(yearly|annually|monthly|weekly|daily|hourly)|([0-9*/,-]+ ){4}[0-9*/,-]+)$", "u");
+const pattern26 = new RegExp("^[A-Za-z0-9][A-Za-z0-9._-]*$", "u");
 
 function validate10(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
 let vErrors = null;
@@ -734,8 +734,10 @@ if(data.annotations !== undefined){
 let data26 = data.annotations;
 if(data26 && typeof data26 == "object" && !Array.isArray(data26)){
 for(const key8 in data26){
-if(typeof data26[key8] !== "string"){
-const err57 = {instancePath:instancePath+"/annotations/" + key8.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/annotations/additionalProperties/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const _errs91 = errors;
+if(typeof key8 === "string"){
+if(!pattern11.test(key8)){
+const err57 = {instancePath:instancePath+"/annotations",schemaPath:"#/properties/annotations/propertyNames/pattern",keyword:"pattern",params:{pattern: "^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"},message:"must match pattern \""+"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"+"\"",propertyName:key8};
 if(vErrors === null){
 vErrors = [err57];
 }
@@ -745,9 +747,9 @@ vErrors.push(err57);
 errors++;
 }
 }
-}
-else {
-const err58 = {instancePath:instancePath+"/annotations",schemaPath:"#/properties/annotations/type",keyword:"type",params:{type: "object"},message:"must be object"};
+var valid13 = _errs91 === errors;
+if(!valid13){
+const err58 = {instancePath:instancePath+"/annotations",schemaPath:"#/properties/annotations/propertyNames",keyword:"propertyNames",params:{propertyName: key8},message:"property name must be valid"};
 if(vErrors === null){
 vErrors = [err58];
 }
@@ -757,12 +759,9 @@ vErrors.push(err58);
 errors++;
 }
 }
-if(data.podAnnotations !== undefined){
-let data28 = data.podAnnotations;
-if(data28 && typeof data28 == "object" && !Array.isArray(data28)){
-for(const key9 in data28){
-if(typeof data28[key9] !== "string"){
-const err59 = {instancePath:instancePath+"/podAnnotations/" + key9.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/podAnnotations/additionalProperties/type",keyword:"type",params:{type: "string"},message:"must be string"};
+for(const key9 in data26){
+if(typeof data26[key9] !== "string"){
+const err59 = {instancePath:instancePath+"/annotations/" + key9.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/annotations/additionalProperties/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err59];
 }
@@ -774,7 +773,7 @@ errors++;
 }
 }
 else {
-const err60 = {instancePath:instancePath+"/podAnnotations",schemaPath:"#/properties/podAnnotations/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err60 = {instancePath:instancePath+"/annotations",schemaPath:"#/properties/annotations/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err60];
 }
@@ -784,10 +783,14 @@ vErrors.push(err60);
 errors++;
 }
 }
-if(data.podAntiAffinity !== undefined){
-let data30 = data.podAntiAffinity;
-if(typeof data30 !== "string"){
-const err61 = {instancePath:instancePath+"/podAntiAffinity",schemaPath:"#/properties/podAntiAffinity/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data.podAnnotations !== undefined){
+let data28 = data.podAnnotations;
+if(data28 && typeof data28 == "object" && !Array.isArray(data28)){
+for(const key10 in data28){
+const _errs100 = errors;
+if(typeof key10 === "string"){
+if(!pattern11.test(key10)){
+const err61 = {instancePath:instancePath+"/podAnnotations",schemaPath:"#/properties/podAnnotations/propertyNames/pattern",keyword:"pattern",params:{pattern: "^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"},message:"must match pattern \""+"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"+"\"",propertyName:key10};
 if(vErrors === null){
 vErrors = [err61];
 }
@@ -796,13 +799,62 @@ vErrors.push(err61);
 }
 errors++;
 }
-if(!(((data30 === "soft") || (data30 === "hard")) || (data30 === "none"))){
-const err62 = {instancePath:instancePath+"/podAntiAffinity",schemaPath:"#/properties/podAntiAffinity/enum",keyword:"enum",params:{allowedValues: schema11.properties.podAntiAffinity.enum},message:"must be equal to one of the allowed values"};
+}
+var valid15 = _errs100 === errors;
+if(!valid15){
+const err62 = {instancePath:instancePath+"/podAnnotations",schemaPath:"#/properties/podAnnotations/propertyNames",keyword:"propertyNames",params:{propertyName: key10},message:"property name must be valid"};
 if(vErrors === null){
 vErrors = [err62];
 }
 else {
 vErrors.push(err62);
+}
+errors++;
+}
+}
+for(const key11 in data28){
+if(typeof data28[key11] !== "string"){
+const err63 = {instancePath:instancePath+"/podAnnotations/" + key11.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/podAnnotations/additionalProperties/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err63];
+}
+else {
+vErrors.push(err63);
+}
+errors++;
+}
+}
+}
+else {
+const err64 = {instancePath:instancePath+"/podAnnotations",schemaPath:"#/properties/podAnnotations/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err64];
+}
+else {
+vErrors.push(err64);
+}
+errors++;
+}
+}
+if(data.podAntiAffinity !== undefined){
+let data30 = data.podAntiAffinity;
+if(typeof data30 !== "string"){
+const err65 = {instancePath:instancePath+"/podAntiAffinity",schemaPath:"#/properties/podAntiAffinity/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err65];
+}
+else {
+vErrors.push(err65);
+}
+errors++;
+}
+if(!(((data30 === "soft") || (data30 === "hard")) || (data30 === "none"))){
+const err66 = {instancePath:instancePath+"/podAntiAffinity",schemaPath:"#/properties/podAntiAffinity/enum",keyword:"enum",params:{allowedValues: schema11.properties.podAntiAffinity.enum},message:"must be equal to one of the allowed values"};
+if(vErrors === null){
+vErrors = [err66];
+}
+else {
+vErrors.push(err66);
 }
 errors++;
 }
@@ -815,56 +867,7 @@ for(let i2=0; i2<len2; i2++){
 let data32 = data31[i2];
 if(data32 && typeof data32 == "object" && !Array.isArray(data32)){
 if(data32.topologyKey === undefined){
-const err63 = {instancePath:instancePath+"/topologySpreadConstraints/" + i2,schemaPath:"#/properties/topologySpreadConstraints/items/required",keyword:"required",params:{missingProperty: "topologyKey"},message:"must have required property '"+"topologyKey"+"'"};
-if(vErrors === null){
-vErrors = [err63];
-}
-else {
-vErrors.push(err63);
-}
-errors++;
-}
-for(const key10 in data32){
-if(!(((key10 === "topologyKey") || (key10 === "maxSkew")) || (key10 === "whenUnsatisfiable"))){
-const err64 = {instancePath:instancePath+"/topologySpreadConstraints/" + i2,schemaPath:"#/properties/topologySpreadConstraints/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key10},message:"must NOT have additional properties"};
-if(vErrors === null){
-vErrors = [err64];
-}
-else {
-vErrors.push(err64);
-}
-errors++;
-}
-}
-if(data32.topologyKey !== undefined){
-let data33 = data32.topologyKey;
-if(typeof data33 === "string"){
-if(data33.length < 1){
-const err65 = {instancePath:instancePath+"/topologySpreadConstraints/" + i2+"/topologyKey",schemaPath:"#/properties/topologySpreadConstraints/items/properties/topologyKey/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
-if(vErrors === null){
-vErrors = [err65];
-}
-else {
-vErrors.push(err65);
-}
-errors++;
-}
-}
-else {
-const err66 = {instancePath:instancePath+"/topologySpreadConstraints/" + i2+"/topologyKey",schemaPath:"#/properties/topologySpreadConstraints/items/properties/topologyKey/type",keyword:"type",params:{type: "string"},message:"must be string"};
-if(vErrors === null){
-vErrors = [err66];
-}
-else {
-vErrors.push(err66);
-}
-errors++;
-}
-}
-if(data32.maxSkew !== undefined){
-let data34 = data32.maxSkew;
-if(!(((typeof data34 == "number") && (!(data34 % 1) && !isNaN(data34))) && (isFinite(data34)))){
-const err67 = {instancePath:instancePath+"/topologySpreadConstraints/" + i2+"/maxSkew",schemaPath:"#/properties/topologySpreadConstraints/items/properties/maxSkew/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+const err67 = {instancePath:instancePath+"/topologySpreadConstraints/" + i2,schemaPath:"#/properties/topologySpreadConstraints/items/required",keyword:"required",params:{missingProperty: "topologyKey"},message:"must have required property '"+"topologyKey"+"'"};
 if(vErrors === null){
 vErrors = [err67];
 }
@@ -873,9 +876,9 @@ vErrors.push(err67);
 }
 errors++;
 }
-if((typeof data34 == "number") && (isFinite(data34))){
-if(data34 < 1 || isNaN(data34)){
-const err68 = {instancePath:instancePath+"/topologySpreadConstraints/" + i2+"/maxSkew",schemaPath:"#/properties/topologySpreadConstraints/items/properties/maxSkew/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+for(const key12 in data32){
+if(!(((key12 === "topologyKey") || (key12 === "maxSkew")) || (key12 === "whenUnsatisfiable"))){
+const err68 = {instancePath:instancePath+"/topologySpreadConstraints/" + i2,schemaPath:"#/properties/topologySpreadConstraints/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key12},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err68];
 }
@@ -885,11 +888,11 @@ vErrors.push(err68);
 errors++;
 }
 }
-}
-if(data32.whenUnsatisfiable !== undefined){
-let data35 = data32.whenUnsatisfiable;
-if(typeof data35 !== "string"){
-const err69 = {instancePath:instancePath+"/topologySpreadConstraints/" + i2+"/whenUnsatisfiable",schemaPath:"#/properties/topologySpreadConstraints/items/properties/whenUnsatisfiable/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data32.topologyKey !== undefined){
+let data33 = data32.topologyKey;
+if(typeof data33 === "string"){
+if(data33.length < 1){
+const err69 = {instancePath:instancePath+"/topologySpreadConstraints/" + i2+"/topologyKey",schemaPath:"#/properties/topologySpreadConstraints/items/properties/topologyKey/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err69];
 }
@@ -898,8 +901,9 @@ vErrors.push(err69);
 }
 errors++;
 }
-if(!((data35 === "DoNotSchedule") || (data35 === "ScheduleAnyway"))){
-const err70 = {instancePath:instancePath+"/topologySpreadConstraints/" + i2+"/whenUnsatisfiable",schemaPath:"#/properties/topologySpreadConstraints/items/properties/whenUnsatisfiable/enum",keyword:"enum",params:{allowedValues: schema11.properties.topologySpreadConstraints.items.properties.whenUnsatisfiable.enum},message:"must be equal to one of the allowed values"};
+}
+else {
+const err70 = {instancePath:instancePath+"/topologySpreadConstraints/" + i2+"/topologyKey",schemaPath:"#/properties/topologySpreadConstraints/items/properties/topologyKey/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err70];
 }
@@ -909,9 +913,10 @@ vErrors.push(err70);
 errors++;
 }
 }
-}
-else {
-const err71 = {instancePath:instancePath+"/topologySpreadConstraints/" + i2,schemaPath:"#/properties/topologySpreadConstraints/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data32.maxSkew !== undefined){
+let data34 = data32.maxSkew;
+if(!(((typeof data34 == "number") && (!(data34 % 1) && !isNaN(data34))) && (isFinite(data34)))){
+const err71 = {instancePath:instancePath+"/topologySpreadConstraints/" + i2+"/maxSkew",schemaPath:"#/properties/topologySpreadConstraints/items/properties/maxSkew/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err71];
 }
@@ -920,10 +925,9 @@ vErrors.push(err71);
 }
 errors++;
 }
-}
-}
-else {
-const err72 = {instancePath:instancePath+"/topologySpreadConstraints",schemaPath:"#/properties/topologySpreadConstraints/type",keyword:"type",params:{type: "array"},message:"must be array"};
+if((typeof data34 == "number") && (isFinite(data34))){
+if(data34 < 1 || isNaN(data34)){
+const err72 = {instancePath:instancePath+"/topologySpreadConstraints/" + i2+"/maxSkew",schemaPath:"#/properties/topologySpreadConstraints/items/properties/maxSkew/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err72];
 }
@@ -933,11 +937,11 @@ vErrors.push(err72);
 errors++;
 }
 }
-if(data.updateStrategy !== undefined){
-let data36 = data.updateStrategy;
-if(data36 && typeof data36 == "object" && !Array.isArray(data36)){
-if(data36.type === undefined){
-const err73 = {instancePath:instancePath+"/updateStrategy",schemaPath:"#/properties/updateStrategy/required",keyword:"required",params:{missingProperty: "type"},message:"must have required property '"+"type"+"'"};
+}
+if(data32.whenUnsatisfiable !== undefined){
+let data35 = data32.whenUnsatisfiable;
+if(typeof data35 !== "string"){
+const err73 = {instancePath:instancePath+"/topologySpreadConstraints/" + i2+"/whenUnsatisfiable",schemaPath:"#/properties/topologySpreadConstraints/items/properties/whenUnsatisfiable/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err73];
 }
@@ -946,9 +950,8 @@ vErrors.push(err73);
 }
 errors++;
 }
-for(const key11 in data36){
-if(!((key11 === "type") || (key11 === "partition"))){
-const err74 = {instancePath:instancePath+"/updateStrategy",schemaPath:"#/properties/updateStrategy/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key11},message:"must NOT have additional properties"};
+if(!((data35 === "DoNotSchedule") || (data35 === "ScheduleAnyway"))){
+const err74 = {instancePath:instancePath+"/topologySpreadConstraints/" + i2+"/whenUnsatisfiable",schemaPath:"#/properties/topologySpreadConstraints/items/properties/whenUnsatisfiable/enum",keyword:"enum",params:{allowedValues: schema11.properties.topologySpreadConstraints.items.properties.whenUnsatisfiable.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err74];
 }
@@ -958,10 +961,9 @@ vErrors.push(err74);
 errors++;
 }
 }
-if(data36.type !== undefined){
-let data37 = data36.type;
-if(typeof data37 !== "string"){
-const err75 = {instancePath:instancePath+"/updateStrategy/type",schemaPath:"#/properties/updateStrategy/properties/type/type",keyword:"type",params:{type: "string"},message:"must be string"};
+}
+else {
+const err75 = {instancePath:instancePath+"/topologySpreadConstraints/" + i2,schemaPath:"#/properties/topologySpreadConstraints/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err75];
 }
@@ -970,8 +972,10 @@ vErrors.push(err75);
 }
 errors++;
 }
-if(!((data37 === "RollingUpdate") || (data37 === "OnDelete"))){
-const err76 = {instancePath:instancePath+"/updateStrategy/type",schemaPath:"#/properties/updateStrategy/properties/type/enum",keyword:"enum",params:{allowedValues: schema11.properties.updateStrategy.properties.type.enum},message:"must be equal to one of the allowed values"};
+}
+}
+else {
+const err76 = {instancePath:instancePath+"/topologySpreadConstraints",schemaPath:"#/properties/topologySpreadConstraints/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err76];
 }
@@ -981,10 +985,11 @@ vErrors.push(err76);
 errors++;
 }
 }
-if(data36.partition !== undefined){
-let data38 = data36.partition;
-if(!(((typeof data38 == "number") && (!(data38 % 1) && !isNaN(data38))) && (isFinite(data38)))){
-const err77 = {instancePath:instancePath+"/updateStrategy/partition",schemaPath:"#/properties/updateStrategy/properties/partition/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(data.updateStrategy !== undefined){
+let data36 = data.updateStrategy;
+if(data36 && typeof data36 == "object" && !Array.isArray(data36)){
+if(data36.type === undefined){
+const err77 = {instancePath:instancePath+"/updateStrategy",schemaPath:"#/properties/updateStrategy/required",keyword:"required",params:{missingProperty: "type"},message:"must have required property '"+"type"+"'"};
 if(vErrors === null){
 vErrors = [err77];
 }
@@ -993,9 +998,9 @@ vErrors.push(err77);
 }
 errors++;
 }
-if((typeof data38 == "number") && (isFinite(data38))){
-if(data38 < 0 || isNaN(data38)){
-const err78 = {instancePath:instancePath+"/updateStrategy/partition",schemaPath:"#/properties/updateStrategy/properties/partition/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+for(const key13 in data36){
+if(!((key13 === "type") || (key13 === "partition"))){
+const err78 = {instancePath:instancePath+"/updateStrategy",schemaPath:"#/properties/updateStrategy/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key13},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err78];
 }
@@ -1005,10 +1010,10 @@ vErrors.push(err78);
 errors++;
 }
 }
-}
-}
-else {
-const err79 = {instancePath:instancePath+"/updateStrategy",schemaPath:"#/properties/updateStrategy/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data36.type !== undefined){
+let data37 = data36.type;
+if(typeof data37 !== "string"){
+const err79 = {instancePath:instancePath+"/updateStrategy/type",schemaPath:"#/properties/updateStrategy/properties/type/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err79];
 }
@@ -1017,11 +1022,8 @@ vErrors.push(err79);
 }
 errors++;
 }
-}
-if(data.podManagementPolicy !== undefined){
-let data39 = data.podManagementPolicy;
-if(typeof data39 !== "string"){
-const err80 = {instancePath:instancePath+"/podManagementPolicy",schemaPath:"#/properties/podManagementPolicy/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!((data37 === "RollingUpdate") || (data37 === "OnDelete"))){
+const err80 = {instancePath:instancePath+"/updateStrategy/type",schemaPath:"#/properties/updateStrategy/properties/type/enum",keyword:"enum",params:{allowedValues: schema11.properties.updateStrategy.properties.type.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err80];
 }
@@ -1030,8 +1032,11 @@ vErrors.push(err80);
 }
 errors++;
 }
-if(!((data39 === "OrderedReady") || (data39 === "Parallel"))){
-const err81 = {instancePath:instancePath+"/podManagementPolicy",schemaPath:"#/properties/podManagementPolicy/enum",keyword:"enum",params:{allowedValues: schema11.properties.podManagementPolicy.enum},message:"must be equal to one of the allowed values"};
+}
+if(data36.partition !== undefined){
+let data38 = data36.partition;
+if(!(((typeof data38 == "number") && (!(data38 % 1) && !isNaN(data38))) && (isFinite(data38)))){
+const err81 = {instancePath:instancePath+"/updateStrategy/partition",schemaPath:"#/properties/updateStrategy/properties/partition/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err81];
 }
@@ -1040,13 +1045,9 @@ vErrors.push(err81);
 }
 errors++;
 }
-}
-if(data.networkPolicy !== undefined){
-let data40 = data.networkPolicy;
-if(data40 && typeof data40 == "object" && !Array.isArray(data40)){
-for(const key12 in data40){
-if(!(((key12 === "enabled") || (key12 === "clientPodLabels")) || (key12 === "clientNamespaceLabels"))){
-const err82 = {instancePath:instancePath+"/networkPolicy",schemaPath:"#/properties/networkPolicy/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key12},message:"must NOT have additional properties"};
+if((typeof data38 == "number") && (isFinite(data38))){
+if(data38 < 0 || isNaN(data38)){
+const err82 = {instancePath:instancePath+"/updateStrategy/partition",schemaPath:"#/properties/updateStrategy/properties/partition/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err82];
 }
@@ -1056,9 +1057,10 @@ vErrors.push(err82);
 errors++;
 }
 }
-if(data40.enabled !== undefined){
-if(typeof data40.enabled !== "boolean"){
-const err83 = {instancePath:instancePath+"/networkPolicy/enabled",schemaPath:"#/properties/networkPolicy/properties/enabled/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+}
+}
+else {
+const err83 = {instancePath:instancePath+"/updateStrategy",schemaPath:"#/properties/updateStrategy/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err83];
 }
@@ -1068,14 +1070,10 @@ vErrors.push(err83);
 errors++;
 }
 }
-if(data40.clientPodLabels !== undefined){
-let data42 = data40.clientPodLabels;
-if(data42 && typeof data42 == "object" && !Array.isArray(data42)){
-for(const key13 in data42){
-const _errs144 = errors;
-if(typeof key13 === "string"){
-if(!pattern11.test(key13)){
-const err84 = {instancePath:instancePath+"/networkPolicy/clientPodLabels",schemaPath:"#/properties/networkPolicy/properties/clientPodLabels/propertyNames/pattern",keyword:"pattern",params:{pattern: "^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"},message:"must match pattern \""+"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"+"\"",propertyName:key13};
+if(data.podManagementPolicy !== undefined){
+let data39 = data.podManagementPolicy;
+if(typeof data39 !== "string"){
+const err84 = {instancePath:instancePath+"/podManagementPolicy",schemaPath:"#/properties/podManagementPolicy/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err84];
 }
@@ -1084,10 +1082,8 @@ vErrors.push(err84);
 }
 errors++;
 }
-}
-var valid20 = _errs144 === errors;
-if(!valid20){
-const err85 = {instancePath:instancePath+"/networkPolicy/clientPodLabels",schemaPath:"#/properties/networkPolicy/properties/clientPodLabels/propertyNames",keyword:"propertyNames",params:{propertyName: key13},message:"property name must be valid"};
+if(!((data39 === "OrderedReady") || (data39 === "Parallel"))){
+const err85 = {instancePath:instancePath+"/podManagementPolicy",schemaPath:"#/properties/podManagementPolicy/enum",keyword:"enum",params:{allowedValues: schema11.properties.podManagementPolicy.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err85];
 }
@@ -1097,11 +1093,12 @@ vErrors.push(err85);
 errors++;
 }
 }
-for(const key14 in data42){
-let data43 = data42[key14];
-if(typeof data43 === "string"){
-if(!pattern12.test(data43)){
-const err86 = {instancePath:instancePath+"/networkPolicy/clientPodLabels/" + key14.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/networkPolicy/properties/clientPodLabels/additionalProperties/pattern",keyword:"pattern",params:{pattern: "^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$"},message:"must match pattern \""+"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$"+"\""};
+if(data.networkPolicy !== undefined){
+let data40 = data.networkPolicy;
+if(data40 && typeof data40 == "object" && !Array.isArray(data40)){
+for(const key14 in data40){
+if(!(((key14 === "enabled") || (key14 === "clientPodLabels")) || (key14 === "clientNamespaceLabels"))){
+const err86 = {instancePath:instancePath+"/networkPolicy",schemaPath:"#/properties/networkPolicy/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key14},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err86];
 }
@@ -1111,8 +1108,9 @@ vErrors.push(err86);
 errors++;
 }
 }
-else {
-const err87 = {instancePath:instancePath+"/networkPolicy/clientPodLabels/" + key14.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/networkPolicy/properties/clientPodLabels/additionalProperties/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data40.enabled !== undefined){
+if(typeof data40.enabled !== "boolean"){
+const err87 = {instancePath:instancePath+"/networkPolicy/enabled",schemaPath:"#/properties/networkPolicy/properties/enabled/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
 if(vErrors === null){
 vErrors = [err87];
 }
@@ -1122,9 +1120,14 @@ vErrors.push(err87);
 errors++;
 }
 }
-}
-else {
-const err88 = {instancePath:instancePath+"/networkPolicy/clientPodLabels",schemaPath:"#/properties/networkPolicy/properties/clientPodLabels/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data40.clientPodLabels !== undefined){
+let data42 = data40.clientPodLabels;
+if(data42 && typeof data42 == "object" && !Array.isArray(data42)){
+for(const key15 in data42){
+const _errs148 = errors;
+if(typeof key15 === "string"){
+if(!pattern11.test(key15)){
+const err88 = {instancePath:instancePath+"/networkPolicy/clientPodLabels",schemaPath:"#/properties/networkPolicy/properties/clientPodLabels/propertyNames/pattern",keyword:"pattern",params:{pattern: "^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"},message:"must match pattern \""+"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"+"\"",propertyName:key15};
 if(vErrors === null){
 vErrors = [err88];
 }
@@ -1134,14 +1137,9 @@ vErrors.push(err88);
 errors++;
 }
 }
-if(data40.clientNamespaceLabels !== undefined){
-let data44 = data40.clientNamespaceLabels;
-if(data44 && typeof data44 == "object" && !Array.isArray(data44)){
-for(const key15 in data44){
-const _errs153 = errors;
-if(typeof key15 === "string"){
-if(!pattern11.test(key15)){
-const err89 = {instancePath:instancePath+"/networkPolicy/clientNamespaceLabels",schemaPath:"#/properties/networkPolicy/properties/clientNamespaceLabels/propertyNames/pattern",keyword:"pattern",params:{pattern: "^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"},message:"must match pattern \""+"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"+"\"",propertyName:key15};
+var valid22 = _errs148 === errors;
+if(!valid22){
+const err89 = {instancePath:instancePath+"/networkPolicy/clientPodLabels",schemaPath:"#/properties/networkPolicy/properties/clientPodLabels/propertyNames",keyword:"propertyNames",params:{propertyName: key15},message:"property name must be valid"};
 if(vErrors === null){
 vErrors = [err89];
 }
@@ -1151,9 +1149,11 @@ vErrors.push(err89);
 errors++;
 }
 }
-var valid22 = _errs153 === errors;
-if(!valid22){
-const err90 = {instancePath:instancePath+"/networkPolicy/clientNamespaceLabels",schemaPath:"#/properties/networkPolicy/properties/clientNamespaceLabels/propertyNames",keyword:"propertyNames",params:{propertyName: key15},message:"property name must be valid"};
+for(const key16 in data42){
+let data43 = data42[key16];
+if(typeof data43 === "string"){
+if(!pattern12.test(data43)){
+const err90 = {instancePath:instancePath+"/networkPolicy/clientPodLabels/" + key16.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/networkPolicy/properties/clientPodLabels/additionalProperties/pattern",keyword:"pattern",params:{pattern: "^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$"},message:"must match pattern \""+"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$"+"\""};
 if(vErrors === null){
 vErrors = [err90];
 }
@@ -1163,11 +1163,8 @@ vErrors.push(err90);
 errors++;
 }
 }
-for(const key16 in data44){
-let data45 = data44[key16];
-if(typeof data45 === "string"){
-if(!pattern12.test(data45)){
-const err91 = {instancePath:instancePath+"/networkPolicy/clientNamespaceLabels/" + key16.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/networkPolicy/properties/clientNamespaceLabels/additionalProperties/pattern",keyword:"pattern",params:{pattern: "^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$"},message:"must match pattern \""+"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$"+"\""};
+else {
+const err91 = {instancePath:instancePath+"/networkPolicy/clientPodLabels/" + key16.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/networkPolicy/properties/clientPodLabels/additionalProperties/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err91];
 }
@@ -1177,8 +1174,9 @@ vErrors.push(err91);
 errors++;
 }
 }
+}
 else {
-const err92 = {instancePath:instancePath+"/networkPolicy/clientNamespaceLabels/" + key16.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/networkPolicy/properties/clientNamespaceLabels/additionalProperties/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err92 = {instancePath:instancePath+"/networkPolicy/clientPodLabels",schemaPath:"#/properties/networkPolicy/properties/clientPodLabels/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err92];
 }
@@ -1188,9 +1186,14 @@ vErrors.push(err92);
 errors++;
 }
 }
-}
-else {
-const err93 = {instancePath:instancePath+"/networkPolicy/clientNamespaceLabels",schemaPath:"#/properties/networkPolicy/properties/clientNamespaceLabels/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data40.clientNamespaceLabels !== undefined){
+let data44 = data40.clientNamespaceLabels;
+if(data44 && typeof data44 == "object" && !Array.isArray(data44)){
+for(const key17 in data44){
+const _errs157 = errors;
+if(typeof key17 === "string"){
+if(!pattern11.test(key17)){
+const err93 = {instancePath:instancePath+"/networkPolicy/clientNamespaceLabels",schemaPath:"#/properties/networkPolicy/properties/clientNamespaceLabels/propertyNames/pattern",keyword:"pattern",params:{pattern: "^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"},message:"must match pattern \""+"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"+"\"",propertyName:key17};
 if(vErrors === null){
 vErrors = [err93];
 }
@@ -1200,9 +1203,9 @@ vErrors.push(err93);
 errors++;
 }
 }
-}
-else {
-const err94 = {instancePath:instancePath+"/networkPolicy",schemaPath:"#/properties/networkPolicy/type",keyword:"type",params:{type: "object"},message:"must be object"};
+var valid24 = _errs157 === errors;
+if(!valid24){
+const err94 = {instancePath:instancePath+"/networkPolicy/clientNamespaceLabels",schemaPath:"#/properties/networkPolicy/properties/clientNamespaceLabels/propertyNames",keyword:"propertyNames",params:{propertyName: key17},message:"property name must be valid"};
 if(vErrors === null){
 vErrors = [err94];
 }
@@ -1212,10 +1215,11 @@ vErrors.push(err94);
 errors++;
 }
 }
-if(data.runAsUser !== undefined){
-let data46 = data.runAsUser;
-if(!(((typeof data46 == "number") && (!(data46 % 1) && !isNaN(data46))) && (isFinite(data46)))){
-const err95 = {instancePath:instancePath+"/runAsUser",schemaPath:"#/properties/runAsUser/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+for(const key18 in data44){
+let data45 = data44[key18];
+if(typeof data45 === "string"){
+if(!pattern12.test(data45)){
+const err95 = {instancePath:instancePath+"/networkPolicy/clientNamespaceLabels/" + key18.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/networkPolicy/properties/clientNamespaceLabels/additionalProperties/pattern",keyword:"pattern",params:{pattern: "^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$"},message:"must match pattern \""+"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$"+"\""};
 if(vErrors === null){
 vErrors = [err95];
 }
@@ -1224,9 +1228,9 @@ vErrors.push(err95);
 }
 errors++;
 }
-if((typeof data46 == "number") && (isFinite(data46))){
-if(data46 < 1 || isNaN(data46)){
-const err96 = {instancePath:instancePath+"/runAsUser",schemaPath:"#/properties/runAsUser/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+}
+else {
+const err96 = {instancePath:instancePath+"/networkPolicy/clientNamespaceLabels/" + key18.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/networkPolicy/properties/clientNamespaceLabels/additionalProperties/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err96];
 }
@@ -1237,14 +1241,8 @@ errors++;
 }
 }
 }
-if(data.nodeSelector !== undefined){
-let data47 = data.nodeSelector;
-if(data47 && typeof data47 == "object" && !Array.isArray(data47)){
-for(const key17 in data47){
-const _errs165 = errors;
-if(typeof key17 === "string"){
-if(!pattern11.test(key17)){
-const err97 = {instancePath:instancePath+"/nodeSelector",schemaPath:"#/properties/nodeSelector/propertyNames/pattern",keyword:"pattern",params:{pattern: "^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"},message:"must match pattern \""+"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"+"\"",propertyName:key17};
+else {
+const err97 = {instancePath:instancePath+"/networkPolicy/clientNamespaceLabels",schemaPath:"#/properties/networkPolicy/properties/clientNamespaceLabels/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err97];
 }
@@ -1254,9 +1252,9 @@ vErrors.push(err97);
 errors++;
 }
 }
-var valid24 = _errs165 === errors;
-if(!valid24){
-const err98 = {instancePath:instancePath+"/nodeSelector",schemaPath:"#/properties/nodeSelector/propertyNames",keyword:"propertyNames",params:{propertyName: key17},message:"property name must be valid"};
+}
+else {
+const err98 = {instancePath:instancePath+"/networkPolicy",schemaPath:"#/properties/networkPolicy/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err98];
 }
@@ -1266,11 +1264,10 @@ vErrors.push(err98);
 errors++;
 }
 }
-for(const key18 in data47){
-let data48 = data47[key18];
-if(typeof data48 === "string"){
-if(!pattern12.test(data48)){
-const err99 = {instancePath:instancePath+"/nodeSelector/" + key18.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/nodeSelector/additionalProperties/pattern",keyword:"pattern",params:{pattern: "^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$"},message:"must match pattern \""+"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$"+"\""};
+if(data.runAsUser !== undefined){
+let data46 = data.runAsUser;
+if(!(((typeof data46 == "number") && (!(data46 % 1) && !isNaN(data46))) && (isFinite(data46)))){
+const err99 = {instancePath:instancePath+"/runAsUser",schemaPath:"#/properties/runAsUser/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err99];
 }
@@ -1279,9 +1276,9 @@ vErrors.push(err99);
 }
 errors++;
 }
-}
-else {
-const err100 = {instancePath:instancePath+"/nodeSelector/" + key18.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/nodeSelector/additionalProperties/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if((typeof data46 == "number") && (isFinite(data46))){
+if(data46 < 1 || isNaN(data46)){
+const err100 = {instancePath:instancePath+"/runAsUser",schemaPath:"#/properties/runAsUser/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err100];
 }
@@ -1292,8 +1289,14 @@ errors++;
 }
 }
 }
-else {
-const err101 = {instancePath:instancePath+"/nodeSelector",schemaPath:"#/properties/nodeSelector/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data.nodeSelector !== undefined){
+let data47 = data.nodeSelector;
+if(data47 && typeof data47 == "object" && !Array.isArray(data47)){
+for(const key19 in data47){
+const _errs169 = errors;
+if(typeof key19 === "string"){
+if(!pattern11.test(key19)){
+const err101 = {instancePath:instancePath+"/nodeSelector",schemaPath:"#/properties/nodeSelector/propertyNames/pattern",keyword:"pattern",params:{pattern: "^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"},message:"must match pattern \""+"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"+"\"",propertyName:key19};
 if(vErrors === null){
 vErrors = [err101];
 }
@@ -1303,12 +1306,9 @@ vErrors.push(err101);
 errors++;
 }
 }
-if(data.backup !== undefined){
-let data49 = data.backup;
-if(data49 && typeof data49 == "object" && !Array.isArray(data49)){
-for(const key19 in data49){
-if(!((((((key19 === "schedule") || (key19 === "keep")) || (key19 === "storage")) || (key19 === "storageClassName")) || (key19 === "claimName")) || (key19 === "pruneImage"))){
-const err102 = {instancePath:instancePath+"/backup",schemaPath:"#/properties/backup/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key19},message:"must NOT have additional properties"};
+var valid26 = _errs169 === errors;
+if(!valid26){
+const err102 = {instancePath:instancePath+"/nodeSelector",schemaPath:"#/properties/nodeSelector/propertyNames",keyword:"propertyNames",params:{propertyName: key19},message:"property name must be valid"};
 if(vErrors === null){
 vErrors = [err102];
 }
@@ -1318,11 +1318,11 @@ vErrors.push(err102);
 errors++;
 }
 }
-if(data49.schedule !== undefined){
-let data50 = data49.schedule;
-if(typeof data50 === "string"){
-if(!pattern19.test(data50)){
-const err103 = {instancePath:instancePath+"/backup/schedule",schemaPath:"#/properties/backup/properties/schedule/pattern",keyword:"pattern",params:{pattern: "^(@(yearly|annually|monthly|weekly|daily|hourly)|([0-9*/,-]+ ){4}[0-9*/,-]+)$"},message:"must match pattern \""+"^(@(yearly|annually|monthly|weekly|daily|hourly)|([0-9*/,-]+ ){4}[0-9*/,-]+)$"+"\""};
+for(const key20 in data47){
+let data48 = data47[key20];
+if(typeof data48 === "string"){
+if(!pattern12.test(data48)){
+const err103 = {instancePath:instancePath+"/nodeSelector/" + key20.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/nodeSelector/additionalProperties/pattern",keyword:"pattern",params:{pattern: "^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$"},message:"must match pattern \""+"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$"+"\""};
 if(vErrors === null){
 vErrors = [err103];
 }
@@ -1333,7 +1333,7 @@ errors++;
 }
 }
 else {
-const err104 = {instancePath:instancePath+"/backup/schedule",schemaPath:"#/properties/backup/properties/schedule/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err104 = {instancePath:instancePath+"/nodeSelector/" + key20.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/nodeSelector/additionalProperties/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err104];
 }
@@ -1343,10 +1343,9 @@ vErrors.push(err104);
 errors++;
 }
 }
-if(data49.keep !== undefined){
-let data51 = data49.keep;
-if(!(((typeof data51 == "number") && (!(data51 % 1) && !isNaN(data51))) && (isFinite(data51)))){
-const err105 = {instancePath:instancePath+"/backup/keep",schemaPath:"#/properties/backup/properties/keep/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+}
+else {
+const err105 = {instancePath:instancePath+"/nodeSelector",schemaPath:"#/properties/nodeSelector/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err105];
 }
@@ -1355,9 +1354,13 @@ vErrors.push(err105);
 }
 errors++;
 }
-if((typeof data51 == "number") && (isFinite(data51))){
-if(data51 > 1000 || isNaN(data51)){
-const err106 = {instancePath:instancePath+"/backup/keep",schemaPath:"#/properties/backup/properties/keep/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1000},message:"must be <= 1000"};
+}
+if(data.backup !== undefined){
+let data49 = data.backup;
+if(data49 && typeof data49 == "object" && !Array.isArray(data49)){
+for(const key21 in data49){
+if(!((((((key21 === "schedule") || (key21 === "keep")) || (key21 === "storage")) || (key21 === "storageClassName")) || (key21 === "claimName")) || (key21 === "pruneImage"))){
+const err106 = {instancePath:instancePath+"/backup",schemaPath:"#/properties/backup/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key21},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err106];
 }
@@ -1366,8 +1369,12 @@ vErrors.push(err106);
 }
 errors++;
 }
-if(data51 < 1 || isNaN(data51)){
-const err107 = {instancePath:instancePath+"/backup/keep",schemaPath:"#/properties/backup/properties/keep/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+}
+if(data49.schedule !== undefined){
+let data50 = data49.schedule;
+if(typeof data50 === "string"){
+if(!pattern21.test(data50)){
+const err107 = {instancePath:instancePath+"/backup/schedule",schemaPath:"#/properties/backup/properties/schedule/pattern",keyword:"pattern",params:{pattern: "^(@(yearly|annually|monthly|weekly|daily|hourly)|([0-9*/,-]+ ){4}[0-9*/,-]+)$"},message:"must match pattern \""+"^(@(yearly|annually|monthly|weekly|daily|hourly)|([0-9*/,-]+ ){4}[0-9*/,-]+)$"+"\""};
 if(vErrors === null){
 vErrors = [err107];
 }
@@ -1377,12 +1384,8 @@ vErrors.push(err107);
 errors++;
 }
 }
-}
-if(data49.storage !== undefined){
-let data52 = data49.storage;
-if(typeof data52 === "string"){
-if(!pattern2.test(data52)){
-const err108 = {instancePath:instancePath+"/backup/storage",schemaPath:"#/properties/backup/properties/storage/pattern",keyword:"pattern",params:{pattern: "^[0-9]+(\\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$"},message:"must match pattern \""+"^[0-9]+(\\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$"+"\""};
+else {
+const err108 = {instancePath:instancePath+"/backup/schedule",schemaPath:"#/properties/backup/properties/schedule/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err108];
 }
@@ -1392,8 +1395,10 @@ vErrors.push(err108);
 errors++;
 }
 }
-else {
-const err109 = {instancePath:instancePath+"/backup/storage",schemaPath:"#/properties/backup/properties/storage/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data49.keep !== undefined){
+let data51 = data49.keep;
+if(!(((typeof data51 == "number") && (!(data51 % 1) && !isNaN(data51))) && (isFinite(data51)))){
+const err109 = {instancePath:instancePath+"/backup/keep",schemaPath:"#/properties/backup/properties/keep/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err109];
 }
@@ -1402,12 +1407,9 @@ vErrors.push(err109);
 }
 errors++;
 }
-}
-if(data49.storageClassName !== undefined){
-let data53 = data49.storageClassName;
-if(typeof data53 === "string"){
-if(!pattern3.test(data53)){
-const err110 = {instancePath:instancePath+"/backup/storageClassName",schemaPath:"#/properties/backup/properties/storageClassName/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"+"\""};
+if((typeof data51 == "number") && (isFinite(data51))){
+if(data51 > 1000 || isNaN(data51)){
+const err110 = {instancePath:instancePath+"/backup/keep",schemaPath:"#/properties/backup/properties/keep/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1000},message:"must be <= 1000"};
 if(vErrors === null){
 vErrors = [err110];
 }
@@ -1416,9 +1418,8 @@ vErrors.push(err110);
 }
 errors++;
 }
-}
-else {
-const err111 = {instancePath:instancePath+"/backup/storageClassName",schemaPath:"#/properties/backup/properties/storageClassName/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data51 < 1 || isNaN(data51)){
+const err111 = {instancePath:instancePath+"/backup/keep",schemaPath:"#/properties/backup/properties/keep/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err111];
 }
@@ -1428,11 +1429,12 @@ vErrors.push(err111);
 errors++;
 }
 }
-if(data49.claimName !== undefined){
-let data54 = data49.claimName;
-if(typeof data54 === "string"){
-if(data54.length > 253){
-const err112 = {instancePath:instancePath+"/backup/claimName",schemaPath:"#/properties/backup/properties/claimName/maxLength",keyword:"maxLength",params:{limit: 253},message:"must NOT have more than 253 characters"};
+}
+if(data49.storage !== undefined){
+let data52 = data49.storage;
+if(typeof data52 === "string"){
+if(!pattern2.test(data52)){
+const err112 = {instancePath:instancePath+"/backup/storage",schemaPath:"#/properties/backup/properties/storage/pattern",keyword:"pattern",params:{pattern: "^[0-9]+(\\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$"},message:"must match pattern \""+"^[0-9]+(\\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$"+"\""};
 if(vErrors === null){
 vErrors = [err112];
 }
@@ -1441,8 +1443,9 @@ vErrors.push(err112);
 }
 errors++;
 }
-if(!pattern3.test(data54)){
-const err113 = {instancePath:instancePath+"/backup/claimName",schemaPath:"#/properties/backup/properties/claimName/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"+"\""};
+}
+else {
+const err113 = {instancePath:instancePath+"/backup/storage",schemaPath:"#/properties/backup/properties/storage/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err113];
 }
@@ -1452,8 +1455,11 @@ vErrors.push(err113);
 errors++;
 }
 }
-else {
-const err114 = {instancePath:instancePath+"/backup/claimName",schemaPath:"#/properties/backup/properties/claimName/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data49.storageClassName !== undefined){
+let data53 = data49.storageClassName;
+if(typeof data53 === "string"){
+if(!pattern3.test(data53)){
+const err114 = {instancePath:instancePath+"/backup/storageClassName",schemaPath:"#/properties/backup/properties/storageClassName/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"+"\""};
 if(vErrors === null){
 vErrors = [err114];
 }
@@ -1463,11 +1469,8 @@ vErrors.push(err114);
 errors++;
 }
 }
-if(data49.pruneImage !== undefined){
-let data55 = data49.pruneImage;
-if(typeof data55 === "string"){
-if(!pattern1.test(data55)){
-const err115 = {instancePath:instancePath+"/backup/pruneImage",schemaPath:"#/properties/backup/properties/pruneImage/pattern",keyword:"pattern",params:{pattern: "^([a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?/)?[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*(/[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$"},message:"must match pattern \""+"^([a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?/)?[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*(/[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$"+"\""};
+else {
+const err115 = {instancePath:instancePath+"/backup/storageClassName",schemaPath:"#/properties/backup/properties/storageClassName/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err115];
 }
@@ -1477,8 +1480,11 @@ vErrors.push(err115);
 errors++;
 }
 }
-else {
-const err116 = {instancePath:instancePath+"/backup/pruneImage",schemaPath:"#/properties/backup/properties/pruneImage/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data49.claimName !== undefined){
+let data54 = data49.claimName;
+if(typeof data54 === "string"){
+if(data54.length > 253){
+const err116 = {instancePath:instancePath+"/backup/claimName",schemaPath:"#/properties/backup/properties/claimName/maxLength",keyword:"maxLength",params:{limit: 253},message:"must NOT have more than 253 characters"};
 if(vErrors === null){
 vErrors = [err116];
 }
@@ -1487,10 +1493,8 @@ vErrors.push(err116);
 }
 errors++;
 }
-}
-}
-else {
-const err117 = {instancePath:instancePath+"/backup",schemaPath:"#/properties/backup/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(!pattern3.test(data54)){
+const err117 = {instancePath:instancePath+"/backup/claimName",schemaPath:"#/properties/backup/properties/claimName/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"+"\""};
 if(vErrors === null){
 vErrors = [err117];
 }
@@ -1500,11 +1504,8 @@ vErrors.push(err117);
 errors++;
 }
 }
-if(data.restore !== undefined){
-let data56 = data.restore;
-if(data56 && typeof data56 == "object" && !Array.isArray(data56)){
-if(data56.snapshot === undefined){
-const err118 = {instancePath:instancePath+"/restore",schemaPath:"#/properties/restore/required",keyword:"required",params:{missingProperty: "snapshot"},message:"must have required property '"+"snapshot"+"'"};
+else {
+const err118 = {instancePath:instancePath+"/backup/claimName",schemaPath:"#/properties/backup/properties/claimName/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err118];
 }
@@ -1513,9 +1514,12 @@ vErrors.push(err118);
 }
 errors++;
 }
-for(const key20 in data56){
-if(!((key20 === "snapshot") || (key20 === "claimName"))){
-const err119 = {instancePath:instancePath+"/restore",schemaPath:"#/properties/restore/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key20},message:"must NOT have additional properties"};
+}
+if(data49.pruneImage !== undefined){
+let data55 = data49.pruneImage;
+if(typeof data55 === "string"){
+if(!pattern1.test(data55)){
+const err119 = {instancePath:instancePath+"/backup/pruneImage",schemaPath:"#/properties/backup/properties/pruneImage/pattern",keyword:"pattern",params:{pattern: "^([a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?/)?[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*(/[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$"},message:"must match pattern \""+"^([a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?/)?[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*(/[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$"+"\""};
 if(vErrors === null){
 vErrors = [err119];
 }
@@ -1525,11 +1529,8 @@ vErrors.push(err119);
 errors++;
 }
 }
-if(data56.snapshot !== undefined){
-let data57 = data56.snapshot;
-if(typeof data57 === "string"){
-if(data57.length > 253){
-const err120 = {instancePath:instancePath+"/restore/snapshot",schemaPath:"#/properties/restore/properties/snapshot/maxLength",keyword:"maxLength",params:{limit: 253},message:"must NOT have more than 253 characters"};
+else {
+const err120 = {instancePath:instancePath+"/backup/pruneImage",schemaPath:"#/properties/backup/properties/pruneImage/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err120];
 }
@@ -1538,8 +1539,10 @@ vErrors.push(err120);
 }
 errors++;
 }
-if(!pattern24.test(data57)){
-const err121 = {instancePath:instancePath+"/restore/snapshot",schemaPath:"#/properties/restore/properties/snapshot/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9][A-Za-z0-9._-]*$"},message:"must match pattern \""+"^[A-Za-z0-9][A-Za-z0-9._-]*$"+"\""};
+}
+}
+else {
+const err121 = {instancePath:instancePath+"/backup",schemaPath:"#/properties/backup/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err121];
 }
@@ -1549,8 +1552,11 @@ vErrors.push(err121);
 errors++;
 }
 }
-else {
-const err122 = {instancePath:instancePath+"/restore/snapshot",schemaPath:"#/properties/restore/properties/snapshot/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data.restore !== undefined){
+let data56 = data.restore;
+if(data56 && typeof data56 == "object" && !Array.isArray(data56)){
+if(data56.snapshot === undefined){
+const err122 = {instancePath:instancePath+"/restore",schemaPath:"#/properties/restore/required",keyword:"required",params:{missingProperty: "snapshot"},message:"must have required property '"+"snapshot"+"'"};
 if(vErrors === null){
 vErrors = [err122];
 }
@@ -1559,12 +1565,9 @@ vErrors.push(err122);
 }
 errors++;
 }
-}
-if(data56.claimName !== undefined){
-let data58 = data56.claimName;
-if(typeof data58 === "string"){
-if(data58.length > 253){
-const err123 = {instancePath:instancePath+"/restore/claimName",schemaPath:"#/properties/restore/properties/claimName/maxLength",keyword:"maxLength",params:{limit: 253},message:"must NOT have more than 253 characters"};
+for(const key22 in data56){
+if(!((key22 === "snapshot") || (key22 === "claimName"))){
+const err123 = {instancePath:instancePath+"/restore",schemaPath:"#/properties/restore/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key22},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err123];
 }
@@ -1573,8 +1576,12 @@ vErrors.push(err123);
 }
 errors++;
 }
-if(!pattern3.test(data58)){
-const err124 = {instancePath:instancePath+"/restore/claimName",schemaPath:"#/properties/restore/properties/claimName/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"+"\""};
+}
+if(data56.snapshot !== undefined){
+let data57 = data56.snapshot;
+if(typeof data57 === "string"){
+if(data57.length > 253){
+const err124 = {instancePath:instancePath+"/restore/snapshot",schemaPath:"#/properties/restore/properties/snapshot/maxLength",keyword:"maxLength",params:{limit: 253},message:"must NOT have more than 253 characters"};
 if(vErrors === null){
 vErrors = [err124];
 }
@@ -1583,9 +1590,8 @@ vErrors.push(err124);
 }
 errors++;
 }
-}
-else {
-const err125 = {instancePath:instancePath+"/restore/claimName",schemaPath:"#/properties/restore/properties/claimName/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!pattern26.test(data57)){
+const err125 = {instancePath:instancePath+"/restore/snapshot",schemaPath:"#/properties/restore/properties/snapshot/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9][A-Za-z0-9._-]*$"},message:"must match pattern \""+"^[A-Za-z0-9][A-Za-z0-9._-]*$"+"\""};
 if(vErrors === null){
 vErrors = [err125];
 }
@@ -1595,9 +1601,8 @@ vErrors.push(err125);
 errors++;
 }
 }
-}
 else {
-const err126 = {instancePath:instancePath+"/restore",schemaPath:"#/properties/restore/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err126 = {instancePath:instancePath+"/restore/snapshot",schemaPath:"#/properties/restore/properties/snapshot/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err126];
 }
@@ -1607,14 +1612,61 @@ vErrors.push(err126);
 errors++;
 }
 }
-}
-else {
-const err127 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data56.claimName !== undefined){
+let data58 = data56.claimName;
+if(typeof data58 === "string"){
+if(data58.length > 253){
+const err127 = {instancePath:instancePath+"/restore/claimName",schemaPath:"#/properties/restore/properties/claimName/maxLength",keyword:"maxLength",params:{limit: 253},message:"must NOT have more than 253 characters"};
 if(vErrors === null){
 vErrors = [err127];
 }
 else {
 vErrors.push(err127);
+}
+errors++;
+}
+if(!pattern3.test(data58)){
+const err128 = {instancePath:instancePath+"/restore/claimName",schemaPath:"#/properties/restore/properties/claimName/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"+"\""};
+if(vErrors === null){
+vErrors = [err128];
+}
+else {
+vErrors.push(err128);
+}
+errors++;
+}
+}
+else {
+const err129 = {instancePath:instancePath+"/restore/claimName",schemaPath:"#/properties/restore/properties/claimName/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err129];
+}
+else {
+vErrors.push(err129);
+}
+errors++;
+}
+}
+}
+else {
+const err130 = {instancePath:instancePath+"/restore",schemaPath:"#/properties/restore/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err130];
+}
+else {
+vErrors.push(err130);
+}
+errors++;
+}
+}
+}
+else {
+const err131 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err131];
+}
+else {
+vErrors.push(err131);
 }
 errors++;
 }

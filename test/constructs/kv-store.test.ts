@@ -1,4 +1,4 @@
-import { Chart, Testing } from 'cdk8s';
+import { App, Chart, Testing } from 'cdk8s';
 import {
   AccessMode, Engine, KVStore, PodAntiAffinity, PodManagementPolicy, PvcRetention, UpdateStrategy, WhenUnsatisfiable,
 } from '../../lib';
@@ -374,6 +374,131 @@ describe('KVStore validation', () => {
 
   test('fails on a custom engine without an image', () => {
     expect(fails({ engine: Engine.custom({ clientPort: 6379 }) })).toThrow(/KVStore 'orders': image must be set: this engine has no default image, got nothing/);
+  });
+
+  test.each(['annotations', 'podAnnotations'] as const)('fails on an invalid %s key', (field) => {
+    expect(fails({ [field]: { 'bad key': 'x' } })).toThrow(new RegExp(
+      `^KVStore 'orders': ${field} key must be an annotation key \\(an optional DNS prefix and "/", then up to 63 characters of \\[A-Za-z0-9-_.\\], alphanumeric at both ends\\), got "bad key"$`,
+    ));
+  });
+
+  test('annotation keys with a DNS prefix pass, and annotation values are free strings', () => {
+    const annotations = { 'example.com/owner': 'Team Shop <shop@example.com>', 'note': '' };
+    const objects = store({ annotations, podAnnotations: { 'prometheus.io/scrape': 'true, maybe: {x}' } }).objects;
+    expect(find(objects, 'StatefulSet').metadata.annotations).toMatchObject(annotations);
+    expect(find(objects, 'StatefulSet').spec.template.metadata.annotations).toEqual({ 'prometheus.io/scrape': 'true, maybe: {x}' });
+  });
+
+  test.each(['Bad_NS', 'shop.prod', 'a'.repeat(64)])('fails on the chart namespace %p', (namespace) => {
+    expect(() => new KVStore(new Chart(Testing.app(), 'c', { namespace }), 'orders')).toThrow(new RegExp(
+      `^KVStore 'orders': namespace must be a DNS-1123 label \\(lowercase letters, digits and '-', starting and ending alphanumeric\\) of at most 63 characters, got "${namespace}" \\(the chart's namespace\\)$`,
+    ));
+  });
+
+  test('a namespace of 63 characters passes', () => {
+    expect(() => store({}, `shop-${'a'.repeat(58)}`)).not.toThrow();
+  });
+
+  test.each([
+    ['app.kubernetes.io/name', "it selects the store's pods"],
+    ['app.kubernetes.io/instance', "it selects the store's pods"],
+    ['app.kubernetes.io/managed-by', 'the library sets it on every object'],
+    ['app.kubernetes.io/component', 'the library sets it to the engine on every object of the store'],
+    ['kvstore.cdk8s-kvstore.io/store', "the library sets it on the store's Job pods"],
+  ])('fails on a user label %p the library sets', (key, why) => {
+    expect(fails({ labels: { [key]: 'mine' } })).toThrow(new RegExp(
+      `^KVStore 'orders': labels key must be a key other than app\\.kubernetes\\.io/name, .*, got "${key}" \\(${why}`,
+    ));
+  });
+
+  test('other app.kubernetes.io labels pass, and client pod labels may use any key', () => {
+    const objects = store({ labels: { 'app.kubernetes.io/part-of': 'shop' }, clientPodLabels: { 'app.kubernetes.io/name': 'checkout' } }).objects;
+    expect(find(objects, 'StatefulSet').metadata.labels).toMatchObject({ 'app.kubernetes.io/part-of': 'shop', 'app.kubernetes.io/name': 'kvstore' });
+  });
+});
+
+describe('KVStore objects another store of the app also creates', () => {
+  /** Two charts of one app, each with the given namespace. */
+  function twoCharts(prodNamespace?: string, otherNamespace?: string): { app: App; prod: Chart; other: Chart } {
+    const app = Testing.app();
+    return {
+      app,
+      prod: new Chart(app, 'prod', { namespace: prodNamespace, disableResourceNameHashes: true }),
+      other: new Chart(app, 'other', { namespace: otherNamespace, disableResourceNameHashes: true }),
+    };
+  }
+
+  test('fails on two stores of one name in two charts of one namespace, naming both construct paths', () => {
+    const { prod, other } = twoCharts('shop', 'shop');
+    new KVStore(prod, 'orders');
+    expect(() => new KVStore(other, 'orders')).toThrow(
+      /^KVStore 'orders' \(prod\/orders\) and KVStore 'orders' \(other\/orders\) both synthesize StatefulSet shop\/orders: give one a different name or namespace$/,
+    );
+  });
+
+  test('fails on two stores of one name prop in one chart', () => {
+    const chart = testChart('shop');
+    new KVStore(chart, 'a', { name: 'orders' });
+    expect(() => new KVStore(chart, 'b', { name: 'orders' })).toThrow(
+      /^KVStore 'orders' \(test\/a\) and KVStore 'orders' \(test\/b\) both synthesize StatefulSet shop\/orders: give one a different name or namespace$/,
+    );
+  });
+
+  test('fails on two stores of one name in charts without a namespace (both are applied to the current one)', () => {
+    const { prod, other } = twoCharts();
+    new KVStore(prod, 'orders');
+    expect(() => new KVStore(other, 'orders')).toThrow(/both synthesize StatefulSet orders \(their charts set no namespace\): give one a different name or namespace$/);
+  });
+
+  test("fails on a store whose client Service is another store's headless Service", () => {
+    const chart = testChart('shop');
+    new KVStore(chart, 'orders');
+    expect(() => new KVStore(chart, 'orders-peers')).toThrow(
+      /^KVStore 'orders' \(test\/orders\) and KVStore 'orders-peers' \(test\/orders-peers\) both synthesize Service shop\/orders-peers/,
+    );
+  });
+
+  test('fails on a GitOps store and a direct store of one name in one namespace', () => {
+    const { prod, other } = twoCharts('shop', 'shop');
+    new KVStore(prod, 'orders', { reconciler: { image: 'r.example.com/rec:1' } });
+    expect(() => new KVStore(other, 'orders')).toThrow(/KVStore 'orders' \(prod\/orders\) and KVStore 'orders' \(other\/orders\) both synthesize StatefulSet shop\/orders/);
+  });
+
+  test('fails on two stores creating one backup claim', () => {
+    const chart = testChart('shop');
+    const backup = { pruneImage: 'r.example.com/rec:1', claimName: 'backups', storage: '5Gi' };
+    new KVStore(chart, 'orders', { backup });
+    expect(() => new KVStore(chart, 'carts', { backup })).toThrow(/both synthesize PersistentVolumeClaim shop\/backups/);
+  });
+
+  test('two stores of different names in one chart synthesize', () => {
+    const chart = testChart('shop');
+    new KVStore(chart, 'orders');
+    new KVStore(chart, 'carts');
+    const names = synth(chart).filter((o) => o.kind === 'StatefulSet').map((o) => o.metadata.name);
+    expect(names).toEqual(['orders', 'carts']);
+  });
+
+  test('one name in two namespaces synthesizes, through app.synth() too', () => {
+    const { app, prod, other } = twoCharts('shop', 'staging');
+    new KVStore(prod, 'orders');
+    new KVStore(other, 'orders', { reconciler: { image: 'r.example.com/rec:1' } });
+    expect(() => app.synth()).not.toThrow();
+    expect(find(synth(prod), 'StatefulSet').metadata.namespace).toBe('shop');
+    expect(find(synth(other), 'ConfigMap', 'orders-kvstore-spec').metadata.namespace).toBe('staging');
+  });
+
+  test('stores sharing an existing backup claim (named without a size) synthesize', () => {
+    const chart = testChart('shop');
+    const backup = { pruneImage: 'r.example.com/rec:1', claimName: 'backups' };
+    new KVStore(chart, 'orders', { backup });
+    new KVStore(chart, 'carts', { backup });
+    expect(synth(chart).filter((o) => o.kind === 'CronJob').map((o) => o.metadata.name)).toEqual(['orders-backup', 'carts-backup']);
+  });
+
+  test('stores of separate apps never conflict', () => {
+    new KVStore(testChart('shop'), 'orders');
+    expect(() => new KVStore(testChart('shop'), 'orders')).not.toThrow();
   });
 });
 

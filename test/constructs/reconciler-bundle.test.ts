@@ -3,6 +3,7 @@ import { tmpdir } from 'os';
 import { join } from 'path';
 import { Chart, Testing } from 'cdk8s';
 import { gitOpsApp, RECONCILER_IMAGE } from '../../apps/gitops';
+import { operatorApp } from '../../apps/operator';
 import { GitOpsProfile, KVStore, KVStoreProps } from '../../lib';
 import { parseStoreDocument } from '../../lib/model/document';
 import { desiredState } from '../../lib/reconciler/desired';
@@ -141,6 +142,21 @@ describe('GitOps mode (reconciler bundle)', () => {
         expect({ f, text: readFileSync(join(outdir, f), 'utf8') }).toEqual({ f, text: readFileSync(join(__dirname, '..', '..', 'examples', 'gitops', f), 'utf8') });
       }
       expect(readFileSync(join(outdir, 'plain.k8s.yaml'), 'utf8')).toContain(RECONCILER_IMAGE);
+    } finally {
+      rmSync(outdir, { recursive: true, force: true });
+    }
+  });
+
+  test('the committed CRD-mode example (examples/operator/) is byte-identical to a fresh synthesis', () => {
+    const outdir = mkdtempSync(join(tmpdir(), 'kvstore-operator-'));
+    try {
+      operatorApp(outdir).synth();
+      const committed = join(__dirname, '..', '..', 'examples', 'operator');
+      const files = readdirSync(outdir).sort();
+      expect(files).toEqual(readdirSync(committed).sort());
+      for (const f of files) {
+        expect({ f, text: readFileSync(join(outdir, f), 'utf8') }).toEqual({ f, text: readFileSync(join(committed, f), 'utf8') });
+      }
     } finally {
       rmSync(outdir, { recursive: true, force: true });
     }

@@ -1,5 +1,8 @@
 // Generated names: contract. PVC names derive from the StatefulSet name, so a change orphans data.
-import { podFqdn, podName, pvcName, selectorLabels, storeNames } from '../../lib/model/names';
+import { Engine } from '../../lib/engines/engine';
+import { podFqdn, podName, pvcName, selectorLabels, storeNames, storeObjects } from '../../lib/model/names';
+import { normalizeSpec } from '../../lib/model/normalize';
+import type { KVStoreSpecInput } from '../../lib/model/spec';
 
 describe('storeNames', () => {
   test('names every object of a store', () => {
@@ -47,5 +50,31 @@ describe('selectorLabels', () => {
       'app.kubernetes.io/name': 'kvstore',
       'app.kubernetes.io/instance': 'orders',
     });
+  });
+});
+
+describe('storeObjects', () => {
+  const spec = (extra: Partial<KVStoreSpecInput> = {}) =>
+    normalizeSpec({ name: 'orders', engine: Engine.etcd().spec, ...extra }, { image: 'x/etcd:v1', podManagementPolicy: 'Parallel' });
+  const refs = (...args: Parameters<typeof storeObjects>) => storeObjects(...args).map((o) => `${o.kind}/${o.name}`);
+
+  test('the StatefulSet first, then both Services, the PDB and the NetworkPolicy', () => {
+    expect(refs(spec(), { bootstrapConfig: false, reconciler: false })).toStrictEqual([
+      'StatefulSet/orders', 'Service/orders-peers', 'Service/orders', 'PodDisruptionBudget/orders', 'NetworkPolicy/orders',
+    ]);
+  });
+
+  test('the bootstrap ConfigMap, the backup CronJob and the PVC it creates, and the reconciler bundle', () => {
+    const backup = { pruneImage: 'r:1', storage: '5Gi' };
+    expect(refs(spec({ backup, networkPolicy: { enabled: false } }), { bootstrapConfig: true, reconciler: true })).toStrictEqual([
+      'StatefulSet/orders', 'Service/orders-peers', 'Service/orders', 'PodDisruptionBudget/orders',
+      'ConfigMap/orders-bootstrap', 'CronJob/orders-backup', 'PersistentVolumeClaim/orders-backups',
+      'ConfigMap/orders-kvstore-spec', 'ServiceAccount/orders-reconciler', 'Role/orders-reconciler', 'RoleBinding/orders-reconciler',
+    ]);
+  });
+
+  test('not a backup claim named without a size: it exists already', () => {
+    expect(refs(spec({ backup: { pruneImage: 'r:1', claimName: 'shared' } }), { bootstrapConfig: false, reconciler: false }))
+      .not.toContain('PersistentVolumeClaim/shared');
   });
 });

@@ -3,7 +3,7 @@ import { createHash } from 'crypto';
 import { Engine } from '../../lib/engines/engine';
 import { canonicalJson, specHash } from '../../lib/model/document';
 import { SpecError } from '../../lib/model/issues';
-import { normalizeSpec } from '../../lib/model/normalize';
+import { namespaceIssues, normalizeSpec } from '../../lib/model/normalize';
 import { EngineDefaults, KVStoreSpec, KVStoreSpecInput } from '../../lib/model/spec';
 
 const DEFAULTS: EngineDefaults = { image: 'x/etcd:v1', podManagementPolicy: 'Parallel' };
@@ -349,6 +349,32 @@ describe('normalizeSpec validation', () => {
     );
   });
 
+  test('fails on a label key the library sets, each one reported with why', () => {
+    const lines = errorOf(() => normalize({ labels: { 'app.kubernetes.io/instance': 'x', 'team': 'shop', 'app.kubernetes.io/managed-by': 'helm' } })).message.split('\n');
+    const allowed = 'a key other than app.kubernetes.io/name, app.kubernetes.io/instance, app.kubernetes.io/managed-by, app.kubernetes.io/component or kvstore.cdk8s-kvstore.io/store';
+    expect(lines).toStrictEqual([
+      `KVStore 'orders': labels key must be ${allowed}, got "app.kubernetes.io/instance" (it selects the store's pods)`,
+      `KVStore 'orders': labels key must be ${allowed}, got "app.kubernetes.io/managed-by" (the library sets it on every object)`,
+    ]);
+  });
+
+  test('other keys of the app.kubernetes.io prefix are the user\'s', () => {
+    expect(normalize({ labels: { 'app.kubernetes.io/part-of': 'shop', 'app.kubernetes.io/version': '3' } }).labels)
+      .toStrictEqual({ 'app.kubernetes.io/part-of': 'shop', 'app.kubernetes.io/version': '3' });
+  });
+
+  test.each(['annotations', 'podAnnotations'] as const)('fails on an invalid %s key', (field) => {
+    expect(() => normalize({ [field]: { 'bad key': 'x' } })).toThrow(
+      new RegExp(`^KVStore 'orders': ${field} key must be an annotation key \\(.*alphanumeric at both ends\\), got "bad key"$`),
+    );
+    expect(() => normalize({ [field]: { [`${'a'.repeat(63)}x`]: 'x' } })).toThrow(/key must be an annotation key/);
+  });
+
+  test('annotation keys follow label keys; their values are free strings', () => {
+    const annotations = { 'example.com/owner': 'Team Shop <shop@example.com>', 'a_b.c-d': '', [`${'a'.repeat(63)}`]: '{"json": true}' };
+    expect(normalize({ annotations, podAnnotations: annotations })).toMatchObject({ annotations, podAnnotations: annotations });
+  });
+
   test('fails without an image when the engine has no default image', () => {
     expect(() => normalize({}, { podManagementPolicy: 'Parallel' })).toThrow(
       /^KVStore 'orders': image must be set: this engine has no default image, got nothing$/,
@@ -425,5 +451,19 @@ describe('backup and restore', () => {
 
   test('fails on a restore without a claim when there is no backup', () => {
     expect(() => normalize({ restore: { snapshot: 's.db' } })).toThrow(/^KVStore 'orders': restore\.claimName must be the PVC holding the snapshot .*, got nothing$/);
+  });
+});
+
+describe('namespaceIssues', () => {
+  test.each(['Bad_NS', 'shop.prod', '-shop', 'shop-', 'a'.repeat(64), ''])('fails on %p', (namespace) => {
+    expect(namespaceIssues(namespace)).toStrictEqual([{
+      field: 'namespace',
+      value: namespace,
+      allowed: "a DNS-1123 label (lowercase letters, digits and '-', starting and ending alphanumeric) of at most 63 characters",
+    }]);
+  });
+
+  test.each([undefined, 'shop', 'team-1', '0', 'a'.repeat(63)])('passes %p', (namespace) => {
+    expect(namespaceIssues(namespace)).toStrictEqual([]);
   });
 });
