@@ -1,69 +1,174 @@
 #!/usr/bin/env node
-// kvstore-reconcile: the program the reconciler Job runs. Thin: parsing and exit codes; logic in lib/reconciler.
-import { readFileSync } from 'fs';
+// kvstore-reconcile: the program the reconciler Job runs, and the one people run from a laptop or CI. Thin:
+// loads the runtime, reads files, connects, dispatches and exits; the decisions are in lib/reconciler/cli.ts.
+import { accessSync, constants, existsSync, readFileSync } from 'fs';
 import { hostname } from 'os';
-import * as k8s from '@kubernetes/client-node';
-import { KubeClient, Log, parseStoreDocument, pruneSnapshots, reconcileResources, reconcileStore, RefusedError } from '../lib/reconciler';
+import type * as k8s from '@kubernetes/client-node';
+import { LIBRARY_VERSION } from '../lib/model/version';
+import {
+  CliError, CliLog, ClusterSource, Command, dryRunSummary, ErrorContext, errorLine, EXIT, exitCode, findCluster, helpText,
+  ioReason, parseArgs, parseStoreText, PROGRAM, UsageError, Writer,
+} from '../lib/reconciler/cli';
+import { pruneSnapshots } from '../lib/reconciler/prune';
 
-const USAGE = 'usage: kvstore-reconcile (--store FILE | --crd (--namespace NS | --all-namespaces)) [--force] [--dry-run] [--json] [--etcd-endpoints URL,...] [--lease-seconds N]\n' +
-  '       kvstore-reconcile --prune-snapshots DIR --prefix PREFIX --keep N [--keep-file NAME]';
-const VALUED = ['--store', '--namespace', '--etcd-endpoints', '--lease-seconds', '--prune-snapshots', '--prefix', '--keep', '--keep-file'];
-const FLAGS = ['--crd', '--all-namespaces', '--force', '--dry-run', '--json'];
+/** Where the program writes (tests inject their own). */
+export interface Streams {
+  /** @default process.stdout */
+  readonly stdout?: Writer;
+  /** @default process.stderr */
+  readonly stderr?: Writer;
+}
 
-export async function main(argv: string[], kubeConfig?: k8s.KubeConfig): Promise<number> {
-  const value = (name: string) => (argv.includes(name) ? argv[argv.indexOf(name) + 1] : undefined);
-  const flags = new Set(argv.filter((a, i) => a.startsWith('--') && !VALUED.includes(a) && !VALUED.includes(argv[i - 1])));
-  const unknown = [...flags].filter((f) => !FLAGS.includes(f));
-  const file = value('--store');
-  const log = new Log(flags.has('--json'));
-  const pruneDir = value('--prune-snapshots');
-  if (pruneDir !== undefined) {
-    const prefix = value('--prefix');
-    const keep = Number(value('--keep'));
-    if (unknown.length > 0 || file || flags.has('--crd') || !prefix || !Number.isInteger(keep) || keep < 1) {
-      log.error(`--prune-snapshots needs --prefix and --keep (an integer of at least 1) and nothing else; ${USAGE}`);
-      return 64;
-    }
+/** The peer dependencies a reconcile loads, and how to install each. */
+const PEERS: Record<string, string> = {
+  '@kubernetes/client-node': 'npm install @kubernetes/client-node@^1 etcd3@^1 cockatiel@^3',
+  'etcd3': 'npm install @kubernetes/client-node@^1 etcd3@^1 cockatiel@^3',
+  'cockatiel': 'npm install @kubernetes/client-node@^1 etcd3@^1 cockatiel@^3',
+  'cdk8s': 'npm install cdk8s@^2 cdk8s-plus-28@^2 constructs@^10',
+  'cdk8s-plus-28': 'npm install cdk8s@^2 cdk8s-plus-28@^2 constructs@^10',
+  'constructs': 'npm install cdk8s@^2 cdk8s-plus-28@^2 constructs@^10',
+};
+
+/** The reconciler's runtime (optional peer dependencies), loaded only by the commands that talk to a cluster. */
+async function loadRuntime() {
+  try {
+    return { k8s: await import('@kubernetes/client-node'), reconciler: await import('../lib/reconciler') };
+  } catch (e) {
+    const missing = /Cannot find (?:module|package) '([^']+)'/.exec((e as Error).message)?.[1];
+    if (missing && PEERS[missing]) throw new CliError(`${PROGRAM} needs ${missing}, which is not installed: ${PEERS[missing]}`);
+    throw e;
+  }
+}
+type Runtime = Awaited<ReturnType<typeof loadRuntime>>;
+
+function readStoreFile(file: string, runtime: Runtime) {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new CliError(`--store ${file}: cannot read ${file}: ${ioReason(e)}`);
+  }
+  return parseStoreText(text, file, runtime.k8s.loadYaml);
+}
+
+/** The kubeconfig of a source, on the context asked for. */
+function loadKubeConfig({ k8s: client }: Runtime, source: ClusterSource, context: string | undefined): k8s.KubeConfig {
+  const config = new client.KubeConfig();
+  if (source.kind === 'in-cluster') {
+    config.loadFromCluster();
+    return useContext(config, context, 'the pod\'s service account');
+  }
+  const fix = source.origin.startsWith('KUBECONFIG') ? 'fix KUBECONFIG or pass --kubeconfig FILE' : 'pass --kubeconfig with a readable file';
+  for (const file of source.files) {
     try {
-      const deleted = pruneSnapshots(pruneDir, prefix, keep, value('--keep-file') ? [value('--keep-file')!] : []);
-      log.info(`kept the newest ${keep} ${prefix}<n>.db snapshot(s) in ${pruneDir}; deleted ${deleted.length}${deleted.length ? `: ${deleted.join(', ')}` : ''}`, { deleted });
-      return 0;
+      accessSync(file, constants.R_OK);
     } catch (e) {
-      log.error((e as Error).message);
-      return 1;
+      throw new CliError(`${source.origin}: cannot read ${file}: ${ioReason(e)}; ${fix}`);
     }
-  }
-  const crd = flags.has('--crd');
-  const endpoints = value('--etcd-endpoints')?.split(',').filter(Boolean);
-  const leaseSeconds = value('--lease-seconds') === undefined ? undefined : Number(value('--lease-seconds'));
-  if (leaseSeconds !== undefined && (!Number.isInteger(leaseSeconds) || leaseSeconds < 1)) {
-    log.error(`--lease-seconds must be an integer of at least 1, got ${value('--lease-seconds')}`);
-    return 64;
-  }
-  if (unknown.length > 0 || (!file === !crd) || (crd && !value('--namespace') === !flags.has('--all-namespaces'))) {
-    log.error(unknown.length ? `unknown option ${unknown.join(', ')}; ${USAGE}` : USAGE);
-    return 64;
   }
   try {
-    const config = kubeConfig ?? new k8s.KubeConfig();
-    if (!kubeConfig) config.loadFromDefault();
+    config.loadFromFile(source.files[0]);
+    for (const file of source.files.slice(1)) {
+      const more = new client.KubeConfig();
+      more.loadFromFile(file);
+      config.mergeConfig(more);
+    }
+  } catch (e) {
+    throw new CliError(`${source.origin}: not a valid kubeconfig: ${(e as Error).message.split('\n')[0]}; ${fix}`);
+  }
+  return useContext(config, context, source.origin);
+}
+
+/** Switches to `context` (or checks the current one), naming the contexts there when it cannot. */
+function useContext(config: k8s.KubeConfig, context: string | undefined, origin: string): k8s.KubeConfig {
+  const contexts = config.getContexts().map((c) => c.name).join(', ') || 'none';
+  if (context !== undefined) {
+    if (!config.getContextObject(context)) throw new CliError(`--context ${context}: ${origin} has no such context (it has: ${contexts})`);
+    config.setCurrentContext(context);
+  }
+  if (!config.getCurrentCluster()) {
+    const current = config.getCurrentContext();
+    throw new CliError(`${origin}: ${current ? `context ${current} names no cluster` : 'no current-context'}; pass --context NAME (contexts: ${contexts})`);
+  }
+  return config;
+}
+
+function prune(command: Extract<Command, { mode: 'prune' }>, log: CliLog): number {
+  try {
+    const deleted = pruneSnapshots(command.dir, command.prefix, command.keep, command.keepFile ? [command.keepFile] : []);
+    log.info(`kept the newest ${command.keep} ${command.prefix}<n>.db snapshot(s) in ${command.dir}; deleted ${deleted.length}${deleted.length ? `: ${deleted.join(', ')}` : ''}`, { deleted });
+    return EXIT.ok;
+  } catch (e) {
+    log.error(`--prune-snapshots ${command.dir}: ${ioReason(e)}`);
+    return EXIT.failed;
+  }
+}
+
+async function reconcile(command: Extract<Command, { mode: 'store' | 'crd' }>, log: CliLog, kubeConfig?: k8s.KubeConfig): Promise<number> {
+  let context: ErrorContext = {};
+  try {
+    const runtime = await loadRuntime();
+    const { KubeClient, reconcileResources, reconcileStore, RefusedError } = runtime.reconciler;
+    // The document first: a bad file is reported without looking for a cluster.
+    const document = command.mode === 'store' ? readStoreFile(command.file, runtime) : undefined;
+    if (document) context = { store: { namespace: document.namespace, name: document.spec.name } };
+    const config = kubeConfig
+      ? useContext(kubeConfig, command.context, 'the kubeconfig given')
+      : loadKubeConfig(runtime, findCluster(command.kubeconfig, process.env, existsSync), command.context);
+    context = { ...context, server: config.getCurrentCluster()?.server };
     const client = new KubeClient(config);
     const options = {
-      force: flags.has('--force'),
-      dryRun: flags.has('--dry-run'),
+      force: command.force,
+      dryRun: command.dryRun,
       holder: process.env.POD_NAME ?? process.env.HOSTNAME ?? `${hostname()}-${process.pid}`,
-      ...(endpoints ? { etcdEndpoints: endpoints } : {}),
-      ...(leaseSeconds ? { leaseDurationSeconds: leaseSeconds } : {}),
+      ...(command.etcdEndpoints ? { etcdEndpoints: command.etcdEndpoints } : {}),
+      ...(command.leaseSeconds ? { leaseDurationSeconds: command.leaseSeconds } : {}),
     };
-    if (crd) {
-      const { failed } = await reconcileResources(config, client, log, { ...options, namespace: value('--namespace') });
-      return failed > 0 ? 1 : 0;
+    if (!document) {
+      const { reconciled, failed } = await reconcileResources(config, client, log, { ...options, namespace: command.mode === 'crd' ? command.namespace : undefined });
+      if (command.dryRun) log.info(`dry run: ${reconciled + failed} store(s) planned, ${failed} failed`, { dryRun: true, reconciled, failed });
+      return failed > 0 ? EXIT.failed : EXIT.ok;
     }
-    await reconcileStore(parseStoreDocument(readFileSync(file!, 'utf8')), client, log, options);
-    return 0;
+    try {
+      const { plan } = await reconcileStore(document, client, log, options);
+      if (command.dryRun) log.info(dryRunSummary(plan).msg, dryRunSummary(plan).fields);
+    } catch (e) {
+      if (command.dryRun && e instanceof RefusedError) log.info(dryRunSummary(e.plan).msg, dryRunSummary(e.plan).fields);
+      throw e;
+    }
+    return EXIT.ok;
   } catch (e) {
-    log.error((e as Error).message, { error: (e as Error).name });
-    return e instanceof RefusedError ? 2 : 1;
+    log.error(errorLine(e, context), { error: (e as Error).name });
+    return exitCode(e);
+  }
+}
+
+/**
+ * The program: returns its exit code. `kubeConfig` (tests) replaces finding the cluster; `streams`
+ * replaces stdout and stderr.
+ */
+export async function main(argv: string[], kubeConfig?: k8s.KubeConfig, streams: Streams = {}): Promise<number> {
+  const stdout = streams.stdout ?? ((text: string) => void process.stdout.write(text));
+  const stderr = streams.stderr ?? ((text: string) => void process.stderr.write(text));
+  let command: Command;
+  try {
+    command = parseArgs(argv);
+  } catch (e) {
+    if (!(e instanceof UsageError)) throw e;
+    new CliLog(argv.includes('--json'), stdout, stderr).error(`${e.message}; run ${PROGRAM} --help for usage`);
+    return EXIT.usage;
+  }
+  switch (command.mode) {
+    case 'help':
+      stdout(helpText(LIBRARY_VERSION));
+      return EXIT.ok;
+    case 'version':
+      stdout(`${LIBRARY_VERSION}\n`);
+      return EXIT.ok;
+    case 'prune':
+      return prune(command, new CliLog(command.json, stdout, stderr));
+    default:
+      return reconcile(command, new CliLog(command.json, stdout, stderr), kubeConfig);
   }
 }
 

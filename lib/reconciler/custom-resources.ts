@@ -115,6 +115,8 @@ export async function reconcileResources(kubeConfig: k8s.KubeConfig, client: Kub
     // Optimistic: a 409 means the resource changed during the run; re-read and write again.
     let latest = resource;
     const writeStatus = async (outcome: Outcome, statefulSet: KubeObject | undefined, appliedSpecHash?: string, members?: readonly string[]) => {
+      // A dry run changes nothing, status included (it would record a spec as applied that was not).
+      if (options.dryRun) return;
       for (let attempt = 0; attempt < 3; attempt++) {
         const current = attempt === 0 ? latest : await client.read(kvRef);
         if (!current) return;

@@ -199,17 +199,25 @@ describe('reconcileStore against the API double', () => {
 describe('kvstore-reconcile (the CLI)', () => {
   let dir: string;
   let output: string[];
+  let errors: string[];
   let spy: jest.SpyInstance;
+  let errorSpy: jest.SpyInstance;
   beforeEach(() => {
     dir = mkdtempSync(join(tmpdir(), 'kvstore-cli-'));
     output = [];
+    errors = [];
     spy = jest.spyOn(process.stdout, 'write').mockImplementation((chunk: any) => {
       output.push(String(chunk));
+      return true;
+    });
+    errorSpy = jest.spyOn(process.stderr, 'write').mockImplementation((chunk: any) => {
+      errors.push(String(chunk));
       return true;
     });
   });
   afterEach(() => {
     spy.mockRestore();
+    errorSpy.mockRestore();
     rmSync(dir, { recursive: true, force: true });
   });
   const write = (doc: StoreDocument) => {
@@ -231,7 +239,9 @@ describe('kvstore-reconcile (the CLI)', () => {
     expect(await main(['--bogus'], server.kubeConfig())).toBe(64);
     writeFileSync(join(dir, 'bad.json'), '{"kind":"Nope"}');
     expect(await main(['--store', join(dir, 'bad.json')], server.kubeConfig())).toBe(1);
-    expect(output.join('')).toMatch(/error: not a store document/);
+    // Errors go to stderr, one line each, naming the file.
+    expect(errors.join('')).toMatch(/^error: --store \S+bad\.json: not a store document/m);
+    expect(output.join('')).not.toContain('error:');
   });
 });
 
@@ -249,6 +259,14 @@ describe('CRD mode', () => {
     expect(status).toMatchObject({ observedGeneration: 1, readyReplicas: 3, replicas: 3, selector: 'app.kubernetes.io/name=kvstore,app.kubernetes.io/instance=orders', specHash: expect.stringMatching(/^[0-9a-f]{10}$/) });
     expect(status.conditions.map((c: any) => [c.type, c.status])).toEqual([['Ready', 'True'], ['Progressing', 'False'], ['Degraded', 'False']]);
     expect(server.mutatingRequests().some((r) => r.path.endsWith('/kvstores/orders/status') && r.method === 'PUT')).toBe(true);
+  });
+
+  test('a dry run changes nothing, not even the status', async () => {
+    resource({ size: 3, storageSize: '1Gi' });
+    const result = await reconcileResources(server.kubeConfig(), client(), log(), { ...options, namespace: NS, dryRun: true });
+    expect(result).toEqual({ reconciled: 1, failed: 0 });
+    expect(server.mutatingRequests()).toEqual([]);
+    expect((server.get('kvstore.cdk8s-kvstore.io/v1', 'KVStore', NS, 'orders') as any).status).toBeUndefined();
   });
 
   test('a second run with nothing changed makes zero mutating requests', async () => {
