@@ -13,7 +13,7 @@ import { CliError, errorLine, exitCode, findCluster, OPTION_NAMES, parseArgs, pa
 import { KubeError } from '../../lib/reconciler/client';
 import { LeaseHeldError } from '../../lib/reconciler/lease';
 import { RefusedError } from '../../lib/reconciler/reconcile';
-import { ApiServer, startApiServer } from '../support/api-server';
+import { ApiServer, reportRolledOut, startApiServer } from '../support/api-server';
 
 const NS = 'shop';
 const ROOT = join(__dirname, '..', '..');
@@ -260,22 +260,15 @@ describe('error lines', () => {
 
 describe('against the API double', () => {
   let server: ApiServer;
-  let controller: NodeJS.Timeout | undefined;
+  let stopController: () => void;
 
   beforeEach(async () => {
     server = await startApiServer();
-    // Stands in for the StatefulSet controller: reports every StatefulSet as rolled out.
-    controller = setInterval(() => {
-      const sts = server.get('apps/v1', 'StatefulSet', NS, 'orders');
-      if (sts && sts.status?.observedGeneration !== sts.metadata.generation) {
-        const replicas = (sts as any).spec.replicas;
-        server.put({ ...sts, status: { observedGeneration: sts.metadata.generation, replicas, readyReplicas: replicas, updatedReplicas: replicas } } as any);
-      }
-    }, 10);
+    stopController = reportRolledOut(server, NS, ['orders']);
   });
 
   afterEach(async () => {
-    clearInterval(controller);
+    stopController();
     await server.stop();
   });
 

@@ -10,30 +10,21 @@ import { reconcileResources } from '../../lib/reconciler/custom-resources';
 import { LeaseHeldError } from '../../lib/reconciler/lease';
 import { Log } from '../../lib/reconciler/log';
 import { reconcileStore, RefusedError } from '../../lib/reconciler/reconcile';
-import { ApiServer, startApiServer } from '../support/api-server';
+import { ApiServer, reportRolledOut, startApiServer } from '../support/api-server';
 
 const NS = 'shop';
 let server: ApiServer;
-let controller: NodeJS.Timeout | undefined;
+let stopController: () => void;
 let lines: string[];
 
 beforeEach(async () => {
   server = await startApiServer();
   lines = [];
-  // Stands in for the StatefulSet controller: reports every StatefulSet as rolled out.
-  controller = setInterval(() => {
-    for (const name of ['orders']) {
-      const sts = server.get('apps/v1', 'StatefulSet', NS, name);
-      if (sts && sts.status?.observedGeneration !== sts.metadata.generation) {
-        const replicas = (sts as any).spec.replicas;
-        server.put({ ...sts, status: { observedGeneration: sts.metadata.generation, replicas, readyReplicas: replicas, updatedReplicas: replicas } } as any);
-      }
-    }
-  }, 10);
+  stopController = reportRolledOut(server, NS, ['orders']);
 });
 
 afterEach(async () => {
-  clearInterval(controller);
+  stopController();
   await server.stop();
 });
 
@@ -140,7 +131,7 @@ describe('reconcileStore against the API double', () => {
   });
 
   test('the Lease is renewed during a long rollout, so no second reconciler can take over', async () => {
-    clearInterval(controller);
+    stopController();
     const slow = reconcile({}, { leaseDurationSeconds: 1 });
     await new Promise((r) => setTimeout(r, 1500));
     // Past the lease duration: without renewal another holder could acquire it now.

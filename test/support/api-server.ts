@@ -1516,3 +1516,20 @@ export async function startApiServer(): Promise<ApiServer> {
   double = new ApiServerDouble(server, `http://127.0.0.1:${port}`);
   return double;
 }
+
+/**
+ * Stands in for the StatefulSet controller where a test needs no pods: reports the named StatefulSets
+ * as rolled out (status follows spec.replicas and the generation) every 10 ms. Returns the stop function.
+ */
+export function reportRolledOut(server: ApiServer, namespace: string, names: readonly string[]): () => void {
+  const timer = setInterval(() => {
+    for (const name of names) {
+      const sts = server.get('apps/v1', 'StatefulSet', namespace, name);
+      if (sts && sts.status?.observedGeneration !== sts.metadata.generation) {
+        const replicas = (sts as any).spec.replicas;
+        server.put({ ...sts, status: { observedGeneration: sts.metadata.generation, replicas, readyReplicas: replicas, updatedReplicas: replicas } } as any);
+      }
+    }
+  }, 10);
+  return () => clearInterval(timer);
+}
