@@ -1,14 +1,15 @@
 #!/usr/bin/env node
 // kvstore-reconcile: the program the reconciler Job runs, and the one people run from a laptop or CI. Thin:
 // loads the runtime, reads files, connects, dispatches and exits; the decisions are in lib/reconciler/cli.ts.
-import { accessSync, constants, existsSync, readFileSync } from 'fs';
+import { existsSync, readFileSync } from 'fs';
 import { hostname } from 'os';
 import type * as k8s from '@kubernetes/client-node';
 import { LIBRARY_VERSION } from '../lib/model/version';
 import {
-  CliError, CliLog, ClusterSource, Command, dryRunSummary, ErrorContext, errorLine, EXIT, exitCode, findCluster, helpText,
+  CliError, CliLog, Command, dryRunSummary, ErrorContext, errorLine, EXIT, exitCode, findCluster, helpText,
   ioReason, parseArgs, parseStoreText, PROGRAM, UsageError, Writer,
 } from '../lib/reconciler/cli';
+import type { Plan } from '../lib/reconciler/plan';
 import { pruneSnapshots } from '../lib/reconciler/prune';
 
 /** Where the program writes (tests inject their own). */
@@ -19,20 +20,25 @@ export interface Streams {
   readonly stderr?: Writer;
 }
 
-/** The peer dependencies a reconcile loads, and how to install each. */
+/** How to install each peer dependency a reconcile loads (the library itself needs no cdk8s-plus). */
+const RECONCILER_PEERS = 'npm install @kubernetes/client-node@^1 etcd3@^1 cockatiel@^3';
+const SYNTH_PEERS = 'npm install cdk8s@^2 constructs@^10';
 const PEERS: Record<string, string> = {
-  '@kubernetes/client-node': 'npm install @kubernetes/client-node@^1 etcd3@^1 cockatiel@^3',
-  'etcd3': 'npm install @kubernetes/client-node@^1 etcd3@^1 cockatiel@^3',
-  'cockatiel': 'npm install @kubernetes/client-node@^1 etcd3@^1 cockatiel@^3',
-  'cdk8s': 'npm install cdk8s@^2 cdk8s-plus-28@^2 constructs@^10',
-  'cdk8s-plus-28': 'npm install cdk8s@^2 cdk8s-plus-28@^2 constructs@^10',
-  'constructs': 'npm install cdk8s@^2 cdk8s-plus-28@^2 constructs@^10',
+  '@kubernetes/client-node': RECONCILER_PEERS,
+  'etcd3': RECONCILER_PEERS,
+  'cockatiel': RECONCILER_PEERS,
+  'cdk8s': SYNTH_PEERS,
+  'constructs': SYNTH_PEERS,
 };
 
 /** The reconciler's runtime (optional peer dependencies), loaded only by the commands that talk to a cluster. */
 async function loadRuntime() {
   try {
-    return { k8s: await import('@kubernetes/client-node'), reconciler: await import('../lib/reconciler') };
+    return {
+      k8s: await import('@kubernetes/client-node'),
+      kubeconfig: await import('../lib/reconciler/kubeconfig'),
+      reconciler: await import('../lib/reconciler'),
+    };
   } catch (e) {
     const missing = /Cannot find (?:module|package) '([^']+)'/.exec((e as Error).message)?.[1];
     if (missing && PEERS[missing]) throw new CliError(`${PROGRAM} needs ${missing}, which is not installed: ${PEERS[missing]}`);
@@ -51,48 +57,6 @@ function readStoreFile(file: string, runtime: Runtime) {
   return parseStoreText(text, file, runtime.k8s.loadYaml);
 }
 
-/** The kubeconfig of a source, on the context asked for. */
-function loadKubeConfig({ k8s: client }: Runtime, source: ClusterSource, context: string | undefined): k8s.KubeConfig {
-  const config = new client.KubeConfig();
-  if (source.kind === 'in-cluster') {
-    config.loadFromCluster();
-    return useContext(config, context, 'the pod\'s service account');
-  }
-  const fix = source.origin.startsWith('KUBECONFIG') ? 'fix KUBECONFIG or pass --kubeconfig FILE' : 'pass --kubeconfig with a readable file';
-  for (const file of source.files) {
-    try {
-      accessSync(file, constants.R_OK);
-    } catch (e) {
-      throw new CliError(`${source.origin}: cannot read ${file}: ${ioReason(e)}; ${fix}`);
-    }
-  }
-  try {
-    config.loadFromFile(source.files[0]);
-    for (const file of source.files.slice(1)) {
-      const more = new client.KubeConfig();
-      more.loadFromFile(file);
-      config.mergeConfig(more);
-    }
-  } catch (e) {
-    throw new CliError(`${source.origin}: not a valid kubeconfig: ${(e as Error).message.split('\n')[0]}; ${fix}`);
-  }
-  return useContext(config, context, source.origin);
-}
-
-/** Switches to `context` (or checks the current one), naming the contexts there when it cannot. */
-function useContext(config: k8s.KubeConfig, context: string | undefined, origin: string): k8s.KubeConfig {
-  const contexts = config.getContexts().map((c) => c.name).join(', ') || 'none';
-  if (context !== undefined) {
-    if (!config.getContextObject(context)) throw new CliError(`--context ${context}: ${origin} has no such context (it has: ${contexts})`);
-    config.setCurrentContext(context);
-  }
-  if (!config.getCurrentCluster()) {
-    const current = config.getCurrentContext();
-    throw new CliError(`${origin}: ${current ? `context ${current} names no cluster` : 'no current-context'}; pass --context NAME (contexts: ${contexts})`);
-  }
-  return config;
-}
-
 function prune(command: Extract<Command, { mode: 'prune' }>, log: CliLog): number {
   try {
     const deleted = pruneSnapshots(command.dir, command.prefix, command.keep, command.keepFile ? [command.keepFile] : []);
@@ -104,6 +68,11 @@ function prune(command: Extract<Command, { mode: 'prune' }>, log: CliLog): numbe
   }
 }
 
+function logDryRun(log: CliLog, plan: Plan): void {
+  const { msg, fields } = dryRunSummary(plan);
+  log.info(msg, fields);
+}
+
 async function reconcile(command: Extract<Command, { mode: 'store' | 'crd' }>, log: CliLog, kubeConfig?: k8s.KubeConfig): Promise<number> {
   let context: ErrorContext = {};
   try {
@@ -112,9 +81,10 @@ async function reconcile(command: Extract<Command, { mode: 'store' | 'crd' }>, l
     // The document first: a bad file is reported without looking for a cluster.
     const document = command.mode === 'store' ? readStoreFile(command.file, runtime) : undefined;
     if (document) context = { store: { namespace: document.namespace, name: document.spec.name } };
+    const { loadKubeConfig, useContext } = runtime.kubeconfig;
     const config = kubeConfig
       ? useContext(kubeConfig, command.context, 'the kubeconfig given')
-      : loadKubeConfig(runtime, findCluster(command.kubeconfig, process.env, existsSync), command.context);
+      : loadKubeConfig(findCluster(command.kubeconfig, process.env, existsSync), command.context);
     context = { ...context, server: config.getCurrentCluster()?.server };
     const client = new KubeClient(config);
     const options = {
@@ -131,9 +101,9 @@ async function reconcile(command: Extract<Command, { mode: 'store' | 'crd' }>, l
     }
     try {
       const { plan } = await reconcileStore(document, client, log, options);
-      if (command.dryRun) log.info(dryRunSummary(plan).msg, dryRunSummary(plan).fields);
+      if (command.dryRun) logDryRun(log, plan);
     } catch (e) {
-      if (command.dryRun && e instanceof RefusedError) log.info(dryRunSummary(e.plan).msg, dryRunSummary(e.plan).fields);
+      if (command.dryRun && e instanceof RefusedError) logDryRun(log, e.plan);
       throw e;
     }
     return EXIT.ok;
