@@ -1,18 +1,17 @@
 // The GitOps example: the reconciler bundle for a 3-member etcd store, committed under examples/gitops/.
 // Regenerate with `npm run examples`; a test checks the committed bytes are what this app synthesizes.
+// The reconciler runs the default image of this library version (DEFAULT_RECONCILER_IMAGE).
 import { App, Chart, YamlOutputType } from 'cdk8s';
 import { GitOpsProfile, KVStore } from '../lib';
-
-export const RECONCILER_IMAGE = 'ghcr.io/example/kvstore-reconciler:0.0.0';
 
 export function gitOpsApp(outdir = 'examples/gitops'): App {
   const app = new App({ outdir, yamlOutputType: YamlOutputType.FILE_PER_CHART });
   const plain = new Chart(app, 'plain', { namespace: 'kvstore-example', disableResourceNameHashes: true });
-  new KVStore(plain, 'cache', { size: 3, storageSize: '10Gi', reconciler: { image: RECONCILER_IMAGE } });
+  new KVStore(plain, 'cache', { size: 3, storageSize: '10Gi', reconciler: {} });
   const argo = new Chart(app, 'argocd', { namespace: 'kvstore-argocd', disableResourceNameHashes: true });
-  new KVStore(argo, 'cache', { size: 3, storageSize: '10Gi', reconciler: { image: RECONCILER_IMAGE, profile: GitOpsProfile.ARGO_CD } });
+  new KVStore(argo, 'cache', { size: 3, storageSize: '10Gi', reconciler: { profile: GitOpsProfile.ARGO_CD } });
   const flux = new Chart(app, 'flux', { namespace: 'kvstore-flux', disableResourceNameHashes: true });
-  new KVStore(flux, 'cache', { size: 3, storageSize: '10Gi', reconciler: { image: RECONCILER_IMAGE, profile: GitOpsProfile.FLUX } });
+  new KVStore(flux, 'cache', { size: 3, storageSize: '10Gi', reconciler: { profile: GitOpsProfile.FLUX } });
   return app;
 }
 

@@ -323,9 +323,9 @@ export interface KvStoreSpecBackup {
   readonly keep?: number;
 
   /**
-   * The image that prunes old snapshots: this package's reconciler image. Must be an image reference of the kvstore reconciler image. Defaults to the store's reconciler image; required without one.
+   * The image that prunes old snapshots: this package's reconciler image. Must be an image reference of the kvstore reconciler image. Defaults to the store's reconciler image, else DEFAULT_RECONCILER_IMAGE.
    *
-   * @default the store's reconciler image; required without one.
+   * @default the store's reconciler image, else DEFAULT_RECONCILER_IMAGE.
    * @schema KvStoreSpecBackup#pruneImage
    */
   readonly pruneImage?: string;

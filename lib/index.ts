@@ -17,6 +17,7 @@ export { IEngine } from './engines/types';
 export { SpecError, SpecIssue } from './model/issues';
 export { StoreDocument } from './model/document';
 export { StoreNames } from './model/names';
+export { DEFAULT_RECONCILER_IMAGE } from './model/version';
 export {
   AccessModeName, AntiAffinityMode, BackupOptions, BackupSpec, CustomEngineOptions, CustomEngineSpec, EngineSpec, EtcdEngineSpec, KVStoreSpec,
   PodManagementPolicyName, ProbeSpec, PvcRetentionName, ResourcesSpec, RestoreOptions, RestoreSpec, TopologySpreadSpec, UpdateStrategySpec,

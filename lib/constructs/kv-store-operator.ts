@@ -8,14 +8,19 @@ import type { IRole } from 'kubernetes-models/rbac.authorization.k8s.io/v1/Role'
 import type { IRoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1/RoleBinding';
 import type { IServiceAccount } from 'kubernetes-models/v1/ServiceAccount';
 import { KVSTORE_GROUP, KVSTORE_PLURAL, MANAGED_BY, MANAGED_BY_LABEL, NAME_LABEL, RECONCILER_POD_NAME } from '../model/metadata';
+import { DEFAULT_RECONCILER_IMAGE } from '../model/version';
 import { clusterScoped, kubeObject } from './kube';
 import { KVStoreCrd } from './kv-store-crd';
 import { operatorRules, reconcilerPodSpec } from './reconciler-rbac';
 
 /** CRD mode: the reconciler CronJob and where it may act. */
 export interface KVStoreOperatorProps {
-  /** The reconciler image (this package's Dockerfile builds it). */
-  readonly image: string;
+  /**
+   * The reconciler image (this package's Dockerfile builds it). Pin one you build and push to run an
+   * image you control.
+   * @default - DEFAULT_RECONCILER_IMAGE: the image the release workflow publishes for this library version
+   */
+  readonly image?: string;
   /**
    * How often the reconciler runs to pick up changed resources and drift.
    * @default '*&#47;5 * * * *' (every five minutes)
@@ -44,7 +49,7 @@ export class KVStoreOperator extends Construct {
   /** The Role (or ClusterRole) granting what the reconciler does. */
   readonly roleName = 'kvstore-reconciler';
 
-  constructor(scope: Construct, id: string, props: KVStoreOperatorProps) {
+  constructor(scope: Construct, id: string, props: KVStoreOperatorProps = {}) {
     super(scope, id);
     if (!/^(\S+\s+){4}\S+$/.test(props.schedule ?? '*/5 * * * *')) {
       throw new Error(`KVStoreOperator '${id}': schedule must be a cron expression of five fields, got ${JSON.stringify(props.schedule)}`);
@@ -88,7 +93,7 @@ export class KVStoreOperator extends Construct {
               metadata: { labels },
               spec: reconcilerPodSpec({
                 serviceAccountName: this.serviceAccountName,
-                image: props.image,
+                image: props.image ?? DEFAULT_RECONCILER_IMAGE,
                 args: props.allNamespaces ? ['--crd', '--all-namespaces'] : ['--crd', '--namespace', '$(POD_NAMESPACE)'],
                 env: [{ name: 'POD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } }],
               }),

@@ -11,7 +11,7 @@ import type { IServiceAccount } from 'kubernetes-models/v1/ServiceAccount';
 import { canonicalJson } from '../model/document';
 import { INSTANCE_LABEL, MANAGED_BY, MANAGED_BY_LABEL, NAME_LABEL, RECONCILER_POD_NAME, STORE_LABEL } from '../model/metadata';
 import { reconcileJobName, reconcilerNames } from '../model/names';
-import { LIBRARY_VERSION } from '../model/version';
+import { DEFAULT_RECONCILER_IMAGE, LIBRARY_VERSION } from '../model/version';
 import { kubeObject } from './kube';
 import { reconcilerPodSpec, storeRules } from './reconciler-rbac';
 import type { StoreDefinition } from './store-definition';
@@ -28,8 +28,12 @@ export enum GitOpsProfile {
 
 /** GitOps mode: how the store's reconciler Job runs. */
 export interface ReconcilerOptions {
-  /** The reconciler image (this package's Dockerfile builds it). */
-  readonly image: string;
+  /**
+   * The reconciler image (this package's Dockerfile builds it). Pin one you build and push to run an
+   * image you control.
+   * @default - DEFAULT_RECONCILER_IMAGE: the image the release workflow publishes for this library version
+   */
+  readonly image?: string;
   /**
    * The GitOps tool that applies the bundle: decides the Job's annotations.
    * @default GitOpsProfile.PLAIN
@@ -68,10 +72,11 @@ export class ReconcilerBundle extends Construct {
     super(scope, id);
     const { store } = props;
     const profile = props.profile ?? GitOpsProfile.PLAIN;
+    const image = props.image ?? DEFAULT_RECONCILER_IMAGE;
     const documentJson = store.documentJson;
     // Same spec, library version and reconciler settings → same Job name and bytes; any change → a new Job.
     const jobHash = createHash('sha256')
-      .update(canonicalJson({ document: store.document, version: LIBRARY_VERSION, image: props.image, force: props.force ?? false }))
+      .update(canonicalJson({ document: store.document, version: LIBRARY_VERSION, image, force: props.force ?? false }))
       .digest('hex').slice(0, 10);
     const names = reconcilerNames(store.spec.name);
     this.jobName = reconcileJobName(store.spec.name, jobHash);
@@ -121,7 +126,7 @@ export class ReconcilerBundle extends Construct {
           metadata: { labels: { ...labels, [STORE_LABEL]: store.spec.name } },
           spec: reconcilerPodSpec({
             serviceAccountName: names.serviceAccount,
-            image: props.image,
+            image,
             args: ['--store', DOCUMENT_PATH, ...(props.force ? ['--force'] : [])],
             volumeMounts: [{ name: 'store', mountPath: '/etc/kvstore', readOnly: true }],
             volumes: [{ name: 'store', configMap: { name: names.configMap } }],

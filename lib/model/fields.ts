@@ -134,7 +134,7 @@ export const BACKUP_FIELDS: { readonly [K in keyof BackupOptions]-?: FieldDoc } 
   storage: { description: 'Size of the backup PVC the construct creates.', default: "- the store's storageSize (none with claimName)" },
   storageClassName: { description: 'StorageClass of the backup PVC.', default: "- the store's storageClassName" },
   claimName: { description: 'The backup PVC\'s name. Without storage it names an existing PVC the construct does not create.', default: "'<name>-backups', created" },
-  pruneImage: { description: "The image that prunes old snapshots: this package's reconciler image.", default: "- the store's reconciler image; required without one" },
+  pruneImage: { description: "The image that prunes old snapshots: this package's reconciler image.", default: "- the store's reconciler image, else DEFAULT_RECONCILER_IMAGE" },
 };
 
 /** The restore settings' fields. */

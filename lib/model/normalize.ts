@@ -6,6 +6,7 @@ import { backupClaimName, selectorLabels } from './names';
 import { parseQuantity } from './quantity';
 import { DNS_LABEL_PATTERN } from './schema';
 import { schemaIssues } from './validate';
+import { DEFAULT_RECONCILER_IMAGE } from './version';
 import {
   BackupSpec, BackupOptions, DEFAULT_BACKUP_KEEP, DEFAULT_BACKUP_SCHEDULE, DEFAULT_CLUSTER_DOMAIN, DEFAULT_MOUNT_ROOT, DEFAULT_RUN_AS_USER,
   DEFAULT_SIZE, DEFAULT_STORAGE_SIZE, EngineDefaults, KVStoreSpec, KVStoreSpecInput, RESERVED_VOLUME_NAMES,
@@ -96,14 +97,11 @@ function crossFieldIssues(spec: KVStoreSpec, input: KVStoreSpecInput): SpecIssue
 /** The PVC the construct creates for a store's snapshots. */
 function normalizeBackup(input: KVStoreSpecInput, b: BackupOptions, storageSize: string): BackupSpec {
   const issues: SpecIssue[] = [];
-  if (b.pruneImage === undefined) {
-    issues.push({ field: 'backup.pruneImage', value: undefined, allowed: 'set to the kvstore reconciler image (or set reconciler, whose image is the default)', reason: 'it deletes the snapshots beyond backup.keep' });
-  }
   if (b.claimName !== undefined && b.storage === undefined && b.storageClassName !== undefined) {
     issues.push({ field: 'backup.storageClassName', value: b.storageClassName, allowed: 'left out when backup.claimName names an existing PVC (no backup.storage)', reason: 'the construct only creates a PVC it is given a size for' });
   }
   if (issues.length > 0) throw new SpecError(input.name, issues);
-  const pruneImage = b.pruneImage!;
+  const pruneImage = b.pruneImage ?? DEFAULT_RECONCILER_IMAGE;
   const creates = b.claimName === undefined || b.storage !== undefined;
   return {
     schedule: b.schedule ?? DEFAULT_BACKUP_SCHEDULE,

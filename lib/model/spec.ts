@@ -324,7 +324,7 @@ export interface BackupOptions {
   readonly claimName?: string;
   /**
    * The image that prunes old snapshots: this package's reconciler image.
-   * @default - the store's reconciler image; required without one
+   * @default - the store's reconciler image, else DEFAULT_RECONCILER_IMAGE
    */
   readonly pruneImage?: string;
 }

@@ -1,5 +1,5 @@
 import { Chart, Testing } from 'cdk8s';
-import { KVStoreOperator } from '../../lib';
+import { DEFAULT_RECONCILER_IMAGE, KVStoreOperator } from '../../lib';
 import { find, synth, testChart } from '../support/manifests';
 
 const IMAGE = 'registry.example.com/kvstore-reconciler:1.0.0';
@@ -21,6 +21,12 @@ describe('KVStoreOperator (CRD mode)', () => {
     expect(cron.concurrencyPolicy).toBe('Forbid');
     expect(cron.jobTemplate.spec.template.spec.containers[0].args).toEqual(['--crd', '--namespace', '$(POD_NAMESPACE)']);
     expect(cron.jobTemplate.spec.template.spec.serviceAccountName).toBe('kvstore-reconciler');
+  });
+
+  test('image defaults to the reconciler image of this library version', () => {
+    const chart = testChart('kvstores');
+    new KVStoreOperator(chart, 'operator');
+    expect(find(synth(chart), 'CronJob').spec.jobTemplate.spec.template.spec.containers[0].image).toBe(DEFAULT_RECONCILER_IMAGE);
   });
 
   test('schedule prop', () => {

@@ -2,9 +2,9 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'fs';
 import { tmpdir } from 'os';
 import { join } from 'path';
 import { Chart, Testing } from 'cdk8s';
-import { gitOpsApp, RECONCILER_IMAGE } from '../../apps/gitops';
+import { gitOpsApp } from '../../apps/gitops';
 import { operatorApp } from '../../apps/operator';
-import { GitOpsProfile, KVStore, KVStoreProps } from '../../lib';
+import { DEFAULT_RECONCILER_IMAGE, GitOpsProfile, KVStore, KVStoreProps } from '../../lib';
 import { parseStoreDocument } from '../../lib/model/document';
 import { desiredState } from '../../lib/reconciler/desired';
 import { find, Manifest, synth, testChart } from '../support/manifests';
@@ -59,6 +59,15 @@ describe('GitOps mode (reconciler bundle)', () => {
     expect(pod.containers[0].securityContext).toEqual({
       runAsNonRoot: true, allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] }, seccompProfile: { type: 'RuntimeDefault' },
     });
+  });
+
+  test('without an image: the default reconciler image, also for the backup prune container', () => {
+    const chart = testChart('shop');
+    const store = new KVStore(chart, 'orders', { reconciler: {}, backup: {} });
+    expect(find(synth(chart), 'Job').spec.template.spec.containers[0].image).toBe(DEFAULT_RECONCILER_IMAGE);
+    expect(store.spec.backup!.pruneImage).toBe(DEFAULT_RECONCILER_IMAGE);
+    const pinned = new KVStore(testChart('shop'), 'orders', { reconciler: { image: IMAGE }, backup: {} });
+    expect(pinned.spec.backup!.pruneImage).toBe(IMAGE);
   });
 
   test('force is passed to the reconciler', () => {
@@ -141,7 +150,7 @@ describe('GitOps mode (reconciler bundle)', () => {
       for (const f of files) {
         expect({ f, text: readFileSync(join(outdir, f), 'utf8') }).toEqual({ f, text: readFileSync(join(__dirname, '..', '..', 'examples', 'gitops', f), 'utf8') });
       }
-      expect(readFileSync(join(outdir, 'plain.k8s.yaml'), 'utf8')).toContain(RECONCILER_IMAGE);
+      expect(readFileSync(join(outdir, 'plain.k8s.yaml'), 'utf8')).toContain(DEFAULT_RECONCILER_IMAGE);
     } finally {
       rmSync(outdir, { recursive: true, force: true });
     }

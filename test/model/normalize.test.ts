@@ -1,10 +1,13 @@
 // The spec: defaults, canonical form, hash, and one test per validation rule.
 import { createHash } from 'crypto';
+import { readFileSync } from 'fs';
+import { join } from 'path';
 import { Engine } from '../../lib/engines/engine';
 import { canonicalJson, specHash } from '../../lib/model/document';
 import { SpecError } from '../../lib/model/issues';
 import { namespaceIssues, normalizeSpec } from '../../lib/model/normalize';
 import { EngineDefaults, KVStoreSpec, KVStoreSpecInput } from '../../lib/model/spec';
+import { DEFAULT_RECONCILER_IMAGE } from '../../lib/model/version';
 
 const DEFAULTS: EngineDefaults = { image: 'x/etcd:v1', podManagementPolicy: 'Parallel' };
 const ETCD = Engine.etcd().spec;
@@ -437,8 +440,10 @@ describe('backup and restore', () => {
     expect(() => normalize({ backup: { ...backup, keep: 0 } })).toThrow(/^KVStore 'orders': backup\.keep must be an integer from 1 to 1000, got 0$/);
   });
 
-  test('fails without a prune image', () => {
-    expect(() => normalize({ backup: {} })).toThrow(/^KVStore 'orders': backup\.pruneImage must be set to the kvstore reconciler image .*, got nothing \(it deletes the snapshots beyond backup\.keep\)$/);
+  test('backup: {} needs nothing else: the prune image defaults to the reconciler image of this library version', () => {
+    const version = (JSON.parse(readFileSync(join(__dirname, '..', '..', 'package.json'), 'utf8')) as { version: string }).version;
+    expect(normalize({ backup: {} }).backup!.pruneImage).toBe(`ghcr.io/cdk8s-kvstore/kvstore-reconciler:${version}`);
+    expect(DEFAULT_RECONCILER_IMAGE).toBe(`ghcr.io/cdk8s-kvstore/kvstore-reconciler:${version}`);
   });
 
   test('fails on a storage class for an existing claim', () => {
