@@ -59,8 +59,10 @@ function readStoreFile(file: string, runtime: Runtime) {
 
 function prune(command: Extract<Command, { mode: 'prune' }>, log: CliLog): number {
   try {
-    const deleted = pruneSnapshots(command.dir, command.prefix, command.keep, command.keepFile ? [command.keepFile] : []);
-    log.info(`kept the newest ${command.keep} ${command.prefix}<n>.db snapshot(s) in ${command.dir}; deleted ${deleted.length}${deleted.length ? `: ${deleted.join(', ')}` : ''}`, { deleted });
+    const { dir, prefix, preOperationPrefix, keep } = command;
+    const deleted = pruneSnapshots(dir, { prefix, preOperationPrefix, keep, keepFiles: command.keepFile ? [command.keepFile] : [] });
+    const which = preOperationPrefix ? `${prefix}<n>.db and ${preOperationPrefix}<hash>.db` : `${prefix}<n>.db`;
+    log.info(`kept the newest ${keep} ${which} snapshot(s) in ${dir}; deleted ${deleted.length}${deleted.length ? `: ${deleted.join(', ')}` : ''}`, { deleted });
     return EXIT.ok;
   } catch (e) {
     log.error(`--prune-snapshots ${command.dir}: ${ioReason(e)}`);

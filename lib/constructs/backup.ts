@@ -10,7 +10,7 @@ import type { IPodSpec } from 'kubernetes-models/v1/PodSpec';
 import type { IPodTemplateSpec } from 'kubernetes-models/v1/PodTemplateSpec';
 import type { EngineCommand, EngineContext, IEngine } from '../engines/types';
 import { KEEP_PVC_ANNOTATIONS, STORE_LABEL } from '../model/metadata';
-import { backupCronJobName, pvcName, snapshotPrefix, StoreNames } from '../model/names';
+import { backupCronJobName, preOperationSnapshotPrefix, pvcName, snapshotPrefix, StoreNames } from '../model/names';
 import type { KVStoreSpec } from '../model/spec';
 import { kubeObject } from './kube';
 import { restrictedContainerSecurity, restrictedPodSecurity } from './pod-security';
@@ -45,7 +45,7 @@ function oneShotPod(spec: KVStoreSpec, pod: Pick<IPodSpec, 'initContainers' | 'c
 
 /**
  * The backup pod: an init container saves a snapshot from the client Service into the backup claim
- * (named after the Job, unique per run), then the reconciler image deletes all but the newest `keep`.
+ * (named after the Job, unique per run), then the reconciler image deletes all but the newest `keep` (pre-operation snapshots count too).
  */
 export function backupPodTemplate(parts: PodParts, clientEndpoint: string): IPodTemplateSpec {
   const { spec, engine } = parts;
@@ -75,7 +75,10 @@ export function backupPodTemplate(parts: PodParts, clientEndpoint: string): IPod
         image: backup.pruneImage,
         imagePullPolicy: 'IfNotPresent',
         // The image's entrypoint is kvstore-reconcile.
-        args: ['--prune-snapshots', BACKUP_MOUNT, '--prefix', snapshotPrefix(parts.names), '--keep', String(backup.keep), ...restoring],
+        args: [
+          '--prune-snapshots', BACKUP_MOUNT, '--prefix', snapshotPrefix(parts.names), '--pre-operation-prefix', preOperationSnapshotPrefix(parts.names),
+          '--keep', String(backup.keep), ...restoring,
+        ],
         volumeMounts: [{ name: 'backups', mountPath: BACKUP_MOUNT }],
         securityContext: restrictedContainerSecurity(),
       }],

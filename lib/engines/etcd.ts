@@ -146,7 +146,8 @@ export class EtcdEngine implements IEngine {
     if (e.initialClusterToken !== undefined && !/^[A-Za-z0-9][-A-Za-z0-9_.]*$/.test(e.initialClusterToken)) {
       issues.push({ field: 'engine.initialClusterToken', value: e.initialClusterToken, allowed: 'letters, digits, ".", "_" and "-"' });
     }
-    if (spec.backup && e.quotaBackendBytes === undefined && spec.backup.storage) {
+    // A claim named without a size exists already: its size is unknown here.
+    if (spec.backup && spec.backup.storage) {
       const room = parseQuantity(spec.backup.storage)!;
       const worst = this.quotaBackendBytes(spec) * spec.backup.keep;
       if (worst > room) {

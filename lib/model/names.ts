@@ -86,11 +86,16 @@ export function backupCronJobName(names: StoreNames): string {
 
 /**
  * Scheduled snapshots are named after their Job, `<store>-backup-<minutes since the epoch>.db`; pruning
- * matches exactly that (so the snapshots taken before operations, `<store>-pre-<hash>.db`, hand-made
- * ones and other stores' on a shared claim are never pruned).
+ * matches exactly that and the pre-operation snapshots (so hand-made ones and other stores' on a
+ * shared claim are never pruned).
  */
 export function snapshotPrefix(names: StoreNames): string {
   return `${backupCronJobName(names)}-`;
+}
+
+/** Snapshots before operations are named after their Job too: `<store>-pre-<8 hex digits>[-<attempt>].db`. */
+export function preOperationSnapshotPrefix(names: StoreNames): string {
+  return `${names.statefulSet}-pre-`;
 }
 
 /** Names of the reconciler's objects for one store: contract, like the store's names. */

@@ -65,8 +65,9 @@ const OPTIONS: readonly OptionSpec[] = [
   { name: '--crd', modes: ['crd'], help: 'Reconcile every KVStore resource whose spec changed or whose objects drifted, and write each one\'s status. Needs --namespace NS or --all-namespaces.' },
   { name: '--namespace', value: 'NS', modes: ['crd'], help: 'Only the KVStore resources in namespace NS.' },
   { name: '--all-namespaces', modes: ['crd'], help: 'The KVStore resources in every namespace.' },
-  { name: '--prune-snapshots', value: 'DIR', modes: ['prune'], help: 'Delete all but the newest N scheduled snapshots (PREFIX<digits>.db) in DIR. Talks to no cluster (the backup CronJob\'s second container runs this).' },
+  { name: '--prune-snapshots', value: 'DIR', modes: ['prune'], help: 'Delete all but the newest N snapshots of a store in DIR: scheduled ones (PREFIX<digits>.db) and pre-operation ones (PRE<8 hex digits>[-<attempt>].db) together. Talks to no cluster (the backup CronJob\'s second container runs this).' },
   { name: '--prefix', value: 'PREFIX', modes: ['prune'], help: 'The scheduled snapshots\' file name prefix (required).' },
+  { name: '--pre-operation-prefix', value: 'PRE', modes: ['prune'], help: 'The pre-operation snapshots\' file name prefix. Without it they are left alone.' },
   { name: '--keep', value: 'N', modes: ['prune'], help: 'How many to keep: an integer of at least 1 (required).' },
   { name: '--keep-file', value: 'NAME', modes: ['prune'], help: 'A file in DIR never to delete (the snapshot a restore reads).' },
   { name: '--dry-run', modes: RECONCILE, help: 'Print the plan as a diff and change nothing: + create, ~ update (each field old → new), ± re-create, ⇑ resize, - prune, ⟲ restore, ⇅ members, ! refused.' },
@@ -102,7 +103,7 @@ export type Command =
   | { readonly mode: 'version' }
   | ({ readonly mode: 'store'; readonly file: string } & ReconcileFlags)
   | ({ readonly mode: 'crd'; readonly namespace?: string } & ReconcileFlags)
-  | { readonly mode: 'prune'; readonly dir: string; readonly prefix: string; readonly keep: number; readonly keepFile?: string; readonly json: boolean };
+  | { readonly mode: 'prune'; readonly dir: string; readonly prefix: string; readonly preOperationPrefix?: string; readonly keep: number; readonly keepFile?: string; readonly json: boolean };
 
 const positiveInteger = (flag: string, text: string): number => {
   if (!/^[0-9]+$/.test(text) || Number(text) < 1) throw new UsageError(`${flag} must be an integer of at least 1, got ${JSON.stringify(text)}`);
@@ -157,7 +158,11 @@ export function parseArgs(argv: readonly string[]): Command {
   if (mode === 'prune') {
     if (!given.has('--prefix')) throw new UsageError('--prune-snapshots needs --prefix PREFIX');
     if (!given.has('--keep')) throw new UsageError('--prune-snapshots needs --keep N');
-    return { mode, dir: text('--prune-snapshots')!, prefix: text('--prefix')!, keep: positiveInteger('--keep', text('--keep')!), json, ...(given.has('--keep-file') ? { keepFile: text('--keep-file') } : {}) };
+    return {
+      mode, dir: text('--prune-snapshots')!, prefix: text('--prefix')!, keep: positiveInteger('--keep', text('--keep')!), json,
+      ...(given.has('--pre-operation-prefix') ? { preOperationPrefix: text('--pre-operation-prefix') } : {}),
+      ...(given.has('--keep-file') ? { keepFile: text('--keep-file') } : {}),
+    };
   }
   const flags: ReconcileFlags = {
     force: given.has('--force'),
@@ -206,11 +211,11 @@ export function helpText(version: string): string {
     `  ${PROGRAM} --store FILE [--dry-run] [--force] [options]`,
     `  ${PROGRAM} --crd (--namespace NS | --all-namespaces) [options]`,
     `  ${PROGRAM} --prune-snapshots DIR --prefix PREFIX --keep N`,
-    '                    [--keep-file NAME] [--json]',
+    '                    [--pre-operation-prefix PRE] [--keep-file NAME] [--json]',
     `  ${PROGRAM} --help | --version`,
     '',
     'What to do (exactly one):',
-    ...optionHelp(['--store', '--crd', '--namespace', '--all-namespaces', '--prune-snapshots', '--prefix', '--keep', '--keep-file']),
+    ...optionHelp(['--store', '--crd', '--namespace', '--all-namespaces', '--prune-snapshots', '--prefix', '--pre-operation-prefix', '--keep', '--keep-file']),
     '',
     'Reconcile options (--store and --crd):',
     ...optionHelp(['--dry-run', '--force', '--etcd-endpoints', '--lease-seconds', '--kubeconfig', '--context']),

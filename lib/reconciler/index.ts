@@ -8,6 +8,6 @@ export { Log, LogFields } from './log';
 export {
   ClaimGrowth, Change, CreateStep, Plan, PruneStep, RecreateStep, Refusal, ResizeStep, Step, UpdateStep, WaitRolloutStep,
 } from './plan';
-export { pruneSnapshots } from './prune';
+export { PruneOptions, pruneSnapshots } from './prune';
 export { reconcileStore, ReconcileOptions, ReconcileResult, RefusedError, ProgressEvent } from './reconcile';
 export { KubeObject, ObjectRef } from './types';

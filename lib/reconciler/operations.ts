@@ -9,7 +9,7 @@ import { ETCD_MAX_SIZE, EtcdEngine } from '../engines/etcd';
 import type { EtcdMembership, Member } from '../engines/etcd-membership';
 import type { StoreDocument } from '../model/document';
 import { KVSTORE_GROUP, RESTORED_FROM_ANNOTATION } from '../model/metadata';
-import { claimOrdinals, labelSelector, podName, pvcName, selectorLabels, StoreNames, storeNames } from '../model/names';
+import { claimOrdinals, labelSelector, podName, preOperationSnapshotPrefix, pvcName, selectorLabels, StoreNames, storeNames } from '../model/names';
 import { parseQuantity } from '../model/quantity';
 import type { EtcdEngineSpec } from '../model/spec';
 import { KubeClient } from './client';
@@ -89,7 +89,7 @@ export async function snapshotBefore(ctx: OperationContext, desired: readonly Ku
   if (!document.spec.backup || !cronJob) return;
   const claim = desired.find((o) => o.kind === 'PersistentVolumeClaim' && o.metadata.name === document.spec.backup!.claimName);
   if (claim && !(await client.read(pvcRef(document.namespace, claim.metadata.name)))) await client.apply(claim);
-  const base = `${document.spec.name}-pre-${shortHash(operation, key)}`;
+  const base = `${preOperationSnapshotPrefix(storeNames(document.spec.name))}${shortHash(operation, key)}`;
   await ctx.progress('BackingUp', `snapshot before ${operation}`);
   let name: string;
   try {

@@ -21,7 +21,7 @@ const VERSION = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as
 
 /** Every option the README and the reconciler's objects use, plus -h: help must explain each. */
 const FLAGS = [
-  '--store', '--crd', '--namespace', '--all-namespaces', '--prune-snapshots', '--prefix', '--keep', '--keep-file',
+  '--store', '--crd', '--namespace', '--all-namespaces', '--prune-snapshots', '--prefix', '--pre-operation-prefix', '--keep', '--keep-file',
   '--dry-run', '--force', '--etcd-endpoints', '--lease-seconds', '--kubeconfig', '--context', '--json', '--help', '--version',
 ];
 
@@ -58,7 +58,7 @@ describe('help and version', () => {
     for (const f of FLAGS) expect(help).toMatch(new RegExp(`^\\s+(-h, )?${f}\\b`, 'm'));
     expect(help).toMatch(/^ {2}-h, --help +Print this help/m);
     expect(help).toMatch(/--crd \(--namespace NS \| --all-namespaces\)/);
-    expect(help).toMatch(/--prune-snapshots DIR --prefix PREFIX --keep N\s+\[--keep-file NAME\]/);
+    expect(help).toMatch(/--prune-snapshots DIR --prefix PREFIX --keep N\s+\[--pre-operation-prefix PRE\] \[--keep-file NAME\]/);
     expect(help.split('\n').filter((l) => [...l].length > 80)).toEqual([]);
     for (const source of ['KUBECONFIG', '~/.kube/config', 'KUBERNETES_SERVICE_HOST', '--context NAME']) expect(help).toContain(source);
     for (const code of ['0', '1', '2', '64']) expect(help).toMatch(new RegExp(`^  ${code} +\\S`, 'm'));
@@ -149,6 +149,8 @@ describe('usage errors: exit 64, one line on stderr naming the flag, nothing on 
     expect(parseArgs(['--crd', '--all-namespaces'])).not.toHaveProperty('namespace');
     expect(parseArgs(['--prune-snapshots', '/backups', '--prefix', 'orders-backup-', '--keep', '5', '--keep-file', 's.db']))
       .toEqual({ mode: 'prune', dir: '/backups', prefix: 'orders-backup-', keep: 5, keepFile: 's.db', json: false });
+    expect(parseArgs(['--prune-snapshots', '/backups', '--prefix', 'orders-backup-', '--pre-operation-prefix', 'orders-pre-', '--keep', '5']))
+      .toEqual({ mode: 'prune', dir: '/backups', prefix: 'orders-backup-', preOperationPrefix: 'orders-pre-', keep: 5, json: false });
     expect(parseArgs(['--store', 'a', '--etcd-endpoints', 'http://a:2379,,http://b:2379', '--lease-seconds', '3']))
       .toMatchObject({ etcdEndpoints: ['http://a:2379', 'http://b:2379'], leaseSeconds: 3 });
     expect(() => parseArgs(['--bogus'])).toThrow(UsageError);

@@ -565,7 +565,7 @@ describe('KVStore backup', () => {
     expect(snapshot.env[0]).toEqual({ name: 'JOB_NAME', valueFrom: { fieldRef: { fieldPath: "metadata.labels['batch.kubernetes.io/job-name']" } } });
     const [prune] = pod.spec.containers;
     expect(prune.image).toBe(backup.pruneImage);
-    expect(prune.args).toEqual(['--prune-snapshots', '/backups', '--prefix', 'orders-backup-', '--keep', '5']);
+    expect(prune.args).toEqual(['--prune-snapshots', '/backups', '--prefix', 'orders-backup-', '--pre-operation-prefix', 'orders-pre-', '--keep', '5']);
     expect(pod.spec.volumes[0]).toEqual({ name: 'backups', persistentVolumeClaim: { claimName: 'orders-backups' } });
   });
 

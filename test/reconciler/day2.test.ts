@@ -274,9 +274,9 @@ describeWithEtcd('backup and restore through the reconciler', () => {
     expect(readdirSync(dir).filter((f) => f.endsWith('.db'))).toEqual([`${later}.db`]);
   });
 
-  test('with backup on, a membership change is preceded by a snapshot', async () => {
-    await create('kv', { size: 1, storageSize: '1Gi', backup: {} });
-    await reconcileOnce(api, sim, storeDocument('kv', { size: 3, storageSize: '1Gi', backup: {} }));
+  test('with backup on, a membership change is preceded by a snapshot, which later backups prune with the rest', async () => {
+    await create('kv', { size: 1, storageSize: '1Gi', backup: { keep: 1 } });
+    await reconcileOnce(api, sim, storeDocument('kv', { size: 3, storageSize: '1Gi', backup: { keep: 1 } }));
     await sim.waitForReady('kv', 3, 60_000);
     const jobs = api.list('batch/v1', 'Job', NAMESPACE) as any[];
     const pre = jobs.find((j) => j.metadata.annotations?.['kvstore.cdk8s-kvstore.io/before'] === 'members 1 → 3')!;
@@ -286,5 +286,9 @@ describeWithEtcd('backup and restore through the reconciler', () => {
     // Taken before the first member was added.
     const podCreated = (api.get('v1', 'Pod', NAMESPACE, 'kv-1') as any).metadata.creationTimestamp;
     expect(new Date(pre.status.completionTime).getTime()).toBeLessThanOrEqual(new Date(podCreated).getTime() + 999);
+    // The next scheduled backup keeps 1 of both kinds together: its own.
+    const scheduled = sim.triggerCronJob('kv-backup');
+    expect((await sim.waitForJob(scheduled, 60_000)).status.conditions.map((c: any) => c.type)).toContain('Complete');
+    expect(readdirSync(sim.claimDir('kv-backups')).filter((f) => f.endsWith('.db'))).toEqual([`${scheduled}.db`]);
   });
 });

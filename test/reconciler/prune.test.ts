@@ -29,29 +29,54 @@ describe('pruneSnapshots', () => {
     file('orders-backup-eu-backup-1.db', 0);
     file('payments-backup-1.db', 0);
     file('orders-backup-400.db.part', 0);
-    expect(pruneSnapshots(dir, 'orders-backup-', 1)).toEqual(['orders-backup-300.db', 'orders-backup-200.db']);
+    expect(pruneSnapshots(dir, { prefix: 'orders-backup-', keep: 1 })).toEqual(['orders-backup-300.db', 'orders-backup-200.db']);
     expect(readdirSync(dir).sort()).toEqual([
       'orders-backup-100.db', 'orders-backup-400.db.part', 'orders-backup-eu-backup-1.db', 'orders-backup-manual.db', 'orders-pre-1a2b3c4d.db', 'payments-backup-1.db',
     ]);
+  });
+
+  test('pre-operation snapshots share the pool: the newest `keep` of both kinds stay, a restore source stays', () => {
+    file('orders-pre-1a2b3c4d.db', 1);
+    file('orders-backup-100.db', 2);
+    file('orders-pre-99aa00ff-2.db', 3);
+    file('orders-pre-deadbeef.db', 4);
+    file('orders-backup-200.db', 5);
+    file('orders-backup-300.db', 6);
+    file('orders-pre-notahash.db', 0);
+    file('orders-pre-1a2b3c4d.db.part', 0);
+    file('payments-pre-1a2b3c4d.db', 0);
+    expect(pruneSnapshots(dir, { prefix: 'orders-backup-', preOperationPrefix: 'orders-pre-', keep: 2, keepFiles: ['orders-pre-99aa00ff-2.db'] }))
+      .toEqual(['orders-pre-1a2b3c4d.db', 'orders-backup-100.db', 'orders-pre-deadbeef.db']);
+    expect(readdirSync(dir).sort()).toEqual([
+      'orders-backup-200.db', 'orders-backup-300.db', 'orders-pre-1a2b3c4d.db.part', 'orders-pre-99aa00ff-2.db', 'orders-pre-notahash.db', 'payments-pre-1a2b3c4d.db',
+    ]);
+  });
+
+  test('without a pre-operation prefix (a CronJob of an older version), pre-operation snapshots are left alone', () => {
+    file('orders-pre-1a2b3c4d.db', 1);
+    file('orders-backup-1.db', 2);
+    file('orders-backup-2.db', 3);
+    expect(pruneSnapshots(dir, { prefix: 'orders-backup-', keep: 1 })).toEqual(['orders-backup-1.db']);
+    expect(readdirSync(dir).sort()).toEqual(['orders-backup-2.db', 'orders-pre-1a2b3c4d.db']);
   });
 
   test('a snapshot a restore reads is kept whatever its age', () => {
     file('orders-backup-1.db', 1);
     file('orders-backup-2.db', 2);
     file('orders-backup-3.db', 3);
-    expect(pruneSnapshots(dir, 'orders-backup-', 1, ['orders-backup-1.db'])).toEqual(['orders-backup-2.db']);
+    expect(pruneSnapshots(dir, { prefix: 'orders-backup-', keep: 1, keepFiles: ['orders-backup-1.db'] })).toEqual(['orders-backup-2.db']);
     expect(readdirSync(dir).sort()).toEqual(['orders-backup-1.db', 'orders-backup-3.db']);
   });
 
   test('fewer snapshots than keep: nothing deleted', () => {
     file('orders-backup-1.db', 1);
-    expect(pruneSnapshots(dir, 'orders-backup-', 3)).toEqual([]);
+    expect(pruneSnapshots(dir, { prefix: 'orders-backup-', keep: 3 })).toEqual([]);
     expect(readdirSync(dir)).toEqual(['orders-backup-1.db']);
   });
 
   test('refuses keep 0 (it would delete every snapshot)', () => {
     file('orders-backup-1.db', 1);
-    expect(() => pruneSnapshots(dir, 'orders-backup-', 0)).toThrow(/--keep must be an integer of at least 1, got 0/);
+    expect(() => pruneSnapshots(dir, { prefix: 'orders-backup-', keep: 0 })).toThrow(/--keep must be an integer of at least 1, got 0/);
     expect(readdirSync(dir)).toEqual(['orders-backup-1.db']);
   });
 
@@ -62,10 +87,11 @@ describe('pruneSnapshots', () => {
       file('orders-backup-1.db', 1);
       file('orders-backup-2.db', 2);
       file('orders-backup-3.db', 3);
-      expect(await main(['--prune-snapshots', dir, '--prefix', 'orders-backup-', '--keep', '1', '--keep-file', 'orders-backup-1.db'])).toBe(0);
-      expect(readdirSync(dir).sort()).toEqual(['orders-backup-1.db', 'orders-backup-3.db']);
+      file('orders-pre-0123abcd.db', 4);
+      expect(await main(['--prune-snapshots', dir, '--prefix', 'orders-backup-', '--pre-operation-prefix', 'orders-pre-', '--keep', '2', '--keep-file', 'orders-backup-1.db'])).toBe(0);
+      expect(readdirSync(dir).sort()).toEqual(['orders-backup-1.db', 'orders-backup-3.db', 'orders-pre-0123abcd.db']);
       expect(await main(['--prune-snapshots', dir, '--prefix', 'orders-backup-'])).toBe(64);
-      expect(readdirSync(dir).sort()).toEqual(['orders-backup-1.db', 'orders-backup-3.db']);
+      expect(readdirSync(dir).sort()).toEqual(['orders-backup-1.db', 'orders-backup-3.db', 'orders-pre-0123abcd.db']);
     } finally {
       out.mockRestore();
       err.mockRestore();
