@@ -19,6 +19,11 @@ const project = new typescript.TypeScriptProject({
   authorName: 'cdk8s-kvstore developers',
   authorOrganization: true,
   keywords: ['cdk8s', 'kubernetes', 'etcd', 'statefulset', 'key-value'],
+  // Where the package comes from (npm shows these; `npm publish --provenance` checks repository against
+  // the workflow's repository).
+  repository: 'https://github.com/cdk8s-kvstore/cdk8s-kvstore.git',
+  homepage: 'https://github.com/cdk8s-kvstore/cdk8s-kvstore#readme',
+  bugsUrl: 'https://github.com/cdk8s-kvstore/cdk8s-kvstore/issues',
 
   // Layout: library source in lib/, compiled output in build/ (build/lib is what we publish).
   srcdir: 'lib',
@@ -161,15 +166,17 @@ project.addTask('examples', {
   steps: [{ exec: 'tsc --build' }, { exec: 'node build/apps/gitops.js' }, { exec: 'node build/apps/operator.js' }],
 });
 project.addTask('codegen', {
-  description: 'Regenerate the compiled spec validator, crd/kvstore.yaml and imports/ from lib/model and lib/constructs',
+  description: 'Regenerate the compiled spec validator, crd/kvstore.yaml and the KVStore resource class from lib/model and lib/constructs',
   steps: [
     { exec: 'ts-node --transpile-only scripts/spec-validator.ts' },
     { exec: 'ts-node --transpile-only scripts/crd.ts' },
-    { exec: 'cdk8s import crd/kvstore.yaml --output imports --language typescript --save false --check-upgrade false' },
+    // `cdk8s import crd/kvstore.yaml`, written into lib/ so the typed class is compiled and shipped
+    // (exported as KVStoreResource).
+    { exec: 'ts-node --transpile-only scripts/kvstore-resource.ts' },
   ],
 });
 project.gitattributes.addAttributes('/crd/kvstore.yaml', 'linguist-generated');
-project.gitattributes.addAttributes('/imports/**', 'linguist-generated');
+project.gitattributes.addAttributes('/lib/constructs/kv-store-resource.generated.ts', 'linguist-generated');
 project.gitattributes.addAttributes('/lib/model/spec-validator.generated.ts', 'linguist-generated');
 project.gitattributes.addAttributes('/API.md', 'linguist-generated');
 project.addTask('docs', {

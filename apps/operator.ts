@@ -3,8 +3,7 @@
 // `kvstore.k8s.yaml` (a KVStore resource there). Same namespace on purpose: each store's NetworkPolicy
 // admits the reconciler from its own namespace. Both run the default reconciler image of this library version. Regenerate with `npm run examples`; a test checks the bytes.
 import { App, Chart, YamlOutputType } from 'cdk8s';
-import { KvStore } from '../imports/kvstore.cdk8s-kvstore.io';
-import { KVStoreOperator } from '../lib';
+import { KVStoreOperator, KVStoreResource } from '../lib';
 
 const NAMESPACE = 'shop';
 
@@ -13,7 +12,7 @@ export function operatorApp(outdir = 'examples/operator'): App {
   const install = new Chart(app, 'install', { namespace: NAMESPACE, disableResourceNameHashes: true });
   new KVStoreOperator(install, 'operator');
   const store = new Chart(app, 'kvstore', { namespace: NAMESPACE, disableResourceNameHashes: true });
-  new KvStore(store, 'orders', {
+  new KVStoreResource(store, 'orders', {
     metadata: { name: 'orders' },
     spec: { size: 3, storageSize: '10Gi', backup: { schedule: '0 * * * *', keep: 24} },
   });

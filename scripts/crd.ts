@@ -1,7 +1,8 @@
 // Writes crd/kvstore.yaml: the KVStore CustomResourceDefinition as KVStoreCrd synthesizes it.
 // Usage: `npx projen codegen` (after changing lib/model or lib/constructs/kv-store-crd.ts) runs this, then
+// scripts/kvstore-resource.ts (`cdk8s import` of the CRD into lib/constructs/kv-store-resource.generated.ts):
 //   npx ts-node --transpile-only scripts/crd.ts
-//   npx cdk8s import crd/kvstore.yaml --output imports --save false --check-upgrade false
+//   npx ts-node --transpile-only scripts/kvstore-resource.ts
 // test/constructs/kv-store-crd.test.ts fails while either committed file differs from what these commands produce.
 import { writeFileSync } from 'fs';
 import { join } from 'path';

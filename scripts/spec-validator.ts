@@ -30,6 +30,8 @@ export function validatorSource(): string {
   // length-limited field is also limited to ASCII by its pattern, where both counts agree.
   const ajv = new Ajv({ allErrors: true, strict: true, unicode: false, logger: false, code: { source: true, esm: true, lines: true } });
   ajv.addKeyword({ keyword: 'allowed', schemaType: 'string' });
+  // The CRD's marker for a value of any JSON type (a patch operation's value); no rule for ajv.
+  ajv.addKeyword({ keyword: 'x-kubernetes-preserve-unknown-fields', schemaType: 'boolean' });
   // Descriptions are documentation (the CRD's); the validator needs none of them.
   const code = standaloneCode(ajv, ajv.compile(withoutDescriptions(SPEC_INPUT_SCHEMA) as object));
   if (/\brequire\(/.test(code)) throw new Error('the generated validator requires a module; it must stand alone');

@@ -14,8 +14,7 @@ const LAYERS: Record<string, readonly string[]> = {
   'lib/constructs': ['lib/model', 'lib/engines', 'lib/constructs'],
   // The desired-state renderer re-synthesizes through the constructs: that is the point of the reconciler.
   'lib/reconciler': ['lib/model', 'lib/engines', 'lib/constructs', 'lib/reconciler'],
-  // imports/ is generated (the KVStore resource's typed class): the example apps declare resources with it.
-  'apps': ['lib', 'lib/model', 'lib/engines', 'lib/constructs', 'lib/reconciler', 'apps', 'imports'],
+  'apps': ['lib', 'lib/model', 'lib/engines', 'lib/constructs', 'lib/reconciler', 'apps'],
 };
 
 function sources(dir: string): string[] {

@@ -13,7 +13,7 @@ import { KEEP_PVC_ANNOTATIONS, STORE_LABEL } from '../model/metadata';
 import { backupCronJobName, preOperationSnapshotPrefix, pvcName, snapshotPrefix, StoreNames } from '../model/names';
 import type { KVStoreSpec } from '../model/spec';
 import { kubeObject } from './kube';
-import { restrictedContainerSecurity, restrictedPodSecurity } from './pod-security';
+import { restrictedContainerSecurity, restrictedPodSecurity, storePodCommons } from './pod-security';
 import type { StoreDefinition } from './store-definition';
 
 /** Where snapshot volumes are mounted in backup and restore pods. */
@@ -39,6 +39,7 @@ function oneShotPod(spec: KVStoreSpec, pod: Pick<IPodSpec, 'initContainers' | 'c
     automountServiceAccountToken: false,
     enableServiceLinks: false,
     securityContext: restrictedPodSecurity(spec.runAsUser),
+    ...storePodCommons(spec),
     ...pod,
   };
 }

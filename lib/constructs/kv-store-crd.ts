@@ -15,7 +15,7 @@ export type JsonSchema = { readonly [keyword: string]: unknown };
 const KEPT_KEYWORDS: readonly string[] = [
   'type', 'enum', 'pattern', 'minimum', 'maximum', 'minLength', 'maxLength', 'minItems', 'required',
   'description', 'default', 'format', 'x-kubernetes-int-or-string', 'x-kubernetes-validations',
-  'x-kubernetes-list-type', 'x-kubernetes-list-map-keys',
+  'x-kubernetes-list-type', 'x-kubernetes-list-map-keys', 'x-kubernetes-preserve-unknown-fields',
 ];
 
 /**

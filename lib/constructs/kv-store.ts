@@ -14,7 +14,7 @@ import { StoreDefinition } from './store-definition';
 import { renderStoreObjects } from './store-objects';
 import {
   PodAntiAffinity, PodManagementPolicy, PvcRetentionPolicy, ResourceRequirements,
-  TopologySpreadOptions, UpdateStrategy, VolumeClaimTemplateOptions,
+  TopologySpreadOptions, UpdateStrategy, VolumeClaimTemplateOptions, TolerationOptions, ObjectPatch,
 } from './store-options';
 
 /** Props of a KVStore: everything has a default. */
@@ -132,6 +132,32 @@ export interface KVStoreProps {
    * @default - none
    */
   readonly nodeSelector?: { [key: string]: string };
+  /**
+   * Node taints the pods tolerate: the members and the backup, snapshot and restore Jobs (which must
+   * reach the nodes that hold the volumes).
+   * @default - none
+   */
+  readonly tolerations?: TolerationOptions[];
+  /**
+   * Names of Secrets (kubernetes.io/dockerconfigjson) holding credentials for the registries of every
+   * image the store pulls: members and Jobs.
+   * @default - none
+   */
+  readonly imagePullSecrets?: string[];
+  /**
+   * The PriorityClass of the members (not of the Jobs), so that they are not preempted before less
+   * important pods.
+   * @default - the cluster default
+   */
+  readonly priorityClassName?: string;
+  /**
+   * RFC 6902 JSON patches applied to the synthesized objects of one kind (and name), for what the props
+   * don't cover. Part of the spec, so the reconciler applies them too (GitOps and CRD mode). Patches that
+   * change an object's identity, replicas, selector, serviceName, podManagementPolicy, volume claim
+   * templates or the pod template's selector labels are refused.
+   * @default - none
+   */
+  readonly patches?: ObjectPatch[];
   /**
    * GitOps mode: instead of the store's objects, synthesize the reconciler bundle (spec ConfigMap,
    * a Job named after the spec hash, ServiceAccount, Role, RoleBinding). The Job applies the store's
@@ -304,6 +330,10 @@ export function specInputFromProps(name: string, engine: IEngine, props: KVStore
     } : undefined,
     runAsUser: props.runAsUser,
     nodeSelector: props.nodeSelector,
+    tolerations: props.tolerations,
+    imagePullSecrets: props.imagePullSecrets,
+    priorityClassName: props.priorityClassName,
+    patches: props.patches,
     backup: props.backup && { ...props.backup, pruneImage: props.backup.pruneImage ?? props.reconciler?.image },
     restore: props.restore,
   };

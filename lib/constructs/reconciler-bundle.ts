@@ -13,6 +13,7 @@ import { INSTANCE_LABEL, MANAGED_BY, MANAGED_BY_LABEL, NAME_LABEL, RECONCILER_PO
 import { reconcileJobName, reconcilerNames } from '../model/names';
 import { DEFAULT_RECONCILER_IMAGE, LIBRARY_VERSION } from '../model/version';
 import { kubeObject } from './kube';
+import { storePodCommons } from './pod-security';
 import { reconcilerPodSpec, storeRules } from './reconciler-rbac';
 import type { StoreDefinition } from './store-definition';
 
@@ -130,6 +131,8 @@ export class ReconcilerBundle extends Construct {
             args: ['--store', DOCUMENT_PATH, ...(props.force ? ['--force'] : [])],
             volumeMounts: [{ name: 'store', mountPath: '/etc/kvstore', readOnly: true }],
             volumes: [{ name: 'store', configMap: { name: names.configMap } }],
+            // The store's tolerations and registry credentials: its reconciler image may be private too.
+            commons: storePodCommons(store.spec),
           }),
         },
       },

@@ -72,12 +72,13 @@ export function operatorRules(group: string, plural: string): IPolicyRule[] {
 }
 
 /** The reconciler's pod: Pod Security "restricted", the image's nonroot user, an API token. */
-export function reconcilerPodSpec(o: { serviceAccountName: string; image: string; args: string[]; env?: IEnvVar[]; volumes?: IVolume[]; volumeMounts?: IVolumeMount[] }): IPodSpec {
+export function reconcilerPodSpec(o: { serviceAccountName: string; image: string; args: string[]; env?: IEnvVar[]; volumes?: IVolume[]; volumeMounts?: IVolumeMount[]; commons?: Pick<IPodSpec, 'tolerations' | 'imagePullSecrets'> }): IPodSpec {
   return {
     serviceAccountName: o.serviceAccountName,
     // The token is mounted for this pod only: it talks to the API server.
     automountServiceAccountToken: true,
     restartPolicy: 'Never',
+    ...o.commons,
     securityContext: { runAsNonRoot: true, runAsUser: 65532, runAsGroup: 65532, seccompProfile: { type: 'RuntimeDefault' } },
     containers: [{
       name: 'reconcile',

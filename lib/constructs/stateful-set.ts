@@ -10,7 +10,7 @@ import { EngineContainer, POD_ENV } from '../engines/types';
 import { ENGINE_ANNOTATION, OPERATION_ANNOTATION, RESTORED_FROM_ANNOTATION } from '../model/metadata';
 import type { ProbeSpec, RestoreSpec } from '../model/spec';
 import { kubeObject } from './kube';
-import { restrictedContainerSecurity, restrictedPodSecurity } from './pod-security';
+import { restrictedContainerSecurity, restrictedPodSecurity, storePodCommons } from './pod-security';
 import type { StoreDefinition } from './store-definition';
 
 /** `<claim>/<snapshot>`: what a restored store records it was restored from. */
@@ -80,6 +80,8 @@ function podSpec(store: StoreDefinition, container: EngineContainer): IPodSpec {
       })),
     } : {}),
     ...(Object.keys(spec.nodeSelector).length ? { nodeSelector: spec.nodeSelector } : {}),
+    ...storePodCommons(spec),
+    ...(spec.priorityClassName !== undefined ? { priorityClassName: spec.priorityClassName } : {}),
     containers: [{
       name: store.engine.name,
       image: spec.image,

@@ -9,6 +9,7 @@ import { EngineContainer } from '../engines/types';
 import { NAME_LABEL, RECONCILER_POD_NAME, RESTORED_FROM_ANNOTATION, STORE_LABEL } from '../model/metadata';
 import { StoreBackup } from './backup';
 import { kubeObject } from './kube';
+import { applyPatches } from './patches';
 import { enginePorts, renderStatefulSet, restoredFrom } from './stateful-set';
 import type { StoreDefinition } from './store-definition';
 
@@ -34,6 +35,7 @@ export function renderStoreObjects(scope: Construct, store: StoreDefinition, opt
   renderPodDisruptionBudget(scope, store);
   if (store.spec.backup) new StoreBackup(scope, 'Backup', { store });
   if (store.spec.networkPolicy.enabled) renderNetworkPolicy(scope, store);
+  applyPatches(scope, store);
 }
 
 function renderHeadlessService(scope: Construct, store: StoreDefinition): void {

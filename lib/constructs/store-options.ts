@@ -145,3 +145,100 @@ export interface ResourceRequirements {
    */
   readonly limits?: { [resource: string]: string };
 }
+
+/** How a toleration matches a taint's value. */
+export enum TolerationOperator {
+  /** The taint has the toleration's key, whatever its value (no key: every taint). */
+  EXISTS = 'Exists',
+  /** The taint has the toleration's key and value. */
+  EQUAL = 'Equal',
+}
+
+/** The effect of a node taint. */
+export enum TaintEffect {
+  /** New pods are not scheduled on the node. */
+  NO_SCHEDULE = 'NoSchedule',
+  /** The scheduler avoids the node. */
+  PREFER_NO_SCHEDULE = 'PreferNoSchedule',
+  /** Running pods are evicted too. */
+  NO_EXECUTE = 'NoExecute',
+}
+
+/** A node taint the store's pods tolerate. @see https://kubernetes.io/docs/concepts/scheduling-eviction/taint-and-toleration/ */
+export interface TolerationOptions {
+  /**
+   * The taint key.
+   * @default - every key (operator Exists only)
+   */
+  readonly key?: string;
+  /**
+   * How the taint's value is matched.
+   * @default TolerationOperator.EQUAL
+   */
+  readonly operator?: TolerationOperator;
+  /**
+   * The taint value (operator Equal).
+   * @default - the empty value
+   */
+  readonly value?: string;
+  /**
+   * The effect tolerated.
+   * @default - every effect
+   */
+  readonly effect?: TaintEffect;
+  /**
+   * With effect NoExecute: seconds the pod stays on the node after the taint appears.
+   * @default - forever
+   */
+  readonly tolerationSeconds?: number;
+}
+
+/** An RFC 6902 JSON Patch operation. */
+export enum PatchOp {
+  /** Add a value (to an object member or an array position; "-" appends). */
+  ADD = 'add',
+  /** Remove the value at path. */
+  REMOVE = 'remove',
+  /** Replace the value at path. */
+  REPLACE = 'replace',
+  /** Move the value at from to path. */
+  MOVE = 'move',
+  /** Copy the value at from to path. */
+  COPY = 'copy',
+  /** Fail the patch unless the value at path equals value. */
+  TEST = 'test',
+}
+
+/** One JSON Patch operation on a synthesized object. */
+export interface JsonPatchOperation {
+  /** The operation. */
+  readonly op: PatchOp;
+  /** A JSON Pointer into the object, such as `/spec/template/spec/hostAliases`. */
+  readonly path: string;
+  /**
+   * The value (add, replace, test).
+   * @default - none
+   */
+  readonly value?: any;
+  /**
+   * The source pointer (move, copy).
+   * @default - none
+   */
+  readonly from?: string;
+}
+
+/**
+ * JSON Patch operations on the store's synthesized objects of one kind (and name): the escape hatch for
+ * what the props don't cover. Part of the spec, so the reconciler applies them too.
+ */
+export interface ObjectPatch {
+  /** The kind of the objects patched: StatefulSet, Service, ConfigMap, PodDisruptionBudget, NetworkPolicy, CronJob or PersistentVolumeClaim. */
+  readonly kind: string;
+  /**
+   * The name of the one object patched.
+   * @default - every object of that kind
+   */
+  readonly name?: string;
+  /** The operations, applied in order. */
+  readonly ops: JsonPatchOperation[];
+}

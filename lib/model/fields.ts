@@ -117,6 +117,22 @@ export const SPEC_FIELDS: { readonly [K in SpecFieldName]-?: FieldDoc } = {
     description: 'Node labels the pods require.',
     default: '- none',
   },
+  'tolerations': {
+    description: 'Node taints the pods tolerate: the members and the backup, snapshot and restore Jobs (which must reach the nodes that hold the volumes).',
+    default: '- none',
+  },
+  'imagePullSecrets': {
+    description: 'Names of Secrets (kubernetes.io/dockerconfigjson) holding credentials for the registries of every image the store pulls: members and Jobs.',
+    default: '- none',
+  },
+  'priorityClassName': {
+    description: 'The PriorityClass of the members (not of the Jobs), so that they are not preempted before less important pods.',
+    default: '- the cluster default',
+  },
+  'patches': {
+    description: "RFC 6902 JSON patches applied to the synthesized objects of one kind (and name), for what the props don't cover. Part of the spec, so the reconciler applies them too (GitOps and CRD mode). Patches that change an object's identity, replicas, selector, serviceName, podManagementPolicy, volume claim templates or the pod template's selector labels are refused.",
+    default: '- none',
+  },
   'backup': {
     description: 'Scheduled snapshots (etcdctl snapshot save against the client Service) into a PVC, the oldest pruned beyond keep. With the reconciler, it also takes a snapshot before every membership change, resize and restore.',
     default: '- no backups',

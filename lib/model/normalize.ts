@@ -9,7 +9,7 @@ import { schemaIssues } from './validate';
 import { DEFAULT_RECONCILER_IMAGE } from './version';
 import {
   BackupSpec, BackupOptions, DEFAULT_BACKUP_KEEP, DEFAULT_BACKUP_SCHEDULE, DEFAULT_CLUSTER_DOMAIN, DEFAULT_MOUNT_ROOT, DEFAULT_RUN_AS_USER,
-  DEFAULT_SIZE, DEFAULT_STORAGE_SIZE, EngineDefaults, KVStoreSpec, KVStoreSpecInput, RESERVED_VOLUME_NAMES,
+  DEFAULT_SIZE, DEFAULT_STORAGE_SIZE, EngineDefaults, KVStoreSpec, KVStoreSpecInput, ObjectPatchSpec, RESERVED_VOLUME_NAMES,
 } from './spec';
 /** Drops keys whose value is undefined, recursively (TypeScript props often carry them). */
 function compact<T>(value: T): T {
@@ -56,6 +56,24 @@ function crossFieldIssues(spec: KVStoreSpec, input: KVStoreSpecInput): SpecIssue
   if (input.storageSize !== undefined && parseQuantity(input.storageSize) === 0) {
     issues.push({ field: 'storageSize', value: input.storageSize, allowed: 'a storage size greater than zero' });
   }
+  // Kubernetes' own toleration rules, so they fail here rather than at apply.
+  spec.tolerations.forEach((t, i) => {
+    const field = `tolerations[${i}]`;
+    if (t.operator === 'Exists' && t.value !== undefined) {
+      issues.push({ field: `${field}.value`, value: t.value, allowed: 'left out with operator Exists', reason: 'Exists tolerates every value of the key' });
+    }
+    if (t.operator === 'Equal' && t.key === undefined) {
+      issues.push({ field: `${field}.key`, value: undefined, allowed: 'set with operator Equal (or operator Exists to tolerate every taint)' });
+    }
+    if (t.tolerationSeconds !== undefined && t.effect !== 'NoExecute') {
+      issues.push({ field: `${field}.tolerationSeconds`, value: t.tolerationSeconds, allowed: 'left out unless effect is NoExecute', reason: 'only a NoExecute taint evicts a running pod' });
+    }
+  });
+  spec.patches.forEach((patch, i) => patch.ops.forEach((op, j) => {
+    const field = `patches[${i}].ops[${j}]`;
+    if (['add', 'replace', 'test'].includes(op.op) && op.value === undefined) issues.push({ field: `${field}.value`, value: undefined, allowed: `set for op ${op.op}` });
+    if (['move', 'copy'].includes(op.op) && op.from === undefined) issues.push({ field: `${field}.from`, value: undefined, allowed: `set for op ${op.op}` });
+  }));
   const names = new Set<string>();
   const paths = new Set<string>();
   spec.volumeClaimTemplates.forEach((t, i) => {
@@ -168,6 +186,10 @@ export function normalizeSpec(rawInput: KVStoreSpecInput, defaults: EngineDefaul
     },
     runAsUser: input.runAsUser ?? DEFAULT_RUN_AS_USER,
     nodeSelector: input.nodeSelector ?? {},
+    tolerations: (input.tolerations ?? []).map((t) => ({ ...t, operator: t.operator ?? 'Equal' })),
+    imagePullSecrets: input.imagePullSecrets ?? [],
+    ...(input.priorityClassName !== undefined ? { priorityClassName: input.priorityClassName } : {}),
+    patches: (input.patches ?? []) as ObjectPatchSpec[],
     ...(input.backup ? { backup: normalizeBackup(input, input.backup, storageSize) } : {}),
     ...(input.restore ? { restore: { snapshot: input.restore.snapshot, claimName: input.restore.claimName ?? input.backup?.claimName ?? backupClaimName(input.name) } } : {}),
   };

@@ -3,6 +3,7 @@
 // validate.ts checks input against it (through the validator compiled from it ahead of time).
 import { BACKUP_FIELDS, defaultsSentence, FieldDoc, RESTORE_FIELDS, SPEC_FIELDS, SpecFieldName } from './fields';
 import { QUANTITY_PATTERN } from './quantity';
+import { PATCHABLE_KINDS } from './spec';
 
 /** Kubernetes' DNS-1123 label: what names of StatefulSets and volumes must be. */
 export const DNS_LABEL_PATTERN = '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$';
@@ -31,6 +32,8 @@ export const MAX_NAME_LENGTH = 52;
 export const MAX_SIZE = 99;
 /** Five fields of digits, `*`, ranges, lists and steps, or a macro such as @hourly. */
 const CRON_PATTERN = '^(@(yearly|annually|monthly|weekly|daily|hourly)|([0-9*/,-]+ ){4}[0-9*/,-]+)$';
+/** RFC 6901: "/" then reference tokens; "~" only as ~0 or ~1. */
+const JSON_POINTER_PATTERN = '^(/([^~/]|~[01])*)+$';
 /** A snapshot file name: no directories. */
 const SNAPSHOT_FILE_PATTERN = '^[A-Za-z0-9][A-Za-z0-9._-]*$';
 
@@ -125,6 +128,59 @@ const SHAPE = {
     },
     runAsUser: { type: 'integer', minimum: 1, allowed: 'a non-root uid (an integer of at least 1)' },
     nodeSelector: labels,
+    tolerations: {
+      type: 'array',
+      allowed: 'a list of tolerations',
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        allowed: 'a toleration',
+        properties: {
+          key: { type: 'string', pattern: LABEL_KEY_PATTERN, allowed: 'a taint key (a label key)' },
+          operator: { type: 'string', enum: ['Exists', 'Equal'], allowed: 'Exists or Equal' },
+          value: { type: 'string', pattern: LABEL_VALUE_PATTERN, allowed: 'a taint value (a label value)' },
+          effect: { type: 'string', enum: ['NoSchedule', 'PreferNoSchedule', 'NoExecute'], allowed: 'NoSchedule, PreferNoSchedule or NoExecute' },
+          tolerationSeconds: { type: 'integer', minimum: 0, allowed: 'an integer of at least 0' },
+        },
+      },
+    },
+    imagePullSecrets: {
+      type: 'array',
+      allowed: 'a list of Secret names',
+      items: { type: 'string', pattern: DNS_SUBDOMAIN_PATTERN, maxLength: 253, allowed: 'a Secret name (a DNS-1123 subdomain)' },
+    },
+    priorityClassName: { type: 'string', pattern: DNS_SUBDOMAIN_PATTERN, maxLength: 253, allowed: 'a PriorityClass name (a DNS-1123 subdomain)' },
+    patches: {
+      type: 'array',
+      allowed: 'a list of object patches',
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['kind', 'ops'],
+        allowed: 'an object patch (kind, optional name, ops)',
+        properties: {
+          kind: { type: 'string', enum: [...PATCHABLE_KINDS], allowed: `the kind of an object the store synthesizes (${PATCHABLE_KINDS.slice(0, -1).join(', ')} or ${PATCHABLE_KINDS[PATCHABLE_KINDS.length - 1]})` },
+          name: { type: 'string', pattern: DNS_SUBDOMAIN_PATTERN, maxLength: 253, allowed: 'an object name (a DNS-1123 subdomain)' },
+          ops: {
+            type: 'array',
+            minItems: 1,
+            allowed: 'a non-empty list of JSON Patch operations',
+            items: {
+              type: 'object',
+              additionalProperties: false,
+              required: ['op', 'path'],
+              allowed: 'a JSON Patch operation (op, path, value or from)',
+              properties: {
+                op: { type: 'string', enum: ['add', 'remove', 'replace', 'move', 'copy', 'test'], allowed: 'add, remove, replace, move, copy or test' },
+                path: { type: 'string', pattern: JSON_POINTER_PATTERN, allowed: 'a JSON Pointer such as /spec/template/spec/hostAliases (starting with "/")' },
+                value: { 'x-kubernetes-preserve-unknown-fields': true, allowed: 'any JSON value' },
+                from: { type: 'string', pattern: JSON_POINTER_PATTERN, allowed: 'a JSON Pointer (starting with "/")' },
+              },
+            },
+          },
+        },
+      },
+    },
     backup: {
       type: 'object',
       additionalProperties: false,

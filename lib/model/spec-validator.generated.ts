@@ -5,7 +5,7 @@
 "use strict";
 export const validate = validate10;
 export default validate10;
-const schema11 = {"type":"object","additionalProperties":false,"required":["name"],"properties":{"name":{"type":"string","pattern":"^[a-z]([-a-z0-9]*[a-z0-9])?$","maxLength":52,"allowed":"a DNS-1035 label (lowercase letters, digits and '-', starting with a letter and ending alphanumeric) of at most 52 characters"},"engine":{"type":"object","required":["kind"],"allowed":"an engine","properties":{"kind":{"type":"string","enum":["etcd","custom"],"allowed":"etcd or custom"}}},"size":{"type":"integer","minimum":1,"maximum":99,"allowed":"an integer from 1 to 99"},"image":{"type":"string","pattern":"^([a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?/)?[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*(/[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$","allowed":"an image reference like registry.example.com/team/etcd:v3.5.21 (lowercase repository, no spaces)"},"storageSize":{"type":"string","pattern":"^[0-9]+(\\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$","allowed":"a storage size as a Kubernetes quantity such as 10Gi or 500M (digits with an optional suffix m, k, M, G, T, P, E, Ki, Mi, Gi, Ti, Pi or Ei)"},"storageClassName":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$","allowed":"a StorageClass name (a DNS-1123 subdomain)"},"volumeClaimTemplates":{"type":"array","minItems":1,"allowed":"a non-empty list of volume claim templates","items":{"type":"object","additionalProperties":false,"required":["name"],"allowed":"a volume claim template","properties":{"name":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$","maxLength":63,"allowed":"a DNS-1123 label of at most 63 characters"},"storage":{"type":"string","pattern":"^[0-9]+(\\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$","allowed":"a storage size as a Kubernetes quantity such as 10Gi or 500M (digits with an optional suffix m, k, M, G, T, P, E, Ki, Mi, Gi, Ti, Pi or Ei)"},"storageClassName":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$","allowed":"a StorageClass name (a DNS-1123 subdomain)"},"accessModes":{"type":"array","minItems":1,"items":{"type":"string","enum":["ReadWriteOnce","ReadOnlyMany","ReadWriteMany","ReadWriteOncePod"],"allowed":"ReadWriteOnce, ReadOnlyMany, ReadWriteMany or ReadWriteOncePod"},"allowed":"a non-empty list of access modes"},"mountPath":{"type":"string","pattern":"^/[^:]+$","allowed":"an absolute path other than / without \":\""}}}},"persistentVolumeClaimRetentionPolicy":{"type":"object","additionalProperties":false,"allowed":"a retention policy","properties":{"whenScaled":{"type":"string","enum":["Retain","Delete"],"allowed":"Retain or Delete"},"whenDeleted":{"type":"string","enum":["Retain","Delete"],"allowed":"Retain or Delete"}}},"resources":{"type":"object","additionalProperties":false,"allowed":"resource requests and limits","properties":{"requests":{"type":"object","allowed":"a map of resource names to quantities","additionalProperties":{"type":"string","pattern":"^[0-9]+(\\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$","allowed":"a quantity as a Kubernetes quantity such as 10Gi or 500M (digits with an optional suffix m, k, M, G, T, P, E, Ki, Mi, Gi, Ti, Pi or Ei)"}},"limits":{"type":"object","allowed":"a map of resource names to quantities","additionalProperties":{"type":"string","pattern":"^[0-9]+(\\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$","allowed":"a quantity as a Kubernetes quantity such as 10Gi or 500M (digits with an optional suffix m, k, M, G, T, P, E, Ki, Mi, Gi, Ti, Pi or Ei)"}}}},"clusterDomain":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$","allowed":"a DNS domain such as cluster.local"},"labels":{"type":"object","allowed":"a map of Kubernetes labels","propertyNames":{"pattern":"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$","allowed":"a label key (an optional DNS prefix and \"/\", then up to 63 characters of [A-Za-z0-9-_.])"},"additionalProperties":{"type":"string","pattern":"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$","allowed":"a label value (up to 63 characters of [A-Za-z0-9-_.], starting and ending alphanumeric)"}},"annotations":{"type":"object","allowed":"a map of strings","propertyNames":{"pattern":"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$","allowed":"an annotation key (an optional DNS prefix and \"/\", then up to 63 characters of [A-Za-z0-9-_.], alphanumeric at both ends)"},"additionalProperties":{"type":"string","allowed":"a string"}},"podAnnotations":{"type":"object","allowed":"a map of strings","propertyNames":{"pattern":"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$","allowed":"an annotation key (an optional DNS prefix and \"/\", then up to 63 characters of [A-Za-z0-9-_.], alphanumeric at both ends)"},"additionalProperties":{"type":"string","allowed":"a string"}},"podAntiAffinity":{"type":"string","enum":["soft","hard","none"],"allowed":"soft, hard or none"},"topologySpreadConstraints":{"type":"array","allowed":"a list of topology spread constraints","items":{"type":"object","additionalProperties":false,"required":["topologyKey"],"allowed":"a topology spread constraint","properties":{"topologyKey":{"type":"string","minLength":1,"allowed":"a node label key such as topology.kubernetes.io/zone"},"maxSkew":{"type":"integer","minimum":1,"allowed":"an integer of at least 1"},"whenUnsatisfiable":{"type":"string","enum":["DoNotSchedule","ScheduleAnyway"],"allowed":"DoNotSchedule or ScheduleAnyway"}}}},"updateStrategy":{"type":"object","required":["type"],"additionalProperties":false,"allowed":"an update strategy","properties":{"type":{"type":"string","enum":["RollingUpdate","OnDelete"],"allowed":"RollingUpdate or OnDelete"},"partition":{"type":"integer","minimum":0,"allowed":"an integer of at least 0"}}},"podManagementPolicy":{"type":"string","enum":["OrderedReady","Parallel"],"allowed":"OrderedReady or Parallel"},"networkPolicy":{"type":"object","additionalProperties":false,"allowed":"network policy settings","properties":{"enabled":{"type":"boolean","allowed":"true or false"},"clientPodLabels":{"type":"object","allowed":"a map of Kubernetes labels","propertyNames":{"pattern":"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$","allowed":"a label key (an optional DNS prefix and \"/\", then up to 63 characters of [A-Za-z0-9-_.])"},"additionalProperties":{"type":"string","pattern":"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$","allowed":"a label value (up to 63 characters of [A-Za-z0-9-_.], starting and ending alphanumeric)"}},"clientNamespaceLabels":{"type":"object","allowed":"a map of Kubernetes labels","propertyNames":{"pattern":"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$","allowed":"a label key (an optional DNS prefix and \"/\", then up to 63 characters of [A-Za-z0-9-_.])"},"additionalProperties":{"type":"string","pattern":"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$","allowed":"a label value (up to 63 characters of [A-Za-z0-9-_.], starting and ending alphanumeric)"}}}},"runAsUser":{"type":"integer","minimum":1,"allowed":"a non-root uid (an integer of at least 1)"},"nodeSelector":{"type":"object","allowed":"a map of Kubernetes labels","propertyNames":{"pattern":"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$","allowed":"a label key (an optional DNS prefix and \"/\", then up to 63 characters of [A-Za-z0-9-_.])"},"additionalProperties":{"type":"string","pattern":"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$","allowed":"a label value (up to 63 characters of [A-Za-z0-9-_.], starting and ending alphanumeric)"}},"backup":{"type":"object","additionalProperties":false,"allowed":"backup settings","properties":{"schedule":{"type":"string","pattern":"^(@(yearly|annually|monthly|weekly|daily|hourly)|([0-9*/,-]+ ){4}[0-9*/,-]+)$","allowed":"a cron schedule of five fields such as \"0 * * * *\", or a macro such as @hourly"},"keep":{"type":"integer","minimum":1,"maximum":1000,"allowed":"an integer from 1 to 1000"},"storage":{"type":"string","pattern":"^[0-9]+(\\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$","allowed":"a storage size as a Kubernetes quantity such as 10Gi or 500M (digits with an optional suffix m, k, M, G, T, P, E, Ki, Mi, Gi, Ti, Pi or Ei)"},"storageClassName":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$","allowed":"a StorageClass name (a DNS-1123 subdomain)"},"claimName":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$","maxLength":253,"allowed":"a PVC name (a DNS-1123 subdomain)"},"pruneImage":{"type":"string","pattern":"^([a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?/)?[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*(/[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$","allowed":"an image reference of the kvstore reconciler image"}}},"restore":{"type":"object","additionalProperties":false,"required":["snapshot"],"allowed":"restore settings with a snapshot","properties":{"snapshot":{"type":"string","pattern":"^[A-Za-z0-9][A-Za-z0-9._-]*$","maxLength":253,"allowed":"a snapshot file name (letters, digits, \".\", \"_\", \"-\"; no directories)"},"claimName":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$","maxLength":253,"allowed":"the name of the PVC holding the snapshot (a DNS-1123 subdomain)"}}}}};
+const schema11 = {"type":"object","additionalProperties":false,"required":["name"],"properties":{"name":{"type":"string","pattern":"^[a-z]([-a-z0-9]*[a-z0-9])?$","maxLength":52,"allowed":"a DNS-1035 label (lowercase letters, digits and '-', starting with a letter and ending alphanumeric) of at most 52 characters"},"engine":{"type":"object","required":["kind"],"allowed":"an engine","properties":{"kind":{"type":"string","enum":["etcd","custom"],"allowed":"etcd or custom"}}},"size":{"type":"integer","minimum":1,"maximum":99,"allowed":"an integer from 1 to 99"},"image":{"type":"string","pattern":"^([a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?/)?[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*(/[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$","allowed":"an image reference like registry.example.com/team/etcd:v3.5.21 (lowercase repository, no spaces)"},"storageSize":{"type":"string","pattern":"^[0-9]+(\\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$","allowed":"a storage size as a Kubernetes quantity such as 10Gi or 500M (digits with an optional suffix m, k, M, G, T, P, E, Ki, Mi, Gi, Ti, Pi or Ei)"},"storageClassName":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$","allowed":"a StorageClass name (a DNS-1123 subdomain)"},"volumeClaimTemplates":{"type":"array","minItems":1,"allowed":"a non-empty list of volume claim templates","items":{"type":"object","additionalProperties":false,"required":["name"],"allowed":"a volume claim template","properties":{"name":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$","maxLength":63,"allowed":"a DNS-1123 label of at most 63 characters"},"storage":{"type":"string","pattern":"^[0-9]+(\\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$","allowed":"a storage size as a Kubernetes quantity such as 10Gi or 500M (digits with an optional suffix m, k, M, G, T, P, E, Ki, Mi, Gi, Ti, Pi or Ei)"},"storageClassName":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$","allowed":"a StorageClass name (a DNS-1123 subdomain)"},"accessModes":{"type":"array","minItems":1,"items":{"type":"string","enum":["ReadWriteOnce","ReadOnlyMany","ReadWriteMany","ReadWriteOncePod"],"allowed":"ReadWriteOnce, ReadOnlyMany, ReadWriteMany or ReadWriteOncePod"},"allowed":"a non-empty list of access modes"},"mountPath":{"type":"string","pattern":"^/[^:]+$","allowed":"an absolute path other than / without \":\""}}}},"persistentVolumeClaimRetentionPolicy":{"type":"object","additionalProperties":false,"allowed":"a retention policy","properties":{"whenScaled":{"type":"string","enum":["Retain","Delete"],"allowed":"Retain or Delete"},"whenDeleted":{"type":"string","enum":["Retain","Delete"],"allowed":"Retain or Delete"}}},"resources":{"type":"object","additionalProperties":false,"allowed":"resource requests and limits","properties":{"requests":{"type":"object","allowed":"a map of resource names to quantities","additionalProperties":{"type":"string","pattern":"^[0-9]+(\\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$","allowed":"a quantity as a Kubernetes quantity such as 10Gi or 500M (digits with an optional suffix m, k, M, G, T, P, E, Ki, Mi, Gi, Ti, Pi or Ei)"}},"limits":{"type":"object","allowed":"a map of resource names to quantities","additionalProperties":{"type":"string","pattern":"^[0-9]+(\\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$","allowed":"a quantity as a Kubernetes quantity such as 10Gi or 500M (digits with an optional suffix m, k, M, G, T, P, E, Ki, Mi, Gi, Ti, Pi or Ei)"}}}},"clusterDomain":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$","allowed":"a DNS domain such as cluster.local"},"labels":{"type":"object","allowed":"a map of Kubernetes labels","propertyNames":{"pattern":"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$","allowed":"a label key (an optional DNS prefix and \"/\", then up to 63 characters of [A-Za-z0-9-_.])"},"additionalProperties":{"type":"string","pattern":"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$","allowed":"a label value (up to 63 characters of [A-Za-z0-9-_.], starting and ending alphanumeric)"}},"annotations":{"type":"object","allowed":"a map of strings","propertyNames":{"pattern":"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$","allowed":"an annotation key (an optional DNS prefix and \"/\", then up to 63 characters of [A-Za-z0-9-_.], alphanumeric at both ends)"},"additionalProperties":{"type":"string","allowed":"a string"}},"podAnnotations":{"type":"object","allowed":"a map of strings","propertyNames":{"pattern":"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$","allowed":"an annotation key (an optional DNS prefix and \"/\", then up to 63 characters of [A-Za-z0-9-_.], alphanumeric at both ends)"},"additionalProperties":{"type":"string","allowed":"a string"}},"podAntiAffinity":{"type":"string","enum":["soft","hard","none"],"allowed":"soft, hard or none"},"topologySpreadConstraints":{"type":"array","allowed":"a list of topology spread constraints","items":{"type":"object","additionalProperties":false,"required":["topologyKey"],"allowed":"a topology spread constraint","properties":{"topologyKey":{"type":"string","minLength":1,"allowed":"a node label key such as topology.kubernetes.io/zone"},"maxSkew":{"type":"integer","minimum":1,"allowed":"an integer of at least 1"},"whenUnsatisfiable":{"type":"string","enum":["DoNotSchedule","ScheduleAnyway"],"allowed":"DoNotSchedule or ScheduleAnyway"}}}},"updateStrategy":{"type":"object","required":["type"],"additionalProperties":false,"allowed":"an update strategy","properties":{"type":{"type":"string","enum":["RollingUpdate","OnDelete"],"allowed":"RollingUpdate or OnDelete"},"partition":{"type":"integer","minimum":0,"allowed":"an integer of at least 0"}}},"podManagementPolicy":{"type":"string","enum":["OrderedReady","Parallel"],"allowed":"OrderedReady or Parallel"},"networkPolicy":{"type":"object","additionalProperties":false,"allowed":"network policy settings","properties":{"enabled":{"type":"boolean","allowed":"true or false"},"clientPodLabels":{"type":"object","allowed":"a map of Kubernetes labels","propertyNames":{"pattern":"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$","allowed":"a label key (an optional DNS prefix and \"/\", then up to 63 characters of [A-Za-z0-9-_.])"},"additionalProperties":{"type":"string","pattern":"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$","allowed":"a label value (up to 63 characters of [A-Za-z0-9-_.], starting and ending alphanumeric)"}},"clientNamespaceLabels":{"type":"object","allowed":"a map of Kubernetes labels","propertyNames":{"pattern":"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$","allowed":"a label key (an optional DNS prefix and \"/\", then up to 63 characters of [A-Za-z0-9-_.])"},"additionalProperties":{"type":"string","pattern":"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$","allowed":"a label value (up to 63 characters of [A-Za-z0-9-_.], starting and ending alphanumeric)"}}}},"runAsUser":{"type":"integer","minimum":1,"allowed":"a non-root uid (an integer of at least 1)"},"nodeSelector":{"type":"object","allowed":"a map of Kubernetes labels","propertyNames":{"pattern":"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$","allowed":"a label key (an optional DNS prefix and \"/\", then up to 63 characters of [A-Za-z0-9-_.])"},"additionalProperties":{"type":"string","pattern":"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$","allowed":"a label value (up to 63 characters of [A-Za-z0-9-_.], starting and ending alphanumeric)"}},"tolerations":{"type":"array","allowed":"a list of tolerations","items":{"type":"object","additionalProperties":false,"allowed":"a toleration","properties":{"key":{"type":"string","pattern":"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$","allowed":"a taint key (a label key)"},"operator":{"type":"string","enum":["Exists","Equal"],"allowed":"Exists or Equal"},"value":{"type":"string","pattern":"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$","allowed":"a taint value (a label value)"},"effect":{"type":"string","enum":["NoSchedule","PreferNoSchedule","NoExecute"],"allowed":"NoSchedule, PreferNoSchedule or NoExecute"},"tolerationSeconds":{"type":"integer","minimum":0,"allowed":"an integer of at least 0"}}}},"imagePullSecrets":{"type":"array","allowed":"a list of Secret names","items":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$","maxLength":253,"allowed":"a Secret name (a DNS-1123 subdomain)"}},"priorityClassName":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$","maxLength":253,"allowed":"a PriorityClass name (a DNS-1123 subdomain)"},"patches":{"type":"array","allowed":"a list of object patches","items":{"type":"object","additionalProperties":false,"required":["kind","ops"],"allowed":"an object patch (kind, optional name, ops)","properties":{"kind":{"type":"string","enum":["StatefulSet","Service","ConfigMap","PodDisruptionBudget","NetworkPolicy","CronJob","PersistentVolumeClaim"],"allowed":"the kind of an object the store synthesizes (StatefulSet, Service, ConfigMap, PodDisruptionBudget, NetworkPolicy, CronJob or PersistentVolumeClaim)"},"name":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$","maxLength":253,"allowed":"an object name (a DNS-1123 subdomain)"},"ops":{"type":"array","minItems":1,"allowed":"a non-empty list of JSON Patch operations","items":{"type":"object","additionalProperties":false,"required":["op","path"],"allowed":"a JSON Patch operation (op, path, value or from)","properties":{"op":{"type":"string","enum":["add","remove","replace","move","copy","test"],"allowed":"add, remove, replace, move, copy or test"},"path":{"type":"string","pattern":"^(/([^~/]|~[01])*)+$","allowed":"a JSON Pointer such as /spec/template/spec/hostAliases (starting with \"/\")"},"value":{"x-kubernetes-preserve-unknown-fields":true,"allowed":"any JSON value"},"from":{"type":"string","pattern":"^(/([^~/]|~[01])*)+$","allowed":"a JSON Pointer (starting with \"/\")"}}}}}}},"backup":{"type":"object","additionalProperties":false,"allowed":"backup settings","properties":{"schedule":{"type":"string","pattern":"^(@(yearly|annually|monthly|weekly|daily|hourly)|([0-9*/,-]+ ){4}[0-9*/,-]+)$","allowed":"a cron schedule of five fields such as \"0 * * * *\", or a macro such as @hourly"},"keep":{"type":"integer","minimum":1,"maximum":1000,"allowed":"an integer from 1 to 1000"},"storage":{"type":"string","pattern":"^[0-9]+(\\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$","allowed":"a storage size as a Kubernetes quantity such as 10Gi or 500M (digits with an optional suffix m, k, M, G, T, P, E, Ki, Mi, Gi, Ti, Pi or Ei)"},"storageClassName":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$","allowed":"a StorageClass name (a DNS-1123 subdomain)"},"claimName":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$","maxLength":253,"allowed":"a PVC name (a DNS-1123 subdomain)"},"pruneImage":{"type":"string","pattern":"^([a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?/)?[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*(/[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$","allowed":"an image reference of the kvstore reconciler image"}}},"restore":{"type":"object","additionalProperties":false,"required":["snapshot"],"allowed":"restore settings with a snapshot","properties":{"snapshot":{"type":"string","pattern":"^[A-Za-z0-9][A-Za-z0-9._-]*$","maxLength":253,"allowed":"a snapshot file name (letters, digits, \".\", \"_\", \"-\"; no directories)"},"claimName":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$","maxLength":253,"allowed":"the name of the PVC holding the snapshot (a DNS-1123 subdomain)"}}}}};
 const func2 = Object.prototype.hasOwnProperty;
 const pattern0 = new RegExp("^[a-z]([-a-z0-9]*[a-z0-9])?$", "u");
 const pattern1 = new RegExp("^([a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?/)?[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*(/[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$", "u");
@@ -15,8 +15,9 @@ const pattern4 = new RegExp("^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", "u");
 const pattern7 = new RegExp("^/[^:]+$", "u");
 const pattern11 = new RegExp("^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$", "u");
 const pattern12 = new RegExp("^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$", "u");
-const pattern21 = new RegExp("^(@(yearly|annually|monthly|weekly|daily|hourly)|([0-9*/,-]+ ){4}[0-9*/,-]+)$", "u");
-const pattern26 = new RegExp("^[A-Za-z0-9][A-Za-z0-9._-]*$", "u");
+const pattern26 = new RegExp("^(/([^~/]|~[01])*)+$", "u");
+const pattern28 = new RegExp("^(@(yearly|annually|monthly|weekly|daily|hourly)|([0-9*/,-]+ ){4}[0-9*/,-]+)$", "u");
+const pattern33 = new RegExp("^[A-Za-z0-9][A-Za-z0-9._-]*$", "u");
 
 function validate10(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
 let vErrors = null;
@@ -1355,12 +1356,16 @@ vErrors.push(err105);
 errors++;
 }
 }
-if(data.backup !== undefined){
-let data49 = data.backup;
-if(data49 && typeof data49 == "object" && !Array.isArray(data49)){
-for(const key21 in data49){
-if(!((((((key21 === "schedule") || (key21 === "keep")) || (key21 === "storage")) || (key21 === "storageClassName")) || (key21 === "claimName")) || (key21 === "pruneImage"))){
-const err106 = {instancePath:instancePath+"/backup",schemaPath:"#/properties/backup/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key21},message:"must NOT have additional properties"};
+if(data.tolerations !== undefined){
+let data49 = data.tolerations;
+if(Array.isArray(data49)){
+const len3 = data49.length;
+for(let i3=0; i3<len3; i3++){
+let data50 = data49[i3];
+if(data50 && typeof data50 == "object" && !Array.isArray(data50)){
+for(const key21 in data50){
+if(!(((((key21 === "key") || (key21 === "operator")) || (key21 === "value")) || (key21 === "effect")) || (key21 === "tolerationSeconds"))){
+const err106 = {instancePath:instancePath+"/tolerations/" + i3,schemaPath:"#/properties/tolerations/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key21},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err106];
 }
@@ -1370,11 +1375,11 @@ vErrors.push(err106);
 errors++;
 }
 }
-if(data49.schedule !== undefined){
-let data50 = data49.schedule;
-if(typeof data50 === "string"){
-if(!pattern21.test(data50)){
-const err107 = {instancePath:instancePath+"/backup/schedule",schemaPath:"#/properties/backup/properties/schedule/pattern",keyword:"pattern",params:{pattern: "^(@(yearly|annually|monthly|weekly|daily|hourly)|([0-9*/,-]+ ){4}[0-9*/,-]+)$"},message:"must match pattern \""+"^(@(yearly|annually|monthly|weekly|daily|hourly)|([0-9*/,-]+ ){4}[0-9*/,-]+)$"+"\""};
+if(data50.key !== undefined){
+let data51 = data50.key;
+if(typeof data51 === "string"){
+if(!pattern11.test(data51)){
+const err107 = {instancePath:instancePath+"/tolerations/" + i3+"/key",schemaPath:"#/properties/tolerations/items/properties/key/pattern",keyword:"pattern",params:{pattern: "^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"},message:"must match pattern \""+"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"+"\""};
 if(vErrors === null){
 vErrors = [err107];
 }
@@ -1385,7 +1390,7 @@ errors++;
 }
 }
 else {
-const err108 = {instancePath:instancePath+"/backup/schedule",schemaPath:"#/properties/backup/properties/schedule/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err108 = {instancePath:instancePath+"/tolerations/" + i3+"/key",schemaPath:"#/properties/tolerations/items/properties/key/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err108];
 }
@@ -1395,10 +1400,10 @@ vErrors.push(err108);
 errors++;
 }
 }
-if(data49.keep !== undefined){
-let data51 = data49.keep;
-if(!(((typeof data51 == "number") && (!(data51 % 1) && !isNaN(data51))) && (isFinite(data51)))){
-const err109 = {instancePath:instancePath+"/backup/keep",schemaPath:"#/properties/backup/properties/keep/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(data50.operator !== undefined){
+let data52 = data50.operator;
+if(typeof data52 !== "string"){
+const err109 = {instancePath:instancePath+"/tolerations/" + i3+"/operator",schemaPath:"#/properties/tolerations/items/properties/operator/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err109];
 }
@@ -1407,9 +1412,8 @@ vErrors.push(err109);
 }
 errors++;
 }
-if((typeof data51 == "number") && (isFinite(data51))){
-if(data51 > 1000 || isNaN(data51)){
-const err110 = {instancePath:instancePath+"/backup/keep",schemaPath:"#/properties/backup/properties/keep/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1000},message:"must be <= 1000"};
+if(!((data52 === "Exists") || (data52 === "Equal"))){
+const err110 = {instancePath:instancePath+"/tolerations/" + i3+"/operator",schemaPath:"#/properties/tolerations/items/properties/operator/enum",keyword:"enum",params:{allowedValues: schema11.properties.tolerations.items.properties.operator.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err110];
 }
@@ -1418,8 +1422,12 @@ vErrors.push(err110);
 }
 errors++;
 }
-if(data51 < 1 || isNaN(data51)){
-const err111 = {instancePath:instancePath+"/backup/keep",schemaPath:"#/properties/backup/properties/keep/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+}
+if(data50.value !== undefined){
+let data53 = data50.value;
+if(typeof data53 === "string"){
+if(!pattern12.test(data53)){
+const err111 = {instancePath:instancePath+"/tolerations/" + i3+"/value",schemaPath:"#/properties/tolerations/items/properties/value/pattern",keyword:"pattern",params:{pattern: "^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$"},message:"must match pattern \""+"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$"+"\""};
 if(vErrors === null){
 vErrors = [err111];
 }
@@ -1429,12 +1437,8 @@ vErrors.push(err111);
 errors++;
 }
 }
-}
-if(data49.storage !== undefined){
-let data52 = data49.storage;
-if(typeof data52 === "string"){
-if(!pattern2.test(data52)){
-const err112 = {instancePath:instancePath+"/backup/storage",schemaPath:"#/properties/backup/properties/storage/pattern",keyword:"pattern",params:{pattern: "^[0-9]+(\\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$"},message:"must match pattern \""+"^[0-9]+(\\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$"+"\""};
+else {
+const err112 = {instancePath:instancePath+"/tolerations/" + i3+"/value",schemaPath:"#/properties/tolerations/items/properties/value/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err112];
 }
@@ -1444,8 +1448,10 @@ vErrors.push(err112);
 errors++;
 }
 }
-else {
-const err113 = {instancePath:instancePath+"/backup/storage",schemaPath:"#/properties/backup/properties/storage/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data50.effect !== undefined){
+let data54 = data50.effect;
+if(typeof data54 !== "string"){
+const err113 = {instancePath:instancePath+"/tolerations/" + i3+"/effect",schemaPath:"#/properties/tolerations/items/properties/effect/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err113];
 }
@@ -1454,12 +1460,8 @@ vErrors.push(err113);
 }
 errors++;
 }
-}
-if(data49.storageClassName !== undefined){
-let data53 = data49.storageClassName;
-if(typeof data53 === "string"){
-if(!pattern3.test(data53)){
-const err114 = {instancePath:instancePath+"/backup/storageClassName",schemaPath:"#/properties/backup/properties/storageClassName/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"+"\""};
+if(!(((data54 === "NoSchedule") || (data54 === "PreferNoSchedule")) || (data54 === "NoExecute"))){
+const err114 = {instancePath:instancePath+"/tolerations/" + i3+"/effect",schemaPath:"#/properties/tolerations/items/properties/effect/enum",keyword:"enum",params:{allowedValues: schema11.properties.tolerations.items.properties.effect.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err114];
 }
@@ -1469,8 +1471,10 @@ vErrors.push(err114);
 errors++;
 }
 }
-else {
-const err115 = {instancePath:instancePath+"/backup/storageClassName",schemaPath:"#/properties/backup/properties/storageClassName/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data50.tolerationSeconds !== undefined){
+let data55 = data50.tolerationSeconds;
+if(!(((typeof data55 == "number") && (!(data55 % 1) && !isNaN(data55))) && (isFinite(data55)))){
+const err115 = {instancePath:instancePath+"/tolerations/" + i3+"/tolerationSeconds",schemaPath:"#/properties/tolerations/items/properties/tolerationSeconds/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err115];
 }
@@ -1479,12 +1483,9 @@ vErrors.push(err115);
 }
 errors++;
 }
-}
-if(data49.claimName !== undefined){
-let data54 = data49.claimName;
-if(typeof data54 === "string"){
-if(data54.length > 253){
-const err116 = {instancePath:instancePath+"/backup/claimName",schemaPath:"#/properties/backup/properties/claimName/maxLength",keyword:"maxLength",params:{limit: 253},message:"must NOT have more than 253 characters"};
+if((typeof data55 == "number") && (isFinite(data55))){
+if(data55 < 0 || isNaN(data55)){
+const err116 = {instancePath:instancePath+"/tolerations/" + i3+"/tolerationSeconds",schemaPath:"#/properties/tolerations/items/properties/tolerationSeconds/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err116];
 }
@@ -1493,8 +1494,11 @@ vErrors.push(err116);
 }
 errors++;
 }
-if(!pattern3.test(data54)){
-const err117 = {instancePath:instancePath+"/backup/claimName",schemaPath:"#/properties/backup/properties/claimName/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"+"\""};
+}
+}
+}
+else {
+const err117 = {instancePath:instancePath+"/tolerations/" + i3,schemaPath:"#/properties/tolerations/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err117];
 }
@@ -1504,8 +1508,9 @@ vErrors.push(err117);
 errors++;
 }
 }
+}
 else {
-const err118 = {instancePath:instancePath+"/backup/claimName",schemaPath:"#/properties/backup/properties/claimName/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err118 = {instancePath:instancePath+"/tolerations",schemaPath:"#/properties/tolerations/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err118];
 }
@@ -1515,11 +1520,15 @@ vErrors.push(err118);
 errors++;
 }
 }
-if(data49.pruneImage !== undefined){
-let data55 = data49.pruneImage;
-if(typeof data55 === "string"){
-if(!pattern1.test(data55)){
-const err119 = {instancePath:instancePath+"/backup/pruneImage",schemaPath:"#/properties/backup/properties/pruneImage/pattern",keyword:"pattern",params:{pattern: "^([a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?/)?[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*(/[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$"},message:"must match pattern \""+"^([a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?/)?[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*(/[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$"+"\""};
+if(data.imagePullSecrets !== undefined){
+let data56 = data.imagePullSecrets;
+if(Array.isArray(data56)){
+const len4 = data56.length;
+for(let i4=0; i4<len4; i4++){
+let data57 = data56[i4];
+if(typeof data57 === "string"){
+if(data57.length > 253){
+const err119 = {instancePath:instancePath+"/imagePullSecrets/" + i4,schemaPath:"#/properties/imagePullSecrets/items/maxLength",keyword:"maxLength",params:{limit: 253},message:"must NOT have more than 253 characters"};
 if(vErrors === null){
 vErrors = [err119];
 }
@@ -1528,9 +1537,8 @@ vErrors.push(err119);
 }
 errors++;
 }
-}
-else {
-const err120 = {instancePath:instancePath+"/backup/pruneImage",schemaPath:"#/properties/backup/properties/pruneImage/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!pattern3.test(data57)){
+const err120 = {instancePath:instancePath+"/imagePullSecrets/" + i4,schemaPath:"#/properties/imagePullSecrets/items/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"+"\""};
 if(vErrors === null){
 vErrors = [err120];
 }
@@ -1540,9 +1548,8 @@ vErrors.push(err120);
 errors++;
 }
 }
-}
 else {
-const err121 = {instancePath:instancePath+"/backup",schemaPath:"#/properties/backup/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err121 = {instancePath:instancePath+"/imagePullSecrets/" + i4,schemaPath:"#/properties/imagePullSecrets/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err121];
 }
@@ -1552,11 +1559,9 @@ vErrors.push(err121);
 errors++;
 }
 }
-if(data.restore !== undefined){
-let data56 = data.restore;
-if(data56 && typeof data56 == "object" && !Array.isArray(data56)){
-if(data56.snapshot === undefined){
-const err122 = {instancePath:instancePath+"/restore",schemaPath:"#/properties/restore/required",keyword:"required",params:{missingProperty: "snapshot"},message:"must have required property '"+"snapshot"+"'"};
+}
+else {
+const err122 = {instancePath:instancePath+"/imagePullSecrets",schemaPath:"#/properties/imagePullSecrets/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err122];
 }
@@ -1565,9 +1570,12 @@ vErrors.push(err122);
 }
 errors++;
 }
-for(const key22 in data56){
-if(!((key22 === "snapshot") || (key22 === "claimName"))){
-const err123 = {instancePath:instancePath+"/restore",schemaPath:"#/properties/restore/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key22},message:"must NOT have additional properties"};
+}
+if(data.priorityClassName !== undefined){
+let data58 = data.priorityClassName;
+if(typeof data58 === "string"){
+if(data58.length > 253){
+const err123 = {instancePath:instancePath+"/priorityClassName",schemaPath:"#/properties/priorityClassName/maxLength",keyword:"maxLength",params:{limit: 253},message:"must NOT have more than 253 characters"};
 if(vErrors === null){
 vErrors = [err123];
 }
@@ -1576,12 +1584,8 @@ vErrors.push(err123);
 }
 errors++;
 }
-}
-if(data56.snapshot !== undefined){
-let data57 = data56.snapshot;
-if(typeof data57 === "string"){
-if(data57.length > 253){
-const err124 = {instancePath:instancePath+"/restore/snapshot",schemaPath:"#/properties/restore/properties/snapshot/maxLength",keyword:"maxLength",params:{limit: 253},message:"must NOT have more than 253 characters"};
+if(!pattern3.test(data58)){
+const err124 = {instancePath:instancePath+"/priorityClassName",schemaPath:"#/properties/priorityClassName/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"+"\""};
 if(vErrors === null){
 vErrors = [err124];
 }
@@ -1590,8 +1594,9 @@ vErrors.push(err124);
 }
 errors++;
 }
-if(!pattern26.test(data57)){
-const err125 = {instancePath:instancePath+"/restore/snapshot",schemaPath:"#/properties/restore/properties/snapshot/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9][A-Za-z0-9._-]*$"},message:"must match pattern \""+"^[A-Za-z0-9][A-Za-z0-9._-]*$"+"\""};
+}
+else {
+const err125 = {instancePath:instancePath+"/priorityClassName",schemaPath:"#/properties/priorityClassName/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err125];
 }
@@ -1601,8 +1606,15 @@ vErrors.push(err125);
 errors++;
 }
 }
-else {
-const err126 = {instancePath:instancePath+"/restore/snapshot",schemaPath:"#/properties/restore/properties/snapshot/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data.patches !== undefined){
+let data59 = data.patches;
+if(Array.isArray(data59)){
+const len5 = data59.length;
+for(let i5=0; i5<len5; i5++){
+let data60 = data59[i5];
+if(data60 && typeof data60 == "object" && !Array.isArray(data60)){
+if(data60.kind === undefined){
+const err126 = {instancePath:instancePath+"/patches/" + i5,schemaPath:"#/properties/patches/items/required",keyword:"required",params:{missingProperty: "kind"},message:"must have required property '"+"kind"+"'"};
 if(vErrors === null){
 vErrors = [err126];
 }
@@ -1611,12 +1623,8 @@ vErrors.push(err126);
 }
 errors++;
 }
-}
-if(data56.claimName !== undefined){
-let data58 = data56.claimName;
-if(typeof data58 === "string"){
-if(data58.length > 253){
-const err127 = {instancePath:instancePath+"/restore/claimName",schemaPath:"#/properties/restore/properties/claimName/maxLength",keyword:"maxLength",params:{limit: 253},message:"must NOT have more than 253 characters"};
+if(data60.ops === undefined){
+const err127 = {instancePath:instancePath+"/patches/" + i5,schemaPath:"#/properties/patches/items/required",keyword:"required",params:{missingProperty: "ops"},message:"must have required property '"+"ops"+"'"};
 if(vErrors === null){
 vErrors = [err127];
 }
@@ -1625,8 +1633,9 @@ vErrors.push(err127);
 }
 errors++;
 }
-if(!pattern3.test(data58)){
-const err128 = {instancePath:instancePath+"/restore/claimName",schemaPath:"#/properties/restore/properties/claimName/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"+"\""};
+for(const key22 in data60){
+if(!(((key22 === "kind") || (key22 === "name")) || (key22 === "ops"))){
+const err128 = {instancePath:instancePath+"/patches/" + i5,schemaPath:"#/properties/patches/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key22},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err128];
 }
@@ -1636,8 +1645,10 @@ vErrors.push(err128);
 errors++;
 }
 }
-else {
-const err129 = {instancePath:instancePath+"/restore/claimName",schemaPath:"#/properties/restore/properties/claimName/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data60.kind !== undefined){
+let data61 = data60.kind;
+if(typeof data61 !== "string"){
+const err129 = {instancePath:instancePath+"/patches/" + i5+"/kind",schemaPath:"#/properties/patches/items/properties/kind/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err129];
 }
@@ -1646,10 +1657,8 @@ vErrors.push(err129);
 }
 errors++;
 }
-}
-}
-else {
-const err130 = {instancePath:instancePath+"/restore",schemaPath:"#/properties/restore/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(!(((((((data61 === "StatefulSet") || (data61 === "Service")) || (data61 === "ConfigMap")) || (data61 === "PodDisruptionBudget")) || (data61 === "NetworkPolicy")) || (data61 === "CronJob")) || (data61 === "PersistentVolumeClaim"))){
+const err130 = {instancePath:instancePath+"/patches/" + i5+"/kind",schemaPath:"#/properties/patches/items/properties/kind/enum",keyword:"enum",params:{allowedValues: schema11.properties.patches.items.properties.kind.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err130];
 }
@@ -1659,14 +1668,523 @@ vErrors.push(err130);
 errors++;
 }
 }
-}
-else {
-const err131 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data60.name !== undefined){
+let data62 = data60.name;
+if(typeof data62 === "string"){
+if(data62.length > 253){
+const err131 = {instancePath:instancePath+"/patches/" + i5+"/name",schemaPath:"#/properties/patches/items/properties/name/maxLength",keyword:"maxLength",params:{limit: 253},message:"must NOT have more than 253 characters"};
 if(vErrors === null){
 vErrors = [err131];
 }
 else {
 vErrors.push(err131);
+}
+errors++;
+}
+if(!pattern3.test(data62)){
+const err132 = {instancePath:instancePath+"/patches/" + i5+"/name",schemaPath:"#/properties/patches/items/properties/name/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"+"\""};
+if(vErrors === null){
+vErrors = [err132];
+}
+else {
+vErrors.push(err132);
+}
+errors++;
+}
+}
+else {
+const err133 = {instancePath:instancePath+"/patches/" + i5+"/name",schemaPath:"#/properties/patches/items/properties/name/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err133];
+}
+else {
+vErrors.push(err133);
+}
+errors++;
+}
+}
+if(data60.ops !== undefined){
+let data63 = data60.ops;
+if(Array.isArray(data63)){
+if(data63.length < 1){
+const err134 = {instancePath:instancePath+"/patches/" + i5+"/ops",schemaPath:"#/properties/patches/items/properties/ops/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items"};
+if(vErrors === null){
+vErrors = [err134];
+}
+else {
+vErrors.push(err134);
+}
+errors++;
+}
+const len6 = data63.length;
+for(let i6=0; i6<len6; i6++){
+let data64 = data63[i6];
+if(data64 && typeof data64 == "object" && !Array.isArray(data64)){
+if(data64.op === undefined){
+const err135 = {instancePath:instancePath+"/patches/" + i5+"/ops/" + i6,schemaPath:"#/properties/patches/items/properties/ops/items/required",keyword:"required",params:{missingProperty: "op"},message:"must have required property '"+"op"+"'"};
+if(vErrors === null){
+vErrors = [err135];
+}
+else {
+vErrors.push(err135);
+}
+errors++;
+}
+if(data64.path === undefined){
+const err136 = {instancePath:instancePath+"/patches/" + i5+"/ops/" + i6,schemaPath:"#/properties/patches/items/properties/ops/items/required",keyword:"required",params:{missingProperty: "path"},message:"must have required property '"+"path"+"'"};
+if(vErrors === null){
+vErrors = [err136];
+}
+else {
+vErrors.push(err136);
+}
+errors++;
+}
+for(const key23 in data64){
+if(!((((key23 === "op") || (key23 === "path")) || (key23 === "value")) || (key23 === "from"))){
+const err137 = {instancePath:instancePath+"/patches/" + i5+"/ops/" + i6,schemaPath:"#/properties/patches/items/properties/ops/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key23},message:"must NOT have additional properties"};
+if(vErrors === null){
+vErrors = [err137];
+}
+else {
+vErrors.push(err137);
+}
+errors++;
+}
+}
+if(data64.op !== undefined){
+let data65 = data64.op;
+if(typeof data65 !== "string"){
+const err138 = {instancePath:instancePath+"/patches/" + i5+"/ops/" + i6+"/op",schemaPath:"#/properties/patches/items/properties/ops/items/properties/op/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err138];
+}
+else {
+vErrors.push(err138);
+}
+errors++;
+}
+if(!((((((data65 === "add") || (data65 === "remove")) || (data65 === "replace")) || (data65 === "move")) || (data65 === "copy")) || (data65 === "test"))){
+const err139 = {instancePath:instancePath+"/patches/" + i5+"/ops/" + i6+"/op",schemaPath:"#/properties/patches/items/properties/ops/items/properties/op/enum",keyword:"enum",params:{allowedValues: schema11.properties.patches.items.properties.ops.items.properties.op.enum},message:"must be equal to one of the allowed values"};
+if(vErrors === null){
+vErrors = [err139];
+}
+else {
+vErrors.push(err139);
+}
+errors++;
+}
+}
+if(data64.path !== undefined){
+let data66 = data64.path;
+if(typeof data66 === "string"){
+if(!pattern26.test(data66)){
+const err140 = {instancePath:instancePath+"/patches/" + i5+"/ops/" + i6+"/path",schemaPath:"#/properties/patches/items/properties/ops/items/properties/path/pattern",keyword:"pattern",params:{pattern: "^(/([^~/]|~[01])*)+$"},message:"must match pattern \""+"^(/([^~/]|~[01])*)+$"+"\""};
+if(vErrors === null){
+vErrors = [err140];
+}
+else {
+vErrors.push(err140);
+}
+errors++;
+}
+}
+else {
+const err141 = {instancePath:instancePath+"/patches/" + i5+"/ops/" + i6+"/path",schemaPath:"#/properties/patches/items/properties/ops/items/properties/path/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err141];
+}
+else {
+vErrors.push(err141);
+}
+errors++;
+}
+}
+if(data64.from !== undefined){
+let data68 = data64.from;
+if(typeof data68 === "string"){
+if(!pattern26.test(data68)){
+const err142 = {instancePath:instancePath+"/patches/" + i5+"/ops/" + i6+"/from",schemaPath:"#/properties/patches/items/properties/ops/items/properties/from/pattern",keyword:"pattern",params:{pattern: "^(/([^~/]|~[01])*)+$"},message:"must match pattern \""+"^(/([^~/]|~[01])*)+$"+"\""};
+if(vErrors === null){
+vErrors = [err142];
+}
+else {
+vErrors.push(err142);
+}
+errors++;
+}
+}
+else {
+const err143 = {instancePath:instancePath+"/patches/" + i5+"/ops/" + i6+"/from",schemaPath:"#/properties/patches/items/properties/ops/items/properties/from/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err143];
+}
+else {
+vErrors.push(err143);
+}
+errors++;
+}
+}
+}
+else {
+const err144 = {instancePath:instancePath+"/patches/" + i5+"/ops/" + i6,schemaPath:"#/properties/patches/items/properties/ops/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err144];
+}
+else {
+vErrors.push(err144);
+}
+errors++;
+}
+}
+}
+else {
+const err145 = {instancePath:instancePath+"/patches/" + i5+"/ops",schemaPath:"#/properties/patches/items/properties/ops/type",keyword:"type",params:{type: "array"},message:"must be array"};
+if(vErrors === null){
+vErrors = [err145];
+}
+else {
+vErrors.push(err145);
+}
+errors++;
+}
+}
+}
+else {
+const err146 = {instancePath:instancePath+"/patches/" + i5,schemaPath:"#/properties/patches/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err146];
+}
+else {
+vErrors.push(err146);
+}
+errors++;
+}
+}
+}
+else {
+const err147 = {instancePath:instancePath+"/patches",schemaPath:"#/properties/patches/type",keyword:"type",params:{type: "array"},message:"must be array"};
+if(vErrors === null){
+vErrors = [err147];
+}
+else {
+vErrors.push(err147);
+}
+errors++;
+}
+}
+if(data.backup !== undefined){
+let data69 = data.backup;
+if(data69 && typeof data69 == "object" && !Array.isArray(data69)){
+for(const key24 in data69){
+if(!((((((key24 === "schedule") || (key24 === "keep")) || (key24 === "storage")) || (key24 === "storageClassName")) || (key24 === "claimName")) || (key24 === "pruneImage"))){
+const err148 = {instancePath:instancePath+"/backup",schemaPath:"#/properties/backup/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key24},message:"must NOT have additional properties"};
+if(vErrors === null){
+vErrors = [err148];
+}
+else {
+vErrors.push(err148);
+}
+errors++;
+}
+}
+if(data69.schedule !== undefined){
+let data70 = data69.schedule;
+if(typeof data70 === "string"){
+if(!pattern28.test(data70)){
+const err149 = {instancePath:instancePath+"/backup/schedule",schemaPath:"#/properties/backup/properties/schedule/pattern",keyword:"pattern",params:{pattern: "^(@(yearly|annually|monthly|weekly|daily|hourly)|([0-9*/,-]+ ){4}[0-9*/,-]+)$"},message:"must match pattern \""+"^(@(yearly|annually|monthly|weekly|daily|hourly)|([0-9*/,-]+ ){4}[0-9*/,-]+)$"+"\""};
+if(vErrors === null){
+vErrors = [err149];
+}
+else {
+vErrors.push(err149);
+}
+errors++;
+}
+}
+else {
+const err150 = {instancePath:instancePath+"/backup/schedule",schemaPath:"#/properties/backup/properties/schedule/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err150];
+}
+else {
+vErrors.push(err150);
+}
+errors++;
+}
+}
+if(data69.keep !== undefined){
+let data71 = data69.keep;
+if(!(((typeof data71 == "number") && (!(data71 % 1) && !isNaN(data71))) && (isFinite(data71)))){
+const err151 = {instancePath:instancePath+"/backup/keep",schemaPath:"#/properties/backup/properties/keep/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(vErrors === null){
+vErrors = [err151];
+}
+else {
+vErrors.push(err151);
+}
+errors++;
+}
+if((typeof data71 == "number") && (isFinite(data71))){
+if(data71 > 1000 || isNaN(data71)){
+const err152 = {instancePath:instancePath+"/backup/keep",schemaPath:"#/properties/backup/properties/keep/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1000},message:"must be <= 1000"};
+if(vErrors === null){
+vErrors = [err152];
+}
+else {
+vErrors.push(err152);
+}
+errors++;
+}
+if(data71 < 1 || isNaN(data71)){
+const err153 = {instancePath:instancePath+"/backup/keep",schemaPath:"#/properties/backup/properties/keep/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+if(vErrors === null){
+vErrors = [err153];
+}
+else {
+vErrors.push(err153);
+}
+errors++;
+}
+}
+}
+if(data69.storage !== undefined){
+let data72 = data69.storage;
+if(typeof data72 === "string"){
+if(!pattern2.test(data72)){
+const err154 = {instancePath:instancePath+"/backup/storage",schemaPath:"#/properties/backup/properties/storage/pattern",keyword:"pattern",params:{pattern: "^[0-9]+(\\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$"},message:"must match pattern \""+"^[0-9]+(\\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$"+"\""};
+if(vErrors === null){
+vErrors = [err154];
+}
+else {
+vErrors.push(err154);
+}
+errors++;
+}
+}
+else {
+const err155 = {instancePath:instancePath+"/backup/storage",schemaPath:"#/properties/backup/properties/storage/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err155];
+}
+else {
+vErrors.push(err155);
+}
+errors++;
+}
+}
+if(data69.storageClassName !== undefined){
+let data73 = data69.storageClassName;
+if(typeof data73 === "string"){
+if(!pattern3.test(data73)){
+const err156 = {instancePath:instancePath+"/backup/storageClassName",schemaPath:"#/properties/backup/properties/storageClassName/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"+"\""};
+if(vErrors === null){
+vErrors = [err156];
+}
+else {
+vErrors.push(err156);
+}
+errors++;
+}
+}
+else {
+const err157 = {instancePath:instancePath+"/backup/storageClassName",schemaPath:"#/properties/backup/properties/storageClassName/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err157];
+}
+else {
+vErrors.push(err157);
+}
+errors++;
+}
+}
+if(data69.claimName !== undefined){
+let data74 = data69.claimName;
+if(typeof data74 === "string"){
+if(data74.length > 253){
+const err158 = {instancePath:instancePath+"/backup/claimName",schemaPath:"#/properties/backup/properties/claimName/maxLength",keyword:"maxLength",params:{limit: 253},message:"must NOT have more than 253 characters"};
+if(vErrors === null){
+vErrors = [err158];
+}
+else {
+vErrors.push(err158);
+}
+errors++;
+}
+if(!pattern3.test(data74)){
+const err159 = {instancePath:instancePath+"/backup/claimName",schemaPath:"#/properties/backup/properties/claimName/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"+"\""};
+if(vErrors === null){
+vErrors = [err159];
+}
+else {
+vErrors.push(err159);
+}
+errors++;
+}
+}
+else {
+const err160 = {instancePath:instancePath+"/backup/claimName",schemaPath:"#/properties/backup/properties/claimName/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err160];
+}
+else {
+vErrors.push(err160);
+}
+errors++;
+}
+}
+if(data69.pruneImage !== undefined){
+let data75 = data69.pruneImage;
+if(typeof data75 === "string"){
+if(!pattern1.test(data75)){
+const err161 = {instancePath:instancePath+"/backup/pruneImage",schemaPath:"#/properties/backup/properties/pruneImage/pattern",keyword:"pattern",params:{pattern: "^([a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?/)?[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*(/[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$"},message:"must match pattern \""+"^([a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?/)?[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*(/[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$"+"\""};
+if(vErrors === null){
+vErrors = [err161];
+}
+else {
+vErrors.push(err161);
+}
+errors++;
+}
+}
+else {
+const err162 = {instancePath:instancePath+"/backup/pruneImage",schemaPath:"#/properties/backup/properties/pruneImage/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err162];
+}
+else {
+vErrors.push(err162);
+}
+errors++;
+}
+}
+}
+else {
+const err163 = {instancePath:instancePath+"/backup",schemaPath:"#/properties/backup/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err163];
+}
+else {
+vErrors.push(err163);
+}
+errors++;
+}
+}
+if(data.restore !== undefined){
+let data76 = data.restore;
+if(data76 && typeof data76 == "object" && !Array.isArray(data76)){
+if(data76.snapshot === undefined){
+const err164 = {instancePath:instancePath+"/restore",schemaPath:"#/properties/restore/required",keyword:"required",params:{missingProperty: "snapshot"},message:"must have required property '"+"snapshot"+"'"};
+if(vErrors === null){
+vErrors = [err164];
+}
+else {
+vErrors.push(err164);
+}
+errors++;
+}
+for(const key25 in data76){
+if(!((key25 === "snapshot") || (key25 === "claimName"))){
+const err165 = {instancePath:instancePath+"/restore",schemaPath:"#/properties/restore/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key25},message:"must NOT have additional properties"};
+if(vErrors === null){
+vErrors = [err165];
+}
+else {
+vErrors.push(err165);
+}
+errors++;
+}
+}
+if(data76.snapshot !== undefined){
+let data77 = data76.snapshot;
+if(typeof data77 === "string"){
+if(data77.length > 253){
+const err166 = {instancePath:instancePath+"/restore/snapshot",schemaPath:"#/properties/restore/properties/snapshot/maxLength",keyword:"maxLength",params:{limit: 253},message:"must NOT have more than 253 characters"};
+if(vErrors === null){
+vErrors = [err166];
+}
+else {
+vErrors.push(err166);
+}
+errors++;
+}
+if(!pattern33.test(data77)){
+const err167 = {instancePath:instancePath+"/restore/snapshot",schemaPath:"#/properties/restore/properties/snapshot/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9][A-Za-z0-9._-]*$"},message:"must match pattern \""+"^[A-Za-z0-9][A-Za-z0-9._-]*$"+"\""};
+if(vErrors === null){
+vErrors = [err167];
+}
+else {
+vErrors.push(err167);
+}
+errors++;
+}
+}
+else {
+const err168 = {instancePath:instancePath+"/restore/snapshot",schemaPath:"#/properties/restore/properties/snapshot/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err168];
+}
+else {
+vErrors.push(err168);
+}
+errors++;
+}
+}
+if(data76.claimName !== undefined){
+let data78 = data76.claimName;
+if(typeof data78 === "string"){
+if(data78.length > 253){
+const err169 = {instancePath:instancePath+"/restore/claimName",schemaPath:"#/properties/restore/properties/claimName/maxLength",keyword:"maxLength",params:{limit: 253},message:"must NOT have more than 253 characters"};
+if(vErrors === null){
+vErrors = [err169];
+}
+else {
+vErrors.push(err169);
+}
+errors++;
+}
+if(!pattern3.test(data78)){
+const err170 = {instancePath:instancePath+"/restore/claimName",schemaPath:"#/properties/restore/properties/claimName/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"+"\""};
+if(vErrors === null){
+vErrors = [err170];
+}
+else {
+vErrors.push(err170);
+}
+errors++;
+}
+}
+else {
+const err171 = {instancePath:instancePath+"/restore/claimName",schemaPath:"#/properties/restore/properties/claimName/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err171];
+}
+else {
+vErrors.push(err171);
+}
+errors++;
+}
+}
+}
+else {
+const err172 = {instancePath:instancePath+"/restore",schemaPath:"#/properties/restore/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err172];
+}
+else {
+vErrors.push(err172);
+}
+errors++;
+}
+}
+}
+else {
+const err173 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err173];
+}
+else {
+vErrors.push(err173);
 }
 errors++;
 }

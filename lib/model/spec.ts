@@ -10,6 +10,45 @@ export type AntiAffinityMode = 'soft' | 'hard' | 'none';
 /** A PVC access mode, as the spec stores it (AccessMode's values). */
 export type AccessModeName = 'ReadWriteOnce' | 'ReadOnlyMany' | 'ReadWriteMany' | 'ReadWriteOncePod';
 
+/** A toleration of a node taint, as Kubernetes writes it (operator defaulted). */
+export interface TolerationSpec {
+  /** The taint key; absent with operator Exists: every taint. */
+  readonly key?: string;
+  /** Exists (any value) or Equal (the value below). */
+  readonly operator: 'Exists' | 'Equal';
+  /** The taint value, with operator Equal. */
+  readonly value?: string;
+  /** The taint effect tolerated; absent: every effect. */
+  readonly effect?: 'NoSchedule' | 'PreferNoSchedule' | 'NoExecute';
+  /** With effect NoExecute: how long the pod stays bound after the taint appears. */
+  readonly tolerationSeconds?: number;
+}
+
+/** The kinds of object a store synthesizes, which `patches` may target. */
+export const PATCHABLE_KINDS = ['StatefulSet', 'Service', 'ConfigMap', 'PodDisruptionBudget', 'NetworkPolicy', 'CronJob', 'PersistentVolumeClaim'] as const;
+
+/** One RFC 6902 JSON Patch operation. */
+export interface JsonPatchOperationSpec {
+  /** add, remove, replace, move, copy or test. */
+  readonly op: 'add' | 'remove' | 'replace' | 'move' | 'copy' | 'test';
+  /** A JSON Pointer into the object, such as /spec/template/spec/hostNetwork. */
+  readonly path: string;
+  /** The value (add, replace, test). */
+  readonly value?: unknown;
+  /** The source pointer (move, copy). */
+  readonly from?: string;
+}
+
+/** JSON Patch operations applied to the store's objects of one kind (and name), in both modes. */
+export interface ObjectPatchSpec {
+  /** The kind of the objects patched. */
+  readonly kind: typeof PATCHABLE_KINDS[number];
+  /** The name of the one object patched; absent: every object of that kind. */
+  readonly name?: string;
+  /** The operations, applied in order. */
+  readonly ops: JsonPatchOperationSpec[];
+}
+
 /** A probe in plain data (serializable into the spec ConfigMap and the CRD). */
 export interface ProbeSpec {
   /**
@@ -235,6 +274,14 @@ export interface KVStoreSpec {
   readonly runAsUser: number;
   /** Node labels the pods require. */
   readonly nodeSelector: Record<string, string>;
+  /** Taints the store's pods (members and Jobs) tolerate. */
+  readonly tolerations: TolerationSpec[];
+  /** Secrets with registry credentials for every image the store's pods pull. */
+  readonly imagePullSecrets: string[];
+  /** The members' PriorityClass; absent: the cluster default. */
+  readonly priorityClassName?: string;
+  /** JSON patches applied to the rendered objects. */
+  readonly patches: ObjectPatchSpec[];
   /** Scheduled snapshots; absent when backups are off. */
   readonly backup?: BackupSpec;
   /** The snapshot every member was (or is to be) restored from; absent for a store that never was. */
@@ -291,6 +338,10 @@ export interface KVStoreSpecInput {
   };
   readonly runAsUser?: number;
   readonly nodeSelector?: Record<string, string>;
+  readonly tolerations?: Array<Partial<TolerationSpec>>;
+  readonly imagePullSecrets?: string[];
+  readonly priorityClassName?: string;
+  readonly patches?: Array<Omit<ObjectPatchSpec, 'kind'> & { readonly kind: string }>;
   readonly backup?: BackupOptions;
   readonly restore?: RestoreOptions;
 }

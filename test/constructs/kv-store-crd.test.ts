@@ -1,13 +1,12 @@
 // The KVStore CRD: upstream-valid, structural, derived from the spec schema, committed output current.
-import { execFileSync } from 'child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'fs';
-import { tmpdir } from 'os';
+import { readFileSync } from 'fs';
 import { join } from 'path';
 import Ajv from 'ajv';
 import { Testing } from 'cdk8s';
 import {
-  KvStore, KvStoreSpecEngineKind, KvStoreSpecEngineReadinessProbeTcpSocketPort, KvStoreSpecPersistentVolumeClaimRetentionPolicyWhenDeleted,
-} from '../../imports/kvstore.cdk8s-kvstore.io';
+  KVStoreResource, KVStoreResourceSpecEngineKind, KVStoreResourceSpecEngineReadinessProbeTcpSocketPort,
+  KVStoreResourceSpecPersistentVolumeClaimRetentionPolicyWhenDeleted,
+} from '../../lib';
 import { crdSchema, JsonSchema, KVStoreCrd } from '../../lib/constructs/kv-store-crd';
 import { KVSTORE_GROUP, KVSTORE_KIND, KVSTORE_PLURAL, KVSTORE_VERSION } from '../../lib/model/metadata';
 import { SPEC_INPUT_SCHEMA } from '../../lib/model/schema';
@@ -15,11 +14,11 @@ import { Engine } from '../../lib/engines/engine';
 import { StoreDefinition } from '../../lib/constructs/store-definition';
 import { KVStoreSpecInput } from '../../lib/model/spec';
 import { CRD_FILE, crdYaml } from '../../scripts/crd';
+import { importedResourceSource, RESOURCE_FILE } from '../../scripts/kvstore-resource';
 import { find, Manifest, synth, testChart } from '../support/manifests';
 import { nextStatus } from '../../lib/reconciler/custom-resources';
 
 const ROOT = join(__dirname, '..', '..');
-const IMPORTS_DIR = join(ROOT, 'imports');
 
 function crdManifest(): Manifest {
   const chart = testChart();
@@ -40,7 +39,7 @@ function schemaNodes(node: JsonSchema, path = '$'): Array<[string, JsonSchema]> 
 /** An ajv validator for the CRD schema that behaves like the API server: defaults applied first. */
 function crdValidator() {
   const ajv = new Ajv({ allErrors: true, strict: true, useDefaults: true });
-  for (const keyword of ['x-kubernetes-int-or-string', 'x-kubernetes-validations', 'x-kubernetes-list-type', 'x-kubernetes-list-map-keys']) {
+  for (const keyword of ['x-kubernetes-int-or-string', 'x-kubernetes-validations', 'x-kubernetes-list-type', 'x-kubernetes-list-map-keys', 'x-kubernetes-preserve-unknown-fields']) {
     ajv.addKeyword({ keyword });
   }
   ajv.addFormat('date-time', /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/);
@@ -149,23 +148,9 @@ describe('committed generated files', () => {
     expect(committed).toBe(crdYaml());
   });
 
-  test('imports/ is what cdk8s import generates from the committed CRD', () => {
-    const out = mkdtempSync(join(tmpdir(), 'kvstore-import-'));
-    try {
-      // Run outside the repository so the CLI finds no cdk8s.yaml to record the import in.
-      execFileSync(join(ROOT, 'node_modules/.bin/cdk8s'),
-        ['import', join(ROOT, CRD_FILE), '--output', join(out, 'imports'), '--language', 'typescript', '--save', 'false', '--check-upgrade', 'false'],
-        { cwd: out, stdio: 'pipe' });
-      const generated = readdirSync(join(out, 'imports')).sort();
-      expect(readdirSync(IMPORTS_DIR).sort()).toEqual(generated);
-      for (const file of generated) {
-        // On failure: npx cdk8s import crd/kvstore.yaml --output imports --save false --check-upgrade false
-        expect({ file, text: readFileSync(join(IMPORTS_DIR, file), 'utf8') })
-          .toEqual({ file, text: readFileSync(join(out, 'imports', file), 'utf8') });
-      }
-    } finally {
-      rmSync(out, { recursive: true, force: true });
-    }
+  test(`${RESOURCE_FILE} is what cdk8s import generates from the committed CRD`, () => {
+    // On failure: npx ts-node --transpile-only scripts/kvstore-resource.ts
+    expect(readFileSync(join(ROOT, RESOURCE_FILE), 'utf8')).toBe(importedResourceSource());
   }, 60_000);
 });
 
@@ -173,9 +158,11 @@ describe('crdSchema', () => {
   const schema = crdSchema();
   const nodes = schemaNodes(schema);
 
-  test('is structural: every node has a type, or is an int-or-string of integer and string', () => {
-    const untyped = nodes.filter(([, n]) => n.type === undefined && n['x-kubernetes-int-or-string'] !== true).map(([p]) => p);
+  test('is structural: every node has a type, or is an int-or-string of integer and string, or a value of any type', () => {
+    const untyped = nodes.filter(([, n]) => n.type === undefined && n['x-kubernetes-int-or-string'] !== true && n['x-kubernetes-preserve-unknown-fields'] !== true).map(([p]) => p);
     expect(untyped).toEqual([]);
+    // The one value of any JSON type: a patch operation's value (structural schemas allow no type there).
+    expect(nodes.filter(([, n]) => n['x-kubernetes-preserve-unknown-fields'] === true).map(([p]) => p)).toEqual(['$.spec.patches[].ops[].value']);
     for (const [path, node] of nodes.filter(([, n]) => n['x-kubernetes-int-or-string'] === true)) {
       expect({ path, type: node.type, anyOf: node.anyOf }).toEqual({ path, type: undefined, anyOf: [{ type: 'integer' }, { type: 'string' }] });
     }
@@ -320,23 +307,23 @@ describe('the CRD rejects what the construct rejects', () => {
   });
 });
 
-describe('the imported KvStore class', () => {
+describe('the generated KVStoreResource class', () => {
   test('declares a KVStore resource the CRD admits', () => {
     // GIVEN
     const chart = testChart('shop');
     // WHEN
-    new KvStore(chart, 'orders', {
+    new KVStoreResource(chart, 'orders', {
       metadata: { name: 'orders' },
       spec: {
         size: 5,
         storageSize: '20Gi',
         engine: {
-          kind: KvStoreSpecEngineKind.CUSTOM,
+          kind: KVStoreResourceSpecEngineKind.CUSTOM,
           clientPort: 6379,
-          readinessProbe: { tcpSocket: { port: KvStoreSpecEngineReadinessProbeTcpSocketPort.fromString('client') } },
+          readinessProbe: { tcpSocket: { port: KVStoreResourceSpecEngineReadinessProbeTcpSocketPort.fromString('client') } },
         },
         image: 'docker.io/library/redis:7.2',
-        persistentVolumeClaimRetentionPolicy: { whenDeleted: KvStoreSpecPersistentVolumeClaimRetentionPolicyWhenDeleted.DELETE },
+        persistentVolumeClaimRetentionPolicy: { whenDeleted: KVStoreResourceSpecPersistentVolumeClaimRetentionPolicyWhenDeleted.DELETE },
       },
     });
     // THEN

@@ -1,6 +1,6 @@
 import { App, Chart, Testing } from 'cdk8s';
 import {
-  AccessMode, Engine, KVStore, PodAntiAffinity, PodManagementPolicy, PvcRetention, UpdateStrategy, WhenUnsatisfiable,
+  AccessMode, Engine, KVStore, PatchOp, PodAntiAffinity, PodManagementPolicy, PvcRetention, SpecError, TaintEffect, TolerationOperator, UpdateStrategy, WhenUnsatisfiable,
 } from '../../lib';
 import { container, find, Manifest, renderDocument, synth, testChart, validateAgainstSchema } from '../support/manifests';
 
@@ -315,6 +315,57 @@ describe('KVStore props', () => {
 
   test('an odd size gives no warning', () => {
     expect(store({ size: 3 }).store.warnings).toEqual([]);
+  });
+});
+
+describe('KVStore escape hatches', () => {
+  const tolerations = [{ key: 'dedicated', operator: TolerationOperator.EQUAL, value: 'kv', effect: TaintEffect.NO_SCHEDULE }, { operator: TolerationOperator.EXISTS, effect: TaintEffect.NO_EXECUTE, tolerationSeconds: 60 }];
+  const tolerated = [{ key: 'dedicated', operator: 'Equal', value: 'kv', effect: 'NoSchedule' }, { operator: 'Exists', effect: 'NoExecute', tolerationSeconds: 60 }];
+
+  test('tolerations and registry credentials on the members and every Job; a priority class on the members only', () => {
+    const { objects } = store({ tolerations, imagePullSecrets: ['regcred'], priorityClassName: 'kv-critical', backup: {} }, 'prod');
+    objects.forEach(validateAgainstSchema);
+    const members = find(objects, 'StatefulSet').spec.template.spec;
+    expect(members).toMatchObject({ tolerations: tolerated, imagePullSecrets: [{ name: 'regcred' }], priorityClassName: 'kv-critical' });
+    const backup = find(objects, 'CronJob').spec.jobTemplate.spec.template.spec;
+    expect(backup).toMatchObject({ tolerations: tolerated, imagePullSecrets: [{ name: 'regcred' }] });
+    expect(backup.priorityClassName).toBeUndefined();
+  });
+
+  test('none of them by default', () => {
+    const members = find(store().objects, 'StatefulSet').spec.template.spec;
+    expect([members.tolerations, members.imagePullSecrets, members.priorityClassName]).toEqual([undefined, undefined, undefined]);
+  });
+
+  test('patches: every object of a kind, or one by name, in order', () => {
+    const { objects } = store({
+      patches: [
+        { kind: 'Service', ops: [{ op: PatchOp.ADD, path: '/metadata/annotations', value: { 'example.com/team': 'kv' } }] },
+        { kind: 'Service', name: 'orders', ops: [{ op: PatchOp.REPLACE, path: '/spec/type', value: 'LoadBalancer' }, { op: PatchOp.ADD, path: '/spec/loadBalancerSourceRanges', value: ['10.0.0.0/8'] }] },
+        { kind: 'StatefulSet', ops: [{ op: PatchOp.ADD, path: '/spec/template/spec/containers/0/env/-', value: { name: 'ETCD_LOG_LEVEL', value: 'debug' } }] },
+      ],
+    });
+    objects.forEach(validateAgainstSchema);
+    const services = objects.filter((o) => o.kind === 'Service');
+    expect(services.map((s) => [s.metadata.name, s.metadata.annotations, s.spec.type])).toEqual([
+      ['orders-peers', { 'example.com/team': 'kv' }, undefined],
+      ['orders', { 'example.com/team': 'kv' }, 'LoadBalancer'],
+    ]);
+    expect(container(objects).env.at(-1)).toEqual({ name: 'ETCD_LOG_LEVEL', value: 'debug' });
+  });
+
+  test.each([
+    [{ kind: 'CronJob', ops: [{ op: PatchOp.ADD, path: '/x', value: 1 }] }, /^KVStore 'orders': patches\[0\] must be an object this store synthesizes \(Service\/orders-peers, Service\/orders, StatefulSet\/orders, PodDisruptionBudget\/orders, NetworkPolicy\/orders\), got "CronJob"$/],
+    [{ kind: 'Service', name: 'other', ops: [{ op: PatchOp.ADD, path: '/x', value: 1 }] }, /^KVStore 'orders': patches\[0\] must be an object this store synthesizes .*, got "Service\/other"$/],
+    [{ kind: 'StatefulSet', ops: [{ op: PatchOp.REMOVE, path: '/spec/nope' }] }, /^KVStore 'orders': patches\[0\] must be operations that apply to StatefulSet\/orders, got "StatefulSet" \(.+\)$/],
+    [{ kind: 'StatefulSet', ops: [{ op: PatchOp.TEST, path: '/spec/replicas', value: 5 }] }, /^KVStore 'orders': patches\[0\] must be operations that apply to StatefulSet\/orders, got "StatefulSet" \(.+\)$/],
+    [{ kind: 'StatefulSet', ops: [{ op: PatchOp.REPLACE, path: '/spec/replicas', value: 5 }] }, /^KVStore 'orders': patches\[0\] must be operations that leave \/spec\/replicas of StatefulSet\/orders as rendered, got "StatefulSet" \(the library or the reconciler owns them; use the props\)$/],
+    [{ kind: 'StatefulSet', ops: [{ op: PatchOp.REPLACE, path: '/spec/template/metadata/labels', value: { app: 'x' } }] }, /leave \/spec\/template\/metadata\/labels\/app.kubernetes.io~1name, \/spec\/template\/metadata\/labels\/app.kubernetes.io~1instance of StatefulSet\/orders as rendered/],
+    [{ kind: 'Service', ops: [{ op: PatchOp.REPLACE, path: '/metadata/name', value: 'x' }] }, /leave \/metadata\/name of Service\/orders-peers as rendered/],
+  ])('refuses the patch %j at synth time', (patch, message) => {
+    const build = () => new KVStore(testChart(), 'orders', { patches: [patch] });
+    expect(build).toThrow(SpecError);
+    expect(build).toThrow(message);
   });
 });
 

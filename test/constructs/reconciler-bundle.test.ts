@@ -4,7 +4,7 @@ import { join } from 'path';
 import { Chart, Testing } from 'cdk8s';
 import { gitOpsApp } from '../../apps/gitops';
 import { operatorApp } from '../../apps/operator';
-import { DEFAULT_RECONCILER_IMAGE, GitOpsProfile, KVStore, KVStoreProps } from '../../lib';
+import { DEFAULT_RECONCILER_IMAGE, GitOpsProfile, KVStore, KVStoreProps, PatchOp, TaintEffect } from '../../lib';
 import { parseStoreDocument } from '../../lib/model/document';
 import { desiredState } from '../../lib/reconciler/desired';
 import { find, Manifest, synth, testChart } from '../support/manifests';
@@ -101,10 +101,22 @@ describe('GitOps mode (reconciler bundle)', () => {
     });
   });
 
-  test('the reconciler re-synthesizes exactly what the construct synthesizes without it', () => {
-    const document = parseStoreDocument(find(bundle({ size: 5, storageSize: '20Gi' }), 'ConfigMap').data['store.json']);
+  test('the reconciler re-synthesizes exactly what the construct synthesizes without it, escape hatches included', () => {
+    const props: KVStoreProps = {
+      size: 5,
+      storageSize: '20Gi',
+      tolerations: [{ key: 'dedicated', value: 'kv', effect: TaintEffect.NO_SCHEDULE }],
+      imagePullSecrets: ['regcred'],
+      priorityClassName: 'kv-critical',
+      patches: [{ kind: 'StatefulSet', ops: [{ op: PatchOp.ADD, path: '/spec/template/spec/hostAliases', value: [{ ip: '10.0.0.1', hostnames: ['db'] }] }] }],
+    };
+    const objects = bundle(props);
+    // The reconciler Job itself pulls with the store's credentials and tolerates its taints.
+    expect(find(objects, 'Job').spec.template.spec).toMatchObject({ imagePullSecrets: [{ name: 'regcred' }], tolerations: [{ key: 'dedicated', operator: 'Equal', value: 'kv', effect: 'NoSchedule' }] });
+    const document = parseStoreDocument(find(objects, 'ConfigMap').data['store.json']);
     const direct = testChart('shop');
-    new KVStore(direct, 'orders', { size: 5, storageSize: '20Gi' });
+    new KVStore(direct, 'orders', props);
+    expect(find(synth(direct), 'StatefulSet').spec.template.spec.hostAliases).toEqual([{ ip: '10.0.0.1', hostnames: ['db'] }]);
     const strip = (o: any) => {
       const { labels = {}, annotations = {}, ...metadata } = o.metadata;
       const { ['applyset.kubernetes.io/part-of']: _p, ...restLabels } = labels;

@@ -64,7 +64,17 @@ describe('normalizeSpec defaults', () => {
       networkPolicy: { enabled: true, clientPodLabels: { 'orders-client': 'true' } },
       runAsUser: 65532,
       nodeSelector: {},
+      tolerations: [],
+      imagePullSecrets: [],
+      patches: [],
     });
+  });
+
+  test('a toleration\'s operator defaults to Equal, as in Kubernetes', () => {
+    expect(normalize({ tolerations: [{ key: 'dedicated', value: 'kv', effect: 'NoSchedule' }, { operator: 'Exists' }] }).tolerations).toStrictEqual([
+      { key: 'dedicated', value: 'kv', effect: 'NoSchedule', operator: 'Equal' },
+      { operator: 'Exists' },
+    ]);
   });
 
   test('takes podManagementPolicy from the engine defaults', () => {
@@ -300,7 +310,7 @@ describe('normalizeSpec validation', () => {
 
   test('fails on an unknown field, listing the known ones', () => {
     expect(() => normalizeUntyped({ sise: 3 })).toThrow(
-      /^KVStore 'orders': sise must be absent: it is not a known field \(known: name, engine, size, image, storageSize, .*, nodeSelector, backup, restore\), got 3$/,
+      /^KVStore 'orders': sise must be absent: it is not a known field \(known: name, engine, size, image, storageSize, .*, nodeSelector, tolerations, imagePullSecrets, priorityClassName, patches, backup, restore\), got 3$/,
     );
   });
 
@@ -400,6 +410,29 @@ describe('normalizeSpec validation', () => {
       "KVStore 'orders': volumeClaimTemplates[0].name must be a name other than tmp or backups, got \"tmp\" (the pod or its backup and restore Jobs already have a volume of that name)",
       "KVStore 'orders': volumeClaimTemplates[0].mountPath must be a path other than /tmp, got \"/tmp\" (the pod mounts its scratch volume there)",
     ]);
+  });
+});
+
+describe('tolerations, registry credentials, priority, patches', () => {
+  test.each([
+    [{ tolerations: [{ key: 'a', operator: 'Exists' as const, value: 'x' }] }, /^KVStore 'orders': tolerations\[0\]\.value must be left out with operator Exists, got "x" \(Exists tolerates every value of the key\)$/],
+    [{ tolerations: [{ value: 'x' }] }, /^KVStore 'orders': tolerations\[0\]\.key must be set with operator Equal \(or operator Exists to tolerate every taint\), got nothing$/],
+    [{ tolerations: [{ key: 'a', effect: 'NoSchedule' as const, tolerationSeconds: 30 }] }, /^KVStore 'orders': tolerations\[0\]\.tolerationSeconds must be left out unless effect is NoExecute, got 30/],
+    [{ tolerations: [{ key: 'a', effect: 'NoRun' as any }] }, /^KVStore 'orders': tolerations\[0\]\.effect must be NoSchedule, PreferNoSchedule or NoExecute, got "NoRun"$/],
+    [{ imagePullSecrets: ['Registry Creds'] }, /^KVStore 'orders': imagePullSecrets\[0\] must be a Secret name \(a DNS-1123 subdomain\), got "Registry Creds"$/],
+    [{ priorityClassName: 'High_Priority' }, /^KVStore 'orders': priorityClassName must be a PriorityClass name \(a DNS-1123 subdomain\), got "High_Priority"$/],
+    [{ patches: [{ kind: 'Deployment', ops: [{ op: 'add' as const, path: '/x', value: 1 }] }] }, /^KVStore 'orders': patches\[0\]\.kind must be the kind of an object the store synthesizes \(StatefulSet, Service, .* or PersistentVolumeClaim\), got "Deployment"$/],
+    [{ patches: [{ kind: 'StatefulSet', ops: [] }] }, /^KVStore 'orders': patches\[0\]\.ops must be a non-empty list of JSON Patch operations, got \[\]$/],
+    [{ patches: [{ kind: 'StatefulSet', ops: [{ op: 'add' as const, path: 'spec/x', value: 1 }] }] }, /^KVStore 'orders': patches\[0\]\.ops\[0\]\.path must be a JSON Pointer such as .*, got "spec\/x"$/],
+    [{ patches: [{ kind: 'StatefulSet', ops: [{ op: 'replace' as const, path: '/spec/x' }] }] }, /^KVStore 'orders': patches\[0\]\.ops\[0\]\.value must be set for op replace, got nothing$/],
+    [{ patches: [{ kind: 'StatefulSet', ops: [{ op: 'copy' as const, path: '/spec/x' }] }] }, /^KVStore 'orders': patches\[0\]\.ops\[0\]\.from must be set for op copy, got nothing$/],
+  ])('refuses %j', (extra, message) => {
+    expect(() => normalize(extra)).toThrow(message);
+  });
+
+  test('keeps what is valid as given', () => {
+    const patches = [{ kind: 'StatefulSet', name: 'orders', ops: [{ op: 'add' as const, path: '/spec/template/spec/hostAliases', value: [{ ip: '10.0.0.1', hostnames: ['db'] }] }] }];
+    expect(normalize({ imagePullSecrets: ['regcred'], priorityClassName: 'high', patches })).toMatchObject({ imagePullSecrets: ['regcred'], priorityClassName: 'high', patches });
   });
 });
 
