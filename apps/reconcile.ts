@@ -97,7 +97,11 @@ async function reconcile(command: Extract<Command, { mode: 'store' | 'crd' }>, l
       ...(command.leaseSeconds ? { leaseDurationSeconds: command.leaseSeconds } : {}),
     };
     if (!document) {
-      const { reconciled, failed } = await reconcileResources(config, client, log, { ...options, namespace: command.mode === 'crd' ? command.namespace : undefined });
+      const { reconciled, failed } = await reconcileResources(config, client, log, {
+        ...options,
+        ...(command.mode === 'crd' && command.namespace ? { namespace: command.namespace } : {}),
+        ...(command.mode === 'crd' && command.pruneImage ? { pruneImage: command.pruneImage } : {}),
+      });
       if (command.dryRun) log.info(`dry run: ${reconciled + failed} store(s) planned, ${failed} failed`, { dryRun: true, reconciled, failed });
       return failed > 0 ? EXIT.failed : EXIT.ok;
     }

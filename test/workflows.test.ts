@@ -9,7 +9,7 @@ const ROOT = join(__dirname, '..');
 const read = (file: string) => readFileSync(join(ROOT, file), 'utf8');
 
 interface Step { readonly name?: string; readonly id?: string; readonly uses?: string; readonly run?: string; readonly with?: Record<string, unknown>; readonly env?: Record<string, unknown> }
-interface Job { readonly needs?: string | string[]; readonly permissions?: Record<string, string>; readonly steps: Step[] }
+interface Job { readonly needs?: string | string[]; readonly permissions?: Record<string, string>; readonly outputs?: Record<string, string>; readonly steps: Step[] }
 interface Workflow { readonly on: Record<string, unknown>; readonly permissions?: Record<string, string>; readonly jobs: Record<string, Job> }
 
 /** A workflow file, parsed strictly (duplicate keys are errors). */
@@ -123,6 +123,16 @@ describe('release.yml', () => {
     expect(publish.map((s) => [s.run?.trim(), s.env])).toEqual([['npm publish --provenance --access public', { NODE_AUTH_TOKEN: '${{ secrets.NPM_TOKEN }}' }]]);
     expect(stepUsing(job, 'actions/setup-node')[0]?.with?.['registry-url']).toBe('https://registry.npmjs.org');
     expect(job.permissions).toEqual({ 'contents': 'read', 'id-token': 'write' });
+  });
+
+  test('publishes only once the image it defaults to can be pulled without credentials, for amd64 and arm64', () => {
+    const job = jobs.npm;
+    const inspect = job.steps.findIndex((s) => /^docker manifest inspect "\$\{\{ needs\.image\.outputs\.ref \}\}"/.test(s.run?.trim() ?? ''));
+    const publish = job.steps.findIndex((s) => s.run?.includes('npm publish'));
+    expect({ inspect: inspect >= 0, beforePublish: inspect < publish }).toEqual({ inspect: true, beforePublish: true });
+    expect(jobs.image.outputs?.ref).toBe('${{ steps.image.outputs.ref }}');
+    expect(stepUsing(jobs.image, 'docker/build-push-action')[0]?.with?.platforms).toBe('linux/amd64,linux/arm64');
+    expect(stepUsing(jobs.image, 'docker/setup-qemu-action')).toHaveLength(1);
   });
 });
 

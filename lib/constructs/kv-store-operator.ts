@@ -51,6 +51,7 @@ export class KVStoreOperator extends Construct {
 
   constructor(scope: Construct, id: string, props: KVStoreOperatorProps = {}) {
     super(scope, id);
+    const image = props.image ?? DEFAULT_RECONCILER_IMAGE;
     if (!/^(\S+\s+){4}\S+$/.test(props.schedule ?? '*/5 * * * *')) {
       throw new Error(`KVStoreOperator '${id}': schedule must be a cron expression of five fields, got ${JSON.stringify(props.schedule)}`);
     }
@@ -93,8 +94,9 @@ export class KVStoreOperator extends Construct {
               metadata: { labels },
               spec: reconcilerPodSpec({
                 serviceAccountName: this.serviceAccountName,
-                image: props.image ?? DEFAULT_RECONCILER_IMAGE,
-                args: props.allNamespaces ? ['--crd', '--all-namespaces'] : ['--crd', '--namespace', '$(POD_NAMESPACE)'],
+                image,
+                // Its own image prunes the backups of stores that name no prune image.
+                args: [...(props.allNamespaces ? ['--crd', '--all-namespaces'] : ['--crd', '--namespace', '$(POD_NAMESPACE)']), '--prune-image', image],
                 env: [{ name: 'POD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } }],
               }),
             },

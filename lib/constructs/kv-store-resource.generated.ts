@@ -376,7 +376,7 @@ export interface KvStoreSpecBackup {
   readonly schedule?: string;
 
   /**
-   * Size of the backup PVC the construct creates. Must be a storage size as a Kubernetes quantity such as 10Gi or 500M (digits with an optional suffix m, k, M, G, T, P, E, Ki, Mi, Gi, Ti, Pi or Ei). Defaults to the store's storageSize (none with claimName).
+   * Size of the backup PVC the construct creates. Each snapshot is as large as the database: the default claim holds keep snapshots only while the database stays under storageSize / keep; the synth warns when a storage or keep you set cannot hold keep snapshots of a database at its quota. Must be a storage size as a Kubernetes quantity such as 10Gi or 500M (digits with an optional suffix m, k, M, G, T, P, E, Ki, Mi, Gi, Ti, Pi or Ei). Defaults to the store's storageSize (none with claimName).
    *
    * @default the store's storageSize (none with claimName).
    * @schema KvStoreSpecBackup#storage
@@ -1279,7 +1279,7 @@ export interface KvStoreSpecPatchesOps {
   readonly from?: string;
 
   /**
-   * Must be add, remove, replace, move, copy or test.
+   * Must be add, remove, replace, move or copy (no test: the reconciler renders the objects at other sizes and states too).
    *
    * @schema KvStoreSpecPatchesOps#op
    */
@@ -1666,7 +1666,7 @@ export function toJson_KvStoreSpecEngineStartupProbeTcpSocket(obj: KvStoreSpecEn
 /* eslint-enable max-len, @stylistic/max-len, quote-props, @stylistic/quote-props */
 
 /**
- * Must be add, remove, replace, move, copy or test.
+ * Must be add, remove, replace, move or copy (no test: the reconciler renders the objects at other sizes and states too).
  *
  * @schema KvStoreSpecPatchesOpsOp
  */
@@ -1681,8 +1681,6 @@ export enum KvStoreSpecPatchesOpsOp {
   MOVE = "move",
   /** copy */
   COPY = "copy",
-  /** test */
-  TEST = "test",
 }
 
 /**

@@ -1,6 +1,6 @@
 // KVStore: the construct. Props → spec input → StoreDefinition → the store's objects (direct mode) or
 // the reconciler bundle that applies them (GitOps mode).
-import { ApiObject, Chart } from 'cdk8s';
+import { ApiObject, App, Chart } from 'cdk8s';
 import { Construct, IConstruct } from 'constructs';
 import { Engine } from '../engines/engine';
 import type { IEngine } from '../engines/types';
@@ -8,6 +8,7 @@ import type { StoreDocument } from '../model/document';
 import { SpecError } from '../model/issues';
 import { StoreNames, StoreObjectRef, storeObjects } from '../model/names';
 import { namespaceIssues } from '../model/normalize';
+import { parseQuantity } from '../model/quantity';
 import type { BackupOptions, KVStoreSpec, KVStoreSpecInput, RestoreOptions } from '../model/spec';
 import { ReconcilerBundle, ReconcilerOptions } from './reconciler-bundle';
 import { StoreDefinition } from './store-definition';
@@ -234,7 +235,7 @@ export class KVStore extends Construct {
     this.spec = store.spec;
     this.specHash = store.specHash;
     this.engine = engine;
-    this.warnings = store.warnings;
+    this.warnings = [...store.warnings, ...backupRoomWarnings(store.spec, engine, props.backup)];
     this.names = store.names;
     this.statefulSetName = store.names.statefulSet;
     this.headlessServiceName = store.names.headlessService;
@@ -245,7 +246,7 @@ export class KVStore extends Construct {
     this.selectorLabels = store.selectorLabels;
     this.clientPodLabels = store.spec.networkPolicy.clientPodLabels;
     this.document = store.document;
-    for (const w of store.warnings) process.emitWarning(w, 'KVStoreWarning');
+    for (const w of this.warnings) process.emitWarning(w, 'KVStoreWarning');
 
     if (store.spec.restore && !props.reconciler) {
       throw new SpecError(store.spec.name, [{ field: 'restore', value: store.spec.restore, allowed: 'used together with reconciler', reason: 'restoring runs one Job per member before the pods start, which the reconciler does' }]);
@@ -265,12 +266,33 @@ export class KVStore extends Construct {
     });
 
     if (props.reconciler) {
+      // The reconciler applies the patches: check them now, against both renders it makes, rather than
+      // in the Job's log.
+      if (store.spec.patches.length) {
+        for (const initialClusterState of ['new', 'existing'] as const) {
+          const probe = new Chart(new App(), 'patch-check', { namespace, disableResourceNameHashes: true });
+          renderStoreObjects(new Construct(probe, store.spec.name), store, { initialClusterState });
+        }
+      }
       this.reconciler = new ReconcilerBundle(this, 'Reconciler', { store, ...props.reconciler });
     } else {
       renderStoreObjects(this, store);
       this.statefulSet = this.node.findChild('Resource') as ApiObject;
     }
   }
+}
+
+/**
+ * When the user sized the backups (backup.storage or backup.keep) and `keep` snapshots of a database at
+ * its quota do not fit the claim the construct creates. Not for the defaults, which would always warn
+ * (24 snapshots of half the data volume): their capacity is documented instead.
+ */
+function backupRoomWarnings(spec: KVStoreSpec, engine: IEngine, input: BackupOptions | undefined): string[] {
+  const backup = spec.backup;
+  const largest = backup && engine.snapshots?.largestBytes?.(spec);
+  if (!backup?.storage || !largest || (input?.storage === undefined && input?.keep === undefined)) return [];
+  if (largest * backup.keep <= parseQuantity(backup.storage)!) return [];
+  return [`KVStore '${spec.name}': backup.storage ${backup.storage} holds fewer than backup.keep (${backup.keep}) snapshots of a database at its quota (${largest} bytes); size it for your database, or keep fewer.`];
 }
 
 /** A store of an app, as a later store compares itself with it. */

@@ -5,13 +5,33 @@ import { ApiObject, JsonPatch } from 'cdk8s';
 import { Construct } from 'constructs';
 import { canonicalJson } from '../model/document';
 import { SpecError } from '../model/issues';
+import { ENGINE_ANNOTATION, OPERATION_ANNOTATION, RESTORED_FROM_ANNOTATION, STORE_LABEL } from '../model/metadata';
 import type { JsonPatchOperationSpec, ObjectPatchSpec } from '../model/spec';
 import type { StoreDefinition } from './store-definition';
 
-/** Fields a patch must leave as rendered: identity everywhere, and what the reconciler owns or cannot change. */
-const PROTECTED: Record<string, readonly string[]> = {
-  '*': ['/apiVersion', '/kind', '/metadata/name', '/metadata/namespace'],
-  'StatefulSet': ['/spec/replicas', '/spec/selector', '/spec/serviceName', '/spec/podManagementPolicy', '/spec/volumeClaimTemplates'],
+/** A JSON Pointer token for a map key ("/" and "~" escaped). */
+const token = (key: string) => key.replace(/~/g, '~0').replace(/\//g, '~1');
+/** The reconciler's marks, which it reads back from the live objects. */
+const MARKS = [ENGINE_ANNOTATION, OPERATION_ANNOTATION, RESTORED_FROM_ANNOTATION].map((a) => `/metadata/annotations/${token(a)}`);
+
+/**
+ * Values a patch must leave as rendered, each with what to use instead: identity everywhere; what the
+ * reconciler reads back, sets per run or cannot change; what selects the members and the Jobs.
+ */
+const PROTECTED: Record<string, ReadonlyArray<readonly [string, string]>> = {
+  '*': [['/apiVersion', 'none'], ['/kind', 'none'], ['/metadata/name', 'name'], ['/metadata/namespace', "the chart's namespace"]],
+  'StatefulSet': [
+    ['/spec/replicas', 'size'], ['/spec/selector', 'none'], ['/spec/serviceName', 'none'], ['/spec/podManagementPolicy', 'podManagementPolicy'],
+    ['/spec/volumeClaimTemplates', 'volumeClaimTemplates, storageSize'], ['/spec/template/spec/containers/0/name', 'none'],
+    ...MARKS.map((m) => [m, "none: the reconciler's mark"] as const),
+  ],
+  // The bootstrap ConfigMap: the member list and cluster state change with every membership operation.
+  'ConfigMap': [['/data', 'size, engine'], ...MARKS.map((m) => [m, "none: the reconciler's mark"] as const)],
+  'Service': [['/spec/selector', 'none']],
+  'PodDisruptionBudget': [['/spec/selector', 'none'], ['/spec/minAvailable', 'size'], ['/spec/maxUnavailable', 'size']],
+  'NetworkPolicy': [['/spec/podSelector', 'none']],
+  // The NetworkPolicy admits the backup and snapshot Jobs by this label.
+  'CronJob': [[`/spec/jobTemplate/spec/template/metadata/labels/${token(STORE_LABEL)}`, 'none']],
 };
 
 function toJsonPatch(op: JsonPatchOperationSpec): JsonPatch {
@@ -21,7 +41,6 @@ function toJsonPatch(op: JsonPatchOperationSpec): JsonPatch {
     case 'replace': return JsonPatch.replace(op.path, op.value);
     case 'move': return JsonPatch.move(op.from!, op.path);
     case 'copy': return JsonPatch.copy(op.from!, op.path);
-    case 'test': return JsonPatch.test(op.path, op.value);
   }
 }
 
@@ -44,7 +63,7 @@ function applyChecked(doc: unknown, ops: readonly JsonPatchOperationSpec[]): unk
   let out = JSON.parse(JSON.stringify(doc));
   ops.forEach((op, j) => {
     const parent = op.path.slice(0, op.path.lastIndexOf('/'));
-    const missing = ['remove', 'replace', 'test'].includes(op.op) && valueAt(out, op.path) === undefined ? op.path
+    const missing = ['remove', 'replace'].includes(op.op) && valueAt(out, op.path) === undefined ? op.path
       : ['move', 'copy'].includes(op.op) && valueAt(out, op.from!) === undefined ? op.from
         : ['add', 'move', 'copy'].includes(op.op) && (parent === '' ? false : typeof valueAt(out, parent) !== 'object') ? parent
           : undefined;
@@ -60,14 +79,19 @@ function applyChecked(doc: unknown, ops: readonly JsonPatchOperationSpec[]): unk
 
 const same = (a: unknown, b: unknown) => canonicalJson(a ?? null) === canonicalJson(b ?? null);
 
-/** What a patch changed that it may not: the protected pointers, and selector labels taken off the pod template. */
-function forbiddenChanges(kind: string, before: unknown, after: unknown, selector: Record<string, string>): string[] {
-  const changed = [...PROTECTED['*'], ...(PROTECTED[kind] ?? [])].filter((p) => !same(valueAt(before, p), valueAt(after, p)));
-  if (kind === 'StatefulSet') {
-    const labels = (valueAt(after, '/spec/template/metadata/labels') ?? {}) as Record<string, string>;
-    changed.push(...Object.keys(selector).filter((k) => labels[k] !== selector[k]).map((k) => `/spec/template/metadata/labels/${k.replace(/~/g, '~0').replace(/\//g, '~1')}`));
-  }
-  return changed;
+/**
+ * What a patch changes that it may not (with what to use instead): a protected value that differs after
+ * the patch, or one an operation writes to or moves from even if it happens to write the same value
+ * (the reconciler renders other sizes and states, where it would not be the same).
+ */
+function forbiddenChanges(kind: string, ops: readonly JsonPatchOperationSpec[], before: unknown, after: unknown, selector: Record<string, string>): string[] {
+  const pointers = [...PROTECTED['*'], ...(PROTECTED[kind] ?? [])];
+  if (kind === 'StatefulSet') pointers.push(...Object.keys(selector).map((k) => [`/spec/template/metadata/labels/${token(k)}`, 'none: it selects the members'] as const));
+  const within = (path: string | undefined, p: string) => path !== undefined && (path === p || path.startsWith(`${p}/`));
+  const touched = (p: string) => ops.some((op) => within(op.path, p) || (op.op === 'move' && within(op.from, p)));
+  return pointers
+    .filter(([p]) => touched(p) || !same(valueAt(before, p), valueAt(after, p)))
+    .map(([p, instead]) => `${p} (${instead === 'none' ? 'not changeable' : instead.startsWith('none') ? `not changeable, ${instead.slice(6)}` : `use ${instead}`})`);
 }
 
 /** Applies the store's patches to the ApiObjects rendered under `scope`; throws a SpecError on a patch that can't apply. */
@@ -92,11 +116,11 @@ export function applyPatches(scope: Construct, store: StoreDefinition): void {
       try {
         after = applyChecked(before, patch.ops);
       } catch (e) {
-        fail(target, `operations that apply to ${object.kind}/${object.name}`, (e as Error).message);
+        fail(patch.ops.map((o) => `${o.op} ${o.path}`), `operations that apply to ${object.kind}/${object.name}`, (e as Error).message);
       }
-      const forbidden = forbiddenChanges(object.kind, before, after, store.selectorLabels);
+      const forbidden = forbiddenChanges(object.kind, patch.ops, before, after, store.selectorLabels);
       if (forbidden.length) {
-        fail(target, `operations that leave ${forbidden.join(', ')} of ${object.kind}/${object.name} as rendered`, 'the library or the reconciler owns them; use the props');
+        fail(patch.ops.map((o) => `${o.op} ${o.path}`), `operations that leave ${forbidden.join(', ')} of ${object.kind}/${object.name} as rendered`, 'the library or the reconciler owns them');
       }
       object.addJsonPatch(...ops);
     }

@@ -193,7 +193,10 @@ export interface TolerationOptions {
   readonly tolerationSeconds?: number;
 }
 
-/** An RFC 6902 JSON Patch operation. */
+/**
+ * An RFC 6902 JSON Patch operation. No `test`: the reconciler renders the same objects at other sizes
+ * and states, where a test that held at synth could fail half-way through an operation.
+ */
 export enum PatchOp {
   /** Add a value (to an object member or an array position; "-" appends). */
   ADD = 'add',
@@ -205,8 +208,6 @@ export enum PatchOp {
   MOVE = 'move',
   /** Copy the value at from to path. */
   COPY = 'copy',
-  /** Fail the patch unless the value at path equals value. */
-  TEST = 'test',
 }
 
 /** One JSON Patch operation on a synthesized object. */
@@ -216,7 +217,7 @@ export interface JsonPatchOperation {
   /** A JSON Pointer into the object, such as `/spec/template/spec/hostAliases`. */
   readonly path: string;
   /**
-   * The value (add, replace, test).
+   * The value (add, replace).
    * @default - none
    */
   readonly value?: any;

@@ -146,14 +146,6 @@ export class EtcdEngine implements IEngine {
     if (e.initialClusterToken !== undefined && !/^[A-Za-z0-9][-A-Za-z0-9_.]*$/.test(e.initialClusterToken)) {
       issues.push({ field: 'engine.initialClusterToken', value: e.initialClusterToken, allowed: 'letters, digits, ".", "_" and "-"' });
     }
-    // A claim named without a size exists already: its size is unknown here.
-    if (spec.backup && spec.backup.storage) {
-      const room = parseQuantity(spec.backup.storage)!;
-      const worst = this.quotaBackendBytes(spec) * spec.backup.keep;
-      if (worst > room) {
-        warnings.push(`KVStore '${spec.name}': backup.storage ${spec.backup.storage} holds fewer than backup.keep (${spec.backup.keep}) snapshots of a database at its quota (${this.quotaBackendBytes(spec)} bytes); size it for your database, or keep fewer.`);
-      }
-    }
     return { issues, warnings };
   }
 
@@ -202,6 +194,7 @@ export class EtcdEngine implements IEngine {
   }
 
   readonly snapshots: ISnapshots = {
+    largestBytes: (spec: KVStoreSpec): number => this.quotaBackendBytes(spec),
     save: (endpoint: string, file: string): EngineCommand => ({
       command: ['/usr/local/bin/etcdctl'],
       args: [`--endpoints=http://${endpoint}`, '--dial-timeout=10s', '--command-timeout=10m', 'snapshot', 'save', file],

@@ -89,4 +89,6 @@ export interface ISnapshots {
   check(file: string): EngineCommand;
   /** Lays out member `ordinal`'s data from `file` where `container()` will look for it. */
   restore(ctx: EngineContext, ordinal: number, file: string): EngineCommand;
+  /** The largest snapshot a store of `spec` can give (its database at its quota), if the engine knows it. */
+  largestBytes?(spec: KVStoreSpec): number;
 }

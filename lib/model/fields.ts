@@ -147,7 +147,7 @@ export const SPEC_FIELDS: { readonly [K in SpecFieldName]-?: FieldDoc } = {
 export const BACKUP_FIELDS: { readonly [K in keyof BackupOptions]-?: FieldDoc } = {
   schedule: { description: 'Cron schedule of the backup CronJob.', default: "'0 * * * *' (hourly)" },
   keep: { description: 'How many scheduled snapshots to keep.', default: '24' },
-  storage: { description: 'Size of the backup PVC the construct creates.', default: "- the store's storageSize (none with claimName)" },
+  storage: { description: 'Size of the backup PVC the construct creates. Each snapshot is as large as the database: the default claim holds keep snapshots only while the database stays under storageSize / keep; the synth warns when a storage or keep you set cannot hold keep snapshots of a database at its quota.', default: "- the store's storageSize (none with claimName)" },
   storageClassName: { description: 'StorageClass of the backup PVC.', default: "- the store's storageClassName" },
   claimName: { description: 'The backup PVC\'s name. Without storage it names an existing PVC the construct does not create.', default: "'<name>-backups', created" },
   pruneImage: { description: "The image that prunes old snapshots: this package's reconciler image.", default: "- the store's reconciler image, else DEFAULT_RECONCILER_IMAGE" },

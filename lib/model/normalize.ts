@@ -59,7 +59,7 @@ function crossFieldIssues(spec: KVStoreSpec, input: KVStoreSpecInput): SpecIssue
   // Kubernetes' own toleration rules, so they fail here rather than at apply.
   spec.tolerations.forEach((t, i) => {
     const field = `tolerations[${i}]`;
-    if (t.operator === 'Exists' && t.value !== undefined) {
+    if (t.operator === 'Exists' && t.value !== undefined && t.value !== '') {
       issues.push({ field: `${field}.value`, value: t.value, allowed: 'left out with operator Exists', reason: 'Exists tolerates every value of the key' });
     }
     if (t.operator === 'Equal' && t.key === undefined) {
@@ -69,9 +69,12 @@ function crossFieldIssues(spec: KVStoreSpec, input: KVStoreSpecInput): SpecIssue
       issues.push({ field: `${field}.tolerationSeconds`, value: t.tolerationSeconds, allowed: 'left out unless effect is NoExecute', reason: 'only a NoExecute taint evicts a running pod' });
     }
   });
+  spec.imagePullSecrets.forEach((name, i) => {
+    if (spec.imagePullSecrets.indexOf(name) < i) issues.push({ field: `imagePullSecrets[${i}]`, value: name, allowed: 'a Secret not listed before', reason: 'Kubernetes keys the list by name and refuses duplicates' });
+  });
   spec.patches.forEach((patch, i) => patch.ops.forEach((op, j) => {
     const field = `patches[${i}].ops[${j}]`;
-    if (['add', 'replace', 'test'].includes(op.op) && op.value === undefined) issues.push({ field: `${field}.value`, value: undefined, allowed: `set for op ${op.op}` });
+    if (['add', 'replace'].includes(op.op) && op.value === undefined) issues.push({ field: `${field}.value`, value: undefined, allowed: `set for op ${op.op}` });
     if (['move', 'copy'].includes(op.op) && op.from === undefined) issues.push({ field: `${field}.from`, value: undefined, allowed: `set for op ${op.op}` });
   }));
   const names = new Set<string>();

@@ -171,7 +171,7 @@ const SHAPE = {
               required: ['op', 'path'],
               allowed: 'a JSON Patch operation (op, path, value or from)',
               properties: {
-                op: { type: 'string', enum: ['add', 'remove', 'replace', 'move', 'copy', 'test'], allowed: 'add, remove, replace, move, copy or test' },
+                op: { type: 'string', enum: ['add', 'remove', 'replace', 'move', 'copy'], allowed: 'add, remove, replace, move or copy (no test: the reconciler renders the objects at other sizes and states too)' },
                 path: { type: 'string', pattern: JSON_POINTER_PATTERN, allowed: 'a JSON Pointer such as /spec/template/spec/hostAliases (starting with "/")' },
                 value: { 'x-kubernetes-preserve-unknown-fields': true, allowed: 'any JSON value' },
                 from: { type: 'string', pattern: JSON_POINTER_PATTERN, allowed: 'a JSON Pointer (starting with "/")' },

@@ -29,11 +29,14 @@ export const PATCHABLE_KINDS = ['StatefulSet', 'Service', 'ConfigMap', 'PodDisru
 
 /** One RFC 6902 JSON Patch operation. */
 export interface JsonPatchOperationSpec {
-  /** add, remove, replace, move, copy or test. */
-  readonly op: 'add' | 'remove' | 'replace' | 'move' | 'copy' | 'test';
+  /**
+   * add, remove, replace, move or copy. No test: the reconciler renders the same objects at other
+   * sizes and states, where a test that held at synth could fail half-way through an operation.
+   */
+  readonly op: 'add' | 'remove' | 'replace' | 'move' | 'copy';
   /** A JSON Pointer into the object, such as /spec/template/spec/hostNetwork. */
   readonly path: string;
-  /** The value (add, replace, test). */
+  /** The value (add, replace). */
   readonly value?: unknown;
   /** The source pointer (move, copy). */
   readonly from?: string;
@@ -359,7 +362,9 @@ export interface BackupOptions {
    */
   readonly keep?: number;
   /**
-   * Size of the backup PVC the construct creates.
+   * Size of the backup PVC the construct creates. Each snapshot is as large as the database: the
+   * default claim holds keep snapshots only while the database stays under storageSize / keep; the
+   * synth warns when a storage or keep you set cannot hold keep snapshots of a database at its quota.
    * @default - the store's storageSize (none with claimName)
    */
   readonly storage?: string;

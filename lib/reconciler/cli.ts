@@ -65,6 +65,7 @@ const OPTIONS: readonly OptionSpec[] = [
   { name: '--crd', modes: ['crd'], help: 'Reconcile every KVStore resource whose spec changed or whose objects drifted, and write each one\'s status. Needs --namespace NS or --all-namespaces.' },
   { name: '--namespace', value: 'NS', modes: ['crd'], help: 'Only the KVStore resources in namespace NS.' },
   { name: '--all-namespaces', modes: ['crd'], help: 'The KVStore resources in every namespace.' },
+  { name: '--prune-image', value: 'IMAGE', modes: ['crd'], help: 'The backup prune image of resources whose spec.backup names none (KVStoreOperator passes its own image). Default: the image this version publishes.' },
   { name: '--prune-snapshots', value: 'DIR', modes: ['prune'], help: 'Delete all but the newest N snapshots of a store in DIR: scheduled ones (PREFIX<digits>.db) and pre-operation ones (PRE<8 hex digits>[-<attempt>].db) together. Talks to no cluster (the backup CronJob\'s second container runs this).' },
   { name: '--prefix', value: 'PREFIX', modes: ['prune'], help: 'The scheduled snapshots\' file name prefix (required).' },
   { name: '--pre-operation-prefix', value: 'PRE', modes: ['prune'], help: 'The pre-operation snapshots\' file name prefix. Without it they are left alone.' },
@@ -102,7 +103,7 @@ export type Command =
   | { readonly mode: 'help' }
   | { readonly mode: 'version' }
   | ({ readonly mode: 'store'; readonly file: string } & ReconcileFlags)
-  | ({ readonly mode: 'crd'; readonly namespace?: string } & ReconcileFlags)
+  | ({ readonly mode: 'crd'; readonly namespace?: string; readonly pruneImage?: string } & ReconcileFlags)
   | { readonly mode: 'prune'; readonly dir: string; readonly prefix: string; readonly preOperationPrefix?: string; readonly keep: number; readonly keepFile?: string; readonly json: boolean };
 
 const positiveInteger = (flag: string, text: string): number => {
@@ -177,7 +178,11 @@ export function parseArgs(argv: readonly string[]): Command {
   if (given.has('--namespace') === given.has('--all-namespaces')) {
     throw new UsageError(given.has('--namespace') ? '--namespace and --all-namespaces cannot be used together' : '--crd needs --namespace NS or --all-namespaces');
   }
-  return { mode, ...flags, ...(given.has('--namespace') ? { namespace: text('--namespace') } : {}) };
+  return {
+    mode, ...flags,
+    ...(given.has('--namespace') ? { namespace: text('--namespace') } : {}),
+    ...(given.has('--prune-image') ? { pruneImage: text('--prune-image') } : {}),
+  };
 }
 
 /** Words into lines of at most `width` characters; a one-character word (`+`) stays with the next. */
@@ -215,7 +220,7 @@ export function helpText(version: string): string {
     `  ${PROGRAM} --help | --version`,
     '',
     'What to do (exactly one):',
-    ...optionHelp(['--store', '--crd', '--namespace', '--all-namespaces', '--prune-snapshots', '--prefix', '--pre-operation-prefix', '--keep', '--keep-file']),
+    ...optionHelp(['--store', '--crd', '--namespace', '--all-namespaces', '--prune-image', '--prune-snapshots', '--prefix', '--pre-operation-prefix', '--keep', '--keep-file']),
     '',
     'Reconcile options (--store and --crd):',
     ...optionHelp(['--dry-run', '--force', '--etcd-endpoints', '--lease-seconds', '--kubeconfig', '--context']),

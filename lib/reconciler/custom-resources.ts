@@ -19,10 +19,15 @@ export interface Condition {
   readonly observedGeneration: number;
 }
 
-/** The store document of a KVStore resource: its name and namespace come from metadata. */
-export function documentFromResource(resource: KubeObject): StoreDocument {
+/**
+ * The store document of a KVStore resource: its name and namespace come from metadata; a backup
+ * without a prune image gets `pruneImage` (the operator's image) when given.
+ */
+export function documentFromResource(resource: KubeObject, pruneImage?: string): StoreDocument {
   const namespace = resource.metadata.namespace ?? 'default';
   const name = resource.metadata.name;
+  const spec = resource.spec ?? {};
+  const backup = spec.backup && pruneImage && spec.backup.pruneImage === undefined ? { backup: { ...spec.backup, pruneImage } } : {};
   return {
     apiVersion: STORE_DOCUMENT_API_VERSION,
     kind: 'StoreDocument',
@@ -30,7 +35,7 @@ export function documentFromResource(resource: KubeObject): StoreDocument {
     // Stable per resource; a re-created resource of the same name gets the same token.
     clusterToken: clusterToken(name, `${namespace}/${name}`),
     // The API server applies the CRD's defaults; without them an engine-less spec is etcd.
-    spec: { engine: { kind: 'etcd' }, ...(resource.spec ?? {}), name } as KVStoreSpec,
+    spec: { engine: { kind: 'etcd' }, ...spec, ...backup, name } as KVStoreSpec,
   };
 }
 
@@ -87,6 +92,11 @@ export interface CustomResourceOptions extends ReconcileOptions {
   /** @default - every namespace */
   readonly namespace?: string;
   /**
+   * The backup prune image of resources whose spec.backup names none: the operator's own image.
+   * @default - DEFAULT_RECONCILER_IMAGE
+   */
+  readonly pruneImage?: string;
+  /**
    * The clock status conditions are stamped with (injected by tests).
    * @default - the system clock
    */
@@ -109,7 +119,7 @@ export async function reconcileResources(kubeConfig: k8s.KubeConfig, client: Kub
   let failed = 0;
   let reconciled = 0;
   for (const resource of resources.sort((a, b) => `${a.metadata.namespace}/${a.metadata.name}`.localeCompare(`${b.metadata.namespace}/${b.metadata.name}`))) {
-    const document = documentFromResource(resource);
+    const document = documentFromResource(resource, options.pruneImage);
     const ref = `${KVSTORE_KIND}/${resource.metadata.name}`;
     const kvRef = { apiVersion: `${KVSTORE_GROUP}/${KVSTORE_VERSION}`, kind: KVSTORE_KIND, namespace: document.namespace, name: resource.metadata.name };
     // Optimistic: a 409 means the resource changed during the run; re-read and write again.

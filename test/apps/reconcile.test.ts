@@ -21,7 +21,7 @@ const VERSION = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as
 
 /** Every option the README and the reconciler's objects use, plus -h: help must explain each. */
 const FLAGS = [
-  '--store', '--crd', '--namespace', '--all-namespaces', '--prune-snapshots', '--prefix', '--pre-operation-prefix', '--keep', '--keep-file',
+  '--store', '--crd', '--namespace', '--all-namespaces', '--prune-image', '--prune-snapshots', '--prefix', '--pre-operation-prefix', '--keep', '--keep-file',
   '--dry-run', '--force', '--etcd-endpoints', '--lease-seconds', '--kubeconfig', '--context', '--json', '--help', '--version',
 ];
 
@@ -147,6 +147,7 @@ describe('usage errors: exit 64, one line on stderr naming the flag, nothing on 
     expect(parseArgs(['--store', '/etc/kvstore/store.json', '--force'])).toMatchObject({ mode: 'store', file: '/etc/kvstore/store.json', force: true, dryRun: false });
     expect(parseArgs(['--crd', '--namespace', 'shop'])).toMatchObject({ mode: 'crd', namespace: 'shop' });
     expect(parseArgs(['--crd', '--all-namespaces'])).not.toHaveProperty('namespace');
+    expect(parseArgs(['--crd', '--all-namespaces', '--prune-image', 'r.example.com/rec:1'])).toMatchObject({ mode: 'crd', pruneImage: 'r.example.com/rec:1' });
     expect(parseArgs(['--prune-snapshots', '/backups', '--prefix', 'orders-backup-', '--keep', '5', '--keep-file', 's.db']))
       .toEqual({ mode: 'prune', dir: '/backups', prefix: 'orders-backup-', keep: 5, keepFile: 's.db', json: false });
     expect(parseArgs(['--prune-snapshots', '/backups', '--prefix', 'orders-backup-', '--pre-operation-prefix', 'orders-pre-', '--keep', '5']))

@@ -19,7 +19,7 @@ describe('KVStoreOperator (CRD mode)', () => {
     const cron = find(objects, 'CronJob').spec;
     expect(cron.schedule).toBe('*/5 * * * *');
     expect(cron.concurrencyPolicy).toBe('Forbid');
-    expect(cron.jobTemplate.spec.template.spec.containers[0].args).toEqual(['--crd', '--namespace', '$(POD_NAMESPACE)']);
+    expect(cron.jobTemplate.spec.template.spec.containers[0].args).toEqual(['--crd', '--namespace', '$(POD_NAMESPACE)', '--prune-image', IMAGE]);
     expect(cron.jobTemplate.spec.template.spec.serviceAccountName).toBe('kvstore-reconciler');
   });
 
@@ -41,7 +41,7 @@ describe('KVStoreOperator (CRD mode)', () => {
     const objects = synth(chart);
     expect(objects.map((o) => o.kind)).toEqual(['ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'CronJob']);
     expect(find(objects, 'ClusterRoleBinding').subjects).toEqual([{ kind: 'ServiceAccount', name: 'kvstore-reconciler', namespace: 'kvstores' }]);
-    expect(find(objects, 'CronJob').spec.jobTemplate.spec.template.spec.containers[0].args).toEqual(['--crd', '--all-namespaces']);
+    expect(find(objects, 'CronJob').spec.jobTemplate.spec.template.spec.containers[0].args).toEqual(['--crd', '--all-namespaces', '--prune-image', IMAGE]);
   });
 
   test('cluster-scoped objects carry no namespace in a namespaced chart; namespaced ones carry the chart\'s', () => {

@@ -357,15 +357,39 @@ describe('KVStore escape hatches', () => {
   test.each([
     [{ kind: 'CronJob', ops: [{ op: PatchOp.ADD, path: '/x', value: 1 }] }, /^KVStore 'orders': patches\[0\] must be an object this store synthesizes \(Service\/orders-peers, Service\/orders, StatefulSet\/orders, PodDisruptionBudget\/orders, NetworkPolicy\/orders\), got "CronJob"$/],
     [{ kind: 'Service', name: 'other', ops: [{ op: PatchOp.ADD, path: '/x', value: 1 }] }, /^KVStore 'orders': patches\[0\] must be an object this store synthesizes .*, got "Service\/other"$/],
-    [{ kind: 'StatefulSet', ops: [{ op: PatchOp.REMOVE, path: '/spec/nope' }] }, /^KVStore 'orders': patches\[0\] must be operations that apply to StatefulSet\/orders, got "StatefulSet" \(.+\)$/],
-    [{ kind: 'StatefulSet', ops: [{ op: PatchOp.TEST, path: '/spec/replicas', value: 5 }] }, /^KVStore 'orders': patches\[0\] must be operations that apply to StatefulSet\/orders, got "StatefulSet" \(.+\)$/],
-    [{ kind: 'StatefulSet', ops: [{ op: PatchOp.REPLACE, path: '/spec/replicas', value: 5 }] }, /^KVStore 'orders': patches\[0\] must be operations that leave \/spec\/replicas of StatefulSet\/orders as rendered, got "StatefulSet" \(the library or the reconciler owns them; use the props\)$/],
-    [{ kind: 'StatefulSet', ops: [{ op: PatchOp.REPLACE, path: '/spec/template/metadata/labels', value: { app: 'x' } }] }, /leave \/spec\/template\/metadata\/labels\/app.kubernetes.io~1name, \/spec\/template\/metadata\/labels\/app.kubernetes.io~1instance of StatefulSet\/orders as rendered/],
-    [{ kind: 'Service', ops: [{ op: PatchOp.REPLACE, path: '/metadata/name', value: 'x' }] }, /leave \/metadata\/name of Service\/orders-peers as rendered/],
+    [{ kind: 'StatefulSet', ops: [{ op: PatchOp.REMOVE, path: '/spec/nope' }] }, /^KVStore 'orders': patches\[0\] must be operations that apply to StatefulSet\/orders, got \["remove \/spec\/nope"\] \(.+\)$/],
+    [{ kind: 'StatefulSet', ops: [{ op: PatchOp.REPLACE, path: '/spec/replicas', value: 5 }] }, /^KVStore 'orders': patches\[0\] must be operations that leave \/spec\/replicas \(use size\) of StatefulSet\/orders as rendered, got \["replace \/spec\/replicas"\] \(the library or the reconciler owns them\)$/],
+    [{ kind: 'StatefulSet', ops: [{ op: PatchOp.REPLACE, path: '/spec/template/metadata/labels', value: { app: 'x' } }] }, /leave \/spec\/template\/metadata\/labels\/app.kubernetes.io~1name \(not changeable, it selects the members\), \/spec\/template\/metadata\/labels\/app.kubernetes.io~1instance \(not changeable, it selects the members\) of StatefulSet\/orders as rendered/],
+    [{ kind: 'Service', ops: [{ op: PatchOp.REPLACE, path: '/metadata/name', value: 'x' }] }, /leave \/metadata\/name \(use name\) of Service\/orders-peers as rendered/],
+    [{ kind: 'Service', name: 'orders', ops: [{ op: PatchOp.REMOVE, path: '/spec/selector' }] }, /leave \/spec\/selector \(not changeable\) of Service\/orders as rendered/],
+    [{ kind: 'PodDisruptionBudget', ops: [{ op: PatchOp.REPLACE, path: '/spec/minAvailable', value: 1 }] }, /leave \/spec\/minAvailable \(use size\) of PodDisruptionBudget\/orders as rendered/],
+    [{ kind: 'NetworkPolicy', ops: [{ op: PatchOp.REPLACE, path: '/spec/podSelector', value: {} }] }, /leave \/spec\/podSelector \(not changeable\) of NetworkPolicy\/orders as rendered/],
   ])('refuses the patch %j at synth time', (patch, message) => {
     const build = () => new KVStore(testChart(), 'orders', { patches: [patch] });
     expect(build).toThrow(SpecError);
     expect(build).toThrow(message);
+  });
+
+  test('refuses patches to what the reconciler reads back: its marks, the bootstrap data, the Jobs\' store label', () => {
+    const refused = (props: ConstructorParameters<typeof KVStore>[2]) => () => new KVStore(testChart('prod'), 'orders', props);
+    // Replacing the annotation map would drop the restore mark: the reconciler would start the store empty.
+    expect(refused({ reconciler: {}, backup: {}, restore: { snapshot: 's.db' }, patches: [{ kind: 'StatefulSet', ops: [{ op: PatchOp.ADD, path: '/metadata/annotations', value: { team: 'a' } }] }] }))
+      .toThrow(/leave .*\/metadata\/annotations\/kvstore.cdk8s-kvstore.io~1restored-from \(not changeable, the reconciler's mark\) of StatefulSet\/orders as rendered/);
+    expect(refused({ patches: [{ kind: 'ConfigMap', ops: [{ op: PatchOp.REPLACE, path: '/data/ETCD_INITIAL_CLUSTER_STATE', value: 'new' }] }] }))
+      .toThrow(/leave \/data \(use size, engine\) of ConfigMap\/orders-bootstrap as rendered/);
+    expect(refused({ backup: {}, patches: [{ kind: 'CronJob', ops: [{ op: PatchOp.REMOVE, path: '/spec/jobTemplate/spec/template/metadata/labels' }] }] }))
+      .toThrow(/leave \/spec\/jobTemplate\/spec\/template\/metadata\/labels\/kvstore.cdk8s-kvstore.io~1store \(not changeable\) of CronJob\/orders-backup as rendered/);
+    // Annotations of their own, key by key, are fine.
+    expect(() => new KVStore(testChart('prod'), 'orders', { patches: [{ kind: 'StatefulSet', ops: [{ op: PatchOp.ADD, path: '/metadata/annotations/example.com~1team', value: 'a' }] }] })).not.toThrow();
+  });
+
+  test('in GitOps mode the patches are checked at synth too, as the reconciler will render them', () => {
+    const build = (ops: any[]) => () => new KVStore(testChart('prod'), 'orders', { reconciler: {}, patches: [{ kind: 'StatefulSet', ops }] });
+    expect(build([{ op: PatchOp.REPLACE, path: '/spec/replicas', value: 5 }])).toThrow(/leave \/spec\/replicas \(use size\) of StatefulSet\/orders as rendered/);
+    expect(build([{ op: PatchOp.REMOVE, path: '/spec/nope' }])).toThrow(/must be operations that apply to StatefulSet\/orders, got \["remove \/spec\/nope"\] \(ops\[0\] \(remove \/spec\/nope\): \/spec\/nope does not exist\)/);
+    const chart = testChart('prod');
+    new KVStore(chart, 'orders', { reconciler: {}, patches: [{ kind: 'StatefulSet', ops: [{ op: PatchOp.ADD, path: '/spec/template/spec/hostNetwork', value: false }] }] });
+    expect(synth(chart).map((o) => o.kind)).not.toContain('StatefulSet');
   });
 });
 
@@ -591,6 +615,21 @@ describe('KVStore membership bootstrap (chart with a namespace)', () => {
 });
 
 describe('KVStore backup', () => {
+  test('warns when the user sized the backups and keep snapshots of a database at its quota do not fit the claim', () => {
+    const warnings = (props: ConstructorParameters<typeof KVStore>[2]) => store(props, 'prod').store.warnings;
+    // Derived quota: half of 10Gi = 5 GiB; 6 of those need 30 GiB.
+    expect(warnings({ storageSize: '10Gi', backup: { keep: 6 } })).toStrictEqual([
+      "KVStore 'orders': backup.storage 10Gi holds fewer than backup.keep (6) snapshots of a database at its quota (5368709120 bytes); size it for your database, or keep fewer.",
+    ]);
+    expect(warnings({ storageSize: '10Gi', backup: { keep: 6, storage: '30Gi' } })).toStrictEqual([]);
+    // An explicit quota counts the same way.
+    expect(warnings({ engine: Engine.etcd({ quotaBackendBytes: 2 * 2 ** 30 }), storageSize: '10Gi', backup: { storage: '10Gi' } })).toHaveLength(1);
+    expect(warnings({ engine: Engine.etcd({ quotaBackendBytes: 2 * 2 ** 30 }), storageSize: '10Gi', backup: { keep: 5, storage: '10Gi' } })).toStrictEqual([]);
+    // The defaults (documented capacity) and an existing claim (size unknown at synth) do not warn.
+    expect(warnings({ storageSize: '10Gi', backup: {} })).toStrictEqual([]);
+    expect(warnings({ storageSize: '10Gi', backup: { keep: 100, claimName: 'shared' } })).toStrictEqual([]);
+  });
+
   const backup = { pruneImage: 'registry.example.com/kvstore-reconciler:1', keep: 5, schedule: '*/30 * * * *' };
 
   test('a CronJob saves a snapshot from the client Service into the backup PVC, then prunes to keep', () => {

@@ -224,18 +224,6 @@ describe('EtcdEngine validation', () => {
     );
   });
 
-  test('warns when backup.keep snapshots of a database at its quota do not fit the backup claim', () => {
-    // Derived quota: half of 10Gi = 5 GiB; 24 of those need 120 GiB.
-    expect(resolve(etcd(), { storageSize: '10Gi', backup: {} }).warnings).toStrictEqual([
-      "KVStore 'orders': backup.storage 10Gi holds fewer than backup.keep (24) snapshots of a database at its quota (5368709120 bytes); size it for your database, or keep fewer.",
-    ]);
-    // An explicit quota counts the same way.
-    expect(resolve(etcd({ quotaBackendBytes: 2 * 2 ** 30 }), { storageSize: '10Gi', backup: { keep: 6, storage: '10Gi' } }).warnings).toHaveLength(1);
-    expect(resolve(etcd({ quotaBackendBytes: 2 * 2 ** 30 }), { storageSize: '10Gi', backup: { keep: 5, storage: '10Gi' } }).warnings).toStrictEqual([]);
-    // An existing claim: its size is not known at synth time.
-    expect(resolve(etcd(), { storageSize: '10Gi', backup: { claimName: 'shared' } }).warnings).toStrictEqual([]);
-  });
-
   test('accepts size 7 without warnings', () => {
     expect(resolve(etcd(), { size: 7 }).warnings).toStrictEqual([]);
   });

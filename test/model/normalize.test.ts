@@ -71,9 +71,10 @@ describe('normalizeSpec defaults', () => {
   });
 
   test('a toleration\'s operator defaults to Equal, as in Kubernetes', () => {
-    expect(normalize({ tolerations: [{ key: 'dedicated', value: 'kv', effect: 'NoSchedule' }, { operator: 'Exists' }] }).tolerations).toStrictEqual([
+    expect(normalize({ tolerations: [{ key: 'dedicated', value: 'kv', effect: 'NoSchedule' }, { operator: 'Exists' }, { key: 'k', operator: 'Exists', value: '' }] }).tolerations).toStrictEqual([
       { key: 'dedicated', value: 'kv', effect: 'NoSchedule', operator: 'Equal' },
       { operator: 'Exists' },
+      { key: 'k', operator: 'Exists', value: '' },
     ]);
   });
 
@@ -419,6 +420,8 @@ describe('tolerations, registry credentials, priority, patches', () => {
     [{ tolerations: [{ value: 'x' }] }, /^KVStore 'orders': tolerations\[0\]\.key must be set with operator Equal \(or operator Exists to tolerate every taint\), got nothing$/],
     [{ tolerations: [{ key: 'a', effect: 'NoSchedule' as const, tolerationSeconds: 30 }] }, /^KVStore 'orders': tolerations\[0\]\.tolerationSeconds must be left out unless effect is NoExecute, got 30/],
     [{ tolerations: [{ key: 'a', effect: 'NoRun' as any }] }, /^KVStore 'orders': tolerations\[0\]\.effect must be NoSchedule, PreferNoSchedule or NoExecute, got "NoRun"$/],
+    [{ imagePullSecrets: ['regcred', 'other', 'regcred'] }, /^KVStore 'orders': imagePullSecrets\[2\] must be a Secret not listed before, got "regcred" \(Kubernetes keys the list by name and refuses duplicates\)$/],
+    [{ patches: [{ kind: 'StatefulSet', ops: [{ op: 'test' as any, path: '/spec/replicas', value: 3 }] }] }, /^KVStore 'orders': patches\[0\]\.ops\[0\]\.op must be add, remove, replace, move or copy \(no test: .*\), got "test"$/],
     [{ imagePullSecrets: ['Registry Creds'] }, /^KVStore 'orders': imagePullSecrets\[0\] must be a Secret name \(a DNS-1123 subdomain\), got "Registry Creds"$/],
     [{ priorityClassName: 'High_Priority' }, /^KVStore 'orders': priorityClassName must be a PriorityClass name \(a DNS-1123 subdomain\), got "High_Priority"$/],
     [{ patches: [{ kind: 'Deployment', ops: [{ op: 'add' as const, path: '/x', value: 1 }] }] }, /^KVStore 'orders': patches\[0\]\.kind must be the kind of an object the store synthesizes \(StatefulSet, Service, .* or PersistentVolumeClaim\), got "Deployment"$/],

@@ -252,6 +252,16 @@ describe('CRD mode', () => {
     expect(server.mutatingRequests().some((r) => r.path.endsWith('/kvstores/orders/status') && r.method === 'PUT')).toBe(true);
   });
 
+  test('a backup without a prune image is pruned by the operator\'s image; one that names its own keeps it', async () => {
+    resource({ size: 1, storageSize: '1Gi', backup: { storage: '1Gi' } });
+    await reconcileResources(server.kubeConfig(), client(), log(), { ...options, namespace: NS, pruneImage: 'registry.example.com/team/rec:7' });
+    const prune = () => (server.get('batch/v1', 'CronJob', NS, 'orders-backup') as any).spec.jobTemplate.spec.template.spec.containers[0].image;
+    expect(prune()).toBe('registry.example.com/team/rec:7');
+    resource({ size: 1, storageSize: '1Gi', backup: { storage: '1Gi', pruneImage: 'registry.example.com/team/mine:1' } }, 2);
+    await reconcileResources(server.kubeConfig(), client(), log(), { ...options, namespace: NS, pruneImage: 'registry.example.com/team/rec:7' });
+    expect(prune()).toBe('registry.example.com/team/mine:1');
+  });
+
   test('a dry run changes nothing, not even the status', async () => {
     resource({ size: 3, storageSize: '1Gi' });
     const result = await reconcileResources(server.kubeConfig(), client(), log(), { ...options, namespace: NS, dryRun: true });
