@@ -58,6 +58,8 @@ const project = new typescript.TypeScriptProject({
     '@types/node@^20',
     'ts-node@10.9.2',
     'kubernetes-models@4.5.1',
+    // cert-manager's Certificate and Issuer types and schemas (4.4.4: the last CommonJS release, for Node 20).
+    '@kubernetes-models/cert-manager@4.4.4',
     'babel-jest@^30',
     '@babel/core@^7',
     '@babel/plugin-transform-modules-commonjs@^7',

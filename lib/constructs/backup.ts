@@ -8,9 +8,9 @@ import type { IEnvVar } from 'kubernetes-models/v1/EnvVar';
 import type { IPersistentVolumeClaim } from 'kubernetes-models/v1/PersistentVolumeClaim';
 import type { IPodSpec } from 'kubernetes-models/v1/PodSpec';
 import type { IPodTemplateSpec } from 'kubernetes-models/v1/PodTemplateSpec';
-import type { EngineCommand, EngineContext, IEngine } from '../engines/types';
+import { EngineCommand, EngineContext, IEngine, TLS_DIRS } from '../engines/types';
 import { KEEP_PVC_ANNOTATIONS, STORE_LABEL } from '../model/metadata';
-import { backupCronJobName, preOperationSnapshotPrefix, pvcName, snapshotPrefix, StoreNames } from '../model/names';
+import { backupCronJobName, preOperationSnapshotPrefix, pvcName, snapshotPrefix, StoreNames, tlsSecrets } from '../model/names';
 import type { KVStoreSpec } from '../model/spec';
 import { kubeObject } from './kube';
 import { restrictedContainerSecurity, restrictedPodSecurity, storePodCommons } from './pod-security';
@@ -51,7 +51,9 @@ function oneShotPod(spec: KVStoreSpec, pod: Pick<IPodSpec, 'initContainers' | 'c
 export function backupPodTemplate(parts: PodParts, clientEndpoint: string): IPodTemplateSpec {
   const { spec, engine } = parts;
   const backup = spec.backup!;
-  const save = engine.snapshots!.save(clientEndpoint, `${BACKUP_MOUNT}/$(${JOB_NAME_ENV}).db`);
+  const save = engine.snapshots!.save(spec, clientEndpoint, `${BACKUP_MOUNT}/$(${JOB_NAME_ENV}).db`);
+  // With TLS the snapshot connects with the library's client certificate.
+  const tls = spec.tls ? tlsSecrets(spec).client : undefined;
   // The snapshot a restore reads is never pruned (a snapshot before the restore runs this template).
   const restoring = spec.restore && spec.restore.claimName === backup.claimName ? ['--keep-file', spec.restore.snapshot] : [];
   return {
@@ -68,7 +70,10 @@ export function backupPodTemplate(parts: PodParts, clientEndpoint: string): IPod
           { name: JOB_NAME_ENV, valueFrom: { fieldRef: { fieldPath: "metadata.labels['batch.kubernetes.io/job-name']" } } },
           ...envOf(save),
         ],
-        volumeMounts: [{ name: 'backups', mountPath: BACKUP_MOUNT }, { name: 'tmp', mountPath: '/tmp' }],
+        volumeMounts: [
+          { name: 'backups', mountPath: BACKUP_MOUNT }, { name: 'tmp', mountPath: '/tmp' },
+          ...(tls ? [{ name: 'client-tls', mountPath: TLS_DIRS.client, readOnly: true }] : []),
+        ],
         securityContext: restrictedContainerSecurity(),
       }],
       containers: [{
@@ -86,6 +91,7 @@ export function backupPodTemplate(parts: PodParts, clientEndpoint: string): IPod
       volumes: [
         { name: 'backups', persistentVolumeClaim: { claimName: backup.claimName } },
         { name: 'tmp', emptyDir: {} },
+        ...(tls ? [{ name: 'client-tls', secret: { secretName: tls, defaultMode: 0o440 } }] : []),
       ],
     }),
   };

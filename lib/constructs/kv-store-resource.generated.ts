@@ -266,6 +266,14 @@ export interface KvStoreSpec {
   readonly storageSize?: string;
 
   /**
+   * Mutual TLS: https on the client and peer ports with client certificates required on both, health and metrics on a plain-HTTP port of their own (2381). Certificates from cert-manager (the store's own CA, or your issuer) or from Secrets you provide. Needs the chart's namespace. Defaults to plain HTTP, no authentication (TLS needs cert-manager or certificates you provide).
+   *
+   * @default plain HTTP, no authentication (TLS needs cert-manager or certificates you provide).
+   * @schema KvStoreSpec#tls
+   */
+  readonly tls?: KvStoreSpecTls;
+
+  /**
    * Node taints the pods tolerate: the members and the backup, snapshot and restore Jobs (which must reach the nodes that hold the volumes). Must be a list of tolerations. Defaults to none.
    *
    * @default none.
@@ -326,6 +334,7 @@ export function toJson_KvStoreSpec(obj: KvStoreSpec | undefined): Record<string,
     'size': obj.size,
     'storageClassName': obj.storageClassName,
     'storageSize': obj.storageSize,
+    'tls': toJson_KvStoreSpecTls(obj.tls),
     'tolerations': obj.tolerations?.map(y => toJson_KvStoreSpecTolerations(y)),
     'topologySpreadConstraints': obj.topologySpreadConstraints?.map(y => toJson_KvStoreSpecTopologySpreadConstraints(y)),
     'updateStrategy': toJson_KvStoreSpecUpdateStrategy(obj.updateStrategy),
@@ -806,6 +815,54 @@ export function toJson_KvStoreSpecRestore(obj: KvStoreSpecRestore | undefined): 
   const result = {
     'claimName': obj.claimName,
     'snapshot': obj.snapshot,
+  };
+  // filter undefined values
+  return Object.entries(result).reduce((r, i) => (i[1] === undefined) ? r : ({ ...r, [i[0]]: i[1] }), {});
+}
+/* eslint-enable max-len, @stylistic/max-len, quote-props, @stylistic/quote-props */
+
+/**
+ * Mutual TLS: https on the client and peer ports with client certificates required on both, health and metrics on a plain-HTTP port of their own (2381). Certificates from cert-manager (the store's own CA, or your issuer) or from Secrets you provide. Needs the chart's namespace. Defaults to plain HTTP, no authentication (TLS needs cert-manager or certificates you provide).
+ *
+ * @default plain HTTP, no authentication (TLS needs cert-manager or certificates you provide).
+ * @schema KvStoreSpecTls
+ */
+export interface KvStoreSpecTls {
+  /**
+   * A kubernetes.io/tls Secret you provide with the client certificate the library's own clients use (reconciler, backup and snapshot Jobs), instead of cert-manager. Needs memberSecret. Must be a Secret name (a DNS-1123 subdomain). Defaults to <name>-client-tls, issued by cert-manager.
+   *
+   * @default name>-client-tls, issued by cert-manager.
+   * @schema KvStoreSpecTls#clientSecret
+   */
+  readonly clientSecret?: string;
+
+  /**
+   * The cert-manager issuer of the store's certificates. Defaults to a CA of the store's own: a self-signed Issuer, a CA Certificate and a CA Issuer.
+   *
+   * @default a CA of the store's own: a self-signed Issuer, a CA Certificate and a CA Issuer.
+   * @schema KvStoreSpecTls#issuer
+   */
+  readonly issuer?: KvStoreSpecTlsIssuer;
+
+  /**
+   * A kubernetes.io/tls Secret you provide (tls.crt, tls.key, ca.crt) with the members' certificate, for both the client and the peer listeners, instead of cert-manager. Needs clientSecret. Must be a Secret name (a DNS-1123 subdomain). Defaults to <name>-member-tls, issued by cert-manager.
+   *
+   * @default name>-member-tls, issued by cert-manager.
+   * @schema KvStoreSpecTls#memberSecret
+   */
+  readonly memberSecret?: string;
+}
+
+/**
+ * Converts an object of type 'KvStoreSpecTls' to JSON representation.
+ */
+/* eslint-disable max-len, @stylistic/max-len, quote-props, @stylistic/quote-props */
+export function toJson_KvStoreSpecTls(obj: KvStoreSpecTls | undefined): Record<string, any> | undefined {
+  if (obj === undefined) { return undefined; }
+  const result = {
+    'clientSecret': obj.clientSecret,
+    'issuer': toJson_KvStoreSpecTlsIssuer(obj.issuer),
+    'memberSecret': obj.memberSecret,
   };
   // filter undefined values
   return Object.entries(result).reduce((r, i) => (i[1] === undefined) ? r : ({ ...r, [i[0]]: i[1] }), {});
@@ -1342,6 +1399,43 @@ export enum KvStoreSpecPersistentVolumeClaimRetentionPolicyWhenScaled {
 }
 
 /**
+ * The cert-manager issuer of the store's certificates. Defaults to a CA of the store's own: a self-signed Issuer, a CA Certificate and a CA Issuer.
+ *
+ * @default a CA of the store's own: a self-signed Issuer, a CA Certificate and a CA Issuer.
+ * @schema KvStoreSpecTlsIssuer
+ */
+export interface KvStoreSpecTlsIssuer {
+  /**
+   * Must be Issuer or ClusterIssuer.
+   *
+   * @schema KvStoreSpecTlsIssuer#kind
+   */
+  readonly kind?: KvStoreSpecTlsIssuerKind;
+
+  /**
+   * Must be an issuer name (a DNS-1123 subdomain).
+   *
+   * @schema KvStoreSpecTlsIssuer#name
+   */
+  readonly name: string;
+}
+
+/**
+ * Converts an object of type 'KvStoreSpecTlsIssuer' to JSON representation.
+ */
+/* eslint-disable max-len, @stylistic/max-len, quote-props, @stylistic/quote-props */
+export function toJson_KvStoreSpecTlsIssuer(obj: KvStoreSpecTlsIssuer | undefined): Record<string, any> | undefined {
+  if (obj === undefined) { return undefined; }
+  const result = {
+    'kind': obj.kind,
+    'name': obj.name,
+  };
+  // filter undefined values
+  return Object.entries(result).reduce((r, i) => (i[1] === undefined) ? r : ({ ...r, [i[0]]: i[1] }), {});
+}
+/* eslint-enable max-len, @stylistic/max-len, quote-props, @stylistic/quote-props */
+
+/**
  * Must be NoSchedule, PreferNoSchedule or NoExecute.
  *
  * @schema KvStoreSpecTolerationsEffect
@@ -1681,6 +1775,18 @@ export enum KvStoreSpecPatchesOpsOp {
   MOVE = "move",
   /** copy */
   COPY = "copy",
+}
+
+/**
+ * Must be Issuer or ClusterIssuer.
+ *
+ * @schema KvStoreSpecTlsIssuerKind
+ */
+export enum KvStoreSpecTlsIssuerKind {
+  /** Issuer */
+  ISSUER = "Issuer",
+  /** ClusterIssuer */
+  CLUSTER_ISSUER = "ClusterIssuer",
 }
 
 /**

@@ -9,7 +9,7 @@ import { SpecError } from '../model/issues';
 import { StoreNames, StoreObjectRef, storeObjects } from '../model/names';
 import { namespaceIssues } from '../model/normalize';
 import { parseQuantity } from '../model/quantity';
-import type { BackupOptions, KVStoreSpec, KVStoreSpecInput, RestoreOptions } from '../model/spec';
+import type { BackupOptions, KVStoreSpec, KVStoreSpecInput, RestoreOptions, TlsOptions } from '../model/spec';
 import { ReconcilerBundle, ReconcilerOptions } from './reconciler-bundle';
 import { StoreDefinition } from './store-definition';
 import { renderStoreObjects } from './store-objects';
@@ -160,6 +160,13 @@ export interface KVStoreProps {
    */
   readonly patches?: ObjectPatch[];
   /**
+   * Mutual TLS: https on the client and peer ports with client certificates required on both, health
+   * and metrics on a plain-HTTP port of their own (2381). Certificates from cert-manager (the store's
+   * own CA, or your issuer) or from Secrets you provide. Needs the chart's namespace.
+   * @default - plain HTTP, no authentication (TLS needs cert-manager or certificates you provide)
+   */
+  readonly tls?: TlsOptions;
+  /**
    * GitOps mode: instead of the store's objects, synthesize the reconciler bundle (spec ConfigMap,
    * a Job named after the spec hash, ServiceAccount, Role, RoleBinding). The Job applies the store's
    * objects and owns its membership-sensitive fields. Needs a chart namespace.
@@ -250,6 +257,9 @@ export class KVStore extends Construct {
 
     if (store.spec.restore && !props.reconciler) {
       throw new SpecError(store.spec.name, [{ field: 'restore', value: store.spec.restore, allowed: 'used together with reconciler', reason: 'restoring runs one Job per member before the pods start, which the reconciler does' }]);
+    }
+    if (store.spec.tls && !namespace) {
+      throw new SpecError(store.spec.name, [{ field: 'tls', value: props.tls, allowed: 'used in a chart with a namespace', reason: "the certificates name the members' DNS names, which contain it" }]);
     }
     if (props.reconciler && !namespace) {
       throw new Error(`KVStore '${store.spec.name}': reconciler needs the chart to have a namespace, got none (the Job applies the store into it)`);
@@ -356,6 +366,7 @@ export function specInputFromProps(name: string, engine: IEngine, props: KVStore
     imagePullSecrets: props.imagePullSecrets,
     priorityClassName: props.priorityClassName,
     patches: props.patches,
+    tls: props.tls,
     backup: props.backup && { ...props.backup, pruneImage: props.backup.pruneImage ?? props.reconciler?.image },
     restore: props.restore,
   };

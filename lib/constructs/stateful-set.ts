@@ -6,8 +6,9 @@ import type { IStatefulSet } from 'kubernetes-models/apps/v1/StatefulSet';
 import type { IAffinity } from 'kubernetes-models/v1/Affinity';
 import type { IPodSpec } from 'kubernetes-models/v1/PodSpec';
 import type { IProbe } from 'kubernetes-models/v1/Probe';
-import { EngineContainer, POD_ENV } from '../engines/types';
+import { EngineContainer, POD_ENV, TLS_DIRS } from '../engines/types';
 import { ENGINE_ANNOTATION, OPERATION_ANNOTATION, RESTORED_FROM_ANNOTATION } from '../model/metadata';
+import { tlsSecrets } from '../model/names';
 import type { ProbeSpec, RestoreSpec } from '../model/spec';
 import { kubeObject } from './kube';
 import { restrictedContainerSecurity, restrictedPodSecurity, storePodCommons } from './pod-security';
@@ -21,6 +22,7 @@ export function enginePorts(store: StoreDefinition): Array<{ name: string; port:
   return [
     { name: 'client', port: store.engine.clientPort },
     ...(store.engine.peerPort !== undefined ? [{ name: 'peer', port: store.engine.peerPort }] : []),
+    ...(store.spec.tls && store.engine.metricsPort !== undefined ? [{ name: 'metrics', port: store.engine.metricsPort }] : []),
   ];
 }
 
@@ -100,13 +102,18 @@ function podSpec(store: StoreDefinition, container: EngineContainer): IPodSpec {
       volumeMounts: [
         ...spec.volumeClaimTemplates.map((t) => ({ name: t.name, mountPath: t.mountPath })),
         { name: 'tmp', mountPath: '/tmp' },
+        ...(spec.tls ? [{ name: 'tls', mountPath: TLS_DIRS.member, readOnly: true }] : []),
       ],
       startupProbe: probe(container.startupProbe),
       livenessProbe: probe(container.livenessProbe),
       readinessProbe: probe(container.readinessProbe),
       securityContext: restrictedContainerSecurity(),
     }],
-    volumes: [{ name: 'tmp', emptyDir: {} }],
+    volumes: [
+      { name: 'tmp', emptyDir: {} },
+      // Mounted as a directory (no subPath), so a renewed certificate reaches the running member.
+      ...(spec.tls ? [{ name: 'tls', secret: { secretName: tlsSecrets(spec).member, defaultMode: 0o440 } }] : []),
+    ],
   };
 }
 

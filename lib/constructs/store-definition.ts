@@ -38,6 +38,9 @@ export class StoreDefinition {
   static resolve(input: KVStoreSpecInput, engine: IEngine): { spec: KVStoreSpec; warnings: string[] } {
     const spec = normalizeSpec(input, engine.defaults);
     const report = engine.validate(spec);
+    if (spec.tls && engine.metricsPort === undefined) {
+      report.issues.push({ field: 'tls', value: spec.tls, allowed: `left out with the ${engine.spec.kind} engine`, reason: 'it declares no TLS support' });
+    }
     if (!engine.snapshots) {
       for (const field of ['backup', 'restore'] as const) {
         if (spec[field]) report.issues.push({ field, value: spec[field], allowed: `left out with the ${engine.spec.kind} engine`, reason: 'it has no snapshot support' });

@@ -8,9 +8,13 @@ import type { IPodDisruptionBudget } from 'kubernetes-models/policy/v1/PodDisrup
 import { EngineContainer } from '../engines/types';
 import { NAME_LABEL, RECONCILER_POD_NAME, RESTORED_FROM_ANNOTATION, STORE_LABEL } from '../model/metadata';
 import { StoreBackup } from './backup';
+import { ETCD_MAX_SIZE } from '../engines/etcd';
+import { tlsSecrets } from '../model/names';
+import { MAX_SIZE } from '../model/schema';
 import { kubeObject } from './kube';
 import { applyPatches } from './patches';
 import { enginePorts, renderStatefulSet, restoredFrom } from './stateful-set';
+import { renderCertificates } from './tls';
 import type { StoreDefinition } from './store-definition';
 
 /** How the reconciler renders a store mid-operation; the construct renders a new store. */
@@ -28,6 +32,8 @@ export interface RenderOptions {
 /** Renders the store's objects as children of `scope` (construct ids are contract: 'Resource' is the StatefulSet). */
 export function renderStoreObjects(scope: Construct, store: StoreDefinition, options: RenderOptions = {}): void {
   const container = store.engine.container(store.engineContext(options.initialClusterState ?? 'new'));
+  // Certificates first: the members mount their Secrets.
+  if (store.spec.tls && tlsSecrets(store.spec).certManager) renderCertificates(scope, store, store.engine.spec.kind === 'etcd' ? ETCD_MAX_SIZE : MAX_SIZE);
   renderHeadlessService(scope, store);
   renderClientService(scope, store);
   if (container.bootstrapEnv) renderBootstrapConfig(scope, store, container);

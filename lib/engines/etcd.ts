@@ -4,7 +4,7 @@ import type { SpecIssue } from '../model/issues';
 import { podFqdn, podName } from '../model/names';
 import { parseQuantity } from '../model/quantity';
 import type { EngineDefaults, EtcdEngineSpec, KVStoreSpec, ProbeSpec, RestoreSpec } from '../model/spec';
-import { EngineCommand, EngineContainer, EngineContext, EngineReport, IEngine, ISnapshots, POD_ENV } from './types';
+import { EngineCommand, EngineContainer, EngineContext, EngineReport, IEngine, ISnapshots, POD_ENV, TLS_DIRS, tlsFiles } from './types';
 
 /** The etcd version a store runs unless told otherwise. */
 export const DEFAULT_ETCD_VERSION = '3.5.21';
@@ -17,6 +17,8 @@ const SUPPORTED_VERSIONS = '3.4.0 to 3.6.x';
 
 const ETCD_CLIENT_PORT = 2379;
 const ETCD_PEER_PORT = 2380;
+/** With TLS: health and metrics on plain HTTP, for probes and scrapers (etcd serves no keys there). */
+const ETCD_METRICS_PORT = 2381;
 
 /** @see https://etcd.io/docs/v3.5/op-guide/maintenance/#auto-compaction */
 export enum AutoCompactionMode {
@@ -88,11 +90,21 @@ export function restoreId(restore: RestoreSpec): string {
   return createHash('sha256').update(`${restore.claimName}/${restore.snapshot}`).digest('hex').slice(0, 8);
 }
 
+const scheme = (spec: KVStoreSpec) => (spec.tls ? 'https' : 'http');
+
+/** etcdctl's flags to connect with the library's client certificate (mounted at TLS_DIRS.client). */
+export function clientTlsFlags(spec: KVStoreSpec): string[] {
+  if (!spec.tls) return [];
+  const f = tlsFiles(TLS_DIRS.client);
+  return [`--cacert=${f.ca}`, `--cert=${f.cert}`, `--key=${f.key}`];
+}
+
 export class EtcdEngine implements IEngine {
   readonly name = 'etcd';
   readonly clientPort = ETCD_CLIENT_PORT;
   readonly peerPort = ETCD_PEER_PORT;
   readonly quorum = true;
+  readonly metricsPort = ETCD_METRICS_PORT;
   readonly spec: EtcdEngineSpec;
   readonly defaults: EngineDefaults;
 
@@ -171,7 +183,7 @@ export class EtcdEngine implements IEngine {
 
   /** The peer URL member `ordinal` advertises (and is registered with). */
   peerURL(ctx: EngineContext, ordinal: number, namespace = ctx.namespace ?? `$(${POD_ENV.namespace})`): string {
-    return `http://${podFqdn(ctx.names, ordinal, namespace, ctx.spec.clusterDomain)}:${ETCD_PEER_PORT}`;
+    return `${scheme(ctx.spec)}://${podFqdn(ctx.names, ordinal, namespace, ctx.spec.clusterDomain)}:${ETCD_PEER_PORT}`;
   }
 
   /**
@@ -195,9 +207,9 @@ export class EtcdEngine implements IEngine {
 
   readonly snapshots: ISnapshots = {
     largestBytes: (spec: KVStoreSpec): number => this.quotaBackendBytes(spec),
-    save: (endpoint: string, file: string): EngineCommand => ({
+    save: (spec: KVStoreSpec, endpoint: string, file: string): EngineCommand => ({
       command: ['/usr/local/bin/etcdctl'],
-      args: [`--endpoints=http://${endpoint}`, '--dial-timeout=10s', '--command-timeout=10m', 'snapshot', 'save', file],
+      args: [`--endpoints=${scheme(spec)}://${endpoint}`, ...clientTlsFlags(spec), '--dial-timeout=10s', '--command-timeout=10m', 'snapshot', 'save', file],
       env: [{ name: 'ETCDCTL_API', value: '3' }],
     }),
     check: (file: string): EngineCommand => (restoresWithEtcdutl(this.spec.version)
@@ -238,22 +250,40 @@ export class EtcdEngine implements IEngine {
       ETCD_INITIAL_CLUSTER_STATE: ctx.initialClusterState,
       ETCD_QUOTA_BACKEND_BYTES: String(this.quotaBackendBytes(spec)),
     };
+    const s = scheme(spec);
     const args = [
       `--name=$(${POD_ENV.name})`,
       `--data-dir=${dirs.data}`,
       ...(dirs.wal ? [`--wal-dir=${dirs.wal}`] : []),
       // Listen on the pod IP only: no wildcard, so every member of a test can share one host.
-      `--listen-peer-urls=http://$(${POD_ENV.ip}):${ETCD_PEER_PORT}`,
-      `--listen-client-urls=http://$(${POD_ENV.ip}):${ETCD_CLIENT_PORT}`,
-      `--advertise-client-urls=http://${self}:${ETCD_CLIENT_PORT}`,
-      `--initial-advertise-peer-urls=http://${self}:${ETCD_PEER_PORT}`,
+      `--listen-peer-urls=${s}://$(${POD_ENV.ip}):${ETCD_PEER_PORT}`,
+      `--listen-client-urls=${s}://$(${POD_ENV.ip}):${ETCD_CLIENT_PORT}`,
+      `--advertise-client-urls=${s}://${self}:${ETCD_CLIENT_PORT}`,
+      `--initial-advertise-peer-urls=${s}://${self}:${ETCD_PEER_PORT}`,
+      ...(spec.tls ? this.tlsFlags(ctx) : []),
       ...(ctx.namespace ? [] : [`--initial-cluster=${bootstrap.ETCD_INITIAL_CLUSTER}`, `--initial-cluster-state=${bootstrap.ETCD_INITIAL_CLUSTER_STATE}`]),
       `--initial-cluster-token=${this.clusterToken(ctx)}`,
       `--auto-compaction-mode=${this.spec.autoCompactionMode}`,
       `--auto-compaction-retention=${this.spec.autoCompactionRetention}`,
       ...(ctx.namespace ? [] : [`--quota-backend-bytes=${bootstrap.ETCD_QUOTA_BACKEND_BYTES}`]),
     ];
-    return { command: ['/usr/local/bin/etcd'], args, env: [], ...(ctx.namespace ? { bootstrapEnv: bootstrap } : {}), ...this.probes() };
+    return { command: ['/usr/local/bin/etcd'], args, env: [], ...(ctx.namespace ? { bootstrapEnv: bootstrap } : {}), ...this.probes(!!spec.tls) };
+  }
+
+  /**
+   * Mutual TLS on both listeners from the member Secret; a peer must present a certificate naming the
+   * headless Service (the member certificate does; client certificates, and other stores' members
+   * under a shared issuer, do not); health and metrics on a plain-HTTP listener of their own.
+   */
+  private tlsFlags(ctx: EngineContext): string[] {
+    const f = tlsFiles(TLS_DIRS.member);
+    const peersHost = `${ctx.names.headlessService}.$(${POD_ENV.namespace}).svc.${ctx.spec.clusterDomain}`;
+    return [
+      `--cert-file=${f.cert}`, `--key-file=${f.key}`, `--trusted-ca-file=${f.ca}`, '--client-cert-auth',
+      `--peer-cert-file=${f.cert}`, `--peer-key-file=${f.key}`, `--peer-trusted-ca-file=${f.ca}`, '--peer-client-cert-auth',
+      `--peer-cert-allowed-hostname=${peersHost}`,
+      `--listen-metrics-urls=http://$(${POD_ENV.ip}):${ETCD_METRICS_PORT}`,
+    ];
   }
 
   /**
@@ -262,12 +292,17 @@ export class EtcdEngine implements IEngine {
    * quorum would restart every member): `/livez` on 3.5.11+, `/version` before. Readiness does need
    * quorum: `/readyz` on 3.5.11+, `/health` before.
    */
-  probes(): Pick<EngineContainer, 'startupProbe' | 'livenessProbe' | 'readinessProbe'> {
+  probes(tls = false): Pick<EngineContainer, 'startupProbe' | 'livenessProbe' | 'readinessProbe'> {
     const modern = servesLivezReadyz(this.spec.version);
-    const http = (path: string, extra: Partial<ProbeSpec>): ProbeSpec => ({ httpGet: { path, port: 'client' }, timeoutSeconds: 5, ...extra });
+    // With TLS the client port wants a client certificate, which the kubelet has none of: the metrics
+    // listener serves /health (and on 3.5.11+ /livez and /readyz); before 3.5.11 it has no check
+    // that does not need quorum, so liveness is a TCP check there.
+    const port = tls ? 'metrics' : 'client';
+    const http = (path: string, extra: Partial<ProbeSpec>): ProbeSpec => ({ httpGet: { path, port }, timeoutSeconds: 5, ...extra });
+    const liveness = { periodSeconds: 10, failureThreshold: 6 };
     return {
       startupProbe: { tcpSocket: { port: 'client' }, periodSeconds: 5, failureThreshold: 60 },
-      livenessProbe: http(modern ? '/livez' : '/version', { periodSeconds: 10, failureThreshold: 6 }),
+      livenessProbe: modern ? http('/livez', liveness) : tls ? { tcpSocket: { port }, timeoutSeconds: 5, ...liveness } : http('/version', liveness),
       readinessProbe: http(modern ? '/readyz' : '/health', { periodSeconds: 5, failureThreshold: 3 }),
     };
   }

@@ -10,6 +10,14 @@ export const POD_ENV = {
   ip: 'POD_IP',
 } as const;
 
+/** Where TLS Secrets are mounted: the members' own certificate, and the library's clients' one. */
+export const TLS_DIRS = { member: '/etc/kvstore/tls', client: '/etc/kvstore/client-tls' } as const;
+
+/** The files of a mounted kubernetes.io/tls Secret. */
+export function tlsFiles(dir: string): { cert: string; key: string; ca: string } {
+  return { cert: `${dir}/tls.crt`, key: `${dir}/tls.key`, ca: `${dir}/ca.crt` };
+}
+
 /** What an engine is told to render one store's container. */
 export interface EngineContext {
   readonly spec: KVStoreSpec;
@@ -64,6 +72,8 @@ export interface IEngine {
   readonly peerPort?: number;
   /** Whether the engine needs a majority of members (sizes the PodDisruptionBudget). */
   readonly quorum: boolean;
+  /** The plain-HTTP port that serves health and metrics (never keys) when TLS is on; absent: the engine has no TLS support. */
+  readonly metricsPort?: number;
   /** @internal What the engine contributes to the spec's defaults. */
   readonly defaults: EngineDefaults;
   /** @internal The engine's rules on a normalized spec. */
@@ -83,8 +93,8 @@ export interface EngineCommand {
 
 /** How an engine saves a snapshot of a running store and restores members from one. */
 export interface ISnapshots {
-  /** Saves a snapshot of the store reachable at `endpoint` (host:port) into `file`. */
-  save(endpoint: string, file: string): EngineCommand;
+  /** Saves a snapshot of the store reachable at `endpoint` (host:port) into `file` (over TLS with the client certificate when the spec has TLS). */
+  save(spec: KVStoreSpec, endpoint: string, file: string): EngineCommand;
   /** Checks that `file` is a readable snapshot (before any member is stopped for a restore). */
   check(file: string): EngineCommand;
   /** Lays out member `ordinal`'s data from `file` where `container()` will look for it. */

@@ -1,7 +1,7 @@
 // The documentation of every field of a store's spec, written once. The JSON schema (and so the CRD's
 // `kubectl explain` text) reads it here; the construct's props and the README props table must say
 // the same (test/model/fields.test.ts fails when they disagree; `npx projen docs` rewrites the table).
-import type { BackupOptions, CustomEngineOptions, EtcdEngineSpec, KVStoreSpecInput, RestoreOptions } from './spec';
+import type { BackupOptions, CustomEngineOptions, EtcdEngineSpec, KVStoreSpecInput, RestoreOptions, TlsOptions } from './spec';
 
 /** One field's documentation. */
 export interface FieldDoc {
@@ -133,6 +133,10 @@ export const SPEC_FIELDS: { readonly [K in SpecFieldName]-?: FieldDoc } = {
     description: "RFC 6902 JSON patches applied to the synthesized objects of one kind (and name), for what the props don't cover. Part of the spec, so the reconciler applies them too (GitOps and CRD mode). Patches that change an object's identity, replicas, selector, serviceName, podManagementPolicy, volume claim templates or the pod template's selector labels are refused.",
     default: '- none',
   },
+  'tls': {
+    description: "Mutual TLS: https on the client and peer ports with client certificates required on both, health and metrics on a plain-HTTP port of their own (2381). Certificates from cert-manager (the store's own CA, or your issuer) or from Secrets you provide. Needs the chart's namespace.",
+    default: '- plain HTTP, no authentication (TLS needs cert-manager or certificates you provide)',
+  },
   'backup': {
     description: 'Scheduled snapshots (etcdctl snapshot save against the client Service) into a PVC, the oldest pruned beyond keep. With the reconciler, it also takes a snapshot before every membership change, resize and restore.',
     default: '- no backups',
@@ -151,6 +155,13 @@ export const BACKUP_FIELDS: { readonly [K in keyof BackupOptions]-?: FieldDoc } 
   storageClassName: { description: 'StorageClass of the backup PVC.', default: "- the store's storageClassName" },
   claimName: { description: 'The backup PVC\'s name. Without storage it names an existing PVC the construct does not create.', default: "'<name>-backups', created" },
   pruneImage: { description: "The image that prunes old snapshots: this package's reconciler image.", default: "- the store's reconciler image, else DEFAULT_RECONCILER_IMAGE" },
+};
+
+/** The TLS settings' fields. */
+export const TLS_FIELDS: { readonly [K in keyof TlsOptions]-?: FieldDoc } = {
+  issuer: { description: "The cert-manager issuer of the store's certificates.", default: "- a CA of the store's own: a self-signed Issuer, a CA Certificate and a CA Issuer" },
+  memberSecret: { description: "A kubernetes.io/tls Secret you provide (tls.crt, tls.key, ca.crt) with the members' certificate, for both the client and the peer listeners, instead of cert-manager. Needs clientSecret.", default: "- '<name>-member-tls', issued by cert-manager" },
+  clientSecret: { description: "A kubernetes.io/tls Secret you provide with the client certificate the library's own clients use (reconciler, backup and snapshot Jobs), instead of cert-manager. Needs memberSecret.", default: "- '<name>-client-tls', issued by cert-manager" },
 };
 
 /** The restore settings' fields. */

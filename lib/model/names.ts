@@ -17,6 +17,14 @@ export interface StoreNames {
   readonly networkPolicy: string;
   /** ConfigMap of the settings that change with membership (etcd's initial cluster). */
   readonly bootstrapConfig: string;
+  /** TLS: the self-signed cert-manager Issuer that signs the store's own CA. */
+  readonly selfSignedIssuer: string;
+  /** TLS: the store's own CA (its Certificate, Secret and the Issuer that signs with it). */
+  readonly ca: string;
+  /** TLS: the members' certificate (Certificate and Secret). */
+  readonly memberTls: string;
+  /** TLS: the library's own clients' certificate (Certificate and Secret). */
+  readonly clientTls: string;
 }
 
 export function storeNames(storeName: string): StoreNames {
@@ -27,6 +35,10 @@ export function storeNames(storeName: string): StoreNames {
     podDisruptionBudget: storeName,
     networkPolicy: storeName,
     bootstrapConfig: `${storeName}-bootstrap`,
+    selfSignedIssuer: `${storeName}-selfsigned`,
+    ca: `${storeName}-ca`,
+    memberTls: `${storeName}-member-tls`,
+    clientTls: `${storeName}-client-tls`,
   };
 }
 
@@ -155,6 +167,10 @@ export function storeObjects(spec: KVStoreSpec, options: StoreObjectsOptions): S
     { kind: 'PodDisruptionBudget', name: names.podDisruptionBudget },
   ];
   if (spec.networkPolicy.enabled) objects.push({ kind: 'NetworkPolicy', name: names.networkPolicy });
+  if (spec.tls && tlsSecrets(spec).certManager) {
+    objects.push({ kind: 'Certificate', name: names.memberTls }, { kind: 'Certificate', name: names.clientTls });
+    if (!spec.tls.issuer) objects.push({ kind: 'Issuer', name: names.selfSignedIssuer }, { kind: 'Certificate', name: names.ca }, { kind: 'Issuer', name: names.ca });
+  }
   if (options.bootstrapConfig) objects.push({ kind: 'ConfigMap', name: names.bootstrapConfig });
   if (spec.backup) {
     objects.push({ kind: 'CronJob', name: backupCronJobName(names) });
@@ -171,4 +187,13 @@ export function storeObjects(spec: KVStoreSpec, options: StoreObjectsOptions): S
     );
   }
   return objects;
+}
+
+/** The Secrets a TLS store mounts, and whether cert-manager issues them (else the user provides both). */
+export function tlsSecrets(spec: KVStoreSpec): { member: string; client: string; certManager: boolean } {
+  const names = storeNames(spec.name);
+  const tls = spec.tls ?? {};
+  return tls.memberSecret !== undefined && tls.clientSecret !== undefined
+    ? { member: tls.memberSecret, client: tls.clientSecret, certManager: false }
+    : { member: names.memberTls, client: names.clientTls, certManager: true };
 }

@@ -9,7 +9,7 @@ import { schemaIssues } from './validate';
 import { DEFAULT_RECONCILER_IMAGE } from './version';
 import {
   BackupSpec, BackupOptions, DEFAULT_BACKUP_KEEP, DEFAULT_BACKUP_SCHEDULE, DEFAULT_CLUSTER_DOMAIN, DEFAULT_MOUNT_ROOT, DEFAULT_RUN_AS_USER,
-  DEFAULT_SIZE, DEFAULT_STORAGE_SIZE, EngineDefaults, KVStoreSpec, KVStoreSpecInput, ObjectPatchSpec, RESERVED_VOLUME_NAMES,
+  DEFAULT_SIZE, DEFAULT_STORAGE_SIZE, EngineDefaults, KVStoreSpec, KVStoreSpecInput, ObjectPatchSpec, RESERVED_VOLUME_NAMES, TlsOptions, TlsSpec,
 } from './spec';
 /** Drops keys whose value is undefined, recursively (TypeScript props often carry them). */
 function compact<T>(value: T): T {
@@ -85,7 +85,7 @@ function crossFieldIssues(spec: KVStoreSpec, input: KVStoreSpecInput): SpecIssue
       issues.push({ field: `${field}.name`, value: t.name, allowed: 'unique among the volume claim templates', reason: 'each template becomes one PVC per member' });
     }
     if (RESERVED_VOLUME_NAMES.includes(t.name)) {
-      issues.push({ field: `${field}.name`, value: t.name, allowed: `a name other than ${RESERVED_VOLUME_NAMES.join(' or ')}`, reason: 'the pod or its backup and restore Jobs already have a volume of that name' });
+      issues.push({ field: `${field}.name`, value: t.name, allowed: `a name other than ${RESERVED_VOLUME_NAMES.slice(0, -1).join(', ')} or ${RESERVED_VOLUME_NAMES[RESERVED_VOLUME_NAMES.length - 1]}`, reason: 'the pod or its backup and restore Jobs already have a volume of that name' });
     }
     if (paths.has(t.mountPath)) {
       issues.push({ field: `${field}.mountPath`, value: t.mountPath, allowed: 'unique among the volume claim templates' });
@@ -113,6 +113,22 @@ function crossFieldIssues(spec: KVStoreSpec, input: KVStoreSpecInput): SpecIssue
     }
   }
   return issues;
+}
+
+/** Where the certificates come from: cert-manager (the store's own CA or the user's issuer), or Secrets the user names. */
+function normalizeTls(storeName: string, tls: TlsOptions): TlsSpec {
+  const secrets = tls.memberSecret !== undefined || tls.clientSecret !== undefined;
+  const issues: SpecIssue[] = [];
+  if (secrets && (tls.memberSecret === undefined || tls.clientSecret === undefined)) {
+    const missing = tls.memberSecret === undefined ? 'memberSecret' : 'clientSecret';
+    issues.push({ field: `tls.${missing}`, value: undefined, allowed: `set together with tls.${missing === 'memberSecret' ? 'clientSecret' : 'memberSecret'}`, reason: 'with Secrets of your own there is no cert-manager to issue the other' });
+  }
+  if (secrets && tls.issuer) {
+    issues.push({ field: 'tls.issuer', value: tls.issuer, allowed: 'left out with tls.memberSecret and tls.clientSecret', reason: 'your Secrets replace cert-manager' });
+  }
+  if (issues.length) throw new SpecError(storeName, issues);
+  if (secrets) return { memberSecret: tls.memberSecret!, clientSecret: tls.clientSecret! };
+  return tls.issuer ? { issuer: { name: tls.issuer.name, kind: tls.issuer.kind ?? 'Issuer' } } : {};
 }
 
 /** The PVC the construct creates for a store's snapshots. */
@@ -193,6 +209,7 @@ export function normalizeSpec(rawInput: KVStoreSpecInput, defaults: EngineDefaul
     imagePullSecrets: input.imagePullSecrets ?? [],
     ...(input.priorityClassName !== undefined ? { priorityClassName: input.priorityClassName } : {}),
     patches: (input.patches ?? []) as ObjectPatchSpec[],
+    ...(input.tls ? { tls: normalizeTls(input.name, input.tls) } : {}),
     ...(input.backup ? { backup: normalizeBackup(input, input.backup, storageSize) } : {}),
     ...(input.restore ? { restore: { snapshot: input.restore.snapshot, claimName: input.restore.claimName ?? input.backup?.claimName ?? backupClaimName(input.name) } } : {}),
   };

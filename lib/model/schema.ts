@@ -1,7 +1,7 @@
 // The JSON Schema of the user-facing spec input and the patterns it uses: the one shape the construct,
 // the CRD and the reconciler check a spec against. `allowed` phrases each rule for error messages.
 // validate.ts checks input against it (through the validator compiled from it ahead of time).
-import { BACKUP_FIELDS, defaultsSentence, FieldDoc, RESTORE_FIELDS, SPEC_FIELDS, SpecFieldName } from './fields';
+import { BACKUP_FIELDS, defaultsSentence, FieldDoc, RESTORE_FIELDS, SPEC_FIELDS, SpecFieldName, TLS_FIELDS } from './fields';
 import { QUANTITY_PATTERN } from './quantity';
 import { PATCHABLE_KINDS } from './spec';
 
@@ -181,6 +181,25 @@ const SHAPE = {
         },
       },
     },
+    tls: {
+      type: 'object',
+      additionalProperties: false,
+      allowed: 'TLS settings',
+      properties: {
+        issuer: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['name'],
+          allowed: 'a cert-manager issuer reference (name, kind)',
+          properties: {
+            name: { type: 'string', pattern: DNS_SUBDOMAIN_PATTERN, maxLength: 253, allowed: 'an issuer name (a DNS-1123 subdomain)' },
+            kind: { type: 'string', enum: ['Issuer', 'ClusterIssuer'], allowed: 'Issuer or ClusterIssuer' },
+          },
+        },
+        memberSecret: { type: 'string', pattern: DNS_SUBDOMAIN_PATTERN, maxLength: 253, allowed: 'a Secret name (a DNS-1123 subdomain)' },
+        clientSecret: { type: 'string', pattern: DNS_SUBDOMAIN_PATTERN, maxLength: 253, allowed: 'a Secret name (a DNS-1123 subdomain)' },
+      },
+    },
     backup: {
       type: 'object',
       additionalProperties: false,
@@ -226,6 +245,7 @@ export const SPEC_INPUT_SCHEMA: typeof SHAPE = {
     const parent = documented(node, SPEC_FIELDS[field as SpecFieldName]);
     if (field === 'backup') return [field, { ...parent, properties: documentedAll(SHAPE.properties.backup.properties, (sub) => BACKUP_FIELDS[sub as keyof typeof BACKUP_FIELDS]) }];
     if (field === 'restore') return [field, { ...parent, properties: documentedAll(SHAPE.properties.restore.properties, (sub) => RESTORE_FIELDS[sub as keyof typeof RESTORE_FIELDS]) }];
+    if (field === 'tls') return [field, { ...parent, properties: documentedAll(SHAPE.properties.tls.properties, (sub) => TLS_FIELDS[sub as keyof typeof TLS_FIELDS]) }];
     return [field, parent];
   })) as unknown as typeof SHAPE.properties,
 };

@@ -5,7 +5,7 @@
 "use strict";
 export const validate = validate10;
 export default validate10;
-const schema11 = {"type":"object","additionalProperties":false,"required":["name"],"properties":{"name":{"type":"string","pattern":"^[a-z]([-a-z0-9]*[a-z0-9])?$","maxLength":52,"allowed":"a DNS-1035 label (lowercase letters, digits and '-', starting with a letter and ending alphanumeric) of at most 52 characters"},"engine":{"type":"object","required":["kind"],"allowed":"an engine","properties":{"kind":{"type":"string","enum":["etcd","custom"],"allowed":"etcd or custom"}}},"size":{"type":"integer","minimum":1,"maximum":99,"allowed":"an integer from 1 to 99"},"image":{"type":"string","pattern":"^([a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?/)?[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*(/[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$","allowed":"an image reference like registry.example.com/team/etcd:v3.5.21 (lowercase repository, no spaces)"},"storageSize":{"type":"string","pattern":"^[0-9]+(\\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$","allowed":"a storage size as a Kubernetes quantity such as 10Gi or 500M (digits with an optional suffix m, k, M, G, T, P, E, Ki, Mi, Gi, Ti, Pi or Ei)"},"storageClassName":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$","allowed":"a StorageClass name (a DNS-1123 subdomain)"},"volumeClaimTemplates":{"type":"array","minItems":1,"allowed":"a non-empty list of volume claim templates","items":{"type":"object","additionalProperties":false,"required":["name"],"allowed":"a volume claim template","properties":{"name":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$","maxLength":63,"allowed":"a DNS-1123 label of at most 63 characters"},"storage":{"type":"string","pattern":"^[0-9]+(\\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$","allowed":"a storage size as a Kubernetes quantity such as 10Gi or 500M (digits with an optional suffix m, k, M, G, T, P, E, Ki, Mi, Gi, Ti, Pi or Ei)"},"storageClassName":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$","allowed":"a StorageClass name (a DNS-1123 subdomain)"},"accessModes":{"type":"array","minItems":1,"items":{"type":"string","enum":["ReadWriteOnce","ReadOnlyMany","ReadWriteMany","ReadWriteOncePod"],"allowed":"ReadWriteOnce, ReadOnlyMany, ReadWriteMany or ReadWriteOncePod"},"allowed":"a non-empty list of access modes"},"mountPath":{"type":"string","pattern":"^/[^:]+$","allowed":"an absolute path other than / without \":\""}}}},"persistentVolumeClaimRetentionPolicy":{"type":"object","additionalProperties":false,"allowed":"a retention policy","properties":{"whenScaled":{"type":"string","enum":["Retain","Delete"],"allowed":"Retain or Delete"},"whenDeleted":{"type":"string","enum":["Retain","Delete"],"allowed":"Retain or Delete"}}},"resources":{"type":"object","additionalProperties":false,"allowed":"resource requests and limits","properties":{"requests":{"type":"object","allowed":"a map of resource names to quantities","additionalProperties":{"type":"string","pattern":"^[0-9]+(\\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$","allowed":"a quantity as a Kubernetes quantity such as 10Gi or 500M (digits with an optional suffix m, k, M, G, T, P, E, Ki, Mi, Gi, Ti, Pi or Ei)"}},"limits":{"type":"object","allowed":"a map of resource names to quantities","additionalProperties":{"type":"string","pattern":"^[0-9]+(\\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$","allowed":"a quantity as a Kubernetes quantity such as 10Gi or 500M (digits with an optional suffix m, k, M, G, T, P, E, Ki, Mi, Gi, Ti, Pi or Ei)"}}}},"clusterDomain":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$","allowed":"a DNS domain such as cluster.local"},"labels":{"type":"object","allowed":"a map of Kubernetes labels","propertyNames":{"pattern":"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$","allowed":"a label key (an optional DNS prefix and \"/\", then up to 63 characters of [A-Za-z0-9-_.])"},"additionalProperties":{"type":"string","pattern":"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$","allowed":"a label value (up to 63 characters of [A-Za-z0-9-_.], starting and ending alphanumeric)"}},"annotations":{"type":"object","allowed":"a map of strings","propertyNames":{"pattern":"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$","allowed":"an annotation key (an optional DNS prefix and \"/\", then up to 63 characters of [A-Za-z0-9-_.], alphanumeric at both ends)"},"additionalProperties":{"type":"string","allowed":"a string"}},"podAnnotations":{"type":"object","allowed":"a map of strings","propertyNames":{"pattern":"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$","allowed":"an annotation key (an optional DNS prefix and \"/\", then up to 63 characters of [A-Za-z0-9-_.], alphanumeric at both ends)"},"additionalProperties":{"type":"string","allowed":"a string"}},"podAntiAffinity":{"type":"string","enum":["soft","hard","none"],"allowed":"soft, hard or none"},"topologySpreadConstraints":{"type":"array","allowed":"a list of topology spread constraints","items":{"type":"object","additionalProperties":false,"required":["topologyKey"],"allowed":"a topology spread constraint","properties":{"topologyKey":{"type":"string","minLength":1,"allowed":"a node label key such as topology.kubernetes.io/zone"},"maxSkew":{"type":"integer","minimum":1,"allowed":"an integer of at least 1"},"whenUnsatisfiable":{"type":"string","enum":["DoNotSchedule","ScheduleAnyway"],"allowed":"DoNotSchedule or ScheduleAnyway"}}}},"updateStrategy":{"type":"object","required":["type"],"additionalProperties":false,"allowed":"an update strategy","properties":{"type":{"type":"string","enum":["RollingUpdate","OnDelete"],"allowed":"RollingUpdate or OnDelete"},"partition":{"type":"integer","minimum":0,"allowed":"an integer of at least 0"}}},"podManagementPolicy":{"type":"string","enum":["OrderedReady","Parallel"],"allowed":"OrderedReady or Parallel"},"networkPolicy":{"type":"object","additionalProperties":false,"allowed":"network policy settings","properties":{"enabled":{"type":"boolean","allowed":"true or false"},"clientPodLabels":{"type":"object","allowed":"a map of Kubernetes labels","propertyNames":{"pattern":"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$","allowed":"a label key (an optional DNS prefix and \"/\", then up to 63 characters of [A-Za-z0-9-_.])"},"additionalProperties":{"type":"string","pattern":"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$","allowed":"a label value (up to 63 characters of [A-Za-z0-9-_.], starting and ending alphanumeric)"}},"clientNamespaceLabels":{"type":"object","allowed":"a map of Kubernetes labels","propertyNames":{"pattern":"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$","allowed":"a label key (an optional DNS prefix and \"/\", then up to 63 characters of [A-Za-z0-9-_.])"},"additionalProperties":{"type":"string","pattern":"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$","allowed":"a label value (up to 63 characters of [A-Za-z0-9-_.], starting and ending alphanumeric)"}}}},"runAsUser":{"type":"integer","minimum":1,"allowed":"a non-root uid (an integer of at least 1)"},"nodeSelector":{"type":"object","allowed":"a map of Kubernetes labels","propertyNames":{"pattern":"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$","allowed":"a label key (an optional DNS prefix and \"/\", then up to 63 characters of [A-Za-z0-9-_.])"},"additionalProperties":{"type":"string","pattern":"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$","allowed":"a label value (up to 63 characters of [A-Za-z0-9-_.], starting and ending alphanumeric)"}},"tolerations":{"type":"array","allowed":"a list of tolerations","items":{"type":"object","additionalProperties":false,"allowed":"a toleration","properties":{"key":{"type":"string","pattern":"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$","allowed":"a taint key (a label key)"},"operator":{"type":"string","enum":["Exists","Equal"],"allowed":"Exists or Equal"},"value":{"type":"string","pattern":"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$","allowed":"a taint value (a label value)"},"effect":{"type":"string","enum":["NoSchedule","PreferNoSchedule","NoExecute"],"allowed":"NoSchedule, PreferNoSchedule or NoExecute"},"tolerationSeconds":{"type":"integer","minimum":0,"allowed":"an integer of at least 0"}}}},"imagePullSecrets":{"type":"array","allowed":"a list of Secret names","items":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$","maxLength":253,"allowed":"a Secret name (a DNS-1123 subdomain)"}},"priorityClassName":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$","maxLength":253,"allowed":"a PriorityClass name (a DNS-1123 subdomain)"},"patches":{"type":"array","allowed":"a list of object patches","items":{"type":"object","additionalProperties":false,"required":["kind","ops"],"allowed":"an object patch (kind, optional name, ops)","properties":{"kind":{"type":"string","enum":["StatefulSet","Service","ConfigMap","PodDisruptionBudget","NetworkPolicy","CronJob","PersistentVolumeClaim"],"allowed":"the kind of an object the store synthesizes (StatefulSet, Service, ConfigMap, PodDisruptionBudget, NetworkPolicy, CronJob or PersistentVolumeClaim)"},"name":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$","maxLength":253,"allowed":"an object name (a DNS-1123 subdomain)"},"ops":{"type":"array","minItems":1,"allowed":"a non-empty list of JSON Patch operations","items":{"type":"object","additionalProperties":false,"required":["op","path"],"allowed":"a JSON Patch operation (op, path, value or from)","properties":{"op":{"type":"string","enum":["add","remove","replace","move","copy"],"allowed":"add, remove, replace, move or copy (no test: the reconciler renders the objects at other sizes and states too)"},"path":{"type":"string","pattern":"^(/([^~/]|~[01])*)+$","allowed":"a JSON Pointer such as /spec/template/spec/hostAliases (starting with \"/\")"},"value":{"x-kubernetes-preserve-unknown-fields":true,"allowed":"any JSON value"},"from":{"type":"string","pattern":"^(/([^~/]|~[01])*)+$","allowed":"a JSON Pointer (starting with \"/\")"}}}}}}},"backup":{"type":"object","additionalProperties":false,"allowed":"backup settings","properties":{"schedule":{"type":"string","pattern":"^(@(yearly|annually|monthly|weekly|daily|hourly)|([0-9*/,-]+ ){4}[0-9*/,-]+)$","allowed":"a cron schedule of five fields such as \"0 * * * *\", or a macro such as @hourly"},"keep":{"type":"integer","minimum":1,"maximum":1000,"allowed":"an integer from 1 to 1000"},"storage":{"type":"string","pattern":"^[0-9]+(\\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$","allowed":"a storage size as a Kubernetes quantity such as 10Gi or 500M (digits with an optional suffix m, k, M, G, T, P, E, Ki, Mi, Gi, Ti, Pi or Ei)"},"storageClassName":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$","allowed":"a StorageClass name (a DNS-1123 subdomain)"},"claimName":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$","maxLength":253,"allowed":"a PVC name (a DNS-1123 subdomain)"},"pruneImage":{"type":"string","pattern":"^([a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?/)?[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*(/[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$","allowed":"an image reference of the kvstore reconciler image"}}},"restore":{"type":"object","additionalProperties":false,"required":["snapshot"],"allowed":"restore settings with a snapshot","properties":{"snapshot":{"type":"string","pattern":"^[A-Za-z0-9][A-Za-z0-9._-]*$","maxLength":253,"allowed":"a snapshot file name (letters, digits, \".\", \"_\", \"-\"; no directories)"},"claimName":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$","maxLength":253,"allowed":"the name of the PVC holding the snapshot (a DNS-1123 subdomain)"}}}}};
+const schema11 = {"type":"object","additionalProperties":false,"required":["name"],"properties":{"name":{"type":"string","pattern":"^[a-z]([-a-z0-9]*[a-z0-9])?$","maxLength":52,"allowed":"a DNS-1035 label (lowercase letters, digits and '-', starting with a letter and ending alphanumeric) of at most 52 characters"},"engine":{"type":"object","required":["kind"],"allowed":"an engine","properties":{"kind":{"type":"string","enum":["etcd","custom"],"allowed":"etcd or custom"}}},"size":{"type":"integer","minimum":1,"maximum":99,"allowed":"an integer from 1 to 99"},"image":{"type":"string","pattern":"^([a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?/)?[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*(/[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$","allowed":"an image reference like registry.example.com/team/etcd:v3.5.21 (lowercase repository, no spaces)"},"storageSize":{"type":"string","pattern":"^[0-9]+(\\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$","allowed":"a storage size as a Kubernetes quantity such as 10Gi or 500M (digits with an optional suffix m, k, M, G, T, P, E, Ki, Mi, Gi, Ti, Pi or Ei)"},"storageClassName":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$","allowed":"a StorageClass name (a DNS-1123 subdomain)"},"volumeClaimTemplates":{"type":"array","minItems":1,"allowed":"a non-empty list of volume claim templates","items":{"type":"object","additionalProperties":false,"required":["name"],"allowed":"a volume claim template","properties":{"name":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$","maxLength":63,"allowed":"a DNS-1123 label of at most 63 characters"},"storage":{"type":"string","pattern":"^[0-9]+(\\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$","allowed":"a storage size as a Kubernetes quantity such as 10Gi or 500M (digits with an optional suffix m, k, M, G, T, P, E, Ki, Mi, Gi, Ti, Pi or Ei)"},"storageClassName":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$","allowed":"a StorageClass name (a DNS-1123 subdomain)"},"accessModes":{"type":"array","minItems":1,"items":{"type":"string","enum":["ReadWriteOnce","ReadOnlyMany","ReadWriteMany","ReadWriteOncePod"],"allowed":"ReadWriteOnce, ReadOnlyMany, ReadWriteMany or ReadWriteOncePod"},"allowed":"a non-empty list of access modes"},"mountPath":{"type":"string","pattern":"^/[^:]+$","allowed":"an absolute path other than / without \":\""}}}},"persistentVolumeClaimRetentionPolicy":{"type":"object","additionalProperties":false,"allowed":"a retention policy","properties":{"whenScaled":{"type":"string","enum":["Retain","Delete"],"allowed":"Retain or Delete"},"whenDeleted":{"type":"string","enum":["Retain","Delete"],"allowed":"Retain or Delete"}}},"resources":{"type":"object","additionalProperties":false,"allowed":"resource requests and limits","properties":{"requests":{"type":"object","allowed":"a map of resource names to quantities","additionalProperties":{"type":"string","pattern":"^[0-9]+(\\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$","allowed":"a quantity as a Kubernetes quantity such as 10Gi or 500M (digits with an optional suffix m, k, M, G, T, P, E, Ki, Mi, Gi, Ti, Pi or Ei)"}},"limits":{"type":"object","allowed":"a map of resource names to quantities","additionalProperties":{"type":"string","pattern":"^[0-9]+(\\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$","allowed":"a quantity as a Kubernetes quantity such as 10Gi or 500M (digits with an optional suffix m, k, M, G, T, P, E, Ki, Mi, Gi, Ti, Pi or Ei)"}}}},"clusterDomain":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$","allowed":"a DNS domain such as cluster.local"},"labels":{"type":"object","allowed":"a map of Kubernetes labels","propertyNames":{"pattern":"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$","allowed":"a label key (an optional DNS prefix and \"/\", then up to 63 characters of [A-Za-z0-9-_.])"},"additionalProperties":{"type":"string","pattern":"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$","allowed":"a label value (up to 63 characters of [A-Za-z0-9-_.], starting and ending alphanumeric)"}},"annotations":{"type":"object","allowed":"a map of strings","propertyNames":{"pattern":"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$","allowed":"an annotation key (an optional DNS prefix and \"/\", then up to 63 characters of [A-Za-z0-9-_.], alphanumeric at both ends)"},"additionalProperties":{"type":"string","allowed":"a string"}},"podAnnotations":{"type":"object","allowed":"a map of strings","propertyNames":{"pattern":"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$","allowed":"an annotation key (an optional DNS prefix and \"/\", then up to 63 characters of [A-Za-z0-9-_.], alphanumeric at both ends)"},"additionalProperties":{"type":"string","allowed":"a string"}},"podAntiAffinity":{"type":"string","enum":["soft","hard","none"],"allowed":"soft, hard or none"},"topologySpreadConstraints":{"type":"array","allowed":"a list of topology spread constraints","items":{"type":"object","additionalProperties":false,"required":["topologyKey"],"allowed":"a topology spread constraint","properties":{"topologyKey":{"type":"string","minLength":1,"allowed":"a node label key such as topology.kubernetes.io/zone"},"maxSkew":{"type":"integer","minimum":1,"allowed":"an integer of at least 1"},"whenUnsatisfiable":{"type":"string","enum":["DoNotSchedule","ScheduleAnyway"],"allowed":"DoNotSchedule or ScheduleAnyway"}}}},"updateStrategy":{"type":"object","required":["type"],"additionalProperties":false,"allowed":"an update strategy","properties":{"type":{"type":"string","enum":["RollingUpdate","OnDelete"],"allowed":"RollingUpdate or OnDelete"},"partition":{"type":"integer","minimum":0,"allowed":"an integer of at least 0"}}},"podManagementPolicy":{"type":"string","enum":["OrderedReady","Parallel"],"allowed":"OrderedReady or Parallel"},"networkPolicy":{"type":"object","additionalProperties":false,"allowed":"network policy settings","properties":{"enabled":{"type":"boolean","allowed":"true or false"},"clientPodLabels":{"type":"object","allowed":"a map of Kubernetes labels","propertyNames":{"pattern":"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$","allowed":"a label key (an optional DNS prefix and \"/\", then up to 63 characters of [A-Za-z0-9-_.])"},"additionalProperties":{"type":"string","pattern":"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$","allowed":"a label value (up to 63 characters of [A-Za-z0-9-_.], starting and ending alphanumeric)"}},"clientNamespaceLabels":{"type":"object","allowed":"a map of Kubernetes labels","propertyNames":{"pattern":"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$","allowed":"a label key (an optional DNS prefix and \"/\", then up to 63 characters of [A-Za-z0-9-_.])"},"additionalProperties":{"type":"string","pattern":"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$","allowed":"a label value (up to 63 characters of [A-Za-z0-9-_.], starting and ending alphanumeric)"}}}},"runAsUser":{"type":"integer","minimum":1,"allowed":"a non-root uid (an integer of at least 1)"},"nodeSelector":{"type":"object","allowed":"a map of Kubernetes labels","propertyNames":{"pattern":"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$","allowed":"a label key (an optional DNS prefix and \"/\", then up to 63 characters of [A-Za-z0-9-_.])"},"additionalProperties":{"type":"string","pattern":"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$","allowed":"a label value (up to 63 characters of [A-Za-z0-9-_.], starting and ending alphanumeric)"}},"tolerations":{"type":"array","allowed":"a list of tolerations","items":{"type":"object","additionalProperties":false,"allowed":"a toleration","properties":{"key":{"type":"string","pattern":"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$","allowed":"a taint key (a label key)"},"operator":{"type":"string","enum":["Exists","Equal"],"allowed":"Exists or Equal"},"value":{"type":"string","pattern":"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$","allowed":"a taint value (a label value)"},"effect":{"type":"string","enum":["NoSchedule","PreferNoSchedule","NoExecute"],"allowed":"NoSchedule, PreferNoSchedule or NoExecute"},"tolerationSeconds":{"type":"integer","minimum":0,"allowed":"an integer of at least 0"}}}},"imagePullSecrets":{"type":"array","allowed":"a list of Secret names","items":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$","maxLength":253,"allowed":"a Secret name (a DNS-1123 subdomain)"}},"priorityClassName":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$","maxLength":253,"allowed":"a PriorityClass name (a DNS-1123 subdomain)"},"patches":{"type":"array","allowed":"a list of object patches","items":{"type":"object","additionalProperties":false,"required":["kind","ops"],"allowed":"an object patch (kind, optional name, ops)","properties":{"kind":{"type":"string","enum":["StatefulSet","Service","ConfigMap","PodDisruptionBudget","NetworkPolicy","CronJob","PersistentVolumeClaim"],"allowed":"the kind of an object the store synthesizes (StatefulSet, Service, ConfigMap, PodDisruptionBudget, NetworkPolicy, CronJob or PersistentVolumeClaim)"},"name":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$","maxLength":253,"allowed":"an object name (a DNS-1123 subdomain)"},"ops":{"type":"array","minItems":1,"allowed":"a non-empty list of JSON Patch operations","items":{"type":"object","additionalProperties":false,"required":["op","path"],"allowed":"a JSON Patch operation (op, path, value or from)","properties":{"op":{"type":"string","enum":["add","remove","replace","move","copy"],"allowed":"add, remove, replace, move or copy (no test: the reconciler renders the objects at other sizes and states too)"},"path":{"type":"string","pattern":"^(/([^~/]|~[01])*)+$","allowed":"a JSON Pointer such as /spec/template/spec/hostAliases (starting with \"/\")"},"value":{"x-kubernetes-preserve-unknown-fields":true,"allowed":"any JSON value"},"from":{"type":"string","pattern":"^(/([^~/]|~[01])*)+$","allowed":"a JSON Pointer (starting with \"/\")"}}}}}}},"tls":{"type":"object","additionalProperties":false,"allowed":"TLS settings","properties":{"issuer":{"type":"object","additionalProperties":false,"required":["name"],"allowed":"a cert-manager issuer reference (name, kind)","properties":{"name":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$","maxLength":253,"allowed":"an issuer name (a DNS-1123 subdomain)"},"kind":{"type":"string","enum":["Issuer","ClusterIssuer"],"allowed":"Issuer or ClusterIssuer"}}},"memberSecret":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$","maxLength":253,"allowed":"a Secret name (a DNS-1123 subdomain)"},"clientSecret":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$","maxLength":253,"allowed":"a Secret name (a DNS-1123 subdomain)"}}},"backup":{"type":"object","additionalProperties":false,"allowed":"backup settings","properties":{"schedule":{"type":"string","pattern":"^(@(yearly|annually|monthly|weekly|daily|hourly)|([0-9*/,-]+ ){4}[0-9*/,-]+)$","allowed":"a cron schedule of five fields such as \"0 * * * *\", or a macro such as @hourly"},"keep":{"type":"integer","minimum":1,"maximum":1000,"allowed":"an integer from 1 to 1000"},"storage":{"type":"string","pattern":"^[0-9]+(\\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$","allowed":"a storage size as a Kubernetes quantity such as 10Gi or 500M (digits with an optional suffix m, k, M, G, T, P, E, Ki, Mi, Gi, Ti, Pi or Ei)"},"storageClassName":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$","allowed":"a StorageClass name (a DNS-1123 subdomain)"},"claimName":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$","maxLength":253,"allowed":"a PVC name (a DNS-1123 subdomain)"},"pruneImage":{"type":"string","pattern":"^([a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?/)?[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*(/[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$","allowed":"an image reference of the kvstore reconciler image"}}},"restore":{"type":"object","additionalProperties":false,"required":["snapshot"],"allowed":"restore settings with a snapshot","properties":{"snapshot":{"type":"string","pattern":"^[A-Za-z0-9][A-Za-z0-9._-]*$","maxLength":253,"allowed":"a snapshot file name (letters, digits, \".\", \"_\", \"-\"; no directories)"},"claimName":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$","maxLength":253,"allowed":"the name of the PVC holding the snapshot (a DNS-1123 subdomain)"}}}}};
 const func2 = Object.prototype.hasOwnProperty;
 const pattern0 = new RegExp("^[a-z]([-a-z0-9]*[a-z0-9])?$", "u");
 const pattern1 = new RegExp("^([a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?/)?[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*(/[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$", "u");
@@ -16,8 +16,8 @@ const pattern7 = new RegExp("^/[^:]+$", "u");
 const pattern11 = new RegExp("^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$", "u");
 const pattern12 = new RegExp("^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$", "u");
 const pattern26 = new RegExp("^(/([^~/]|~[01])*)+$", "u");
-const pattern28 = new RegExp("^(@(yearly|annually|monthly|weekly|daily|hourly)|([0-9*/,-]+ ){4}[0-9*/,-]+)$", "u");
-const pattern33 = new RegExp("^[A-Za-z0-9][A-Za-z0-9._-]*$", "u");
+const pattern31 = new RegExp("^(@(yearly|annually|monthly|weekly|daily|hourly)|([0-9*/,-]+ ){4}[0-9*/,-]+)$", "u");
+const pattern36 = new RegExp("^[A-Za-z0-9][A-Za-z0-9._-]*$", "u");
 
 function validate10(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
 let vErrors = null;
@@ -1873,12 +1873,12 @@ vErrors.push(err147);
 errors++;
 }
 }
-if(data.backup !== undefined){
-let data69 = data.backup;
+if(data.tls !== undefined){
+let data69 = data.tls;
 if(data69 && typeof data69 == "object" && !Array.isArray(data69)){
 for(const key24 in data69){
-if(!((((((key24 === "schedule") || (key24 === "keep")) || (key24 === "storage")) || (key24 === "storageClassName")) || (key24 === "claimName")) || (key24 === "pruneImage"))){
-const err148 = {instancePath:instancePath+"/backup",schemaPath:"#/properties/backup/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key24},message:"must NOT have additional properties"};
+if(!(((key24 === "issuer") || (key24 === "memberSecret")) || (key24 === "clientSecret"))){
+const err148 = {instancePath:instancePath+"/tls",schemaPath:"#/properties/tls/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key24},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err148];
 }
@@ -1888,11 +1888,11 @@ vErrors.push(err148);
 errors++;
 }
 }
-if(data69.schedule !== undefined){
-let data70 = data69.schedule;
-if(typeof data70 === "string"){
-if(!pattern28.test(data70)){
-const err149 = {instancePath:instancePath+"/backup/schedule",schemaPath:"#/properties/backup/properties/schedule/pattern",keyword:"pattern",params:{pattern: "^(@(yearly|annually|monthly|weekly|daily|hourly)|([0-9*/,-]+ ){4}[0-9*/,-]+)$"},message:"must match pattern \""+"^(@(yearly|annually|monthly|weekly|daily|hourly)|([0-9*/,-]+ ){4}[0-9*/,-]+)$"+"\""};
+if(data69.issuer !== undefined){
+let data70 = data69.issuer;
+if(data70 && typeof data70 == "object" && !Array.isArray(data70)){
+if(data70.name === undefined){
+const err149 = {instancePath:instancePath+"/tls/issuer",schemaPath:"#/properties/tls/properties/issuer/required",keyword:"required",params:{missingProperty: "name"},message:"must have required property '"+"name"+"'"};
 if(vErrors === null){
 vErrors = [err149];
 }
@@ -1901,9 +1901,9 @@ vErrors.push(err149);
 }
 errors++;
 }
-}
-else {
-const err150 = {instancePath:instancePath+"/backup/schedule",schemaPath:"#/properties/backup/properties/schedule/type",keyword:"type",params:{type: "string"},message:"must be string"};
+for(const key25 in data70){
+if(!((key25 === "name") || (key25 === "kind"))){
+const err150 = {instancePath:instancePath+"/tls/issuer",schemaPath:"#/properties/tls/properties/issuer/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key25},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err150];
 }
@@ -1913,10 +1913,11 @@ vErrors.push(err150);
 errors++;
 }
 }
-if(data69.keep !== undefined){
-let data71 = data69.keep;
-if(!(((typeof data71 == "number") && (!(data71 % 1) && !isNaN(data71))) && (isFinite(data71)))){
-const err151 = {instancePath:instancePath+"/backup/keep",schemaPath:"#/properties/backup/properties/keep/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(data70.name !== undefined){
+let data71 = data70.name;
+if(typeof data71 === "string"){
+if(data71.length > 253){
+const err151 = {instancePath:instancePath+"/tls/issuer/name",schemaPath:"#/properties/tls/properties/issuer/properties/name/maxLength",keyword:"maxLength",params:{limit: 253},message:"must NOT have more than 253 characters"};
 if(vErrors === null){
 vErrors = [err151];
 }
@@ -1925,9 +1926,8 @@ vErrors.push(err151);
 }
 errors++;
 }
-if((typeof data71 == "number") && (isFinite(data71))){
-if(data71 > 1000 || isNaN(data71)){
-const err152 = {instancePath:instancePath+"/backup/keep",schemaPath:"#/properties/backup/properties/keep/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1000},message:"must be <= 1000"};
+if(!pattern3.test(data71)){
+const err152 = {instancePath:instancePath+"/tls/issuer/name",schemaPath:"#/properties/tls/properties/issuer/properties/name/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"+"\""};
 if(vErrors === null){
 vErrors = [err152];
 }
@@ -1936,8 +1936,9 @@ vErrors.push(err152);
 }
 errors++;
 }
-if(data71 < 1 || isNaN(data71)){
-const err153 = {instancePath:instancePath+"/backup/keep",schemaPath:"#/properties/backup/properties/keep/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+}
+else {
+const err153 = {instancePath:instancePath+"/tls/issuer/name",schemaPath:"#/properties/tls/properties/issuer/properties/name/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err153];
 }
@@ -1947,12 +1948,10 @@ vErrors.push(err153);
 errors++;
 }
 }
-}
-if(data69.storage !== undefined){
-let data72 = data69.storage;
-if(typeof data72 === "string"){
-if(!pattern2.test(data72)){
-const err154 = {instancePath:instancePath+"/backup/storage",schemaPath:"#/properties/backup/properties/storage/pattern",keyword:"pattern",params:{pattern: "^[0-9]+(\\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$"},message:"must match pattern \""+"^[0-9]+(\\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$"+"\""};
+if(data70.kind !== undefined){
+let data72 = data70.kind;
+if(typeof data72 !== "string"){
+const err154 = {instancePath:instancePath+"/tls/issuer/kind",schemaPath:"#/properties/tls/properties/issuer/properties/kind/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err154];
 }
@@ -1961,9 +1960,8 @@ vErrors.push(err154);
 }
 errors++;
 }
-}
-else {
-const err155 = {instancePath:instancePath+"/backup/storage",schemaPath:"#/properties/backup/properties/storage/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!((data72 === "Issuer") || (data72 === "ClusterIssuer"))){
+const err155 = {instancePath:instancePath+"/tls/issuer/kind",schemaPath:"#/properties/tls/properties/issuer/properties/kind/enum",keyword:"enum",params:{allowedValues: schema11.properties.tls.properties.issuer.properties.kind.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err155];
 }
@@ -1973,11 +1971,9 @@ vErrors.push(err155);
 errors++;
 }
 }
-if(data69.storageClassName !== undefined){
-let data73 = data69.storageClassName;
-if(typeof data73 === "string"){
-if(!pattern3.test(data73)){
-const err156 = {instancePath:instancePath+"/backup/storageClassName",schemaPath:"#/properties/backup/properties/storageClassName/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"+"\""};
+}
+else {
+const err156 = {instancePath:instancePath+"/tls/issuer",schemaPath:"#/properties/tls/properties/issuer/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err156];
 }
@@ -1987,8 +1983,11 @@ vErrors.push(err156);
 errors++;
 }
 }
-else {
-const err157 = {instancePath:instancePath+"/backup/storageClassName",schemaPath:"#/properties/backup/properties/storageClassName/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data69.memberSecret !== undefined){
+let data73 = data69.memberSecret;
+if(typeof data73 === "string"){
+if(data73.length > 253){
+const err157 = {instancePath:instancePath+"/tls/memberSecret",schemaPath:"#/properties/tls/properties/memberSecret/maxLength",keyword:"maxLength",params:{limit: 253},message:"must NOT have more than 253 characters"};
 if(vErrors === null){
 vErrors = [err157];
 }
@@ -1997,12 +1996,8 @@ vErrors.push(err157);
 }
 errors++;
 }
-}
-if(data69.claimName !== undefined){
-let data74 = data69.claimName;
-if(typeof data74 === "string"){
-if(data74.length > 253){
-const err158 = {instancePath:instancePath+"/backup/claimName",schemaPath:"#/properties/backup/properties/claimName/maxLength",keyword:"maxLength",params:{limit: 253},message:"must NOT have more than 253 characters"};
+if(!pattern3.test(data73)){
+const err158 = {instancePath:instancePath+"/tls/memberSecret",schemaPath:"#/properties/tls/properties/memberSecret/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"+"\""};
 if(vErrors === null){
 vErrors = [err158];
 }
@@ -2011,8 +2006,9 @@ vErrors.push(err158);
 }
 errors++;
 }
-if(!pattern3.test(data74)){
-const err159 = {instancePath:instancePath+"/backup/claimName",schemaPath:"#/properties/backup/properties/claimName/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"+"\""};
+}
+else {
+const err159 = {instancePath:instancePath+"/tls/memberSecret",schemaPath:"#/properties/tls/properties/memberSecret/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err159];
 }
@@ -2022,8 +2018,11 @@ vErrors.push(err159);
 errors++;
 }
 }
-else {
-const err160 = {instancePath:instancePath+"/backup/claimName",schemaPath:"#/properties/backup/properties/claimName/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data69.clientSecret !== undefined){
+let data74 = data69.clientSecret;
+if(typeof data74 === "string"){
+if(data74.length > 253){
+const err160 = {instancePath:instancePath+"/tls/clientSecret",schemaPath:"#/properties/tls/properties/clientSecret/maxLength",keyword:"maxLength",params:{limit: 253},message:"must NOT have more than 253 characters"};
 if(vErrors === null){
 vErrors = [err160];
 }
@@ -2032,12 +2031,8 @@ vErrors.push(err160);
 }
 errors++;
 }
-}
-if(data69.pruneImage !== undefined){
-let data75 = data69.pruneImage;
-if(typeof data75 === "string"){
-if(!pattern1.test(data75)){
-const err161 = {instancePath:instancePath+"/backup/pruneImage",schemaPath:"#/properties/backup/properties/pruneImage/pattern",keyword:"pattern",params:{pattern: "^([a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?/)?[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*(/[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$"},message:"must match pattern \""+"^([a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?/)?[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*(/[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$"+"\""};
+if(!pattern3.test(data74)){
+const err161 = {instancePath:instancePath+"/tls/clientSecret",schemaPath:"#/properties/tls/properties/clientSecret/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"+"\""};
 if(vErrors === null){
 vErrors = [err161];
 }
@@ -2048,7 +2043,7 @@ errors++;
 }
 }
 else {
-const err162 = {instancePath:instancePath+"/backup/pruneImage",schemaPath:"#/properties/backup/properties/pruneImage/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err162 = {instancePath:instancePath+"/tls/clientSecret",schemaPath:"#/properties/tls/properties/clientSecret/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err162];
 }
@@ -2060,7 +2055,7 @@ errors++;
 }
 }
 else {
-const err163 = {instancePath:instancePath+"/backup",schemaPath:"#/properties/backup/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err163 = {instancePath:instancePath+"/tls",schemaPath:"#/properties/tls/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err163];
 }
@@ -2070,11 +2065,12 @@ vErrors.push(err163);
 errors++;
 }
 }
-if(data.restore !== undefined){
-let data76 = data.restore;
-if(data76 && typeof data76 == "object" && !Array.isArray(data76)){
-if(data76.snapshot === undefined){
-const err164 = {instancePath:instancePath+"/restore",schemaPath:"#/properties/restore/required",keyword:"required",params:{missingProperty: "snapshot"},message:"must have required property '"+"snapshot"+"'"};
+if(data.backup !== undefined){
+let data75 = data.backup;
+if(data75 && typeof data75 == "object" && !Array.isArray(data75)){
+for(const key26 in data75){
+if(!((((((key26 === "schedule") || (key26 === "keep")) || (key26 === "storage")) || (key26 === "storageClassName")) || (key26 === "claimName")) || (key26 === "pruneImage"))){
+const err164 = {instancePath:instancePath+"/backup",schemaPath:"#/properties/backup/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key26},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err164];
 }
@@ -2083,9 +2079,12 @@ vErrors.push(err164);
 }
 errors++;
 }
-for(const key25 in data76){
-if(!((key25 === "snapshot") || (key25 === "claimName"))){
-const err165 = {instancePath:instancePath+"/restore",schemaPath:"#/properties/restore/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key25},message:"must NOT have additional properties"};
+}
+if(data75.schedule !== undefined){
+let data76 = data75.schedule;
+if(typeof data76 === "string"){
+if(!pattern31.test(data76)){
+const err165 = {instancePath:instancePath+"/backup/schedule",schemaPath:"#/properties/backup/properties/schedule/pattern",keyword:"pattern",params:{pattern: "^(@(yearly|annually|monthly|weekly|daily|hourly)|([0-9*/,-]+ ){4}[0-9*/,-]+)$"},message:"must match pattern \""+"^(@(yearly|annually|monthly|weekly|daily|hourly)|([0-9*/,-]+ ){4}[0-9*/,-]+)$"+"\""};
 if(vErrors === null){
 vErrors = [err165];
 }
@@ -2095,11 +2094,8 @@ vErrors.push(err165);
 errors++;
 }
 }
-if(data76.snapshot !== undefined){
-let data77 = data76.snapshot;
-if(typeof data77 === "string"){
-if(data77.length > 253){
-const err166 = {instancePath:instancePath+"/restore/snapshot",schemaPath:"#/properties/restore/properties/snapshot/maxLength",keyword:"maxLength",params:{limit: 253},message:"must NOT have more than 253 characters"};
+else {
+const err166 = {instancePath:instancePath+"/backup/schedule",schemaPath:"#/properties/backup/properties/schedule/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err166];
 }
@@ -2108,8 +2104,11 @@ vErrors.push(err166);
 }
 errors++;
 }
-if(!pattern33.test(data77)){
-const err167 = {instancePath:instancePath+"/restore/snapshot",schemaPath:"#/properties/restore/properties/snapshot/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9][A-Za-z0-9._-]*$"},message:"must match pattern \""+"^[A-Za-z0-9][A-Za-z0-9._-]*$"+"\""};
+}
+if(data75.keep !== undefined){
+let data77 = data75.keep;
+if(!(((typeof data77 == "number") && (!(data77 % 1) && !isNaN(data77))) && (isFinite(data77)))){
+const err167 = {instancePath:instancePath+"/backup/keep",schemaPath:"#/properties/backup/properties/keep/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err167];
 }
@@ -2118,9 +2117,9 @@ vErrors.push(err167);
 }
 errors++;
 }
-}
-else {
-const err168 = {instancePath:instancePath+"/restore/snapshot",schemaPath:"#/properties/restore/properties/snapshot/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if((typeof data77 == "number") && (isFinite(data77))){
+if(data77 > 1000 || isNaN(data77)){
+const err168 = {instancePath:instancePath+"/backup/keep",schemaPath:"#/properties/backup/properties/keep/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1000},message:"must be <= 1000"};
 if(vErrors === null){
 vErrors = [err168];
 }
@@ -2129,12 +2128,8 @@ vErrors.push(err168);
 }
 errors++;
 }
-}
-if(data76.claimName !== undefined){
-let data78 = data76.claimName;
-if(typeof data78 === "string"){
-if(data78.length > 253){
-const err169 = {instancePath:instancePath+"/restore/claimName",schemaPath:"#/properties/restore/properties/claimName/maxLength",keyword:"maxLength",params:{limit: 253},message:"must NOT have more than 253 characters"};
+if(data77 < 1 || isNaN(data77)){
+const err169 = {instancePath:instancePath+"/backup/keep",schemaPath:"#/properties/backup/properties/keep/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err169];
 }
@@ -2143,8 +2138,13 @@ vErrors.push(err169);
 }
 errors++;
 }
-if(!pattern3.test(data78)){
-const err170 = {instancePath:instancePath+"/restore/claimName",schemaPath:"#/properties/restore/properties/claimName/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"+"\""};
+}
+}
+if(data75.storage !== undefined){
+let data78 = data75.storage;
+if(typeof data78 === "string"){
+if(!pattern2.test(data78)){
+const err170 = {instancePath:instancePath+"/backup/storage",schemaPath:"#/properties/backup/properties/storage/pattern",keyword:"pattern",params:{pattern: "^[0-9]+(\\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$"},message:"must match pattern \""+"^[0-9]+(\\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$"+"\""};
 if(vErrors === null){
 vErrors = [err170];
 }
@@ -2155,7 +2155,7 @@ errors++;
 }
 }
 else {
-const err171 = {instancePath:instancePath+"/restore/claimName",schemaPath:"#/properties/restore/properties/claimName/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err171 = {instancePath:instancePath+"/backup/storage",schemaPath:"#/properties/backup/properties/storage/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err171];
 }
@@ -2165,9 +2165,11 @@ vErrors.push(err171);
 errors++;
 }
 }
-}
-else {
-const err172 = {instancePath:instancePath+"/restore",schemaPath:"#/properties/restore/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data75.storageClassName !== undefined){
+let data79 = data75.storageClassName;
+if(typeof data79 === "string"){
+if(!pattern3.test(data79)){
+const err172 = {instancePath:instancePath+"/backup/storageClassName",schemaPath:"#/properties/backup/properties/storageClassName/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"+"\""};
 if(vErrors === null){
 vErrors = [err172];
 }
@@ -2177,14 +2179,204 @@ vErrors.push(err172);
 errors++;
 }
 }
-}
 else {
-const err173 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err173 = {instancePath:instancePath+"/backup/storageClassName",schemaPath:"#/properties/backup/properties/storageClassName/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err173];
 }
 else {
 vErrors.push(err173);
+}
+errors++;
+}
+}
+if(data75.claimName !== undefined){
+let data80 = data75.claimName;
+if(typeof data80 === "string"){
+if(data80.length > 253){
+const err174 = {instancePath:instancePath+"/backup/claimName",schemaPath:"#/properties/backup/properties/claimName/maxLength",keyword:"maxLength",params:{limit: 253},message:"must NOT have more than 253 characters"};
+if(vErrors === null){
+vErrors = [err174];
+}
+else {
+vErrors.push(err174);
+}
+errors++;
+}
+if(!pattern3.test(data80)){
+const err175 = {instancePath:instancePath+"/backup/claimName",schemaPath:"#/properties/backup/properties/claimName/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"+"\""};
+if(vErrors === null){
+vErrors = [err175];
+}
+else {
+vErrors.push(err175);
+}
+errors++;
+}
+}
+else {
+const err176 = {instancePath:instancePath+"/backup/claimName",schemaPath:"#/properties/backup/properties/claimName/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err176];
+}
+else {
+vErrors.push(err176);
+}
+errors++;
+}
+}
+if(data75.pruneImage !== undefined){
+let data81 = data75.pruneImage;
+if(typeof data81 === "string"){
+if(!pattern1.test(data81)){
+const err177 = {instancePath:instancePath+"/backup/pruneImage",schemaPath:"#/properties/backup/properties/pruneImage/pattern",keyword:"pattern",params:{pattern: "^([a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?/)?[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*(/[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$"},message:"must match pattern \""+"^([a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?/)?[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*(/[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$"+"\""};
+if(vErrors === null){
+vErrors = [err177];
+}
+else {
+vErrors.push(err177);
+}
+errors++;
+}
+}
+else {
+const err178 = {instancePath:instancePath+"/backup/pruneImage",schemaPath:"#/properties/backup/properties/pruneImage/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err178];
+}
+else {
+vErrors.push(err178);
+}
+errors++;
+}
+}
+}
+else {
+const err179 = {instancePath:instancePath+"/backup",schemaPath:"#/properties/backup/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err179];
+}
+else {
+vErrors.push(err179);
+}
+errors++;
+}
+}
+if(data.restore !== undefined){
+let data82 = data.restore;
+if(data82 && typeof data82 == "object" && !Array.isArray(data82)){
+if(data82.snapshot === undefined){
+const err180 = {instancePath:instancePath+"/restore",schemaPath:"#/properties/restore/required",keyword:"required",params:{missingProperty: "snapshot"},message:"must have required property '"+"snapshot"+"'"};
+if(vErrors === null){
+vErrors = [err180];
+}
+else {
+vErrors.push(err180);
+}
+errors++;
+}
+for(const key27 in data82){
+if(!((key27 === "snapshot") || (key27 === "claimName"))){
+const err181 = {instancePath:instancePath+"/restore",schemaPath:"#/properties/restore/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key27},message:"must NOT have additional properties"};
+if(vErrors === null){
+vErrors = [err181];
+}
+else {
+vErrors.push(err181);
+}
+errors++;
+}
+}
+if(data82.snapshot !== undefined){
+let data83 = data82.snapshot;
+if(typeof data83 === "string"){
+if(data83.length > 253){
+const err182 = {instancePath:instancePath+"/restore/snapshot",schemaPath:"#/properties/restore/properties/snapshot/maxLength",keyword:"maxLength",params:{limit: 253},message:"must NOT have more than 253 characters"};
+if(vErrors === null){
+vErrors = [err182];
+}
+else {
+vErrors.push(err182);
+}
+errors++;
+}
+if(!pattern36.test(data83)){
+const err183 = {instancePath:instancePath+"/restore/snapshot",schemaPath:"#/properties/restore/properties/snapshot/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9][A-Za-z0-9._-]*$"},message:"must match pattern \""+"^[A-Za-z0-9][A-Za-z0-9._-]*$"+"\""};
+if(vErrors === null){
+vErrors = [err183];
+}
+else {
+vErrors.push(err183);
+}
+errors++;
+}
+}
+else {
+const err184 = {instancePath:instancePath+"/restore/snapshot",schemaPath:"#/properties/restore/properties/snapshot/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err184];
+}
+else {
+vErrors.push(err184);
+}
+errors++;
+}
+}
+if(data82.claimName !== undefined){
+let data84 = data82.claimName;
+if(typeof data84 === "string"){
+if(data84.length > 253){
+const err185 = {instancePath:instancePath+"/restore/claimName",schemaPath:"#/properties/restore/properties/claimName/maxLength",keyword:"maxLength",params:{limit: 253},message:"must NOT have more than 253 characters"};
+if(vErrors === null){
+vErrors = [err185];
+}
+else {
+vErrors.push(err185);
+}
+errors++;
+}
+if(!pattern3.test(data84)){
+const err186 = {instancePath:instancePath+"/restore/claimName",schemaPath:"#/properties/restore/properties/claimName/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"+"\""};
+if(vErrors === null){
+vErrors = [err186];
+}
+else {
+vErrors.push(err186);
+}
+errors++;
+}
+}
+else {
+const err187 = {instancePath:instancePath+"/restore/claimName",schemaPath:"#/properties/restore/properties/claimName/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err187];
+}
+else {
+vErrors.push(err187);
+}
+errors++;
+}
+}
+}
+else {
+const err188 = {instancePath:instancePath+"/restore",schemaPath:"#/properties/restore/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err188];
+}
+else {
+vErrors.push(err188);
+}
+errors++;
+}
+}
+}
+else {
+const err189 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err189];
+}
+else {
+vErrors.push(err189);
 }
 errors++;
 }

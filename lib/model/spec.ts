@@ -24,6 +24,56 @@ export interface TolerationSpec {
   readonly tolerationSeconds?: number;
 }
 
+/** A cert-manager issuer: an Issuer in the store's namespace or a ClusterIssuer. */
+export interface IssuerRef {
+  /** The issuer's name. */
+  readonly name: string;
+  /**
+   * Issuer (in the store's namespace) or ClusterIssuer.
+   * @default 'Issuer'
+   */
+  readonly kind?: 'Issuer' | 'ClusterIssuer';
+}
+
+/** Mutual TLS for peers and clients (props and a KVStore resource's spec.tls). */
+export interface TlsOptions {
+  /**
+   * The cert-manager issuer of the store's certificates.
+   * @default - a CA of the store's own: a self-signed Issuer, a CA Certificate and a CA Issuer
+   */
+  readonly issuer?: IssuerRef;
+  /**
+   * A kubernetes.io/tls Secret you provide (tls.crt, tls.key, ca.crt) with the members' certificate, for
+   * both the client and the peer listeners, instead of cert-manager. Needs clientSecret.
+   * @default - '<name>-member-tls', issued by cert-manager
+   */
+  readonly memberSecret?: string;
+  /**
+   * A kubernetes.io/tls Secret you provide with the client certificate the library's own clients use
+   * (reconciler, backup and snapshot Jobs), instead of cert-manager. Needs memberSecret.
+   * @default - '<name>-client-tls', issued by cert-manager
+   */
+  readonly clientSecret?: string;
+}
+
+/**
+ * TLS with every default applied (a fixed point of normalization: the reconciler normalizes it again).
+ * Without the Secrets, cert-manager issues them (`tlsSecrets()` names them).
+ */
+export interface TlsSpec {
+  /** cert-manager's issuer; absent: the store's own CA (or Secrets of the user's). */
+  readonly issuer?: {
+    /** The issuer's name. */
+    readonly name: string;
+    /** Issuer (in the store's namespace) or ClusterIssuer. */
+    readonly kind: 'Issuer' | 'ClusterIssuer';
+  };
+  /** The user's Secret with the members' certificate; absent: cert-manager's. */
+  readonly memberSecret?: string;
+  /** The user's Secret with the library's own clients' certificate; absent: cert-manager's. */
+  readonly clientSecret?: string;
+}
+
 /** The kinds of object a store synthesizes, which `patches` may target. */
 export const PATCHABLE_KINDS = ['StatefulSet', 'Service', 'ConfigMap', 'PodDisruptionBudget', 'NetworkPolicy', 'CronJob', 'PersistentVolumeClaim'] as const;
 
@@ -285,6 +335,8 @@ export interface KVStoreSpec {
   readonly priorityClassName?: string;
   /** JSON patches applied to the rendered objects. */
   readonly patches: ObjectPatchSpec[];
+  /** Mutual TLS; absent: plain HTTP. */
+  readonly tls?: TlsSpec;
   /** Scheduled snapshots; absent when backups are off. */
   readonly backup?: BackupSpec;
   /** The snapshot every member was (or is to be) restored from; absent for a store that never was. */
@@ -345,6 +397,7 @@ export interface KVStoreSpecInput {
   readonly imagePullSecrets?: string[];
   readonly priorityClassName?: string;
   readonly patches?: Array<Omit<ObjectPatchSpec, 'kind'> & { readonly kind: string }>;
+  readonly tls?: TlsOptions;
   readonly backup?: BackupOptions;
   readonly restore?: RestoreOptions;
 }
@@ -414,4 +467,4 @@ export const DEFAULT_RUN_AS_USER = 65532;
 export const DEFAULT_BACKUP_SCHEDULE = '0 * * * *';
 export const DEFAULT_BACKUP_KEEP = 24;
 /** Volume names the construct uses itself; PVC templates must not take them. */
-export const RESERVED_VOLUME_NAMES: readonly string[] = ['tmp', 'backups'];
+export const RESERVED_VOLUME_NAMES: readonly string[] = ['tmp', 'backups', 'tls', 'client-tls'];

@@ -430,7 +430,7 @@ describe('KVStore validation', () => {
 
   test('fails on a PVC template name colliding with another volume', () => {
     expect(fails({ volumeClaimTemplates: [{ name: 'data' }, { name: 'tmp' }] }))
-      .toThrow(/volumeClaimTemplates\[1\].name must be a name other than tmp or backups, got "tmp" \(the pod or its backup and restore Jobs already have a volume of that name\)/);
+      .toThrow(/volumeClaimTemplates\[1\].name must be a name other than tmp, backups, tls or client-tls, got "tmp" \(the pod or its backup and restore Jobs already have a volume of that name\)/);
   });
 
   test.each(['Keep', 'retain'])('fails on retention %p', (value) => {

@@ -290,7 +290,7 @@ describe('EtcdEngine snapshots', () => {
   };
 
   test('save: etcdctl against the endpoint, with room for a large database', () => {
-    const c = etcd().snapshots.save('orders.prod.svc.cluster.local:2379', '/backups/x.db');
+    const c = etcd().snapshots.save(resolve(etcd()).spec, 'orders.prod.svc.cluster.local:2379', '/backups/x.db');
     expect([...c.command, ...c.args]).toEqual(['/usr/local/bin/etcdctl', '--endpoints=http://orders.prod.svc.cluster.local:2379', '--dial-timeout=10s', '--command-timeout=10m', 'snapshot', 'save', '/backups/x.db']);
   });
 

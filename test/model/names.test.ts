@@ -13,6 +13,10 @@ describe('storeNames', () => {
       podDisruptionBudget: 'orders',
       networkPolicy: 'orders',
       bootstrapConfig: 'orders-bootstrap',
+      selfSignedIssuer: 'orders-selfsigned',
+      ca: 'orders-ca',
+      memberTls: 'orders-member-tls',
+      clientTls: 'orders-client-tls',
     });
   });
 });

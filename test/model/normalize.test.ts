@@ -281,7 +281,7 @@ describe('normalizeSpec validation', () => {
 
   test('fails on a volume claim template named tmp', () => {
     expect(() => normalize({ volumeClaimTemplates: [{ name: 'tmp' }] })).toThrow(
-      /^KVStore 'orders': volumeClaimTemplates\[0\]\.name must be a name other than tmp or backups, got "tmp" \(the pod or its backup and restore Jobs already have a volume of that name\)$/,
+      /^KVStore 'orders': volumeClaimTemplates\[0\]\.name must be a name other than tmp, backups, tls or client-tls, got "tmp" \(the pod or its backup and restore Jobs already have a volume of that name\)$/,
     );
   });
 
@@ -311,7 +311,7 @@ describe('normalizeSpec validation', () => {
 
   test('fails on an unknown field, listing the known ones', () => {
     expect(() => normalizeUntyped({ sise: 3 })).toThrow(
-      /^KVStore 'orders': sise must be absent: it is not a known field \(known: name, engine, size, image, storageSize, .*, nodeSelector, tolerations, imagePullSecrets, priorityClassName, patches, backup, restore\), got 3$/,
+      /^KVStore 'orders': sise must be absent: it is not a known field \(known: name, engine, size, image, storageSize, .*, nodeSelector, tolerations, imagePullSecrets, priorityClassName, patches, tls, backup, restore\), got 3$/,
     );
   });
 
@@ -408,7 +408,7 @@ describe('normalizeSpec validation', () => {
   test('reports every cross-field issue, one line each', () => {
     const lines = errorOf(() => normalize({ volumeClaimTemplates: [{ name: 'tmp', mountPath: '/tmp' }] })).message.split('\n');
     expect(lines).toStrictEqual([
-      "KVStore 'orders': volumeClaimTemplates[0].name must be a name other than tmp or backups, got \"tmp\" (the pod or its backup and restore Jobs already have a volume of that name)",
+      "KVStore 'orders': volumeClaimTemplates[0].name must be a name other than tmp, backups, tls or client-tls, got \"tmp\" (the pod or its backup and restore Jobs already have a volume of that name)",
       "KVStore 'orders': volumeClaimTemplates[0].mountPath must be a path other than /tmp, got \"/tmp\" (the pod mounts its scratch volume there)",
     ]);
   });

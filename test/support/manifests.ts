@@ -1,5 +1,6 @@
 // Test support: synthesize charts and check every object against the upstream Kubernetes schemas
-// (kubernetes-models 4.5.1 carries the Kubernetes 1.33 OpenAPI schemas).
+// (kubernetes-models 4.5.1 carries the Kubernetes 1.33 OpenAPI schemas; @kubernetes-models/cert-manager
+// 4.4.4 cert-manager's CRD schemas).
 import { App, Chart, Testing } from 'cdk8s';
 import * as core from 'kubernetes-models/v1';
 import * as apps from 'kubernetes-models/apps/v1';
@@ -9,6 +10,7 @@ import * as batch from 'kubernetes-models/batch/v1';
 import * as rbac from 'kubernetes-models/rbac.authorization.k8s.io/v1';
 import * as coordination from 'kubernetes-models/coordination.k8s.io/v1';
 import * as apiextensions from 'kubernetes-models/apiextensions.k8s.io/v1';
+import * as certManager from '@kubernetes-models/cert-manager/cert-manager.io/v1';
 import { Construct } from 'constructs';
 import { StoreDefinition } from '../../lib/constructs/store-definition';
 import { RenderOptions, renderStoreObjects } from '../../lib/constructs/store-objects';
@@ -31,6 +33,7 @@ const MODELS: Record<string, Record<string, any>> = {
   'rbac.authorization.k8s.io/v1': rbac,
   'coordination.k8s.io/v1': coordination,
   'apiextensions.k8s.io/v1': apiextensions,
+  'cert-manager.io/v1': certManager,
 };
 
 /** Throws unless `obj` validates against the upstream schema of its apiVersion and kind. */
