@@ -94,6 +94,7 @@ async function reconcile(command: Extract<Command, { mode: 'store' | 'crd' }>, l
       dryRun: command.dryRun,
       holder: process.env.POD_NAME ?? process.env.HOSTNAME ?? `${hostname()}-${process.pid}`,
       ...(command.etcdEndpoints ? { etcdEndpoints: command.etcdEndpoints } : {}),
+      ...(command.etcdTlsDir ? { etcdTlsDir: command.etcdTlsDir } : {}),
       ...(command.leaseSeconds ? { leaseDurationSeconds: command.leaseSeconds } : {}),
     };
     if (!document) {

@@ -10,7 +10,8 @@ import type { IConfigMap } from 'kubernetes-models/v1/ConfigMap';
 import type { IServiceAccount } from 'kubernetes-models/v1/ServiceAccount';
 import { canonicalJson } from '../model/document';
 import { INSTANCE_LABEL, MANAGED_BY, MANAGED_BY_LABEL, NAME_LABEL, RECONCILER_POD_NAME, STORE_LABEL } from '../model/metadata';
-import { reconcileJobName, reconcilerNames } from '../model/names';
+import { reconcileJobName, reconcilerNames, tlsSecrets } from '../model/names';
+import { TLS_DIRS } from '../engines/types';
 import { DEFAULT_RECONCILER_IMAGE, LIBRARY_VERSION } from '../model/version';
 import { kubeObject } from './kube';
 import { storePodCommons } from './pod-security';
@@ -129,8 +130,15 @@ export class ReconcilerBundle extends Construct {
             serviceAccountName: names.serviceAccount,
             image,
             args: ['--store', DOCUMENT_PATH, ...(props.force ? ['--force'] : [])],
-            volumeMounts: [{ name: 'store', mountPath: '/etc/kvstore', readOnly: true }],
-            volumes: [{ name: 'store', configMap: { name: names.configMap } }],
+            volumeMounts: [
+              { name: 'store', mountPath: '/etc/kvstore', readOnly: true },
+              // With TLS, membership changes connect with the library's client certificate.
+              ...(store.spec.tls ? [{ name: 'client-tls', mountPath: TLS_DIRS.client, readOnly: true }] : []),
+            ],
+            volumes: [
+              { name: 'store', configMap: { name: names.configMap } },
+              ...(store.spec.tls ? [{ name: 'client-tls', secret: { secretName: tlsSecrets(store.spec).client, defaultMode: 0o440 } }] : []),
+            ],
             // The store's tolerations and registry credentials: its reconciler image may be private too.
             commons: storePodCommons(store.spec),
           }),

@@ -48,6 +48,24 @@ export interface EtcdMembershipOptions {
   readonly retryTimeoutMs?: number;
   /** Called between retry rounds (the reconciler renews its Lease there). */
   readonly onRetry?: () => Promise<void>;
+  /**
+   * Mutual TLS: the CA that signed the members' certificate, the client certificate and key (PEM).
+   * @default - plain HTTP
+   */
+  readonly tls?: EtcdClientTls;
+}
+
+/** A client certificate for a TLS store. */
+export interface EtcdClientTls {
+  readonly ca: Buffer;
+  readonly cert: Buffer;
+  readonly key: Buffer;
+  /**
+   * The name to verify the members' certificate against, whatever address an endpoint has (the client
+   * Service's name, which the member certificate carries).
+   * @default - each endpoint's host
+   */
+  readonly serverName?: string;
 }
 
 /**
@@ -66,8 +84,13 @@ export class EtcdMembership {
 
   constructor(endpoints: string[], private readonly options: EtcdMembershipOptions = {}) {
     if (endpoints.length === 0) throw new Error('EtcdMembership needs at least one endpoint');
+    const tls = options.tls;
     this.clients = endpoints.map((host) => new Etcd3({
       hosts: host,
+      ...(tls ? {
+        credentials: { rootCertificate: tls.ca, certChain: tls.cert, privateKey: tls.key },
+        ...(tls.serverName ? { grpcOptions: { 'grpc.ssl_target_name_override': tls.serverName, 'grpc.default_authority': tls.serverName } } : {}),
+      } : {}),
       dialTimeout: 3000,
       // No circuit breaker: this class decides what to retry, and where.
       faultHandling: { host: () => noop, global: noop },

@@ -73,7 +73,8 @@ const OPTIONS: readonly OptionSpec[] = [
   { name: '--keep-file', value: 'NAME', modes: ['prune'], help: 'A file in DIR never to delete (the snapshot a restore reads).' },
   { name: '--dry-run', modes: RECONCILE, help: 'Print the plan as a diff and change nothing: + create, ~ update (each field old → new), ± re-create, ⇑ resize, - prune, ⟲ restore, ⇅ members, ! refused.' },
   { name: '--force', modes: RECONCILE, help: 'Make the changes the plan refuses but force may make: immutable StatefulSet fields (re-created with orphan propagation: pods and PVCs stay), an engine change, a restore over a live store. Read the refusals (--dry-run) first.' },
-  { name: '--etcd-endpoints', value: 'URL,...', modes: RECONCILE, help: 'etcd client URLs (http://host:port) for membership changes. Default: the store\'s client Service (reachable only inside the cluster).' },
+  { name: '--etcd-endpoints', value: 'URL,...', modes: RECONCILE, help: 'etcd client URLs (http://host:port, https:// with TLS) for membership changes. Default: the store\'s client Service (reachable only inside the cluster).' },
+  { name: '--etcd-tls-dir', value: 'DIR', modes: RECONCILE, help: 'With TLS: the directory with the client certificate (tls.crt, tls.key, ca.crt of the <store>-client-tls Secret). Default: /etc/kvstore/client-tls, where the reconciler Job mounts it.' },
   { name: '--lease-seconds', value: 'N', modes: RECONCILE, help: 'How long the store\'s Lease lasts unless renewed: a crashed run blocks the next one at most this long. Default: 120.' },
   { name: '--kubeconfig', value: 'FILE', modes: RECONCILE, help: 'The kubeconfig file to use (see "Finding the cluster").' },
   { name: '--context', value: 'NAME', modes: RECONCILE, help: 'The kubeconfig context to use. Default: its current-context.' },
@@ -93,6 +94,7 @@ export interface ReconcileFlags {
   readonly dryRun: boolean;
   readonly json: boolean;
   readonly etcdEndpoints?: string[];
+  readonly etcdTlsDir?: string;
   readonly leaseSeconds?: number;
   readonly kubeconfig?: string;
   readonly context?: string;
@@ -170,6 +172,7 @@ export function parseArgs(argv: readonly string[]): Command {
     dryRun: given.has('--dry-run'),
     json,
     ...(given.has('--etcd-endpoints') ? { etcdEndpoints: endpointList(text('--etcd-endpoints')!) } : {}),
+    ...(given.has('--etcd-tls-dir') ? { etcdTlsDir: text('--etcd-tls-dir') } : {}),
     ...(given.has('--lease-seconds') ? { leaseSeconds: positiveInteger('--lease-seconds', text('--lease-seconds')!) } : {}),
     ...(given.has('--kubeconfig') ? { kubeconfig: text('--kubeconfig') } : {}),
     ...(given.has('--context') ? { context: text('--context') } : {}),
@@ -223,7 +226,7 @@ export function helpText(version: string): string {
     ...optionHelp(['--store', '--crd', '--namespace', '--all-namespaces', '--prune-image', '--prune-snapshots', '--prefix', '--pre-operation-prefix', '--keep', '--keep-file']),
     '',
     'Reconcile options (--store and --crd):',
-    ...optionHelp(['--dry-run', '--force', '--etcd-endpoints', '--lease-seconds', '--kubeconfig', '--context']),
+    ...optionHelp(['--dry-run', '--force', '--etcd-endpoints', '--etcd-tls-dir', '--lease-seconds', '--kubeconfig', '--context']),
     '',
     'Other options:',
     ...optionHelp(['--json', '--help', '--version']),

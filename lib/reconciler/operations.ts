@@ -6,7 +6,7 @@ import { createHash } from 'crypto';
 import { jobFromCronJob, restoreJob } from '../constructs/backup';
 import type { StoreDefinition } from '../constructs/store-definition';
 import { ETCD_MAX_SIZE, EtcdEngine } from '../engines/etcd';
-import type { EtcdMembership, Member } from '../engines/etcd-membership';
+import type { EtcdClientTls, EtcdMembership, Member } from '../engines/etcd-membership';
 import type { StoreDocument } from '../model/document';
 import { KVSTORE_GROUP, RESTORED_FROM_ANNOTATION } from '../model/metadata';
 import { claimOrdinals, labelSelector, podName, preOperationSnapshotPrefix, pvcName, selectorLabels, StoreNames, storeNames } from '../model/names';
@@ -178,7 +178,7 @@ export type ApplyMembers = (size: number) => Promise<void>;
  * the cluster has quorum: add as a learner, start its pod (`initial-cluster-state existing`), promote
  * once caught up; or remove the highest member, then its pod.
  */
-export async function changeMembership(ctx: OperationContext, endpoints: string[], applyMembers: ApplyMembers, waitRollout: () => Promise<void>): Promise<void> {
+export async function changeMembership(ctx: OperationContext, endpoints: string[], applyMembers: ApplyMembers, waitRollout: () => Promise<void>, tls?: EtcdClientTls): Promise<void> {
   const { client, document, log } = ctx;
   const { EtcdMembership, nextMembershipStep } = await import('../engines/etcd-membership');
   const names = storeNames(document.spec.name);
@@ -187,7 +187,7 @@ export async function changeMembership(ctx: OperationContext, endpoints: string[
   const target = Array.from({ length: document.spec.size }, (_, i) => ({ name: podName(names, i), peerURL: engine.peerURL(engineContext, i, document.namespace) }));
   const stsRef = ref('apps/v1', 'StatefulSet', document.namespace, names.statefulSet);
   // Long retries (a learner catching up) renew the Lease as they go.
-  const membership: EtcdMembership = new EtcdMembership(endpoints, { onRetry: ctx.keepAlive });
+  const membership: EtcdMembership = new EtcdMembership(endpoints, { onRetry: ctx.keepAlive, ...(tls ? { tls } : {}) });
   const ordinalOf = (m: Member) => m.peerURLs.map((u) => ordinalOfPeerURL(u, names)).find((o) => o !== undefined);
   const show = (members: readonly Member[]) => members.map((m) => {
     const ordinal = ordinalOf(m);

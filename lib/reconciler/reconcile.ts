@@ -1,4 +1,7 @@
 // One reconcile of one store: read what is live → plan → execute under the Lease → result.
+import { readFileSync } from 'fs';
+import type { EtcdClientTls } from '../engines/etcd-membership';
+import { TLS_DIRS, tlsFiles } from '../engines/types';
 import type { StoreDocument } from '../model/document';
 import { RESTORED_FROM_ANNOTATION } from '../model/metadata';
 import { storeNames } from '../model/names';
@@ -31,6 +34,11 @@ export interface ReconcileOptions {
    * @default - the store's client Service
    */
   readonly etcdEndpoints?: string[];
+  /**
+   * With TLS: the directory holding the client certificate (tls.crt, tls.key, ca.crt).
+   * @default - where the reconciler Job mounts it (/etc/kvstore/client-tls)
+   */
+  readonly etcdTlsDir?: string;
   /** Called as an operation moves on (CRD mode writes it to the resource's status). */
   readonly onProgress?: (event: ProgressEvent) => Promise<void>;
 }
@@ -317,8 +325,9 @@ export class StoreReconciler {
       throwIfRefused(p);
       await executeSteps(ctx, p.steps.filter((s) => s.action === 'create' || s.action === 'update'));
     };
-    const endpoints = this.options.etcdEndpoints ?? [`http://${this.target.store.clientEndpoint}`];
-    await changeMembership(ctx.operation, endpoints, applyMembers, () => waitRollout(ctx, this.stsRef));
+    const tls = this.document.spec.tls ? readClientTls(this.options.etcdTlsDir ?? TLS_DIRS.client, this.target.store.clientHost) : undefined;
+    const endpoints = this.options.etcdEndpoints ?? [`${tls ? 'https' : 'http'}://${this.target.store.clientEndpoint}`];
+    await changeMembership(ctx.operation, endpoints, applyMembers, () => waitRollout(ctx, this.stsRef), tls);
   }
 
   /** The store exactly as desired: bootstrap state `existing`, no operation mark. */
@@ -343,4 +352,14 @@ export class StoreReconciler {
 /** Reconciles one store: see StoreReconciler. */
 export async function reconcileStore(document: StoreDocument, client: KubeClient, log: Log, options: ReconcileOptions): Promise<ReconcileResult> {
   return new StoreReconciler(document, client, log, options).reconcile();
+}
+
+/** The client certificate of a TLS store, read from a mounted kubernetes.io/tls Secret. */
+function readClientTls(dir: string, serverName: string): EtcdClientTls {
+  const files = tlsFiles(dir);
+  try {
+    return { ca: readFileSync(files.ca), cert: readFileSync(files.cert), key: readFileSync(files.key), serverName };
+  } catch (e) {
+    throw new Error(`the store has TLS: cannot read its client certificate in ${dir} (${(e as Error).message}); mount the <store>-client-tls Secret there or pass --etcd-tls-dir`);
+  }
 }

@@ -22,7 +22,7 @@ const VERSION = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as
 /** Every option the README and the reconciler's objects use, plus -h: help must explain each. */
 const FLAGS = [
   '--store', '--crd', '--namespace', '--all-namespaces', '--prune-image', '--prune-snapshots', '--prefix', '--pre-operation-prefix', '--keep', '--keep-file',
-  '--dry-run', '--force', '--etcd-endpoints', '--lease-seconds', '--kubeconfig', '--context', '--json', '--help', '--version',
+  '--dry-run', '--force', '--etcd-endpoints', '--etcd-tls-dir', '--lease-seconds', '--kubeconfig', '--context', '--json', '--help', '--version',
 ];
 
 function documentFor(props: KVStoreProps = {}): StoreDocument {

@@ -140,6 +140,31 @@ describe('plan', () => {
       expect(plan(plain.objects, live(restored.objects), { applySetId: plain.applySetId, force: true }).refusals).toHaveLength(1);
     });
 
+    test('switching a live store between plain HTTP and TLS is refused, both ways, even with force', () => {
+      const plainStore = desiredFor();
+      const tlsStore = desiredFor({ tls: {} });
+      for (const [from, to, f, t] of [[plainStore, tlsStore, 'off', 'on'], [tlsStore, plainStore, 'on', 'off']] as const) {
+        for (const force of [false, true]) {
+          expect(plan(to.objects, live(from.objects), { applySetId: to.applySetId, force }).refusals)
+            .toEqual([expect.objectContaining({ field: 'spec.tls', from: f, to: t, reason: expect.stringMatching(/not supported yet/), forceable: false })]);
+        }
+      }
+    });
+
+    test('a TLS store applies its Certificates and Issuers before the StatefulSet', () => {
+      const d = desiredFor({ tls: {} });
+      expect(actions(plan(d.objects, [], { applySetId: d.applySetId })).slice(0, 8)).toEqual([
+        'create ConfigMap/orders-applyset',
+        'create ConfigMap/orders-bootstrap',
+        'create Issuer/orders-selfsigned',
+        'create Certificate/orders-ca',
+        'create Issuer/orders-ca',
+        'create Certificate/orders-member-tls',
+        'create Certificate/orders-client-tls',
+        'create Service/orders-peers',
+      ]);
+    });
+
     test('shrinking storage', () => {
       expect(refused({ storageSize: '10Gi' }, { storageSize: '5Gi' }).refusals).toEqual([expect.objectContaining({ from: '10Gi', to: '5Gi', reason: expect.stringMatching(/cannot shrink/) })]);
     });

@@ -73,6 +73,22 @@ describe('reconcileStore against the API double', () => {
     expect(lines.some((l) => l.startsWith('[5/8] created StatefulSet/orders'))).toBe(true);
   });
 
+  test('a TLS store: the cert-manager Issuers and Certificates are applied before the Services, recorded in the ApplySet; a second run changes nothing', async () => {
+    await reconcile({ tls: {} });
+    const paths = storeMutations().map((r) => `${r.method} ${r.path}`);
+    expect(paths.slice(2, 8)).toEqual([
+      `PATCH /apis/cert-manager.io/v1/namespaces/${NS}/issuers/orders-selfsigned`,
+      `PATCH /apis/cert-manager.io/v1/namespaces/${NS}/certificates/orders-ca`,
+      `PATCH /apis/cert-manager.io/v1/namespaces/${NS}/issuers/orders-ca`,
+      `PATCH /apis/cert-manager.io/v1/namespaces/${NS}/certificates/orders-member-tls`,
+      `PATCH /apis/cert-manager.io/v1/namespaces/${NS}/certificates/orders-client-tls`,
+      `PATCH /api/v1/namespaces/${NS}/services/orders-peers`,
+    ]);
+    expect(server.get('v1', 'ConfigMap', NS, 'orders-applyset')!.metadata.annotations?.['applyset.kubernetes.io/contains-group-kinds'])
+      .toBe('Certificate.cert-manager.io,ConfigMap,Issuer.cert-manager.io,NetworkPolicy.networking.k8s.io,PodDisruptionBudget.policy,Service,StatefulSet.apps');
+    expect((await reconcile({ tls: {} })).mutatingRequests).toBe(0);
+  });
+
   test('a second reconcile with nothing changed makes zero mutating requests', async () => {
     await reconcile();
     const before = mutations().length;

@@ -3,7 +3,8 @@
 //
 // What it simulates (plain HTTP on 127.0.0.1, ephemeral port, bearer token from kubeConfig() required):
 // - discovery: /version, /api, /api/v1, /apis, /apis/{group}, /apis/{group}/{version} for the kinds in
-//   RESOURCES below, with subresources (`x/status`, `x/scale`) and the verbs this double serves;
+//   RESOURCES below, with subresources (`x/status`, `x/scale`) and the verbs this double serves
+//   (cert-manager's Issuer and Certificate are among them, stored as given: no issuer controller);
 // - namespaced paths /api/v1/namespaces/{ns}/{plural}[/{name}[/{sub}]] and the /apis/{group}/{version}
 //   equivalents, cluster-scoped /apis/{group}/{version}/{plural}[/{name}], and LIST across namespaces;
 // - GET (404 NotFound Status), LIST (labelSelector `k=v`, `k==v`, `k!=v`, `k`, `!k`, `k in (a,b)`,
@@ -736,6 +737,9 @@ const RESOURCES: readonly ResourceType[] = [
   resourceType('apiextensions.k8s.io/v1', 'CustomResourceDefinition', 'customresourcedefinitions', {
     namespaced: false, statusSubresource: true, tracksGeneration: true, requiresResourceVersion: true, shortNames: ['crd', 'crds'],
   }),
+  // cert-manager's kinds, stored as given: no controller issues Secrets here (test/support/cert-issuer.ts does, where a test wants them).
+  resourceType('cert-manager.io/v1', 'Issuer', 'issuers', { statusSubresource: true, tracksGeneration: true, custom: true }),
+  resourceType('cert-manager.io/v1', 'Certificate', 'certificates', { statusSubresource: true, tracksGeneration: true, custom: true, shortNames: ['cert', 'certs'] }),
   resourceType('kvstore.cdk8s-kvstore.io/v1', 'KVStore', 'kvstores', {
     statusSubresource: true,
     tracksGeneration: true,

@@ -267,7 +267,7 @@ export class CertIssuer {
     const all = [certPem, ...signerChain];
     const top = all[all.length - 1];
     const topSelfSigned = isSelfSigned(top);
-    const chain = all.filter((c, i) => i === 0 || i < all.length - 1 || !topSelfSigned);
+    const chain = topSelfSigned && all.length > 1 ? all.slice(0, -1) : all;
     const leaf = new X509Certificate(certPem);
     const caPem = topSelfSigned || all.length > 1 ? top : '';
 
