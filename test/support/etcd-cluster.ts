@@ -104,9 +104,12 @@ export async function startReady(runner: PodRunner, stsName: string): Promise<st
   return pods;
 }
 
+/** Runs `fn` with a client of one member (plain HTTP by default; a TLS test passes its own). */
+export type MemberConnect = <T>(pod: string, fn: (c: Etcd3) => Promise<T>) => Promise<T>;
+
 /** The pod name of the leader as `pod` sees it, or undefined when it sees none. */
-export async function leaderSeenBy(runner: PodRunner, pod: string): Promise<string | undefined> {
-  return withMember(runner, pod, async (c) => {
+export async function leaderSeenBy(runner: PodRunner, pod: string, connect: MemberConnect = (p, fn) => withMember(runner, p, fn)): Promise<string | undefined> {
+  return connect(pod, async (c) => {
     const status = await c.maintenance.status();
     if (!status.leader || status.leader === '0') return undefined;
     const members = await c.cluster.memberList({});
@@ -115,9 +118,9 @@ export async function leaderSeenBy(runner: PodRunner, pod: string): Promise<stri
 }
 
 /** The leader all the given members agree on (other than `exclude`, a member known to be gone). */
-export async function agreedLeader(runner: PodRunner, pods: string[], exclude?: string, timeoutMs = 15_000): Promise<string> {
+export async function agreedLeader(runner: PodRunner, pods: string[], exclude?: string, timeoutMs = 15_000, connect?: MemberConnect): Promise<string> {
   return waitFor(`a leader agreed by ${pods.join(', ')}${exclude ? ` other than ${exclude}` : ''}`, async () => {
-    const seen = await Promise.all(pods.map((p) => leaderSeenBy(runner, p).catch(() => undefined)));
+    const seen = await Promise.all(pods.map((p) => leaderSeenBy(runner, p, connect).catch(() => undefined)));
     return seen[0] !== undefined && seen[0] !== exclude && seen.every((l) => l === seen[0]) ? seen[0] : undefined;
   }, timeoutMs, 50);
 }

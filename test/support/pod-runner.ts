@@ -21,7 +21,8 @@
 // - volumes: persistentVolumeClaim as one directory per claim name (`pvc/<claimName>`; a StatefulSet
 //   pod's claims are `<template>-<pod>`), created owned by runAsUser:fsGroup on first mount and kept
 //   until removeClaimData(); emptyDir fresh for every new pod start, kept across starts that ask to keep
-//   it (init containers, container restarts); configMap and secret volumes written as files at each start;
+//   it (init containers, container restarts); configMap and secret volumes written as files at each start
+//   with the item mode, else defaultMode, else 0644, owned by root and the pod's fsGroup;
 // - DNS: one hosts file shared by the pods maps `<hostname>.<subdomain>.<ns>.svc.<domain>` (and shorter
 //   forms) and the bare pod name to each pod's IP, and every Service with a selector to one matching
 //   pod: a Ready one (setReady), else a running one, lowest name first; the machine's /etc/hosts is
@@ -33,7 +34,7 @@
 // Every process is started by this class and stopped by PID in stopAll(), pass or fail; a process that
 // exits without being asked to (and was not started to run to completion) is recorded with its log tail.
 import { ChildProcess, execFileSync, spawn } from 'child_process';
-import { chownSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'fs';
+import { chmodSync, chownSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'fs';
 import * as http from 'http';
 import * as net from 'net';
 import { tmpdir } from 'os';
@@ -558,8 +559,16 @@ export class PodRunner {
       const obj = objects.find((o) => o.kind === kind && o.metadata.name === name && (o.metadata.namespace ?? this.namespace) === this.namespace);
       if (!obj) throw new Error(`pod ${pod.name}: ${kind} ${name} does not exist`);
       const data = dataOf(obj);
-      const items: Array<{ key: string; path: string }> = (spec.configMap ?? spec.secret).items ?? Object.keys(data).map((k) => ({ key: k, path: k }));
-      for (const item of items) writeFileSync(join(dir, item.path), data[item.key] ?? '', { mode: 0o644 });
+      const source = spec.configMap ?? spec.secret;
+      const items: Array<{ key: string; path: string; mode?: number }> = source.items ?? Object.keys(data).map((k) => ({ key: k, path: k }));
+      // As the kubelet writes them: the item's mode, else defaultMode, else 0644; owned by root and,
+      // with an fsGroup, by that group (so a 0440 Secret is readable by the pod's user through it).
+      for (const item of items) {
+        const file = join(dir, item.path);
+        writeFileSync(file, data[item.key] ?? '');
+        chmodSync(file, item.mode ?? source.defaultMode ?? 0o644);
+        chownSync(file, 0, fsGroup ?? 0);
+      }
     } else {
       throw new Error(`pod ${pod.name}: volume ${volume} is of a type the runner does not simulate`);
     }
