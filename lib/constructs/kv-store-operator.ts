@@ -7,7 +7,7 @@ import type { IClusterRoleBinding } from 'kubernetes-models/rbac.authorization.k
 import type { IRole } from 'kubernetes-models/rbac.authorization.k8s.io/v1/Role';
 import type { IRoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1/RoleBinding';
 import type { IServiceAccount } from 'kubernetes-models/v1/ServiceAccount';
-import { KVSTORE_GROUP, KVSTORE_PLURAL, MANAGED_BY, MANAGED_BY_LABEL, NAME_LABEL, RECONCILER_POD_NAME } from '../model/metadata';
+import { COMPONENT_LABEL, KVSTORE_GROUP, KVSTORE_PLURAL, MANAGED_BY, MANAGED_BY_LABEL, NAME_LABEL, OPERATOR_COMPONENT, RECONCILER_POD_NAME } from '../model/metadata';
 import { DEFAULT_RECONCILER_IMAGE } from '../model/version';
 import { clusterScoped, kubeObject } from './kube';
 import { KVStoreCrd } from './kv-store-crd';
@@ -91,7 +91,9 @@ export class KVStoreOperator extends Construct {
             backoffLimit: 1,
             activeDeadlineSeconds: 1800,
             template: {
-              metadata: { labels },
+              // The component label is how a KVStore resource's NetworkPolicy tells the operator from
+              // other stores' reconciler Jobs.
+              metadata: { labels: { ...labels, [COMPONENT_LABEL]: OPERATOR_COMPONENT } },
               spec: reconcilerPodSpec({
                 serviceAccountName: this.serviceAccountName,
                 image,

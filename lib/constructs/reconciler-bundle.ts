@@ -129,7 +129,8 @@ export class ReconcilerBundle extends Construct {
           spec: reconcilerPodSpec({
             serviceAccountName: names.serviceAccount,
             image,
-            args: ['--store', DOCUMENT_PATH, ...(props.force ? ['--force'] : [])],
+            // Force only this spec: a retry of this Job after the ConfigMap moved on must not force the next one.
+            args: ['--store', DOCUMENT_PATH, ...(props.force ? ['--force', '--force-spec', store.specHash] : [])],
             volumeMounts: [
               { name: 'store', mountPath: '/etc/kvstore', readOnly: true },
               // With TLS, membership changes connect with the library's client certificate.

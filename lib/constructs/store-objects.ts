@@ -6,7 +6,7 @@ import type { IService } from 'kubernetes-models/v1/Service';
 import type { INetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1/NetworkPolicy';
 import type { IPodDisruptionBudget } from 'kubernetes-models/policy/v1/PodDisruptionBudget';
 import { EngineContainer } from '../engines/types';
-import { NAME_LABEL, RECONCILER_POD_NAME, RESTORED_FROM_ANNOTATION, STORE_LABEL } from '../model/metadata';
+import { COMPONENT_LABEL, NAME_LABEL, OPERATOR_COMPONENT, RECONCILER_POD_NAME, RESTORED_FROM_ANNOTATION, STORE_LABEL } from '../model/metadata';
 import { StoreBackup } from './backup';
 import { ETCD_MAX_SIZE } from '../engines/etcd';
 import { tlsSecrets } from '../model/names';
@@ -79,15 +79,22 @@ function renderBootstrapConfig(scope: Construct, store: StoreDefinition, contain
   });
 }
 
-/** Keeps a quorum through voluntary disruptions (or one member down for engines without quorum). */
+/**
+ * Keeps a quorum through voluntary disruptions (or one member down for engines without quorum). A
+ * store of 1 or 2 members has no quorum to keep through a drain (each needs every member), and a
+ * budget that asked for it would block every drain forever: it allows one member down instead. An
+ * unhealthy member may always be evicted: it counts for no quorum, and would otherwise block drains.
+ */
 function renderPodDisruptionBudget(scope: Construct, store: StoreDefinition): void {
+  const { size } = store.spec;
   kubeObject<IPodDisruptionBudget>(scope, 'PodDisruptionBudget', { apiVersion: 'policy/v1', kind: 'PodDisruptionBudget' }, {
     metadata: store.metadata(store.names.podDisruptionBudget),
     spec: {
       selector: { matchLabels: store.selectorLabels },
-      ...(store.engine.quorum
-        ? { minAvailable: Math.floor(store.spec.size / 2) + 1 }
+      ...(store.engine.quorum && size >= 3
+        ? { minAvailable: Math.floor(size / 2) + 1 }
         : { maxUnavailable: 1 }),
+      unhealthyPodEvictionPolicy: 'AlwaysAllow',
     },
   });
 }
@@ -110,12 +117,14 @@ function renderNetworkPolicy(scope: Construct, store: StoreDefinition): void {
           ports: enginePorts(store).map((p) => ({ protocol: 'TCP', port: p.port })),
         },
         {
-          // Clients; this store's own Jobs (reconciler, snapshots) and the CRD-mode reconciler, from
-          // this namespace whatever clientNamespaceLabels say (membership changes, snapshots).
+          // Clients; this store's own Jobs (its GitOps reconciler, snapshots) and, for a store of a
+          // KVStore resource, the CRD-mode reconciler, from this namespace whatever
+          // clientNamespaceLabels say (membership changes, snapshots). Another store's reconciler is not
+          // admitted.
           from: [
             clientPeer,
             { podSelector: { matchLabels: { [STORE_LABEL]: store.spec.name } } },
-            { podSelector: { matchLabels: { [NAME_LABEL]: RECONCILER_POD_NAME } } },
+            ...(store.reconciledBy === 'operator' ? [{ podSelector: { matchLabels: { [NAME_LABEL]: RECONCILER_POD_NAME, [COMPONENT_LABEL]: OPERATOR_COMPONENT } } }] : []),
           ],
           ports: [{ protocol: 'TCP', port: store.engine.clientPort }],
         },

@@ -39,6 +39,12 @@ export interface StoreDocument {
   readonly clusterToken: string;
   /** The normalized spec. */
   readonly spec: KVStoreSpec;
+  /**
+   * `operator` when the CRD-mode reconciler reconciles the store from a KVStore resource: the store's
+   * NetworkPolicy then admits that reconciler (labelled as the operator) besides the store's own Jobs.
+   * @default - the store's own reconciler Job (GitOps mode)
+   */
+  readonly reconciledBy?: 'operator';
 }
 
 /** Parses and checks the envelope of a store document (the spec itself is validated by the construct). */

@@ -14,6 +14,8 @@ export const NAME_LABEL = 'app.kubernetes.io/name';
 export const INSTANCE_LABEL = 'app.kubernetes.io/instance';
 export const MANAGED_BY_LABEL = 'app.kubernetes.io/managed-by';
 export const COMPONENT_LABEL = 'app.kubernetes.io/component';
+/** The component label value of the CRD-mode reconciler's pods. */
+export const OPERATOR_COMPONENT = 'operator';
 /** The `app.kubernetes.io/managed-by` value of everything this library synthesizes. */
 export const MANAGED_BY = 'cdk8s-kvstore';
 

@@ -72,6 +72,7 @@ const OPTIONS: readonly OptionSpec[] = [
   { name: '--keep', value: 'N', modes: ['prune'], help: 'How many to keep: an integer of at least 1 (required).' },
   { name: '--keep-file', value: 'NAME', modes: ['prune'], help: 'A file in DIR never to delete (the snapshot a restore reads).' },
   { name: '--dry-run', modes: RECONCILE, help: 'Print the plan as a diff and change nothing: + create, ~ update (each field old → new), ± re-create, ⇑ resize, - prune, ⟲ restore, ⇅ members, ! refused.' },
+  { name: '--force-spec', value: 'HASH', modes: ['store'], help: 'With --force: force only the store document whose spec hash is HASH; any other runs without force (the reconciler Job passes its own spec\'s, so a retried older Job never forces a newer spec).' },
   { name: '--force', modes: RECONCILE, help: 'Make the changes the plan refuses but force may make: immutable StatefulSet fields (re-created with orphan propagation: pods and PVCs stay), an engine change, a restore over a live store. Read the refusals (--dry-run) first.' },
   { name: '--etcd-endpoints', value: 'URL,...', modes: RECONCILE, help: 'etcd client URLs (http://host:port, https:// with TLS) for membership changes. Default: the store\'s client Service (reachable only inside the cluster).' },
   { name: '--etcd-tls-dir', value: 'DIR', modes: RECONCILE, help: 'With TLS: the directory with the client certificate (tls.crt, tls.key, ca.crt of the <store>-client-tls Secret). Default: /etc/kvstore/client-tls, where the reconciler Job mounts it.' },
@@ -104,7 +105,7 @@ export interface ReconcileFlags {
 export type Command =
   | { readonly mode: 'help' }
   | { readonly mode: 'version' }
-  | ({ readonly mode: 'store'; readonly file: string } & ReconcileFlags)
+  | ({ readonly mode: 'store'; readonly file: string; readonly forceSpec?: string } & ReconcileFlags)
   | ({ readonly mode: 'crd'; readonly namespace?: string; readonly pruneImage?: string } & ReconcileFlags)
   | { readonly mode: 'prune'; readonly dir: string; readonly prefix: string; readonly preOperationPrefix?: string; readonly keep: number; readonly keepFile?: string; readonly json: boolean };
 
@@ -177,7 +178,9 @@ export function parseArgs(argv: readonly string[]): Command {
     ...(given.has('--kubeconfig') ? { kubeconfig: text('--kubeconfig') } : {}),
     ...(given.has('--context') ? { context: text('--context') } : {}),
   };
-  if (mode === 'store') return { mode, file: text('--store')!, ...flags };
+  if (given.has('--force-spec') && !given.has('--force')) throw new UsageError('--force-spec needs --force');
+  if (given.has('--force-spec') && !/^[0-9a-f]{10}$/.test(text('--force-spec')!)) throw new UsageError(`--force-spec must be a spec hash (10 hex digits), got ${JSON.stringify(text('--force-spec'))}`);
+  if (mode === 'store') return { mode, file: text('--store')!, ...flags, ...(given.has('--force-spec') ? { forceSpec: text('--force-spec') } : {}) };
   if (given.has('--namespace') === given.has('--all-namespaces')) {
     throw new UsageError(given.has('--namespace') ? '--namespace and --all-namespaces cannot be used together' : '--crd needs --namespace NS or --all-namespaces');
   }
@@ -226,7 +229,7 @@ export function helpText(version: string): string {
     ...optionHelp(['--store', '--crd', '--namespace', '--all-namespaces', '--prune-image', '--prune-snapshots', '--prefix', '--pre-operation-prefix', '--keep', '--keep-file']),
     '',
     'Reconcile options (--store and --crd):',
-    ...optionHelp(['--dry-run', '--force', '--etcd-endpoints', '--etcd-tls-dir', '--lease-seconds', '--kubeconfig', '--context']),
+    ...optionHelp(['--dry-run', '--force', '--force-spec', '--etcd-endpoints', '--etcd-tls-dir', '--lease-seconds', '--kubeconfig', '--context']),
     '',
     'Other options:',
     ...optionHelp(['--json', '--help', '--version']),

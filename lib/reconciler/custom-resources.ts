@@ -36,6 +36,7 @@ export function documentFromResource(resource: KubeObject, pruneImage?: string):
     clusterToken: clusterToken(name, `${namespace}/${name}`),
     // The API server applies the CRD's defaults; without them an engine-less spec is etcd.
     spec: { engine: { kind: 'etcd' }, ...spec, ...backup, name } as KVStoreSpec,
+    reconciledBy: 'operator',
   };
 }
 

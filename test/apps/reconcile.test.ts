@@ -22,7 +22,7 @@ const VERSION = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as
 /** Every option the README and the reconciler's objects use, plus -h: help must explain each. */
 const FLAGS = [
   '--store', '--crd', '--namespace', '--all-namespaces', '--prune-image', '--prune-snapshots', '--prefix', '--pre-operation-prefix', '--keep', '--keep-file',
-  '--dry-run', '--force', '--etcd-endpoints', '--etcd-tls-dir', '--lease-seconds', '--kubeconfig', '--context', '--json', '--help', '--version',
+  '--dry-run', '--force', '--force-spec', '--etcd-endpoints', '--etcd-tls-dir', '--lease-seconds', '--kubeconfig', '--context', '--json', '--help', '--version',
 ];
 
 function documentFor(props: KVStoreProps = {}): StoreDocument {
@@ -124,6 +124,9 @@ describe('usage errors: exit 64, one line on stderr naming the flag, nothing on 
     [['--store', 'a.json', '--lease-seconds', '1.5'], /^error: --lease-seconds must be an integer of at least 1, got "1.5"/],
     [['--store', 'a.json', '--etcd-endpoints', 'kv-0:2379'], /^error: --etcd-endpoints: "kv-0:2379" is not an http:\/\/ or https:\/\/ URL/],
     [['--store', 'a.json', '--force', '--force'], /^error: --force given twice/],
+    [['--store', 'a.json', '--force-spec', '0123456789'], /^error: --force-spec needs --force/],
+    [['--store', 'a.json', '--force', '--force-spec', 'latest'], /^error: --force-spec must be a spec hash \(10 hex digits\), got "latest"/],
+    [['--crd', '--all-namespaces', '--force', '--force-spec', '0123456789'], /^error: --force-spec cannot be used with --crd/],
     [['--store', 'a.json', '--force=yes'], /^error: --force takes no value/],
     [['--store', 'a.json', 'extra'], /^error: unexpected argument "extra"/],
   ])('%j', async (argv, message) => {

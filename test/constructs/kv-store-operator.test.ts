@@ -21,6 +21,8 @@ describe('KVStoreOperator (CRD mode)', () => {
     expect(cron.concurrencyPolicy).toBe('Forbid');
     expect(cron.jobTemplate.spec.template.spec.containers[0].args).toEqual(['--crd', '--namespace', '$(POD_NAMESPACE)', '--prune-image', IMAGE]);
     expect(cron.jobTemplate.spec.template.spec.serviceAccountName).toBe('kvstore-reconciler');
+    // Its pods are the operator: KVStore resources' NetworkPolicies admit them by these labels.
+    expect(cron.jobTemplate.spec.template.metadata.labels).toMatchObject({ 'app.kubernetes.io/name': 'kvstore-reconciler', 'app.kubernetes.io/component': 'operator' });
   });
 
   test('image defaults to the reconciler image of this library version', () => {

@@ -128,8 +128,14 @@ describe('KVStore props', () => {
     expect(find(objects, 'PodDisruptionBudget').spec.minAvailable).toBe(3);
   });
 
-  test.each([[1, 1], [2, 2], [3, 2], [4, 3], [5, 3], [6, 4], [7, 4]])('size %i keeps %i available', (size, minAvailable) => {
-    expect(find(store({ size }).objects, 'PodDisruptionBudget').spec.minAvailable).toBe(minAvailable);
+  test.each([[3, 2], [4, 3], [5, 3], [6, 4], [7, 4]])('size %i keeps %i available (a quorum)', (size, minAvailable) => {
+    const pdb = find(store({ size }).objects, 'PodDisruptionBudget').spec;
+    expect([pdb.minAvailable, pdb.maxUnavailable, pdb.unhealthyPodEvictionPolicy]).toEqual([minAvailable, undefined, 'AlwaysAllow']);
+  });
+
+  test.each([1, 2])('size %i: one member may go, so a drain never waits forever (there is no quorum to keep)', (size) => {
+    const pdb = find(store({ size }).objects, 'PodDisruptionBudget').spec;
+    expect([pdb.minAvailable, pdb.maxUnavailable, pdb.unhealthyPodEvictionPolicy]).toEqual([undefined, 1, 'AlwaysAllow']);
   });
 
   test('storageSize sizes every template without its own size', () => {
@@ -239,7 +245,7 @@ describe('KVStore props', () => {
     expect(find(objects, 'StatefulSet').spec.podManagementPolicy).toBe('Parallel');
   });
 
-  test('networkPolicy admits peers on every port; clients, the store\'s own Jobs and the namespace\'s CRD-mode reconciler on the client port only', () => {
+  test('networkPolicy admits peers on every port; clients and the store\'s own Jobs (its reconciler included) on the client port only; no other reconciler', () => {
     const { objects } = store({ clientPodLabels: { app: 'api' }, clientNamespaceLabels: { tier: 'backend' } });
     const np = find(objects, 'NetworkPolicy').spec;
     const selector = { 'app.kubernetes.io/name': 'kvstore', 'app.kubernetes.io/instance': 'orders' };
@@ -251,7 +257,6 @@ describe('KVStore props', () => {
         from: [
           { podSelector: { matchLabels: { app: 'api' } }, namespaceSelector: { matchLabels: { tier: 'backend' } } },
           { podSelector: { matchLabels: { 'kvstore.cdk8s-kvstore.io/store': 'orders' } } },
-          { podSelector: { matchLabels: { 'app.kubernetes.io/name': 'kvstore-reconciler' } } },
         ],
         ports: [{ protocol: 'TCP', port: 2379 }],
       },

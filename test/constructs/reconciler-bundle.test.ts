@@ -90,7 +90,8 @@ describe('GitOps mode (reconciler bundle)', () => {
   test('force is passed to the reconciler', () => {
     const chart = testChart('shop');
     new KVStore(chart, 'orders', { reconciler: { image: IMAGE, force: true } });
-    expect(find(synth(chart), 'Job').spec.template.spec.containers[0].args).toEqual(['--store', '/etc/kvstore/store.json', '--force']);
+    const store = chart.node.findChild('orders') as KVStore;
+    expect(find(synth(chart), 'Job').spec.template.spec.containers[0].args).toEqual(['--store', '/etc/kvstore/store.json', '--force', '--force-spec', store.specHash]);
   });
 
   test('the Role grants only named verbs on named resources: no wildcards', () => {

@@ -4,7 +4,8 @@ import { tmpdir } from 'os';
 import { join } from 'path';
 import { Chart, Testing } from 'cdk8s';
 import { main } from '../../apps/reconcile';
-import { KVStore, KVStoreProps, StoreDocument } from '../../lib';
+import { AccessMode, KVStore, KVStoreProps, StoreDocument } from '../../lib';
+import { specHash } from '../../lib/model/document';
 import { KubeClient, KubeError } from '../../lib/reconciler/client';
 import { reconcileResources } from '../../lib/reconciler/custom-resources';
 import { LeaseHeldError } from '../../lib/reconciler/lease';
@@ -233,6 +234,16 @@ describe('kvstore-reconcile (the CLI)', () => {
     return file;
   };
 
+  test('--force-spec: force applies only to the spec it was given for (a retried older Job reads a newer document)', async () => {
+    expect(await main(['--store', write(documentFor())], server.kubeConfig())).toBe(0);
+    const changed = documentFor({ volumeClaimTemplates: [{ name: 'data', accessModes: [AccessMode.READ_WRITE_ONCE_POD] }] });
+    const older = documentFor({ size: 5 });
+    expect(await main(['--store', write(changed), '--force', '--force-spec', specHash(older.spec)], server.kubeConfig())).toBe(2);
+    expect(output.join('')).toContain(`--force was given for spec ${specHash(older.spec)}; this document is spec ${specHash(changed.spec)}: running without force`);
+    expect(await main(['--store', write(changed), '--force', '--force-spec', specHash(changed.spec)], server.kubeConfig())).toBe(0);
+    expect((server.get('apps/v1', 'StatefulSet', NS, 'orders') as any).spec.volumeClaimTemplates[0].spec.accessModes).toEqual(['ReadWriteOncePod']);
+  });
+
   test('exit 0 after a reconcile; --json logs one JSON object per line', async () => {
     expect(await main(['--store', write(documentFor()), '--json'], server.kubeConfig())).toBe(0);
     const records = output.join('').trim().split('\n').map((l) => JSON.parse(l));
@@ -276,6 +287,16 @@ describe('CRD mode', () => {
     resource({ size: 1, storageSize: '1Gi', backup: { storage: '1Gi', pruneImage: 'registry.example.com/team/mine:1' } }, 2);
     await reconcileResources(server.kubeConfig(), client(), log(), { ...options, namespace: NS, pruneImage: 'registry.example.com/team/rec:7' });
     expect(prune()).toBe('registry.example.com/team/mine:1');
+  });
+
+  test('a KVStore resource\'s NetworkPolicy admits the operator\'s pods (and the store\'s own Jobs), not other stores\' reconciler Jobs', async () => {
+    resource({ size: 3, storageSize: '1Gi' });
+    await reconcileResources(server.kubeConfig(), client(), log(), { ...options, namespace: NS });
+    const from = (server.get('networking.k8s.io/v1', 'NetworkPolicy', NS, 'orders') as any).spec.ingress[1].from;
+    expect(from.slice(1)).toEqual([
+      { podSelector: { matchLabels: { 'kvstore.cdk8s-kvstore.io/store': 'orders' } } },
+      { podSelector: { matchLabels: { 'app.kubernetes.io/name': 'kvstore-reconciler', 'app.kubernetes.io/component': 'operator' } } },
+    ]);
   });
 
   test('a dry run changes nothing, not even the status', async () => {
