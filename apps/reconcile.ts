@@ -107,7 +107,7 @@ async function reconcile(command: Extract<Command, { mode: 'store' | 'crd' }>, l
     if (!document) {
       const { reconciled, failed } = await reconcileResources(config, client, log, {
         ...options,
-        ...(command.mode === 'crd' && command.namespace ? { namespace: command.namespace } : {}),
+        ...(command.mode === 'crd' && command.namespaces ? { namespaces: command.namespaces } : {}),
         ...(command.mode === 'crd' && command.pruneImage ? { pruneImage: command.pruneImage } : {}),
       });
       if (command.dryRun) log.info(`dry run: ${reconciled + failed} store(s) planned, ${failed} failed`, { dryRun: true, reconciled, failed });

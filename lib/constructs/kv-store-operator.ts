@@ -3,7 +3,6 @@ import { Chart } from 'cdk8s';
 import { Construct } from 'constructs';
 import type { ICronJob } from 'kubernetes-models/batch/v1/CronJob';
 import type { IClusterRole } from 'kubernetes-models/rbac.authorization.k8s.io/v1/ClusterRole';
-import type { IClusterRoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1/ClusterRoleBinding';
 import type { IRole } from 'kubernetes-models/rbac.authorization.k8s.io/v1/Role';
 import type { IRoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1/RoleBinding';
 import type { IServiceAccount } from 'kubernetes-models/v1/ServiceAccount';
@@ -27,11 +26,12 @@ export interface KVStoreOperatorProps {
    */
   readonly schedule?: string;
   /**
-   * Reconcile KVStore resources in every namespace (a ClusterRole and ClusterRoleBinding) instead of
-   * only the chart's namespace (a Role and RoleBinding).
-   * @default false
+   * The namespaces whose KVStore resources the reconciler reconciles: a ClusterRole holding the rules
+   * and a RoleBinding in each of these namespaces (a ClusterRole bound by a RoleBinding grants only in
+   * that namespace), never a cluster-wide grant. A namespace opts in by being listed.
+   * @default - only the chart's namespace (a Role and a RoleBinding there)
    */
-  readonly allNamespaces?: boolean;
+  readonly namespaces?: string[];
   /**
    * Also synthesize the CustomResourceDefinition.
    * @default true
@@ -59,16 +59,23 @@ export class KVStoreOperator extends Construct {
     const labels = { [NAME_LABEL]: RECONCILER_POD_NAME, [MANAGED_BY_LABEL]: MANAGED_BY };
     kubeObject<IServiceAccount>(this, 'ServiceAccount', { apiVersion: 'v1', kind: 'ServiceAccount' }, { metadata: { name: this.serviceAccountName, labels }, automountServiceAccountToken: false });
     const rules = operatorRules(KVSTORE_GROUP, KVSTORE_PLURAL);
-    if (props.allNamespaces) {
-      // A ClusterRoleBinding names the ServiceAccount's namespace explicitly.
+    const namespaces = props.namespaces;
+    if (namespaces) {
+      // The ServiceAccount lives in the chart's namespace; each binding names it there explicitly.
       const namespace = Chart.of(this).namespace;
-      if (!namespace) throw new Error(`KVStoreOperator '${id}': allNamespaces needs the chart to have a namespace, got none`);
+      if (!namespace) throw new Error(`KVStoreOperator '${id}': namespaces needs the chart to have a namespace (the reconciler's own), got none`);
+      const bad = namespaces.find((n) => !/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(n) || n.length > 63);
+      if (namespaces.length === 0 || bad !== undefined || new Set(namespaces).size !== namespaces.length) {
+        throw new Error(`KVStoreOperator '${id}': namespaces must be a non-empty list of distinct namespace names (DNS-1123 labels), got ${JSON.stringify(bad ?? namespaces)}`);
+      }
       clusterScoped(kubeObject<IClusterRole>(this, 'Role', { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole' }, { metadata: { name: this.roleName, labels }, rules }));
-      clusterScoped(kubeObject<IClusterRoleBinding>(this, 'RoleBinding', { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRoleBinding' }, {
-        metadata: { name: this.roleName, labels },
-        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: this.roleName },
-        subjects: [{ kind: 'ServiceAccount', name: this.serviceAccountName, namespace }],
-      }));
+      for (const ns of namespaces) {
+        kubeObject<IRoleBinding>(this, `RoleBinding-${ns}`, { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'RoleBinding' }, {
+          metadata: { name: this.roleName, namespace: ns, labels },
+          roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: this.roleName },
+          subjects: [{ kind: 'ServiceAccount', name: this.serviceAccountName, namespace }],
+        });
+      }
     } else {
       kubeObject<IRole>(this, 'Role', { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'Role' }, { metadata: { name: this.roleName, labels }, rules });
       kubeObject<IRoleBinding>(this, 'RoleBinding', { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'RoleBinding' }, {
@@ -98,7 +105,7 @@ export class KVStoreOperator extends Construct {
                 serviceAccountName: this.serviceAccountName,
                 image,
                 // Its own image prunes the backups of stores that name no prune image.
-                args: [...(props.allNamespaces ? ['--crd', '--all-namespaces'] : ['--crd', '--namespace', '$(POD_NAMESPACE)']), '--prune-image', image],
+                args: ['--crd', '--namespace', namespaces ? namespaces.join(',') : '$(POD_NAMESPACE)', '--prune-image', image],
                 env: [{ name: 'POD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } }],
               }),
             },

@@ -63,7 +63,7 @@ const RECONCILE: readonly Mode[] = ['store', 'crd'];
 const OPTIONS: readonly OptionSpec[] = [
   { name: '--store', value: 'FILE', modes: ['store'], help: 'Reconcile the one store a store document describes. FILE is JSON (it starts with `{`) or YAML: a KVStore\'s `document`, or the `store.json` key of its `<store>-kvstore-spec` ConfigMap.' },
   { name: '--crd', modes: ['crd'], help: 'Reconcile every KVStore resource whose spec changed or whose objects drifted, and write each one\'s status. Needs --namespace NS or --all-namespaces.' },
-  { name: '--namespace', value: 'NS', modes: ['crd'], help: 'Only the KVStore resources in namespace NS.' },
+  { name: '--namespace', value: 'NS,...', modes: ['crd'], help: 'Only the KVStore resources in these namespaces (comma-separated): the ones the reconciler is bound in.' },
   { name: '--all-namespaces', modes: ['crd'], help: 'The KVStore resources in every namespace.' },
   { name: '--prune-image', value: 'IMAGE', modes: ['crd'], help: 'The backup prune image of resources whose spec.backup names none (KVStoreOperator passes its own image). Default: the image this version publishes.' },
   { name: '--prune-snapshots', value: 'DIR', modes: ['prune'], help: 'Delete all but the newest N snapshots of a store in DIR: scheduled ones (PREFIX<digits>.db) and pre-operation ones (PRE<8 hex digits>[-<attempt>].db) together. Talks to no cluster (the backup CronJob\'s second container runs this).' },
@@ -106,8 +106,15 @@ export type Command =
   | { readonly mode: 'help' }
   | { readonly mode: 'version' }
   | ({ readonly mode: 'store'; readonly file: string; readonly forceSpec?: string } & ReconcileFlags)
-  | ({ readonly mode: 'crd'; readonly namespace?: string; readonly pruneImage?: string } & ReconcileFlags)
+  | ({ readonly mode: 'crd'; readonly namespaces?: string[]; readonly pruneImage?: string } & ReconcileFlags)
   | { readonly mode: 'prune'; readonly dir: string; readonly prefix: string; readonly preOperationPrefix?: string; readonly keep: number; readonly keepFile?: string; readonly json: boolean };
+
+function namespaceList(text: string): string[] {
+  const names = text.split(',').map((n) => n.trim()).filter(Boolean);
+  const bad = names.find((n) => !/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(n) || n.length > 63);
+  if (names.length === 0 || bad !== undefined) throw new UsageError(`--namespace: ${JSON.stringify(bad ?? text)} is not a namespace name (a DNS-1123 label; several separated by commas)`);
+  return [...new Set(names)];
+}
 
 const positiveInteger = (flag: string, text: string): number => {
   if (!/^[0-9]+$/.test(text) || Number(text) < 1) throw new UsageError(`${flag} must be an integer of at least 1, got ${JSON.stringify(text)}`);
@@ -186,7 +193,7 @@ export function parseArgs(argv: readonly string[]): Command {
   }
   return {
     mode, ...flags,
-    ...(given.has('--namespace') ? { namespace: text('--namespace') } : {}),
+    ...(given.has('--namespace') ? { namespaces: namespaceList(text('--namespace')!) } : {}),
     ...(given.has('--prune-image') ? { pruneImage: text('--prune-image') } : {}),
   };
 }
@@ -220,7 +227,7 @@ export function helpText(version: string): string {
     '',
     'Usage:',
     `  ${PROGRAM} --store FILE [--dry-run] [--force] [options]`,
-    `  ${PROGRAM} --crd (--namespace NS | --all-namespaces) [options]`,
+    `  ${PROGRAM} --crd (--namespace NS,... | --all-namespaces) [options]`,
     `  ${PROGRAM} --prune-snapshots DIR --prefix PREFIX --keep N`,
     '                    [--pre-operation-prefix PRE] [--keep-file NAME] [--json]',
     `  ${PROGRAM} --help | --version`,

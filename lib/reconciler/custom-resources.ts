@@ -91,7 +91,7 @@ function sameStatus(a: unknown, b: unknown): boolean {
 /** CRD mode: which KVStore resources to reconcile, and how each is reconciled. */
 export interface CustomResourceOptions extends ReconcileOptions {
   /** @default - every namespace */
-  readonly namespace?: string;
+  readonly namespaces?: readonly string[];
   /**
    * The backup prune image of resources whose spec.backup names none: the operator's own image.
    * @default - DEFAULT_RECONCILER_IMAGE
@@ -116,7 +116,8 @@ export interface ResourcesResult {
 export async function reconcileResources(kubeConfig: k8s.KubeConfig, client: KubeClient, log: Log, options: CustomResourceOptions): Promise<ResourcesResult> {
   const custom = kubeConfig.makeApiClient(k8s.CustomObjectsApi);
   const now = options.now ?? (() => new Date());
-  const resources = await client.list(`${KVSTORE_GROUP}/${KVSTORE_VERSION}`, KVSTORE_KIND, options.namespace ?? '', '');
+  // One LIST per namespace the reconciler is bound in (it may read nothing elsewhere), or one across all.
+  const resources = (await Promise.all((options.namespaces ?? ['']).map((ns) => client.list(`${KVSTORE_GROUP}/${KVSTORE_VERSION}`, KVSTORE_KIND, ns, '')))).flat();
   let failed = 0;
   let reconciled = 0;
   for (const resource of resources.sort((a, b) => `${a.metadata.namespace}/${a.metadata.name}`.localeCompare(`${b.metadata.namespace}/${b.metadata.name}`))) {

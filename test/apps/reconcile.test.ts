@@ -57,7 +57,7 @@ describe('help and version', () => {
     const help = out();
     for (const f of FLAGS) expect(help).toMatch(new RegExp(`^\\s+(-h, )?${f}\\b`, 'm'));
     expect(help).toMatch(/^ {2}-h, --help +Print this help/m);
-    expect(help).toMatch(/--crd \(--namespace NS \| --all-namespaces\)/);
+    expect(help).toMatch(/--crd \(--namespace NS,\.\.\. \| --all-namespaces\)/);
     expect(help).toMatch(/--prune-snapshots DIR --prefix PREFIX --keep N\s+\[--pre-operation-prefix PRE\] \[--keep-file NAME\]/);
     expect(help.split('\n').filter((l) => [...l].length > 80)).toEqual([]);
     for (const source of ['KUBECONFIG', '~/.kube/config', 'KUBERNETES_SERVICE_HOST', '--context NAME']) expect(help).toContain(source);
@@ -116,6 +116,7 @@ describe('usage errors: exit 64, one line on stderr naming the flag, nothing on 
     [['--store', 'a.json', '--crd', '--all-namespaces'], /^error: --store and --crd cannot be used together/],
     [['--crd'], /^error: --crd needs --namespace NS or --all-namespaces/],
     [['--crd', '--namespace', 'a', '--all-namespaces'], /^error: --namespace and --all-namespaces cannot be used together/],
+    [['--crd', '--namespace', ','], /^error: --namespace: "," is not a namespace name/],
     [['--store', 'a.json', '--namespace', 'a'], /^error: --namespace cannot be used with --store/],
     [['--store', 'a.json', '--prefix', 'a'], /^error: --prefix cannot be used with --store/],
     [['--prune-snapshots', '/b', '--prefix', 'p-', '--keep', '1', '--dry-run'], /^error: --dry-run cannot be used with --prune-snapshots/],
@@ -148,7 +149,9 @@ describe('usage errors: exit 64, one line on stderr naming the flag, nothing on 
 
   test('the reconciler objects\' own command lines parse as before', () => {
     expect(parseArgs(['--store', '/etc/kvstore/store.json', '--force'])).toMatchObject({ mode: 'store', file: '/etc/kvstore/store.json', force: true, dryRun: false });
-    expect(parseArgs(['--crd', '--namespace', 'shop'])).toMatchObject({ mode: 'crd', namespace: 'shop' });
+    expect(parseArgs(['--crd', '--namespace', 'shop'])).toMatchObject({ mode: 'crd', namespaces: ['shop'] });
+    expect(parseArgs(['--crd', '--namespace', 'shop,billing,shop'])).toMatchObject({ mode: 'crd', namespaces: ['shop', 'billing'] });
+    expect(() => parseArgs(['--crd', '--namespace', 'shop,Bad_NS'])).toThrow(/--namespace: "Bad_NS" is not a namespace name/);
     expect(parseArgs(['--crd', '--all-namespaces'])).not.toHaveProperty('namespace');
     expect(parseArgs(['--crd', '--all-namespaces', '--prune-image', 'r.example.com/rec:1'])).toMatchObject({ mode: 'crd', pruneImage: 'r.example.com/rec:1' });
     expect(parseArgs(['--prune-snapshots', '/backups', '--prefix', 'orders-backup-', '--keep', '5', '--keep-file', 's.db']))

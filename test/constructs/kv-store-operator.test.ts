@@ -37,21 +37,27 @@ describe('KVStoreOperator (CRD mode)', () => {
     expect(find(synth(chart), 'CronJob').spec.schedule).toBe('0 * * * *');
   });
 
-  test('allNamespaces uses a ClusterRole bound to the ServiceAccount in the chart namespace', () => {
+  test('namespaces: the rules in a ClusterRole, bound only in each listed namespace; no cluster-wide grant', () => {
     const chart = testChart('kvstores');
-    new KVStoreOperator(chart, 'operator', { image: IMAGE, allNamespaces: true, installCrd: false });
+    new KVStoreOperator(chart, 'operator', { image: IMAGE, namespaces: ['shop', 'billing'], installCrd: false });
     const objects = synth(chart);
-    expect(objects.map((o) => o.kind)).toEqual(['ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'CronJob']);
-    expect(find(objects, 'ClusterRoleBinding').subjects).toEqual([{ kind: 'ServiceAccount', name: 'kvstore-reconciler', namespace: 'kvstores' }]);
-    expect(find(objects, 'CronJob').spec.jobTemplate.spec.template.spec.containers[0].args).toEqual(['--crd', '--all-namespaces', '--prune-image', IMAGE]);
+    expect(objects.map((o) => `${o.kind}/${o.metadata.namespace ?? '-'}`)).toEqual([
+      'ServiceAccount/kvstores', 'ClusterRole/-', 'RoleBinding/shop', 'RoleBinding/billing', 'CronJob/kvstores',
+    ]);
+    expect(objects.some((o) => o.kind === 'ClusterRoleBinding')).toBe(false);
+    for (const binding of objects.filter((o) => o.kind === 'RoleBinding')) {
+      expect(binding.roleRef).toEqual({ apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'kvstore-reconciler' });
+      expect(binding.subjects).toEqual([{ kind: 'ServiceAccount', name: 'kvstore-reconciler', namespace: 'kvstores' }]);
+    }
+    expect(find(objects, 'CronJob').spec.jobTemplate.spec.template.spec.containers[0].args).toEqual(['--crd', '--namespace', 'shop,billing', '--prune-image', IMAGE]);
   });
 
-  test('cluster-scoped objects carry no namespace in a namespaced chart; namespaced ones carry the chart\'s', () => {
+  test('cluster-scoped objects carry no namespace in a namespaced chart; namespaced ones carry the chart\'s or their own', () => {
     const chart = testChart('kvstores');
-    new KVStoreOperator(chart, 'operator', { image: IMAGE, allNamespaces: true });
+    new KVStoreOperator(chart, 'operator', { image: IMAGE, namespaces: ['kvstores'] });
     const namespaces = Object.fromEntries(synth(chart).map((o) => [o.kind, o.metadata.namespace ?? null]));
     expect(namespaces).toEqual({
-      CustomResourceDefinition: null, ServiceAccount: 'kvstores', ClusterRole: null, ClusterRoleBinding: null, CronJob: 'kvstores',
+      CustomResourceDefinition: null, ServiceAccount: 'kvstores', ClusterRole: null, RoleBinding: 'kvstores', CronJob: 'kvstores',
     });
   });
 
@@ -70,8 +76,11 @@ describe('KVStoreOperator (CRD mode)', () => {
       .toThrow(/KVStoreOperator 'operator': schedule must be a cron expression of five fields, got "hourly"/);
   });
 
-  test('fails on allNamespaces without a chart namespace', () => {
-    expect(() => new KVStoreOperator(new Chart(Testing.app(), 'c'), 'operator', { image: IMAGE, allNamespaces: true }))
-      .toThrow(/allNamespaces needs the chart to have a namespace/);
+  test('fails on namespaces without a chart namespace, and on a bad or repeated namespace name', () => {
+    expect(() => new KVStoreOperator(new Chart(Testing.app(), 'c'), 'operator', { image: IMAGE, namespaces: ['shop'] }))
+      .toThrow(/namespaces needs the chart to have a namespace \(the reconciler's own\), got none/);
+    expect(() => new KVStoreOperator(testChart('x'), 'operator', { namespaces: ['Shop'] })).toThrow(/namespaces must be a non-empty list of distinct namespace names \(DNS-1123 labels\), got "Shop"/);
+    expect(() => new KVStoreOperator(testChart('x'), 'operator', { namespaces: ['a', 'a'] })).toThrow(/got \["a","a"\]/);
+    expect(() => new KVStoreOperator(testChart('x'), 'operator', { namespaces: [] })).toThrow(/got \[\]/);
   });
 });

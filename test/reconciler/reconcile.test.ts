@@ -270,7 +270,7 @@ describe('CRD mode', () => {
 
   test('reconciles a new resource and reports Ready through the status subresource', async () => {
     resource({ size: 3, storageSize: '1Gi' });
-    const result = await reconcileResources(server.kubeConfig(), client(), log(), { ...options, namespace: NS });
+    const result = await reconcileResources(server.kubeConfig(), client(), log(), { ...options, namespaces: [NS] });
     expect(result).toEqual({ reconciled: 1, failed: 0 });
     expect(server.get('apps/v1', 'StatefulSet', NS, 'orders')).toBeDefined();
     const status = (server.get('kvstore.cdk8s-kvstore.io/v1', 'KVStore', NS, 'orders') as any).status;
@@ -281,17 +281,17 @@ describe('CRD mode', () => {
 
   test('a backup without a prune image is pruned by the operator\'s image; one that names its own keeps it', async () => {
     resource({ size: 1, storageSize: '1Gi', backup: { storage: '1Gi' } });
-    await reconcileResources(server.kubeConfig(), client(), log(), { ...options, namespace: NS, pruneImage: 'registry.example.com/team/rec:7' });
+    await reconcileResources(server.kubeConfig(), client(), log(), { ...options, namespaces: [NS], pruneImage: 'registry.example.com/team/rec:7' });
     const prune = () => (server.get('batch/v1', 'CronJob', NS, 'orders-backup') as any).spec.jobTemplate.spec.template.spec.containers[0].image;
     expect(prune()).toBe('registry.example.com/team/rec:7');
     resource({ size: 1, storageSize: '1Gi', backup: { storage: '1Gi', pruneImage: 'registry.example.com/team/mine:1' } }, 2);
-    await reconcileResources(server.kubeConfig(), client(), log(), { ...options, namespace: NS, pruneImage: 'registry.example.com/team/rec:7' });
+    await reconcileResources(server.kubeConfig(), client(), log(), { ...options, namespaces: [NS], pruneImage: 'registry.example.com/team/rec:7' });
     expect(prune()).toBe('registry.example.com/team/mine:1');
   });
 
   test('a KVStore resource\'s NetworkPolicy admits the operator\'s pods (and the store\'s own Jobs), not other stores\' reconciler Jobs', async () => {
     resource({ size: 3, storageSize: '1Gi' });
-    await reconcileResources(server.kubeConfig(), client(), log(), { ...options, namespace: NS });
+    await reconcileResources(server.kubeConfig(), client(), log(), { ...options, namespaces: [NS] });
     const from = (server.get('networking.k8s.io/v1', 'NetworkPolicy', NS, 'orders') as any).spec.ingress[1].from;
     expect(from.slice(1)).toEqual([
       { podSelector: { matchLabels: { 'kvstore.cdk8s-kvstore.io/store': 'orders' } } },
@@ -299,9 +299,23 @@ describe('CRD mode', () => {
     ]);
   });
 
+  test('several namespaces: one LIST in each (the reconciler may read nothing elsewhere), a store reconciled in each', async () => {
+    for (const ns of [NS, 'billing']) {
+      server.put({ apiVersion: 'kvstore.cdk8s-kvstore.io/v1', kind: 'KVStore', metadata: { name: 'orders', namespace: ns }, spec: { size: 1, storageSize: '1Gi' } } as any);
+    }
+    server.put({ apiVersion: 'kvstore.cdk8s-kvstore.io/v1', kind: 'KVStore', metadata: { name: 'orders', namespace: 'elsewhere' }, spec: { size: 1 } } as any);
+    const stopBilling = reportRolledOut(server, 'billing', ['orders']);
+    const result = await reconcileResources(server.kubeConfig(), client(), log(), { ...options, namespaces: [NS, 'billing'] }).finally(stopBilling);
+    expect(result).toEqual({ reconciled: 2, failed: 0 });
+    expect([NS, 'billing', 'elsewhere'].map((ns) => server.get('apps/v1', 'StatefulSet', ns, 'orders') !== undefined)).toEqual([true, true, false]);
+    expect(server.requests.filter((r) => r.method === 'GET' && /\/kvstores$/.test(r.path)).map((r) => r.path).sort()).toEqual([
+      `/apis/kvstore.cdk8s-kvstore.io/v1/namespaces/billing/kvstores`, `/apis/kvstore.cdk8s-kvstore.io/v1/namespaces/${NS}/kvstores`,
+    ]);
+  });
+
   test('a dry run changes nothing, not even the status', async () => {
     resource({ size: 3, storageSize: '1Gi' });
-    const result = await reconcileResources(server.kubeConfig(), client(), log(), { ...options, namespace: NS, dryRun: true });
+    const result = await reconcileResources(server.kubeConfig(), client(), log(), { ...options, namespaces: [NS], dryRun: true });
     expect(result).toEqual({ reconciled: 1, failed: 0 });
     expect(server.mutatingRequests()).toEqual([]);
     expect((server.get('kvstore.cdk8s-kvstore.io/v1', 'KVStore', NS, 'orders') as any).status).toBeUndefined();
@@ -309,18 +323,18 @@ describe('CRD mode', () => {
 
   test('a second run with nothing changed makes zero mutating requests', async () => {
     resource({ size: 3 });
-    await reconcileResources(server.kubeConfig(), client(), log(), { ...options, namespace: NS });
+    await reconcileResources(server.kubeConfig(), client(), log(), { ...options, namespaces: [NS] });
     const before = mutations().length;
-    await reconcileResources(server.kubeConfig(), client(), log(), { ...options, namespace: NS });
+    await reconcileResources(server.kubeConfig(), client(), log(), { ...options, namespaces: [NS] });
     expect(mutations().length).toBe(before);
   });
 
   test('a refused change marks the resource Degraded with the reason, and the run fails', async () => {
     resource({ size: 3, storageSize: '10Gi' });
-    await reconcileResources(server.kubeConfig(), client(), log(), { ...options, namespace: NS });
+    await reconcileResources(server.kubeConfig(), client(), log(), { ...options, namespaces: [NS] });
     const live = server.get('kvstore.cdk8s-kvstore.io/v1', 'KVStore', NS, 'orders')!;
     server.put({ ...live, spec: { size: 3, storageSize: '5Gi' } } as any);
-    expect(await reconcileResources(server.kubeConfig(), client(), log(), { ...options, namespace: NS })).toEqual({ reconciled: 0, failed: 1 });
+    expect(await reconcileResources(server.kubeConfig(), client(), log(), { ...options, namespaces: [NS] })).toEqual({ reconciled: 0, failed: 1 });
     const status = (server.get('kvstore.cdk8s-kvstore.io/v1', 'KVStore', NS, 'orders') as any).status;
     expect(status.observedGeneration).toBe(2);
     // The spec last applied is still the one running.
@@ -331,7 +345,7 @@ describe('CRD mode', () => {
 
   test('a resize shows in status as Progressing (Resizing, with what grows) before Ready', async () => {
     resource({ size: 3, storageSize: '1Gi' });
-    await reconcileResources(server.kubeConfig(), client(), log(), { ...options, namespace: NS });
+    await reconcileResources(server.kubeConfig(), client(), log(), { ...options, namespaces: [NS] });
     for (let i = 0; i < 3; i++) {
       server.put({ apiVersion: 'v1', kind: 'PersistentVolumeClaim', metadata: { name: `data-orders-${i}`, namespace: NS, labels: { 'app.kubernetes.io/name': 'kvstore', 'app.kubernetes.io/instance': 'orders' } }, spec: { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: '1Gi' } } }, status: { phase: 'Bound', capacity: { storage: '1Gi' } } } as any);
     }
@@ -345,7 +359,7 @@ describe('CRD mode', () => {
       const live = server.get('kvstore.cdk8s-kvstore.io/v1', 'KVStore', NS, 'orders')!;
       server.put({ ...live, spec: { size: 3, storageSize: '2Gi' } } as any);
       const before = server.requests.length;
-      expect(await reconcileResources(server.kubeConfig(), client(), log(), { ...options, namespace: NS })).toEqual({ reconciled: 1, failed: 0 });
+      expect(await reconcileResources(server.kubeConfig(), client(), log(), { ...options, namespaces: [NS] })).toEqual({ reconciled: 1, failed: 0 });
       const statuses = server.requests.slice(before).filter((r) => r.method === 'PUT' && r.path.endsWith('/kvstores/orders/status')).map((r) => (r.body as any).status);
       const conditions = (st: any) => Object.fromEntries(st.conditions.map((c: any) => [c.type, [c.status, c.reason, c.message]]));
       expect(conditions(statuses[0]).Progressing).toEqual(['True', 'Resizing', 'volume data: 1Gi → 2Gi on 3 PVC(s)']);
