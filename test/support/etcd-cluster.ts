@@ -150,7 +150,8 @@ export async function missingOn(runner: PodRunner, pod: string, prefix: string, 
 
 /**
  * Writes keys `<prefix><n, 6 digits>` = `v<n>` round-robin through the given members until stopped;
- * remembers only the acknowledged ones, and when each was acknowledged.
+ * remembers only the acknowledged ones, and when each was acknowledged. One client per member, made
+ * by `client` (plain HTTP by default; a TLS test passes its own), kept for the writer's life.
  */
 export class MemberWriter {
   readonly acked = new Map<string, string>();
@@ -161,8 +162,8 @@ export class MemberWriter {
   private readonly clients: Etcd3[];
   private loop?: Promise<void>;
 
-  constructor(runner: PodRunner, pods: string[], private readonly prefix: string) {
-    this.clients = pods.map((p) => memberClient(runner, p));
+  constructor(runner: PodRunner, pods: string[], private readonly prefix: string, client: (pod: string) => Etcd3 = (p) => memberClient(runner, p)) {
+    this.clients = pods.map(client);
   }
 
   start(): void {

@@ -1,7 +1,7 @@
 // The pod runner itself on real etcd: what it simulates of the kubelet (environment, `$(VAR)`
-// expansion, user, volumes, DNS) reaches the etcd process, and it leaves nothing behind.
+// expansion, user, volumes and their refresh, DNS) reaches the etcd process, and it leaves nothing behind.
 import { execFileSync } from 'child_process';
-import { existsSync, readFileSync, statSync, writeFileSync } from 'fs';
+import { existsSync, readdirSync, readFileSync, readlinkSync, statSync, writeFileSync } from 'fs';
 import { join } from 'path';
 import { environOf, ETCD_VERSION, NAMESPACE, pidGone, startReady, synthStore, waitReady, withMember } from './etcd-cluster';
 import type { Manifest } from './manifests';
@@ -157,6 +157,41 @@ describeWithEtcd(`pod runner with etcd ${ETCD_VERSION}`, () => {
 
     await r.stopAll();
     expect(readFileSync('/etc/hosts', 'utf8')).toBe(hostsBefore);
+  });
+
+  test('refreshVolumes rewrites a running pod\'s Secret volume in the kubelet\'s layout (..data swapped to a new timestamped directory), only when the Secret changed, without restarting it', async () => {
+    const objects = synthStore('orders', { size: 1 });
+    const sts = objects.find((o) => o.kind === 'StatefulSet')!;
+    sts.spec.template.spec.volumes.push({ name: 'extra', secret: { secretName: 'orders-extra', defaultMode: 0o440 } });
+    etcdContainer(objects).volumeMounts.push({ name: 'extra', mountPath: '/etc/extra', readOnly: true });
+    const r = run([...objects, secret('orders-extra', { a: 'one', b: 'two' })]);
+    r.start('orders-0');
+    await waitReady(r, ['orders-0']);
+    const pid = r.pid('orders-0');
+    const inPod = (f: string) => `/proc/${pid}/root/etc/extra/${f}`;
+    const dir = join(r.workDir, 'volumes', 'orders-0-extra');
+    const first = readlinkSync(join(dir, '..data'));
+    expect(first).toMatch(/^\.\.\d{4}_\d\d_\d\d_\d\d_\d\d_\d\d\.\w+$/);
+    expect(readdirSync(dir).sort()).toEqual([first, '..data', 'a', 'b'].sort());
+    expect(readlinkSync(join(dir, 'a'))).toBe('..data/a');
+    expect(statSync(join(dir, 'a'))).toMatchObject({ mode: 0o100440, uid: 0, gid: 65532 });
+
+    expect(r.refreshVolumes([...objects, secret('orders-extra', { a: 'one', b: 'two' })])).toEqual([]);
+    expect(readlinkSync(join(dir, '..data'))).toBe(first);
+
+    expect(r.refreshVolumes([...objects, secret('orders-extra', { a: 'uno', c: 'tres' })])).toEqual(['orders-0/extra']);
+    const second = readlinkSync(join(dir, '..data'));
+    expect(second).not.toBe(first);
+    expect(readdirSync(dir).sort()).toEqual([second, '..data', 'a', 'c'].sort());
+    expect([readFileSync(inPod('a'), 'utf8'), readFileSync(inPod('c'), 'utf8'), existsSync(inPod('b'))]).toEqual(['uno', 'tres', false]);
+    expect(statSync(inPod('c'))).toMatchObject({ mode: 0o100440, gid: 65532 });
+
+    // A Secret that is gone leaves the files as they are (the kubelet keeps the last content).
+    expect(r.refreshVolumes(objects)).toEqual([]);
+    expect(readFileSync(inPod('a'), 'utf8')).toBe('uno');
+    expect(r.pid('orders-0')).toBe(pid);
+    expect(r.running('orders-0')).toBe(true);
+    r.assertNoUnexpectedExits();
   });
 
   test('fails to start a pod that is already running, and leaves the running one alone', async () => {

@@ -21,8 +21,22 @@
 // - volumes: persistentVolumeClaim as one directory per claim name (`pvc/<claimName>`; a StatefulSet
 //   pod's claims are `<template>-<pod>`), created owned by runAsUser:fsGroup on first mount and kept
 //   until removeClaimData(); emptyDir fresh for every new pod start, kept across starts that ask to keep
-//   it (init containers, container restarts); configMap and secret volumes written as files at each start
-//   with the item mode, else defaultMode, else 0644, owned by root and the pod's fsGroup;
+//   it (init containers, container restarts); configMap and secret volumes written at each start with
+//   the item mode, else defaultMode, else 0644, owned by root and the pod's fsGroup, in the kubelet's
+//   AtomicWriter layout: the files in a timestamped directory `..<UTC time>.<random>`, a `..data`
+//   symlink to it, and each top-level name a symlink into `..data` (`tls.crt -> ..data/tls.crt`); an
+//   object marked `optional` that does not exist gives an empty volume;
+// - a changed ConfigMap or Secret reaching running pods (refreshVolumes): the kubelet's sync of
+//   configMap and secret volumes, run when the test calls it (the kubelet does it within its sync period
+//   plus its cache's TTL, about a minute): for every running container, each such volume whose content
+//   differs from its object is rewritten as the AtomicWriter does — a new timestamped directory, a
+//   `..data_tmp` symlink to it renamed over `..data` (one atomic rename, so a reader sees the whole old
+//   or the whole new set of files, never a mix within one path resolution; two separate opens, e.g. a
+//   certificate then its key, can straddle the swap, as on a real node), the top-level symlinks added
+//   or removed, the old directory deleted. Nothing is restarted or signalled; a process sees the
+//   new files when it next opens them. A subPath mount keeps the file it was started with (as in
+//   Kubernetes, subPath mounts get no updates). An object that no longer exists leaves the volume as it
+//   is (the kubelet keeps the last content and retries), unless the volume is `optional` (emptied);
 // - DNS: one hosts file shared by the pods maps `<hostname>.<subdomain>.<ns>.svc.<domain>` (and shorter
 //   forms) and the bare pod name to each pod's IP, and every Service with a selector to one matching
 //   pod: a Ready one (setReady), else a running one, lowest name first; the machine's /etc/hosts is
@@ -34,11 +48,11 @@
 // Every process is started by this class and stopped by PID in stopAll(), pass or fail; a process that
 // exits without being asked to (and was not started to run to completion) is recorded with its log tail.
 import { ChildProcess, execFileSync, spawn } from 'child_process';
-import { chmodSync, chownSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'fs';
+import { chmodSync, chownSync, closeSync, existsSync, lstatSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'fs';
 import * as http from 'http';
 import * as net from 'net';
 import { tmpdir } from 'os';
-import { join } from 'path';
+import { basename, dirname, join } from 'path';
 import { statefulSetPodSpec } from './controllers';
 import { containerEnv, dataOf, expand, podDnsNames, resolvePort, serviceDnsNames } from './kubelet';
 import type { Manifest } from './manifests';
@@ -116,6 +130,24 @@ interface ContainerRun extends RunningContainer {
   readonly process: ChildProcess;
   stopping: boolean;
   runToCompletion: boolean;
+  /** Its configMap and secret volumes, as started: what refreshVolumes() keeps up to date. */
+  readonly objectVolumes: ObjectVolume[];
+}
+
+/** A configMap or secret volume of a running container. */
+interface ObjectVolume {
+  readonly volume: string;
+  /** The pod's volume entry the container was started with. */
+  readonly spec: any;
+  /** The host directory bind-mounted into the container. */
+  readonly dir: string;
+  readonly fsGroup: number;
+}
+
+/** One file of a configMap or secret volume. */
+interface PayloadFile {
+  readonly content: string;
+  readonly mode: number;
 }
 
 interface Pod {
@@ -179,6 +211,67 @@ export interface StartOptions {
   readonly keepEmptyDirs?: boolean;
   /** The process is expected to exit (an init container, a Job's): its exit is not recorded as unexpected. @default false */
   readonly runToCompletion?: boolean;
+}
+
+/**
+ * Writes a configMap or secret volume's files into `dir` as the kubelet's AtomicWriter does: into a new
+ * directory `..<UTC time>.<random>`, then a `..data_tmp` symlink to it renamed over `..data` (the one
+ * atomic step), then a `<name> -> ..data/<name>` symlink for each top-level name, names no longer in the
+ * payload removed, and the previous timestamped directory deleted. Returns false, touching nothing,
+ * when the files there are already the payload.
+ */
+function writeAtomically(dir: string, payload: ReadonlyMap<string, PayloadFile>, gid: number): boolean {
+  mkdirSync(dir, { recursive: true });
+  const dataLink = join(dir, '..data');
+  const previous = lstatSync(dataLink, { throwIfNoEntry: false })?.isSymbolicLink() ? readlinkSync(dataLink) : undefined;
+  const topLevel = new Set([...payload.keys()].map((p) => p.split('/')[0]));
+  const visible = readdirSync(dir).filter((n) => !n.startsWith('..'));
+  const linked = (name: string) => lstatSync(join(dir, name), { throwIfNoEntry: false })?.isSymbolicLink() && readlinkSync(join(dir, name)) === join('..data', name);
+  const upToDate = previous !== undefined && holds(join(dir, previous), payload)
+    && visible.length === topLevel.size && visible.every((n) => topLevel.has(n) && linked(n));
+  if (upToDate) return false;
+
+  const stamp = new Date().toISOString().replace(/\.\d+Z$/, '').replace(/[-T:]/g, '_');
+  const ts = mkdtempSync(join(dir, `..${stamp}.`));
+  chmodSync(ts, 0o755);
+  chownSync(ts, 0, gid);
+  for (const [path, f] of payload) {
+    const file = join(ts, path);
+    mkdirSync(dirname(file), { recursive: true });
+    writeFileSync(file, f.content);
+    chmodSync(file, f.mode);
+    chownSync(file, 0, gid);
+  }
+  const tmp = join(dir, '..data_tmp');
+  rmSync(tmp, { force: true });
+  symlinkSync(basename(ts), tmp);
+  renameSync(tmp, dataLink);
+  for (const name of topLevel) {
+    if (linked(name)) continue;
+    rmSync(join(dir, name), { recursive: true, force: true });
+    symlinkSync(join('..data', name), join(dir, name));
+  }
+  for (const name of visible) if (!topLevel.has(name)) rmSync(join(dir, name), { recursive: true, force: true });
+  if (previous !== undefined && previous !== basename(ts)) rmSync(join(dir, previous), { recursive: true, force: true });
+  return true;
+}
+
+/** Whether the directory holds exactly the payload's files, with their content and mode. */
+function holds(dir: string, payload: ReadonlyMap<string, PayloadFile>): boolean {
+  const files: string[] = [];
+  const walk = (rel: string) => {
+    for (const e of readdirSync(join(dir, rel), { withFileTypes: true })) {
+      const path = rel ? `${rel}/${e.name}` : e.name;
+      if (e.isDirectory()) walk(path);
+      else files.push(path);
+    }
+  };
+  if (!existsSync(dir)) return false;
+  walk('');
+  return files.length === payload.size && files.every((path) => {
+    const f = payload.get(path);
+    return f !== undefined && (statSync(join(dir, path)).mode & 0o7777) === f.mode && readFileSync(join(dir, path), 'utf8') === f.content;
+  });
 }
 
 export class PodRunner {
@@ -295,8 +388,13 @@ export class PodRunner {
     const mounts: string[] = (entrypoint?.hostPaths ?? []).flatMap((p) => [
       `mkdir -p "$R"${sq(p)}`, `mount --bind ${sq(p)} "$R"${sq(p)}`, `mount -o remount,ro,bind "$R"${sq(p)}`,
     ]);
+    const objectVolumes: ObjectVolume[] = [];
     for (const m of container.volumeMounts ?? []) {
       const source = this.volumeDir(pod, m.name, uid, fsGroup, objects, options.keepEmptyDirs ?? false);
+      const volumeSpec = (podSpec.volumes ?? []).find((v: any) => v.name === m.name);
+      if ((volumeSpec.configMap || volumeSpec.secret) && !objectVolumes.some((v) => v.dir === source)) {
+        objectVolumes.push({ volume: m.name, spec: volumeSpec, dir: source, fsGroup });
+      }
       mounts.push(`mkdir -p "$R"${sq(m.mountPath)}`, `mount --bind ${sq(m.subPath ? join(source, m.subPath) : source)} "$R"${sq(m.mountPath)}`);
       if (m.readOnly) mounts.push(`mount -o remount,ro,bind "$R"${sq(m.mountPath)}`);
     }
@@ -333,7 +431,7 @@ export class PodRunner {
       resolve({ code, signal });
       this.refreshDns();
     }));
-    const run: ContainerRun = { process: child, pid: child.pid!, exited, stopping: false, runToCompletion: options.runToCompletion ?? false };
+    const run: ContainerRun = { process: child, pid: child.pid!, exited, stopping: false, runToCompletion: options.runToCompletion ?? false, objectVolumes };
     pod.runs.set(container.name, run);
     this.refreshDns();
     return { pid: run.pid, exited };
@@ -376,6 +474,39 @@ export class PodRunner {
       await run.exited;
       clearTimeout(timer);
     }));
+  }
+
+  /**
+   * What the kubelet does when a mounted ConfigMap or Secret changes (see the header): rewrites each
+   * configMap and secret volume of every running container whose files differ from its object, in the
+   * AtomicWriter's way (new timestamped directory, `..data` swapped by one rename). Restarts and
+   * signals nothing: a process sees the new content when it next opens the files.
+   * @param objects the objects as they are now, replacing the manifests as update() does (running
+   *   containers keep the volumes they were started with); omit to sync from the current objects (a
+   *   runner created with `options.objects` reads them there, and refuses `objects`)
+   * @returns the volumes rewritten, as `<pod>/<volume>`, pods in name order
+   */
+  refreshVolumes(objects?: Manifest[]): string[] {
+    if (objects) {
+      if (this.objectSource) throw new Error('this runner reads its objects from options.objects: change what that returns and call refreshVolumes() without objects');
+      this.update(objects);
+    }
+    const current = this.objects();
+    const refreshed: string[] = [];
+    const pods = [...this.pods.values()].sort((a, b) => a.name.localeCompare(b.name, 'en', { numeric: true }));
+    for (const pod of pods) {
+      const done = new Set<string>();
+      for (const [name, run] of pod.runs) {
+        if (!this.running(pod.name, name)) continue;
+        for (const v of run.objectVolumes) {
+          if (done.has(v.dir)) continue;
+          done.add(v.dir);
+          const payload = this.payload(pod.name, v.spec, current);
+          if (payload && writeAtomically(v.dir, payload, v.fsGroup)) refreshed.push(`${pod.name}/${v.volume}`);
+        }
+      }
+    }
+    return refreshed;
   }
 
   /**
@@ -548,31 +679,45 @@ export class PodRunner {
       return dir;
     }
     const dir = join(this.workDir, 'volumes', `${pod.name}-${volume}`);
-    if (spec.emptyDir && keepEmptyDirs && existsSync(dir)) return dir;
-    rmSync(dir, { recursive: true, force: true });
-    mkdirSync(dir);
     if (spec.emptyDir) {
+      if (keepEmptyDirs && existsSync(dir)) return dir;
+      rmSync(dir, { recursive: true, force: true });
+      mkdirSync(dir);
       chownSync(dir, uid, fsGroup);
     } else if (spec.configMap || spec.secret) {
-      const kind = spec.configMap ? 'ConfigMap' : 'Secret';
-      const name = spec.configMap?.name ?? spec.secret.secretName;
-      const obj = objects.find((o) => o.kind === kind && o.metadata.name === name && (o.metadata.namespace ?? this.namespace) === this.namespace);
-      if (!obj) throw new Error(`pod ${pod.name}: ${kind} ${name} does not exist`);
-      const data = dataOf(obj);
-      const source = spec.configMap ?? spec.secret;
-      const items: Array<{ key: string; path: string; mode?: number }> = source.items ?? Object.keys(data).map((k) => ({ key: k, path: k }));
-      // As the kubelet writes them: the item's mode, else defaultMode, else 0644; owned by root and,
-      // with an fsGroup, by that group (so a 0440 Secret is readable by the pod's user through it).
-      for (const item of items) {
-        const file = join(dir, item.path);
-        writeFileSync(file, data[item.key] ?? '');
-        chmodSync(file, item.mode ?? source.defaultMode ?? 0o644);
-        chownSync(file, 0, fsGroup ?? 0);
-      }
+      // Written in place (the directory stays what other running containers of the pod have mounted).
+      const payload = this.payload(pod.name, spec, objects);
+      if (!payload) throw new Error(`pod ${pod.name}: ${spec.configMap ? 'ConfigMap' : 'Secret'} ${spec.configMap?.name ?? spec.secret.secretName} does not exist`);
+      writeAtomically(dir, payload, fsGroup ?? 0);
     } else {
       throw new Error(`pod ${pod.name}: volume ${volume} is of a type the runner does not simulate`);
     }
     return dir;
+  }
+
+  /**
+   * The files of a configMap or secret volume from the objects: relative path → content and mode.
+   * Undefined when the object does not exist and the volume is not optional (an optional one is empty).
+   */
+  private payload(podName: string, spec: any, objects: readonly Manifest[]): Map<string, PayloadFile> | undefined {
+    const kind = spec.configMap ? 'ConfigMap' : 'Secret';
+    const source = spec.configMap ?? spec.secret;
+    const name = spec.configMap?.name ?? spec.secret.secretName;
+    const obj = objects.find((o) => o.kind === kind && o.metadata.name === name && (o.metadata.namespace ?? this.namespace) === this.namespace);
+    if (!obj) return source.optional ? new Map() : undefined;
+    const data = dataOf(obj);
+    const items: Array<{ key: string; path: string; mode?: number }> = source.items ?? Object.keys(data).map((k) => ({ key: k, path: k }));
+    // As the kubelet writes them: the item's mode, else defaultMode, else 0644; owned by root and,
+    // with an fsGroup, by that group (so a 0440 Secret is readable by the pod's user through it).
+    const files = new Map<string, PayloadFile>();
+    for (const item of items) {
+      const parts = item.path.split('/');
+      if (item.path.startsWith('/') || item.path.startsWith('..') || parts.includes('..') || parts.includes('')) {
+        throw new Error(`pod ${podName}: ${kind} ${name}: item path '${item.path}' is not a relative path without '..' (the kubelet refuses it)`);
+      }
+      files.set(item.path, { content: data[item.key] ?? '', mode: item.mode ?? source.defaultMode ?? 0o644 });
+    }
+    return files;
   }
 
   private checkImageVersion(image: string): void {
