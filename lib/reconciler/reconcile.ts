@@ -263,11 +263,13 @@ export class StoreReconciler {
    * membership change, the finish, the exact ApplySet parent. Returns the plan whose steps it ran.
    */
   async execute(run: RunPlan, keepAlive: () => Promise<void>): Promise<Plan> {
+    // A membership change of a TLS store needs the client certificate: fail before anything changed without it.
+    const tls = run.change ? this.clientTls() : undefined;
     const ctx = this.context(keepAlive);
     await this.snapshotFirst(ctx, run);
     const planned = run.restoring ? await this.restore(ctx, run) : run.plan;
     await executeSteps(ctx, planned.steps);
-    if (run.change) await this.changeMembers(ctx, run);
+    if (run.change) await this.changeMembers(ctx, run, tls);
     const finished = await this.finish(ctx);
     await this.applyExactParent(finished.exactParent);
     return planned;
@@ -318,14 +320,18 @@ export class StoreReconciler {
     return after.plan;
   }
 
-  private async changeMembers(ctx: Context, run: RunPlan): Promise<void> {
+  /** With TLS, the client certificate (etcdTlsDir, else where the reconciler Job mounts it). */
+  private clientTls(): EtcdClientTls | undefined {
+    return this.document.spec.tls ? readClientTls(this.options.etcdTlsDir ?? TLS_DIRS.client, this.target.store.clientHost) : undefined;
+  }
+
+  private async changeMembers(ctx: Context, run: RunPlan, tls: EtcdClientTls | undefined): Promise<void> {
     const mark = membersMark(this.document);
     const applyMembers = async (size: number) => {
       const { plan: p } = await this.planAgainst(renderAt(this.document, run.live, size, mark), true);
       throwIfRefused(p);
       await executeSteps(ctx, p.steps.filter((s) => s.action === 'create' || s.action === 'update'));
     };
-    const tls = this.document.spec.tls ? readClientTls(this.options.etcdTlsDir ?? TLS_DIRS.client, this.target.store.clientHost) : undefined;
     const endpoints = this.options.etcdEndpoints ?? [`${tls ? 'https' : 'http'}://${this.target.store.clientEndpoint}`];
     await changeMembership(ctx.operation, endpoints, applyMembers, () => waitRollout(ctx, this.stsRef), tls);
   }

@@ -2,6 +2,7 @@
 // processes, and what the reconciler's day-2 operations rely on (scaling, orphan and background deletes,
 // claims, Jobs, restarts, rolling updates) is observed on the objects, the processes and the data.
 import { execFileSync } from 'child_process';
+import { X509Certificate } from 'crypto';
 import { existsSync, mkdirSync, readdirSync, utimesSync, writeFileSync } from 'fs';
 import { join } from 'path';
 import * as k8s from '@kubernetes/client-node';
@@ -276,6 +277,34 @@ describeWithEtcd(`cluster simulator with etcd ${ETCD_VERSION}`, () => {
     expect(environOf(sim!.pid('orders-0')!).MARKER).toBe('two');
     expect(await withEndpoint(sim!.url('orders-0'), (c) => c.get('kept').string())).toBe('across the restart');
     expect(get('StatefulSet', 'orders')!.status.readyReplicas).toBe(1);
+  });
+
+  test('cert-manager stand-in: each Certificate issued once its Issuer is ready, once per spec; the TLS member starts once its Secret exists', async () => {
+    const manifests = synthStore('orders', { size: 1, tls: {} });
+    const isCaIssuer = (o: Manifest) => o.kind === 'Issuer' && o.metadata.name === 'orders-ca';
+    await cluster(manifests.filter((o) => !isCaIssuer(o)));
+    const secret = (name: string) => api!.get('v1', 'Secret', NAMESPACE, name) as any;
+    // The CA (self-signed Issuer) is issued; the leaves wait for their CA Issuer, and the member for its Secret.
+    await sim!.waitUntil('the CA Secret', () => secret('orders-ca'));
+    await sleep(600);
+    expect(secret('orders-member-tls')).toBeUndefined();
+    expect(sim!.errors).toEqual([]);
+    expect(get('StatefulSet', 'orders')!.status?.readyReplicas ?? 0).toBe(0);
+
+    api!.put(manifests.find(isCaIssuer) as KubeObject);
+    await sim!.waitForReady('orders', 1, 30_000);
+    const client = secret('orders-client-tls');
+    expect(client.type).toBe('kubernetes.io/tls');
+    expect(new X509Certificate(Buffer.from(client.data['tls.crt'], 'base64')).checkIssued(new X509Certificate(Buffer.from(secret('orders-ca').data['tls.crt'], 'base64')))).toBe(true);
+    // Once per spec: nothing is issued again while the specs stay; a changed spec is issued anew.
+    await sleep(600);
+    expect(secret('orders-client-tls').metadata.resourceVersion).toBe(client.metadata.resourceVersion);
+    const ca = secret('orders-ca').data['tls.crt'];
+    const crt = api!.get('cert-manager.io/v1', 'Certificate', NAMESPACE, 'orders-client-tls')!;
+    api!.put({ ...crt, spec: { ...crt.spec, duration: '1000h' } });
+    await sim!.waitUntil('the client certificate issued again', () => secret('orders-client-tls').metadata.resourceVersion !== client.metadata.resourceVersion);
+    expect(secret('orders-client-tls').data['tls.crt']).not.toBe(client.data['tls.crt']);
+    expect(secret('orders-ca').data['tls.crt']).toBe(ca);
   });
 
   test('a rolling update with partition 1 restarts orders-2, then orders-1 once orders-2 is Ready again, and leaves orders-0 alone', async () => {

@@ -59,18 +59,26 @@
 //   containerStatuses (ready, started, restartCount, state, lastState); deletion is graceful: a Pod
 //   deleted through the API is put back at once with deletionTimestamp (same uid), its containers get
 //   SIGTERM, SIGKILL after gracePeriodSeconds (else terminationGracePeriodSeconds, else 30 s), then the
-//   object is removed; the StatefulSet controller re-creates it.
+//   object is removed; the StatefulSet controller re-creates it;
+// - cert-manager (stand-in, cert-manager.io/v1 Issuers and Certificates of the namespace): a Certificate
+//   is issued once per spec (again when its spec changes or its Secret is gone), once its Issuer is ready,
+//   by CertIssuer (cert-issuer.ts: real keys and certificates) over the Issuers, the Certificates due and
+//   the Secrets stored now; the kubernetes.io/tls Secret is written into the double, where the kubelet
+//   finds it at the next container start. A Certificate whose Issuer is missing or not ready waits.
 // What it does NOT simulate: livenessProbe (no liveness restarts), startupProbe failureThreshold,
 // scheduling, nodes, resource limits, parallel or indexed Jobs (parallelism and completions other than
 // 1), Job suspend, podFailurePolicy, ttlSecondsAfterFinished, CronJob schedules, concurrencyPolicy and
 // history limits, ControllerRevision objects, maxUnavailable, the StatefulSet `ordinals` field,
 // StorageClasses (allowVolumeExpansion is not checked, every claim binds), ReadWriteOnce exclusivity,
 // Services' endpoints, NetworkPolicy (not enforced: every pod reaches every other), events, in-cluster
-// API access from pods, and namespaces other than the one given.
+// API access from pods, namespaces other than the one given, and of cert-manager: renewal timing
+// (nothing is renewed), status conditions (Certificates and Issuers get no status), CertificateRequests,
+// ClusterIssuers and issuer types other than selfSigned and ca.
 // Every process is started through the pod runner and stopped by PID in stop(), pass or fail.
 import { randomBytes } from 'crypto';
 import { join, resolve } from 'path';
 import { ApiServer, ChangeEvent, KubeObject, selectorMatches } from './api-server';
+import { CertIssuer } from './cert-issuer';
 import {
   boundStatus, controllerRef, controllerUid, cronJobJob, jobPod, nextStatefulSetSteps, ordinalOf, podView,
   revisionName, statefulSetClaims, statefulSetPod, statefulSetStatus,
@@ -90,6 +98,9 @@ const PVC = ['v1', 'PersistentVolumeClaim'] as const;
 const STS = ['apps/v1', 'StatefulSet'] as const;
 const JOB = ['batch/v1', 'Job'] as const;
 const CRONJOB = ['batch/v1', 'CronJob'] as const;
+const SECRET = ['v1', 'Secret'] as const;
+const ISSUER = ['cert-manager.io/v1', 'Issuer'] as const;
+const CERTIFICATE = ['cert-manager.io/v1', 'Certificate'] as const;
 const DEPENDENT_KINDS = [POD, JOB, PVC];
 
 export interface ClusterSimulatorOptions {
@@ -171,6 +182,8 @@ export class ClusterSimulator {
   private readonly runtimes = new Map<string, PodRuntime>();
   private readonly templates = new Map<string, Json>();
   private readonly deletedWith = new Map<string, string>();
+  /** Certificate uid → the spec (JSON) last issued for it. */
+  private readonly issuedFor = new Map<string, string>();
   private readonly tasks = new Set<Promise<void>>();
   private readonly pauses = new Set<{ timer: NodeJS.Timeout; resolve: () => void; rt?: PodRuntime }>();
   private readonly unsubscribe: () => void;
@@ -334,6 +347,7 @@ export class ClusterSimulator {
         // One synchronous pass: nothing else reads or writes the double meanwhile.
         this.collectGarbage();
         this.reconcileClaims();
+        this.issueCertificates();
         this.runKubelet();
         this.reconcileJobs();
         this.reconcileStatefulSets();
@@ -463,6 +477,24 @@ export class ClusterSimulator {
         this.writeStatus(PVC, name, pvc.metadata.uid!, { ...pvc.status, capacity: { ...pvc.status.capacity, storage: requested } });
       }
     }
+  }
+
+  // --- cert-manager (stand-in)
+
+  /** Issues the Certificates due (spec not issued yet, or Secret gone) whose Issuer is ready; writes their Secrets. */
+  private issueCertificates(): void {
+    const due = this.list(CERTIFICATE).filter((c) => this.issuedFor.get(c.metadata.uid!) !== JSON.stringify(c.spec)
+      || !c.spec?.secretName || !this.api.get(...SECRET, this.namespace, c.spec.secretName));
+    if (due.length === 0) return;
+    const issuer = new CertIssuer([...this.list(ISSUER), ...this.list(SECRET), ...due], this.namespace);
+    try {
+      issuer.issueAll();
+    } catch (e) {
+      // An Issuer missing or not ready (its CA Secret not written yet): cert-manager waits, so does this.
+      if (!(e as Error).message.startsWith('cert-issuer: cannot issue')) throw e;
+    }
+    const written = new Set(issuer.secrets.map((s) => this.api.put(s).metadata.name));
+    for (const c of due) if (written.has(c.spec.secretName)) this.issuedFor.set(c.metadata.uid!, JSON.stringify(c.spec));
   }
 
   // --- kubelet

@@ -1,9 +1,10 @@
 // Test support for day-2 operations: a store document, one reconcile against the cluster simulator,
-// a writer that keeps writing while an operation runs, and the engine's member list.
+// a writer that keeps writing while an operation runs, and the engine's member list (over TLS too,
+// given a client certificate).
 import { Chart, Testing } from 'cdk8s';
-import { Etcd3 } from 'etcd3';
+import { Etcd3, IOptions } from 'etcd3';
 import { Engine, KVStore, KVStoreProps } from '../../lib';
-import { EtcdMembership, Member } from '../../lib/engines/etcd-membership';
+import { EtcdClientTls, EtcdMembership, Member } from '../../lib/engines/etcd-membership';
 import { KubeClient } from '../../lib/reconciler/client';
 import { Log } from '../../lib/reconciler/log';
 import { reconcileStore, ReconcileOptions, ReconcileResult } from '../../lib/reconciler/reconcile';
@@ -32,9 +33,18 @@ export async function reconcileOnce(api: ApiServer, sim: ClusterSimulator, docum
   });
 }
 
+/** etcd3 options for a client of a TLS store (what EtcdMembership sets), or none for plain HTTP. */
+export function tlsClientOptions(tls?: EtcdClientTls): Partial<IOptions> {
+  if (!tls) return {};
+  return {
+    credentials: { rootCertificate: tls.ca, certChain: tls.cert, privateKey: tls.key },
+    ...(tls.serverName ? { grpcOptions: { 'grpc.ssl_target_name_override': tls.serverName, 'grpc.default_authority': tls.serverName } } : {}),
+  };
+}
+
 /** The member list as one of `endpoints` sees it. */
-export async function memberList(endpoints: string[]): Promise<Member[]> {
-  const m = new EtcdMembership(endpoints);
+export async function memberList(endpoints: string[], tls?: EtcdClientTls): Promise<Member[]> {
+  const m = new EtcdMembership(endpoints, tls ? { tls } : {});
   try {
     return await m.list();
   } finally {
@@ -54,8 +64,8 @@ export class Writer {
   private readonly done: Promise<void>;
   private readonly client: Etcd3;
 
-  constructor(endpoints: string[], private readonly prefix = 'w/') {
-    this.client = new Etcd3({ hosts: endpoints, dialTimeout: 2000, defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + 3000 }) });
+  constructor(endpoints: string[], private readonly prefix = 'w/', tls?: EtcdClientTls) {
+    this.client = new Etcd3({ hosts: endpoints, ...tlsClientOptions(tls), dialTimeout: 2000, defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + 3000 }) });
     this.done = this.run();
   }
 
@@ -86,8 +96,8 @@ export class Writer {
 }
 
 /** Every key under `prefix` as one member (or the cluster through `endpoints`) holds it. */
-export async function keysUnder(endpoints: string[], prefix: string): Promise<Set<string>> {
-  const client = new Etcd3({ hosts: endpoints, dialTimeout: 2000 });
+export async function keysUnder(endpoints: string[], prefix: string, tls?: EtcdClientTls): Promise<Set<string>> {
+  const client = new Etcd3({ hosts: endpoints, ...tlsClientOptions(tls), dialTimeout: 2000 });
   try {
     return new Set(Object.keys(await client.getAll().prefix(prefix).strings()));
   } finally {

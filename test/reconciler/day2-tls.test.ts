@@ -1,0 +1,118 @@
+// Day-2 operations of a TLS store end to end, on real etcd (the installed Debian etcd, 3.4.x): as
+// day2.test.ts, with `tls: {}`. The cluster simulator stands in for cert-manager (it issues the
+// store's Certificates into Secrets the pods mount); the reconciler runs in-process and reaches the
+// members at their https pod URLs with the client certificate of `<store>-client-tls`, written to a
+// temporary directory (etcdTlsDir), as the reconciler Job would mount it at /etc/kvstore/client-tls.
+import { execFileSync } from 'child_process';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'fs';
+import { tmpdir } from 'os';
+import { join } from 'path';
+import type { EtcdClientTls } from '../../lib/engines/etcd-membership';
+import { ApiServer, startApiServer } from '../support/api-server';
+import { tlsFiles } from '../support/cert-issuer';
+import { ClusterSimulator } from '../support/cluster-simulator';
+import { keysUnder, memberList, reconcileOnce, storeDocument, Writer } from '../support/day2';
+import { NAMESPACE } from '../support/etcd-cluster';
+import { describeWithEtcd } from '../support/requires-etcd';
+
+jest.setTimeout(240_000);
+
+/** The client Service's name: in the member certificate, and what clients verify whatever address they dial. */
+const SERVER_NAME = `kv.${NAMESPACE}.svc.cluster.local`;
+
+let api: ApiServer;
+let sim: ClusterSimulator;
+let tlsDir: string;
+
+beforeEach(async () => {
+  api = await startApiServer();
+  sim = ClusterSimulator.start(api, { namespace: NAMESPACE });
+  tlsDir = mkdtempSync(join(tmpdir(), 'kvstore-day2-tls-'));
+});
+afterEach(async () => {
+  await sim.stop();
+  await api.stop();
+  rmSync(tlsDir, { recursive: true, force: true });
+});
+
+const sts = (name = 'kv') => api.get('apps/v1', 'StatefulSet', NAMESPACE, name) as any;
+/** The members' client URLs over TLS (the pod runner names the client port; the scheme is ours to say). */
+const httpsEndpoints = (name = 'kv') => sim.endpoints(name).map((u) => u.replace(/^http:/, 'https:'));
+
+/** Writes the client Secret's files where the reconciler Job would mount them; returns the certificate for the test's own clients. */
+function mountClientSecret(store: string): EtcdClientTls {
+  const secret = api.get('v1', 'Secret', NAMESPACE, `${store}-client-tls`);
+  if (!secret) throw new Error(`Secret ${store}-client-tls was not issued`);
+  const files = tlsFiles(secret as any);
+  mkdirSync(tlsDir, { recursive: true });
+  writeFileSync(join(tlsDir, 'tls.crt'), files.crt);
+  writeFileSync(join(tlsDir, 'tls.key'), files.key, { mode: 0o600 });
+  writeFileSync(join(tlsDir, 'ca.crt'), files.ca);
+  return { ca: Buffer.from(files.ca), cert: Buffer.from(files.crt), key: Buffer.from(files.key), serverName: SERVER_NAME };
+}
+
+describeWithEtcd('day-2 operations over TLS through the reconciler', () => {
+  test('created at 3 with cert-manager\'s Secrets, 3 → 5 with continuous writes over TLS (no acknowledged write lost), then a scheduled backup over TLS', async () => {
+    const props = { size: 3, storageSize: '1Gi', tls: {}, backup: {} };
+    // Creating a store changes no membership: the reconciler does not talk to etcd yet.
+    await reconcileOnce(api, sim, storeDocument('kv', props), { etcdTlsDir: tlsDir });
+    await sim.waitForReady('kv', 3, 60_000);
+    // The stand-in cert-manager issued the store's CA, member and client certificates.
+    for (const name of ['kv-ca', 'kv-member-tls', 'kv-client-tls']) {
+      expect({ name, type: (api.get('v1', 'Secret', NAMESPACE, name) as any)?.type }).toEqual({ name, type: 'kubernetes.io/tls' });
+    }
+    const tls = mountClientSecret('kv');
+
+    // Plain HTTP gets no answer from a member; the client certificate does.
+    expect(await fetch(`${sim.endpoints('kv')[0]}/version`, { signal: AbortSignal.timeout(4000) }).then(() => 'answered', () => 'no answer')).toBe('no answer');
+    expect((await memberList(httpsEndpoints(), tls)).map((m) => m.name).sort()).toEqual(['kv-0', 'kv-1', 'kv-2']);
+
+    const survivors = httpsEndpoints();
+    const pids = sim.pids('kv');
+    const writer = new Writer(survivors, 'w/', tls);
+    await sim.waitUntil('first writes acknowledged over TLS', () => writer.acked.length >= 10, 30_000);
+
+    await reconcileOnce(api, sim, storeDocument('kv', { ...props, size: 5 }), { etcdEndpoints: survivors, etcdTlsDir: tlsDir });
+    expect(sts().spec.replicas).toBe(5);
+    const members = await memberList(httpsEndpoints(), tls);
+    expect(members.filter((m) => !m.isLearner).map((m) => m.name).sort()).toEqual(['kv-0', 'kv-1', 'kv-2', 'kv-3', 'kv-4']);
+    expect(members.filter((m) => m.isLearner)).toEqual([]);
+    // The new members joined over https, as peers with the member certificate.
+    for (const m of members) expect(m.peerURLs).toEqual([`https://${m.name}.kv-peers.${NAMESPACE}.svc.cluster.local:2380`]);
+    for (const [pod, pid] of Object.entries(pids)) expect(sim.pid(pod)).toBe(pid);
+
+    // The snapshot before the membership change connected over TLS too.
+    const pre = (api.list('batch/v1', 'Job', NAMESPACE) as any[]).find((j) => j.metadata.annotations?.['kvstore.cdk8s-kvstore.io/before'] === 'members 3 → 5');
+    expect(pre?.status?.succeeded).toBe(1);
+    expect(readdirSync(sim.claimDir('kv-backups'))).toContain(`${pre.metadata.name}.db`);
+
+    const w = await writer.stop();
+    expect(w.acked.length).toBeGreaterThan(50);
+    const held = await keysUnder(httpsEndpoints(), 'w/', tls);
+    expect(w.acked.filter((k) => !held.has(k))).toEqual([]);
+    expect(w.longestGapMs).toBeLessThan(3000);
+    // Each member, the new ones too, serves them.
+    for (const url of httpsEndpoints()) {
+      const own = await keysUnder([url], 'w/', tls);
+      expect({ url, missing: w.acked.filter((k) => !own.has(k)).length }).toEqual({ url, missing: 0 });
+    }
+    expect(sts().metadata.annotations['kvstore.cdk8s-kvstore.io/operation']).toBeUndefined();
+    // Done: the next run has nothing to do (the Certificates and Issuers included).
+    expect((await reconcileOnce(api, sim, storeDocument('kv', { ...props, size: 5 }), { etcdEndpoints: httpsEndpoints(), etcdTlsDir: tlsDir })).mutatingRequests).toBe(0);
+
+    // A scheduled backup: the snapshot Job connects to the client Service over https with the client certificate.
+    const job = sim.triggerCronJob('kv-backup');
+    const done = await sim.waitForJob(job, 60_000);
+    expect(done.status.conditions.map((c: any) => c.type)).toContain('Complete');
+    const snapshot = (api.get('batch/v1', 'Job', NAMESPACE, job) as any).spec.template.spec.initContainers[0];
+    expect(snapshot.args).toEqual(expect.arrayContaining([`--endpoints=https://${SERVER_NAME}:2379`, '--cert=/etc/kvstore/client-tls/tls.crt']));
+    const file = join(sim.claimDir('kv-backups'), `${job}.db`);
+    expect(statSync(file).size).toBeGreaterThan(0);
+    // The snapshot holds every acknowledged write (and nothing failed to verify: its hash is checked).
+    const status = JSON.parse(execFileSync('etcdctl', ['snapshot', 'status', '-w', 'json', file], { env: { ...process.env, ETCDCTL_API: '3' }, encoding: 'utf8' }));
+    expect(status.totalKey).toBeGreaterThanOrEqual(w.acked.length);
+
+    // No member crashed (a missing or unreadable certificate would have made it exit).
+    expect(sim.runner.unexpectedExits.filter((e) => e.pod.startsWith('kv-'))).toEqual([]);
+  });
+});

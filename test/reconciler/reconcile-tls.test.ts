@@ -1,0 +1,48 @@
+// The reconciler's TLS path against the API double (no etcd): what it needs before a membership change.
+import { mkdtempSync, rmSync } from 'fs';
+import { tmpdir } from 'os';
+import { join } from 'path';
+import { Chart, Testing } from 'cdk8s';
+import { KVStore, KVStoreProps, StoreDocument } from '../../lib';
+import { KubeClient } from '../../lib/reconciler/client';
+import { Log } from '../../lib/reconciler/log';
+import { reconcileStore } from '../../lib/reconciler/reconcile';
+import { ApiServer, reportRolledOut, startApiServer } from '../support/api-server';
+
+const NS = 'shop';
+let server: ApiServer;
+let stopController: () => void;
+let dir: string;
+
+beforeEach(async () => {
+  server = await startApiServer();
+  stopController = reportRolledOut(server, NS, ['orders']);
+  dir = mkdtempSync(join(tmpdir(), 'kvstore-reconcile-tls-'));
+});
+afterEach(async () => {
+  stopController();
+  await server.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+function documentFor(props: KVStoreProps): StoreDocument {
+  return new KVStore(new Chart(Testing.app(), 'c', { namespace: NS }), 'orders', props).document;
+}
+const reconcile = (props: KVStoreProps, etcdTlsDir: string) => reconcileStore(documentFor(props), new KubeClient(server.kubeConfig(), { baseDelayMs: 5, maxDelayMs: 20 }),
+  new Log(false, () => undefined), { holder: 'test-job', pollMs: 20, rolloutTimeoutMs: 3000, etcdTlsDir });
+
+describe('a TLS store\'s membership change without the client certificate', () => {
+  test('fails before anything changed: no snapshot Job, no operation mark, no replicas', async () => {
+    const props = { size: 3, tls: {}, backup: {} };
+    await reconcile(props, dir);
+    const before = server.mutatingRequests().length;
+    const missing = join(dir, 'nothing-mounted-here');
+    await expect(reconcile({ ...props, size: 5 }, missing)).rejects.toThrow(`the store has TLS: cannot read its client certificate in ${missing}`);
+    // Only the Lease was taken and released.
+    expect(server.mutatingRequests().slice(before).filter((r) => !r.path.includes('/leases/'))).toEqual([]);
+    expect(server.list('batch/v1', 'Job', NS)).toEqual([]);
+    const sts = server.get('apps/v1', 'StatefulSet', NS, 'orders') as any;
+    expect(sts.spec.replicas).toBe(3);
+    expect(sts.metadata.annotations['kvstore.cdk8s-kvstore.io/operation']).toBeUndefined();
+  });
+});
