@@ -115,6 +115,14 @@ export interface KvStoreSpec {
   readonly backup?: KvStoreSpecBackup;
 
   /**
+   * Who may do what, by key prefix: each client gets its own certificate (Secret <name>-client-<client>, common name = the client's name) and the reconciler creates its etcd user and role and turns etcd authentication on (the library's own clients are the user root). Changing the list changes only what changed. Needs tls and the reconciler. Must be a list of clients. Defaults to no authentication: every certificate of the store's CA has full access.
+   *
+   * @default no authentication: every certificate of the store's CA has full access.
+   * @schema KvStoreSpec#clients
+   */
+  readonly clients?: KvStoreSpecClients[];
+
+  /**
    * The cluster's DNS domain, used in member DNS names. Must be a DNS domain such as cluster.local. Defaults to cluster.local.
    *
    * @default cluster.local.
@@ -315,6 +323,7 @@ export function toJson_KvStoreSpec(obj: KvStoreSpec | undefined): Record<string,
   const result = {
     'annotations': ((obj.annotations) === undefined) ? undefined : (Object.entries(obj.annotations).reduce((r, i) => (i[1] === undefined) ? r : ({ ...r, [i[0]]: i[1] }), {})),
     'backup': toJson_KvStoreSpecBackup(obj.backup),
+    'clients': obj.clients?.map(y => toJson_KvStoreSpecClients(y)),
     'clusterDomain': obj.clusterDomain,
     'engine': toJson_KvStoreSpecEngine(obj.engine),
     'image': obj.image,
@@ -414,6 +423,50 @@ export function toJson_KvStoreSpecBackup(obj: KvStoreSpecBackup | undefined): Re
     'schedule': obj.schedule,
     'storage': obj.storage,
     'storageClassName': obj.storageClassName,
+  };
+  // filter undefined values
+  return Object.entries(result).reduce((r, i) => (i[1] === undefined) ? r : ({ ...r, [i[0]]: i[1] }), {});
+}
+/* eslint-enable max-len, @stylistic/max-len, quote-props, @stylistic/quote-props */
+
+/**
+ * @schema KvStoreSpecClients
+ */
+export interface KvStoreSpecClients {
+  /**
+   * The client's name: its certificate's common name, so its etcd user, and its Secret `<store>-client-<name>`. A DNS-1123 label; not `root` or `tls`. Must be a DNS-1123 label of at most 40 characters.
+   *
+   * @schema KvStoreSpecClients#name
+   */
+  readonly name: string;
+
+  /**
+   * Key prefixes it may read. Must be a list of key prefixes. Defaults to none.
+   *
+   * @default none.
+   * @schema KvStoreSpecClients#read
+   */
+  readonly read?: string[];
+
+  /**
+   * Key prefixes it may read and write. Must be a list of key prefixes. Defaults to none.
+   *
+   * @default none.
+   * @schema KvStoreSpecClients#readWrite
+   */
+  readonly readWrite?: string[];
+}
+
+/**
+ * Converts an object of type 'KvStoreSpecClients' to JSON representation.
+ */
+/* eslint-disable max-len, @stylistic/max-len, quote-props, @stylistic/quote-props */
+export function toJson_KvStoreSpecClients(obj: KvStoreSpecClients | undefined): Record<string, any> | undefined {
+  if (obj === undefined) { return undefined; }
+  const result = {
+    'name': obj.name,
+    'read': obj.read?.map(y => y),
+    'readWrite': obj.readWrite?.map(y => y),
   };
   // filter undefined values
   return Object.entries(result).reduce((r, i) => (i[1] === undefined) ? r : ({ ...r, [i[0]]: i[1] }), {});

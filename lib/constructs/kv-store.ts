@@ -9,10 +9,10 @@ import { SpecError } from '../model/issues';
 import { StoreNames, StoreObjectRef, storeObjects } from '../model/names';
 import { namespaceIssues } from '../model/normalize';
 import { parseQuantity } from '../model/quantity';
-import type { BackupOptions, KVStoreSpec, KVStoreSpecInput, RestoreOptions, TlsOptions } from '../model/spec';
+import type { BackupOptions, ClientAccess, KVStoreSpec, KVStoreSpecInput, RestoreOptions, TlsOptions } from '../model/spec';
 import { ReconcilerBundle, ReconcilerOptions } from './reconciler-bundle';
 import { StoreDefinition } from './store-definition';
-import { renderStoreObjects } from './store-objects';
+import { renderStoreCertificates, renderStoreObjects } from './store-objects';
 import {
   PodAntiAffinity, PodManagementPolicy, PvcRetentionPolicy, ResourceRequirements,
   TopologySpreadOptions, UpdateStrategy, VolumeClaimTemplateOptions, TolerationOptions, ObjectPatch,
@@ -167,6 +167,14 @@ export interface KVStoreProps {
    */
   readonly tls?: TlsOptions;
   /**
+   * Who may do what, by key prefix: each client gets its own certificate (Secret
+   * <name>-client-<client>, common name = the client's name) and the reconciler creates its etcd user
+   * and role and turns etcd authentication on (the library's own clients are the user root). Changing
+   * the list changes only what changed. Needs tls and the reconciler.
+   * @default - no authentication: every certificate of the store's CA has full access
+   */
+  readonly clients?: ClientAccess[];
+  /**
    * GitOps mode: instead of the store's objects, synthesize the reconciler bundle (spec ConfigMap,
    * a Job named after the spec hash, ServiceAccount, Role, RoleBinding). The Job applies the store's
    * objects and owns its membership-sensitive fields. Needs a chart namespace.
@@ -261,6 +269,9 @@ export class KVStore extends Construct {
     if (store.spec.tls && !namespace) {
       throw new SpecError(store.spec.name, [{ field: 'tls', value: props.tls, allowed: 'used in a chart with a namespace', reason: "the certificates name the members' DNS names, which contain it" }]);
     }
+    if (store.spec.clients && !props.reconciler) {
+      throw new SpecError(store.spec.name, [{ field: 'clients', value: props.clients, allowed: 'used together with reconciler', reason: 'the reconciler creates the etcd users and roles and turns authentication on; without it every certificate of the CA has full access' }]);
+    }
     if (props.reconciler && !namespace) {
       throw new Error(`KVStore '${store.spec.name}': reconciler needs the chart to have a namespace, got none (the Job applies the store into it)`);
     }
@@ -285,6 +296,8 @@ export class KVStore extends Construct {
         }
       }
       this.reconciler = new ReconcilerBundle(this, 'Reconciler', { store, ...props.reconciler });
+      // The GitOps tool applies and prunes the certificates (the reconciler needs no rights on them).
+      renderStoreCertificates(this, store);
     } else {
       renderStoreObjects(this, store);
       this.statefulSet = this.node.findChild('Resource') as ApiObject;
@@ -367,6 +380,7 @@ export function specInputFromProps(name: string, engine: IEngine, props: KVStore
     priorityClassName: props.priorityClassName,
     patches: props.patches,
     tls: props.tls,
+    clients: props.clients,
     backup: props.backup && { ...props.backup, pruneImage: props.backup.pruneImage ?? props.reconciler?.image },
     restore: props.restore,
   };

@@ -5,7 +5,7 @@ import type { IPodSpec } from 'kubernetes-models/v1/PodSpec';
 import type { IVolume } from 'kubernetes-models/v1/Volume';
 import type { IVolumeMount } from 'kubernetes-models/v1/VolumeMount';
 import { ETCD_MAX_SIZE } from '../engines/etcd';
-import { backupCronJobName, claimOrdinals, podName, pvcName, StoreNames, tlsSecrets } from '../model/names';
+import { backupCronJobName, claimOrdinals, podName, pvcName, StoreNames } from '../model/names';
 import type { KVStoreSpec } from '../model/spec';
 import { restrictedContainerSecurity } from './pod-security';
 
@@ -51,16 +51,6 @@ export function storeRules(o: { store: StoreNames; spec: KVStoreSpec; lease: str
   rules.push({ apiGroups: ['batch'], resources: ['cronjobs'], resourceNames: [backupCronJobName(o.store)], verbs: o.spec.backup ? ['delete', 'get', 'patch'] : ['delete'] });
   // Snapshot and restore Jobs are named after the operation: not known in advance.
   if (o.spec.backup || o.spec.restore) rules.push({ apiGroups: ['batch'], resources: ['jobs'], verbs: ['create', 'get'] });
-  // TLS from cert-manager: the store's Certificates (and its own CA's Issuers) are store objects too.
-  if (o.spec.tls && tlsSecrets(o.spec).certManager) {
-    const ownCa = !o.spec.tls.issuer;
-    rules.push({ apiGroups: ['cert-manager.io'], resources: ['certificates'], verbs: ['create', 'list'] });
-    rules.push({ apiGroups: ['cert-manager.io'], resources: ['certificates'], resourceNames: [...(ownCa ? [o.store.ca] : []), o.store.clientTls, o.store.memberTls].sort(), verbs: ['get', 'patch'] });
-    if (ownCa) {
-      rules.push({ apiGroups: ['cert-manager.io'], resources: ['issuers'], verbs: ['create', 'list'] });
-      rules.push({ apiGroups: ['cert-manager.io'], resources: ['issuers'], resourceNames: [o.store.ca, o.store.selfSignedIssuer].sort(), verbs: ['get', 'patch'] });
-    }
-  }
   rules.push({ apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['create'] });
   rules.push({ apiGroups: ['coordination.k8s.io'], resources: ['leases'], resourceNames: [o.lease], verbs: ['get', 'update'] });
   return rules;
@@ -78,8 +68,8 @@ export function operatorRules(group: string, plural: string): IPolicyRule[] {
     { apiGroups: ['batch'], resources: ['cronjobs'], verbs: ['create', 'delete', 'get', 'list', 'patch'] },
     { apiGroups: ['batch'], resources: ['jobs'], verbs: ['create', 'get'] },
     { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['create', 'get', 'update'] },
-    // Stores with TLS from cert-manager.
-    { apiGroups: ['cert-manager.io'], resources: ['certificates', 'issuers'], verbs: ['create', 'get', 'list', 'patch'] },
+    // Stores with TLS from cert-manager: their Certificates and Issuers (pruned when no longer desired).
+    { apiGroups: ['cert-manager.io'], resources: ['certificates', 'issuers'], verbs: ['create', 'delete', 'get', 'list', 'patch'] },
   ];
 }
 

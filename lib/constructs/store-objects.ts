@@ -27,13 +27,20 @@ export interface RenderOptions {
    * @default - none
    */
   readonly operation?: string;
+  /**
+   * Whether the cert-manager objects of a TLS store are among the objects (direct and CRD mode). In
+   * GitOps mode the GitOps tool applies (and prunes) them with the reconciler bundle, so the reconciler
+   * needs no rights on them.
+   * @default true
+   */
+  readonly certificates?: boolean;
 }
 
 /** Renders the store's objects as children of `scope` (construct ids are contract: 'Resource' is the StatefulSet). */
 export function renderStoreObjects(scope: Construct, store: StoreDefinition, options: RenderOptions = {}): void {
   const container = store.engine.container(store.engineContext(options.initialClusterState ?? 'new'));
   // Certificates first: the members mount their Secrets.
-  if (store.spec.tls && tlsSecrets(store.spec).certManager) renderCertificates(scope, store, store.engine.spec.kind === 'etcd' ? ETCD_MAX_SIZE : MAX_SIZE);
+  if (options.certificates ?? true) renderStoreCertificates(scope, store);
   renderHeadlessService(scope, store);
   renderClientService(scope, store);
   if (container.bootstrapEnv) renderBootstrapConfig(scope, store, container);
@@ -42,6 +49,11 @@ export function renderStoreObjects(scope: Construct, store: StoreDefinition, opt
   if (store.spec.backup) new StoreBackup(scope, 'Backup', { store });
   if (store.spec.networkPolicy.enabled) renderNetworkPolicy(scope, store);
   applyPatches(scope, store);
+}
+
+/** A TLS store's cert-manager objects, when cert-manager issues its Secrets. */
+export function renderStoreCertificates(scope: Construct, store: StoreDefinition): void {
+  if (store.spec.tls && tlsSecrets(store.spec).certManager) renderCertificates(scope, store, store.engine.spec.kind === 'etcd' ? ETCD_MAX_SIZE : MAX_SIZE);
 }
 
 function renderHeadlessService(scope: Construct, store: StoreDefinition): void {

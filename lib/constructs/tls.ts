@@ -5,7 +5,7 @@
 import type { ICertificate } from '@kubernetes-models/cert-manager/cert-manager.io/v1/Certificate';
 import type { IIssuer } from '@kubernetes-models/cert-manager/cert-manager.io/v1/Issuer';
 import { Construct } from 'constructs';
-import { podFqdn, tlsSecrets } from '../model/names';
+import { clientCertName, podFqdn, tlsSecrets } from '../model/names';
 import { kubeObject } from './kube';
 import type { StoreDefinition } from './store-definition';
 
@@ -81,6 +81,14 @@ export function renderCertificates(scope: Construct, store: StoreDefinition, max
       issuerRef,
     },
   });
+  // Each client of the spec: its common name is its etcd user.
+  for (const client of spec.clients ?? []) {
+    const name = clientCertName(names, client.name);
+    kubeObject<ICertificate>(scope, `Client-${client.name}`, { ...CERT_MANAGER, kind: 'Certificate' }, {
+      metadata: store.metadata(name),
+      spec: { secretName: name, commonName: client.name, usages: ['client auth', 'digital signature', 'key encipherment'], privateKey: PRIVATE_KEY, ...LEAF, issuerRef },
+    });
+  }
   kubeObject<ICertificate>(scope, 'ClientCertificate', { ...CERT_MANAGER, kind: 'Certificate' }, {
     metadata: store.metadata(names.clientTls),
     spec: {

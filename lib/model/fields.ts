@@ -1,7 +1,7 @@
 // The documentation of every field of a store's spec, written once. The JSON schema (and so the CRD's
 // `kubectl explain` text) reads it here; the construct's props and the README props table must say
 // the same (test/model/fields.test.ts fails when they disagree; `npx projen docs` rewrites the table).
-import type { BackupOptions, CustomEngineOptions, EtcdEngineSpec, KVStoreSpecInput, RestoreOptions, TlsOptions } from './spec';
+import type { BackupOptions, CustomEngineOptions, EtcdEngineSpec, KVStoreSpecInput, RestoreOptions, TlsOptions, ClientAccess } from './spec';
 
 /** One field's documentation. */
 export interface FieldDoc {
@@ -137,6 +137,10 @@ export const SPEC_FIELDS: { readonly [K in SpecFieldName]-?: FieldDoc } = {
     description: "Mutual TLS: https on the client and peer ports with client certificates required on both, health and metrics on a plain-HTTP port of their own (2381). Certificates from cert-manager (the store's own CA, or your issuer) or from Secrets you provide. Needs the chart's namespace.",
     default: '- plain HTTP, no authentication (TLS needs cert-manager or certificates you provide)',
   },
+  'clients': {
+    description: "Who may do what, by key prefix: each client gets its own certificate (Secret <name>-client-<client>, common name = the client's name) and the reconciler creates its etcd user and role and turns etcd authentication on (the library's own clients are the user root). Changing the list changes only what changed. Needs tls and the reconciler.",
+    default: "- no authentication: every certificate of the store's CA has full access",
+  },
   'backup': {
     description: 'Scheduled snapshots (etcdctl snapshot save against the client Service) into a PVC, the oldest pruned beyond keep. With the reconciler, it also takes a snapshot before every membership change, resize and restore.',
     default: '- no backups',
@@ -162,6 +166,13 @@ export const TLS_FIELDS: { readonly [K in keyof TlsOptions]-?: FieldDoc } = {
   issuer: { description: "The cert-manager issuer of the store's certificates.", default: "- a CA of the store's own: a self-signed Issuer, a CA Certificate and a CA Issuer" },
   memberSecret: { description: "A kubernetes.io/tls Secret you provide (tls.crt, tls.key, ca.crt) with the members' certificate, for both the client and the peer listeners, instead of cert-manager. Needs clientSecret.", default: "- '<name>-member-tls', issued by cert-manager" },
   clientSecret: { description: "A kubernetes.io/tls Secret you provide with the client certificate the library's own clients use (reconciler, backup and snapshot Jobs), instead of cert-manager. Needs memberSecret.", default: "- '<name>-client-tls', issued by cert-manager" },
+};
+
+/** A client's fields. */
+export const CLIENT_FIELDS: { readonly [K in keyof ClientAccess]-?: FieldDoc } = {
+  name: { description: "The client's name: its certificate's common name, so its etcd user, and its Secret `<store>-client-<name>`. A DNS-1123 label; not `root` or `tls`." },
+  read: { description: 'Key prefixes it may read.', default: '- none' },
+  readWrite: { description: 'Key prefixes it may read and write.', default: '- none' },
 };
 
 /** The restore settings' fields. */

@@ -170,6 +170,7 @@ export function storeObjects(spec: KVStoreSpec, options: StoreObjectsOptions): S
   if (spec.tls && tlsSecrets(spec).certManager) {
     objects.push({ kind: 'Certificate', name: names.memberTls }, { kind: 'Certificate', name: names.clientTls });
     if (!spec.tls.issuer) objects.push({ kind: 'Issuer', name: names.selfSignedIssuer }, { kind: 'Certificate', name: names.ca }, { kind: 'Issuer', name: names.ca });
+    for (const c of spec.clients ?? []) objects.push({ kind: 'Certificate', name: clientCertName(names, c.name) });
   }
   if (options.bootstrapConfig) objects.push({ kind: 'ConfigMap', name: names.bootstrapConfig });
   if (spec.backup) {
@@ -196,4 +197,9 @@ export function tlsSecrets(spec: KVStoreSpec): { member: string; client: string;
   return tls.memberSecret !== undefined && tls.clientSecret !== undefined
     ? { member: tls.memberSecret, client: tls.clientSecret, certManager: false }
     : { member: names.memberTls, client: names.clientTls, certManager: true };
+}
+
+/** A client's Certificate and Secret: `<store>-client-<client>`. */
+export function clientCertName(names: StoreNames, client: string): string {
+  return `${names.statefulSet}-client-${client}`;
 }

@@ -69,6 +69,21 @@ function crossFieldIssues(spec: KVStoreSpec, input: KVStoreSpecInput): SpecIssue
       issues.push({ field: `${field}.tolerationSeconds`, value: t.tolerationSeconds, allowed: 'left out unless effect is NoExecute', reason: 'only a NoExecute taint evicts a running pod' });
     }
   });
+  if (spec.clients && !spec.tls) {
+    issues.push({ field: 'clients', value: input.clients, allowed: 'used together with tls', reason: "a client is known by its certificate's common name" });
+  }
+  (spec.clients ?? []).forEach((c, i) => {
+    if (c.name === 'root' || c.name === 'tls') {
+      issues.push({ field: `clients[${i}].name`, value: c.name, allowed: 'a name other than root or tls', reason: "root is the library's own clients (the reconciler and backups), whose Secret is <store>-client-tls" });
+    }
+    if (spec.clients!.findIndex((o) => o.name === c.name) < i) issues.push({ field: `clients[${i}].name`, value: c.name, allowed: 'a name not listed before' });
+    if (c.read.length + c.readWrite.length === 0) issues.push({ field: `clients[${i}]`, value: input.clients![i], allowed: 'a client with read or readWrite prefixes', reason: 'a client that may do nothing needs no certificate' });
+    // One range, one permission: a read prefix inside a read-write one (or the other way) says two things of the same keys.
+    for (const r of c.read) {
+      const w = c.readWrite.find((p) => p.startsWith(r) || r.startsWith(p));
+      if (w !== undefined) issues.push({ field: `clients[${i}].read`, value: r, allowed: `a prefix that does not overlap readWrite prefix ${JSON.stringify(w)}`, reason: 'the same keys would be both read-only and writable' });
+    }
+  });
   spec.imagePullSecrets.forEach((name, i) => {
     if (spec.imagePullSecrets.indexOf(name) < i) issues.push({ field: `imagePullSecrets[${i}]`, value: name, allowed: 'a Secret not listed before', reason: 'Kubernetes keys the list by name and refuses duplicates' });
   });
@@ -210,6 +225,7 @@ export function normalizeSpec(rawInput: KVStoreSpecInput, defaults: EngineDefaul
     ...(input.priorityClassName !== undefined ? { priorityClassName: input.priorityClassName } : {}),
     patches: (input.patches ?? []) as ObjectPatchSpec[],
     ...(input.tls ? { tls: normalizeTls(input.name, input.tls) } : {}),
+    ...(input.clients ? { clients: input.clients.map((c) => ({ name: c.name, read: c.read ?? [], readWrite: c.readWrite ?? [] })) } : {}),
     ...(input.backup ? { backup: normalizeBackup(input, input.backup, storageSize) } : {}),
     ...(input.restore ? { restore: { snapshot: input.restore.snapshot, claimName: input.restore.claimName ?? input.backup?.claimName ?? backupClaimName(input.name) } } : {}),
   };

@@ -1,7 +1,7 @@
 // The JSON Schema of the user-facing spec input and the patterns it uses: the one shape the construct,
 // the CRD and the reconciler check a spec against. `allowed` phrases each rule for error messages.
 // validate.ts checks input against it (through the validator compiled from it ahead of time).
-import { BACKUP_FIELDS, defaultsSentence, FieldDoc, RESTORE_FIELDS, SPEC_FIELDS, SpecFieldName, TLS_FIELDS } from './fields';
+import { BACKUP_FIELDS, CLIENT_FIELDS, defaultsSentence, FieldDoc, RESTORE_FIELDS, SPEC_FIELDS, SpecFieldName, TLS_FIELDS } from './fields';
 import { QUANTITY_PATTERN } from './quantity';
 import { PATCHABLE_KINDS } from './spec';
 
@@ -200,6 +200,21 @@ const SHAPE = {
         clientSecret: { type: 'string', pattern: DNS_SUBDOMAIN_PATTERN, maxLength: 253, allowed: 'a Secret name (a DNS-1123 subdomain)' },
       },
     },
+    clients: {
+      type: 'array',
+      allowed: 'a list of clients',
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['name'],
+        allowed: 'a client (name, read, readWrite)',
+        properties: {
+          name: { type: 'string', pattern: DNS_LABEL_PATTERN, maxLength: 40, allowed: 'a DNS-1123 label of at most 40 characters' },
+          read: { type: 'array', allowed: 'a list of key prefixes', items: { type: 'string', minLength: 1, allowed: 'a non-empty key prefix' } },
+          readWrite: { type: 'array', allowed: 'a list of key prefixes', items: { type: 'string', minLength: 1, allowed: 'a non-empty key prefix' } },
+        },
+      },
+    },
     backup: {
       type: 'object',
       additionalProperties: false,
@@ -245,6 +260,7 @@ export const SPEC_INPUT_SCHEMA: typeof SHAPE = {
     const parent = documented(node, SPEC_FIELDS[field as SpecFieldName]);
     if (field === 'backup') return [field, { ...parent, properties: documentedAll(SHAPE.properties.backup.properties, (sub) => BACKUP_FIELDS[sub as keyof typeof BACKUP_FIELDS]) }];
     if (field === 'restore') return [field, { ...parent, properties: documentedAll(SHAPE.properties.restore.properties, (sub) => RESTORE_FIELDS[sub as keyof typeof RESTORE_FIELDS]) }];
+    if (field === 'clients') return [field, { ...parent, items: { ...SHAPE.properties.clients.items, properties: documentedAll(SHAPE.properties.clients.items.properties, (sub) => CLIENT_FIELDS[sub as keyof typeof CLIENT_FIELDS]) } }];
     if (field === 'tls') return [field, { ...parent, properties: documentedAll(SHAPE.properties.tls.properties, (sub) => TLS_FIELDS[sub as keyof typeof TLS_FIELDS]) }];
     return [field, parent];
   })) as unknown as typeof SHAPE.properties,

@@ -5,7 +5,7 @@
 "use strict";
 export const validate = validate10;
 export default validate10;
-const schema11 = {"type":"object","additionalProperties":false,"required":["name"],"properties":{"name":{"type":"string","pattern":"^[a-z]([-a-z0-9]*[a-z0-9])?$","maxLength":52,"allowed":"a DNS-1035 label (lowercase letters, digits and '-', starting with a letter and ending alphanumeric) of at most 52 characters"},"engine":{"type":"object","required":["kind"],"allowed":"an engine","properties":{"kind":{"type":"string","enum":["etcd","custom"],"allowed":"etcd or custom"}}},"size":{"type":"integer","minimum":1,"maximum":99,"allowed":"an integer from 1 to 99"},"image":{"type":"string","pattern":"^([a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?/)?[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*(/[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$","allowed":"an image reference like registry.example.com/team/etcd:v3.5.21 (lowercase repository, no spaces)"},"storageSize":{"type":"string","pattern":"^[0-9]+(\\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$","allowed":"a storage size as a Kubernetes quantity such as 10Gi or 500M (digits with an optional suffix m, k, M, G, T, P, E, Ki, Mi, Gi, Ti, Pi or Ei)"},"storageClassName":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$","allowed":"a StorageClass name (a DNS-1123 subdomain)"},"volumeClaimTemplates":{"type":"array","minItems":1,"allowed":"a non-empty list of volume claim templates","items":{"type":"object","additionalProperties":false,"required":["name"],"allowed":"a volume claim template","properties":{"name":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$","maxLength":63,"allowed":"a DNS-1123 label of at most 63 characters"},"storage":{"type":"string","pattern":"^[0-9]+(\\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$","allowed":"a storage size as a Kubernetes quantity such as 10Gi or 500M (digits with an optional suffix m, k, M, G, T, P, E, Ki, Mi, Gi, Ti, Pi or Ei)"},"storageClassName":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$","allowed":"a StorageClass name (a DNS-1123 subdomain)"},"accessModes":{"type":"array","minItems":1,"items":{"type":"string","enum":["ReadWriteOnce","ReadOnlyMany","ReadWriteMany","ReadWriteOncePod"],"allowed":"ReadWriteOnce, ReadOnlyMany, ReadWriteMany or ReadWriteOncePod"},"allowed":"a non-empty list of access modes"},"mountPath":{"type":"string","pattern":"^/[^:]+$","allowed":"an absolute path other than / without \":\""}}}},"persistentVolumeClaimRetentionPolicy":{"type":"object","additionalProperties":false,"allowed":"a retention policy","properties":{"whenScaled":{"type":"string","enum":["Retain","Delete"],"allowed":"Retain or Delete"},"whenDeleted":{"type":"string","enum":["Retain","Delete"],"allowed":"Retain or Delete"}}},"resources":{"type":"object","additionalProperties":false,"allowed":"resource requests and limits","properties":{"requests":{"type":"object","allowed":"a map of resource names to quantities","additionalProperties":{"type":"string","pattern":"^[0-9]+(\\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$","allowed":"a quantity as a Kubernetes quantity such as 10Gi or 500M (digits with an optional suffix m, k, M, G, T, P, E, Ki, Mi, Gi, Ti, Pi or Ei)"}},"limits":{"type":"object","allowed":"a map of resource names to quantities","additionalProperties":{"type":"string","pattern":"^[0-9]+(\\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$","allowed":"a quantity as a Kubernetes quantity such as 10Gi or 500M (digits with an optional suffix m, k, M, G, T, P, E, Ki, Mi, Gi, Ti, Pi or Ei)"}}}},"clusterDomain":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$","allowed":"a DNS domain such as cluster.local"},"labels":{"type":"object","allowed":"a map of Kubernetes labels","propertyNames":{"pattern":"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$","allowed":"a label key (an optional DNS prefix and \"/\", then up to 63 characters of [A-Za-z0-9-_.])"},"additionalProperties":{"type":"string","pattern":"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$","allowed":"a label value (up to 63 characters of [A-Za-z0-9-_.], starting and ending alphanumeric)"}},"annotations":{"type":"object","allowed":"a map of strings","propertyNames":{"pattern":"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$","allowed":"an annotation key (an optional DNS prefix and \"/\", then up to 63 characters of [A-Za-z0-9-_.], alphanumeric at both ends)"},"additionalProperties":{"type":"string","allowed":"a string"}},"podAnnotations":{"type":"object","allowed":"a map of strings","propertyNames":{"pattern":"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$","allowed":"an annotation key (an optional DNS prefix and \"/\", then up to 63 characters of [A-Za-z0-9-_.], alphanumeric at both ends)"},"additionalProperties":{"type":"string","allowed":"a string"}},"podAntiAffinity":{"type":"string","enum":["soft","hard","none"],"allowed":"soft, hard or none"},"topologySpreadConstraints":{"type":"array","allowed":"a list of topology spread constraints","items":{"type":"object","additionalProperties":false,"required":["topologyKey"],"allowed":"a topology spread constraint","properties":{"topologyKey":{"type":"string","minLength":1,"allowed":"a node label key such as topology.kubernetes.io/zone"},"maxSkew":{"type":"integer","minimum":1,"allowed":"an integer of at least 1"},"whenUnsatisfiable":{"type":"string","enum":["DoNotSchedule","ScheduleAnyway"],"allowed":"DoNotSchedule or ScheduleAnyway"}}}},"updateStrategy":{"type":"object","required":["type"],"additionalProperties":false,"allowed":"an update strategy","properties":{"type":{"type":"string","enum":["RollingUpdate","OnDelete"],"allowed":"RollingUpdate or OnDelete"},"partition":{"type":"integer","minimum":0,"allowed":"an integer of at least 0"}}},"podManagementPolicy":{"type":"string","enum":["OrderedReady","Parallel"],"allowed":"OrderedReady or Parallel"},"networkPolicy":{"type":"object","additionalProperties":false,"allowed":"network policy settings","properties":{"enabled":{"type":"boolean","allowed":"true or false"},"clientPodLabels":{"type":"object","allowed":"a map of Kubernetes labels","propertyNames":{"pattern":"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$","allowed":"a label key (an optional DNS prefix and \"/\", then up to 63 characters of [A-Za-z0-9-_.])"},"additionalProperties":{"type":"string","pattern":"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$","allowed":"a label value (up to 63 characters of [A-Za-z0-9-_.], starting and ending alphanumeric)"}},"clientNamespaceLabels":{"type":"object","allowed":"a map of Kubernetes labels","propertyNames":{"pattern":"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$","allowed":"a label key (an optional DNS prefix and \"/\", then up to 63 characters of [A-Za-z0-9-_.])"},"additionalProperties":{"type":"string","pattern":"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$","allowed":"a label value (up to 63 characters of [A-Za-z0-9-_.], starting and ending alphanumeric)"}}}},"runAsUser":{"type":"integer","minimum":1,"allowed":"a non-root uid (an integer of at least 1)"},"nodeSelector":{"type":"object","allowed":"a map of Kubernetes labels","propertyNames":{"pattern":"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$","allowed":"a label key (an optional DNS prefix and \"/\", then up to 63 characters of [A-Za-z0-9-_.])"},"additionalProperties":{"type":"string","pattern":"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$","allowed":"a label value (up to 63 characters of [A-Za-z0-9-_.], starting and ending alphanumeric)"}},"tolerations":{"type":"array","allowed":"a list of tolerations","items":{"type":"object","additionalProperties":false,"allowed":"a toleration","properties":{"key":{"type":"string","pattern":"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$","allowed":"a taint key (a label key)"},"operator":{"type":"string","enum":["Exists","Equal"],"allowed":"Exists or Equal"},"value":{"type":"string","pattern":"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$","allowed":"a taint value (a label value)"},"effect":{"type":"string","enum":["NoSchedule","PreferNoSchedule","NoExecute"],"allowed":"NoSchedule, PreferNoSchedule or NoExecute"},"tolerationSeconds":{"type":"integer","minimum":0,"allowed":"an integer of at least 0"}}}},"imagePullSecrets":{"type":"array","allowed":"a list of Secret names","items":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$","maxLength":253,"allowed":"a Secret name (a DNS-1123 subdomain)"}},"priorityClassName":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$","maxLength":253,"allowed":"a PriorityClass name (a DNS-1123 subdomain)"},"patches":{"type":"array","allowed":"a list of object patches","items":{"type":"object","additionalProperties":false,"required":["kind","ops"],"allowed":"an object patch (kind, optional name, ops)","properties":{"kind":{"type":"string","enum":["StatefulSet","Service","ConfigMap","PodDisruptionBudget","NetworkPolicy","CronJob","PersistentVolumeClaim"],"allowed":"the kind of an object the store synthesizes (StatefulSet, Service, ConfigMap, PodDisruptionBudget, NetworkPolicy, CronJob or PersistentVolumeClaim)"},"name":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$","maxLength":253,"allowed":"an object name (a DNS-1123 subdomain)"},"ops":{"type":"array","minItems":1,"allowed":"a non-empty list of JSON Patch operations","items":{"type":"object","additionalProperties":false,"required":["op","path"],"allowed":"a JSON Patch operation (op, path, value or from)","properties":{"op":{"type":"string","enum":["add","remove","replace","move","copy"],"allowed":"add, remove, replace, move or copy (no test: the reconciler renders the objects at other sizes and states too)"},"path":{"type":"string","pattern":"^(/([^~/]|~[01])*)+$","allowed":"a JSON Pointer such as /spec/template/spec/hostAliases (starting with \"/\")"},"value":{"x-kubernetes-preserve-unknown-fields":true,"allowed":"any JSON value"},"from":{"type":"string","pattern":"^(/([^~/]|~[01])*)+$","allowed":"a JSON Pointer (starting with \"/\")"}}}}}}},"tls":{"type":"object","additionalProperties":false,"allowed":"TLS settings","properties":{"issuer":{"type":"object","additionalProperties":false,"required":["name"],"allowed":"a cert-manager issuer reference (name, kind)","properties":{"name":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$","maxLength":253,"allowed":"an issuer name (a DNS-1123 subdomain)"},"kind":{"type":"string","enum":["Issuer","ClusterIssuer"],"allowed":"Issuer or ClusterIssuer"}}},"memberSecret":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$","maxLength":253,"allowed":"a Secret name (a DNS-1123 subdomain)"},"clientSecret":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$","maxLength":253,"allowed":"a Secret name (a DNS-1123 subdomain)"}}},"backup":{"type":"object","additionalProperties":false,"allowed":"backup settings","properties":{"schedule":{"type":"string","pattern":"^(@(yearly|annually|monthly|weekly|daily|hourly)|([0-9*/,-]+ ){4}[0-9*/,-]+)$","allowed":"a cron schedule of five fields such as \"0 * * * *\", or a macro such as @hourly"},"keep":{"type":"integer","minimum":1,"maximum":1000,"allowed":"an integer from 1 to 1000"},"storage":{"type":"string","pattern":"^[0-9]+(\\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$","allowed":"a storage size as a Kubernetes quantity such as 10Gi or 500M (digits with an optional suffix m, k, M, G, T, P, E, Ki, Mi, Gi, Ti, Pi or Ei)"},"storageClassName":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$","allowed":"a StorageClass name (a DNS-1123 subdomain)"},"claimName":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$","maxLength":253,"allowed":"a PVC name (a DNS-1123 subdomain)"},"pruneImage":{"type":"string","pattern":"^([a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?/)?[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*(/[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$","allowed":"an image reference of the kvstore reconciler image"}}},"restore":{"type":"object","additionalProperties":false,"required":["snapshot"],"allowed":"restore settings with a snapshot","properties":{"snapshot":{"type":"string","pattern":"^[A-Za-z0-9][A-Za-z0-9._-]*$","maxLength":253,"allowed":"a snapshot file name (letters, digits, \".\", \"_\", \"-\"; no directories)"},"claimName":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$","maxLength":253,"allowed":"the name of the PVC holding the snapshot (a DNS-1123 subdomain)"}}}}};
+const schema11 = {"type":"object","additionalProperties":false,"required":["name"],"properties":{"name":{"type":"string","pattern":"^[a-z]([-a-z0-9]*[a-z0-9])?$","maxLength":52,"allowed":"a DNS-1035 label (lowercase letters, digits and '-', starting with a letter and ending alphanumeric) of at most 52 characters"},"engine":{"type":"object","required":["kind"],"allowed":"an engine","properties":{"kind":{"type":"string","enum":["etcd","custom"],"allowed":"etcd or custom"}}},"size":{"type":"integer","minimum":1,"maximum":99,"allowed":"an integer from 1 to 99"},"image":{"type":"string","pattern":"^([a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?/)?[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*(/[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$","allowed":"an image reference like registry.example.com/team/etcd:v3.5.21 (lowercase repository, no spaces)"},"storageSize":{"type":"string","pattern":"^[0-9]+(\\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$","allowed":"a storage size as a Kubernetes quantity such as 10Gi or 500M (digits with an optional suffix m, k, M, G, T, P, E, Ki, Mi, Gi, Ti, Pi or Ei)"},"storageClassName":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$","allowed":"a StorageClass name (a DNS-1123 subdomain)"},"volumeClaimTemplates":{"type":"array","minItems":1,"allowed":"a non-empty list of volume claim templates","items":{"type":"object","additionalProperties":false,"required":["name"],"allowed":"a volume claim template","properties":{"name":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$","maxLength":63,"allowed":"a DNS-1123 label of at most 63 characters"},"storage":{"type":"string","pattern":"^[0-9]+(\\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$","allowed":"a storage size as a Kubernetes quantity such as 10Gi or 500M (digits with an optional suffix m, k, M, G, T, P, E, Ki, Mi, Gi, Ti, Pi or Ei)"},"storageClassName":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$","allowed":"a StorageClass name (a DNS-1123 subdomain)"},"accessModes":{"type":"array","minItems":1,"items":{"type":"string","enum":["ReadWriteOnce","ReadOnlyMany","ReadWriteMany","ReadWriteOncePod"],"allowed":"ReadWriteOnce, ReadOnlyMany, ReadWriteMany or ReadWriteOncePod"},"allowed":"a non-empty list of access modes"},"mountPath":{"type":"string","pattern":"^/[^:]+$","allowed":"an absolute path other than / without \":\""}}}},"persistentVolumeClaimRetentionPolicy":{"type":"object","additionalProperties":false,"allowed":"a retention policy","properties":{"whenScaled":{"type":"string","enum":["Retain","Delete"],"allowed":"Retain or Delete"},"whenDeleted":{"type":"string","enum":["Retain","Delete"],"allowed":"Retain or Delete"}}},"resources":{"type":"object","additionalProperties":false,"allowed":"resource requests and limits","properties":{"requests":{"type":"object","allowed":"a map of resource names to quantities","additionalProperties":{"type":"string","pattern":"^[0-9]+(\\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$","allowed":"a quantity as a Kubernetes quantity such as 10Gi or 500M (digits with an optional suffix m, k, M, G, T, P, E, Ki, Mi, Gi, Ti, Pi or Ei)"}},"limits":{"type":"object","allowed":"a map of resource names to quantities","additionalProperties":{"type":"string","pattern":"^[0-9]+(\\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$","allowed":"a quantity as a Kubernetes quantity such as 10Gi or 500M (digits with an optional suffix m, k, M, G, T, P, E, Ki, Mi, Gi, Ti, Pi or Ei)"}}}},"clusterDomain":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$","allowed":"a DNS domain such as cluster.local"},"labels":{"type":"object","allowed":"a map of Kubernetes labels","propertyNames":{"pattern":"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$","allowed":"a label key (an optional DNS prefix and \"/\", then up to 63 characters of [A-Za-z0-9-_.])"},"additionalProperties":{"type":"string","pattern":"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$","allowed":"a label value (up to 63 characters of [A-Za-z0-9-_.], starting and ending alphanumeric)"}},"annotations":{"type":"object","allowed":"a map of strings","propertyNames":{"pattern":"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$","allowed":"an annotation key (an optional DNS prefix and \"/\", then up to 63 characters of [A-Za-z0-9-_.], alphanumeric at both ends)"},"additionalProperties":{"type":"string","allowed":"a string"}},"podAnnotations":{"type":"object","allowed":"a map of strings","propertyNames":{"pattern":"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$","allowed":"an annotation key (an optional DNS prefix and \"/\", then up to 63 characters of [A-Za-z0-9-_.], alphanumeric at both ends)"},"additionalProperties":{"type":"string","allowed":"a string"}},"podAntiAffinity":{"type":"string","enum":["soft","hard","none"],"allowed":"soft, hard or none"},"topologySpreadConstraints":{"type":"array","allowed":"a list of topology spread constraints","items":{"type":"object","additionalProperties":false,"required":["topologyKey"],"allowed":"a topology spread constraint","properties":{"topologyKey":{"type":"string","minLength":1,"allowed":"a node label key such as topology.kubernetes.io/zone"},"maxSkew":{"type":"integer","minimum":1,"allowed":"an integer of at least 1"},"whenUnsatisfiable":{"type":"string","enum":["DoNotSchedule","ScheduleAnyway"],"allowed":"DoNotSchedule or ScheduleAnyway"}}}},"updateStrategy":{"type":"object","required":["type"],"additionalProperties":false,"allowed":"an update strategy","properties":{"type":{"type":"string","enum":["RollingUpdate","OnDelete"],"allowed":"RollingUpdate or OnDelete"},"partition":{"type":"integer","minimum":0,"allowed":"an integer of at least 0"}}},"podManagementPolicy":{"type":"string","enum":["OrderedReady","Parallel"],"allowed":"OrderedReady or Parallel"},"networkPolicy":{"type":"object","additionalProperties":false,"allowed":"network policy settings","properties":{"enabled":{"type":"boolean","allowed":"true or false"},"clientPodLabels":{"type":"object","allowed":"a map of Kubernetes labels","propertyNames":{"pattern":"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$","allowed":"a label key (an optional DNS prefix and \"/\", then up to 63 characters of [A-Za-z0-9-_.])"},"additionalProperties":{"type":"string","pattern":"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$","allowed":"a label value (up to 63 characters of [A-Za-z0-9-_.], starting and ending alphanumeric)"}},"clientNamespaceLabels":{"type":"object","allowed":"a map of Kubernetes labels","propertyNames":{"pattern":"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$","allowed":"a label key (an optional DNS prefix and \"/\", then up to 63 characters of [A-Za-z0-9-_.])"},"additionalProperties":{"type":"string","pattern":"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$","allowed":"a label value (up to 63 characters of [A-Za-z0-9-_.], starting and ending alphanumeric)"}}}},"runAsUser":{"type":"integer","minimum":1,"allowed":"a non-root uid (an integer of at least 1)"},"nodeSelector":{"type":"object","allowed":"a map of Kubernetes labels","propertyNames":{"pattern":"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$","allowed":"a label key (an optional DNS prefix and \"/\", then up to 63 characters of [A-Za-z0-9-_.])"},"additionalProperties":{"type":"string","pattern":"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$","allowed":"a label value (up to 63 characters of [A-Za-z0-9-_.], starting and ending alphanumeric)"}},"tolerations":{"type":"array","allowed":"a list of tolerations","items":{"type":"object","additionalProperties":false,"allowed":"a toleration","properties":{"key":{"type":"string","pattern":"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$","allowed":"a taint key (a label key)"},"operator":{"type":"string","enum":["Exists","Equal"],"allowed":"Exists or Equal"},"value":{"type":"string","pattern":"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$","allowed":"a taint value (a label value)"},"effect":{"type":"string","enum":["NoSchedule","PreferNoSchedule","NoExecute"],"allowed":"NoSchedule, PreferNoSchedule or NoExecute"},"tolerationSeconds":{"type":"integer","minimum":0,"allowed":"an integer of at least 0"}}}},"imagePullSecrets":{"type":"array","allowed":"a list of Secret names","items":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$","maxLength":253,"allowed":"a Secret name (a DNS-1123 subdomain)"}},"priorityClassName":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$","maxLength":253,"allowed":"a PriorityClass name (a DNS-1123 subdomain)"},"patches":{"type":"array","allowed":"a list of object patches","items":{"type":"object","additionalProperties":false,"required":["kind","ops"],"allowed":"an object patch (kind, optional name, ops)","properties":{"kind":{"type":"string","enum":["StatefulSet","Service","ConfigMap","PodDisruptionBudget","NetworkPolicy","CronJob","PersistentVolumeClaim"],"allowed":"the kind of an object the store synthesizes (StatefulSet, Service, ConfigMap, PodDisruptionBudget, NetworkPolicy, CronJob or PersistentVolumeClaim)"},"name":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$","maxLength":253,"allowed":"an object name (a DNS-1123 subdomain)"},"ops":{"type":"array","minItems":1,"allowed":"a non-empty list of JSON Patch operations","items":{"type":"object","additionalProperties":false,"required":["op","path"],"allowed":"a JSON Patch operation (op, path, value or from)","properties":{"op":{"type":"string","enum":["add","remove","replace","move","copy"],"allowed":"add, remove, replace, move or copy (no test: the reconciler renders the objects at other sizes and states too)"},"path":{"type":"string","pattern":"^(/([^~/]|~[01])*)+$","allowed":"a JSON Pointer such as /spec/template/spec/hostAliases (starting with \"/\")"},"value":{"x-kubernetes-preserve-unknown-fields":true,"allowed":"any JSON value"},"from":{"type":"string","pattern":"^(/([^~/]|~[01])*)+$","allowed":"a JSON Pointer (starting with \"/\")"}}}}}}},"tls":{"type":"object","additionalProperties":false,"allowed":"TLS settings","properties":{"issuer":{"type":"object","additionalProperties":false,"required":["name"],"allowed":"a cert-manager issuer reference (name, kind)","properties":{"name":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$","maxLength":253,"allowed":"an issuer name (a DNS-1123 subdomain)"},"kind":{"type":"string","enum":["Issuer","ClusterIssuer"],"allowed":"Issuer or ClusterIssuer"}}},"memberSecret":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$","maxLength":253,"allowed":"a Secret name (a DNS-1123 subdomain)"},"clientSecret":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$","maxLength":253,"allowed":"a Secret name (a DNS-1123 subdomain)"}}},"clients":{"type":"array","allowed":"a list of clients","items":{"type":"object","additionalProperties":false,"required":["name"],"allowed":"a client (name, read, readWrite)","properties":{"name":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$","maxLength":40,"allowed":"a DNS-1123 label of at most 40 characters"},"read":{"type":"array","allowed":"a list of key prefixes","items":{"type":"string","minLength":1,"allowed":"a non-empty key prefix"}},"readWrite":{"type":"array","allowed":"a list of key prefixes","items":{"type":"string","minLength":1,"allowed":"a non-empty key prefix"}}}}},"backup":{"type":"object","additionalProperties":false,"allowed":"backup settings","properties":{"schedule":{"type":"string","pattern":"^(@(yearly|annually|monthly|weekly|daily|hourly)|([0-9*/,-]+ ){4}[0-9*/,-]+)$","allowed":"a cron schedule of five fields such as \"0 * * * *\", or a macro such as @hourly"},"keep":{"type":"integer","minimum":1,"maximum":1000,"allowed":"an integer from 1 to 1000"},"storage":{"type":"string","pattern":"^[0-9]+(\\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$","allowed":"a storage size as a Kubernetes quantity such as 10Gi or 500M (digits with an optional suffix m, k, M, G, T, P, E, Ki, Mi, Gi, Ti, Pi or Ei)"},"storageClassName":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$","allowed":"a StorageClass name (a DNS-1123 subdomain)"},"claimName":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$","maxLength":253,"allowed":"a PVC name (a DNS-1123 subdomain)"},"pruneImage":{"type":"string","pattern":"^([a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?/)?[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*(/[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$","allowed":"an image reference of the kvstore reconciler image"}}},"restore":{"type":"object","additionalProperties":false,"required":["snapshot"],"allowed":"restore settings with a snapshot","properties":{"snapshot":{"type":"string","pattern":"^[A-Za-z0-9][A-Za-z0-9._-]*$","maxLength":253,"allowed":"a snapshot file name (letters, digits, \".\", \"_\", \"-\"; no directories)"},"claimName":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$","maxLength":253,"allowed":"the name of the PVC holding the snapshot (a DNS-1123 subdomain)"}}}}};
 const func2 = Object.prototype.hasOwnProperty;
 const pattern0 = new RegExp("^[a-z]([-a-z0-9]*[a-z0-9])?$", "u");
 const pattern1 = new RegExp("^([a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?/)?[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*(/[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$", "u");
@@ -16,8 +16,8 @@ const pattern7 = new RegExp("^/[^:]+$", "u");
 const pattern11 = new RegExp("^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$", "u");
 const pattern12 = new RegExp("^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$", "u");
 const pattern26 = new RegExp("^(/([^~/]|~[01])*)+$", "u");
-const pattern31 = new RegExp("^(@(yearly|annually|monthly|weekly|daily|hourly)|([0-9*/,-]+ ){4}[0-9*/,-]+)$", "u");
-const pattern36 = new RegExp("^[A-Za-z0-9][A-Za-z0-9._-]*$", "u");
+const pattern32 = new RegExp("^(@(yearly|annually|monthly|weekly|daily|hourly)|([0-9*/,-]+ ){4}[0-9*/,-]+)$", "u");
+const pattern37 = new RegExp("^[A-Za-z0-9][A-Za-z0-9._-]*$", "u");
 
 function validate10(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
 let vErrors = null;
@@ -2065,12 +2065,15 @@ vErrors.push(err163);
 errors++;
 }
 }
-if(data.backup !== undefined){
-let data75 = data.backup;
-if(data75 && typeof data75 == "object" && !Array.isArray(data75)){
-for(const key26 in data75){
-if(!((((((key26 === "schedule") || (key26 === "keep")) || (key26 === "storage")) || (key26 === "storageClassName")) || (key26 === "claimName")) || (key26 === "pruneImage"))){
-const err164 = {instancePath:instancePath+"/backup",schemaPath:"#/properties/backup/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key26},message:"must NOT have additional properties"};
+if(data.clients !== undefined){
+let data75 = data.clients;
+if(Array.isArray(data75)){
+const len7 = data75.length;
+for(let i7=0; i7<len7; i7++){
+let data76 = data75[i7];
+if(data76 && typeof data76 == "object" && !Array.isArray(data76)){
+if(data76.name === undefined){
+const err164 = {instancePath:instancePath+"/clients/" + i7,schemaPath:"#/properties/clients/items/required",keyword:"required",params:{missingProperty: "name"},message:"must have required property '"+"name"+"'"};
 if(vErrors === null){
 vErrors = [err164];
 }
@@ -2079,12 +2082,9 @@ vErrors.push(err164);
 }
 errors++;
 }
-}
-if(data75.schedule !== undefined){
-let data76 = data75.schedule;
-if(typeof data76 === "string"){
-if(!pattern31.test(data76)){
-const err165 = {instancePath:instancePath+"/backup/schedule",schemaPath:"#/properties/backup/properties/schedule/pattern",keyword:"pattern",params:{pattern: "^(@(yearly|annually|monthly|weekly|daily|hourly)|([0-9*/,-]+ ){4}[0-9*/,-]+)$"},message:"must match pattern \""+"^(@(yearly|annually|monthly|weekly|daily|hourly)|([0-9*/,-]+ ){4}[0-9*/,-]+)$"+"\""};
+for(const key26 in data76){
+if(!(((key26 === "name") || (key26 === "read")) || (key26 === "readWrite"))){
+const err165 = {instancePath:instancePath+"/clients/" + i7,schemaPath:"#/properties/clients/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key26},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err165];
 }
@@ -2094,8 +2094,11 @@ vErrors.push(err165);
 errors++;
 }
 }
-else {
-const err166 = {instancePath:instancePath+"/backup/schedule",schemaPath:"#/properties/backup/properties/schedule/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data76.name !== undefined){
+let data77 = data76.name;
+if(typeof data77 === "string"){
+if(data77.length > 40){
+const err166 = {instancePath:instancePath+"/clients/" + i7+"/name",schemaPath:"#/properties/clients/items/properties/name/maxLength",keyword:"maxLength",params:{limit: 40},message:"must NOT have more than 40 characters"};
 if(vErrors === null){
 vErrors = [err166];
 }
@@ -2104,11 +2107,8 @@ vErrors.push(err166);
 }
 errors++;
 }
-}
-if(data75.keep !== undefined){
-let data77 = data75.keep;
-if(!(((typeof data77 == "number") && (!(data77 % 1) && !isNaN(data77))) && (isFinite(data77)))){
-const err167 = {instancePath:instancePath+"/backup/keep",schemaPath:"#/properties/backup/properties/keep/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(!pattern4.test(data77)){
+const err167 = {instancePath:instancePath+"/clients/" + i7+"/name",schemaPath:"#/properties/clients/items/properties/name/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"+"\""};
 if(vErrors === null){
 vErrors = [err167];
 }
@@ -2117,9 +2117,9 @@ vErrors.push(err167);
 }
 errors++;
 }
-if((typeof data77 == "number") && (isFinite(data77))){
-if(data77 > 1000 || isNaN(data77)){
-const err168 = {instancePath:instancePath+"/backup/keep",schemaPath:"#/properties/backup/properties/keep/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1000},message:"must be <= 1000"};
+}
+else {
+const err168 = {instancePath:instancePath+"/clients/" + i7+"/name",schemaPath:"#/properties/clients/items/properties/name/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err168];
 }
@@ -2128,8 +2128,16 @@ vErrors.push(err168);
 }
 errors++;
 }
-if(data77 < 1 || isNaN(data77)){
-const err169 = {instancePath:instancePath+"/backup/keep",schemaPath:"#/properties/backup/properties/keep/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+}
+if(data76.read !== undefined){
+let data78 = data76.read;
+if(Array.isArray(data78)){
+const len8 = data78.length;
+for(let i8=0; i8<len8; i8++){
+let data79 = data78[i8];
+if(typeof data79 === "string"){
+if(data79.length < 1){
+const err169 = {instancePath:instancePath+"/clients/" + i7+"/read/" + i8,schemaPath:"#/properties/clients/items/properties/read/items/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err169];
 }
@@ -2139,12 +2147,8 @@ vErrors.push(err169);
 errors++;
 }
 }
-}
-if(data75.storage !== undefined){
-let data78 = data75.storage;
-if(typeof data78 === "string"){
-if(!pattern2.test(data78)){
-const err170 = {instancePath:instancePath+"/backup/storage",schemaPath:"#/properties/backup/properties/storage/pattern",keyword:"pattern",params:{pattern: "^[0-9]+(\\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$"},message:"must match pattern \""+"^[0-9]+(\\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$"+"\""};
+else {
+const err170 = {instancePath:instancePath+"/clients/" + i7+"/read/" + i8,schemaPath:"#/properties/clients/items/properties/read/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err170];
 }
@@ -2154,8 +2158,9 @@ vErrors.push(err170);
 errors++;
 }
 }
+}
 else {
-const err171 = {instancePath:instancePath+"/backup/storage",schemaPath:"#/properties/backup/properties/storage/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err171 = {instancePath:instancePath+"/clients/" + i7+"/read",schemaPath:"#/properties/clients/items/properties/read/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err171];
 }
@@ -2165,11 +2170,15 @@ vErrors.push(err171);
 errors++;
 }
 }
-if(data75.storageClassName !== undefined){
-let data79 = data75.storageClassName;
-if(typeof data79 === "string"){
-if(!pattern3.test(data79)){
-const err172 = {instancePath:instancePath+"/backup/storageClassName",schemaPath:"#/properties/backup/properties/storageClassName/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"+"\""};
+if(data76.readWrite !== undefined){
+let data80 = data76.readWrite;
+if(Array.isArray(data80)){
+const len9 = data80.length;
+for(let i9=0; i9<len9; i9++){
+let data81 = data80[i9];
+if(typeof data81 === "string"){
+if(data81.length < 1){
+const err172 = {instancePath:instancePath+"/clients/" + i7+"/readWrite/" + i9,schemaPath:"#/properties/clients/items/properties/readWrite/items/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err172];
 }
@@ -2180,7 +2189,7 @@ errors++;
 }
 }
 else {
-const err173 = {instancePath:instancePath+"/backup/storageClassName",schemaPath:"#/properties/backup/properties/storageClassName/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err173 = {instancePath:instancePath+"/clients/" + i7+"/readWrite/" + i9,schemaPath:"#/properties/clients/items/properties/readWrite/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err173];
 }
@@ -2190,11 +2199,9 @@ vErrors.push(err173);
 errors++;
 }
 }
-if(data75.claimName !== undefined){
-let data80 = data75.claimName;
-if(typeof data80 === "string"){
-if(data80.length > 253){
-const err174 = {instancePath:instancePath+"/backup/claimName",schemaPath:"#/properties/backup/properties/claimName/maxLength",keyword:"maxLength",params:{limit: 253},message:"must NOT have more than 253 characters"};
+}
+else {
+const err174 = {instancePath:instancePath+"/clients/" + i7+"/readWrite",schemaPath:"#/properties/clients/items/properties/readWrite/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err174];
 }
@@ -2203,8 +2210,10 @@ vErrors.push(err174);
 }
 errors++;
 }
-if(!pattern3.test(data80)){
-const err175 = {instancePath:instancePath+"/backup/claimName",schemaPath:"#/properties/backup/properties/claimName/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"+"\""};
+}
+}
+else {
+const err175 = {instancePath:instancePath+"/clients/" + i7,schemaPath:"#/properties/clients/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err175];
 }
@@ -2214,8 +2223,9 @@ vErrors.push(err175);
 errors++;
 }
 }
+}
 else {
-const err176 = {instancePath:instancePath+"/backup/claimName",schemaPath:"#/properties/backup/properties/claimName/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err176 = {instancePath:instancePath+"/clients",schemaPath:"#/properties/clients/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err176];
 }
@@ -2225,11 +2235,12 @@ vErrors.push(err176);
 errors++;
 }
 }
-if(data75.pruneImage !== undefined){
-let data81 = data75.pruneImage;
-if(typeof data81 === "string"){
-if(!pattern1.test(data81)){
-const err177 = {instancePath:instancePath+"/backup/pruneImage",schemaPath:"#/properties/backup/properties/pruneImage/pattern",keyword:"pattern",params:{pattern: "^([a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?/)?[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*(/[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$"},message:"must match pattern \""+"^([a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?/)?[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*(/[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$"+"\""};
+if(data.backup !== undefined){
+let data82 = data.backup;
+if(data82 && typeof data82 == "object" && !Array.isArray(data82)){
+for(const key27 in data82){
+if(!((((((key27 === "schedule") || (key27 === "keep")) || (key27 === "storage")) || (key27 === "storageClassName")) || (key27 === "claimName")) || (key27 === "pruneImage"))){
+const err177 = {instancePath:instancePath+"/backup",schemaPath:"#/properties/backup/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key27},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err177];
 }
@@ -2239,8 +2250,11 @@ vErrors.push(err177);
 errors++;
 }
 }
-else {
-const err178 = {instancePath:instancePath+"/backup/pruneImage",schemaPath:"#/properties/backup/properties/pruneImage/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data82.schedule !== undefined){
+let data83 = data82.schedule;
+if(typeof data83 === "string"){
+if(!pattern32.test(data83)){
+const err178 = {instancePath:instancePath+"/backup/schedule",schemaPath:"#/properties/backup/properties/schedule/pattern",keyword:"pattern",params:{pattern: "^(@(yearly|annually|monthly|weekly|daily|hourly)|([0-9*/,-]+ ){4}[0-9*/,-]+)$"},message:"must match pattern \""+"^(@(yearly|annually|monthly|weekly|daily|hourly)|([0-9*/,-]+ ){4}[0-9*/,-]+)$"+"\""};
 if(vErrors === null){
 vErrors = [err178];
 }
@@ -2250,9 +2264,8 @@ vErrors.push(err178);
 errors++;
 }
 }
-}
 else {
-const err179 = {instancePath:instancePath+"/backup",schemaPath:"#/properties/backup/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err179 = {instancePath:instancePath+"/backup/schedule",schemaPath:"#/properties/backup/properties/schedule/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err179];
 }
@@ -2262,11 +2275,10 @@ vErrors.push(err179);
 errors++;
 }
 }
-if(data.restore !== undefined){
-let data82 = data.restore;
-if(data82 && typeof data82 == "object" && !Array.isArray(data82)){
-if(data82.snapshot === undefined){
-const err180 = {instancePath:instancePath+"/restore",schemaPath:"#/properties/restore/required",keyword:"required",params:{missingProperty: "snapshot"},message:"must have required property '"+"snapshot"+"'"};
+if(data82.keep !== undefined){
+let data84 = data82.keep;
+if(!(((typeof data84 == "number") && (!(data84 % 1) && !isNaN(data84))) && (isFinite(data84)))){
+const err180 = {instancePath:instancePath+"/backup/keep",schemaPath:"#/properties/backup/properties/keep/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err180];
 }
@@ -2275,9 +2287,9 @@ vErrors.push(err180);
 }
 errors++;
 }
-for(const key27 in data82){
-if(!((key27 === "snapshot") || (key27 === "claimName"))){
-const err181 = {instancePath:instancePath+"/restore",schemaPath:"#/properties/restore/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key27},message:"must NOT have additional properties"};
+if((typeof data84 == "number") && (isFinite(data84))){
+if(data84 > 1000 || isNaN(data84)){
+const err181 = {instancePath:instancePath+"/backup/keep",schemaPath:"#/properties/backup/properties/keep/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1000},message:"must be <= 1000"};
 if(vErrors === null){
 vErrors = [err181];
 }
@@ -2286,12 +2298,8 @@ vErrors.push(err181);
 }
 errors++;
 }
-}
-if(data82.snapshot !== undefined){
-let data83 = data82.snapshot;
-if(typeof data83 === "string"){
-if(data83.length > 253){
-const err182 = {instancePath:instancePath+"/restore/snapshot",schemaPath:"#/properties/restore/properties/snapshot/maxLength",keyword:"maxLength",params:{limit: 253},message:"must NOT have more than 253 characters"};
+if(data84 < 1 || isNaN(data84)){
+const err182 = {instancePath:instancePath+"/backup/keep",schemaPath:"#/properties/backup/properties/keep/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err182];
 }
@@ -2300,8 +2308,13 @@ vErrors.push(err182);
 }
 errors++;
 }
-if(!pattern36.test(data83)){
-const err183 = {instancePath:instancePath+"/restore/snapshot",schemaPath:"#/properties/restore/properties/snapshot/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9][A-Za-z0-9._-]*$"},message:"must match pattern \""+"^[A-Za-z0-9][A-Za-z0-9._-]*$"+"\""};
+}
+}
+if(data82.storage !== undefined){
+let data85 = data82.storage;
+if(typeof data85 === "string"){
+if(!pattern2.test(data85)){
+const err183 = {instancePath:instancePath+"/backup/storage",schemaPath:"#/properties/backup/properties/storage/pattern",keyword:"pattern",params:{pattern: "^[0-9]+(\\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$"},message:"must match pattern \""+"^[0-9]+(\\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$"+"\""};
 if(vErrors === null){
 vErrors = [err183];
 }
@@ -2312,7 +2325,7 @@ errors++;
 }
 }
 else {
-const err184 = {instancePath:instancePath+"/restore/snapshot",schemaPath:"#/properties/restore/properties/snapshot/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err184 = {instancePath:instancePath+"/backup/storage",schemaPath:"#/properties/backup/properties/storage/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err184];
 }
@@ -2322,11 +2335,11 @@ vErrors.push(err184);
 errors++;
 }
 }
-if(data82.claimName !== undefined){
-let data84 = data82.claimName;
-if(typeof data84 === "string"){
-if(data84.length > 253){
-const err185 = {instancePath:instancePath+"/restore/claimName",schemaPath:"#/properties/restore/properties/claimName/maxLength",keyword:"maxLength",params:{limit: 253},message:"must NOT have more than 253 characters"};
+if(data82.storageClassName !== undefined){
+let data86 = data82.storageClassName;
+if(typeof data86 === "string"){
+if(!pattern3.test(data86)){
+const err185 = {instancePath:instancePath+"/backup/storageClassName",schemaPath:"#/properties/backup/properties/storageClassName/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"+"\""};
 if(vErrors === null){
 vErrors = [err185];
 }
@@ -2335,8 +2348,9 @@ vErrors.push(err185);
 }
 errors++;
 }
-if(!pattern3.test(data84)){
-const err186 = {instancePath:instancePath+"/restore/claimName",schemaPath:"#/properties/restore/properties/claimName/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"+"\""};
+}
+else {
+const err186 = {instancePath:instancePath+"/backup/storageClassName",schemaPath:"#/properties/backup/properties/storageClassName/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err186];
 }
@@ -2346,8 +2360,11 @@ vErrors.push(err186);
 errors++;
 }
 }
-else {
-const err187 = {instancePath:instancePath+"/restore/claimName",schemaPath:"#/properties/restore/properties/claimName/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data82.claimName !== undefined){
+let data87 = data82.claimName;
+if(typeof data87 === "string"){
+if(data87.length > 253){
+const err187 = {instancePath:instancePath+"/backup/claimName",schemaPath:"#/properties/backup/properties/claimName/maxLength",keyword:"maxLength",params:{limit: 253},message:"must NOT have more than 253 characters"};
 if(vErrors === null){
 vErrors = [err187];
 }
@@ -2356,10 +2373,8 @@ vErrors.push(err187);
 }
 errors++;
 }
-}
-}
-else {
-const err188 = {instancePath:instancePath+"/restore",schemaPath:"#/properties/restore/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(!pattern3.test(data87)){
+const err188 = {instancePath:instancePath+"/backup/claimName",schemaPath:"#/properties/backup/properties/claimName/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"+"\""};
 if(vErrors === null){
 vErrors = [err188];
 }
@@ -2369,14 +2384,169 @@ vErrors.push(err188);
 errors++;
 }
 }
-}
 else {
-const err189 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err189 = {instancePath:instancePath+"/backup/claimName",schemaPath:"#/properties/backup/properties/claimName/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err189];
 }
 else {
 vErrors.push(err189);
+}
+errors++;
+}
+}
+if(data82.pruneImage !== undefined){
+let data88 = data82.pruneImage;
+if(typeof data88 === "string"){
+if(!pattern1.test(data88)){
+const err190 = {instancePath:instancePath+"/backup/pruneImage",schemaPath:"#/properties/backup/properties/pruneImage/pattern",keyword:"pattern",params:{pattern: "^([a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?/)?[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*(/[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$"},message:"must match pattern \""+"^([a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?/)?[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*(/[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$"+"\""};
+if(vErrors === null){
+vErrors = [err190];
+}
+else {
+vErrors.push(err190);
+}
+errors++;
+}
+}
+else {
+const err191 = {instancePath:instancePath+"/backup/pruneImage",schemaPath:"#/properties/backup/properties/pruneImage/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err191];
+}
+else {
+vErrors.push(err191);
+}
+errors++;
+}
+}
+}
+else {
+const err192 = {instancePath:instancePath+"/backup",schemaPath:"#/properties/backup/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err192];
+}
+else {
+vErrors.push(err192);
+}
+errors++;
+}
+}
+if(data.restore !== undefined){
+let data89 = data.restore;
+if(data89 && typeof data89 == "object" && !Array.isArray(data89)){
+if(data89.snapshot === undefined){
+const err193 = {instancePath:instancePath+"/restore",schemaPath:"#/properties/restore/required",keyword:"required",params:{missingProperty: "snapshot"},message:"must have required property '"+"snapshot"+"'"};
+if(vErrors === null){
+vErrors = [err193];
+}
+else {
+vErrors.push(err193);
+}
+errors++;
+}
+for(const key28 in data89){
+if(!((key28 === "snapshot") || (key28 === "claimName"))){
+const err194 = {instancePath:instancePath+"/restore",schemaPath:"#/properties/restore/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key28},message:"must NOT have additional properties"};
+if(vErrors === null){
+vErrors = [err194];
+}
+else {
+vErrors.push(err194);
+}
+errors++;
+}
+}
+if(data89.snapshot !== undefined){
+let data90 = data89.snapshot;
+if(typeof data90 === "string"){
+if(data90.length > 253){
+const err195 = {instancePath:instancePath+"/restore/snapshot",schemaPath:"#/properties/restore/properties/snapshot/maxLength",keyword:"maxLength",params:{limit: 253},message:"must NOT have more than 253 characters"};
+if(vErrors === null){
+vErrors = [err195];
+}
+else {
+vErrors.push(err195);
+}
+errors++;
+}
+if(!pattern37.test(data90)){
+const err196 = {instancePath:instancePath+"/restore/snapshot",schemaPath:"#/properties/restore/properties/snapshot/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9][A-Za-z0-9._-]*$"},message:"must match pattern \""+"^[A-Za-z0-9][A-Za-z0-9._-]*$"+"\""};
+if(vErrors === null){
+vErrors = [err196];
+}
+else {
+vErrors.push(err196);
+}
+errors++;
+}
+}
+else {
+const err197 = {instancePath:instancePath+"/restore/snapshot",schemaPath:"#/properties/restore/properties/snapshot/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err197];
+}
+else {
+vErrors.push(err197);
+}
+errors++;
+}
+}
+if(data89.claimName !== undefined){
+let data91 = data89.claimName;
+if(typeof data91 === "string"){
+if(data91.length > 253){
+const err198 = {instancePath:instancePath+"/restore/claimName",schemaPath:"#/properties/restore/properties/claimName/maxLength",keyword:"maxLength",params:{limit: 253},message:"must NOT have more than 253 characters"};
+if(vErrors === null){
+vErrors = [err198];
+}
+else {
+vErrors.push(err198);
+}
+errors++;
+}
+if(!pattern3.test(data91)){
+const err199 = {instancePath:instancePath+"/restore/claimName",schemaPath:"#/properties/restore/properties/claimName/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"+"\""};
+if(vErrors === null){
+vErrors = [err199];
+}
+else {
+vErrors.push(err199);
+}
+errors++;
+}
+}
+else {
+const err200 = {instancePath:instancePath+"/restore/claimName",schemaPath:"#/properties/restore/properties/claimName/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err200];
+}
+else {
+vErrors.push(err200);
+}
+errors++;
+}
+}
+}
+else {
+const err201 = {instancePath:instancePath+"/restore",schemaPath:"#/properties/restore/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err201];
+}
+else {
+vErrors.push(err201);
+}
+errors++;
+}
+}
+}
+else {
+const err202 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err202];
+}
+else {
+vErrors.push(err202);
 }
 errors++;
 }

@@ -74,6 +74,35 @@ export interface TlsSpec {
   readonly clientSecret?: string;
 }
 
+/** One client of a TLS store and what it may do (props and a KVStore resource's spec.clients). */
+export interface ClientAccess {
+  /**
+   * The client's name: its certificate's common name, so its etcd user, and its Secret
+   * `<store>-client-<name>`. A DNS-1123 label; not `root` or `tls`.
+   */
+  readonly name: string;
+  /**
+   * Key prefixes it may read.
+   * @default - none
+   */
+  readonly read?: string[];
+  /**
+   * Key prefixes it may read and write.
+   * @default - none
+   */
+  readonly readWrite?: string[];
+}
+
+/** A client with every default applied. */
+export interface ClientSpec {
+  /** The client's name (its certificate's common name and etcd user). */
+  readonly name: string;
+  /** Key prefixes it may read. */
+  readonly read: string[];
+  /** Key prefixes it may read and write. */
+  readonly readWrite: string[];
+}
+
 /** The kinds of object a store synthesizes, which `patches` may target. */
 export const PATCHABLE_KINDS = ['StatefulSet', 'Service', 'ConfigMap', 'PodDisruptionBudget', 'NetworkPolicy', 'CronJob', 'PersistentVolumeClaim'] as const;
 
@@ -337,6 +366,8 @@ export interface KVStoreSpec {
   readonly patches: ObjectPatchSpec[];
   /** Mutual TLS; absent: plain HTTP. */
   readonly tls?: TlsSpec;
+  /** Clients and their access (etcd authentication on); absent: every certificate of the CA has full access. */
+  readonly clients?: ClientSpec[];
   /** Scheduled snapshots; absent when backups are off. */
   readonly backup?: BackupSpec;
   /** The snapshot every member was (or is to be) restored from; absent for a store that never was. */
@@ -398,6 +429,7 @@ export interface KVStoreSpecInput {
   readonly priorityClassName?: string;
   readonly patches?: Array<Omit<ObjectPatchSpec, 'kind'> & { readonly kind: string }>;
   readonly tls?: TlsOptions;
+  readonly clients?: ClientAccess[];
   readonly backup?: BackupOptions;
   readonly restore?: RestoreOptions;
 }

@@ -82,6 +82,9 @@ const LISTABLE: Record<string, { apiVersion: string; kind: string }> = {
   'PodDisruptionBudget.policy': { apiVersion: 'policy/v1', kind: 'PodDisruptionBudget' },
   'NetworkPolicy.networking.k8s.io': { apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy' },
   'CronJob.batch': { apiVersion: 'batch/v1', kind: 'CronJob' },
+  // CRD mode: a TLS store's certificates (GitOps mode leaves them to the GitOps tool).
+  'Certificate.cert-manager.io': { apiVersion: 'cert-manager.io/v1', kind: 'Certificate' },
+  'Issuer.cert-manager.io': { apiVersion: 'cert-manager.io/v1', kind: 'Issuer' },
 };
 
 /**
@@ -99,7 +102,7 @@ async function readObjects(client: KubeClient, namespace: string, desired: reado
   for (const gk of [...kinds].sort()) {
     const type = LISTABLE[gk];
     if (!type) {
-      log.info(`not pruning ${gk}: not a kind a store contains`);
+      log.info(`not pruning ${gk}: ${gk === 'PersistentVolumeClaim' ? 'claims are never pruned' : 'not a kind a store contains'}`);
       continue;
     }
     for (const item of await client.list(type.apiVersion, type.kind, namespace, `${PART_OF_LABEL}=${applySetId}`)) {

@@ -70,21 +70,20 @@ describe('GitOps mode (reconciler bundle)', () => {
     expect(pinned.spec.backup!.pruneImage).toBe(IMAGE);
   });
 
-  test('with TLS: the Job mounts the client certificate, its Role may apply the store\'s Certificates and Issuers by name', () => {
+  test('with TLS: the Job mounts the client certificate; the certificates are the GitOps tool\'s, so its Role has no cert-manager rule', () => {
     const objects = bundle({ tls: {} });
     const pod = find(objects, 'Job').spec.template.spec;
     expect(pod.containers[0].volumeMounts).toContainEqual({ name: 'client-tls', mountPath: '/etc/kvstore/client-tls', readOnly: true });
     expect(pod.volumes).toContainEqual({ name: 'client-tls', secret: { secretName: 'orders-client-tls', defaultMode: 0o440 } });
     expect(pod.securityContext.fsGroup).toBe(65532);
-    const rules = find(objects, 'Role').rules.filter((r: any) => r.apiGroups[0] === 'cert-manager.io');
-    expect(rules).toEqual([
-      { apiGroups: ['cert-manager.io'], resources: ['certificates'], verbs: ['create', 'list'] },
-      { apiGroups: ['cert-manager.io'], resources: ['certificates'], resourceNames: ['orders-ca', 'orders-client-tls', 'orders-member-tls'], verbs: ['get', 'patch'] },
-      { apiGroups: ['cert-manager.io'], resources: ['issuers'], verbs: ['create', 'list'] },
-      { apiGroups: ['cert-manager.io'], resources: ['issuers'], resourceNames: ['orders-ca', 'orders-selfsigned'], verbs: ['get', 'patch'] },
+    expect(find(objects, 'Role').rules.some((r: any) => r.apiGroups[0] === 'cert-manager.io')).toBe(false);
+    // The chart holds them beside the bundle; the reconciler's desired state does not.
+    expect(objects.filter((o) => o.apiVersion === 'cert-manager.io/v1').map((o) => `${o.kind}/${o.metadata.name}`)).toEqual([
+      'Issuer/orders-selfsigned', 'Certificate/orders-ca', 'Issuer/orders-ca', 'Certificate/orders-member-tls', 'Certificate/orders-client-tls',
     ]);
-    // Without TLS: no mount, no cert-manager rule.
-    expect(find(bundle(), 'Role').rules.some((r: any) => r.apiGroups[0] === 'cert-manager.io')).toBe(false);
+    const document = parseStoreDocument(find(objects, 'ConfigMap').data['store.json']);
+    expect(desiredState(document).objects.some((o) => o.apiVersion === 'cert-manager.io/v1')).toBe(false);
+    expect(desiredState({ ...document, reconciledBy: 'operator' }).objects.filter((o) => o.apiVersion === 'cert-manager.io/v1')).toHaveLength(5);
   });
 
   test('force is passed to the reconciler', () => {

@@ -6,7 +6,7 @@ import { join } from 'path';
 import { Engine } from '../../lib/engines/engine';
 import { crdSchema } from '../../lib/constructs/kv-store-crd';
 import { DEFAULT_ETCD_VERSION, ETCD_MAX_SIZE } from '../../lib/engines/etcd';
-import { BACKUP_FIELDS, CUSTOM_FIELDS, defaultsSentence, ETCD_FIELDS, FieldDoc, RESTORE_FIELDS, SPEC_FIELDS, TLS_FIELDS } from '../../lib/model/fields';
+import { BACKUP_FIELDS, CUSTOM_FIELDS, defaultsSentence, ETCD_FIELDS, FieldDoc, RESTORE_FIELDS, SPEC_FIELDS, TLS_FIELDS, CLIENT_FIELDS } from '../../lib/model/fields';
 import { MAX_SIZE } from '../../lib/model/schema';
 import { normalizeSpec } from '../../lib/model/normalize';
 import { interfaceDocs, PropertyDoc } from '../../scripts/interface-docs';
@@ -45,6 +45,7 @@ describe.each([
   [SPEC, 'BackupOptions', BACKUP_FIELDS],
   [SPEC, 'RestoreOptions', RESTORE_FIELDS],
   [SPEC, 'TlsOptions', TLS_FIELDS],
+  [SPEC, 'ClientAccess', CLIENT_FIELDS],
   [SPEC, 'CustomEngineOptions', CUSTOM_FIELDS],
   [join(ROOT, 'lib', 'engines', 'etcd.ts'), 'EtcdOptions', ETCD_FIELDS],
 ] as const)('%s/%s agree with lib/model/fields.ts', (file, name, table) => {

@@ -311,7 +311,7 @@ describe('normalizeSpec validation', () => {
 
   test('fails on an unknown field, listing the known ones', () => {
     expect(() => normalizeUntyped({ sise: 3 })).toThrow(
-      /^KVStore 'orders': sise must be absent: it is not a known field \(known: name, engine, size, image, storageSize, .*, nodeSelector, tolerations, imagePullSecrets, priorityClassName, patches, tls, backup, restore\), got 3$/,
+      /^KVStore 'orders': sise must be absent: it is not a known field \(known: name, engine, size, image, storageSize, .*, nodeSelector, tolerations, imagePullSecrets, priorityClassName, patches, tls, clients, backup, restore\), got 3$/,
     );
   });
 

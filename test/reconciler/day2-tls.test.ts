@@ -11,7 +11,7 @@ import type { EtcdClientTls } from '../../lib/engines/etcd-membership';
 import { ApiServer, startApiServer } from '../support/api-server';
 import { tlsFiles } from '../support/cert-issuer';
 import { ClusterSimulator } from '../support/cluster-simulator';
-import { keysUnder, memberList, reconcileOnce, storeDocument, Writer } from '../support/day2';
+import { applyAsGitOpsTool, keysUnder, memberList, reconcileOnce, storeDocument, Writer } from '../support/day2';
 import { NAMESPACE } from '../support/etcd-cluster';
 import { describeWithEtcd } from '../support/requires-etcd';
 
@@ -54,6 +54,8 @@ function mountClientSecret(store: string): EtcdClientTls {
 describeWithEtcd('day-2 operations over TLS through the reconciler', () => {
   test('created at 3 with cert-manager\'s Secrets, 3 → 5 with continuous writes over TLS (no acknowledged write lost), then a scheduled backup over TLS', async () => {
     const props = { size: 3, storageSize: '1Gi', tls: {}, backup: {} };
+    // The GitOps tool applies the bundle and the certificates; the reconciler the store.
+    applyAsGitOpsTool(api, 'kv', props);
     // Creating a store changes no membership: the reconciler does not talk to etcd yet.
     await reconcileOnce(api, sim, storeDocument('kv', props), { etcdTlsDir: tlsDir });
     await sim.waitForReady('kv', 3, 60_000);

@@ -151,8 +151,9 @@ describe('plan', () => {
       }
     });
 
-    test('a TLS store applies its Certificates and Issuers before the StatefulSet', () => {
-      const d = desiredFor({ tls: {} });
+    test('a KVStore resource\'s TLS store (CRD mode) applies its Certificates and Issuers before the StatefulSet', () => {
+      const chart = new Chart(Testing.app(), 'c', { namespace: 'shop' });
+      const d = desiredState({ ...new KVStore(chart, 'orders', { tls: {} }).document, reconciledBy: 'operator' });
       expect(actions(plan(d.objects, [], { applySetId: d.applySetId })).slice(0, 8)).toEqual([
         'create ConfigMap/orders-applyset',
         'create ConfigMap/orders-bootstrap',

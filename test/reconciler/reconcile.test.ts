@@ -74,8 +74,14 @@ describe('reconcileStore against the API double', () => {
     expect(lines.some((l) => l.startsWith('[5/8] created StatefulSet/orders'))).toBe(true);
   });
 
-  test('a TLS store: the cert-manager Issuers and Certificates are applied before the Services, recorded in the ApplySet; a second run changes nothing', async () => {
+  test('a TLS store in GitOps mode: no cert-manager object is the reconciler\'s (the GitOps tool applies them)', async () => {
     await reconcile({ tls: {} });
+    expect(storeMutations().some((r) => r.path.includes('cert-manager.io'))).toBe(false);
+  });
+
+  test('a TLS store in CRD mode: the cert-manager Issuers and Certificates are applied before the Services, recorded in the ApplySet; a second run changes nothing; a removed one is pruned', async () => {
+    const crd = (props: KVStoreProps) => reconcileStore({ ...documentFor(props), reconciledBy: 'operator' }, client(), log(), options);
+    await crd({ tls: {} });
     const paths = storeMutations().map((r) => `${r.method} ${r.path}`);
     expect(paths.slice(2, 8)).toEqual([
       `PATCH /apis/cert-manager.io/v1/namespaces/${NS}/issuers/orders-selfsigned`,
@@ -87,7 +93,12 @@ describe('reconcileStore against the API double', () => {
     ]);
     expect(server.get('v1', 'ConfigMap', NS, 'orders-applyset')!.metadata.annotations?.['applyset.kubernetes.io/contains-group-kinds'])
       .toBe('Certificate.cert-manager.io,ConfigMap,Issuer.cert-manager.io,NetworkPolicy.networking.k8s.io,PodDisruptionBudget.policy,Service,StatefulSet.apps');
-    expect((await reconcile({ tls: {} })).mutatingRequests).toBe(0);
+    expect((await crd({ tls: {} })).mutatingRequests).toBe(0);
+    // The store's own CA given up for an issuer of the user's: the CA's objects are pruned.
+    await crd({ tls: { issuer: { name: 'corp', kind: 'ClusterIssuer' } } });
+    expect(['orders-selfsigned', 'orders-ca'].map((n) => server.get('cert-manager.io/v1', 'Issuer', NS, n) !== undefined)).toEqual([false, false]);
+    expect(server.get('cert-manager.io/v1', 'Certificate', NS, 'orders-ca')).toBeUndefined();
+    expect((server.get('cert-manager.io/v1', 'Certificate', NS, 'orders-member-tls') as any).spec.issuerRef.name).toBe('corp');
   });
 
   test('a second reconcile with nothing changed makes zero mutating requests', async () => {

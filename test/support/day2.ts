@@ -22,6 +22,17 @@ export function storeDocument(name: string, props: KVStoreProps = {}): StoreDocu
   return new KVStore(chart, name, { engine: Engine.etcd({ version: ETCD_VERSION }), reconciler: { image: RECONCILER_IMAGE }, ...props }).document;
 }
 
+/**
+ * What the GitOps tool applies besides the reconciler bundle that the reconciler relies on: a TLS
+ * store's cert-manager objects (the reconciler does not apply them in GitOps mode). Applied to the API
+ * double as the GitOps tool would.
+ */
+export function applyAsGitOpsTool(api: ApiServer, name: string, props: KVStoreProps = {}): void {
+  const chart = new Chart(Testing.app(), 'day2', { namespace: NAMESPACE });
+  new KVStore(chart, name, { engine: Engine.etcd({ version: ETCD_VERSION }), reconciler: { image: RECONCILER_IMAGE }, ...props });
+  for (const object of Testing.synth(chart)) if (object.apiVersion === 'cert-manager.io/v1') api.put(object);
+}
+
 /** One reconcile of `document` against the simulated cluster, reaching the members at their pod URLs. */
 export async function reconcileOnce(api: ApiServer, sim: ClusterSimulator, document: StoreDocument, extra: Partial<ReconcileOptions> = {}, lines: string[] = []): Promise<ReconcileResult> {
   return reconcileStore(document, new KubeClient(api.kubeConfig(), { baseDelayMs: 20, maxDelayMs: 200 }), new Log(false, (l) => lines.push(l.trimEnd())), {
