@@ -7,7 +7,7 @@ import type { IAffinity } from 'kubernetes-models/v1/Affinity';
 import type { IPodSpec } from 'kubernetes-models/v1/PodSpec';
 import type { IProbe } from 'kubernetes-models/v1/Probe';
 import { EngineContainer, POD_ENV, TLS_DIRS } from '../engines/types';
-import { ENGINE_ANNOTATION, OPERATION_ANNOTATION, RESTORED_FROM_ANNOTATION } from '../model/metadata';
+import { AUTH_ANNOTATION, ENGINE_ANNOTATION, OPERATION_ANNOTATION, RESTORED_FROM_ANNOTATION } from '../model/metadata';
 import { tlsSecrets } from '../model/names';
 import type { ProbeSpec, RestoreSpec } from '../model/spec';
 import { kubeObject } from './kube';
@@ -34,6 +34,7 @@ export function renderStatefulSet(scope: Construct, store: StoreDefinition, cont
       [ENGINE_ANNOTATION]: store.engine.spec.kind,
       ...(spec.restore ? { [RESTORED_FROM_ANNOTATION]: restoredFrom(spec.restore) } : {}),
       ...(operation ? { [OPERATION_ANNOTATION]: operation } : {}),
+      ...(spec.clients ? { [AUTH_ANNOTATION]: 'clients' } : {}),
     }),
     spec: {
       serviceName: names.headlessService,

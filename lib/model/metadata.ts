@@ -30,6 +30,8 @@ export const ENGINE_ANNOTATION = `${KVSTORE_GROUP}/engine`;
 export const RESTORED_FROM_ANNOTATION = `${KVSTORE_GROUP}/restored-from`;
 /** Annotation on the StatefulSet while the reconciler changes membership. */
 export const OPERATION_ANNOTATION = `${KVSTORE_GROUP}/operation`;
+/** On the StatefulSet of a store with clients: the reconciler manages etcd's users (and turns auth off when they go). */
+export const AUTH_ANNOTATION = `${KVSTORE_GROUP}/auth`;
 /** Annotation holding a hash of what the reconciler last applied to an object. */
 export const APPLIED_HASH_ANNOTATION = `${KVSTORE_GROUP}/applied-hash`;
 

@@ -3,7 +3,7 @@ import { readFileSync } from 'fs';
 import type { EtcdClientTls } from '../engines/etcd-membership';
 import { TLS_DIRS, tlsFiles } from '../engines/types';
 import type { StoreDocument } from '../model/document';
-import { RESTORED_FROM_ANNOTATION } from '../model/metadata';
+import { AUTH_ANNOTATION, RESTORED_FROM_ANNOTATION } from '../model/metadata';
 import { storeNames } from '../model/names';
 import { CONTAINS_ANNOTATION, ID_LABEL, PART_OF_LABEL } from './applyset';
 import { KubeClient } from './client';
@@ -228,7 +228,14 @@ export class StoreReconciler {
     let run = await this.planRun();
     this.report(run);
     throwIfRefused(run.plan);
-    if (isNoOp(run) || this.options.dryRun) return this.result(run.plan, before);
+    if (this.options.dryRun) return this.result(run.plan, before);
+    // Whether the store has (or had, by its live StatefulSet's mark) clients whose users are ours.
+    const auth = this.authManaged(run.live);
+    if (isNoOp(run)) {
+      // A changed client list changes no Kubernetes object in GitOps mode: etcd's users may still.
+      if (auth && await this.authPending()) await this.underLease(() => this.reconcileAuth());
+      return this.result(run.plan, before);
+    }
 
     const lease = { name: this.target.lease, namespace: this.document.namespace, holder: this.options.holder, durationSeconds: this.options.leaseDurationSeconds };
     await acquireLease(this.client, lease);
@@ -238,11 +245,50 @@ export class StoreReconciler {
       run = await this.planRun();
       throwIfRefused(run.plan);
       executed = await this.execute(run, leaseKeeper(this.client, lease));
+      if (auth) await this.reconcileAuth();
     } finally {
       await releaseLease(this.client, lease);
     }
     this.log.info(`store ${this.document.spec.name} reconciled`, { store: this.document.spec.name, mutatingRequests: this.client.counters.mutating - before });
     return this.result(executed, before);
+  }
+
+  private async underLease(fn: () => Promise<void>): Promise<void> {
+    const lease = { name: this.target.lease, namespace: this.document.namespace, holder: this.options.holder, durationSeconds: this.options.leaseDurationSeconds };
+    await acquireLease(this.client, lease);
+    try {
+      await fn();
+    } finally {
+      await releaseLease(this.client, lease);
+    }
+  }
+
+  private authManaged(live: LiveStore): boolean {
+    const { spec } = this.document;
+    return !!spec.tls && spec.engine.kind === 'etcd' && (spec.clients !== undefined || live.sts?.metadata.annotations?.[AUTH_ANNOTATION] !== undefined);
+  }
+
+  /** Whether a TLS etcd store's users and roles differ from its clients (reads them with the root certificate). */
+  private async authPending(): Promise<boolean> {
+    const { planAuth, readAuth } = await import('../engines/etcd-auth');
+    return this.withAuthClient(async (c) => planAuth(await readAuth(c), this.document.spec.clients).some((s) => s.action !== 'enable'));
+  }
+
+  /** A TLS etcd store: its clients' users and roles, and authentication on (or off again without clients). */
+  private async reconcileAuth(): Promise<void> {
+    const { reconcileAuth } = await import('../engines/etcd-auth');
+    await this.withAuthClient((c) => reconcileAuth(c, this.document.spec.clients, (line) => this.log.info(`auth: ${line}`, { action: 'auth' })));
+  }
+
+  private async withAuthClient<T>(fn: (c: import('etcd3').Etcd3) => Promise<T>): Promise<T> {
+    const tls = readClientTls(this.options.etcdTlsDir ?? TLS_DIRS.client, this.target.store.clientHost);
+    const { authClient } = await import('../engines/etcd-auth');
+    const client = authClient(this.options.etcdEndpoints ?? [`https://${this.target.store.clientEndpoint}`], tls);
+    try {
+      return await fn(client);
+    } finally {
+      client.close();
+    }
   }
 
   /** The store's own objects: what is live of them decides how to render. */

@@ -103,6 +103,34 @@ describe('TLS from another source', () => {
   });
 });
 
+describe('clients', () => {
+  test('each client gets a certificate whose common name is its etcd user; the StatefulSet is marked for the reconciler', () => {
+    const objects = tlsStore({ reconciler: {}, clients: [{ name: 'api', readWrite: ['orders/'] }, { name: 'reports', read: ['orders/'] }] });
+    for (const name of ['api', 'reports']) {
+      expect(find(objects, 'Certificate', `orders-client-${name}`).spec).toMatchObject({
+        secretName: `orders-client-${name}`, commonName: name, usages: ['client auth', 'digital signature', 'key encipherment'], issuerRef: { name: 'orders-ca', kind: 'Issuer' },
+      });
+    }
+    const chart = testChart('shop');
+    const store = new KVStore(chart, 'orders', { tls: {}, reconciler: {}, clients: [{ name: 'api', read: ['a/'] }] });
+    expect(store.spec.clients).toEqual([{ name: 'api', read: ['a/'], readWrite: [] }]);
+  });
+
+  const build = (props: KVStoreProps) => () => new KVStore(testChart('shop'), 'orders', { tls: {}, reconciler: {}, ...props });
+  test.each([
+    [{ tls: undefined, clients: [{ name: 'api', read: ['a/'] }] }, /^KVStore 'orders': clients must be used together with tls, got \[\{"name":"api","read":\["a\/"\]\}\] \(a client is known by its certificate's common name\)$/],
+    [{ reconciler: undefined, clients: [{ name: 'api', read: ['a/'] }] }, /^KVStore 'orders': clients must be used together with reconciler, got .* \(the reconciler creates the etcd users and roles/],
+    [{ clients: [{ name: 'Api', read: ['a/'] }] }, /^KVStore 'orders': clients\[0\]\.name must be a DNS-1123 label of at most 40 characters, got "Api"$/],
+    [{ clients: [{ name: 'root', read: ['a/'] }] }, /^KVStore 'orders': clients\[0\]\.name must be a name other than root or tls, got "root"/],
+    [{ clients: [{ name: 'api', read: ['a/'] }, { name: 'api', read: ['b/'] }] }, /^KVStore 'orders': clients\[1\]\.name must be a name not listed before, got "api"$/],
+    [{ clients: [{ name: 'api' }] }, /^KVStore 'orders': clients\[0\] must be a client with read or readWrite prefixes, got \{"name":"api"\}/],
+    [{ clients: [{ name: 'api', read: ['orders/eu/'], readWrite: ['orders/'] }] }, /^KVStore 'orders': clients\[0\]\.read must be a prefix that does not overlap readWrite prefix "orders\/", got "orders\/eu\/" \(the same keys would be both read-only and writable\)$/],
+    [{ clients: [{ name: 'api', read: [''] }] }, /^KVStore 'orders': clients\[0\]\.read\[0\] must be a non-empty key prefix, got ""$/],
+  ])('refuses %j', (props, message) => {
+    expect(build(props as KVStoreProps)).toThrow(message);
+  });
+});
+
 describe('TLS refusals', () => {
   const build = (props: KVStoreProps, namespace: string | null = 'shop') => () => new KVStore(namespace ? testChart(namespace) : new Chart(Testing.app(), 'c'), 'orders', props);
   test.each([

@@ -7,12 +7,13 @@ import { execFileSync } from 'child_process';
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'fs';
 import { tmpdir } from 'os';
 import { join } from 'path';
+import { Etcd3 } from 'etcd3';
 import type { EtcdClientTls } from '../../lib/engines/etcd-membership';
 import { ApiServer, startApiServer } from '../support/api-server';
 import { tlsFiles } from '../support/cert-issuer';
 import { ClusterSimulator } from '../support/cluster-simulator';
 import { applyAsGitOpsTool, keysUnder, memberList, reconcileOnce, storeDocument, Writer } from '../support/day2';
-import { NAMESPACE } from '../support/etcd-cluster';
+import { NAMESPACE, waitFor } from '../support/etcd-cluster';
 import { describeWithEtcd } from '../support/requires-etcd';
 
 jest.setTimeout(240_000);
@@ -116,5 +117,52 @@ describeWithEtcd('day-2 operations over TLS through the reconciler', () => {
 
     // No member crashed (a missing or unreadable certificate would have made it exit).
     expect(sim.runner.unexpectedExits.filter((e) => e.pod.startsWith('kv-'))).toEqual([]);
+  });
+
+  test('clients through the reconciler: their etcd users and roles, authentication on; a changed client list (no object changes) changes only those', async () => {
+    const props = { size: 1, storageSize: '1Gi', tls: {} };
+    applyAsGitOpsTool(api, 'kv', props);
+    await reconcileOnce(api, sim, storeDocument('kv', props), { etcdTlsDir: tlsDir });
+    await sim.waitForReady('kv', 1, 60_000);
+    mountClientSecret('kv');
+    const clients = [{ name: 'api', readWrite: ['orders/'] }, { name: 'reports', read: ['orders/'] }];
+    applyAsGitOpsTool(api, 'kv', { ...props, clients });
+    await waitFor('the clients\' Secrets', async () => ['api', 'reports'].every((c) => api.get('v1', 'Secret', NAMESPACE, `kv-client-${c}`)));
+    const lines: string[] = [];
+    await reconcileOnce(api, sim, storeDocument('kv', { ...props, clients }), { etcdEndpoints: httpsEndpoints(), etcdTlsDir: tlsDir }, lines);
+    expect(lines.filter((l) => l.includes('auth: '))).toEqual(expect.arrayContaining([expect.stringContaining('auth: enable authentication')]));
+
+    const as = (name: string) => {
+      const f = tlsFiles(api.get('v1', 'Secret', NAMESPACE, `kv-client-${name}`) as any);
+      return new Etcd3({
+        hosts: httpsEndpoints(),
+        credentials: { rootCertificate: Buffer.from(f.ca), certChain: Buffer.from(f.crt), privateKey: Buffer.from(f.key) },
+        grpcOptions: { 'grpc.ssl_target_name_override': SERVER_NAME, 'grpc.default_authority': SERVER_NAME },
+        defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + 4000 }),
+      });
+    };
+    const outcome = async (c: Etcd3, fn: (c: Etcd3) => unknown) => {
+      try {
+        await fn(c);
+        return 'ok';
+      } catch (e) {
+        return /permission denied/i.test((e as Error).message) ? 'denied' : 'refused';
+      } finally {
+        c.close();
+      }
+    };
+    expect(await outcome(as('api'), (c) => c.put('orders/1').value('a'))).toBe('ok');
+    expect(await outcome(as('reports'), (c) => c.get('orders/1').string())).toBe('ok');
+    expect(await outcome(as('reports'), (c) => c.put('orders/2').value('b'))).toBe('denied');
+
+    // reports dropped: the store's objects do not change (the certificates are the GitOps tool's), its user goes.
+    const fewer = { ...props, clients: [clients[0]] };
+    const again: string[] = [];
+    await reconcileOnce(api, sim, storeDocument('kv', fewer), { etcdEndpoints: httpsEndpoints(), etcdTlsDir: tlsDir }, again);
+    expect(again.filter((l) => l.includes('auth: '))).toEqual(['auth: delete user reports', 'auth: delete role kvstore-reports', 'auth: enable authentication'].map((l) => expect.stringContaining(l)));
+    expect(await outcome(as('reports'), (c) => c.get('orders/1').string())).not.toBe('ok');
+    expect(await outcome(as('api'), (c) => c.get('orders/1').string())).toBe('ok');
+    // And once more: nothing to do, not even the Lease.
+    expect((await reconcileOnce(api, sim, storeDocument('kv', fewer), { etcdEndpoints: httpsEndpoints(), etcdTlsDir: tlsDir })).mutatingRequests).toBe(0);
   });
 });

@@ -1,0 +1,168 @@
+// etcd authentication for a TLS store's clients: with client-certificate authentication on, etcd takes
+// a certificate's common name as the user. The plan (pure) turns the live users and roles and the
+// spec's clients into steps; `reconcileAuth` reads, plans and applies them with the root certificate.
+import { Etcd3 } from 'etcd3';
+import type { ClientSpec } from '../model/spec';
+import type { EtcdClientTls } from './etcd-membership';
+
+/** The library's own user (the common name of `<store>-client-tls`); etcd needs it before auth is on. */
+export const ROOT = 'root';
+/** Roles the library manages are named `kvstore-<client>`: others (a user's own) are left alone. */
+export const ROLE_PREFIX = 'kvstore-';
+
+/** One permission of a role on a key range, as etcd keeps it (key and rangeEnd as byte strings: latin1 of the bytes). */
+export interface RangePermission {
+  readonly permType: 'Read' | 'Write' | 'Readwrite';
+  readonly key: string;
+  readonly rangeEnd: string;
+}
+
+/** What etcd holds: users with their roles, roles with their permissions. */
+export interface AuthState {
+  readonly users: ReadonlyMap<string, readonly string[]>;
+  readonly roles: ReadonlyMap<string, readonly RangePermission[]>;
+}
+
+export type AuthStep =
+  | { readonly action: 'add-role'; readonly role: string }
+  | { readonly action: 'grant'; readonly role: string; readonly perm: RangePermission }
+  | { readonly action: 'revoke'; readonly role: string; readonly perm: RangePermission }
+  | { readonly action: 'add-user'; readonly user: string }
+  | { readonly action: 'grant-role'; readonly user: string; readonly role: string }
+  | { readonly action: 'delete-user'; readonly user: string }
+  | { readonly action: 'delete-role'; readonly role: string }
+  | { readonly action: 'enable' }
+  | { readonly action: 'disable' };
+
+/** A key prefix (UTF-8) as the byte string RangePermission holds. */
+const bytesOf = (prefix: string) => Buffer.from(prefix, 'utf8').toString('latin1');
+
+/** The end of the range of every key starting with `prefix` (etcd's GetPrefixRangeEnd), as a byte string. */
+export function prefixRangeEnd(prefix: string): string {
+  const bytes = Buffer.from(prefix, 'utf8');
+  for (let i = bytes.length - 1; i >= 0; i--) {
+    if (bytes[i] < 0xff) {
+      const end = Buffer.from(bytes.subarray(0, i + 1));
+      end[i]++;
+      return end.toString('latin1');
+    }
+  }
+  return '\0';
+}
+
+const key = (p: RangePermission) => `${p.permType} ${p.key} ${p.rangeEnd}`;
+
+/** The permissions a client's role should have. */
+export function clientPermissions(client: ClientSpec): RangePermission[] {
+  return [
+    ...client.read.map((prefix): RangePermission => ({ permType: 'Read', key: bytesOf(prefix), rangeEnd: prefixRangeEnd(prefix) })),
+    ...client.readWrite.map((prefix): RangePermission => ({ permType: 'Readwrite', key: bytesOf(prefix), rangeEnd: prefixRangeEnd(prefix) })),
+  ];
+}
+
+/**
+ * The steps from `state` to `clients` (undefined: the library manages no client, so authentication
+ * goes off again if the library had turned it on). Only what differs: a role gains or loses the
+ * permissions that changed; users and roles of clients no longer listed are deleted; the root user and
+ * authentication come first and last.
+ */
+export function planAuth(state: AuthState, clients: readonly ClientSpec[] | undefined): AuthStep[] {
+  const steps: AuthStep[] = [];
+  const managedRoles = [...state.roles.keys()].filter((r) => r.startsWith(ROLE_PREFIX)).sort();
+  const wanted = new Map((clients ?? []).map((c) => [`${ROLE_PREFIX}${c.name}`, c]));
+  if (clients === undefined) {
+    if (managedRoles.length === 0) return [];
+    steps.push({ action: 'disable' });
+  } else {
+    if (!state.users.has(ROOT)) steps.push({ action: 'add-user', user: ROOT });
+    if (!(state.users.get(ROOT) ?? []).includes(ROOT)) steps.push({ action: 'grant-role', user: ROOT, role: ROOT });
+    for (const [role, client] of [...wanted].sort(([a], [b]) => a.localeCompare(b))) {
+      const have = state.roles.get(role);
+      if (!have) steps.push({ action: 'add-role', role });
+      const want = clientPermissions(client);
+      for (const perm of (have ?? []).filter((h) => !want.some((w) => key(w) === key(h)))) steps.push({ action: 'revoke', role, perm });
+      for (const perm of want.filter((w) => !(have ?? []).some((h) => key(w) === key(h)))) steps.push({ action: 'grant', role, perm });
+      if (!state.users.has(client.name)) steps.push({ action: 'add-user', user: client.name });
+      if (!(state.users.get(client.name) ?? []).includes(role)) steps.push({ action: 'grant-role', user: client.name, role });
+    }
+  }
+  // Clients no longer listed: their role, and their user when it has no role but ours.
+  for (const role of managedRoles.filter((r) => !wanted.has(r))) {
+    const user = role.slice(ROLE_PREFIX.length);
+    if ((state.users.get(user) ?? []).every((r) => r === role) && state.users.has(user)) steps.push({ action: 'delete-user', user });
+    steps.push({ action: 'delete-role', role });
+  }
+  if (clients !== undefined) steps.push({ action: 'enable' });
+  return steps;
+}
+
+/** A step as a log line. */
+export function describeAuthStep(step: AuthStep): string {
+  switch (step.action) {
+    case 'grant':
+    case 'revoke':
+      return `${step.action} ${step.perm.permType === 'Read' ? 'read' : 'read-write'} on prefix ${JSON.stringify(Buffer.from(step.perm.key, 'latin1').toString('utf8'))} ${step.action === 'grant' ? 'to' : 'from'} role ${step.role}`;
+    case 'add-role':
+    case 'delete-role':
+      return `${step.action.replace('-', ' ')} ${step.role}`;
+    case 'add-user':
+    case 'delete-user':
+      return `${step.action.replace('-', ' ')} ${step.user}`;
+    case 'grant-role':
+      return `grant role ${step.role} to user ${step.user}`;
+    case 'enable':
+    case 'disable':
+      return `${step.action} authentication`;
+  }
+}
+
+/** Reads the users and roles (the caller is root, or authentication is off). */
+export async function readAuth(client: Etcd3): Promise<AuthState> {
+  const users = new Map<string, string[]>();
+  for (const name of (await client.auth.userList()).users ?? []) users.set(name, (await client.auth.userGet({ name })).roles ?? []);
+  const roles = new Map<string, RangePermission[]>();
+  for (const role of (await client.auth.roleList()).roles ?? []) {
+    roles.set(role, ((await client.auth.roleGet({ role })).perm ?? []).map((p) => ({
+      permType: p.permType, key: Buffer.from(p.key).toString('latin1'), rangeEnd: Buffer.from(p.range_end).toString('latin1'),
+    })));
+  }
+  return { users, roles };
+}
+
+/** Applies one step. Users get no password: they authenticate by certificate. */
+export async function applyAuthStep(client: Etcd3, step: AuthStep): Promise<void> {
+  const a = client.auth;
+  switch (step.action) {
+    case 'add-role': await a.roleAdd({ name: step.role }); return;
+    case 'delete-role': await a.roleDelete({ role: step.role }); return;
+    case 'grant': await a.roleGrantPermission({ name: step.role, perm: { permType: step.perm.permType, key: Buffer.from(step.perm.key, 'latin1'), range_end: Buffer.from(step.perm.rangeEnd, 'latin1') } }); return;
+    case 'revoke': await a.roleRevokePermission({ role: step.role, key: Buffer.from(step.perm.key, 'latin1'), range_end: Buffer.from(step.perm.rangeEnd, 'latin1') }); return;
+    case 'add-user': await a.userAdd({ name: step.user, options: { no_password: true } }); return;
+    case 'delete-user': await a.userDelete({ name: step.user }); return;
+    case 'grant-role': await a.userGrantRole({ user: step.user, role: step.role }); return;
+    case 'enable': await a.authEnable(); return;
+    case 'disable': await a.authDisable(); return;
+  }
+}
+
+/** A client of the store for authentication calls, with the library's client certificate. */
+export function authClient(endpoints: string[], tls: EtcdClientTls): Etcd3 {
+  return new Etcd3({
+    hosts: endpoints,
+    credentials: { rootCertificate: tls.ca, certChain: tls.cert, privateKey: tls.key },
+    ...(tls.serverName ? { grpcOptions: { 'grpc.ssl_target_name_override': tls.serverName, 'grpc.default_authority': tls.serverName } } : {}),
+    dialTimeout: 3000,
+    defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + 10_000 }),
+  });
+}
+
+/** Reads, plans and applies; returns the steps taken (an enable that was already on counts as none). */
+export async function reconcileAuth(client: Etcd3, clients: readonly ClientSpec[] | undefined, log: (line: string) => void = () => undefined): Promise<AuthStep[]> {
+  const steps = planAuth(await readAuth(client), clients);
+  const changed = steps.filter((s) => s.action !== 'enable');
+  for (const step of steps) {
+    await applyAuthStep(client, step);
+    if (step.action !== 'enable' || changed.length > 0) log(describeAuthStep(step));
+  }
+  return changed.length > 0 ? steps : [];
+}
