@@ -114,6 +114,14 @@ const CUSTOM_SHAPES: EngineFields<CustomEngineSpec> = {
   command: { ...strings },
   args: { ...strings },
   env: { type: 'object', additionalProperties: { type: 'string' }, allowed: 'a map of environment variable names to values' },
+  secretEnv: {
+    type: 'object',
+    allowed: 'a map of environment variable names to Secret keys',
+    additionalProperties: {
+      type: 'object', required: ['secretName', 'key'], allowed: 'a Secret key reference (secretName, key)',
+      properties: { secretName: { type: 'string', allowed: 'a Secret name' }, key: { type: 'string', allowed: 'a key of the Secret' } },
+    },
+  },
   startupProbe: probe('startup'),
   livenessProbe: probe('liveness'),
   readinessProbe: probe('readiness'),

@@ -520,7 +520,7 @@ export interface KvStoreSpecEngine {
   readonly command?: string[];
 
   /**
-   * (custom) Extra environment variables of the container. Must be a map of environment variable names to values. Defaults to only POD_NAME, POD_NAMESPACE and POD_IP.
+   * (custom) Extra environment variables of the container. Plain values end up in the synthesized YAML (and in a KVStore resource): put secrets in secretEnv. Must be a map of environment variable names to values. Defaults to only POD_NAME, POD_NAMESPACE and POD_IP.
    *
    * @default only POD_NAME, POD_NAMESPACE and POD_IP.
    * @schema KvStoreSpecEngine#env
@@ -591,6 +591,14 @@ export interface KvStoreSpecEngine {
   readonly readinessProbe?: KvStoreSpecEngineReadinessProbe;
 
   /**
+   * (custom) Environment variables from keys of Secrets in the store's namespace: the value never appears in the synthesized YAML, a ConfigMap or a KVStore resource. Must be a map of environment variable names to Secret keys. Defaults to none.
+   *
+   * @default none.
+   * @schema KvStoreSpecEngine#secretEnv
+   */
+  readonly secretEnv?: { [key: string]: KvStoreSpecEngineSecretEnv };
+
+  /**
    * (custom) The startup probe. Defaults to a TCP check of the client port with a 5-minute budget.
    *
    * @default a TCP check of the client port with a 5-minute budget.
@@ -636,6 +644,7 @@ export function toJson_KvStoreSpecEngine(obj: KvStoreSpecEngine | undefined): Re
     'quorum': obj.quorum,
     'quotaBackendBytes': obj.quotaBackendBytes,
     'readinessProbe': toJson_KvStoreSpecEngineReadinessProbe(obj.readinessProbe),
+    'secretEnv': ((obj.secretEnv) === undefined) ? undefined : (Object.entries(obj.secretEnv).reduce((r, i) => (i[1] === undefined) ? r : ({ ...r, [i[0]]: toJson_KvStoreSpecEngineSecretEnv(i[1]) }), {})),
     'startupProbe': toJson_KvStoreSpecEngineStartupProbe(obj.startupProbe),
     'version': obj.version,
     'walVolume': obj.walVolume,
@@ -1278,6 +1287,40 @@ export function toJson_KvStoreSpecEngineReadinessProbe(obj: KvStoreSpecEngineRea
     'periodSeconds': obj.periodSeconds,
     'tcpSocket': toJson_KvStoreSpecEngineReadinessProbeTcpSocket(obj.tcpSocket),
     'timeoutSeconds': obj.timeoutSeconds,
+  };
+  // filter undefined values
+  return Object.entries(result).reduce((r, i) => (i[1] === undefined) ? r : ({ ...r, [i[0]]: i[1] }), {});
+}
+/* eslint-enable max-len, @stylistic/max-len, quote-props, @stylistic/quote-props */
+
+/**
+ * @schema KvStoreSpecEngineSecretEnv
+ */
+export interface KvStoreSpecEngineSecretEnv {
+  /**
+   * Must be a key of the Secret.
+   *
+   * @schema KvStoreSpecEngineSecretEnv#key
+   */
+  readonly key: string;
+
+  /**
+   * Must be a Secret name.
+   *
+   * @schema KvStoreSpecEngineSecretEnv#secretName
+   */
+  readonly secretName: string;
+}
+
+/**
+ * Converts an object of type 'KvStoreSpecEngineSecretEnv' to JSON representation.
+ */
+/* eslint-disable max-len, @stylistic/max-len, quote-props, @stylistic/quote-props */
+export function toJson_KvStoreSpecEngineSecretEnv(obj: KvStoreSpecEngineSecretEnv | undefined): Record<string, any> | undefined {
+  if (obj === undefined) { return undefined; }
+  const result = {
+    'key': obj.key,
+    'secretName': obj.secretName,
   };
   // filter undefined values
   return Object.entries(result).reduce((r, i) => (i[1] === undefined) ? r : ({ ...r, [i[0]]: i[1] }), {});

@@ -7,6 +7,9 @@ import { EngineContainer, EngineReport, IEngine, POD_ENV } from './types';
 const isPort = (p: unknown) => typeof p === 'number' && Number.isInteger(p) && p >= 1 && p <= 65535;
 const ENV_NAME = /^[-._a-zA-Z][-._a-zA-Z0-9]*$/;
 
+/** Environment variable names that usually carry a secret. */
+const SECRET_LIKE = /PASSWORD|PASSWD|SECRET|TOKEN|PRIVATE_?KEY|CREDENTIAL|API_?KEY/i;
+
 export class CustomEngine implements IEngine {
   readonly name = 'kvstore';
   readonly spec: CustomEngineSpec;
@@ -44,12 +47,27 @@ export class CustomEngine implements IEngine {
       issues.push({ field: 'size', value: spec.size, allowed: `an integer from 1 to ${maxSize} for this engine` });
     }
     const reserved: string[] = Object.values(POD_ENV);
+    const warnings: string[] = [];
     for (const name of Object.keys(e.env ?? {})) {
       if (!ENV_NAME.test(name) || reserved.includes(name)) {
         issues.push({ field: 'engine.env key', value: name, allowed: `an environment variable name other than ${reserved.join(', ')}` });
       }
+      if (SECRET_LIKE.test(name)) {
+        warnings.push(`KVStore '${spec.name}': engine.env ${name} looks like a secret, and its value is in the synthesized YAML: use engine.secretEnv (a key of a Secret) instead.`);
+      }
     }
-    return { issues, warnings: [] };
+    for (const [name, ref] of Object.entries(e.secretEnv ?? {})) {
+      if (!ENV_NAME.test(name) || reserved.includes(name) || (e.env ?? {})[name] !== undefined) {
+        issues.push({ field: 'engine.secretEnv key', value: name, allowed: `an environment variable name other than ${reserved.join(', ')} and not in engine.env` });
+      }
+      if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/.test(ref?.secretName ?? '')) {
+        issues.push({ field: `engine.secretEnv.${name}.secretName`, value: ref?.secretName, allowed: 'a Secret name (a DNS-1123 subdomain)' });
+      }
+      if (!/^[-._a-zA-Z0-9]+$/.test(ref?.key ?? '')) {
+        issues.push({ field: `engine.secretEnv.${name}.key`, value: ref?.key, allowed: 'a Secret key (letters, digits, "-", "_" and ".")' });
+      }
+    }
+    return { issues, warnings };
   }
 
   container(): EngineContainer {
@@ -57,7 +75,11 @@ export class CustomEngine implements IEngine {
     return {
       ...(this.spec.command ? { command: this.spec.command } : {}),
       ...(this.spec.args ? { args: this.spec.args } : {}),
-      env: Object.entries(this.spec.env ?? {}).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([name, value]) => ({ name, value })),
+      env: [
+        ...Object.entries(this.spec.env ?? {}).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([name, value]) => ({ name, value })),
+        ...Object.entries(this.spec.secretEnv ?? {}).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+          .map(([name, ref]) => ({ name, valueFrom: { secretKeyRef: { name: ref.secretName, key: ref.key } } })),
+      ],
       startupProbe: this.spec.startupProbe ?? { tcpSocket: { port: 'client' }, periodSeconds: 5, failureThreshold: 60 },
       livenessProbe: this.spec.livenessProbe ?? tcp,
       readinessProbe: this.spec.readinessProbe ?? tcp,

@@ -36,11 +36,16 @@ export interface EngineContext {
   readonly namespace?: string;
 }
 
+/** An environment variable: a plain value, or a key of a Secret. */
+export type EngineEnvVar =
+  | { readonly name: string; readonly value: string }
+  | { readonly name: string; readonly valueFrom: { readonly secretKeyRef: { readonly name: string; readonly key: string } } };
+
 /** The engine's part of the container: the construct adds volumes, security and resources. */
 export interface EngineContainer {
   readonly command?: string[];
   readonly args?: string[];
-  readonly env: ReadonlyArray<{ readonly name: string; readonly value: string }>;
+  readonly env: readonly EngineEnvVar[];
   /**
    * Settings that change with membership, which the construct puts in the store's bootstrap ConfigMap
    * and loads with `envFrom`: changing them reaches the next pod that starts without rolling the others.

@@ -227,10 +227,17 @@ export interface CustomEngineOptions {
    */
   readonly args?: string[];
   /**
-   * Extra environment variables of the container.
+   * Extra environment variables of the container. Plain values end up in the synthesized YAML (and in
+   * a KVStore resource): put secrets in secretEnv.
    * @default - only POD_NAME, POD_NAMESPACE and POD_IP
    */
   readonly env?: Record<string, string>;
+  /**
+   * Environment variables from keys of Secrets in the store's namespace: the value never appears in
+   * the synthesized YAML, a ConfigMap or a KVStore resource.
+   * @default - none
+   */
+  readonly secretEnv?: Record<string, SecretKeyRef>;
   /**
    * The startup probe.
    * @default - a TCP check of the client port with a 5-minute budget
@@ -432,6 +439,14 @@ export interface KVStoreSpecInput {
   readonly clients?: ClientAccess[];
   readonly backup?: BackupOptions;
   readonly restore?: RestoreOptions;
+}
+
+/** A key of a Secret in the store's namespace. */
+export interface SecretKeyRef {
+  /** The Secret's name. */
+  readonly secretName: string;
+  /** The key in the Secret's data. */
+  readonly key: string;
 }
 
 /** Scheduled snapshots into a PVC, the oldest pruned beyond `keep` (props and a KVStore resource's spec.backup). */

@@ -205,7 +205,7 @@ describe('crdSchema', () => {
     expect(engine.properties.kind).toMatchObject({ type: 'string', enum: ['etcd', 'custom'], default: 'etcd' });
     expect(Object.keys(engine.properties).sort()).toEqual([
       'args', 'autoCompactionMode', 'autoCompactionRetention', 'clientPort', 'command', 'env', 'initialClusterToken', 'kind',
-      'livenessProbe', 'maxSize', 'peerPort', 'quorum', 'quotaBackendBytes', 'readinessProbe', 'startupProbe', 'version', 'walVolume',
+      'livenessProbe', 'maxSize', 'peerPort', 'quorum', 'quotaBackendBytes', 'readinessProbe', 'secretEnv', 'startupProbe', 'version', 'walVolume',
     ]);
     expect(engine.properties.readinessProbe.properties.httpGet.properties.port['x-kubernetes-int-or-string']).toBe(true);
     expect(engine['x-kubernetes-validations']).toEqual([expect.objectContaining({ rule: "self.kind != 'custom' || has(self.clientPort)" })]);

@@ -1,7 +1,7 @@
 // The bring-your-own-image engine proven on real etcd: the user configures etcd by hand through
 // Engine.custom() and the synthesized StatefulSet forms a cluster (installed etcd, 3.4.x).
 import { Engine, KVStore, PodManagementPolicy } from '../../lib';
-import { ETCD_VERSION, NAMESPACE, putKeys, readAll, startReady, withMember } from '../support/etcd-cluster';
+import { environOf, ETCD_VERSION, NAMESPACE, putKeys, readAll, startReady, withMember } from '../support/etcd-cluster';
 import { synth, testChart } from '../support/manifests';
 import { describeWithEtcd } from '../support/requires-etcd';
 import { usePodRunner } from '../support/runner-fixture';
@@ -29,11 +29,13 @@ function byoStore(size: number) {
         `--initial-cluster=${Array.from({ length: size }, (_, i) => peer(i)).join(',')}`,
         '--initial-cluster-state=new',
       ],
-      env: { ETCD_INITIAL_CLUSTER_TOKEN: 'byo-token' },
+      // A value kept out of the YAML: from a Secret, as a password would be.
+      secretEnv: { ETCD_INITIAL_CLUSTER_TOKEN: { secretName: 'byo-secrets', key: 'token' } },
       readinessProbe: { httpGet: { path: '/health', port: 'client' }, periodSeconds: 5 },
     }),
   });
-  return synth(chart);
+  const secret = { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'byo-secrets', namespace: NAMESPACE }, data: { token: Buffer.from('byo-token').toString('base64') } };
+  return [...synth(chart), secret];
 }
 
 describeWithEtcd(`custom engine running etcd ${ETCD_VERSION}`, () => {
@@ -45,6 +47,9 @@ describeWithEtcd(`custom engine running etcd ${ETCD_VERSION}`, () => {
     expect(members.members.map((m) => m.name).sort()).toEqual(['byo-0', 'byo-1', 'byo-2']);
     await putKeys(r, 'byo-2', 'b/', 20);
     for (const pod of pods) expect(Object.keys(await readAll(r, pod, 'b/')).length).toBe(20);
+    // The Secret's value reached the members, and only through the Secret.
+    expect(environOf(r.pid('byo-0')).ETCD_INITIAL_CLUSTER_TOKEN).toBe('byo-token');
+    expect(JSON.stringify(byoStore(3).filter((o) => o.kind !== 'Secret'))).not.toContain('byo-token');
     r.assertNoUnexpectedExits();
   });
 });

@@ -43,6 +43,25 @@ describe('CustomEngine container', () => {
     ]);
   });
 
+  test('secretEnv: keys of Secrets, after the plain ones, sorted by name; no value in the container', () => {
+    const container = containerOf({ clientPort: 6379, env: { MODE: 'cluster' }, secretEnv: { REDIS_PASSWORD: { secretName: 'valkey-auth', key: 'password' }, ACL: { secretName: 'valkey-auth', key: 'acl' } } });
+    expect(container.env).toStrictEqual([
+      { name: 'MODE', value: 'cluster' },
+      { name: 'ACL', valueFrom: { secretKeyRef: { name: 'valkey-auth', key: 'acl' } } },
+      { name: 'REDIS_PASSWORD', valueFrom: { secretKeyRef: { name: 'valkey-auth', key: 'password' } } },
+    ]);
+  });
+
+  test('a secret-looking plain env value is warned about; secretEnv is checked', () => {
+    expect(resolve(Engine.custom({ clientPort: 6379, env: { REDIS_PASSWORD: 'hunter2', MODE: 'x' } })).warnings).toStrictEqual([
+      "KVStore 'cache': engine.env REDIS_PASSWORD looks like a secret, and its value is in the synthesized YAML: use engine.secretEnv (a key of a Secret) instead.",
+    ]);
+    const bad = () => resolve(Engine.custom({ clientPort: 6379, env: { A: 'x' }, secretEnv: { A: { secretName: 'Bad Name', key: 'k/1' } } }));
+    expect(bad).toThrow(/engine\.secretEnv key must be an environment variable name other than POD_NAME, POD_NAMESPACE, POD_IP and not in engine\.env, got "A"/);
+    expect(bad).toThrow(/engine\.secretEnv\.A\.secretName must be a Secret name \(a DNS-1123 subdomain\), got "Bad Name"/);
+    expect(bad).toThrow(/engine\.secretEnv\.A\.key must be a Secret key \(letters, digits, "-", "_" and "\."\), got "k\/1"/);
+  });
+
   test('env is empty without options', () => {
     expect(containerOf({ clientPort: 6379 }).env).toStrictEqual([]);
   });
