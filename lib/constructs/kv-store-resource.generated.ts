@@ -677,6 +677,14 @@ export interface KvStoreSpecNetworkPolicy {
   readonly clientPodLabels?: { [key: string]: string };
 
   /**
+   * Restrict egress too, for namespaces that deny egress by default: members may reach DNS and each other; the store's Jobs DNS and the members' client port, and its reconciler also the API server (TCP 443 and 6443, any address: the API server's address is not known at synth time). Must be true or false. Defaults to false.
+   *
+   * @default false.
+   * @schema KvStoreSpecNetworkPolicy#egress
+   */
+  readonly egress?: boolean;
+
+  /**
    * Emit a NetworkPolicy admitting peer traffic only between members and client traffic only on the client port from clientPodLabels pods. Must be true or false. Defaults to true.
    *
    * @default true.
@@ -694,6 +702,7 @@ export function toJson_KvStoreSpecNetworkPolicy(obj: KvStoreSpecNetworkPolicy | 
   const result = {
     'clientNamespaceLabels': ((obj.clientNamespaceLabels) === undefined) ? undefined : (Object.entries(obj.clientNamespaceLabels).reduce((r, i) => (i[1] === undefined) ? r : ({ ...r, [i[0]]: i[1] }), {})),
     'clientPodLabels': ((obj.clientPodLabels) === undefined) ? undefined : (Object.entries(obj.clientPodLabels).reduce((r, i) => (i[1] === undefined) ? r : ({ ...r, [i[0]]: i[1] }), {})),
+    'egress': obj.egress,
     'enabled': obj.enabled,
   };
   // filter undefined values

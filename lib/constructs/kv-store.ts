@@ -12,7 +12,7 @@ import { parseQuantity } from '../model/quantity';
 import type { BackupOptions, ClientAccess, KVStoreSpec, KVStoreSpecInput, RestoreOptions, TlsOptions } from '../model/spec';
 import { ReconcilerBundle, ReconcilerOptions } from './reconciler-bundle';
 import { StoreDefinition } from './store-definition';
-import { renderStoreCertificates, renderStoreObjects } from './store-objects';
+import { renderStoreObjects, renderToolOwned } from './store-objects';
 import {
   PodAntiAffinity, PodManagementPolicy, PvcRetentionPolicy, ResourceRequirements,
   TopologySpreadOptions, UpdateStrategy, VolumeClaimTemplateOptions, TolerationOptions, ObjectPatch,
@@ -113,6 +113,13 @@ export interface KVStoreProps {
    * @default true
    */
   readonly networkPolicy?: boolean;
+  /**
+   * Restrict egress too, for namespaces that deny egress by default: members may reach DNS and each
+   * other; the store's Jobs DNS and the members' client port, and its reconciler also the API server
+   * (TCP 443 and 6443, any address: the API server's address is not known at synth time).
+   * @default false
+   */
+  readonly networkPolicyEgress?: boolean;
   /**
    * Labels of the pods allowed to connect as clients.
    * @default - `{ '<name>-client': 'true' }`
@@ -296,8 +303,9 @@ export class KVStore extends Construct {
         }
       }
       this.reconciler = new ReconcilerBundle(this, 'Reconciler', { store, ...props.reconciler });
-      // The GitOps tool applies and prunes the certificates (the reconciler needs no rights on them).
-      renderStoreCertificates(this, store);
+      // The GitOps tool applies and prunes these (the reconciler needs no rights on them, and its Job
+      // reaches the API server through the Jobs' NetworkPolicy before it applied anything).
+      renderToolOwned(this, store, { reconcilerApi: true });
     } else {
       renderStoreObjects(this, store);
       this.statefulSet = this.node.findChild('Resource') as ApiObject;
@@ -349,7 +357,7 @@ function claimObjects(root: IConstruct, store: PlacedStore): void {
 
 /** Internal (not in the entry): the typed props as the plain spec input a KVStore resource carries (enum values are the spec's strings). */
 export function specInputFromProps(name: string, engine: IEngine, props: KVStoreProps): KVStoreSpecInput {
-  const networkPolicySet = props.networkPolicy !== undefined || props.clientPodLabels || props.clientNamespaceLabels;
+  const networkPolicySet = props.networkPolicy !== undefined || props.clientPodLabels || props.clientNamespaceLabels || props.networkPolicyEgress !== undefined;
   return {
     name,
     engine: engine.spec,
@@ -372,6 +380,7 @@ export function specInputFromProps(name: string, engine: IEngine, props: KVStore
       enabled: props.networkPolicy,
       clientPodLabels: props.clientPodLabels,
       clientNamespaceLabels: props.clientNamespaceLabels,
+      egress: props.networkPolicyEgress,
     } : undefined,
     runAsUser: props.runAsUser,
     nodeSelector: props.nodeSelector,

@@ -4,6 +4,7 @@ import { Construct } from 'constructs';
 import type { IConfigMap } from 'kubernetes-models/v1/ConfigMap';
 import type { IService } from 'kubernetes-models/v1/Service';
 import type { INetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1/NetworkPolicy';
+import type { INetworkPolicyEgressRule } from 'kubernetes-models/networking.k8s.io/v1/NetworkPolicyEgressRule';
 import type { IPodDisruptionBudget } from 'kubernetes-models/policy/v1/PodDisruptionBudget';
 import { EngineContainer } from '../engines/types';
 import { COMPONENT_LABEL, NAME_LABEL, OPERATOR_COMPONENT, RECONCILER_POD_NAME, RESTORED_FROM_ANNOTATION, STORE_LABEL } from '../model/metadata';
@@ -28,19 +29,20 @@ export interface RenderOptions {
    */
   readonly operation?: string;
   /**
-   * Whether the cert-manager objects of a TLS store are among the objects (direct and CRD mode). In
+   * Whether the objects the GitOps tool owns in GitOps mode are among the objects (direct and CRD
+   * mode): a TLS store's cert-manager objects, and with egress restricted the Jobs' NetworkPolicy. In
    * GitOps mode the GitOps tool applies (and prunes) them with the reconciler bundle, so the reconciler
-   * needs no rights on them.
+   * needs no rights on them (and can reach the API server before it applied anything).
    * @default true
    */
-  readonly certificates?: boolean;
+  readonly toolOwned?: boolean;
 }
 
 /** Renders the store's objects as children of `scope` (construct ids are contract: 'Resource' is the StatefulSet). */
 export function renderStoreObjects(scope: Construct, store: StoreDefinition, options: RenderOptions = {}): void {
   const container = store.engine.container(store.engineContext(options.initialClusterState ?? 'new'));
   // Certificates first: the members mount their Secrets.
-  if (options.certificates ?? true) renderStoreCertificates(scope, store);
+  if (options.toolOwned ?? true) renderToolOwned(scope, store, { reconcilerApi: false });
   renderHeadlessService(scope, store);
   renderClientService(scope, store);
   if (container.bootstrapEnv) renderBootstrapConfig(scope, store, container);
@@ -51,9 +53,37 @@ export function renderStoreObjects(scope: Construct, store: StoreDefinition, opt
   applyPatches(scope, store);
 }
 
-/** A TLS store's cert-manager objects, when cert-manager issues its Secrets. */
-export function renderStoreCertificates(scope: Construct, store: StoreDefinition): void {
+/**
+ * What the GitOps tool applies beside the reconciler bundle in GitOps mode (and the store's objects
+ * include otherwise): a TLS store's cert-manager objects, and with egress restricted the Jobs'
+ * NetworkPolicy (letting the reconciler reach the API server when `reconcilerApi`).
+ */
+export function renderToolOwned(scope: Construct, store: StoreDefinition, options: { reconcilerApi: boolean }): void {
   if (store.spec.tls && tlsSecrets(store.spec).certManager) renderCertificates(scope, store, store.engine.spec.kind === 'etcd' ? ETCD_MAX_SIZE : MAX_SIZE);
+  if (store.spec.networkPolicy.enabled && store.spec.networkPolicy.egress) renderJobsNetworkPolicy(scope, store, options.reconcilerApi);
+}
+
+/** DNS, wherever the cluster runs it (kube-dns or CoreDNS pods are labelled k8s-app: kube-dns). */
+const DNS_EGRESS: INetworkPolicyEgressRule = {
+  to: [{ namespaceSelector: {}, podSelector: { matchLabels: { 'k8s-app': 'kube-dns' } } }],
+  ports: [{ protocol: 'UDP', port: 53 }, { protocol: 'TCP', port: 53 }],
+};
+
+/** The store's Jobs (backups, snapshots, restores, its reconciler): DNS, the members' client port, and the API server for the reconciler. */
+function renderJobsNetworkPolicy(scope: Construct, store: StoreDefinition, reconcilerApi: boolean): void {
+  kubeObject<INetworkPolicy>(scope, 'JobsNetworkPolicy', { apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy' }, {
+    metadata: store.metadata(store.names.jobsNetworkPolicy),
+    spec: {
+      podSelector: { matchLabels: { [STORE_LABEL]: store.spec.name } },
+      policyTypes: ['Egress'],
+      egress: [
+        DNS_EGRESS,
+        { to: [{ podSelector: { matchLabels: store.selectorLabels } }], ports: [{ protocol: 'TCP', port: store.engine.clientPort }] },
+        // The API server's address is not known at synth time: its ports, anywhere.
+        ...(reconcilerApi ? [{ ports: [{ protocol: 'TCP' as const, port: 443 }, { protocol: 'TCP' as const, port: 6443 }] }] : []),
+      ],
+    },
+  });
 }
 
 function renderHeadlessService(scope: Construct, store: StoreDefinition): void {
@@ -121,7 +151,7 @@ function renderNetworkPolicy(scope: Construct, store: StoreDefinition): void {
     metadata: store.metadata(store.names.networkPolicy),
     spec: {
       podSelector: { matchLabels: store.selectorLabels },
-      policyTypes: ['Ingress'],
+      policyTypes: networkPolicy.egress ? ['Ingress', 'Egress'] : ['Ingress'],
       ingress: [
         {
           // Members reach each other on every engine port (peer traffic, and client calls for health).
@@ -141,6 +171,10 @@ function renderNetworkPolicy(scope: Construct, store: StoreDefinition): void {
           ports: [{ protocol: 'TCP', port: store.engine.clientPort }],
         },
       ],
+      // With egress restricted: members reach DNS and each other (peer traffic, and clients of each other).
+      ...(networkPolicy.egress ? {
+        egress: [DNS_EGRESS, { to: [{ podSelector: { matchLabels: store.selectorLabels } }], ports: enginePorts(store).map((p) => ({ protocol: 'TCP', port: p.port })) }],
+      } : {}),
     },
   });
 }

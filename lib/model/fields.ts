@@ -18,7 +18,7 @@ export interface FieldDoc {
 }
 
 /** Every top-level field of the spec input, and the network policy's three (which are three props). */
-export type SpecFieldName = Exclude<keyof KVStoreSpecInput, 'networkPolicy'> | 'networkPolicy.enabled' | 'networkPolicy.clientPodLabels' | 'networkPolicy.clientNamespaceLabels';
+export type SpecFieldName = Exclude<keyof KVStoreSpecInput, 'networkPolicy'> | 'networkPolicy.enabled' | 'networkPolicy.clientPodLabels' | 'networkPolicy.clientNamespaceLabels' | 'networkPolicy.egress';
 
 export const SPEC_FIELDS: { readonly [K in SpecFieldName]-?: FieldDoc } = {
   'name': {
@@ -108,6 +108,11 @@ export const SPEC_FIELDS: { readonly [K in SpecFieldName]-?: FieldDoc } = {
     description: 'Labels of the namespaces clients may come from.',
     default: "- only the store's own namespace",
     prop: 'clientNamespaceLabels',
+  },
+  'networkPolicy.egress': {
+    description: "Restrict egress too, for namespaces that deny egress by default: members may reach DNS and each other; the store's Jobs DNS and the members' client port, and its reconciler also the API server (TCP 443 and 6443, any address: the API server's address is not known at synth time).",
+    default: 'false',
+    prop: 'networkPolicyEgress',
   },
   'runAsUser': {
     description: 'The uid (and gid) the containers run as.',

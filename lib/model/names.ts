@@ -15,6 +15,8 @@ export interface StoreNames {
   readonly podDisruptionBudget: string;
   /** The NetworkPolicy. */
   readonly networkPolicy: string;
+  /** With egress restricted: the NetworkPolicy of the store's Jobs. */
+  readonly jobsNetworkPolicy: string;
   /** ConfigMap of the settings that change with membership (etcd's initial cluster). */
   readonly bootstrapConfig: string;
   /** TLS: the self-signed cert-manager Issuer that signs the store's own CA. */
@@ -34,6 +36,7 @@ export function storeNames(storeName: string): StoreNames {
     clientService: storeName,
     podDisruptionBudget: storeName,
     networkPolicy: storeName,
+    jobsNetworkPolicy: `${storeName}-jobs`,
     bootstrapConfig: `${storeName}-bootstrap`,
     selfSignedIssuer: `${storeName}-selfsigned`,
     ca: `${storeName}-ca`,
@@ -167,6 +170,7 @@ export function storeObjects(spec: KVStoreSpec, options: StoreObjectsOptions): S
     { kind: 'PodDisruptionBudget', name: names.podDisruptionBudget },
   ];
   if (spec.networkPolicy.enabled) objects.push({ kind: 'NetworkPolicy', name: names.networkPolicy });
+  if (spec.networkPolicy.enabled && spec.networkPolicy.egress) objects.push({ kind: 'NetworkPolicy', name: names.jobsNetworkPolicy });
   if (spec.tls && tlsSecrets(spec).certManager) {
     objects.push({ kind: 'Certificate', name: names.memberTls }, { kind: 'Certificate', name: names.clientTls });
     if (!spec.tls.issuer) objects.push({ kind: 'Issuer', name: names.selfSignedIssuer }, { kind: 'Certificate', name: names.ca }, { kind: 'Issuer', name: names.ca });

@@ -217,6 +217,7 @@ export function normalizeSpec(rawInput: KVStoreSpecInput, defaults: EngineDefaul
       enabled: input.networkPolicy?.enabled ?? true,
       clientPodLabels: input.networkPolicy?.clientPodLabels ?? { [`${input.name}-client`]: 'true' },
       ...(input.networkPolicy?.clientNamespaceLabels ? { clientNamespaceLabels: input.networkPolicy.clientNamespaceLabels } : {}),
+      egress: input.networkPolicy?.egress ?? false,
     },
     runAsUser: input.runAsUser ?? DEFAULT_RUN_AS_USER,
     nodeSelector: input.nodeSelector ?? {},

@@ -124,6 +124,7 @@ const SHAPE = {
         enabled: { type: 'boolean', allowed: 'true or false' },
         clientPodLabels: labels,
         clientNamespaceLabels: labels,
+        egress: { type: 'boolean', allowed: 'true or false' },
       },
     },
     runAsUser: { type: 'integer', minimum: 1, allowed: 'a non-root uid (an integer of at least 1)' },

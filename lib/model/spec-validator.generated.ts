@@ -5,7 +5,7 @@
 "use strict";
 export const validate = validate10;
 export default validate10;
-const schema11 = {"type":"object","additionalProperties":false,"required":["name"],"properties":{"name":{"type":"string","pattern":"^[a-z]([-a-z0-9]*[a-z0-9])?$","maxLength":52,"allowed":"a DNS-1035 label (lowercase letters, digits and '-', starting with a letter and ending alphanumeric) of at most 52 characters"},"engine":{"type":"object","required":["kind"],"allowed":"an engine","properties":{"kind":{"type":"string","enum":["etcd","custom"],"allowed":"etcd or custom"}}},"size":{"type":"integer","minimum":1,"maximum":99,"allowed":"an integer from 1 to 99"},"image":{"type":"string","pattern":"^([a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?/)?[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*(/[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$","allowed":"an image reference like registry.example.com/team/etcd:v3.5.21 (lowercase repository, no spaces)"},"storageSize":{"type":"string","pattern":"^[0-9]+(\\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$","allowed":"a storage size as a Kubernetes quantity such as 10Gi or 500M (digits with an optional suffix m, k, M, G, T, P, E, Ki, Mi, Gi, Ti, Pi or Ei)"},"storageClassName":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$","allowed":"a StorageClass name (a DNS-1123 subdomain)"},"volumeClaimTemplates":{"type":"array","minItems":1,"allowed":"a non-empty list of volume claim templates","items":{"type":"object","additionalProperties":false,"required":["name"],"allowed":"a volume claim template","properties":{"name":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$","maxLength":63,"allowed":"a DNS-1123 label of at most 63 characters"},"storage":{"type":"string","pattern":"^[0-9]+(\\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$","allowed":"a storage size as a Kubernetes quantity such as 10Gi or 500M (digits with an optional suffix m, k, M, G, T, P, E, Ki, Mi, Gi, Ti, Pi or Ei)"},"storageClassName":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$","allowed":"a StorageClass name (a DNS-1123 subdomain)"},"accessModes":{"type":"array","minItems":1,"items":{"type":"string","enum":["ReadWriteOnce","ReadOnlyMany","ReadWriteMany","ReadWriteOncePod"],"allowed":"ReadWriteOnce, ReadOnlyMany, ReadWriteMany or ReadWriteOncePod"},"allowed":"a non-empty list of access modes"},"mountPath":{"type":"string","pattern":"^/[^:]+$","allowed":"an absolute path other than / without \":\""}}}},"persistentVolumeClaimRetentionPolicy":{"type":"object","additionalProperties":false,"allowed":"a retention policy","properties":{"whenScaled":{"type":"string","enum":["Retain","Delete"],"allowed":"Retain or Delete"},"whenDeleted":{"type":"string","enum":["Retain","Delete"],"allowed":"Retain or Delete"}}},"resources":{"type":"object","additionalProperties":false,"allowed":"resource requests and limits","properties":{"requests":{"type":"object","allowed":"a map of resource names to quantities","additionalProperties":{"type":"string","pattern":"^[0-9]+(\\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$","allowed":"a quantity as a Kubernetes quantity such as 10Gi or 500M (digits with an optional suffix m, k, M, G, T, P, E, Ki, Mi, Gi, Ti, Pi or Ei)"}},"limits":{"type":"object","allowed":"a map of resource names to quantities","additionalProperties":{"type":"string","pattern":"^[0-9]+(\\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$","allowed":"a quantity as a Kubernetes quantity such as 10Gi or 500M (digits with an optional suffix m, k, M, G, T, P, E, Ki, Mi, Gi, Ti, Pi or Ei)"}}}},"clusterDomain":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$","allowed":"a DNS domain such as cluster.local"},"labels":{"type":"object","allowed":"a map of Kubernetes labels","propertyNames":{"pattern":"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$","allowed":"a label key (an optional DNS prefix and \"/\", then up to 63 characters of [A-Za-z0-9-_.])"},"additionalProperties":{"type":"string","pattern":"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$","allowed":"a label value (up to 63 characters of [A-Za-z0-9-_.], starting and ending alphanumeric)"}},"annotations":{"type":"object","allowed":"a map of strings","propertyNames":{"pattern":"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$","allowed":"an annotation key (an optional DNS prefix and \"/\", then up to 63 characters of [A-Za-z0-9-_.], alphanumeric at both ends)"},"additionalProperties":{"type":"string","allowed":"a string"}},"podAnnotations":{"type":"object","allowed":"a map of strings","propertyNames":{"pattern":"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$","allowed":"an annotation key (an optional DNS prefix and \"/\", then up to 63 characters of [A-Za-z0-9-_.], alphanumeric at both ends)"},"additionalProperties":{"type":"string","allowed":"a string"}},"podAntiAffinity":{"type":"string","enum":["soft","hard","none"],"allowed":"soft, hard or none"},"topologySpreadConstraints":{"type":"array","allowed":"a list of topology spread constraints","items":{"type":"object","additionalProperties":false,"required":["topologyKey"],"allowed":"a topology spread constraint","properties":{"topologyKey":{"type":"string","minLength":1,"allowed":"a node label key such as topology.kubernetes.io/zone"},"maxSkew":{"type":"integer","minimum":1,"allowed":"an integer of at least 1"},"whenUnsatisfiable":{"type":"string","enum":["DoNotSchedule","ScheduleAnyway"],"allowed":"DoNotSchedule or ScheduleAnyway"}}}},"updateStrategy":{"type":"object","required":["type"],"additionalProperties":false,"allowed":"an update strategy","properties":{"type":{"type":"string","enum":["RollingUpdate","OnDelete"],"allowed":"RollingUpdate or OnDelete"},"partition":{"type":"integer","minimum":0,"allowed":"an integer of at least 0"}}},"podManagementPolicy":{"type":"string","enum":["OrderedReady","Parallel"],"allowed":"OrderedReady or Parallel"},"networkPolicy":{"type":"object","additionalProperties":false,"allowed":"network policy settings","properties":{"enabled":{"type":"boolean","allowed":"true or false"},"clientPodLabels":{"type":"object","allowed":"a map of Kubernetes labels","propertyNames":{"pattern":"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$","allowed":"a label key (an optional DNS prefix and \"/\", then up to 63 characters of [A-Za-z0-9-_.])"},"additionalProperties":{"type":"string","pattern":"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$","allowed":"a label value (up to 63 characters of [A-Za-z0-9-_.], starting and ending alphanumeric)"}},"clientNamespaceLabels":{"type":"object","allowed":"a map of Kubernetes labels","propertyNames":{"pattern":"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$","allowed":"a label key (an optional DNS prefix and \"/\", then up to 63 characters of [A-Za-z0-9-_.])"},"additionalProperties":{"type":"string","pattern":"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$","allowed":"a label value (up to 63 characters of [A-Za-z0-9-_.], starting and ending alphanumeric)"}}}},"runAsUser":{"type":"integer","minimum":1,"allowed":"a non-root uid (an integer of at least 1)"},"nodeSelector":{"type":"object","allowed":"a map of Kubernetes labels","propertyNames":{"pattern":"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$","allowed":"a label key (an optional DNS prefix and \"/\", then up to 63 characters of [A-Za-z0-9-_.])"},"additionalProperties":{"type":"string","pattern":"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$","allowed":"a label value (up to 63 characters of [A-Za-z0-9-_.], starting and ending alphanumeric)"}},"tolerations":{"type":"array","allowed":"a list of tolerations","items":{"type":"object","additionalProperties":false,"allowed":"a toleration","properties":{"key":{"type":"string","pattern":"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$","allowed":"a taint key (a label key)"},"operator":{"type":"string","enum":["Exists","Equal"],"allowed":"Exists or Equal"},"value":{"type":"string","pattern":"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$","allowed":"a taint value (a label value)"},"effect":{"type":"string","enum":["NoSchedule","PreferNoSchedule","NoExecute"],"allowed":"NoSchedule, PreferNoSchedule or NoExecute"},"tolerationSeconds":{"type":"integer","minimum":0,"allowed":"an integer of at least 0"}}}},"imagePullSecrets":{"type":"array","allowed":"a list of Secret names","items":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$","maxLength":253,"allowed":"a Secret name (a DNS-1123 subdomain)"}},"priorityClassName":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$","maxLength":253,"allowed":"a PriorityClass name (a DNS-1123 subdomain)"},"patches":{"type":"array","allowed":"a list of object patches","items":{"type":"object","additionalProperties":false,"required":["kind","ops"],"allowed":"an object patch (kind, optional name, ops)","properties":{"kind":{"type":"string","enum":["StatefulSet","Service","ConfigMap","PodDisruptionBudget","NetworkPolicy","CronJob","PersistentVolumeClaim"],"allowed":"the kind of an object the store synthesizes (StatefulSet, Service, ConfigMap, PodDisruptionBudget, NetworkPolicy, CronJob or PersistentVolumeClaim)"},"name":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$","maxLength":253,"allowed":"an object name (a DNS-1123 subdomain)"},"ops":{"type":"array","minItems":1,"allowed":"a non-empty list of JSON Patch operations","items":{"type":"object","additionalProperties":false,"required":["op","path"],"allowed":"a JSON Patch operation (op, path, value or from)","properties":{"op":{"type":"string","enum":["add","remove","replace","move","copy"],"allowed":"add, remove, replace, move or copy (no test: the reconciler renders the objects at other sizes and states too)"},"path":{"type":"string","pattern":"^(/([^~/]|~[01])*)+$","allowed":"a JSON Pointer such as /spec/template/spec/hostAliases (starting with \"/\")"},"value":{"x-kubernetes-preserve-unknown-fields":true,"allowed":"any JSON value"},"from":{"type":"string","pattern":"^(/([^~/]|~[01])*)+$","allowed":"a JSON Pointer (starting with \"/\")"}}}}}}},"tls":{"type":"object","additionalProperties":false,"allowed":"TLS settings","properties":{"issuer":{"type":"object","additionalProperties":false,"required":["name"],"allowed":"a cert-manager issuer reference (name, kind)","properties":{"name":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$","maxLength":253,"allowed":"an issuer name (a DNS-1123 subdomain)"},"kind":{"type":"string","enum":["Issuer","ClusterIssuer"],"allowed":"Issuer or ClusterIssuer"}}},"memberSecret":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$","maxLength":253,"allowed":"a Secret name (a DNS-1123 subdomain)"},"clientSecret":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$","maxLength":253,"allowed":"a Secret name (a DNS-1123 subdomain)"}}},"clients":{"type":"array","allowed":"a list of clients","items":{"type":"object","additionalProperties":false,"required":["name"],"allowed":"a client (name, read, readWrite)","properties":{"name":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$","maxLength":40,"allowed":"a DNS-1123 label of at most 40 characters"},"read":{"type":"array","allowed":"a list of key prefixes","items":{"type":"string","minLength":1,"allowed":"a non-empty key prefix"}},"readWrite":{"type":"array","allowed":"a list of key prefixes","items":{"type":"string","minLength":1,"allowed":"a non-empty key prefix"}}}}},"backup":{"type":"object","additionalProperties":false,"allowed":"backup settings","properties":{"schedule":{"type":"string","pattern":"^(@(yearly|annually|monthly|weekly|daily|hourly)|([0-9*/,-]+ ){4}[0-9*/,-]+)$","allowed":"a cron schedule of five fields such as \"0 * * * *\", or a macro such as @hourly"},"keep":{"type":"integer","minimum":1,"maximum":1000,"allowed":"an integer from 1 to 1000"},"storage":{"type":"string","pattern":"^[0-9]+(\\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$","allowed":"a storage size as a Kubernetes quantity such as 10Gi or 500M (digits with an optional suffix m, k, M, G, T, P, E, Ki, Mi, Gi, Ti, Pi or Ei)"},"storageClassName":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$","allowed":"a StorageClass name (a DNS-1123 subdomain)"},"claimName":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$","maxLength":253,"allowed":"a PVC name (a DNS-1123 subdomain)"},"pruneImage":{"type":"string","pattern":"^([a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?/)?[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*(/[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$","allowed":"an image reference of the kvstore reconciler image"}}},"restore":{"type":"object","additionalProperties":false,"required":["snapshot"],"allowed":"restore settings with a snapshot","properties":{"snapshot":{"type":"string","pattern":"^[A-Za-z0-9][A-Za-z0-9._-]*$","maxLength":253,"allowed":"a snapshot file name (letters, digits, \".\", \"_\", \"-\"; no directories)"},"claimName":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$","maxLength":253,"allowed":"the name of the PVC holding the snapshot (a DNS-1123 subdomain)"}}}}};
+const schema11 = {"type":"object","additionalProperties":false,"required":["name"],"properties":{"name":{"type":"string","pattern":"^[a-z]([-a-z0-9]*[a-z0-9])?$","maxLength":52,"allowed":"a DNS-1035 label (lowercase letters, digits and '-', starting with a letter and ending alphanumeric) of at most 52 characters"},"engine":{"type":"object","required":["kind"],"allowed":"an engine","properties":{"kind":{"type":"string","enum":["etcd","custom"],"allowed":"etcd or custom"}}},"size":{"type":"integer","minimum":1,"maximum":99,"allowed":"an integer from 1 to 99"},"image":{"type":"string","pattern":"^([a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?/)?[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*(/[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$","allowed":"an image reference like registry.example.com/team/etcd:v3.5.21 (lowercase repository, no spaces)"},"storageSize":{"type":"string","pattern":"^[0-9]+(\\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$","allowed":"a storage size as a Kubernetes quantity such as 10Gi or 500M (digits with an optional suffix m, k, M, G, T, P, E, Ki, Mi, Gi, Ti, Pi or Ei)"},"storageClassName":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$","allowed":"a StorageClass name (a DNS-1123 subdomain)"},"volumeClaimTemplates":{"type":"array","minItems":1,"allowed":"a non-empty list of volume claim templates","items":{"type":"object","additionalProperties":false,"required":["name"],"allowed":"a volume claim template","properties":{"name":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$","maxLength":63,"allowed":"a DNS-1123 label of at most 63 characters"},"storage":{"type":"string","pattern":"^[0-9]+(\\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$","allowed":"a storage size as a Kubernetes quantity such as 10Gi or 500M (digits with an optional suffix m, k, M, G, T, P, E, Ki, Mi, Gi, Ti, Pi or Ei)"},"storageClassName":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$","allowed":"a StorageClass name (a DNS-1123 subdomain)"},"accessModes":{"type":"array","minItems":1,"items":{"type":"string","enum":["ReadWriteOnce","ReadOnlyMany","ReadWriteMany","ReadWriteOncePod"],"allowed":"ReadWriteOnce, ReadOnlyMany, ReadWriteMany or ReadWriteOncePod"},"allowed":"a non-empty list of access modes"},"mountPath":{"type":"string","pattern":"^/[^:]+$","allowed":"an absolute path other than / without \":\""}}}},"persistentVolumeClaimRetentionPolicy":{"type":"object","additionalProperties":false,"allowed":"a retention policy","properties":{"whenScaled":{"type":"string","enum":["Retain","Delete"],"allowed":"Retain or Delete"},"whenDeleted":{"type":"string","enum":["Retain","Delete"],"allowed":"Retain or Delete"}}},"resources":{"type":"object","additionalProperties":false,"allowed":"resource requests and limits","properties":{"requests":{"type":"object","allowed":"a map of resource names to quantities","additionalProperties":{"type":"string","pattern":"^[0-9]+(\\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$","allowed":"a quantity as a Kubernetes quantity such as 10Gi or 500M (digits with an optional suffix m, k, M, G, T, P, E, Ki, Mi, Gi, Ti, Pi or Ei)"}},"limits":{"type":"object","allowed":"a map of resource names to quantities","additionalProperties":{"type":"string","pattern":"^[0-9]+(\\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$","allowed":"a quantity as a Kubernetes quantity such as 10Gi or 500M (digits with an optional suffix m, k, M, G, T, P, E, Ki, Mi, Gi, Ti, Pi or Ei)"}}}},"clusterDomain":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$","allowed":"a DNS domain such as cluster.local"},"labels":{"type":"object","allowed":"a map of Kubernetes labels","propertyNames":{"pattern":"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$","allowed":"a label key (an optional DNS prefix and \"/\", then up to 63 characters of [A-Za-z0-9-_.])"},"additionalProperties":{"type":"string","pattern":"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$","allowed":"a label value (up to 63 characters of [A-Za-z0-9-_.], starting and ending alphanumeric)"}},"annotations":{"type":"object","allowed":"a map of strings","propertyNames":{"pattern":"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$","allowed":"an annotation key (an optional DNS prefix and \"/\", then up to 63 characters of [A-Za-z0-9-_.], alphanumeric at both ends)"},"additionalProperties":{"type":"string","allowed":"a string"}},"podAnnotations":{"type":"object","allowed":"a map of strings","propertyNames":{"pattern":"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$","allowed":"an annotation key (an optional DNS prefix and \"/\", then up to 63 characters of [A-Za-z0-9-_.], alphanumeric at both ends)"},"additionalProperties":{"type":"string","allowed":"a string"}},"podAntiAffinity":{"type":"string","enum":["soft","hard","none"],"allowed":"soft, hard or none"},"topologySpreadConstraints":{"type":"array","allowed":"a list of topology spread constraints","items":{"type":"object","additionalProperties":false,"required":["topologyKey"],"allowed":"a topology spread constraint","properties":{"topologyKey":{"type":"string","minLength":1,"allowed":"a node label key such as topology.kubernetes.io/zone"},"maxSkew":{"type":"integer","minimum":1,"allowed":"an integer of at least 1"},"whenUnsatisfiable":{"type":"string","enum":["DoNotSchedule","ScheduleAnyway"],"allowed":"DoNotSchedule or ScheduleAnyway"}}}},"updateStrategy":{"type":"object","required":["type"],"additionalProperties":false,"allowed":"an update strategy","properties":{"type":{"type":"string","enum":["RollingUpdate","OnDelete"],"allowed":"RollingUpdate or OnDelete"},"partition":{"type":"integer","minimum":0,"allowed":"an integer of at least 0"}}},"podManagementPolicy":{"type":"string","enum":["OrderedReady","Parallel"],"allowed":"OrderedReady or Parallel"},"networkPolicy":{"type":"object","additionalProperties":false,"allowed":"network policy settings","properties":{"enabled":{"type":"boolean","allowed":"true or false"},"clientPodLabels":{"type":"object","allowed":"a map of Kubernetes labels","propertyNames":{"pattern":"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$","allowed":"a label key (an optional DNS prefix and \"/\", then up to 63 characters of [A-Za-z0-9-_.])"},"additionalProperties":{"type":"string","pattern":"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$","allowed":"a label value (up to 63 characters of [A-Za-z0-9-_.], starting and ending alphanumeric)"}},"clientNamespaceLabels":{"type":"object","allowed":"a map of Kubernetes labels","propertyNames":{"pattern":"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$","allowed":"a label key (an optional DNS prefix and \"/\", then up to 63 characters of [A-Za-z0-9-_.])"},"additionalProperties":{"type":"string","pattern":"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$","allowed":"a label value (up to 63 characters of [A-Za-z0-9-_.], starting and ending alphanumeric)"}},"egress":{"type":"boolean","allowed":"true or false"}}},"runAsUser":{"type":"integer","minimum":1,"allowed":"a non-root uid (an integer of at least 1)"},"nodeSelector":{"type":"object","allowed":"a map of Kubernetes labels","propertyNames":{"pattern":"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$","allowed":"a label key (an optional DNS prefix and \"/\", then up to 63 characters of [A-Za-z0-9-_.])"},"additionalProperties":{"type":"string","pattern":"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$","allowed":"a label value (up to 63 characters of [A-Za-z0-9-_.], starting and ending alphanumeric)"}},"tolerations":{"type":"array","allowed":"a list of tolerations","items":{"type":"object","additionalProperties":false,"allowed":"a toleration","properties":{"key":{"type":"string","pattern":"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$","allowed":"a taint key (a label key)"},"operator":{"type":"string","enum":["Exists","Equal"],"allowed":"Exists or Equal"},"value":{"type":"string","pattern":"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$","allowed":"a taint value (a label value)"},"effect":{"type":"string","enum":["NoSchedule","PreferNoSchedule","NoExecute"],"allowed":"NoSchedule, PreferNoSchedule or NoExecute"},"tolerationSeconds":{"type":"integer","minimum":0,"allowed":"an integer of at least 0"}}}},"imagePullSecrets":{"type":"array","allowed":"a list of Secret names","items":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$","maxLength":253,"allowed":"a Secret name (a DNS-1123 subdomain)"}},"priorityClassName":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$","maxLength":253,"allowed":"a PriorityClass name (a DNS-1123 subdomain)"},"patches":{"type":"array","allowed":"a list of object patches","items":{"type":"object","additionalProperties":false,"required":["kind","ops"],"allowed":"an object patch (kind, optional name, ops)","properties":{"kind":{"type":"string","enum":["StatefulSet","Service","ConfigMap","PodDisruptionBudget","NetworkPolicy","CronJob","PersistentVolumeClaim"],"allowed":"the kind of an object the store synthesizes (StatefulSet, Service, ConfigMap, PodDisruptionBudget, NetworkPolicy, CronJob or PersistentVolumeClaim)"},"name":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$","maxLength":253,"allowed":"an object name (a DNS-1123 subdomain)"},"ops":{"type":"array","minItems":1,"allowed":"a non-empty list of JSON Patch operations","items":{"type":"object","additionalProperties":false,"required":["op","path"],"allowed":"a JSON Patch operation (op, path, value or from)","properties":{"op":{"type":"string","enum":["add","remove","replace","move","copy"],"allowed":"add, remove, replace, move or copy (no test: the reconciler renders the objects at other sizes and states too)"},"path":{"type":"string","pattern":"^(/([^~/]|~[01])*)+$","allowed":"a JSON Pointer such as /spec/template/spec/hostAliases (starting with \"/\")"},"value":{"x-kubernetes-preserve-unknown-fields":true,"allowed":"any JSON value"},"from":{"type":"string","pattern":"^(/([^~/]|~[01])*)+$","allowed":"a JSON Pointer (starting with \"/\")"}}}}}}},"tls":{"type":"object","additionalProperties":false,"allowed":"TLS settings","properties":{"issuer":{"type":"object","additionalProperties":false,"required":["name"],"allowed":"a cert-manager issuer reference (name, kind)","properties":{"name":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$","maxLength":253,"allowed":"an issuer name (a DNS-1123 subdomain)"},"kind":{"type":"string","enum":["Issuer","ClusterIssuer"],"allowed":"Issuer or ClusterIssuer"}}},"memberSecret":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$","maxLength":253,"allowed":"a Secret name (a DNS-1123 subdomain)"},"clientSecret":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$","maxLength":253,"allowed":"a Secret name (a DNS-1123 subdomain)"}}},"clients":{"type":"array","allowed":"a list of clients","items":{"type":"object","additionalProperties":false,"required":["name"],"allowed":"a client (name, read, readWrite)","properties":{"name":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$","maxLength":40,"allowed":"a DNS-1123 label of at most 40 characters"},"read":{"type":"array","allowed":"a list of key prefixes","items":{"type":"string","minLength":1,"allowed":"a non-empty key prefix"}},"readWrite":{"type":"array","allowed":"a list of key prefixes","items":{"type":"string","minLength":1,"allowed":"a non-empty key prefix"}}}}},"backup":{"type":"object","additionalProperties":false,"allowed":"backup settings","properties":{"schedule":{"type":"string","pattern":"^(@(yearly|annually|monthly|weekly|daily|hourly)|([0-9*/,-]+ ){4}[0-9*/,-]+)$","allowed":"a cron schedule of five fields such as \"0 * * * *\", or a macro such as @hourly"},"keep":{"type":"integer","minimum":1,"maximum":1000,"allowed":"an integer from 1 to 1000"},"storage":{"type":"string","pattern":"^[0-9]+(\\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$","allowed":"a storage size as a Kubernetes quantity such as 10Gi or 500M (digits with an optional suffix m, k, M, G, T, P, E, Ki, Mi, Gi, Ti, Pi or Ei)"},"storageClassName":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$","allowed":"a StorageClass name (a DNS-1123 subdomain)"},"claimName":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$","maxLength":253,"allowed":"a PVC name (a DNS-1123 subdomain)"},"pruneImage":{"type":"string","pattern":"^([a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?/)?[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*(/[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$","allowed":"an image reference of the kvstore reconciler image"}}},"restore":{"type":"object","additionalProperties":false,"required":["snapshot"],"allowed":"restore settings with a snapshot","properties":{"snapshot":{"type":"string","pattern":"^[A-Za-z0-9][A-Za-z0-9._-]*$","maxLength":253,"allowed":"a snapshot file name (letters, digits, \".\", \"_\", \"-\"; no directories)"},"claimName":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$","maxLength":253,"allowed":"the name of the PVC holding the snapshot (a DNS-1123 subdomain)"}}}}};
 const func2 = Object.prototype.hasOwnProperty;
 const pattern0 = new RegExp("^[a-z]([-a-z0-9]*[a-z0-9])?$", "u");
 const pattern1 = new RegExp("^([a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?/)?[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*(/[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$", "u");
@@ -1098,7 +1098,7 @@ if(data.networkPolicy !== undefined){
 let data40 = data.networkPolicy;
 if(data40 && typeof data40 == "object" && !Array.isArray(data40)){
 for(const key14 in data40){
-if(!(((key14 === "enabled") || (key14 === "clientPodLabels")) || (key14 === "clientNamespaceLabels"))){
+if(!((((key14 === "enabled") || (key14 === "clientPodLabels")) || (key14 === "clientNamespaceLabels")) || (key14 === "egress"))){
 const err86 = {instancePath:instancePath+"/networkPolicy",schemaPath:"#/properties/networkPolicy/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key14},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err86];
@@ -1253,9 +1253,9 @@ vErrors.push(err97);
 errors++;
 }
 }
-}
-else {
-const err98 = {instancePath:instancePath+"/networkPolicy",schemaPath:"#/properties/networkPolicy/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data40.egress !== undefined){
+if(typeof data40.egress !== "boolean"){
+const err98 = {instancePath:instancePath+"/networkPolicy/egress",schemaPath:"#/properties/networkPolicy/properties/egress/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
 if(vErrors === null){
 vErrors = [err98];
 }
@@ -1265,10 +1265,9 @@ vErrors.push(err98);
 errors++;
 }
 }
-if(data.runAsUser !== undefined){
-let data46 = data.runAsUser;
-if(!(((typeof data46 == "number") && (!(data46 % 1) && !isNaN(data46))) && (isFinite(data46)))){
-const err99 = {instancePath:instancePath+"/runAsUser",schemaPath:"#/properties/runAsUser/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+}
+else {
+const err99 = {instancePath:instancePath+"/networkPolicy",schemaPath:"#/properties/networkPolicy/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err99];
 }
@@ -1277,9 +1276,11 @@ vErrors.push(err99);
 }
 errors++;
 }
-if((typeof data46 == "number") && (isFinite(data46))){
-if(data46 < 1 || isNaN(data46)){
-const err100 = {instancePath:instancePath+"/runAsUser",schemaPath:"#/properties/runAsUser/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+}
+if(data.runAsUser !== undefined){
+let data47 = data.runAsUser;
+if(!(((typeof data47 == "number") && (!(data47 % 1) && !isNaN(data47))) && (isFinite(data47)))){
+const err100 = {instancePath:instancePath+"/runAsUser",schemaPath:"#/properties/runAsUser/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err100];
 }
@@ -1288,16 +1289,9 @@ vErrors.push(err100);
 }
 errors++;
 }
-}
-}
-if(data.nodeSelector !== undefined){
-let data47 = data.nodeSelector;
-if(data47 && typeof data47 == "object" && !Array.isArray(data47)){
-for(const key19 in data47){
-const _errs169 = errors;
-if(typeof key19 === "string"){
-if(!pattern11.test(key19)){
-const err101 = {instancePath:instancePath+"/nodeSelector",schemaPath:"#/properties/nodeSelector/propertyNames/pattern",keyword:"pattern",params:{pattern: "^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"},message:"must match pattern \""+"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"+"\"",propertyName:key19};
+if((typeof data47 == "number") && (isFinite(data47))){
+if(data47 < 1 || isNaN(data47)){
+const err101 = {instancePath:instancePath+"/runAsUser",schemaPath:"#/properties/runAsUser/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err101];
 }
@@ -1307,9 +1301,15 @@ vErrors.push(err101);
 errors++;
 }
 }
-var valid26 = _errs169 === errors;
-if(!valid26){
-const err102 = {instancePath:instancePath+"/nodeSelector",schemaPath:"#/properties/nodeSelector/propertyNames",keyword:"propertyNames",params:{propertyName: key19},message:"property name must be valid"};
+}
+if(data.nodeSelector !== undefined){
+let data48 = data.nodeSelector;
+if(data48 && typeof data48 == "object" && !Array.isArray(data48)){
+for(const key19 in data48){
+const _errs172 = errors;
+if(typeof key19 === "string"){
+if(!pattern11.test(key19)){
+const err102 = {instancePath:instancePath+"/nodeSelector",schemaPath:"#/properties/nodeSelector/propertyNames/pattern",keyword:"pattern",params:{pattern: "^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"},message:"must match pattern \""+"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"+"\"",propertyName:key19};
 if(vErrors === null){
 vErrors = [err102];
 }
@@ -1319,11 +1319,9 @@ vErrors.push(err102);
 errors++;
 }
 }
-for(const key20 in data47){
-let data48 = data47[key20];
-if(typeof data48 === "string"){
-if(!pattern12.test(data48)){
-const err103 = {instancePath:instancePath+"/nodeSelector/" + key20.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/nodeSelector/additionalProperties/pattern",keyword:"pattern",params:{pattern: "^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$"},message:"must match pattern \""+"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$"+"\""};
+var valid26 = _errs172 === errors;
+if(!valid26){
+const err103 = {instancePath:instancePath+"/nodeSelector",schemaPath:"#/properties/nodeSelector/propertyNames",keyword:"propertyNames",params:{propertyName: key19},message:"property name must be valid"};
 if(vErrors === null){
 vErrors = [err103];
 }
@@ -1333,8 +1331,11 @@ vErrors.push(err103);
 errors++;
 }
 }
-else {
-const err104 = {instancePath:instancePath+"/nodeSelector/" + key20.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/nodeSelector/additionalProperties/type",keyword:"type",params:{type: "string"},message:"must be string"};
+for(const key20 in data48){
+let data49 = data48[key20];
+if(typeof data49 === "string"){
+if(!pattern12.test(data49)){
+const err104 = {instancePath:instancePath+"/nodeSelector/" + key20.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/nodeSelector/additionalProperties/pattern",keyword:"pattern",params:{pattern: "^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$"},message:"must match pattern \""+"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$"+"\""};
 if(vErrors === null){
 vErrors = [err104];
 }
@@ -1344,9 +1345,8 @@ vErrors.push(err104);
 errors++;
 }
 }
-}
 else {
-const err105 = {instancePath:instancePath+"/nodeSelector",schemaPath:"#/properties/nodeSelector/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err105 = {instancePath:instancePath+"/nodeSelector/" + key20.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/nodeSelector/additionalProperties/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err105];
 }
@@ -1356,16 +1356,9 @@ vErrors.push(err105);
 errors++;
 }
 }
-if(data.tolerations !== undefined){
-let data49 = data.tolerations;
-if(Array.isArray(data49)){
-const len3 = data49.length;
-for(let i3=0; i3<len3; i3++){
-let data50 = data49[i3];
-if(data50 && typeof data50 == "object" && !Array.isArray(data50)){
-for(const key21 in data50){
-if(!(((((key21 === "key") || (key21 === "operator")) || (key21 === "value")) || (key21 === "effect")) || (key21 === "tolerationSeconds"))){
-const err106 = {instancePath:instancePath+"/tolerations/" + i3,schemaPath:"#/properties/tolerations/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key21},message:"must NOT have additional properties"};
+}
+else {
+const err106 = {instancePath:instancePath+"/nodeSelector",schemaPath:"#/properties/nodeSelector/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err106];
 }
@@ -1375,11 +1368,16 @@ vErrors.push(err106);
 errors++;
 }
 }
-if(data50.key !== undefined){
-let data51 = data50.key;
-if(typeof data51 === "string"){
-if(!pattern11.test(data51)){
-const err107 = {instancePath:instancePath+"/tolerations/" + i3+"/key",schemaPath:"#/properties/tolerations/items/properties/key/pattern",keyword:"pattern",params:{pattern: "^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"},message:"must match pattern \""+"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"+"\""};
+if(data.tolerations !== undefined){
+let data50 = data.tolerations;
+if(Array.isArray(data50)){
+const len3 = data50.length;
+for(let i3=0; i3<len3; i3++){
+let data51 = data50[i3];
+if(data51 && typeof data51 == "object" && !Array.isArray(data51)){
+for(const key21 in data51){
+if(!(((((key21 === "key") || (key21 === "operator")) || (key21 === "value")) || (key21 === "effect")) || (key21 === "tolerationSeconds"))){
+const err107 = {instancePath:instancePath+"/tolerations/" + i3,schemaPath:"#/properties/tolerations/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key21},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err107];
 }
@@ -1389,8 +1387,11 @@ vErrors.push(err107);
 errors++;
 }
 }
-else {
-const err108 = {instancePath:instancePath+"/tolerations/" + i3+"/key",schemaPath:"#/properties/tolerations/items/properties/key/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data51.key !== undefined){
+let data52 = data51.key;
+if(typeof data52 === "string"){
+if(!pattern11.test(data52)){
+const err108 = {instancePath:instancePath+"/tolerations/" + i3+"/key",schemaPath:"#/properties/tolerations/items/properties/key/pattern",keyword:"pattern",params:{pattern: "^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"},message:"must match pattern \""+"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"+"\""};
 if(vErrors === null){
 vErrors = [err108];
 }
@@ -1400,10 +1401,8 @@ vErrors.push(err108);
 errors++;
 }
 }
-if(data50.operator !== undefined){
-let data52 = data50.operator;
-if(typeof data52 !== "string"){
-const err109 = {instancePath:instancePath+"/tolerations/" + i3+"/operator",schemaPath:"#/properties/tolerations/items/properties/operator/type",keyword:"type",params:{type: "string"},message:"must be string"};
+else {
+const err109 = {instancePath:instancePath+"/tolerations/" + i3+"/key",schemaPath:"#/properties/tolerations/items/properties/key/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err109];
 }
@@ -1412,8 +1411,11 @@ vErrors.push(err109);
 }
 errors++;
 }
-if(!((data52 === "Exists") || (data52 === "Equal"))){
-const err110 = {instancePath:instancePath+"/tolerations/" + i3+"/operator",schemaPath:"#/properties/tolerations/items/properties/operator/enum",keyword:"enum",params:{allowedValues: schema11.properties.tolerations.items.properties.operator.enum},message:"must be equal to one of the allowed values"};
+}
+if(data51.operator !== undefined){
+let data53 = data51.operator;
+if(typeof data53 !== "string"){
+const err110 = {instancePath:instancePath+"/tolerations/" + i3+"/operator",schemaPath:"#/properties/tolerations/items/properties/operator/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err110];
 }
@@ -1422,12 +1424,8 @@ vErrors.push(err110);
 }
 errors++;
 }
-}
-if(data50.value !== undefined){
-let data53 = data50.value;
-if(typeof data53 === "string"){
-if(!pattern12.test(data53)){
-const err111 = {instancePath:instancePath+"/tolerations/" + i3+"/value",schemaPath:"#/properties/tolerations/items/properties/value/pattern",keyword:"pattern",params:{pattern: "^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$"},message:"must match pattern \""+"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$"+"\""};
+if(!((data53 === "Exists") || (data53 === "Equal"))){
+const err111 = {instancePath:instancePath+"/tolerations/" + i3+"/operator",schemaPath:"#/properties/tolerations/items/properties/operator/enum",keyword:"enum",params:{allowedValues: schema11.properties.tolerations.items.properties.operator.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err111];
 }
@@ -1437,8 +1435,11 @@ vErrors.push(err111);
 errors++;
 }
 }
-else {
-const err112 = {instancePath:instancePath+"/tolerations/" + i3+"/value",schemaPath:"#/properties/tolerations/items/properties/value/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data51.value !== undefined){
+let data54 = data51.value;
+if(typeof data54 === "string"){
+if(!pattern12.test(data54)){
+const err112 = {instancePath:instancePath+"/tolerations/" + i3+"/value",schemaPath:"#/properties/tolerations/items/properties/value/pattern",keyword:"pattern",params:{pattern: "^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$"},message:"must match pattern \""+"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$"+"\""};
 if(vErrors === null){
 vErrors = [err112];
 }
@@ -1448,10 +1449,8 @@ vErrors.push(err112);
 errors++;
 }
 }
-if(data50.effect !== undefined){
-let data54 = data50.effect;
-if(typeof data54 !== "string"){
-const err113 = {instancePath:instancePath+"/tolerations/" + i3+"/effect",schemaPath:"#/properties/tolerations/items/properties/effect/type",keyword:"type",params:{type: "string"},message:"must be string"};
+else {
+const err113 = {instancePath:instancePath+"/tolerations/" + i3+"/value",schemaPath:"#/properties/tolerations/items/properties/value/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err113];
 }
@@ -1460,8 +1459,11 @@ vErrors.push(err113);
 }
 errors++;
 }
-if(!(((data54 === "NoSchedule") || (data54 === "PreferNoSchedule")) || (data54 === "NoExecute"))){
-const err114 = {instancePath:instancePath+"/tolerations/" + i3+"/effect",schemaPath:"#/properties/tolerations/items/properties/effect/enum",keyword:"enum",params:{allowedValues: schema11.properties.tolerations.items.properties.effect.enum},message:"must be equal to one of the allowed values"};
+}
+if(data51.effect !== undefined){
+let data55 = data51.effect;
+if(typeof data55 !== "string"){
+const err114 = {instancePath:instancePath+"/tolerations/" + i3+"/effect",schemaPath:"#/properties/tolerations/items/properties/effect/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err114];
 }
@@ -1470,11 +1472,8 @@ vErrors.push(err114);
 }
 errors++;
 }
-}
-if(data50.tolerationSeconds !== undefined){
-let data55 = data50.tolerationSeconds;
-if(!(((typeof data55 == "number") && (!(data55 % 1) && !isNaN(data55))) && (isFinite(data55)))){
-const err115 = {instancePath:instancePath+"/tolerations/" + i3+"/tolerationSeconds",schemaPath:"#/properties/tolerations/items/properties/tolerationSeconds/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(!(((data55 === "NoSchedule") || (data55 === "PreferNoSchedule")) || (data55 === "NoExecute"))){
+const err115 = {instancePath:instancePath+"/tolerations/" + i3+"/effect",schemaPath:"#/properties/tolerations/items/properties/effect/enum",keyword:"enum",params:{allowedValues: schema11.properties.tolerations.items.properties.effect.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err115];
 }
@@ -1483,9 +1482,11 @@ vErrors.push(err115);
 }
 errors++;
 }
-if((typeof data55 == "number") && (isFinite(data55))){
-if(data55 < 0 || isNaN(data55)){
-const err116 = {instancePath:instancePath+"/tolerations/" + i3+"/tolerationSeconds",schemaPath:"#/properties/tolerations/items/properties/tolerationSeconds/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+}
+if(data51.tolerationSeconds !== undefined){
+let data56 = data51.tolerationSeconds;
+if(!(((typeof data56 == "number") && (!(data56 % 1) && !isNaN(data56))) && (isFinite(data56)))){
+const err116 = {instancePath:instancePath+"/tolerations/" + i3+"/tolerationSeconds",schemaPath:"#/properties/tolerations/items/properties/tolerationSeconds/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err116];
 }
@@ -1494,11 +1495,9 @@ vErrors.push(err116);
 }
 errors++;
 }
-}
-}
-}
-else {
-const err117 = {instancePath:instancePath+"/tolerations/" + i3,schemaPath:"#/properties/tolerations/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if((typeof data56 == "number") && (isFinite(data56))){
+if(data56 < 0 || isNaN(data56)){
+const err117 = {instancePath:instancePath+"/tolerations/" + i3+"/tolerationSeconds",schemaPath:"#/properties/tolerations/items/properties/tolerationSeconds/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err117];
 }
@@ -1509,8 +1508,9 @@ errors++;
 }
 }
 }
+}
 else {
-const err118 = {instancePath:instancePath+"/tolerations",schemaPath:"#/properties/tolerations/type",keyword:"type",params:{type: "array"},message:"must be array"};
+const err118 = {instancePath:instancePath+"/tolerations/" + i3,schemaPath:"#/properties/tolerations/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err118];
 }
@@ -1520,15 +1520,9 @@ vErrors.push(err118);
 errors++;
 }
 }
-if(data.imagePullSecrets !== undefined){
-let data56 = data.imagePullSecrets;
-if(Array.isArray(data56)){
-const len4 = data56.length;
-for(let i4=0; i4<len4; i4++){
-let data57 = data56[i4];
-if(typeof data57 === "string"){
-if(data57.length > 253){
-const err119 = {instancePath:instancePath+"/imagePullSecrets/" + i4,schemaPath:"#/properties/imagePullSecrets/items/maxLength",keyword:"maxLength",params:{limit: 253},message:"must NOT have more than 253 characters"};
+}
+else {
+const err119 = {instancePath:instancePath+"/tolerations",schemaPath:"#/properties/tolerations/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err119];
 }
@@ -1537,8 +1531,16 @@ vErrors.push(err119);
 }
 errors++;
 }
-if(!pattern3.test(data57)){
-const err120 = {instancePath:instancePath+"/imagePullSecrets/" + i4,schemaPath:"#/properties/imagePullSecrets/items/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"+"\""};
+}
+if(data.imagePullSecrets !== undefined){
+let data57 = data.imagePullSecrets;
+if(Array.isArray(data57)){
+const len4 = data57.length;
+for(let i4=0; i4<len4; i4++){
+let data58 = data57[i4];
+if(typeof data58 === "string"){
+if(data58.length > 253){
+const err120 = {instancePath:instancePath+"/imagePullSecrets/" + i4,schemaPath:"#/properties/imagePullSecrets/items/maxLength",keyword:"maxLength",params:{limit: 253},message:"must NOT have more than 253 characters"};
 if(vErrors === null){
 vErrors = [err120];
 }
@@ -1547,9 +1549,8 @@ vErrors.push(err120);
 }
 errors++;
 }
-}
-else {
-const err121 = {instancePath:instancePath+"/imagePullSecrets/" + i4,schemaPath:"#/properties/imagePullSecrets/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!pattern3.test(data58)){
+const err121 = {instancePath:instancePath+"/imagePullSecrets/" + i4,schemaPath:"#/properties/imagePullSecrets/items/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"+"\""};
 if(vErrors === null){
 vErrors = [err121];
 }
@@ -1559,9 +1560,8 @@ vErrors.push(err121);
 errors++;
 }
 }
-}
 else {
-const err122 = {instancePath:instancePath+"/imagePullSecrets",schemaPath:"#/properties/imagePullSecrets/type",keyword:"type",params:{type: "array"},message:"must be array"};
+const err122 = {instancePath:instancePath+"/imagePullSecrets/" + i4,schemaPath:"#/properties/imagePullSecrets/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err122];
 }
@@ -1571,11 +1571,9 @@ vErrors.push(err122);
 errors++;
 }
 }
-if(data.priorityClassName !== undefined){
-let data58 = data.priorityClassName;
-if(typeof data58 === "string"){
-if(data58.length > 253){
-const err123 = {instancePath:instancePath+"/priorityClassName",schemaPath:"#/properties/priorityClassName/maxLength",keyword:"maxLength",params:{limit: 253},message:"must NOT have more than 253 characters"};
+}
+else {
+const err123 = {instancePath:instancePath+"/imagePullSecrets",schemaPath:"#/properties/imagePullSecrets/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err123];
 }
@@ -1584,8 +1582,12 @@ vErrors.push(err123);
 }
 errors++;
 }
-if(!pattern3.test(data58)){
-const err124 = {instancePath:instancePath+"/priorityClassName",schemaPath:"#/properties/priorityClassName/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"+"\""};
+}
+if(data.priorityClassName !== undefined){
+let data59 = data.priorityClassName;
+if(typeof data59 === "string"){
+if(data59.length > 253){
+const err124 = {instancePath:instancePath+"/priorityClassName",schemaPath:"#/properties/priorityClassName/maxLength",keyword:"maxLength",params:{limit: 253},message:"must NOT have more than 253 characters"};
 if(vErrors === null){
 vErrors = [err124];
 }
@@ -1594,9 +1596,8 @@ vErrors.push(err124);
 }
 errors++;
 }
-}
-else {
-const err125 = {instancePath:instancePath+"/priorityClassName",schemaPath:"#/properties/priorityClassName/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!pattern3.test(data59)){
+const err125 = {instancePath:instancePath+"/priorityClassName",schemaPath:"#/properties/priorityClassName/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"+"\""};
 if(vErrors === null){
 vErrors = [err125];
 }
@@ -1606,15 +1607,8 @@ vErrors.push(err125);
 errors++;
 }
 }
-if(data.patches !== undefined){
-let data59 = data.patches;
-if(Array.isArray(data59)){
-const len5 = data59.length;
-for(let i5=0; i5<len5; i5++){
-let data60 = data59[i5];
-if(data60 && typeof data60 == "object" && !Array.isArray(data60)){
-if(data60.kind === undefined){
-const err126 = {instancePath:instancePath+"/patches/" + i5,schemaPath:"#/properties/patches/items/required",keyword:"required",params:{missingProperty: "kind"},message:"must have required property '"+"kind"+"'"};
+else {
+const err126 = {instancePath:instancePath+"/priorityClassName",schemaPath:"#/properties/priorityClassName/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err126];
 }
@@ -1623,8 +1617,16 @@ vErrors.push(err126);
 }
 errors++;
 }
-if(data60.ops === undefined){
-const err127 = {instancePath:instancePath+"/patches/" + i5,schemaPath:"#/properties/patches/items/required",keyword:"required",params:{missingProperty: "ops"},message:"must have required property '"+"ops"+"'"};
+}
+if(data.patches !== undefined){
+let data60 = data.patches;
+if(Array.isArray(data60)){
+const len5 = data60.length;
+for(let i5=0; i5<len5; i5++){
+let data61 = data60[i5];
+if(data61 && typeof data61 == "object" && !Array.isArray(data61)){
+if(data61.kind === undefined){
+const err127 = {instancePath:instancePath+"/patches/" + i5,schemaPath:"#/properties/patches/items/required",keyword:"required",params:{missingProperty: "kind"},message:"must have required property '"+"kind"+"'"};
 if(vErrors === null){
 vErrors = [err127];
 }
@@ -1633,9 +1635,8 @@ vErrors.push(err127);
 }
 errors++;
 }
-for(const key22 in data60){
-if(!(((key22 === "kind") || (key22 === "name")) || (key22 === "ops"))){
-const err128 = {instancePath:instancePath+"/patches/" + i5,schemaPath:"#/properties/patches/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key22},message:"must NOT have additional properties"};
+if(data61.ops === undefined){
+const err128 = {instancePath:instancePath+"/patches/" + i5,schemaPath:"#/properties/patches/items/required",keyword:"required",params:{missingProperty: "ops"},message:"must have required property '"+"ops"+"'"};
 if(vErrors === null){
 vErrors = [err128];
 }
@@ -1644,11 +1645,9 @@ vErrors.push(err128);
 }
 errors++;
 }
-}
-if(data60.kind !== undefined){
-let data61 = data60.kind;
-if(typeof data61 !== "string"){
-const err129 = {instancePath:instancePath+"/patches/" + i5+"/kind",schemaPath:"#/properties/patches/items/properties/kind/type",keyword:"type",params:{type: "string"},message:"must be string"};
+for(const key22 in data61){
+if(!(((key22 === "kind") || (key22 === "name")) || (key22 === "ops"))){
+const err129 = {instancePath:instancePath+"/patches/" + i5,schemaPath:"#/properties/patches/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key22},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err129];
 }
@@ -1657,8 +1656,11 @@ vErrors.push(err129);
 }
 errors++;
 }
-if(!(((((((data61 === "StatefulSet") || (data61 === "Service")) || (data61 === "ConfigMap")) || (data61 === "PodDisruptionBudget")) || (data61 === "NetworkPolicy")) || (data61 === "CronJob")) || (data61 === "PersistentVolumeClaim"))){
-const err130 = {instancePath:instancePath+"/patches/" + i5+"/kind",schemaPath:"#/properties/patches/items/properties/kind/enum",keyword:"enum",params:{allowedValues: schema11.properties.patches.items.properties.kind.enum},message:"must be equal to one of the allowed values"};
+}
+if(data61.kind !== undefined){
+let data62 = data61.kind;
+if(typeof data62 !== "string"){
+const err130 = {instancePath:instancePath+"/patches/" + i5+"/kind",schemaPath:"#/properties/patches/items/properties/kind/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err130];
 }
@@ -1667,12 +1669,8 @@ vErrors.push(err130);
 }
 errors++;
 }
-}
-if(data60.name !== undefined){
-let data62 = data60.name;
-if(typeof data62 === "string"){
-if(data62.length > 253){
-const err131 = {instancePath:instancePath+"/patches/" + i5+"/name",schemaPath:"#/properties/patches/items/properties/name/maxLength",keyword:"maxLength",params:{limit: 253},message:"must NOT have more than 253 characters"};
+if(!(((((((data62 === "StatefulSet") || (data62 === "Service")) || (data62 === "ConfigMap")) || (data62 === "PodDisruptionBudget")) || (data62 === "NetworkPolicy")) || (data62 === "CronJob")) || (data62 === "PersistentVolumeClaim"))){
+const err131 = {instancePath:instancePath+"/patches/" + i5+"/kind",schemaPath:"#/properties/patches/items/properties/kind/enum",keyword:"enum",params:{allowedValues: schema11.properties.patches.items.properties.kind.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err131];
 }
@@ -1681,8 +1679,12 @@ vErrors.push(err131);
 }
 errors++;
 }
-if(!pattern3.test(data62)){
-const err132 = {instancePath:instancePath+"/patches/" + i5+"/name",schemaPath:"#/properties/patches/items/properties/name/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"+"\""};
+}
+if(data61.name !== undefined){
+let data63 = data61.name;
+if(typeof data63 === "string"){
+if(data63.length > 253){
+const err132 = {instancePath:instancePath+"/patches/" + i5+"/name",schemaPath:"#/properties/patches/items/properties/name/maxLength",keyword:"maxLength",params:{limit: 253},message:"must NOT have more than 253 characters"};
 if(vErrors === null){
 vErrors = [err132];
 }
@@ -1691,9 +1693,8 @@ vErrors.push(err132);
 }
 errors++;
 }
-}
-else {
-const err133 = {instancePath:instancePath+"/patches/" + i5+"/name",schemaPath:"#/properties/patches/items/properties/name/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!pattern3.test(data63)){
+const err133 = {instancePath:instancePath+"/patches/" + i5+"/name",schemaPath:"#/properties/patches/items/properties/name/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"+"\""};
 if(vErrors === null){
 vErrors = [err133];
 }
@@ -1703,11 +1704,8 @@ vErrors.push(err133);
 errors++;
 }
 }
-if(data60.ops !== undefined){
-let data63 = data60.ops;
-if(Array.isArray(data63)){
-if(data63.length < 1){
-const err134 = {instancePath:instancePath+"/patches/" + i5+"/ops",schemaPath:"#/properties/patches/items/properties/ops/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items"};
+else {
+const err134 = {instancePath:instancePath+"/patches/" + i5+"/name",schemaPath:"#/properties/patches/items/properties/name/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err134];
 }
@@ -1716,12 +1714,12 @@ vErrors.push(err134);
 }
 errors++;
 }
-const len6 = data63.length;
-for(let i6=0; i6<len6; i6++){
-let data64 = data63[i6];
-if(data64 && typeof data64 == "object" && !Array.isArray(data64)){
-if(data64.op === undefined){
-const err135 = {instancePath:instancePath+"/patches/" + i5+"/ops/" + i6,schemaPath:"#/properties/patches/items/properties/ops/items/required",keyword:"required",params:{missingProperty: "op"},message:"must have required property '"+"op"+"'"};
+}
+if(data61.ops !== undefined){
+let data64 = data61.ops;
+if(Array.isArray(data64)){
+if(data64.length < 1){
+const err135 = {instancePath:instancePath+"/patches/" + i5+"/ops",schemaPath:"#/properties/patches/items/properties/ops/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items"};
 if(vErrors === null){
 vErrors = [err135];
 }
@@ -1730,8 +1728,12 @@ vErrors.push(err135);
 }
 errors++;
 }
-if(data64.path === undefined){
-const err136 = {instancePath:instancePath+"/patches/" + i5+"/ops/" + i6,schemaPath:"#/properties/patches/items/properties/ops/items/required",keyword:"required",params:{missingProperty: "path"},message:"must have required property '"+"path"+"'"};
+const len6 = data64.length;
+for(let i6=0; i6<len6; i6++){
+let data65 = data64[i6];
+if(data65 && typeof data65 == "object" && !Array.isArray(data65)){
+if(data65.op === undefined){
+const err136 = {instancePath:instancePath+"/patches/" + i5+"/ops/" + i6,schemaPath:"#/properties/patches/items/properties/ops/items/required",keyword:"required",params:{missingProperty: "op"},message:"must have required property '"+"op"+"'"};
 if(vErrors === null){
 vErrors = [err136];
 }
@@ -1740,9 +1742,8 @@ vErrors.push(err136);
 }
 errors++;
 }
-for(const key23 in data64){
-if(!((((key23 === "op") || (key23 === "path")) || (key23 === "value")) || (key23 === "from"))){
-const err137 = {instancePath:instancePath+"/patches/" + i5+"/ops/" + i6,schemaPath:"#/properties/patches/items/properties/ops/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key23},message:"must NOT have additional properties"};
+if(data65.path === undefined){
+const err137 = {instancePath:instancePath+"/patches/" + i5+"/ops/" + i6,schemaPath:"#/properties/patches/items/properties/ops/items/required",keyword:"required",params:{missingProperty: "path"},message:"must have required property '"+"path"+"'"};
 if(vErrors === null){
 vErrors = [err137];
 }
@@ -1751,11 +1752,9 @@ vErrors.push(err137);
 }
 errors++;
 }
-}
-if(data64.op !== undefined){
-let data65 = data64.op;
-if(typeof data65 !== "string"){
-const err138 = {instancePath:instancePath+"/patches/" + i5+"/ops/" + i6+"/op",schemaPath:"#/properties/patches/items/properties/ops/items/properties/op/type",keyword:"type",params:{type: "string"},message:"must be string"};
+for(const key23 in data65){
+if(!((((key23 === "op") || (key23 === "path")) || (key23 === "value")) || (key23 === "from"))){
+const err138 = {instancePath:instancePath+"/patches/" + i5+"/ops/" + i6,schemaPath:"#/properties/patches/items/properties/ops/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key23},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err138];
 }
@@ -1764,8 +1763,11 @@ vErrors.push(err138);
 }
 errors++;
 }
-if(!(((((data65 === "add") || (data65 === "remove")) || (data65 === "replace")) || (data65 === "move")) || (data65 === "copy"))){
-const err139 = {instancePath:instancePath+"/patches/" + i5+"/ops/" + i6+"/op",schemaPath:"#/properties/patches/items/properties/ops/items/properties/op/enum",keyword:"enum",params:{allowedValues: schema11.properties.patches.items.properties.ops.items.properties.op.enum},message:"must be equal to one of the allowed values"};
+}
+if(data65.op !== undefined){
+let data66 = data65.op;
+if(typeof data66 !== "string"){
+const err139 = {instancePath:instancePath+"/patches/" + i5+"/ops/" + i6+"/op",schemaPath:"#/properties/patches/items/properties/ops/items/properties/op/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err139];
 }
@@ -1774,12 +1776,8 @@ vErrors.push(err139);
 }
 errors++;
 }
-}
-if(data64.path !== undefined){
-let data66 = data64.path;
-if(typeof data66 === "string"){
-if(!pattern26.test(data66)){
-const err140 = {instancePath:instancePath+"/patches/" + i5+"/ops/" + i6+"/path",schemaPath:"#/properties/patches/items/properties/ops/items/properties/path/pattern",keyword:"pattern",params:{pattern: "^(/([^~/]|~[01])*)+$"},message:"must match pattern \""+"^(/([^~/]|~[01])*)+$"+"\""};
+if(!(((((data66 === "add") || (data66 === "remove")) || (data66 === "replace")) || (data66 === "move")) || (data66 === "copy"))){
+const err140 = {instancePath:instancePath+"/patches/" + i5+"/ops/" + i6+"/op",schemaPath:"#/properties/patches/items/properties/ops/items/properties/op/enum",keyword:"enum",params:{allowedValues: schema11.properties.patches.items.properties.ops.items.properties.op.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err140];
 }
@@ -1789,8 +1787,11 @@ vErrors.push(err140);
 errors++;
 }
 }
-else {
-const err141 = {instancePath:instancePath+"/patches/" + i5+"/ops/" + i6+"/path",schemaPath:"#/properties/patches/items/properties/ops/items/properties/path/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data65.path !== undefined){
+let data67 = data65.path;
+if(typeof data67 === "string"){
+if(!pattern26.test(data67)){
+const err141 = {instancePath:instancePath+"/patches/" + i5+"/ops/" + i6+"/path",schemaPath:"#/properties/patches/items/properties/ops/items/properties/path/pattern",keyword:"pattern",params:{pattern: "^(/([^~/]|~[01])*)+$"},message:"must match pattern \""+"^(/([^~/]|~[01])*)+$"+"\""};
 if(vErrors === null){
 vErrors = [err141];
 }
@@ -1800,11 +1801,8 @@ vErrors.push(err141);
 errors++;
 }
 }
-if(data64.from !== undefined){
-let data68 = data64.from;
-if(typeof data68 === "string"){
-if(!pattern26.test(data68)){
-const err142 = {instancePath:instancePath+"/patches/" + i5+"/ops/" + i6+"/from",schemaPath:"#/properties/patches/items/properties/ops/items/properties/from/pattern",keyword:"pattern",params:{pattern: "^(/([^~/]|~[01])*)+$"},message:"must match pattern \""+"^(/([^~/]|~[01])*)+$"+"\""};
+else {
+const err142 = {instancePath:instancePath+"/patches/" + i5+"/ops/" + i6+"/path",schemaPath:"#/properties/patches/items/properties/ops/items/properties/path/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err142];
 }
@@ -1814,8 +1812,11 @@ vErrors.push(err142);
 errors++;
 }
 }
-else {
-const err143 = {instancePath:instancePath+"/patches/" + i5+"/ops/" + i6+"/from",schemaPath:"#/properties/patches/items/properties/ops/items/properties/from/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data65.from !== undefined){
+let data69 = data65.from;
+if(typeof data69 === "string"){
+if(!pattern26.test(data69)){
+const err143 = {instancePath:instancePath+"/patches/" + i5+"/ops/" + i6+"/from",schemaPath:"#/properties/patches/items/properties/ops/items/properties/from/pattern",keyword:"pattern",params:{pattern: "^(/([^~/]|~[01])*)+$"},message:"must match pattern \""+"^(/([^~/]|~[01])*)+$"+"\""};
 if(vErrors === null){
 vErrors = [err143];
 }
@@ -1825,9 +1826,8 @@ vErrors.push(err143);
 errors++;
 }
 }
-}
 else {
-const err144 = {instancePath:instancePath+"/patches/" + i5+"/ops/" + i6,schemaPath:"#/properties/patches/items/properties/ops/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err144 = {instancePath:instancePath+"/patches/" + i5+"/ops/" + i6+"/from",schemaPath:"#/properties/patches/items/properties/ops/items/properties/from/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err144];
 }
@@ -1839,7 +1839,7 @@ errors++;
 }
 }
 else {
-const err145 = {instancePath:instancePath+"/patches/" + i5+"/ops",schemaPath:"#/properties/patches/items/properties/ops/type",keyword:"type",params:{type: "array"},message:"must be array"};
+const err145 = {instancePath:instancePath+"/patches/" + i5+"/ops/" + i6,schemaPath:"#/properties/patches/items/properties/ops/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err145];
 }
@@ -1851,7 +1851,7 @@ errors++;
 }
 }
 else {
-const err146 = {instancePath:instancePath+"/patches/" + i5,schemaPath:"#/properties/patches/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err146 = {instancePath:instancePath+"/patches/" + i5+"/ops",schemaPath:"#/properties/patches/items/properties/ops/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err146];
 }
@@ -1863,7 +1863,7 @@ errors++;
 }
 }
 else {
-const err147 = {instancePath:instancePath+"/patches",schemaPath:"#/properties/patches/type",keyword:"type",params:{type: "array"},message:"must be array"};
+const err147 = {instancePath:instancePath+"/patches/" + i5,schemaPath:"#/properties/patches/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err147];
 }
@@ -1873,12 +1873,9 @@ vErrors.push(err147);
 errors++;
 }
 }
-if(data.tls !== undefined){
-let data69 = data.tls;
-if(data69 && typeof data69 == "object" && !Array.isArray(data69)){
-for(const key24 in data69){
-if(!(((key24 === "issuer") || (key24 === "memberSecret")) || (key24 === "clientSecret"))){
-const err148 = {instancePath:instancePath+"/tls",schemaPath:"#/properties/tls/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key24},message:"must NOT have additional properties"};
+}
+else {
+const err148 = {instancePath:instancePath+"/patches",schemaPath:"#/properties/patches/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err148];
 }
@@ -1888,11 +1885,12 @@ vErrors.push(err148);
 errors++;
 }
 }
-if(data69.issuer !== undefined){
-let data70 = data69.issuer;
+if(data.tls !== undefined){
+let data70 = data.tls;
 if(data70 && typeof data70 == "object" && !Array.isArray(data70)){
-if(data70.name === undefined){
-const err149 = {instancePath:instancePath+"/tls/issuer",schemaPath:"#/properties/tls/properties/issuer/required",keyword:"required",params:{missingProperty: "name"},message:"must have required property '"+"name"+"'"};
+for(const key24 in data70){
+if(!(((key24 === "issuer") || (key24 === "memberSecret")) || (key24 === "clientSecret"))){
+const err149 = {instancePath:instancePath+"/tls",schemaPath:"#/properties/tls/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key24},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err149];
 }
@@ -1901,9 +1899,12 @@ vErrors.push(err149);
 }
 errors++;
 }
-for(const key25 in data70){
-if(!((key25 === "name") || (key25 === "kind"))){
-const err150 = {instancePath:instancePath+"/tls/issuer",schemaPath:"#/properties/tls/properties/issuer/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key25},message:"must NOT have additional properties"};
+}
+if(data70.issuer !== undefined){
+let data71 = data70.issuer;
+if(data71 && typeof data71 == "object" && !Array.isArray(data71)){
+if(data71.name === undefined){
+const err150 = {instancePath:instancePath+"/tls/issuer",schemaPath:"#/properties/tls/properties/issuer/required",keyword:"required",params:{missingProperty: "name"},message:"must have required property '"+"name"+"'"};
 if(vErrors === null){
 vErrors = [err150];
 }
@@ -1912,12 +1913,9 @@ vErrors.push(err150);
 }
 errors++;
 }
-}
-if(data70.name !== undefined){
-let data71 = data70.name;
-if(typeof data71 === "string"){
-if(data71.length > 253){
-const err151 = {instancePath:instancePath+"/tls/issuer/name",schemaPath:"#/properties/tls/properties/issuer/properties/name/maxLength",keyword:"maxLength",params:{limit: 253},message:"must NOT have more than 253 characters"};
+for(const key25 in data71){
+if(!((key25 === "name") || (key25 === "kind"))){
+const err151 = {instancePath:instancePath+"/tls/issuer",schemaPath:"#/properties/tls/properties/issuer/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key25},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err151];
 }
@@ -1926,8 +1924,12 @@ vErrors.push(err151);
 }
 errors++;
 }
-if(!pattern3.test(data71)){
-const err152 = {instancePath:instancePath+"/tls/issuer/name",schemaPath:"#/properties/tls/properties/issuer/properties/name/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"+"\""};
+}
+if(data71.name !== undefined){
+let data72 = data71.name;
+if(typeof data72 === "string"){
+if(data72.length > 253){
+const err152 = {instancePath:instancePath+"/tls/issuer/name",schemaPath:"#/properties/tls/properties/issuer/properties/name/maxLength",keyword:"maxLength",params:{limit: 253},message:"must NOT have more than 253 characters"};
 if(vErrors === null){
 vErrors = [err152];
 }
@@ -1936,9 +1938,8 @@ vErrors.push(err152);
 }
 errors++;
 }
-}
-else {
-const err153 = {instancePath:instancePath+"/tls/issuer/name",schemaPath:"#/properties/tls/properties/issuer/properties/name/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!pattern3.test(data72)){
+const err153 = {instancePath:instancePath+"/tls/issuer/name",schemaPath:"#/properties/tls/properties/issuer/properties/name/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"+"\""};
 if(vErrors === null){
 vErrors = [err153];
 }
@@ -1948,10 +1949,8 @@ vErrors.push(err153);
 errors++;
 }
 }
-if(data70.kind !== undefined){
-let data72 = data70.kind;
-if(typeof data72 !== "string"){
-const err154 = {instancePath:instancePath+"/tls/issuer/kind",schemaPath:"#/properties/tls/properties/issuer/properties/kind/type",keyword:"type",params:{type: "string"},message:"must be string"};
+else {
+const err154 = {instancePath:instancePath+"/tls/issuer/name",schemaPath:"#/properties/tls/properties/issuer/properties/name/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err154];
 }
@@ -1960,8 +1959,11 @@ vErrors.push(err154);
 }
 errors++;
 }
-if(!((data72 === "Issuer") || (data72 === "ClusterIssuer"))){
-const err155 = {instancePath:instancePath+"/tls/issuer/kind",schemaPath:"#/properties/tls/properties/issuer/properties/kind/enum",keyword:"enum",params:{allowedValues: schema11.properties.tls.properties.issuer.properties.kind.enum},message:"must be equal to one of the allowed values"};
+}
+if(data71.kind !== undefined){
+let data73 = data71.kind;
+if(typeof data73 !== "string"){
+const err155 = {instancePath:instancePath+"/tls/issuer/kind",schemaPath:"#/properties/tls/properties/issuer/properties/kind/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err155];
 }
@@ -1970,10 +1972,8 @@ vErrors.push(err155);
 }
 errors++;
 }
-}
-}
-else {
-const err156 = {instancePath:instancePath+"/tls/issuer",schemaPath:"#/properties/tls/properties/issuer/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(!((data73 === "Issuer") || (data73 === "ClusterIssuer"))){
+const err156 = {instancePath:instancePath+"/tls/issuer/kind",schemaPath:"#/properties/tls/properties/issuer/properties/kind/enum",keyword:"enum",params:{allowedValues: schema11.properties.tls.properties.issuer.properties.kind.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err156];
 }
@@ -1983,11 +1983,9 @@ vErrors.push(err156);
 errors++;
 }
 }
-if(data69.memberSecret !== undefined){
-let data73 = data69.memberSecret;
-if(typeof data73 === "string"){
-if(data73.length > 253){
-const err157 = {instancePath:instancePath+"/tls/memberSecret",schemaPath:"#/properties/tls/properties/memberSecret/maxLength",keyword:"maxLength",params:{limit: 253},message:"must NOT have more than 253 characters"};
+}
+else {
+const err157 = {instancePath:instancePath+"/tls/issuer",schemaPath:"#/properties/tls/properties/issuer/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err157];
 }
@@ -1996,8 +1994,12 @@ vErrors.push(err157);
 }
 errors++;
 }
-if(!pattern3.test(data73)){
-const err158 = {instancePath:instancePath+"/tls/memberSecret",schemaPath:"#/properties/tls/properties/memberSecret/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"+"\""};
+}
+if(data70.memberSecret !== undefined){
+let data74 = data70.memberSecret;
+if(typeof data74 === "string"){
+if(data74.length > 253){
+const err158 = {instancePath:instancePath+"/tls/memberSecret",schemaPath:"#/properties/tls/properties/memberSecret/maxLength",keyword:"maxLength",params:{limit: 253},message:"must NOT have more than 253 characters"};
 if(vErrors === null){
 vErrors = [err158];
 }
@@ -2006,9 +2008,8 @@ vErrors.push(err158);
 }
 errors++;
 }
-}
-else {
-const err159 = {instancePath:instancePath+"/tls/memberSecret",schemaPath:"#/properties/tls/properties/memberSecret/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!pattern3.test(data74)){
+const err159 = {instancePath:instancePath+"/tls/memberSecret",schemaPath:"#/properties/tls/properties/memberSecret/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"+"\""};
 if(vErrors === null){
 vErrors = [err159];
 }
@@ -2018,11 +2019,8 @@ vErrors.push(err159);
 errors++;
 }
 }
-if(data69.clientSecret !== undefined){
-let data74 = data69.clientSecret;
-if(typeof data74 === "string"){
-if(data74.length > 253){
-const err160 = {instancePath:instancePath+"/tls/clientSecret",schemaPath:"#/properties/tls/properties/clientSecret/maxLength",keyword:"maxLength",params:{limit: 253},message:"must NOT have more than 253 characters"};
+else {
+const err160 = {instancePath:instancePath+"/tls/memberSecret",schemaPath:"#/properties/tls/properties/memberSecret/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err160];
 }
@@ -2031,8 +2029,12 @@ vErrors.push(err160);
 }
 errors++;
 }
-if(!pattern3.test(data74)){
-const err161 = {instancePath:instancePath+"/tls/clientSecret",schemaPath:"#/properties/tls/properties/clientSecret/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"+"\""};
+}
+if(data70.clientSecret !== undefined){
+let data75 = data70.clientSecret;
+if(typeof data75 === "string"){
+if(data75.length > 253){
+const err161 = {instancePath:instancePath+"/tls/clientSecret",schemaPath:"#/properties/tls/properties/clientSecret/maxLength",keyword:"maxLength",params:{limit: 253},message:"must NOT have more than 253 characters"};
 if(vErrors === null){
 vErrors = [err161];
 }
@@ -2041,9 +2043,8 @@ vErrors.push(err161);
 }
 errors++;
 }
-}
-else {
-const err162 = {instancePath:instancePath+"/tls/clientSecret",schemaPath:"#/properties/tls/properties/clientSecret/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!pattern3.test(data75)){
+const err162 = {instancePath:instancePath+"/tls/clientSecret",schemaPath:"#/properties/tls/properties/clientSecret/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"+"\""};
 if(vErrors === null){
 vErrors = [err162];
 }
@@ -2053,9 +2054,8 @@ vErrors.push(err162);
 errors++;
 }
 }
-}
 else {
-const err163 = {instancePath:instancePath+"/tls",schemaPath:"#/properties/tls/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err163 = {instancePath:instancePath+"/tls/clientSecret",schemaPath:"#/properties/tls/properties/clientSecret/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err163];
 }
@@ -2065,15 +2065,9 @@ vErrors.push(err163);
 errors++;
 }
 }
-if(data.clients !== undefined){
-let data75 = data.clients;
-if(Array.isArray(data75)){
-const len7 = data75.length;
-for(let i7=0; i7<len7; i7++){
-let data76 = data75[i7];
-if(data76 && typeof data76 == "object" && !Array.isArray(data76)){
-if(data76.name === undefined){
-const err164 = {instancePath:instancePath+"/clients/" + i7,schemaPath:"#/properties/clients/items/required",keyword:"required",params:{missingProperty: "name"},message:"must have required property '"+"name"+"'"};
+}
+else {
+const err164 = {instancePath:instancePath+"/tls",schemaPath:"#/properties/tls/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err164];
 }
@@ -2082,9 +2076,16 @@ vErrors.push(err164);
 }
 errors++;
 }
-for(const key26 in data76){
-if(!(((key26 === "name") || (key26 === "read")) || (key26 === "readWrite"))){
-const err165 = {instancePath:instancePath+"/clients/" + i7,schemaPath:"#/properties/clients/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key26},message:"must NOT have additional properties"};
+}
+if(data.clients !== undefined){
+let data76 = data.clients;
+if(Array.isArray(data76)){
+const len7 = data76.length;
+for(let i7=0; i7<len7; i7++){
+let data77 = data76[i7];
+if(data77 && typeof data77 == "object" && !Array.isArray(data77)){
+if(data77.name === undefined){
+const err165 = {instancePath:instancePath+"/clients/" + i7,schemaPath:"#/properties/clients/items/required",keyword:"required",params:{missingProperty: "name"},message:"must have required property '"+"name"+"'"};
 if(vErrors === null){
 vErrors = [err165];
 }
@@ -2093,12 +2094,9 @@ vErrors.push(err165);
 }
 errors++;
 }
-}
-if(data76.name !== undefined){
-let data77 = data76.name;
-if(typeof data77 === "string"){
-if(data77.length > 40){
-const err166 = {instancePath:instancePath+"/clients/" + i7+"/name",schemaPath:"#/properties/clients/items/properties/name/maxLength",keyword:"maxLength",params:{limit: 40},message:"must NOT have more than 40 characters"};
+for(const key26 in data77){
+if(!(((key26 === "name") || (key26 === "read")) || (key26 === "readWrite"))){
+const err166 = {instancePath:instancePath+"/clients/" + i7,schemaPath:"#/properties/clients/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key26},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err166];
 }
@@ -2107,8 +2105,12 @@ vErrors.push(err166);
 }
 errors++;
 }
-if(!pattern4.test(data77)){
-const err167 = {instancePath:instancePath+"/clients/" + i7+"/name",schemaPath:"#/properties/clients/items/properties/name/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"+"\""};
+}
+if(data77.name !== undefined){
+let data78 = data77.name;
+if(typeof data78 === "string"){
+if(data78.length > 40){
+const err167 = {instancePath:instancePath+"/clients/" + i7+"/name",schemaPath:"#/properties/clients/items/properties/name/maxLength",keyword:"maxLength",params:{limit: 40},message:"must NOT have more than 40 characters"};
 if(vErrors === null){
 vErrors = [err167];
 }
@@ -2117,9 +2119,8 @@ vErrors.push(err167);
 }
 errors++;
 }
-}
-else {
-const err168 = {instancePath:instancePath+"/clients/" + i7+"/name",schemaPath:"#/properties/clients/items/properties/name/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!pattern4.test(data78)){
+const err168 = {instancePath:instancePath+"/clients/" + i7+"/name",schemaPath:"#/properties/clients/items/properties/name/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"+"\""};
 if(vErrors === null){
 vErrors = [err168];
 }
@@ -2129,15 +2130,8 @@ vErrors.push(err168);
 errors++;
 }
 }
-if(data76.read !== undefined){
-let data78 = data76.read;
-if(Array.isArray(data78)){
-const len8 = data78.length;
-for(let i8=0; i8<len8; i8++){
-let data79 = data78[i8];
-if(typeof data79 === "string"){
-if(data79.length < 1){
-const err169 = {instancePath:instancePath+"/clients/" + i7+"/read/" + i8,schemaPath:"#/properties/clients/items/properties/read/items/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+else {
+const err169 = {instancePath:instancePath+"/clients/" + i7+"/name",schemaPath:"#/properties/clients/items/properties/name/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err169];
 }
@@ -2147,8 +2141,15 @@ vErrors.push(err169);
 errors++;
 }
 }
-else {
-const err170 = {instancePath:instancePath+"/clients/" + i7+"/read/" + i8,schemaPath:"#/properties/clients/items/properties/read/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data77.read !== undefined){
+let data79 = data77.read;
+if(Array.isArray(data79)){
+const len8 = data79.length;
+for(let i8=0; i8<len8; i8++){
+let data80 = data79[i8];
+if(typeof data80 === "string"){
+if(data80.length < 1){
+const err170 = {instancePath:instancePath+"/clients/" + i7+"/read/" + i8,schemaPath:"#/properties/clients/items/properties/read/items/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err170];
 }
@@ -2158,9 +2159,8 @@ vErrors.push(err170);
 errors++;
 }
 }
-}
 else {
-const err171 = {instancePath:instancePath+"/clients/" + i7+"/read",schemaPath:"#/properties/clients/items/properties/read/type",keyword:"type",params:{type: "array"},message:"must be array"};
+const err171 = {instancePath:instancePath+"/clients/" + i7+"/read/" + i8,schemaPath:"#/properties/clients/items/properties/read/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err171];
 }
@@ -2170,15 +2170,9 @@ vErrors.push(err171);
 errors++;
 }
 }
-if(data76.readWrite !== undefined){
-let data80 = data76.readWrite;
-if(Array.isArray(data80)){
-const len9 = data80.length;
-for(let i9=0; i9<len9; i9++){
-let data81 = data80[i9];
-if(typeof data81 === "string"){
-if(data81.length < 1){
-const err172 = {instancePath:instancePath+"/clients/" + i7+"/readWrite/" + i9,schemaPath:"#/properties/clients/items/properties/readWrite/items/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+}
+else {
+const err172 = {instancePath:instancePath+"/clients/" + i7+"/read",schemaPath:"#/properties/clients/items/properties/read/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err172];
 }
@@ -2188,8 +2182,15 @@ vErrors.push(err172);
 errors++;
 }
 }
-else {
-const err173 = {instancePath:instancePath+"/clients/" + i7+"/readWrite/" + i9,schemaPath:"#/properties/clients/items/properties/readWrite/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data77.readWrite !== undefined){
+let data81 = data77.readWrite;
+if(Array.isArray(data81)){
+const len9 = data81.length;
+for(let i9=0; i9<len9; i9++){
+let data82 = data81[i9];
+if(typeof data82 === "string"){
+if(data82.length < 1){
+const err173 = {instancePath:instancePath+"/clients/" + i7+"/readWrite/" + i9,schemaPath:"#/properties/clients/items/properties/readWrite/items/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err173];
 }
@@ -2199,9 +2200,8 @@ vErrors.push(err173);
 errors++;
 }
 }
-}
 else {
-const err174 = {instancePath:instancePath+"/clients/" + i7+"/readWrite",schemaPath:"#/properties/clients/items/properties/readWrite/type",keyword:"type",params:{type: "array"},message:"must be array"};
+const err174 = {instancePath:instancePath+"/clients/" + i7+"/readWrite/" + i9,schemaPath:"#/properties/clients/items/properties/readWrite/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err174];
 }
@@ -2213,7 +2213,7 @@ errors++;
 }
 }
 else {
-const err175 = {instancePath:instancePath+"/clients/" + i7,schemaPath:"#/properties/clients/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err175 = {instancePath:instancePath+"/clients/" + i7+"/readWrite",schemaPath:"#/properties/clients/items/properties/readWrite/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err175];
 }
@@ -2225,7 +2225,7 @@ errors++;
 }
 }
 else {
-const err176 = {instancePath:instancePath+"/clients",schemaPath:"#/properties/clients/type",keyword:"type",params:{type: "array"},message:"must be array"};
+const err176 = {instancePath:instancePath+"/clients/" + i7,schemaPath:"#/properties/clients/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err176];
 }
@@ -2235,12 +2235,9 @@ vErrors.push(err176);
 errors++;
 }
 }
-if(data.backup !== undefined){
-let data82 = data.backup;
-if(data82 && typeof data82 == "object" && !Array.isArray(data82)){
-for(const key27 in data82){
-if(!((((((key27 === "schedule") || (key27 === "keep")) || (key27 === "storage")) || (key27 === "storageClassName")) || (key27 === "claimName")) || (key27 === "pruneImage"))){
-const err177 = {instancePath:instancePath+"/backup",schemaPath:"#/properties/backup/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key27},message:"must NOT have additional properties"};
+}
+else {
+const err177 = {instancePath:instancePath+"/clients",schemaPath:"#/properties/clients/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err177];
 }
@@ -2250,11 +2247,12 @@ vErrors.push(err177);
 errors++;
 }
 }
-if(data82.schedule !== undefined){
-let data83 = data82.schedule;
-if(typeof data83 === "string"){
-if(!pattern32.test(data83)){
-const err178 = {instancePath:instancePath+"/backup/schedule",schemaPath:"#/properties/backup/properties/schedule/pattern",keyword:"pattern",params:{pattern: "^(@(yearly|annually|monthly|weekly|daily|hourly)|([0-9*/,-]+ ){4}[0-9*/,-]+)$"},message:"must match pattern \""+"^(@(yearly|annually|monthly|weekly|daily|hourly)|([0-9*/,-]+ ){4}[0-9*/,-]+)$"+"\""};
+if(data.backup !== undefined){
+let data83 = data.backup;
+if(data83 && typeof data83 == "object" && !Array.isArray(data83)){
+for(const key27 in data83){
+if(!((((((key27 === "schedule") || (key27 === "keep")) || (key27 === "storage")) || (key27 === "storageClassName")) || (key27 === "claimName")) || (key27 === "pruneImage"))){
+const err178 = {instancePath:instancePath+"/backup",schemaPath:"#/properties/backup/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key27},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err178];
 }
@@ -2264,8 +2262,11 @@ vErrors.push(err178);
 errors++;
 }
 }
-else {
-const err179 = {instancePath:instancePath+"/backup/schedule",schemaPath:"#/properties/backup/properties/schedule/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data83.schedule !== undefined){
+let data84 = data83.schedule;
+if(typeof data84 === "string"){
+if(!pattern32.test(data84)){
+const err179 = {instancePath:instancePath+"/backup/schedule",schemaPath:"#/properties/backup/properties/schedule/pattern",keyword:"pattern",params:{pattern: "^(@(yearly|annually|monthly|weekly|daily|hourly)|([0-9*/,-]+ ){4}[0-9*/,-]+)$"},message:"must match pattern \""+"^(@(yearly|annually|monthly|weekly|daily|hourly)|([0-9*/,-]+ ){4}[0-9*/,-]+)$"+"\""};
 if(vErrors === null){
 vErrors = [err179];
 }
@@ -2275,10 +2276,8 @@ vErrors.push(err179);
 errors++;
 }
 }
-if(data82.keep !== undefined){
-let data84 = data82.keep;
-if(!(((typeof data84 == "number") && (!(data84 % 1) && !isNaN(data84))) && (isFinite(data84)))){
-const err180 = {instancePath:instancePath+"/backup/keep",schemaPath:"#/properties/backup/properties/keep/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+else {
+const err180 = {instancePath:instancePath+"/backup/schedule",schemaPath:"#/properties/backup/properties/schedule/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err180];
 }
@@ -2287,9 +2286,11 @@ vErrors.push(err180);
 }
 errors++;
 }
-if((typeof data84 == "number") && (isFinite(data84))){
-if(data84 > 1000 || isNaN(data84)){
-const err181 = {instancePath:instancePath+"/backup/keep",schemaPath:"#/properties/backup/properties/keep/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1000},message:"must be <= 1000"};
+}
+if(data83.keep !== undefined){
+let data85 = data83.keep;
+if(!(((typeof data85 == "number") && (!(data85 % 1) && !isNaN(data85))) && (isFinite(data85)))){
+const err181 = {instancePath:instancePath+"/backup/keep",schemaPath:"#/properties/backup/properties/keep/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err181];
 }
@@ -2298,8 +2299,9 @@ vErrors.push(err181);
 }
 errors++;
 }
-if(data84 < 1 || isNaN(data84)){
-const err182 = {instancePath:instancePath+"/backup/keep",schemaPath:"#/properties/backup/properties/keep/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+if((typeof data85 == "number") && (isFinite(data85))){
+if(data85 > 1000 || isNaN(data85)){
+const err182 = {instancePath:instancePath+"/backup/keep",schemaPath:"#/properties/backup/properties/keep/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1000},message:"must be <= 1000"};
 if(vErrors === null){
 vErrors = [err182];
 }
@@ -2308,13 +2310,8 @@ vErrors.push(err182);
 }
 errors++;
 }
-}
-}
-if(data82.storage !== undefined){
-let data85 = data82.storage;
-if(typeof data85 === "string"){
-if(!pattern2.test(data85)){
-const err183 = {instancePath:instancePath+"/backup/storage",schemaPath:"#/properties/backup/properties/storage/pattern",keyword:"pattern",params:{pattern: "^[0-9]+(\\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$"},message:"must match pattern \""+"^[0-9]+(\\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$"+"\""};
+if(data85 < 1 || isNaN(data85)){
+const err183 = {instancePath:instancePath+"/backup/keep",schemaPath:"#/properties/backup/properties/keep/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err183];
 }
@@ -2324,8 +2321,12 @@ vErrors.push(err183);
 errors++;
 }
 }
-else {
-const err184 = {instancePath:instancePath+"/backup/storage",schemaPath:"#/properties/backup/properties/storage/type",keyword:"type",params:{type: "string"},message:"must be string"};
+}
+if(data83.storage !== undefined){
+let data86 = data83.storage;
+if(typeof data86 === "string"){
+if(!pattern2.test(data86)){
+const err184 = {instancePath:instancePath+"/backup/storage",schemaPath:"#/properties/backup/properties/storage/pattern",keyword:"pattern",params:{pattern: "^[0-9]+(\\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$"},message:"must match pattern \""+"^[0-9]+(\\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$"+"\""};
 if(vErrors === null){
 vErrors = [err184];
 }
@@ -2335,11 +2336,8 @@ vErrors.push(err184);
 errors++;
 }
 }
-if(data82.storageClassName !== undefined){
-let data86 = data82.storageClassName;
-if(typeof data86 === "string"){
-if(!pattern3.test(data86)){
-const err185 = {instancePath:instancePath+"/backup/storageClassName",schemaPath:"#/properties/backup/properties/storageClassName/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"+"\""};
+else {
+const err185 = {instancePath:instancePath+"/backup/storage",schemaPath:"#/properties/backup/properties/storage/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err185];
 }
@@ -2349,8 +2347,11 @@ vErrors.push(err185);
 errors++;
 }
 }
-else {
-const err186 = {instancePath:instancePath+"/backup/storageClassName",schemaPath:"#/properties/backup/properties/storageClassName/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data83.storageClassName !== undefined){
+let data87 = data83.storageClassName;
+if(typeof data87 === "string"){
+if(!pattern3.test(data87)){
+const err186 = {instancePath:instancePath+"/backup/storageClassName",schemaPath:"#/properties/backup/properties/storageClassName/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"+"\""};
 if(vErrors === null){
 vErrors = [err186];
 }
@@ -2360,11 +2361,8 @@ vErrors.push(err186);
 errors++;
 }
 }
-if(data82.claimName !== undefined){
-let data87 = data82.claimName;
-if(typeof data87 === "string"){
-if(data87.length > 253){
-const err187 = {instancePath:instancePath+"/backup/claimName",schemaPath:"#/properties/backup/properties/claimName/maxLength",keyword:"maxLength",params:{limit: 253},message:"must NOT have more than 253 characters"};
+else {
+const err187 = {instancePath:instancePath+"/backup/storageClassName",schemaPath:"#/properties/backup/properties/storageClassName/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err187];
 }
@@ -2373,8 +2371,12 @@ vErrors.push(err187);
 }
 errors++;
 }
-if(!pattern3.test(data87)){
-const err188 = {instancePath:instancePath+"/backup/claimName",schemaPath:"#/properties/backup/properties/claimName/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"+"\""};
+}
+if(data83.claimName !== undefined){
+let data88 = data83.claimName;
+if(typeof data88 === "string"){
+if(data88.length > 253){
+const err188 = {instancePath:instancePath+"/backup/claimName",schemaPath:"#/properties/backup/properties/claimName/maxLength",keyword:"maxLength",params:{limit: 253},message:"must NOT have more than 253 characters"};
 if(vErrors === null){
 vErrors = [err188];
 }
@@ -2383,9 +2385,8 @@ vErrors.push(err188);
 }
 errors++;
 }
-}
-else {
-const err189 = {instancePath:instancePath+"/backup/claimName",schemaPath:"#/properties/backup/properties/claimName/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!pattern3.test(data88)){
+const err189 = {instancePath:instancePath+"/backup/claimName",schemaPath:"#/properties/backup/properties/claimName/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"+"\""};
 if(vErrors === null){
 vErrors = [err189];
 }
@@ -2395,11 +2396,8 @@ vErrors.push(err189);
 errors++;
 }
 }
-if(data82.pruneImage !== undefined){
-let data88 = data82.pruneImage;
-if(typeof data88 === "string"){
-if(!pattern1.test(data88)){
-const err190 = {instancePath:instancePath+"/backup/pruneImage",schemaPath:"#/properties/backup/properties/pruneImage/pattern",keyword:"pattern",params:{pattern: "^([a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?/)?[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*(/[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$"},message:"must match pattern \""+"^([a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?/)?[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*(/[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$"+"\""};
+else {
+const err190 = {instancePath:instancePath+"/backup/claimName",schemaPath:"#/properties/backup/properties/claimName/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err190];
 }
@@ -2409,8 +2407,11 @@ vErrors.push(err190);
 errors++;
 }
 }
-else {
-const err191 = {instancePath:instancePath+"/backup/pruneImage",schemaPath:"#/properties/backup/properties/pruneImage/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data83.pruneImage !== undefined){
+let data89 = data83.pruneImage;
+if(typeof data89 === "string"){
+if(!pattern1.test(data89)){
+const err191 = {instancePath:instancePath+"/backup/pruneImage",schemaPath:"#/properties/backup/properties/pruneImage/pattern",keyword:"pattern",params:{pattern: "^([a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?/)?[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*(/[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$"},message:"must match pattern \""+"^([a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?/)?[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*(/[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$"+"\""};
 if(vErrors === null){
 vErrors = [err191];
 }
@@ -2420,9 +2421,8 @@ vErrors.push(err191);
 errors++;
 }
 }
-}
 else {
-const err192 = {instancePath:instancePath+"/backup",schemaPath:"#/properties/backup/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err192 = {instancePath:instancePath+"/backup/pruneImage",schemaPath:"#/properties/backup/properties/pruneImage/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err192];
 }
@@ -2432,11 +2432,9 @@ vErrors.push(err192);
 errors++;
 }
 }
-if(data.restore !== undefined){
-let data89 = data.restore;
-if(data89 && typeof data89 == "object" && !Array.isArray(data89)){
-if(data89.snapshot === undefined){
-const err193 = {instancePath:instancePath+"/restore",schemaPath:"#/properties/restore/required",keyword:"required",params:{missingProperty: "snapshot"},message:"must have required property '"+"snapshot"+"'"};
+}
+else {
+const err193 = {instancePath:instancePath+"/backup",schemaPath:"#/properties/backup/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err193];
 }
@@ -2445,9 +2443,12 @@ vErrors.push(err193);
 }
 errors++;
 }
-for(const key28 in data89){
-if(!((key28 === "snapshot") || (key28 === "claimName"))){
-const err194 = {instancePath:instancePath+"/restore",schemaPath:"#/properties/restore/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key28},message:"must NOT have additional properties"};
+}
+if(data.restore !== undefined){
+let data90 = data.restore;
+if(data90 && typeof data90 == "object" && !Array.isArray(data90)){
+if(data90.snapshot === undefined){
+const err194 = {instancePath:instancePath+"/restore",schemaPath:"#/properties/restore/required",keyword:"required",params:{missingProperty: "snapshot"},message:"must have required property '"+"snapshot"+"'"};
 if(vErrors === null){
 vErrors = [err194];
 }
@@ -2456,12 +2457,9 @@ vErrors.push(err194);
 }
 errors++;
 }
-}
-if(data89.snapshot !== undefined){
-let data90 = data89.snapshot;
-if(typeof data90 === "string"){
-if(data90.length > 253){
-const err195 = {instancePath:instancePath+"/restore/snapshot",schemaPath:"#/properties/restore/properties/snapshot/maxLength",keyword:"maxLength",params:{limit: 253},message:"must NOT have more than 253 characters"};
+for(const key28 in data90){
+if(!((key28 === "snapshot") || (key28 === "claimName"))){
+const err195 = {instancePath:instancePath+"/restore",schemaPath:"#/properties/restore/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key28},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err195];
 }
@@ -2470,8 +2468,12 @@ vErrors.push(err195);
 }
 errors++;
 }
-if(!pattern37.test(data90)){
-const err196 = {instancePath:instancePath+"/restore/snapshot",schemaPath:"#/properties/restore/properties/snapshot/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9][A-Za-z0-9._-]*$"},message:"must match pattern \""+"^[A-Za-z0-9][A-Za-z0-9._-]*$"+"\""};
+}
+if(data90.snapshot !== undefined){
+let data91 = data90.snapshot;
+if(typeof data91 === "string"){
+if(data91.length > 253){
+const err196 = {instancePath:instancePath+"/restore/snapshot",schemaPath:"#/properties/restore/properties/snapshot/maxLength",keyword:"maxLength",params:{limit: 253},message:"must NOT have more than 253 characters"};
 if(vErrors === null){
 vErrors = [err196];
 }
@@ -2480,9 +2482,8 @@ vErrors.push(err196);
 }
 errors++;
 }
-}
-else {
-const err197 = {instancePath:instancePath+"/restore/snapshot",schemaPath:"#/properties/restore/properties/snapshot/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!pattern37.test(data91)){
+const err197 = {instancePath:instancePath+"/restore/snapshot",schemaPath:"#/properties/restore/properties/snapshot/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9][A-Za-z0-9._-]*$"},message:"must match pattern \""+"^[A-Za-z0-9][A-Za-z0-9._-]*$"+"\""};
 if(vErrors === null){
 vErrors = [err197];
 }
@@ -2492,11 +2493,8 @@ vErrors.push(err197);
 errors++;
 }
 }
-if(data89.claimName !== undefined){
-let data91 = data89.claimName;
-if(typeof data91 === "string"){
-if(data91.length > 253){
-const err198 = {instancePath:instancePath+"/restore/claimName",schemaPath:"#/properties/restore/properties/claimName/maxLength",keyword:"maxLength",params:{limit: 253},message:"must NOT have more than 253 characters"};
+else {
+const err198 = {instancePath:instancePath+"/restore/snapshot",schemaPath:"#/properties/restore/properties/snapshot/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err198];
 }
@@ -2505,8 +2503,12 @@ vErrors.push(err198);
 }
 errors++;
 }
-if(!pattern3.test(data91)){
-const err199 = {instancePath:instancePath+"/restore/claimName",schemaPath:"#/properties/restore/properties/claimName/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"+"\""};
+}
+if(data90.claimName !== undefined){
+let data92 = data90.claimName;
+if(typeof data92 === "string"){
+if(data92.length > 253){
+const err199 = {instancePath:instancePath+"/restore/claimName",schemaPath:"#/properties/restore/properties/claimName/maxLength",keyword:"maxLength",params:{limit: 253},message:"must NOT have more than 253 characters"};
 if(vErrors === null){
 vErrors = [err199];
 }
@@ -2515,9 +2517,8 @@ vErrors.push(err199);
 }
 errors++;
 }
-}
-else {
-const err200 = {instancePath:instancePath+"/restore/claimName",schemaPath:"#/properties/restore/properties/claimName/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!pattern3.test(data92)){
+const err200 = {instancePath:instancePath+"/restore/claimName",schemaPath:"#/properties/restore/properties/claimName/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"+"\""};
 if(vErrors === null){
 vErrors = [err200];
 }
@@ -2527,9 +2528,8 @@ vErrors.push(err200);
 errors++;
 }
 }
-}
 else {
-const err201 = {instancePath:instancePath+"/restore",schemaPath:"#/properties/restore/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err201 = {instancePath:instancePath+"/restore/claimName",schemaPath:"#/properties/restore/properties/claimName/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err201];
 }
@@ -2541,12 +2541,24 @@ errors++;
 }
 }
 else {
-const err202 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err202 = {instancePath:instancePath+"/restore",schemaPath:"#/properties/restore/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err202];
 }
 else {
 vErrors.push(err202);
+}
+errors++;
+}
+}
+}
+else {
+const err203 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err203];
+}
+else {
+vErrors.push(err203);
 }
 errors++;
 }

@@ -358,6 +358,8 @@ export interface KVStoreSpec {
     readonly clientPodLabels: Record<string, string>;
     /** Labels of the namespaces clients may come from; absent: the store's own. */
     readonly clientNamespaceLabels?: Record<string, string>;
+    /** Whether egress is restricted too (for namespaces that deny egress by default). */
+    readonly egress: boolean;
   };
   /** The uid (and gid) the containers run as. */
   readonly runAsUser: number;
@@ -428,6 +430,7 @@ export interface KVStoreSpecInput {
     readonly enabled?: boolean;
     readonly clientPodLabels?: Record<string, string>;
     readonly clientNamespaceLabels?: Record<string, string>;
+    readonly egress?: boolean;
   };
   readonly runAsUser?: number;
   readonly nodeSelector?: Record<string, string>;

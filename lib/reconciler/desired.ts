@@ -23,8 +23,8 @@ export function desiredState(document: StoreDocument, options: RenderOptions = {
   const app = new App({ outdir: '/nonexistent' });
   const chart = new Chart(app, 'desired', { namespace: document.namespace, disableResourceNameHashes: true });
   const store = StoreDefinition.fromDocument(document);
-  // The certificates are the reconciler's in CRD mode; in GitOps mode the GitOps tool applies them.
-  renderStoreObjects(new Construct(chart, document.spec.name), store, { ...options, certificates: document.reconciledBy === 'operator' });
+  // The GitOps tool's objects (certificates, the Jobs' NetworkPolicy) are the reconciler's in CRD mode only.
+  renderStoreObjects(new Construct(chart, document.spec.name), store, { ...options, toolOwned: document.reconciledBy === 'operator' });
   const names = reconcilerNames(document.spec.name);
   const id = applySetId(names.applySetParent, document.namespace);
   const objects = (chart.toJson() as KubeObject[]).map((o) => {

@@ -2,6 +2,7 @@ import { App, Chart, Testing } from 'cdk8s';
 import {
   AccessMode, Engine, KVStore, PatchOp, PodAntiAffinity, PodManagementPolicy, PvcRetention, SpecError, TaintEffect, TolerationOperator, UpdateStrategy, WhenUnsatisfiable,
 } from '../../lib';
+import { desiredState } from '../../lib/reconciler/desired';
 import { container, find, Manifest, renderDocument, synth, testChart, validateAgainstSchema } from '../support/manifests';
 
 function store(props: ConstructorParameters<typeof KVStore>[2] = {}, namespace?: string): { store: KVStore; objects: Manifest[]; chart: Chart } {
@@ -261,6 +262,32 @@ describe('KVStore props', () => {
         ports: [{ protocol: 'TCP', port: 2379 }],
       },
     ]);
+  });
+
+  test('networkPolicyEgress: members may reach DNS and each other only; the store\'s Jobs DNS and the client port', () => {
+    const { objects } = store({ networkPolicyEgress: true, backup: {} }, 'prod');
+    const members = find(objects, 'NetworkPolicy', 'orders').spec;
+    const selector = { 'app.kubernetes.io/name': 'kvstore', 'app.kubernetes.io/instance': 'orders' };
+    const dns = { to: [{ namespaceSelector: {}, podSelector: { matchLabels: { 'k8s-app': 'kube-dns' } } }], ports: [{ protocol: 'UDP', port: 53 }, { protocol: 'TCP', port: 53 }] };
+    expect(members.policyTypes).toEqual(['Ingress', 'Egress']);
+    expect(members.egress).toEqual([dns, { to: [{ podSelector: { matchLabels: selector } }], ports: [{ protocol: 'TCP', port: 2379 }, { protocol: 'TCP', port: 2380 }] }]);
+    const jobs = find(objects, 'NetworkPolicy', 'orders-jobs').spec;
+    expect(jobs).toEqual({
+      podSelector: { matchLabels: { 'kvstore.cdk8s-kvstore.io/store': 'orders' } },
+      policyTypes: ['Egress'],
+      egress: [dns, { to: [{ podSelector: { matchLabels: selector } }], ports: [{ protocol: 'TCP', port: 2379 }] }],
+    });
+    // Off by default: ingress only, no Jobs policy.
+    const plain = store({}, 'prod').objects;
+    expect(find(plain, 'NetworkPolicy').spec.policyTypes).toEqual(['Ingress']);
+    expect(plain.filter((o) => o.kind === 'NetworkPolicy')).toHaveLength(1);
+  });
+
+  test('networkPolicyEgress in GitOps mode: the Jobs\' policy is the GitOps tool\'s, and lets the reconciler reach the API server', () => {
+    const { objects, store: s } = store({ networkPolicyEgress: true, reconciler: {} }, 'prod');
+    const jobs = find(objects, 'NetworkPolicy', 'orders-jobs').spec;
+    expect(jobs.egress.at(-1)).toEqual({ ports: [{ protocol: 'TCP', port: 443 }, { protocol: 'TCP', port: 6443 }] });
+    expect(desiredState(s.document).objects.map((o) => `${o.kind}/${o.metadata.name}`)).not.toContain('NetworkPolicy/orders-jobs');
   });
 
   test('networkPolicy: false emits none', () => {

@@ -12,6 +12,7 @@ describe('storeNames', () => {
       clientService: 'orders',
       podDisruptionBudget: 'orders',
       networkPolicy: 'orders',
+      jobsNetworkPolicy: 'orders-jobs',
       bootstrapConfig: 'orders-bootstrap',
       selfSignedIssuer: 'orders-selfsigned',
       ca: 'orders-ca',

@@ -61,7 +61,7 @@ describe('normalizeSpec defaults', () => {
       topologySpreadConstraints: [],
       updateStrategy: { type: 'RollingUpdate', partition: 0 },
       podManagementPolicy: 'Parallel',
-      networkPolicy: { enabled: true, clientPodLabels: { 'orders-client': 'true' } },
+      networkPolicy: { enabled: true, clientPodLabels: { 'orders-client': 'true' }, egress: false },
       runAsUser: 65532,
       nodeSelector: {},
       tolerations: [],
@@ -112,6 +112,7 @@ describe('normalizeSpec defaults', () => {
       enabled: true,
       clientPodLabels: { 'orders-client': 'true' },
       clientNamespaceLabels: { team: 'shop' },
+      egress: false,
     });
   });
 });
