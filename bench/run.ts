@@ -1,9 +1,10 @@
 // `npm run bench`: cost, speed and memory of synthesis, the reconciler and the install on this machine, medians of several runs.
 // Run after `projen compile` (the bench task does that): it times compiled JavaScript.
-// `node build/bench/run.js [section ...]` runs only the named sections (library, synth, many, reconciler, etcd, day2, footprint).
+// `node build/bench/run.js [section ...]` runs only the named sections (library, synth, many, reconciler, etcd, tls, day2, footprint).
 import { cpus } from 'os';
 import { day2Bench } from './day2';
 import { etcdBench } from './etcd';
+import { tlsBench } from './tls';
 import { footprintBench, footprintReport } from './footprint';
 import { libraryCostBench, libraryCostReport } from './library-cost';
 import { fmt, median, timeCommand, verdict } from './measure';
@@ -66,6 +67,20 @@ async function realEtcd(report: Report): Promise<void> {
   report(`keys lost: ${etcd.keysLost} of ${etcd.keysWritten} acknowledged  (${verdict(etcd.keysLost === 0)}: 0)`);
 }
 
+/** Mutual TLS against plain HTTP on real etcd (pod runner), alternated. */
+async function tls(report: Report): Promise<void> {
+  const result = await tlsBench(5);
+  report('## Mutual TLS vs plain HTTP (3 real etcd members from the synthesized manifests, alternated; median of 5 runs each)');
+  if (typeof result === 'string') {
+    report(`skipped: ${result}`);
+    return;
+  }
+  const [pf, tf] = [median(result.plain.formedMs), median(result.tls.formedMs)];
+  const [pp, tp] = [median(result.plain.putMedianMs), median(result.tls.putMedianMs)];
+  report(`cluster formation: plain ${fmt(pf)}, TLS ${fmt(tf)}  (TLS/plain ${(tf / pf).toFixed(2)})`);
+  report(`median latency of 1,000 sequential puts: plain ${pp.toFixed(2)} ms, TLS ${tp.toFixed(2)} ms  (TLS/plain ${(tp / pp).toFixed(2)})`);
+}
+
 /** Day-2 operations through the reconciler (cluster simulator on the API double, real etcd). */
 async function day2(report: Report): Promise<void> {
   const result = await day2Bench(3);
@@ -95,6 +110,7 @@ const SECTIONS: Record<string, (report: Report) => Promise<void>> = {
   many: manyStores,
   reconciler,
   etcd: realEtcd,
+  tls,
   day2,
   footprint,
 };
