@@ -5,14 +5,14 @@ import { ApiObject, JsonPatch } from 'cdk8s';
 import { Construct } from 'constructs';
 import { canonicalJson } from '../model/document';
 import { SpecError } from '../model/issues';
-import { AUTH_ANNOTATION, ENGINE_ANNOTATION, OPERATION_ANNOTATION, RESTORED_FROM_ANNOTATION, STORE_LABEL } from '../model/metadata';
+import { AUTH_ANNOTATION, ENGINE_ANNOTATION, OPERATION_ANNOTATION, TLS_TRUST_ANNOTATION, RESTORED_FROM_ANNOTATION, STORE_LABEL } from '../model/metadata';
 import type { JsonPatchOperationSpec, ObjectPatchSpec } from '../model/spec';
 import type { StoreDefinition } from './store-definition';
 
 /** A JSON Pointer token for a map key ("/" and "~" escaped). */
 const token = (key: string) => key.replace(/~/g, '~0').replace(/\//g, '~1');
 /** The reconciler's marks, which it reads back from the live objects. */
-const MARKS = [AUTH_ANNOTATION, ENGINE_ANNOTATION, OPERATION_ANNOTATION, RESTORED_FROM_ANNOTATION].map((a) => `/metadata/annotations/${token(a)}`);
+const MARKS = [AUTH_ANNOTATION, ENGINE_ANNOTATION, OPERATION_ANNOTATION, RESTORED_FROM_ANNOTATION, TLS_TRUST_ANNOTATION].map((a) => `/metadata/annotations/${token(a)}`);
 
 /**
  * Values a patch must leave as rendered, each with what to use instead: identity everywhere; what the

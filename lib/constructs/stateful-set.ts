@@ -7,8 +7,8 @@ import type { IAffinity } from 'kubernetes-models/v1/Affinity';
 import type { IPodSpec } from 'kubernetes-models/v1/PodSpec';
 import type { IProbe } from 'kubernetes-models/v1/Probe';
 import { EngineContainer, POD_ENV, TLS_DIRS } from '../engines/types';
-import { AUTH_ANNOTATION, ENGINE_ANNOTATION, OPERATION_ANNOTATION, RESTORED_FROM_ANNOTATION } from '../model/metadata';
-import { tlsSecrets } from '../model/names';
+import { AUTH_ANNOTATION, ENGINE_ANNOTATION, OPERATION_ANNOTATION, RESTORED_FROM_ANNOTATION, TLS_TRUST_ANNOTATION } from '../model/metadata';
+import { tlsSecrets, tlsTrust } from '../model/names';
 import type { ProbeSpec, RestoreSpec } from '../model/spec';
 import { kubeObject } from './kube';
 import { restrictedContainerSecurity, restrictedPodSecurity, storePodCommons } from './pod-security';
@@ -35,6 +35,7 @@ export function renderStatefulSet(scope: Construct, store: StoreDefinition, cont
       ...(spec.restore ? { [RESTORED_FROM_ANNOTATION]: restoredFrom(spec.restore) } : {}),
       ...(operation ? { [OPERATION_ANNOTATION]: operation } : {}),
       ...(spec.clients ? { [AUTH_ANNOTATION]: 'clients' } : {}),
+      ...(spec.tls ? { [TLS_TRUST_ANNOTATION]: tlsTrust(spec)! } : {}),
     }),
     spec: {
       serviceName: names.headlessService,

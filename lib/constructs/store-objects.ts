@@ -79,9 +79,18 @@ function renderJobsNetworkPolicy(scope: Construct, store: StoreDefinition, recon
       egress: [
         DNS_EGRESS,
         { to: [{ podSelector: { matchLabels: store.selectorLabels } }], ports: [{ protocol: 'TCP', port: store.engine.clientPort }] },
-        // The API server's address is not known at synth time: its ports, anywhere.
-        ...(reconcilerApi ? [{ ports: [{ protocol: 'TCP' as const, port: 443 }, { protocol: 'TCP' as const, port: 6443 }] }] : []),
       ],
+    },
+  });
+  if (!reconcilerApi) return;
+  // The reconciler Job alone (not the backup Jobs) may reach the API server. Its address is not known
+  // at synth time: its ports, anywhere.
+  kubeObject<INetworkPolicy>(scope, 'ReconcilerNetworkPolicy', { apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy' }, {
+    metadata: store.metadata(store.names.reconcilerNetworkPolicy),
+    spec: {
+      podSelector: { matchLabels: { [STORE_LABEL]: store.spec.name, [NAME_LABEL]: RECONCILER_POD_NAME } },
+      policyTypes: ['Egress'],
+      egress: [{ ports: [{ protocol: 'TCP', port: 443 }, { protocol: 'TCP', port: 6443 }] }],
     },
   });
 }
@@ -124,8 +133,9 @@ function renderBootstrapConfig(scope: Construct, store: StoreDefinition, contain
 /**
  * Keeps a quorum through voluntary disruptions (or one member down for engines without quorum). A
  * store of 1 or 2 members has no quorum to keep through a drain (each needs every member), and a
- * budget that asked for it would block every drain forever: it allows one member down instead. An
- * unhealthy member may always be evicted: it counts for no quorum, and would otherwise block drains.
+ * budget that asked for it would block every drain forever: it allows one member down instead.
+ * (Unhealthy members are not let go early: readiness needs quorum, so while a quorum is being
+ * regained every member is unhealthy, and evicting them would lose it for good.)
  */
 function renderPodDisruptionBudget(scope: Construct, store: StoreDefinition): void {
   const { size } = store.spec;
@@ -136,7 +146,6 @@ function renderPodDisruptionBudget(scope: Construct, store: StoreDefinition): vo
       ...(store.engine.quorum && size >= 3
         ? { minAvailable: Math.floor(size / 2) + 1 }
         : { maxUnavailable: 1 }),
-      unhealthyPodEvictionPolicy: 'AlwaysAllow',
     },
   });
 }

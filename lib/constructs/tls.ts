@@ -56,7 +56,9 @@ export function renderCertificates(scope: Construct, store: StoreDefinition, max
         commonName: `${spec.name}.${namespace} kvstore CA`,
         secretName: names.ca,
         duration: CA_DURATION,
-        privateKey: PRIVATE_KEY,
+        // The CA keeps its key when renewed, so leaves signed before and after verify against either
+        // (etcd does not reload its trusted CA).
+        privateKey: { ...PRIVATE_KEY, rotationPolicy: 'Never' },
         issuerRef: { name: names.selfSignedIssuer, kind: 'Issuer', group: 'cert-manager.io' },
       },
     });

@@ -31,8 +31,7 @@ export type AuthStep =
   | { readonly action: 'grant-role'; readonly user: string; readonly role: string }
   | { readonly action: 'delete-user'; readonly user: string }
   | { readonly action: 'delete-role'; readonly role: string }
-  | { readonly action: 'enable' }
-  | { readonly action: 'disable' };
+  | { readonly action: 'enable' };
 
 /** A key prefix (UTF-8) as the byte string RangePermission holds. */
 const bytesOf = (prefix: string) => Buffer.from(prefix, 'utf8').toString('latin1');
@@ -61,30 +60,38 @@ export function clientPermissions(client: ClientSpec): RangePermission[] {
 }
 
 /**
- * The steps from `state` to `clients` (undefined: the library manages no client, so authentication
- * goes off again if the library had turned it on). Only what differs: a role gains or loses the
- * permissions that changed; users and roles of clients no longer listed are deleted; the root user and
- * authentication come first and last.
+ * Users a client would take over: an existing user of that name holding any role but the client's own
+ * (say, a hand-made user with the root role). The reconciler refuses them rather than widen or narrow
+ * someone else's user.
+ */
+export function authConflicts(state: AuthState, clients: readonly ClientSpec[] | undefined): string[] {
+  return (clients ?? []).flatMap((c) => {
+    const roles = state.users.get(c.name) ?? [];
+    const foreign = roles.filter((r) => r !== `${ROLE_PREFIX}${c.name}`);
+    return foreign.length ? [`client ${c.name}: etcd already has a user ${c.name} with role(s) ${foreign.join(', ')}, which the library did not give it; rename the client or remove that user`] : [];
+  });
+}
+
+/**
+ * The steps from `state` to `clients` (undefined: none any more). Only what differs: a role gains or
+ * loses the permissions that changed; users and roles of clients no longer listed are deleted; the root
+ * user comes first and authentication stays on (once on, it never goes off: a former client's
+ * certificate, which cert-manager leaves in its Secret, would otherwise get full access again).
  */
 export function planAuth(state: AuthState, clients: readonly ClientSpec[] | undefined): AuthStep[] {
   const steps: AuthStep[] = [];
   const managedRoles = [...state.roles.keys()].filter((r) => r.startsWith(ROLE_PREFIX)).sort();
   const wanted = new Map((clients ?? []).map((c) => [`${ROLE_PREFIX}${c.name}`, c]));
-  if (clients === undefined) {
-    if (managedRoles.length === 0) return [];
-    steps.push({ action: 'disable' });
-  } else {
-    if (!state.users.has(ROOT)) steps.push({ action: 'add-user', user: ROOT });
-    if (!(state.users.get(ROOT) ?? []).includes(ROOT)) steps.push({ action: 'grant-role', user: ROOT, role: ROOT });
-    for (const [role, client] of [...wanted].sort(([a], [b]) => a.localeCompare(b))) {
-      const have = state.roles.get(role);
-      if (!have) steps.push({ action: 'add-role', role });
-      const want = clientPermissions(client);
-      for (const perm of (have ?? []).filter((h) => !want.some((w) => key(w) === key(h)))) steps.push({ action: 'revoke', role, perm });
-      for (const perm of want.filter((w) => !(have ?? []).some((h) => key(w) === key(h)))) steps.push({ action: 'grant', role, perm });
-      if (!state.users.has(client.name)) steps.push({ action: 'add-user', user: client.name });
-      if (!(state.users.get(client.name) ?? []).includes(role)) steps.push({ action: 'grant-role', user: client.name, role });
-    }
+  if (!state.users.has(ROOT)) steps.push({ action: 'add-user', user: ROOT });
+  if (!(state.users.get(ROOT) ?? []).includes(ROOT)) steps.push({ action: 'grant-role', user: ROOT, role: ROOT });
+  for (const [role, client] of [...wanted].sort(([x], [y]) => x.localeCompare(y))) {
+    const have = state.roles.get(role);
+    if (!have) steps.push({ action: 'add-role', role });
+    const want = clientPermissions(client);
+    for (const perm of (have ?? []).filter((h) => !want.some((w) => key(w) === key(h)))) steps.push({ action: 'revoke', role, perm });
+    for (const perm of want.filter((w) => !(have ?? []).some((h) => key(w) === key(h)))) steps.push({ action: 'grant', role, perm });
+    if (!state.users.has(client.name)) steps.push({ action: 'add-user', user: client.name });
+    if (!(state.users.get(client.name) ?? []).includes(role)) steps.push({ action: 'grant-role', user: client.name, role });
   }
   // Clients no longer listed: their role, and their user when it has no role but ours.
   for (const role of managedRoles.filter((r) => !wanted.has(r))) {
@@ -92,7 +99,7 @@ export function planAuth(state: AuthState, clients: readonly ClientSpec[] | unde
     if ((state.users.get(user) ?? []).every((r) => r === role) && state.users.has(user)) steps.push({ action: 'delete-user', user });
     steps.push({ action: 'delete-role', role });
   }
-  if (clients !== undefined) steps.push({ action: 'enable' });
+  steps.push({ action: 'enable' });
   return steps;
 }
 
@@ -111,8 +118,7 @@ export function describeAuthStep(step: AuthStep): string {
     case 'grant-role':
       return `grant role ${step.role} to user ${step.user}`;
     case 'enable':
-    case 'disable':
-      return `${step.action} authentication`;
+      return 'enable authentication';
   }
 }
 
@@ -141,7 +147,6 @@ export async function applyAuthStep(client: Etcd3, step: AuthStep): Promise<void
     case 'delete-user': await a.userDelete({ name: step.user }); return;
     case 'grant-role': await a.userGrantRole({ user: step.user, role: step.role }); return;
     case 'enable': await a.authEnable(); return;
-    case 'disable': await a.authDisable(); return;
   }
 }
 
@@ -158,7 +163,10 @@ export function authClient(endpoints: string[], tls: EtcdClientTls): Etcd3 {
 
 /** Reads, plans and applies; returns the steps taken (an enable that was already on counts as none). */
 export async function reconcileAuth(client: Etcd3, clients: readonly ClientSpec[] | undefined, log: (line: string) => void = () => undefined): Promise<AuthStep[]> {
-  const steps = planAuth(await readAuth(client), clients);
+  const state = await readAuth(client);
+  const conflicts = authConflicts(state, clients);
+  if (conflicts.length) throw new Error(`${conflicts.join('; ')} (nothing was changed)`);
+  const steps = planAuth(state, clients);
   const changed = steps.filter((s) => s.action !== 'enable');
   for (const step of steps) {
     await applyAuthStep(client, step);

@@ -155,6 +155,10 @@ export class EtcdEngine implements IEngine {
         issues.push({ field: 'engine.walVolume', value: e.walVolume, allowed: others.length ? `one of the volume claim templates after the first (${others.join(', ')})` : 'the name of a second volume claim template (there is none)' });
       }
     }
+    // etcd 3.5.0 answers /health with false once authentication is on (etcd-io/etcd#13144): every member would be unready.
+    if (spec.clients && e.version === '3.5.0') {
+      issues.push({ field: 'engine.version', value: e.version, allowed: 'a version other than 3.5.0 with clients', reason: 'etcd 3.5.0 reports itself unhealthy once authentication is on (fixed in 3.5.1)' });
+    }
     if (e.initialClusterToken !== undefined && !/^[A-Za-z0-9][-A-Za-z0-9_.]*$/.test(e.initialClusterToken)) {
       issues.push({ field: 'engine.initialClusterToken', value: e.initialClusterToken, allowed: 'letters, digits, ".", "_" and "-"' });
     }

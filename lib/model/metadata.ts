@@ -32,6 +32,11 @@ export const RESTORED_FROM_ANNOTATION = `${KVSTORE_GROUP}/restored-from`;
 export const OPERATION_ANNOTATION = `${KVSTORE_GROUP}/operation`;
 /** On the StatefulSet of a store with clients: the reconciler manages etcd's users (and turns auth off when they go). */
 export const AUTH_ANNOTATION = `${KVSTORE_GROUP}/auth`;
+/**
+ * On a TLS store's StatefulSet: what its members trust (`own-ca`, `<Issuer|ClusterIssuer>/<name>` or
+ * `secret/<member Secret>`). etcd does not reload its trusted CA, so the reconciler refuses a change.
+ */
+export const TLS_TRUST_ANNOTATION = `${KVSTORE_GROUP}/tls-trust`;
 /** Annotation holding a hash of what the reconciler last applied to an object. */
 export const APPLIED_HASH_ANNOTATION = `${KVSTORE_GROUP}/applied-hash`;
 

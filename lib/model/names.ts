@@ -17,6 +17,8 @@ export interface StoreNames {
   readonly networkPolicy: string;
   /** With egress restricted: the NetworkPolicy of the store's Jobs. */
   readonly jobsNetworkPolicy: string;
+  /** With egress restricted in GitOps mode: the reconciler Job's way to the API server. */
+  readonly reconcilerNetworkPolicy: string;
   /** ConfigMap of the settings that change with membership (etcd's initial cluster). */
   readonly bootstrapConfig: string;
   /** TLS: the self-signed cert-manager Issuer that signs the store's own CA. */
@@ -37,6 +39,7 @@ export function storeNames(storeName: string): StoreNames {
     podDisruptionBudget: storeName,
     networkPolicy: storeName,
     jobsNetworkPolicy: `${storeName}-jobs`,
+    reconcilerNetworkPolicy: `${storeName}-reconciler-egress`,
     bootstrapConfig: `${storeName}-bootstrap`,
     selfSignedIssuer: `${storeName}-selfsigned`,
     ca: `${storeName}-ca`,
@@ -171,6 +174,7 @@ export function storeObjects(spec: KVStoreSpec, options: StoreObjectsOptions): S
   ];
   if (spec.networkPolicy.enabled) objects.push({ kind: 'NetworkPolicy', name: names.networkPolicy });
   if (spec.networkPolicy.enabled && spec.networkPolicy.egress) objects.push({ kind: 'NetworkPolicy', name: names.jobsNetworkPolicy });
+  if (spec.networkPolicy.enabled && spec.networkPolicy.egress && options.reconciler) objects.push({ kind: 'NetworkPolicy', name: names.reconcilerNetworkPolicy });
   if (spec.tls && tlsSecrets(spec).certManager) {
     objects.push({ kind: 'Certificate', name: names.memberTls }, { kind: 'Certificate', name: names.clientTls });
     if (!spec.tls.issuer) objects.push({ kind: 'Issuer', name: names.selfSignedIssuer }, { kind: 'Certificate', name: names.ca }, { kind: 'Issuer', name: names.ca });
@@ -206,4 +210,11 @@ export function tlsSecrets(spec: KVStoreSpec): { member: string; client: string;
 /** A client's Certificate and Secret: `<store>-client-<client>`. */
 export function clientCertName(names: StoreNames, client: string): string {
   return `${names.statefulSet}-client-${client}`;
+}
+
+/** What a TLS store's members trust, as recorded on its StatefulSet. */
+export function tlsTrust(spec: KVStoreSpec): string | undefined {
+  if (!spec.tls) return undefined;
+  if (spec.tls.memberSecret !== undefined) return `secret/${spec.tls.memberSecret}`;
+  return spec.tls.issuer ? `${spec.tls.issuer.kind}/${spec.tls.issuer.name}` : 'own-ca';
 }

@@ -69,6 +69,12 @@ function crossFieldIssues(spec: KVStoreSpec, input: KVStoreSpecInput): SpecIssue
       issues.push({ field: `${field}.tolerationSeconds`, value: t.tolerationSeconds, allowed: 'left out unless effect is NoExecute', reason: 'only a NoExecute taint evicts a running pod' });
     }
   });
+  if (spec.networkPolicy.egress && !spec.networkPolicy.enabled) {
+    issues.push({ field: 'networkPolicy.egress', value: true, allowed: 'used with the NetworkPolicy on (networkPolicy.enabled)', reason: 'egress rules belong to the NetworkPolicies it turns off' });
+  }
+  if (spec.clients && spec.tls && (spec.tls.memberSecret !== undefined || spec.tls.clientSecret !== undefined)) {
+    issues.push({ field: 'clients', value: input.clients, allowed: 'used with certificates from cert-manager (no tls.memberSecret or tls.clientSecret)', reason: "each client's certificate is issued by cert-manager, and the reconciler must be the etcd user root" });
+  }
   if (spec.clients && !spec.tls) {
     issues.push({ field: 'clients', value: input.clients, allowed: 'used together with tls', reason: "a client is known by its certificate's common name" });
   }

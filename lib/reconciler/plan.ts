@@ -1,5 +1,5 @@
 // The plan: desired + live objects → ordered steps, or refusals. Pure: no I/O, tested without a cluster.
-import { ENGINE_ANNOTATION, RESTORED_FROM_ANNOTATION } from '../model/metadata';
+import { ENGINE_ANNOTATION, RESTORED_FROM_ANNOTATION, TLS_TRUST_ANNOTATION } from '../model/metadata';
 import { parseQuantity } from '../model/quantity';
 import { PART_OF_LABEL } from './applyset';
 import { describeRef, groupKind, KubeObject, ObjectRef, refOf } from './types';
@@ -200,6 +200,15 @@ function statefulSetRefusals(desired: KubeObject, live: KubeObject, options: Pla
   if (toEngine === 'etcd' && fromEngine === 'etcd' && tlsOf(live) !== tlsOf(desired)) {
     refuse('spec.tls', tlsOf(live) ? 'on' : 'off', tlsOf(desired) ? 'on' : 'off',
       'switching a live store between plain HTTP and TLS is not supported yet (the members would stop understanding each other half-way); create a new store with the new setting and restore a snapshot into it; not even force makes this change',
+      false);
+  }
+  // etcd does not reload its trusted CA: members issued by a new one could not talk to those that
+  // trust the old one, and one member Secret serves them all.
+  const fromTrust = live.metadata.annotations?.[TLS_TRUST_ANNOTATION];
+  const toTrust = desired.metadata.annotations?.[TLS_TRUST_ANNOTATION];
+  if (fromTrust && toTrust && fromTrust !== toTrust) {
+    refuse(`metadata.annotations.${TLS_TRUST_ANNOTATION}`, fromTrust, toTrust,
+      'changing what the members trust (the CA, tls.issuer or tls.memberSecret) of a live store is a CA rotation, which is not supported yet: etcd does not reload its trusted CA; not even force makes this change',
       false);
   }
   const fromRestore = live.metadata.annotations?.[RESTORED_FROM_ANNOTATION];

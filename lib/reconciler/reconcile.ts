@@ -215,6 +215,11 @@ export class StoreReconciler {
   private readonly restoredFrom?: string;
 
   constructor(private readonly document: StoreDocument, private readonly client: KubeClient, private readonly log: Log, private readonly options: ReconcileOptions) {
+    // Refused before anything is applied: the client certificates would have full access, as nothing
+    // could turn authentication on (the operator's pod has no client certificate of each store).
+    if (document.reconciledBy === 'operator' && document.spec.clients) {
+      throw new Error(`store ${document.namespace}/${document.spec.name}: spec.clients needs GitOps mode (the reconciler Job of the store); in CRD mode remove it, nothing was changed`);
+    }
     const names = storeNames(document.spec.name);
     this.stsRef = { apiVersion: 'apps/v1', kind: 'StatefulSet', namespace: document.namespace, name: names.statefulSet };
     this.bootstrapRef = { apiVersion: 'v1', kind: 'ConfigMap', namespace: document.namespace, name: names.bootstrapConfig };
@@ -244,8 +249,11 @@ export class StoreReconciler {
       // Someone may have changed things while we waited for the lease: plan again under it.
       run = await this.planRun();
       throwIfRefused(run.plan);
+      // Clients dropped: their users go first, while the StatefulSet still carries the mark that says so.
+      if (auth && !this.document.spec.clients) await this.reconcileAuth();
       executed = await this.execute(run, leaseKeeper(this.client, lease));
-      if (auth) await this.reconcileAuth();
+      // Clients added or changed: once the members run.
+      if (auth && this.document.spec.clients) await this.reconcileAuth();
     } finally {
       await releaseLease(this.client, lease);
     }

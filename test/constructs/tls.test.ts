@@ -126,6 +126,8 @@ describe('clients', () => {
     [{ clients: [{ name: 'api' }] }, /^KVStore 'orders': clients\[0\] must be a client with read or readWrite prefixes, got \{"name":"api"\}/],
     [{ clients: [{ name: 'api', read: ['orders/eu/'], readWrite: ['orders/'] }] }, /^KVStore 'orders': clients\[0\]\.read must be a prefix that does not overlap readWrite prefix "orders\/", got "orders\/eu\/" \(the same keys would be both read-only and writable\)$/],
     [{ clients: [{ name: 'api', read: [''] }] }, /^KVStore 'orders': clients\[0\]\.read\[0\] must be a non-empty key prefix, got ""$/],
+    [{ tls: { memberSecret: 'm', clientSecret: 'c' }, clients: [{ name: 'api', read: ['a/'] }] }, /^KVStore 'orders': clients must be used with certificates from cert-manager \(no tls\.memberSecret or tls\.clientSecret\)/],
+    [{ engine: Engine.etcd({ version: '3.5.0' }), clients: [{ name: 'api', read: ['a/'] }] }, /^KVStore 'orders': engine\.version must be a version other than 3\.5\.0 with clients, got "3\.5\.0" \(etcd 3\.5\.0 reports itself unhealthy once authentication is on/],
   ])('refuses %j', (props, message) => {
     expect(build(props as KVStoreProps)).toThrow(message);
   });

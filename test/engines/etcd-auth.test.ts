@@ -4,7 +4,7 @@
 import { Chart, Testing } from 'cdk8s';
 import { Etcd3 } from 'etcd3';
 import { Engine, KVStore, KVStoreProps } from '../../lib';
-import { AuthState, planAuth, prefixRangeEnd, reconcileAuth } from '../../lib/engines/etcd-auth';
+import { authConflicts, AuthState, planAuth, prefixRangeEnd, reconcileAuth } from '../../lib/engines/etcd-auth';
 import type { ClientSpec } from '../../lib/model/spec';
 import { issueFromManifests, tlsFiles, TlsFiles } from '../support/cert-issuer';
 import { ETCD_VERSION, NAMESPACE, waitReady } from '../support/etcd-cluster';
@@ -44,11 +44,18 @@ describe('planAuth', () => {
     ]);
     // Nothing changed: enabling again is the only call (etcd ignores it when on).
     expect(planAuth(live, [client('api', [], ['orders/']), client('reports', ['orders/'])])).toEqual([{ action: 'enable' }]);
-    // Without clients: authentication off, our users and roles gone, the user's own left alone.
+    // Without clients: our users and roles gone, the user's own left alone, authentication stays on
+    // (a former client's certificate, left in its Secret, must not get full access back).
     expect(planAuth(live, undefined).map((s) => `${s.action} ${'user' in s ? s.user : 'role' in s ? s.role : ''}`.trim())).toEqual([
-      'disable', 'delete-user api', 'delete-role kvstore-api', 'delete-user reports', 'delete-role kvstore-reports',
+      'delete-user api', 'delete-role kvstore-api', 'delete-user reports', 'delete-role kvstore-reports', 'enable',
     ]);
-    expect(planAuth(state({ root: ['root'] }, { root: [] }), undefined)).toEqual([]);
+  });
+
+  test('a client may not take over a user the library did not make', () => {
+    const live = state({ root: ['root'], admin: ['root'], api: ['kvstore-api'], blank: [] }, { 'root': [], 'kvstore-api': [] });
+    expect(authConflicts(live, [client('admin', ['x/']), client('api', ['x/']), client('blank', ['x/']), client('new', ['x/'])])).toEqual([
+      'client admin: etcd already has a user admin with role(s) root, which the library did not give it; rename the client or remove that user',
+    ]);
   });
 });
 
@@ -86,7 +93,7 @@ async function attempt(c: Etcd3, fn: (c: Etcd3) => unknown): Promise<string> {
 const run = usePodRunner();
 
 describeWithEtcd(`per-client access on etcd ${ETCD_VERSION} with mutual TLS`, () => {
-  test('the reconciler\'s users and roles: each client may do what its prefixes say and nothing else; a changed list changes only that; without clients authentication goes off', async () => {
+  test('the reconciler\'s users and roles: each client may do what its prefixes say and nothing else; a changed list changes only that; without clients only root', async () => {
     const clients = [{ name: 'api', readWrite: ['orders/'] }, { name: 'reports', read: ['orders/'] }];
     const { manifests, spec, files } = storeWithClients({ clients });
     const r = run(manifests);
@@ -122,9 +129,16 @@ describeWithEtcd(`per-client access on etcd ${ETCD_VERSION} with mutual TLS`, ()
       expect(await attempt(reports, (c) => c.put('orders/2').value('b'))).toBe('ok');
       expect(await attempt(api, (c) => c.get('orders/1').string())).not.toBe('ok');
 
-      // Clients dropped from the spec: authentication off again, every certificate of the CA has full access.
+      // A client named like a user the library did not make: refused, nothing changed.
+      await root.auth.userAdd({ name: 'ops', options: { no_password: true } });
+      await root.auth.userGrantRole({ user: 'ops', role: 'root' });
+      await expect(reconcileAuth(root, [{ name: 'ops', read: ['x/'], readWrite: [] }])).rejects.toThrow(/client ops: etcd already has a user ops with role\(s\) root/);
+
+      // Clients dropped from the spec: their users go, authentication stays on with root only.
       await reconcileAuth(root, undefined);
-      expect(await attempt(stranger, (c) => c.get('other/secret').string())).toBe('ok');
+      expect(await attempt(reports, (c) => c.get('orders/1').string())).not.toBe('ok');
+      expect(await attempt(stranger, (c) => c.get('other/secret').string())).not.toBe('ok');
+      expect(await attempt(root, (c) => c.get('other/secret').string())).toBe('ok');
     } finally {
       for (const c of [root, api, reports, stranger]) c.close();
     }

@@ -20,12 +20,24 @@ const run = usePodRunner();
 /** The client Service's name: in the member certificate, and what clients verify whatever address they dial. */
 const SERVER_NAME = `orders.${NAMESPACE}.svc.cluster.local`;
 
-/** The store's manifests and the Secrets cert-manager would write for them. */
-function tlsStore(): { manifests: Manifest[]; client: TlsFiles; member: TlsFiles } {
+/**
+ * The store's manifests and the Secrets cert-manager would write for them; plus, from the same CA (as
+ * under an issuer shared by two stores), another store's member certificate.
+ */
+function tlsStore(): { manifests: Manifest[]; client: TlsFiles; member: TlsFiles; otherMember: TlsFiles } {
   const objects = synthStore('orders', { tls: {} });
-  const secrets = issueFromManifests(objects, NAMESPACE);
+  const memberCert = objects.find((o) => o.kind === 'Certificate' && o.metadata.name === 'orders-member-tls')!;
+  const other = {
+    ...memberCert,
+    metadata: { name: 'other-member-tls', namespace: NAMESPACE },
+    spec: { ...memberCert.spec, secretName: 'other-member-tls', commonName: `other-peers.${NAMESPACE}.svc.cluster.local`, dnsNames: [`other-peers.${NAMESPACE}.svc.cluster.local`, `*.other-peers.${NAMESPACE}.svc.cluster.local`] },
+  };
+  const secrets = issueFromManifests([...objects, other], NAMESPACE);
   const secret = (name: string) => tlsFiles(secrets.find((s) => s.metadata.name === name)!);
-  return { manifests: [...objects, ...secrets], client: secret('orders-client-tls'), member: secret('orders-member-tls') };
+  return {
+    manifests: [...objects, ...secrets.filter((s) => s.metadata.name !== 'other-member-tls')],
+    client: secret('orders-client-tls'), member: secret('orders-member-tls'), otherMember: secret('other-member-tls'),
+  };
 }
 
 /** An etcd client of one member over TLS, with the given certificate (or none). */
@@ -94,8 +106,8 @@ describeWithEtcd(`etcd ${ETCD_VERSION} with mutual TLS from the synthesized mani
     r.assertNoUnexpectedExits();
   });
 
-  test('attacks that must fail: no client certificate, another CA\'s, plain HTTP on the client and peer ports, a client certificate as a peer, keys through the metrics listener', async () => {
-    const { manifests, client, member } = tlsStore();
+  test('attacks that must fail: no client certificate, another CA\'s, plain HTTP on the client and peer ports, a client certificate or another store\'s member as a peer, keys through the metrics listener', async () => {
+    const { manifests, client, member, otherMember } = tlsStore();
     const r = run(manifests);
     r.startStatefulSet('orders');
     await waitReady(r, r.podNames('orders'));
@@ -104,19 +116,23 @@ describeWithEtcd(`etcd ${ETCD_VERSION} with mutual TLS from the synthesized mani
     // The library's client certificate works, so what fails below fails for the reason given.
     expect(await withClient(tlsClient(r, 'orders-0', client.ca, client), (c) => c.put('secret').value('s').then(() => 'ok'))).toBe('ok');
 
-    await expect(withClient(tlsClient(r, 'orders-0', client.ca), (c) => c.get('secret').string())).rejects.toThrow();
+    // etcd answers the handshake with a TLS alert (bad certificate): the refusal is the server's, not a timeout.
+    const BAD_CERTIFICATE = /alert bad certificate/;
+    await expect(withClient(tlsClient(r, 'orders-0', client.ca), (c) => c.get('secret').string())).rejects.toThrow(BAD_CERTIFICATE);
     const intruder = otherCa();
-    await expect(withClient(tlsClient(r, 'orders-0', client.ca, intruder), (c) => c.get('secret').string())).rejects.toThrow();
+    await expect(withClient(tlsClient(r, 'orders-0', client.ca, intruder), (c) => c.get('secret').string())).rejects.toThrow(BAD_CERTIFICATE);
 
     // Plain HTTP on the TLS ports gets no answer at all (etcd drops a connection that does not start TLS).
     expect(await httpStatus(`http://${ip}:2379/v3/kv/range`, 'POST', JSON.stringify({ key: Buffer.from('secret').toString('base64') }))).not.toBe(200);
-    expect(await httpStatus(`http://${ip}:2379/version`)).toEqual(expect.any(String));
-    expect(await httpStatus(`http://${ip}:2380/members`)).toEqual(expect.any(String));
+    expect(await httpStatus(`http://${ip}:2379/version`)).toBe('other side closed');
+    expect(await httpStatus(`http://${ip}:2380/members`)).toBe('other side closed');
 
     // The peer port: the member certificate is a peer, the client certificate (same CA) is not.
     const peersName = `orders-peers.${NAMESPACE}.svc.cluster.local`;
     expect(await httpsGet(`https://${ip}:2380/members`, member.ca, member, peersName)).toBe(200);
-    expect(await httpsGet(`https://${ip}:2380/members`, client.ca, client, peersName)).not.toBe(200);
+    expect(await httpsGet(`https://${ip}:2380/members`, client.ca, client, peersName)).toMatch(/alert bad certificate/);
+    // Another store's member, from the same CA (a shared issuer): not a peer of this one either.
+    expect(await httpsGet(`https://${ip}:2380/members`, otherMember.ca, otherMember, peersName)).toMatch(/alert bad certificate/);
 
     // The metrics listener: health and metrics in plain HTTP, no keys.
     expect(await httpStatus(`http://${ip}:2381/health`)).toBe(200);

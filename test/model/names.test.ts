@@ -13,6 +13,7 @@ describe('storeNames', () => {
       podDisruptionBudget: 'orders',
       networkPolicy: 'orders',
       jobsNetworkPolicy: 'orders-jobs',
+      reconcilerNetworkPolicy: 'orders-reconciler-egress',
       bootstrapConfig: 'orders-bootstrap',
       selfSignedIssuer: 'orders-selfsigned',
       ca: 'orders-ca',

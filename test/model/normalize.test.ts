@@ -434,6 +434,19 @@ describe('tolerations, registry credentials, priority, patches', () => {
     expect(() => normalize(extra)).toThrow(message);
   });
 
+  test('the new fields are a fixed point (the reconciler normalizes a normalized spec again)', () => {
+    for (const extra of [
+      { tls: {}, clients: [{ name: 'api', read: ['a/'] }], networkPolicy: { egress: true } },
+      { tls: { issuer: { name: 'corp' } } },
+      { tls: { memberSecret: 'm', clientSecret: 'c' } },
+      { tolerations: [{ key: 'k', value: 'v' }], imagePullSecrets: ['r'], priorityClassName: 'p', patches: [{ kind: 'Service', ops: [{ op: 'add' as const, path: '/x', value: { a: 1 } }] }] },
+    ]) {
+      const once = normalize(extra);
+      const { name: _n, engine: _e, ...rest } = once;
+      expect(normalize(JSON.parse(JSON.stringify(rest)))).toStrictEqual(once);
+    }
+  });
+
   test('keeps what is valid as given', () => {
     const patches = [{ kind: 'StatefulSet', name: 'orders', ops: [{ op: 'add' as const, path: '/spec/template/spec/hostAliases', value: [{ ip: '10.0.0.1', hostnames: ['db'] }] }] }];
     expect(normalize({ imagePullSecrets: ['regcred'], priorityClassName: 'high', patches })).toMatchObject({ imagePullSecrets: ['regcred'], priorityClassName: 'high', patches });

@@ -151,6 +151,15 @@ describe('plan', () => {
       }
     });
 
+    test('changing what a live TLS store trusts (its CA, issuer or member Secret) is refused, even with force', () => {
+      const own = desiredFor({ tls: {} });
+      const corp = desiredFor({ tls: { issuer: { name: 'corp', kind: 'ClusterIssuer' } } });
+      for (const force of [false, true]) {
+        expect(plan(corp.objects, live(own.objects), { applySetId: corp.applySetId, force }).refusals)
+          .toEqual([expect.objectContaining({ from: 'own-ca', to: 'ClusterIssuer/corp', reason: expect.stringMatching(/CA rotation, which is not supported yet/), forceable: false })]);
+      }
+    });
+
     test('a KVStore resource\'s TLS store (CRD mode) applies its Certificates and Issuers before the StatefulSet', () => {
       const chart = new Chart(Testing.app(), 'c', { namespace: 'shop' });
       const d = desiredState({ ...new KVStore(chart, 'orders', { tls: {} }).document, reconciledBy: 'operator' });

@@ -79,7 +79,7 @@ describe('reconcileStore against the API double', () => {
     expect(storeMutations().some((r) => r.path.includes('cert-manager.io'))).toBe(false);
   });
 
-  test('a TLS store in CRD mode: the cert-manager Issuers and Certificates are applied before the Services, recorded in the ApplySet; a second run changes nothing; a removed one is pruned', async () => {
+  test('a TLS store in CRD mode: the cert-manager Issuers and Certificates are applied before the Services, recorded in the ApplySet; a second run changes nothing; its CA cannot be swapped', async () => {
     const crd = (props: KVStoreProps) => reconcileStore({ ...documentFor(props), reconciledBy: 'operator' }, client(), log(), options);
     await crd({ tls: {} });
     const paths = storeMutations().map((r) => `${r.method} ${r.path}`);
@@ -94,11 +94,13 @@ describe('reconcileStore against the API double', () => {
     expect(server.get('v1', 'ConfigMap', NS, 'orders-applyset')!.metadata.annotations?.['applyset.kubernetes.io/contains-group-kinds'])
       .toBe('Certificate.cert-manager.io,ConfigMap,Issuer.cert-manager.io,NetworkPolicy.networking.k8s.io,PodDisruptionBudget.policy,Service,StatefulSet.apps');
     expect((await crd({ tls: {} })).mutatingRequests).toBe(0);
-    // The store's own CA given up for an issuer of the user's: the CA's objects are pruned.
-    await crd({ tls: { issuer: { name: 'corp', kind: 'ClusterIssuer' } } });
-    expect(['orders-selfsigned', 'orders-ca'].map((n) => server.get('cert-manager.io/v1', 'Issuer', NS, n) !== undefined)).toEqual([false, false]);
-    expect(server.get('cert-manager.io/v1', 'Certificate', NS, 'orders-ca')).toBeUndefined();
-    expect((server.get('cert-manager.io/v1', 'Certificate', NS, 'orders-member-tls') as any).spec.issuerRef.name).toBe('corp');
+    // The store's own CA given up for an issuer of the user's: refused (a CA rotation), nothing pruned.
+    await expect(crd({ tls: { issuer: { name: 'corp', kind: 'ClusterIssuer' } } })).rejects.toThrow(RefusedError);
+    expect(['orders-selfsigned', 'orders-ca'].map((n) => server.get('cert-manager.io/v1', 'Issuer', NS, n) !== undefined)).toEqual([true, true]);
+    // clients in CRD mode: refused before anything is applied (nothing could turn authentication on).
+    const before = storeMutations().length;
+    await expect(crd({ tls: {}, reconciler: {}, clients: [{ name: 'api', read: ['a/'] }] })).rejects.toThrow(/spec\.clients needs GitOps mode/);
+    expect(storeMutations().length).toBe(before);
   });
 
   test('a second reconcile with nothing changed makes zero mutating requests', async () => {
