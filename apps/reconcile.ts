@@ -4,7 +4,6 @@
 import { existsSync, readFileSync } from 'fs';
 import { hostname } from 'os';
 import type * as k8s from '@kubernetes/client-node';
-import { specHash } from '../lib/model/document';
 import { LIBRARY_VERSION } from '../lib/model/version';
 import {
   CliError, CliLog, Command, dryRunSummary, ErrorContext, errorLine, EXIT, exitCode, findCluster, helpText,
@@ -90,14 +89,9 @@ async function reconcile(command: Extract<Command, { mode: 'store' | 'crd' }>, l
       : loadKubeConfig(findCluster(command.kubeconfig, process.env, existsSync), command.context);
     context = { ...context, server: config.getCurrentCluster()?.server };
     const client = new KubeClient(config);
-    // Force belongs to the spec it was given for: a retried older Job reads the newer document.
-    const forceSpec = command.mode === 'store' ? command.forceSpec : undefined;
-    const forceHere = command.force && (!forceSpec || !document || specHash(document.spec) === forceSpec);
-    if (command.force && !forceHere) {
-      log.info(`--force was given for spec ${forceSpec}; this document is spec ${specHash(document!.spec)}: running without force`, { action: 'force-ignored', forceSpec });
-    }
     const options = {
-      force: forceHere,
+      force: command.force,
+      ...(command.mode === 'store' && command.forceSpec ? { forceSpec: command.forceSpec } : {}),
       dryRun: command.dryRun,
       holder: process.env.POD_NAME ?? process.env.HOSTNAME ?? `${hostname()}-${process.pid}`,
       ...(command.etcdEndpoints ? { etcdEndpoints: command.etcdEndpoints } : {}),

@@ -2,6 +2,7 @@
 // (pod runner, installed etcd; certificates from the stand-in issuer). Runs alternate plain and TLS,
 // so both see the same machine state; compare the ratios.
 import { Etcd3 } from 'etcd3';
+import { etcdTlsOptions } from '../lib/engines/etcd-membership';
 import { issueFromManifests, tlsFiles } from '../test/support/cert-issuer';
 import { synthStore, waitReady } from '../test/support/etcd-cluster';
 import { PodRunner, podRunnerUnavailable } from '../test/support/pod-runner';
@@ -31,8 +32,7 @@ async function once(tls: boolean): Promise<{ formedMs: number; putMedianMs: numb
         const name = 'bench.kvtest.svc.cluster.local';
         return new Etcd3({
           hosts: `https://${runner.ip(pods[0])}:2379`,
-          credentials: { rootCertificate: Buffer.from(f.ca), certChain: Buffer.from(f.crt), privateKey: Buffer.from(f.key) },
-          grpcOptions: { 'grpc.ssl_target_name_override': name, 'grpc.default_authority': name },
+          ...etcdTlsOptions({ ca: Buffer.from(f.ca), cert: Buffer.from(f.crt), key: Buffer.from(f.key), serverName: name }),
         });
       })()
       : new Etcd3({ hosts: runner.url(pods[0]) });

@@ -7,6 +7,7 @@ import type { IRole } from 'kubernetes-models/rbac.authorization.k8s.io/v1/Role'
 import type { IRoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1/RoleBinding';
 import type { IServiceAccount } from 'kubernetes-models/v1/ServiceAccount';
 import { COMPONENT_LABEL, KVSTORE_GROUP, KVSTORE_PLURAL, MANAGED_BY, MANAGED_BY_LABEL, NAME_LABEL, OPERATOR_COMPONENT, RECONCILER_POD_NAME } from '../model/metadata';
+import { isNamespaceName } from '../model/schema';
 import { DEFAULT_RECONCILER_IMAGE } from '../model/version';
 import { clusterScoped, kubeObject } from './kube';
 import { KVStoreCrd } from './kv-store-crd';
@@ -64,7 +65,7 @@ export class KVStoreOperator extends Construct {
       // The ServiceAccount lives in the chart's namespace; each binding names it there explicitly.
       const namespace = Chart.of(this).namespace;
       if (!namespace) throw new Error(`KVStoreOperator '${id}': namespaces needs the chart to have a namespace (the reconciler's own), got none`);
-      const bad = namespaces.find((n) => !/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(n) || n.length > 63);
+      const bad = namespaces.find((n) => !isNamespaceName(n));
       if (namespaces.length === 0 || bad !== undefined || new Set(namespaces).size !== namespaces.length) {
         throw new Error(`KVStoreOperator '${id}': namespaces must be a non-empty list of distinct namespace names (DNS-1123 labels), got ${JSON.stringify(bad ?? namespaces)}`);
       }

@@ -1,6 +1,6 @@
 // The bring-your-own-image engine: ports, command, environment and probes all come from the user.
 import type { SpecIssue } from '../model/issues';
-import { MAX_SIZE } from '../model/schema';
+import { isSubdomainName, MAX_SIZE } from '../model/schema';
 import type { CustomEngineSpec, EngineDefaults, KVStoreSpec, ProbeSpec } from '../model/spec';
 import { EngineContainer, EngineReport, IEngine, POD_ENV } from './types';
 
@@ -60,7 +60,7 @@ export class CustomEngine implements IEngine {
       if (!ENV_NAME.test(name) || reserved.includes(name) || (e.env ?? {})[name] !== undefined) {
         issues.push({ field: 'engine.secretEnv key', value: name, allowed: `an environment variable name other than ${reserved.join(', ')} and not in engine.env` });
       }
-      if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/.test(ref?.secretName ?? '')) {
+      if (!isSubdomainName(ref?.secretName ?? '')) {
         issues.push({ field: `engine.secretEnv.${name}.secretName`, value: ref?.secretName, allowed: 'a Secret name (a DNS-1123 subdomain)' });
       }
       if (!/^[-._a-zA-Z0-9]+$/.test(ref?.key ?? '')) {

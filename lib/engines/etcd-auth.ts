@@ -3,7 +3,7 @@
 // spec's clients into steps; `reconcileAuth` reads, plans and applies them with the root certificate.
 import { Etcd3 } from 'etcd3';
 import type { ClientSpec } from '../model/spec';
-import type { EtcdClientTls } from './etcd-membership';
+import { EtcdClientTls, etcdTlsOptions } from './etcd-membership';
 
 /** The library's own user (the common name of `<store>-client-tls`); etcd needs it before auth is on. */
 export const ROOT = 'root';
@@ -154,8 +154,7 @@ export async function applyAuthStep(client: Etcd3, step: AuthStep): Promise<void
 export function authClient(endpoints: string[], tls: EtcdClientTls): Etcd3 {
   return new Etcd3({
     hosts: endpoints,
-    credentials: { rootCertificate: tls.ca, certChain: tls.cert, privateKey: tls.key },
-    ...(tls.serverName ? { grpcOptions: { 'grpc.ssl_target_name_override': tls.serverName, 'grpc.default_authority': tls.serverName } } : {}),
+    ...etcdTlsOptions(tls),
     dialTimeout: 3000,
     defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + 10_000 }),
   });

@@ -2,7 +2,7 @@
 // at a time, only with quorum — through the etcd3 client library. The decision of what to change is a
 // pure function (nextMembershipStep); this file's class only carries the steps out.
 import { noop } from 'cockatiel';
-import { Etcd3, IMember } from 'etcd3';
+import { Etcd3, IMember, IOptions } from 'etcd3';
 
 export interface Member {
   /** Member ID as etcd prints it (decimal string). */
@@ -68,6 +68,14 @@ export interface EtcdClientTls {
   readonly serverName?: string;
 }
 
+/** An etcd3 client's options for mutual TLS with `tls`, verifying `serverName` whatever address it dials. */
+export function etcdTlsOptions(tls: EtcdClientTls): Partial<Pick<IOptions, 'credentials' | 'grpcOptions'>> {
+  return {
+    credentials: { rootCertificate: tls.ca, certChain: tls.cert, privateKey: tls.key },
+    ...(tls.serverName ? { grpcOptions: { 'grpc.ssl_target_name_override': tls.serverName, 'grpc.default_authority': tls.serverName } } : {}),
+  };
+}
+
 /**
  * Errors worth another try, at another endpoint or a little later: a member that is down or was just
  * removed, a learner (which serves no linearizable reads), no leader yet, and etcd's strict
@@ -84,13 +92,9 @@ export class EtcdMembership {
 
   constructor(endpoints: string[], private readonly options: EtcdMembershipOptions = {}) {
     if (endpoints.length === 0) throw new Error('EtcdMembership needs at least one endpoint');
-    const tls = options.tls;
     this.clients = endpoints.map((host) => new Etcd3({
       hosts: host,
-      ...(tls ? {
-        credentials: { rootCertificate: tls.ca, certChain: tls.cert, privateKey: tls.key },
-        ...(tls.serverName ? { grpcOptions: { 'grpc.ssl_target_name_override': tls.serverName, 'grpc.default_authority': tls.serverName } } : {}),
-      } : {}),
+      ...(options.tls ? etcdTlsOptions(options.tls) : {}),
       dialTimeout: 3000,
       // No circuit breaker: this class decides what to retry, and where.
       faultHandling: { host: () => noop, global: noop },

@@ -4,7 +4,7 @@ import { SpecError, SpecIssue } from './issues';
 import { COMPONENT_LABEL, MANAGED_BY_LABEL, STORE_LABEL } from './metadata';
 import { backupClaimName, selectorLabels } from './names';
 import { parseQuantity } from './quantity';
-import { DNS_LABEL_PATTERN } from './schema';
+import { isNamespaceName } from './schema';
 import { schemaIssues } from './validate';
 import { DEFAULT_RECONCILER_IMAGE } from './version';
 import {
@@ -24,7 +24,7 @@ function compact<T>(value: T): T {
 
 /** The namespace a store is placed in: Kubernetes requires a DNS-1123 label of at most 63 characters. */
 export function namespaceIssues(namespace: string | undefined): SpecIssue[] {
-  if (namespace === undefined || (namespace.length <= 63 && new RegExp(DNS_LABEL_PATTERN).test(namespace))) return [];
+  if (namespace === undefined || isNamespaceName(namespace)) return [];
   return [{ field: 'namespace', value: namespace, allowed: 'a DNS-1123 label (lowercase letters, digits and \'-\', starting and ending alphanumeric) of at most 63 characters' }];
 }
 

@@ -11,6 +11,16 @@ export const DNS_LABEL_PATTERN = '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$';
 export const DNS_1035_LABEL_PATTERN = '^[a-z]([-a-z0-9]*[a-z0-9])?$';
 export const DNS_SUBDOMAIN_PATTERN = '^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$';
 
+/** A namespace name: a DNS-1123 label of at most 63 characters. */
+export function isNamespaceName(name: string): boolean {
+  return name.length <= 63 && new RegExp(DNS_LABEL_PATTERN).test(name);
+}
+
+/** An object name such as a Secret's: a DNS-1123 subdomain of at most 253 characters. */
+export function isSubdomainName(name: string): boolean {
+  return name.length <= 253 && new RegExp(DNS_SUBDOMAIN_PATTERN).test(name);
+}
+
 /**
  * An OCI image reference: optional registry (host[:port]/), lowercase repository path, optional tag,
  * optional sha256 digest. Uppercase is only legal in the tag.
@@ -43,6 +53,7 @@ const annotations = { type: 'object', allowed: 'a map of strings', propertyNames
 const quantity = (what: string) => ({ type: 'string', pattern: QUANTITY_PATTERN, allowed: `${what} as a Kubernetes quantity such as 10Gi or 500M (digits with an optional suffix m, k, M, G, T, P, E, Ki, Mi, Gi, Ti, Pi or Ei)` });
 const resourceList = { type: 'object', allowed: 'a map of resource names to quantities', additionalProperties: quantity('a quantity') };
 const retention = { type: 'string', enum: ['Retain', 'Delete'], allowed: 'Retain or Delete' };
+const secretName = { type: 'string', pattern: DNS_SUBDOMAIN_PATTERN, maxLength: 253, allowed: 'a Secret name (a DNS-1123 subdomain)' };
 
 const SHAPE = {
   type: 'object',
@@ -148,7 +159,7 @@ const SHAPE = {
     imagePullSecrets: {
       type: 'array',
       allowed: 'a list of Secret names',
-      items: { type: 'string', pattern: DNS_SUBDOMAIN_PATTERN, maxLength: 253, allowed: 'a Secret name (a DNS-1123 subdomain)' },
+      items: secretName,
     },
     priorityClassName: { type: 'string', pattern: DNS_SUBDOMAIN_PATTERN, maxLength: 253, allowed: 'a PriorityClass name (a DNS-1123 subdomain)' },
     patches: {
@@ -197,8 +208,8 @@ const SHAPE = {
             kind: { type: 'string', enum: ['Issuer', 'ClusterIssuer'], allowed: 'Issuer or ClusterIssuer' },
           },
         },
-        memberSecret: { type: 'string', pattern: DNS_SUBDOMAIN_PATTERN, maxLength: 253, allowed: 'a Secret name (a DNS-1123 subdomain)' },
-        clientSecret: { type: 'string', pattern: DNS_SUBDOMAIN_PATTERN, maxLength: 253, allowed: 'a Secret name (a DNS-1123 subdomain)' },
+        memberSecret: secretName,
+        clientSecret: secretName,
       },
     },
     clients: {

@@ -4,6 +4,7 @@
 // loads those, reads, connects and writes.
 import { delimiter, join } from 'path';
 import { parseStoreDocument, StoreDocument } from '../model/document';
+import { isNamespaceName } from '../model/schema';
 import type { KubeError } from './client';
 import type { LeaseHeldError } from './lease';
 import { Log, LogFields } from './log';
@@ -111,7 +112,7 @@ export type Command =
 
 function namespaceList(text: string): string[] {
   const names = text.split(',').map((n) => n.trim()).filter(Boolean);
-  const bad = names.find((n) => !/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(n) || n.length > 63);
+  const bad = names.find((n) => !isNamespaceName(n));
   if (names.length === 0 || bad !== undefined) throw new UsageError(`--namespace: ${JSON.stringify(bad ?? text)} is not a namespace name (a DNS-1123 label; several separated by commas)`);
   return [...new Set(names)];
 }

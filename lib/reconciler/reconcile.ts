@@ -2,7 +2,7 @@
 import { readFileSync } from 'fs';
 import type { EtcdClientTls } from '../engines/etcd-membership';
 import { TLS_DIRS, tlsFiles } from '../engines/types';
-import type { StoreDocument } from '../model/document';
+import { specHash, StoreDocument } from '../model/document';
 import { AUTH_ANNOTATION, RESTORED_FROM_ANNOTATION } from '../model/metadata';
 import { storeNames } from '../model/names';
 import { CONTAINS_ANNOTATION, ID_LABEL, PART_OF_LABEL } from './applyset';
@@ -34,6 +34,12 @@ export interface ReconcileOptions {
    * @default - the store's client Service
    */
   readonly etcdEndpoints?: string[];
+  /**
+   * Force only the store document whose spec hash this is; any other runs without force (a retried
+   * older reconciler Job reads the newer document from the ConfigMap).
+   * @default - force, if given, applies to any document
+   */
+  readonly forceSpec?: string;
   /**
    * With TLS: the directory holding the client certificate (tls.crt, tls.key, ca.crt).
    * @default - where the reconciler Job mounts it (/etc/kvstore/client-tls)
@@ -213,6 +219,8 @@ export class StoreReconciler {
   private readonly targetSts: KubeObject;
   /** The snapshot the spec restores from, if any. */
   private readonly restoredFrom?: string;
+  /** Whether force applies to this document (it belongs to the spec it was given for). */
+  private readonly force: boolean;
 
   constructor(private readonly document: StoreDocument, private readonly client: KubeClient, private readonly log: Log, private readonly options: ReconcileOptions) {
     // Refused before anything is applied: the client certificates would have full access, as nothing
@@ -226,6 +234,11 @@ export class StoreReconciler {
     this.target = desiredState(document, { initialClusterState: 'existing' });
     this.targetSts = this.target.objects.find((o) => groupKind(o) === 'StatefulSet.apps')!;
     this.restoredFrom = this.targetSts.metadata.annotations?.[RESTORED_FROM_ANNOTATION];
+    const hash = specHash(document.spec);
+    this.force = !!options.force && (options.forceSpec === undefined || options.forceSpec === hash);
+    if (options.force && !this.force) {
+      log.info(`--force was given for spec ${options.forceSpec}; this document is spec ${hash}: running without force`, { action: 'force-ignored', forceSpec: options.forceSpec });
+    }
   }
 
   async reconcile(): Promise<ReconcileResult> {
@@ -242,30 +255,27 @@ export class StoreReconciler {
       return this.result(run.plan, before);
     }
 
-    const lease = { name: this.target.lease, namespace: this.document.namespace, holder: this.options.holder, durationSeconds: this.options.leaseDurationSeconds };
-    await acquireLease(this.client, lease);
-    let executed: Plan;
-    try {
+    const executed = await this.underLease(async (keepAlive) => {
       // Someone may have changed things while we waited for the lease: plan again under it.
       run = await this.planRun();
       throwIfRefused(run.plan);
       // Clients dropped: their users go first, while the StatefulSet still carries the mark that says so.
       if (auth && !this.document.spec.clients) await this.reconcileAuth();
-      executed = await this.execute(run, leaseKeeper(this.client, lease));
+      const done = await this.execute(run, keepAlive);
       // Clients added or changed: once the members run.
       if (auth && this.document.spec.clients) await this.reconcileAuth();
-    } finally {
-      await releaseLease(this.client, lease);
-    }
+      return done;
+    });
     this.log.info(`store ${this.document.spec.name} reconciled`, { store: this.document.spec.name, mutatingRequests: this.client.counters.mutating - before });
     return this.result(executed, before);
   }
 
-  private async underLease(fn: () => Promise<void>): Promise<void> {
+  /** Runs `fn` holding the store's Lease (`keepAlive` renews it), and gives it back whatever happens. */
+  private async underLease<T>(fn: (keepAlive: () => Promise<void>) => Promise<T>): Promise<T> {
     const lease = { name: this.target.lease, namespace: this.document.namespace, holder: this.options.holder, durationSeconds: this.options.leaseDurationSeconds };
     await acquireLease(this.client, lease);
     try {
-      await fn();
+      return await fn(leaseKeeper(this.client, lease));
     } finally {
       await releaseLease(this.client, lease);
     }
@@ -334,7 +344,7 @@ export class StoreReconciler {
 
   private async planAgainst(desired: DesiredState, replicasManaged = false): Promise<ObjectPlan> {
     const live = await readObjects(this.client, this.document.namespace, desired.objects, desired.applySetId, this.log);
-    return planObjects(desired, live, { force: this.options.force, replicasManaged });
+    return planObjects(desired, live, { force: this.force, replicasManaged });
   }
 
   private report(run: RunPlan): void {

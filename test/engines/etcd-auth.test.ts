@@ -5,6 +5,7 @@ import { Chart, Testing } from 'cdk8s';
 import { Etcd3 } from 'etcd3';
 import { Engine, KVStore, KVStoreProps } from '../../lib';
 import { authConflicts, AuthState, planAuth, prefixRangeEnd, reconcileAuth } from '../../lib/engines/etcd-auth';
+import { etcdTlsOptions } from '../../lib/engines/etcd-membership';
 import type { ClientSpec } from '../../lib/model/spec';
 import { issueFromManifests, tlsFiles, TlsFiles } from '../support/cert-issuer';
 import { ETCD_VERSION, NAMESPACE, waitReady } from '../support/etcd-cluster';
@@ -74,8 +75,7 @@ function connect(r: PodRunner, cert: TlsFiles): Etcd3 {
   const serverName = `orders.${NAMESPACE}.svc.cluster.local`;
   return new Etcd3({
     hosts: r.podNames('orders').map((p) => `https://${r.ip(p)}:2379`),
-    credentials: { rootCertificate: Buffer.from(cert.ca), certChain: Buffer.from(cert.crt), privateKey: Buffer.from(cert.key) },
-    grpcOptions: { 'grpc.ssl_target_name_override': serverName, 'grpc.default_authority': serverName },
+    ...etcdTlsOptions({ ca: Buffer.from(cert.ca), cert: Buffer.from(cert.crt), key: Buffer.from(cert.key), serverName }),
     dialTimeout: 2000,
     defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + 4000 }),
   });

@@ -8,7 +8,7 @@ import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } 
 import { tmpdir } from 'os';
 import { join } from 'path';
 import { Etcd3 } from 'etcd3';
-import type { EtcdClientTls } from '../../lib/engines/etcd-membership';
+import { EtcdClientTls, etcdTlsOptions } from '../../lib/engines/etcd-membership';
 import { ApiServer, startApiServer } from '../support/api-server';
 import { tlsFiles } from '../support/cert-issuer';
 import { ClusterSimulator } from '../support/cluster-simulator';
@@ -136,8 +136,7 @@ describeWithEtcd('day-2 operations over TLS through the reconciler', () => {
       const f = tlsFiles(api.get('v1', 'Secret', NAMESPACE, `kv-client-${name}`) as any);
       return new Etcd3({
         hosts: httpsEndpoints(),
-        credentials: { rootCertificate: Buffer.from(f.ca), certChain: Buffer.from(f.crt), privateKey: Buffer.from(f.key) },
-        grpcOptions: { 'grpc.ssl_target_name_override': SERVER_NAME, 'grpc.default_authority': SERVER_NAME },
+        ...etcdTlsOptions({ ca: Buffer.from(f.ca), cert: Buffer.from(f.crt), key: Buffer.from(f.key), serverName: SERVER_NAME }),
         defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + 4000 }),
       });
     };
