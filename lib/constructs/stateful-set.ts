@@ -26,8 +26,10 @@ export function enginePorts(store: StoreDefinition): Array<{ name: string; port:
   ];
 }
 
-export function renderStatefulSet(scope: Construct, store: StoreDefinition, container: EngineContainer, operation?: string): ApiObject {
+export function renderStatefulSet(scope: Construct, store: StoreDefinition, container: EngineContainer, options: { operation?: string; partition?: number } = {}): ApiObject {
   const { spec, names } = store;
+  const { operation, partition } = options;
+  const strategy = partition !== undefined ? { type: 'RollingUpdate' as const, partition } : spec.updateStrategy;
   return kubeObject<IStatefulSet>(scope, 'Resource', { apiVersion: 'apps/v1', kind: 'StatefulSet' }, {
     // The engine kind is recorded so a reconciler can refuse an engine change on a live store.
     metadata: store.metadata(names.statefulSet, {
@@ -42,8 +44,8 @@ export function renderStatefulSet(scope: Construct, store: StoreDefinition, cont
       replicas: spec.size,
       selector: { matchLabels: store.selectorLabels },
       podManagementPolicy: spec.podManagementPolicy,
-      updateStrategy: spec.updateStrategy.type === 'RollingUpdate'
-        ? { type: 'RollingUpdate', rollingUpdate: { partition: spec.updateStrategy.partition } }
+      updateStrategy: strategy.type === 'RollingUpdate'
+        ? { type: 'RollingUpdate', rollingUpdate: { partition: strategy.partition } }
         : { type: 'OnDelete' },
       persistentVolumeClaimRetentionPolicy: spec.persistentVolumeClaimRetentionPolicy,
       template: {

@@ -92,8 +92,12 @@ export class StoreDefinition {
   }
 
   /** What the engine is told to render this store. */
-  engineContext(initialClusterState: 'new' | 'existing'): EngineContext {
-    return { spec: this.spec, names: this.names, clusterToken: this.clusterToken, initialClusterState, ...(this.namespace ? { namespace: this.namespace } : {}) };
+  engineContext(initialClusterState: 'new' | 'existing', tlsPhase?: EngineContext['tlsPhase']): EngineContext {
+    return {
+      spec: this.spec, names: this.names, clusterToken: this.clusterToken, initialClusterState,
+      ...(this.namespace ? { namespace: this.namespace } : {}),
+      ...(tlsPhase ? { tlsPhase } : {}),
+    };
   }
 
   /** Metadata of one of the store's objects: its labels and the user's annotations. */

@@ -6,7 +6,7 @@ import type { IService } from 'kubernetes-models/v1/Service';
 import type { INetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1/NetworkPolicy';
 import type { INetworkPolicyEgressRule } from 'kubernetes-models/networking.k8s.io/v1/NetworkPolicyEgressRule';
 import type { IPodDisruptionBudget } from 'kubernetes-models/policy/v1/PodDisruptionBudget';
-import { EngineContainer } from '../engines/types';
+import { EngineContainer, EngineContext } from '../engines/types';
 import { COMPONENT_LABEL, NAME_LABEL, OPERATOR_COMPONENT, RECONCILER_POD_NAME, RESTORED_FROM_ANNOTATION, STORE_LABEL } from '../model/metadata';
 import { StoreBackup } from './backup';
 import { ETCD_MAX_SIZE } from '../engines/etcd';
@@ -29,6 +29,17 @@ export interface RenderOptions {
    */
   readonly operation?: string;
   /**
+   * A live store's switch to TLS, first phase: see EngineContext.tlsPhase.
+   * @default - TLS as the spec says
+   */
+  readonly tlsPhase?: EngineContext['tlsPhase'];
+  /**
+   * RollingUpdate at this partition, whatever the spec's update strategy: the reconciler rolls members
+   * one at a time itself (ordinals from the partition up get the new template).
+   * @default - the spec's update strategy
+   */
+  readonly partition?: number;
+  /**
    * Whether the objects the GitOps tool owns in GitOps mode are among the objects (direct and CRD
    * mode): a TLS store's cert-manager objects, and with egress restricted the Jobs' NetworkPolicy. In
    * GitOps mode the GitOps tool applies (and prunes) them with the reconciler bundle, so the reconciler
@@ -40,13 +51,13 @@ export interface RenderOptions {
 
 /** Renders the store's objects as children of `scope` (construct ids are contract: 'Resource' is the StatefulSet). */
 export function renderStoreObjects(scope: Construct, store: StoreDefinition, options: RenderOptions = {}): void {
-  const container = store.engine.container(store.engineContext(options.initialClusterState ?? 'new'));
+  const container = store.engine.container(store.engineContext(options.initialClusterState ?? 'new', options.tlsPhase));
   // Certificates first: the members mount their Secrets.
   if (options.toolOwned ?? true) renderToolOwned(scope, store, { reconcilerApi: false });
   renderHeadlessService(scope, store);
   renderClientService(scope, store);
   if (container.bootstrapEnv) renderBootstrapConfig(scope, store, container);
-  renderStatefulSet(scope, store, container, options.operation);
+  renderStatefulSet(scope, store, container, { operation: options.operation, partition: options.partition });
   renderPodDisruptionBudget(scope, store);
   if (store.spec.backup) new StoreBackup(scope, 'Backup', { store });
   if (store.spec.networkPolicy.enabled) renderNetworkPolicy(scope, store);

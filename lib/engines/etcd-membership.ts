@@ -150,6 +150,11 @@ export class EtcdMembership {
     }
   }
 
+  /** Registers a member's peer URLs (etcd dials it there from then on). */
+  async updatePeerURLs(id: string, peerURLs: string[]): Promise<void> {
+    await this.anywhere((c) => c.cluster.memberUpdate({ ID: id, peerURLs }));
+  }
+
   /** Removes a member; one already gone (an earlier attempt did it) counts as removed. */
   async remove(id: string): Promise<void> {
     try {

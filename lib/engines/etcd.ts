@@ -4,7 +4,7 @@ import type { SpecIssue } from '../model/issues';
 import { podFqdn, podName } from '../model/names';
 import { parseQuantity } from '../model/quantity';
 import type { EngineDefaults, EtcdEngineSpec, KVStoreSpec, ProbeSpec, RestoreSpec } from '../model/spec';
-import { EngineCommand, EngineContainer, EngineContext, EngineReport, IEngine, ISnapshots, POD_ENV, TLS_DIRS, tlsFiles } from './types';
+import { EngineCommand, EngineContainer, EngineContext, EngineReport, IEngine, ISnapshots, POD_ENV, TLS_DIRS, TLS_SWITCH_PHASE, tlsFiles } from './types';
 
 /** The etcd version a store runs unless told otherwise. */
 export const DEFAULT_ETCD_VERSION = '3.5.21';
@@ -91,6 +91,14 @@ export function restoreId(restore: RestoreSpec): string {
 }
 
 const scheme = (spec: KVStoreSpec) => (spec.tls ? 'https' : 'http');
+
+/** How far a member's container (its args) has TLS: off, the first phase of a live switch, or on. */
+export type EtcdTlsStage = 'off' | typeof TLS_SWITCH_PHASE | 'on';
+
+export function etcdTlsStage(args: readonly string[]): EtcdTlsStage {
+  if (args.includes('--client-cert-auth')) return 'on';
+  return args.some((a) => a.startsWith('--peer-cert-file=')) ? TLS_SWITCH_PHASE : 'off';
+}
 
 /** etcdctl's flags to connect with the library's client certificate (mounted at TLS_DIRS.client). */
 export function clientTlsFlags(spec: KVStoreSpec): string[] {
@@ -254,7 +262,9 @@ export class EtcdEngine implements IEngine {
       ETCD_INITIAL_CLUSTER_STATE: ctx.initialClusterState,
       ETCD_QUOTA_BACKEND_BYTES: String(this.quotaBackendBytes(spec)),
     };
-    const s = scheme(spec);
+    // A live store turning TLS on runs plain listeners with the peer certificate first (see tlsPhase).
+    const tlsOn = !!spec.tls && ctx.tlsPhase === undefined;
+    const s = tlsOn ? 'https' : 'http';
     const args = [
       `--name=$(${POD_ENV.name})`,
       `--data-dir=${dirs.data}`,
@@ -264,14 +274,14 @@ export class EtcdEngine implements IEngine {
       `--listen-client-urls=${s}://$(${POD_ENV.ip}):${ETCD_CLIENT_PORT}`,
       `--advertise-client-urls=${s}://${self}:${ETCD_CLIENT_PORT}`,
       `--initial-advertise-peer-urls=${s}://${self}:${ETCD_PEER_PORT}`,
-      ...(spec.tls ? this.tlsFlags(ctx) : []),
+      ...(tlsOn ? this.tlsFlags(ctx) : spec.tls ? this.peerDialFlags() : []),
       ...(ctx.namespace ? [] : [`--initial-cluster=${bootstrap.ETCD_INITIAL_CLUSTER}`, `--initial-cluster-state=${bootstrap.ETCD_INITIAL_CLUSTER_STATE}`]),
       `--initial-cluster-token=${this.clusterToken(ctx)}`,
       `--auto-compaction-mode=${this.spec.autoCompactionMode}`,
       `--auto-compaction-retention=${this.spec.autoCompactionRetention}`,
       ...(ctx.namespace ? [] : [`--quota-backend-bytes=${bootstrap.ETCD_QUOTA_BACKEND_BYTES}`]),
     ];
-    return { command: ['/usr/local/bin/etcd'], args, env: [], ...(ctx.namespace ? { bootstrapEnv: bootstrap } : {}), ...this.probes(!!spec.tls) };
+    return { command: ['/usr/local/bin/etcd'], args, env: [], ...(ctx.namespace ? { bootstrapEnv: bootstrap } : {}), ...this.probes(tlsOn) };
   }
 
   /**
@@ -288,6 +298,16 @@ export class EtcdEngine implements IEngine {
       `--peer-cert-allowed-hostname=${peersHost}`,
       `--listen-metrics-urls=http://$(${POD_ENV.ip}):${ETCD_METRICS_PORT}`,
     ];
+  }
+
+  /**
+   * The first phase of turning TLS on for a live store: the member certificate to dial peers over
+   * https (etcd's peer transport takes it from the peer flags whatever its own listener's scheme), so
+   * that each member can then switch its own peer listener while the others reach it.
+   */
+  private peerDialFlags(): string[] {
+    const f = tlsFiles(TLS_DIRS.member);
+    return [`--peer-cert-file=${f.cert}`, `--peer-key-file=${f.key}`, `--peer-trusted-ca-file=${f.ca}`];
   }
 
   /**

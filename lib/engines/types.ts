@@ -34,7 +34,16 @@ export interface EngineContext {
    * literally into the store's bootstrap ConfigMap (ConfigMap values get no `$(VAR)` expansion).
    */
   readonly namespace?: string;
+  /**
+   * Turning TLS on for a live store, first phase (TLS_SWITCH_PHASE): the listeners stay plain HTTP and
+   * the member certificate is loaded, so every member can dial the peers that switch to https next.
+   * @default - TLS as the spec says
+   */
+  readonly tlsPhase?: typeof TLS_SWITCH_PHASE;
 }
+
+/** The first phase of turning TLS on for a live store: see EngineContext.tlsPhase. */
+export const TLS_SWITCH_PHASE = 'peer-certificates';
 
 /** An environment variable: a plain value, or a key of a Secret. */
 export type EngineEnvVar =

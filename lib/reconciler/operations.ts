@@ -258,6 +258,33 @@ export async function changeMembership(ctx: OperationContext, endpoints: string[
 }
 
 /**
+ * Turning TLS on: registers member `ordinal`'s peer URL as https (what its pod listens on once it
+ * restarts with TLS), through `endpoint`, the member's own plain-HTTP client URL: until its pod
+ * restarts the member speaks plain HTTP to clients, so this needs no client certificate (CRD mode has
+ * none). The other members already hold the peer certificate to dial it. Done already: nothing.
+ */
+export async function registerHttpsPeer(ctx: OperationContext, ordinal: number, endpoint: string): Promise<void> {
+  const { document, log } = ctx;
+  const { EtcdMembership } = await import('../engines/etcd-membership');
+  const names = storeNames(document.spec.name);
+  const engine = new EtcdEngine(document.spec.engine as EtcdEngineSpec);
+  const peerURL = engine.peerURL({ spec: document.spec, names, clusterToken: document.clusterToken, initialClusterState: 'existing', namespace: document.namespace }, ordinal, document.namespace);
+  const membership = new EtcdMembership([endpoint], { onRetry: ctx.keepAlive });
+  try {
+    const members = await membership.list().catch((e: Error) => {
+      throw new Error(`could not list the etcd members at ${endpoint} (member ${podName(names, ordinal)}, over plain HTTP until it switches): ${e.message}`);
+    });
+    const member = members.find((m) => m.peerURLs.some((u) => ordinalOfPeerURL(u, names) === ordinal));
+    if (!member) throw new Error(`member ${podName(names, ordinal)} is not in the etcd member list: cannot turn TLS on for it (is a membership change unfinished?)`);
+    if (member.peerURLs.length === 1 && member.peerURLs[0] === peerURL) return;
+    await membership.updatePeerURLs(member.id, [peerURL]);
+    log.info(`member ${podName(names, ordinal)}: peer URL ${member.peerURLs.join(', ')} → ${peerURL}`, { action: 'peer-url', member: podName(names, ordinal) });
+  } finally {
+    membership.close();
+  }
+}
+
+/**
  * Restore (etcd's procedure): no member may run; every member's data is laid out from the same
  * snapshot with a new cluster token, into a directory of its own (older data stays); then the pods
  * start and form a new logical cluster.

@@ -1,4 +1,7 @@
 // The pure phases of a reconcile: what the live store means for this run, and desired + live → plan.
+import type { RenderOptions } from '../constructs/store-objects';
+import { EtcdTlsStage, etcdTlsStage } from '../engines/etcd';
+import { TLS_SWITCH_PHASE } from '../engines/types';
 import type { StoreDocument } from '../model/document';
 import { OPERATION_ANNOTATION, RESTORED_FROM_ANNOTATION } from '../model/metadata';
 import { CONTAINS_ANNOTATION, ID_LABEL } from './applyset';
@@ -44,34 +47,76 @@ export interface MembershipChange {
 export function membershipChange(document: StoreDocument, live: LiveStore, isRestoring: boolean): MembershipChange | undefined {
   const size = liveSize(live);
   if (!bootstrapped(live) || isRestoring || document.spec.engine.kind !== 'etcd' || size < 1) return undefined;
-  const inProgress = !!live.sts?.metadata.annotations?.[OPERATION_ANNOTATION];
+  const inProgress = (live.sts?.metadata.annotations?.[OPERATION_ANNOTATION] ?? '').startsWith(MEMBERS_MARK);
   return size !== document.spec.size || inProgress ? { from: size, inProgress } : undefined;
 }
 
+const MEMBERS_MARK = 'members → ';
+
 /** Marks the StatefulSet while members change, so a run stopped in the middle is resumed. */
 export function membersMark(document: StoreDocument): string {
-  return `members → ${document.spec.size}`;
+  return `${MEMBERS_MARK}${document.spec.size}`;
+}
+
+/** Marks the StatefulSet while a live store turns TLS on, so a run stopped in the middle is resumed. */
+export const TLS_SWITCH_MARK = 'tls → on';
+
+/**
+ * A live etcd store turning TLS on, member by member: first every member gets the peer certificate
+ * (plain listeners still), then from the highest ordinal down each member's peer URL is registered as
+ * https and its pod restarts with TLS listeners (a StatefulSet partition at that ordinal).
+ */
+export interface TlsSwitch {
+  /** The live template's stage: `off` (not started), the first phase, or `on` (members switching). */
+  readonly from: EtcdTlsStage;
+  /** Members from this ordinal up run with TLS already (the live partition; the live size if none). */
+  readonly switchedFrom: number;
+}
+
+/** The TLS switch a run has to make (or resume), from the live StatefulSet's template and mark. */
+export function tlsSwitch(document: StoreDocument, live: LiveStore, isRestoring: boolean): TlsSwitch | undefined {
+  const sts = live.sts;
+  if (!sts || !document.spec.tls || document.spec.engine.kind !== 'etcd' || isRestoring) return undefined;
+  const from = etcdTlsStage(sts.spec?.template?.spec?.containers?.[0]?.args ?? []);
+  if (from === 'on' && sts.metadata.annotations?.[OPERATION_ANNOTATION] !== TLS_SWITCH_MARK) return undefined;
+  const replicas = sts.spec?.replicas ?? 0;
+  return { from, switchedFrom: from === 'on' ? Math.min(replicas, sts.spec?.updateStrategy?.rollingUpdate?.partition ?? 0) : replicas };
+}
+
+/** Where a TLS switch stands, as render options: the first phase, or TLS on from `partition` up. */
+export function tlsSwitchRender(change: TlsSwitch): Pick<RenderOptions, 'tlsPhase' | 'partition' | 'operation'> {
+  return change.from === 'on'
+    ? { partition: change.switchedFrom, operation: TLS_SWITCH_MARK }
+    : { tlsPhase: TLS_SWITCH_PHASE, partition: 0, operation: TLS_SWITCH_MARK };
 }
 
 /** The store rendered with `size` members, for a cluster that is bootstrapped or not yet. */
-export function renderAt(document: StoreDocument, live: LiveStore, size: number, operation?: string): DesiredState {
+export function renderAt(document: StoreDocument, live: LiveStore, size: number, options: Omit<RenderOptions, 'initialClusterState' | 'toolOwned'> = {}): DesiredState {
   const sized = size === document.spec.size ? document : { ...document, spec: { ...document.spec, size } };
-  return desiredState(sized, { initialClusterState: bootstrapped(live) ? 'existing' : 'new', operation });
+  return desiredState(sized, { initialClusterState: bootstrapped(live) ? 'existing' : 'new', ...options });
 }
 
 /** What a run sets out to do, decided from the live store before any object is read. */
 export interface Intent {
-  /** What to plan against: a membership change runs around the plan, so it is planned at the live size. */
+  /**
+   * What to plan against: a membership change runs around the plan, so it is planned at the live
+   * size; a TLS switch at its live phase.
+   */
   readonly desired: DesiredState;
   readonly change?: MembershipChange;
+  readonly tls?: TlsSwitch;
   readonly restoring: boolean;
 }
 
 export function intent(document: StoreDocument, live: LiveStore, restoredFrom: string | undefined): Intent {
   const isRestoring = restoring(live, restoredFrom);
   const change = membershipChange(document, live, isRestoring);
-  const desired = change ? renderAt(document, live, change.from, membersMark(document)) : renderAt(document, live, document.spec.size);
-  return { desired, change, restoring: isRestoring };
+  const tls = tlsSwitch(document, live, isRestoring);
+  // Both at once is refused by the reconciler before anything changes; planned as the membership change.
+  const desired = change ? renderAt(document, live, change.from, { operation: membersMark(document) })
+    : tls ? renderAt(document, live, document.spec.size, tlsSwitchRender(tls))
+      : renderAt(document, live, document.spec.size);
+  return { desired, change, restoring: isRestoring, ...(tls ? { tls } : {}) };
 }
 
 /** The desired ApplySet parent listing also the kinds the live parent records (or itself if none are missing). */
@@ -108,5 +153,5 @@ export interface RunPlan extends Intent, ObjectPlan {
 
 /** Nothing to do: the run returns before taking the Lease, making no mutating request. */
 export function isNoOp(run: RunPlan): boolean {
-  return run.plan.steps.length === 0 && !run.exactParent && !run.change && !run.restoring;
+  return run.plan.steps.length === 0 && !run.exactParent && !run.change && !run.tls && !run.restoring;
 }

@@ -1,4 +1,6 @@
 // The plan: desired + live objects → ordered steps, or refusals. Pure: no I/O, tested without a cluster.
+import { etcdTlsStage } from '../engines/etcd';
+import { TLS_SWITCH_PHASE } from '../engines/types';
 import { ENGINE_ANNOTATION, RESTORED_FROM_ANNOTATION, TLS_TRUST_ANNOTATION } from '../model/metadata';
 import { parseQuantity } from '../model/quantity';
 import { PART_OF_LABEL } from './applyset';
@@ -194,13 +196,16 @@ function statefulSetRefusals(desired: KubeObject, live: KubeObject, options: Pla
   if (fromEngine && toEngine && fromEngine !== toEngine) {
     refuse(`metadata.annotations.${ENGINE_ANNOTATION}`, fromEngine, toEngine, 'changing the engine cannot keep the data: the new engine cannot read the old one\'s files');
   }
-  // Switching a live etcd store between plain HTTP and TLS needs a member-by-member procedure (peers
-  // must speak both during the switch) that is not built: a rolling restart would split the cluster.
-  const tlsOf = (o: KubeObject) => ((o.spec?.template?.spec?.containers?.[0]?.args ?? []) as string[]).includes('--client-cert-auth');
-  if (toEngine === 'etcd' && fromEngine === 'etcd' && tlsOf(live) !== tlsOf(desired)) {
-    refuse('spec.tls', tlsOf(live) ? 'on' : 'off', tlsOf(desired) ? 'on' : 'off',
-      'switching a live store between plain HTTP and TLS is not supported yet (the members would stop understanding each other half-way); create a new store with the new setting and restore a snapshot into it; not even force makes this change',
-      false);
+  // Turning TLS on goes member by member (TlsSwitch: peer certificates everywhere first, then each
+  // member's listeners), never in one rolling update, which would split the cluster half-way: a
+  // template may only move one phase on, or back from the first phase (no member speaks TLS yet).
+  const stageOf = (o: KubeObject) => etcdTlsStage(o.spec?.template?.spec?.containers?.[0]?.args ?? []);
+  const [fromTls, toTls] = [stageOf(live), stageOf(desired)];
+  if (toEngine === 'etcd' && fromEngine === 'etcd' && fromTls !== toTls && !(fromTls === 'off' && toTls === TLS_SWITCH_PHASE) && !(fromTls === TLS_SWITCH_PHASE && toTls === 'off')) {
+    refuse('spec.tls', fromTls, toTls, fromTls === 'on'
+      ? 'turning TLS off for a live store is not supported: clients and members would lose the protection they rely on half-way; create a new store without TLS and restore a snapshot into it; not even force makes this change'
+      : 'a live store turns TLS on member by member (the reconciler\'s TLS switch), not in one rolling update; not even force makes this change',
+    false);
   }
   // etcd does not reload its trusted CA: members issued by a new one could not talk to those that
   // trust the old one, and one member Secret serves them all.

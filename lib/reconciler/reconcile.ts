@@ -4,14 +4,14 @@ import type { EtcdClientTls } from '../engines/etcd-membership';
 import { TLS_DIRS, tlsFiles } from '../engines/types';
 import { specHash, StoreDocument } from '../model/document';
 import { AUTH_ANNOTATION, RESTORED_FROM_ANNOTATION } from '../model/metadata';
-import { storeNames } from '../model/names';
+import { podFqdn, podName, storeNames } from '../model/names';
 import { CONTAINS_ANNOTATION, ID_LABEL, PART_OF_LABEL } from './applyset';
 import { KubeClient } from './client';
 import { DesiredState, desiredState } from './desired';
 import { acquireLease, leaseKeeper, releaseLease } from './lease';
 import { Log } from './log';
-import { changeMembership, growClaims, OperationContext, restoreMembers, sleep, snapshotBefore, until } from './operations';
-import { intent, isNoOp, LiveStore, membersMark, ObjectPlan, planObjects, renderAt, RunPlan } from './phases';
+import { changeMembership, growClaims, OperationContext, registerHttpsPeer, restoreMembers, sleep, snapshotBefore, until } from './operations';
+import { intent, isNoOp, LiveStore, membersMark, ObjectPlan, planObjects, renderAt, RunPlan, TLS_SWITCH_MARK } from './phases';
 import { formatPlan, Plan, Step } from './plan';
 import { describeRef, groupKind, KubeObject, ObjectRef, refOf } from './types';
 
@@ -45,13 +45,19 @@ export interface ReconcileOptions {
    * @default - where the reconciler Job mounts it (/etc/kvstore/client-tls)
    */
   readonly etcdTlsDir?: string;
+  /**
+   * One member's plain-HTTP client URL (`http://host:port`), by ordinal: turning TLS on registers each
+   * member's https peer URL through the member itself, while it still speaks plain HTTP.
+   * @default - the member's DNS name under the headless Service
+   */
+  readonly etcdMemberEndpoint?: (ordinal: number) => string;
   /** Called as an operation moves on (CRD mode writes it to the resource's status). */
   readonly onProgress?: (event: ProgressEvent) => Promise<void>;
 }
 
 /** A day-2 operation moving on (CRD mode writes it to the resource's status). */
 export interface ProgressEvent {
-  /** Scaling, Resizing, Restoring or BackingUp. */
+  /** Scaling, Resizing, Restoring, BackingUp or EnablingTls. */
   readonly operation: string;
   /** What it is doing now. */
   readonly message: string;
@@ -246,6 +252,7 @@ export class StoreReconciler {
     let run = await this.planRun();
     this.report(run);
     throwIfRefused(run.plan);
+    this.refuseCombined(run);
     if (this.options.dryRun) return this.result(run.plan, before);
     // Whether the store has (or had, by its live StatefulSet's mark) clients whose users are ours.
     const auth = this.authManaged(run.live);
@@ -259,6 +266,7 @@ export class StoreReconciler {
       // Someone may have changed things while we waited for the lease: plan again under it.
       run = await this.planRun();
       throwIfRefused(run.plan);
+      this.refuseCombined(run);
       // Clients dropped: their users go first, while the StatefulSet still carries the mark that says so.
       if (auth && !this.document.spec.clients) await this.reconcileAuth();
       const done = await this.execute(run, keepAlive);
@@ -337,9 +345,46 @@ export class StoreReconciler {
     const planned = run.restoring ? await this.restore(ctx, run) : run.plan;
     await executeSteps(ctx, planned.steps);
     if (run.change) await this.changeMembers(ctx, run, tls);
+    if (run.tls) await this.switchTls(ctx, run);
     const finished = await this.finish(ctx);
     await this.applyExactParent(finished.exactParent);
     return planned;
+  }
+
+  /**
+   * Turning TLS on moves every member twice; it is not combined with another operation that moves
+   * them (each would have to know the other's half-way states). Refused before anything changed.
+   */
+  private refuseCombined(run: RunPlan): void {
+    if (!run.tls) return;
+    const other = run.change ? `a membership change (${run.change.from} → ${this.document.spec.size})` : run.plan.steps.some((s) => s.action === 'resize') ? 'a volume resize' : undefined;
+    if (other) {
+      throw new Error(`store ${this.document.namespace}/${this.document.spec.name}: turning TLS on and ${other} in one change is refused; nothing was changed. ` +
+        'Make them one after the other: first the other change with TLS as it is live, then TLS.');
+    }
+  }
+
+  /**
+   * The TLS switch's second phase (the first, peer certificates on every member, was the plan's
+   * rollout): from the highest ordinal down, register the member's peer URL as https, then let its pod
+   * (and only its: the partition) restart with TLS listeners, and wait until every member is ready.
+   * A stopped run resumes at the live partition.
+   */
+  private async switchTls(ctx: Context, run: RunPlan): Promise<void> {
+    const { document } = this;
+    const size = document.spec.size;
+    const names = storeNames(document.spec.name);
+    const sts = (partition: number) => renderAt(document, run.live, size, { partition, operation: TLS_SWITCH_MARK }).objects.find((o) => groupKind(o) === 'StatefulSet.apps')!;
+    await waitRollout(ctx, this.stsRef);
+    for (let i = Math.min(run.tls!.switchedFrom, size) - 1; i >= 0; i--) {
+      const pod = podName(names, i);
+      await ctx.operation.progress('EnablingTls', `member ${pod}: peer URL to https, then its pod restarts with TLS (${size - i} of ${size})`);
+      await registerHttpsPeer(ctx.operation, i, this.options.etcdMemberEndpoint?.(i) ?? `http://${podFqdn(names, i, document.namespace, document.spec.clusterDomain)}:${this.target.store.engine.clientPort}`);
+      await ctx.keepAlive();
+      await this.client.apply(sts(i));
+      await waitRollout(ctx, this.stsRef);
+      this.log.info(`member ${pod} speaks TLS (peers and clients)`, { action: 'tls-on', member: pod });
+    }
   }
 
   private async planAgainst(desired: DesiredState, replicasManaged = false): Promise<ObjectPlan> {
@@ -353,6 +398,7 @@ export class StoreReconciler {
     for (const line of formatPlan(run.plan)) log.info(line);
     if (run.restoring) log.info(`  ⟲ restore every member from ${this.restoredFrom} (a new logical cluster), then start them`);
     const change = run.change;
+    if (run.tls) log.info(`  ⇄ TLS on, member by member: ${run.tls.from === 'on' ? `resuming below member ${run.tls.switchedFrom}` : 'the peer certificate on every member (a rolling restart), then from the highest ordinal down each member\'s peer URL to https and its pod restarted with TLS'}`);
     if (change) log.info(`  ⇅ members ${change.from} → ${document.spec.size}${change.inProgress ? ' (resuming)' : ''}: one at a time, ${change.from < document.spec.size ? 'each added as a learner, started, promoted once caught up' : 'each removed from the cluster before its pod'}`);
   }
 
@@ -395,7 +441,7 @@ export class StoreReconciler {
   private async changeMembers(ctx: Context, run: RunPlan, tls: EtcdClientTls | undefined): Promise<void> {
     const mark = membersMark(this.document);
     const applyMembers = async (size: number) => {
-      const { plan: p } = await this.planAgainst(renderAt(this.document, run.live, size, mark), true);
+      const { plan: p } = await this.planAgainst(renderAt(this.document, run.live, size, { operation: mark }), true);
       throwIfRefused(p);
       await executeSteps(ctx, p.steps.filter((s) => s.action === 'create' || s.action === 'update'));
     };

@@ -140,13 +140,25 @@ describe('plan', () => {
       expect(plan(plain.objects, live(restored.objects), { applySetId: plain.applySetId, force: true }).refusals).toHaveLength(1);
     });
 
-    test('switching a live store between plain HTTP and TLS is refused, both ways, even with force', () => {
+    test('TLS moves one phase at a time: plain → the peer-certificate phase, or back; straight to TLS, or TLS off, refused even with force', () => {
       const plainStore = desiredFor();
       const tlsStore = desiredFor({ tls: {} });
-      for (const [from, to, f, t] of [[plainStore, tlsStore, 'off', 'on'], [tlsStore, plainStore, 'on', 'off']] as const) {
+      const doc = new KVStore(new Chart(Testing.app(), 'c', { namespace: 'shop' }), 'orders', { tls: {} }).document;
+      const phase = desiredState(doc, { tlsPhase: 'peer-certificates', partition: 0 });
+      const stsOf = (d: typeof phase) => d.objects.find((o) => o.kind === 'StatefulSet')!;
+      expect(stsOf(phase).spec.template.spec.containers[0].args).toEqual(expect.arrayContaining(['--peer-cert-file=/etc/kvstore/tls/tls.crt', '--listen-peer-urls=http://$(POD_IP):2380']));
+      for (const [from, to] of [[plainStore, phase], [phase, plainStore]] as const) {
+        expect(plan(to.objects, live(from.objects), { applySetId: to.applySetId }).refusals).toEqual([]);
+      }
+      for (const [from, to, f, t, why] of [
+        [plainStore, tlsStore, 'off', 'on', /member by member/],
+        [phase, tlsStore, 'peer-certificates', 'on', /member by member/],
+        [tlsStore, plainStore, 'on', 'off', /turning TLS off for a live store is not supported/],
+        [tlsStore, phase, 'on', 'peer-certificates', /turning TLS off/],
+      ] as const) {
         for (const force of [false, true]) {
           expect(plan(to.objects, live(from.objects), { applySetId: to.applySetId, force }).refusals)
-            .toEqual([expect.objectContaining({ field: 'spec.tls', from: f, to: t, reason: expect.stringMatching(/not supported yet/), forceable: false })]);
+            .toEqual([expect.objectContaining({ field: 'spec.tls', from: f, to: t, reason: expect.stringMatching(why), forceable: false })]);
         }
       }
     });
