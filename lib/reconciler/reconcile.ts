@@ -251,8 +251,8 @@ export class StoreReconciler {
     const before = this.client.counters.mutating;
     let run = await this.planRun();
     this.report(run);
-    throwIfRefused(run.plan);
     this.refuseCombined(run);
+    throwIfRefused(run.plan);
     if (this.options.dryRun) return this.result(run.plan, before);
     // Whether the store has (or had, by its live StatefulSet's mark) clients whose users are ours.
     const auth = this.authManaged(run.live);
@@ -265,8 +265,8 @@ export class StoreReconciler {
     const executed = await this.underLease(async (keepAlive) => {
       // Someone may have changed things while we waited for the lease: plan again under it.
       run = await this.planRun();
-      throwIfRefused(run.plan);
       this.refuseCombined(run);
+      throwIfRefused(run.plan);
       // Clients dropped: their users go first, while the StatefulSet still carries the mark that says so.
       if (auth && !this.document.spec.clients) await this.reconcileAuth();
       const done = await this.execute(run, keepAlive);

@@ -119,6 +119,73 @@ describeWithEtcd('day-2 operations over TLS through the reconciler', () => {
     expect(sim.runner.unexpectedExits.filter((e) => e.pod.startsWith('kv-'))).toEqual([]);
   });
 
+  test('plain HTTP → TLS on a live 3-member store with continuous writes: every member once with the peer certificate, then highest first with TLS; a stopped run resumes; no acknowledged write lost', async () => {
+    const plain = { size: 3, storageSize: '1Gi' };
+    await reconcileOnce(api, sim, storeDocument('kv', plain));
+    await sim.waitForReady('kv', 3, 60_000);
+    const httpEndpoints = sim.endpoints('kv');
+    const https = httpEndpoints.map((u) => u.replace(/^http:/, 'https:'));
+    const props = { ...plain, tls: {} };
+    // The GitOps tool applies the new bundle's Certificates; cert-manager issues them.
+    applyAsGitOpsTool(api, 'kv', props);
+    await waitFor('the store\'s certificates', async () => ['kv-member-tls', 'kv-client-tls'].every((n) => api.get('v1', 'Secret', NAMESPACE, n)));
+    const tls = mountClientSecret('kv');
+    // A client that follows the store: plain HTTP while a member answers it, then TLS.
+    const writer = new Writer(httpEndpoints, 'w/', undefined, { endpoints: https, tls });
+    await sim.waitUntil('first plain writes acknowledged', () => writer.acked.length >= 10, 30_000);
+    const options = { etcdTlsDir: tlsDir, etcdMemberEndpoint: (i: number) => httpEndpoints[i] };
+    const plainPids = sim.pids('kv');
+
+    // The first run stops (as a killed Job would) once kv-2 speaks TLS, as kv-1's turn begins.
+    let turns = 0;
+    const first: string[] = [];
+    await expect(reconcileOnce(api, sim, storeDocument('kv', props), {
+      ...options,
+      onProgress: async (e) => {
+        if (e.operation === 'EnablingTls' && ++turns === 2) throw new Error('reconciler stopped');
+      },
+    }, first)).rejects.toThrow('reconciler stopped');
+    expect(sts().metadata.annotations['kvstore.cdk8s-kvstore.io/operation']).toBe('tls → on');
+    expect(sts().spec.updateStrategy.rollingUpdate.partition).toBe(2);
+    // Every member restarted once for the first phase: kv-0 and kv-1 run it, plain listeners with the peer certificate.
+    for (const [pod, pid] of Object.entries(plainPids)) expect({ pod, restarted: sim.pid(pod) !== pid }).toEqual({ pod, restarted: true });
+    for (const pod of ['kv-0', 'kv-1']) {
+      const args: string[] = (api.get('v1', 'Pod', NAMESPACE, pod) as any).spec.containers[0].args;
+      expect({ pod, tls: args.filter((a) => /^--(peer-cert-file|listen-peer-urls|client-cert-auth)/.test(a)) })
+        .toEqual({ pod, tls: ['--listen-peer-urls=http://$(POD_IP):2380', '--peer-cert-file=/etc/kvstore/tls/tls.crt'] });
+    }
+    const phasePids = sim.pids('kv');
+    expect((await memberList([https[2]], tls)).map((m) => [m.name, m.peerURLs[0].split(':')[0]]).sort()).toEqual([['kv-0', 'http'], ['kv-1', 'http'], ['kv-2', 'https']]);
+
+    const second: string[] = [];
+    await reconcileOnce(api, sim, storeDocument('kv', props), options, second);
+    expect(second).toEqual(expect.arrayContaining([expect.stringContaining('⇄ TLS on, member by member: resuming below member 2')]));
+    const switched = (lines: string[]) => lines.map((l) => /member (kv-[0-9]) speaks TLS/.exec(l)?.[1]).filter(Boolean);
+    expect([...switched(first), ...switched(second)]).toEqual(['kv-2', 'kv-1', 'kv-0']);
+
+    // And once more each for TLS.
+    for (const [pod, pid] of Object.entries(phasePids)) expect({ pod, restarted: sim.pid(pod) !== pid }).toEqual({ pod, restarted: pod !== 'kv-2' });
+    const w = await writer.stop();
+    expect(w.acked.length).toBeGreaterThan(50);
+    expect(w.longestGapMs).toBeLessThan(3000);
+    // Every member holds every acknowledged write (read over TLS, member by member).
+    for (const url of https) {
+      const own = await keysUnder([url], 'w/', tls);
+      expect({ url, missing: w.acked.filter((k) => !own.has(k)).length }).toEqual({ url, missing: 0 });
+    }
+    // Every member advertises https; plain HTTP gets no answer, on the client port or from a peer's view.
+    const members = await memberList(https, tls);
+    for (const m of members) expect(m.peerURLs).toEqual([`https://${m.name}.kv-peers.${NAMESPACE}.svc.cluster.local:2380`]);
+    for (const url of httpEndpoints) {
+      expect(await fetch(`${url}/version`, { signal: AbortSignal.timeout(4000) }).then(() => 'answered', () => 'no answer')).toBe('no answer');
+    }
+    expect(sts().metadata.annotations['kvstore.cdk8s-kvstore.io/operation']).toBeUndefined();
+    expect(sts().spec.updateStrategy.rollingUpdate.partition).toBe(0);
+    // Done: the next run has nothing to do.
+    expect((await reconcileOnce(api, sim, storeDocument('kv', props), { ...options, etcdEndpoints: https })).mutatingRequests).toBe(0);
+    expect(sim.runner.unexpectedExits.filter((e) => e.pod.startsWith('kv-'))).toEqual([]);
+  });
+
   test('clients through the reconciler: their etcd users and roles, authentication on; a changed client list (no object changes) changes only those', async () => {
     const props = { size: 1, storageSize: '1Gi', tls: {} };
     applyAsGitOpsTool(api, 'kv', props);

@@ -5,7 +5,7 @@ import { OPERATION_ANNOTATION, RESTORED_FROM_ANNOTATION } from '../../lib/model/
 import { KubeClient } from '../../lib/reconciler/client';
 import { desiredState } from '../../lib/reconciler/desired';
 import { Log } from '../../lib/reconciler/log';
-import { intent, isNoOp, LiveStore, membershipChange, planObjects, restoring } from '../../lib/reconciler/phases';
+import { intent, isNoOp, LiveStore, membershipChange, planObjects, restoring, TLS_SWITCH_MARK, tlsSwitch } from '../../lib/reconciler/phases';
 import { reconcileStore, RefusedError, StoreReconciler } from '../../lib/reconciler/reconcile';
 import { KubeObject } from '../../lib/reconciler/types';
 import { ApiServer, startApiServer } from '../support/api-server';
@@ -30,6 +30,43 @@ function liveStore(size: number, annotations: Record<string, string> = {}): Requ
   const bootstrap = objects.find((o) => o.metadata.name === 'orders-bootstrap')!;
   return { sts: { ...sts, metadata: { ...sts.metadata, annotations: { ...sts.metadata.annotations, ...annotations } } }, bootstrap };
 }
+
+describe('tlsSwitch (pure): where turning TLS on for a live store stands', () => {
+  const tlsDoc = documentFor({ size: 3, tls: {} });
+  /** The live store as the switch leaves it: rendered at `options`, as applied. */
+  const liveAt = (options: Parameters<typeof desiredState>[1]): LiveStore => {
+    const objects = applied(desiredState(tlsDoc, { initialClusterState: 'existing', ...options }).objects);
+    return { sts: objects.find((o) => o.kind === 'StatefulSet'), bootstrap: objects.find((o) => o.metadata.name === 'orders-bootstrap') };
+  };
+
+  test('a plain live store whose spec has TLS: from the start; none without TLS in the spec, while restoring, or before the store exists', () => {
+    expect(tlsSwitch(tlsDoc, liveStore(3), false)).toEqual({ from: 'off', switchedFrom: 3 });
+    expect(tlsSwitch(documentFor({ size: 3 }), liveStore(3), false)).toBeUndefined();
+    expect(tlsSwitch(tlsDoc, liveStore(3), true)).toBeUndefined();
+    expect(tlsSwitch(tlsDoc, {}, false)).toBeUndefined();
+  });
+
+  test('after the first phase: no member switched yet; mid-way: the live partition; done (no mark): nothing', () => {
+    expect(tlsSwitch(tlsDoc, liveAt({ tlsPhase: 'peer-certificates', partition: 0, operation: TLS_SWITCH_MARK }), false)).toEqual({ from: 'peer-certificates', switchedFrom: 3 });
+    expect(tlsSwitch(tlsDoc, liveAt({ partition: 1, operation: TLS_SWITCH_MARK }), false)).toEqual({ from: 'on', switchedFrom: 1 });
+    expect(tlsSwitch(tlsDoc, liveAt({ partition: 0, operation: TLS_SWITCH_MARK }), false)).toEqual({ from: 'on', switchedFrom: 0 });
+    expect(tlsSwitch(tlsDoc, liveAt({}), false)).toBeUndefined();
+  });
+
+  test('a run plans against the live phase: the first phase at partition 0, then TLS at the live partition; the TLS mark is no membership change', () => {
+    const sts = (i: ReturnType<typeof intent>) => i.desired.objects.find((o) => o.kind === 'StatefulSet')!;
+    const fresh = intent(tlsDoc, liveStore(3), undefined);
+    expect(fresh.change).toBeUndefined();
+    expect(sts(fresh).metadata.annotations![OPERATION_ANNOTATION]).toBe(TLS_SWITCH_MARK);
+    expect(sts(fresh).spec.updateStrategy).toEqual({ type: 'RollingUpdate', rollingUpdate: { partition: 0 } });
+    expect(sts(fresh).spec.template.spec.containers[0].args).not.toContain('--client-cert-auth');
+    const midway = intent(tlsDoc, liveAt({ partition: 2, operation: TLS_SWITCH_MARK }), undefined);
+    expect(midway.change).toBeUndefined();
+    expect(sts(midway).spec.updateStrategy).toEqual({ type: 'RollingUpdate', rollingUpdate: { partition: 2 } });
+    expect(sts(midway).spec.template.spec.containers[0].args).toContain('--client-cert-auth');
+    expect(isNoOp({ ...midway, ...planObjects(midway.desired, applied(midway.desired.objects), {}), live: liveAt({}) })).toBe(false);
+  });
+});
 
 describe('membershipChange (pure)', () => {
   const doc5 = documentFor({ size: 5 });

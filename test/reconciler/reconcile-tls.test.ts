@@ -46,3 +46,18 @@ describe('a TLS store\'s membership change without the client certificate', () =
     expect(sts.metadata.annotations['kvstore.cdk8s-kvstore.io/operation']).toBeUndefined();
   });
 });
+
+describe('turning TLS on for a live store together with another member-moving change', () => {
+  test.each([
+    ['a membership change', { size: 5 }, /turning TLS on and a membership change \(3 → 5\) in one change is refused; nothing was changed/],
+    ['a volume resize', { storageSize: '20Gi' }, /turning TLS on and a volume resize in one change is refused; nothing was changed/],
+  ])('with %s: refused before anything changed', async (_what, extra, message) => {
+    const plain = { size: 3, storageSize: '10Gi' };
+    await reconcile(plain, dir);
+    const before = server.mutatingRequests().length;
+    await expect(reconcile({ ...plain, ...extra, tls: {} }, dir)).rejects.toThrow(message);
+    expect(server.mutatingRequests().slice(before).filter((r) => !r.path.includes('/leases/'))).toEqual([]);
+    const sts = server.get('apps/v1', 'StatefulSet', NS, 'orders') as any;
+    expect(sts.spec.template.spec.containers[0].args.some((a: string) => a.startsWith('--peer-cert-file'))).toBe(false);
+  });
+});

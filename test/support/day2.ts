@@ -73,11 +73,30 @@ export class Writer {
   longestGapMs = 0;
   private stopped = false;
   private readonly done: Promise<void>;
-  private readonly client: Etcd3;
+  private readonly clients: Etcd3[];
 
-  constructor(endpoints: string[], private readonly prefix = 'w/', tls?: EtcdClientTls) {
-    this.client = new Etcd3({ hosts: endpoints, ...tlsClientOptions(tls), dialTimeout: 2000, defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + 3000 }) });
+  /**
+   * `then`: a second client, tried when the first fails (a client that follows its store from plain
+   * HTTP to TLS).
+   */
+  constructor(endpoints: string[], private readonly prefix = 'w/', tls?: EtcdClientTls, then?: { endpoints: string[]; tls?: EtcdClientTls }) {
+    const client = (hosts: string[], t?: EtcdClientTls) => new Etcd3({ hosts, ...tlsClientOptions(t), dialTimeout: 2000, defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + 3000 }) });
+    this.clients = [client(endpoints, tls), ...(then ? [client(then.endpoints, then.tls)] : [])];
     this.done = this.run();
+  }
+
+  /** Puts through the first client that acknowledges; throws when none did. */
+  private async put(key: string, value: string): Promise<void> {
+    let last: unknown;
+    for (const c of this.clients) {
+      try {
+        await c.put(key).value(value);
+        return;
+      } catch (e) {
+        last = e;
+      }
+    }
+    throw last;
   }
 
   private async run(): Promise<void> {
@@ -85,7 +104,7 @@ export class Writer {
     for (let n = 0; !this.stopped; n++) {
       const key = `${this.prefix}${String(n).padStart(6, '0')}`;
       try {
-        await this.client.put(key).value(String(n));
+        await this.put(key, String(n));
         this.acked.push(key);
         const now = Date.now();
         this.longestGapMs = Math.max(this.longestGapMs, now - last);
@@ -101,7 +120,7 @@ export class Writer {
   async stop(): Promise<this> {
     this.stopped = true;
     await this.done;
-    this.client.close();
+    for (const c of this.clients) c.close();
     return this;
   }
 }
