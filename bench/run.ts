@@ -4,7 +4,7 @@
 import { cpus } from 'os';
 import { day2Bench } from './day2';
 import { etcdBench } from './etcd';
-import { tlsBench } from './tls';
+import { tlsBench, tlsSwitchBench } from './tls';
 import { footprintBench, footprintReport } from './footprint';
 import { libraryCostBench, libraryCostReport } from './library-cost';
 import { fmt, median, timeCommand, verdict } from './measure';
@@ -79,6 +79,15 @@ async function tls(report: Report): Promise<void> {
   const [pp, tp] = [median(result.plain.putMedianMs), median(result.tls.putMedianMs)];
   report(`cluster formation: plain ${fmt(pf)}, TLS ${fmt(tf)}  (TLS/plain ${(tf / pf).toFixed(2)})`);
   report(`median latency of 1,000 sequential puts: plain ${pp.toFixed(2)} ms, TLS ${tp.toFixed(2)} ms  (TLS/plain ${(tp / pp).toFixed(2)})`);
+  const switched = await tlsSwitchBench(3);
+  report('## Turning TLS on for a live 3-member store through the reconciler (cluster simulator, real etcd; median of 3 runs)');
+  if (typeof switched === 'string') {
+    report(`skipped: ${switched}`);
+    return;
+  }
+  const [sw, rr] = [median(switched.switchMs), median(switched.restartMs)];
+  report(`plain → TLS, every member ready with TLS: ${fmt(sw)}; a rolling restart of the same store: ${fmt(rr)}  (switch/restart ${(sw / rr).toFixed(2)}: two restarts per member)`);
+  report(`keys lost while switching (a client writing throughout, plain then TLS): ${switched.keysLost} of ${switched.keysWritten} acknowledged  (${verdict(switched.keysLost === 0)}: 0)`);
 }
 
 /** Day-2 operations through the reconciler (cluster simulator on the API double, real etcd). */
