@@ -8,7 +8,7 @@ import type { IEnvVar } from 'kubernetes-models/v1/EnvVar';
 import type { IPersistentVolumeClaim } from 'kubernetes-models/v1/PersistentVolumeClaim';
 import type { IPodSpec } from 'kubernetes-models/v1/PodSpec';
 import type { IPodTemplateSpec } from 'kubernetes-models/v1/PodTemplateSpec';
-import { EngineCommand, EngineContext, IEngine, TLS_DIRS } from '../engines/types';
+import { EngineCommand, EngineContext, IEngine, TLS_DIRS, tlsSecretVolume } from '../engines/types';
 import { KEEP_PVC_ANNOTATIONS, STORE_LABEL } from '../model/metadata';
 import { backupCronJobName, preOperationSnapshotPrefix, pvcName, snapshotPrefix, StoreNames, tlsSecrets } from '../model/names';
 import type { KVStoreSpec } from '../model/spec';
@@ -91,7 +91,7 @@ export function backupPodTemplate(parts: PodParts, clientEndpoint: string): IPod
       volumes: [
         { name: 'backups', persistentVolumeClaim: { claimName: backup.claimName } },
         { name: 'tmp', emptyDir: {} },
-        ...(tls ? [{ name: 'client-tls', secret: { secretName: tls, defaultMode: 0o440 } }] : []),
+        ...(tls ? [tlsSecretVolume('client-tls', tls)] : []),
       ],
     }),
   };

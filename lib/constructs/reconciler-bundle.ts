@@ -11,7 +11,7 @@ import type { IServiceAccount } from 'kubernetes-models/v1/ServiceAccount';
 import { canonicalJson } from '../model/document';
 import { INSTANCE_LABEL, MANAGED_BY, MANAGED_BY_LABEL, NAME_LABEL, RECONCILER_POD_NAME, STORE_LABEL } from '../model/metadata';
 import { reconcileJobName, reconcilerNames, tlsSecrets } from '../model/names';
-import { TLS_DIRS } from '../engines/types';
+import { TLS_DIRS, tlsSecretVolume } from '../engines/types';
 import { DEFAULT_RECONCILER_IMAGE, LIBRARY_VERSION } from '../model/version';
 import { kubeObject } from './kube';
 import { storePodCommons } from './pod-security';
@@ -138,7 +138,7 @@ export class ReconcilerBundle extends Construct {
             ],
             volumes: [
               { name: 'store', configMap: { name: names.configMap } },
-              ...(store.spec.tls ? [{ name: 'client-tls', secret: { secretName: tlsSecrets(store.spec).client, defaultMode: 0o440 } }] : []),
+              ...(store.spec.tls ? [tlsSecretVolume('client-tls', tlsSecrets(store.spec).client)] : []),
             ],
             // The store's tolerations and registry credentials: its reconciler image may be private too.
             commons: storePodCommons(store.spec),

@@ -6,7 +6,7 @@ import type { IStatefulSet } from 'kubernetes-models/apps/v1/StatefulSet';
 import type { IAffinity } from 'kubernetes-models/v1/Affinity';
 import type { IPodSpec } from 'kubernetes-models/v1/PodSpec';
 import type { IProbe } from 'kubernetes-models/v1/Probe';
-import { EngineContainer, POD_ENV, TLS_DIRS } from '../engines/types';
+import { EngineContainer, POD_ENV, TLS_DIRS, tlsSecretVolume } from '../engines/types';
 import { AUTH_ANNOTATION, ENGINE_ANNOTATION, OPERATION_ANNOTATION, RESTORED_FROM_ANNOTATION, TLS_TRUST_ANNOTATION } from '../model/metadata';
 import { tlsSecrets, tlsTrust } from '../model/names';
 import type { ProbeSpec, RestoreSpec } from '../model/spec';
@@ -116,7 +116,7 @@ function podSpec(store: StoreDefinition, container: EngineContainer): IPodSpec {
     volumes: [
       { name: 'tmp', emptyDir: {} },
       // Mounted as a directory (no subPath), so a renewed certificate reaches the running member.
-      ...(spec.tls ? [{ name: 'tls', secret: { secretName: tlsSecrets(spec).member, defaultMode: 0o440 } }] : []),
+      ...(spec.tls ? [tlsSecretVolume('tls', tlsSecrets(spec).member)] : []),
     ],
   };
 }

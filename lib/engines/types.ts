@@ -13,9 +13,22 @@ export const POD_ENV = {
 /** Where TLS Secrets are mounted: the members' own certificate, and the library's clients' one. */
 export const TLS_DIRS = { member: '/etc/kvstore/tls', client: '/etc/kvstore/client-tls' } as const;
 
+/** The keys of a kubernetes.io/tls Secret (cert-manager's, with the CA) that TLS needs. */
+export const TLS_SECRET_KEYS = ['tls.crt', 'tls.key', 'ca.crt'] as const;
+
 /** The files of a mounted kubernetes.io/tls Secret. */
 export function tlsFiles(dir: string): { cert: string; key: string; ca: string } {
   return { cert: `${dir}/tls.crt`, key: `${dir}/tls.key`, ca: `${dir}/ca.crt` };
+}
+
+/**
+ * A volume of a TLS Secret, mounted as a directory (no subPath: a renewed certificate reaches running
+ * pods), readable by the pod's group only. Its keys are listed: a Secret without one of them (a CA
+ * Secret without ca.crt) fails the mount, and the pod's events name the key ("references non-existent
+ * secret key: ca.crt"), rather than starting a process that cannot verify anyone.
+ */
+export function tlsSecretVolume(name: string, secretName: string) {
+  return { name, secret: { secretName, defaultMode: 0o440, items: TLS_SECRET_KEYS.map((key) => ({ key, path: key })) } };
 }
 
 /** What an engine is told to render one store's container. */

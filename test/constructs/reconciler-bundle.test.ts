@@ -9,6 +9,9 @@ import { parseStoreDocument } from '../../lib/model/document';
 import { desiredState } from '../../lib/reconciler/desired';
 import { find, Manifest, synth, testChart } from '../support/manifests';
 
+/** A TLS Secret's keys, listed so that a Secret without one fails the mount naming it. */
+const TLS_ITEMS = ['tls.crt', 'tls.key', 'ca.crt'].map((key) => ({ key, path: key }));
+
 const IMAGE = 'registry.example.com/kvstore-reconciler:1.0.0';
 
 function bundle(props: KVStoreProps = {}, profile?: GitOpsProfile): Manifest[] {
@@ -74,7 +77,7 @@ describe('GitOps mode (reconciler bundle)', () => {
     const objects = bundle({ tls: {} });
     const pod = find(objects, 'Job').spec.template.spec;
     expect(pod.containers[0].volumeMounts).toContainEqual({ name: 'client-tls', mountPath: '/etc/kvstore/client-tls', readOnly: true });
-    expect(pod.volumes).toContainEqual({ name: 'client-tls', secret: { secretName: 'orders-client-tls', defaultMode: 0o440 } });
+    expect(pod.volumes).toContainEqual({ name: 'client-tls', secret: { secretName: 'orders-client-tls', defaultMode: 0o440, items: TLS_ITEMS } });
     expect(pod.securityContext.fsGroup).toBe(65532);
     expect(find(objects, 'Role').rules.some((r: any) => r.apiGroups[0] === 'cert-manager.io')).toBe(false);
     // The chart holds them beside the bundle; the reconciler's desired state does not.

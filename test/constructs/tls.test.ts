@@ -4,6 +4,9 @@ import { Chart, Testing } from 'cdk8s';
 import { Engine, KVStore, KVStoreProps } from '../../lib';
 import { container, find, Manifest, synth, testChart } from '../support/manifests';
 
+/** A TLS Secret's keys, listed so that a Secret without one fails the mount naming it. */
+const TLS_ITEMS = ['tls.crt', 'tls.key', 'ca.crt'].map((key) => ({ key, path: key }));
+
 function tlsStore(props: KVStoreProps = {}, namespace = 'shop'): Manifest[] {
   const chart = testChart(namespace);
   new KVStore(chart, 'orders', { tls: {}, ...props });
@@ -61,7 +64,7 @@ describe('TLS with the store\'s own CA (cert-manager)', () => {
 
   test('the member Secret is mounted read-only as a directory (renewals reach it), the metrics port declared, probes on it', () => {
     const pod = find(objects, 'StatefulSet').spec.template.spec;
-    expect(pod.volumes).toContainEqual({ name: 'tls', secret: { secretName: 'orders-member-tls', defaultMode: 0o440 } });
+    expect(pod.volumes).toContainEqual({ name: 'tls', secret: { secretName: 'orders-member-tls', defaultMode: 0o440, items: TLS_ITEMS } });
     const c = container(objects);
     expect(c.volumeMounts).toContainEqual({ name: 'tls', mountPath: '/etc/kvstore/tls', readOnly: true });
     expect(c.ports).toContainEqual({ name: 'metrics', containerPort: 2381, protocol: 'TCP' });
@@ -83,7 +86,7 @@ describe('TLS with the store\'s own CA (cert-manager)', () => {
       '--endpoints=https://orders.shop.svc.cluster.local:2379', '--cacert=/etc/kvstore/client-tls/ca.crt', '--cert=/etc/kvstore/client-tls/tls.crt', '--key=/etc/kvstore/client-tls/tls.key',
     ]);
     expect(snapshot.volumeMounts).toContainEqual({ name: 'client-tls', mountPath: '/etc/kvstore/client-tls', readOnly: true });
-    expect(pod.volumes).toContainEqual({ name: 'client-tls', secret: { secretName: 'orders-client-tls', defaultMode: 0o440 } });
+    expect(pod.volumes).toContainEqual({ name: 'client-tls', secret: { secretName: 'orders-client-tls', defaultMode: 0o440, items: TLS_ITEMS } });
   });
 });
 
@@ -98,8 +101,8 @@ describe('TLS from another source', () => {
   test('Secrets of the user\'s: no cert-manager object at all, the Secrets mounted', () => {
     const objects = tlsStore({ tls: { memberSecret: 'orders-member', clientSecret: 'orders-client' }, backup: {} });
     expect(objects.some((o) => o.apiVersion === 'cert-manager.io/v1')).toBe(false);
-    expect(find(objects, 'StatefulSet').spec.template.spec.volumes).toContainEqual({ name: 'tls', secret: { secretName: 'orders-member', defaultMode: 0o440 } });
-    expect(find(objects, 'CronJob').spec.jobTemplate.spec.template.spec.volumes).toContainEqual({ name: 'client-tls', secret: { secretName: 'orders-client', defaultMode: 0o440 } });
+    expect(find(objects, 'StatefulSet').spec.template.spec.volumes).toContainEqual({ name: 'tls', secret: { secretName: 'orders-member', defaultMode: 0o440, items: TLS_ITEMS } });
+    expect(find(objects, 'CronJob').spec.jobTemplate.spec.template.spec.volumes).toContainEqual({ name: 'client-tls', secret: { secretName: 'orders-client', defaultMode: 0o440, items: TLS_ITEMS } });
   });
 });
 

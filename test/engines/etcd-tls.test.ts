@@ -106,6 +106,16 @@ describeWithEtcd(`etcd ${ETCD_VERSION} with mutual TLS from the synthesized mani
     r.assertNoUnexpectedExits();
   });
 
+  test('a member Secret without ca.crt (a CA that does not put its certificate in the Secrets it issues): the mount fails naming the key, no member starts', () => {
+    const { manifests } = tlsStore();
+    const withoutCa = manifests.map((m) => (m.kind === 'Secret' && m.metadata.name === 'orders-member-tls'
+      ? { ...m, data: Object.fromEntries(Object.entries((m as any).data).filter(([k]) => k !== 'ca.crt')) }
+      : m));
+    const r = run(withoutCa);
+    expect(() => r.startStatefulSet('orders')).toThrow('Secret orders-member-tls references non-existent secret key: ca.crt');
+    expect(r.podNames('orders').filter((p) => r.running(p))).toEqual([]);
+  });
+
   test('attacks that must fail: no client certificate, another CA\'s, plain HTTP on the client and peer ports, a client certificate or another store\'s member as a peer, keys through the metrics listener', async () => {
     const { manifests, client, member, otherMember } = tlsStore();
     const r = run(manifests);

@@ -715,7 +715,12 @@ export class PodRunner {
       if (item.path.startsWith('/') || item.path.startsWith('..') || parts.includes('..') || parts.includes('')) {
         throw new Error(`pod ${podName}: ${kind} ${name}: item path '${item.path}' is not a relative path without '..' (the kubelet refuses it)`);
       }
-      files.set(item.path, { content: data[item.key] ?? '', mode: item.mode ?? source.defaultMode ?? 0o644 });
+      // The kubelet's own check: a listed key the object lacks fails the mount unless the volume is optional.
+      if (!(item.key in data)) {
+        if (source.optional) continue;
+        throw new Error(`pod ${podName}: MountVolume.SetUp failed: ${kind} ${name} references non-existent ${kind === 'Secret' ? 'secret' : 'configmap'} key: ${item.key}`);
+      }
+      files.set(item.path, { content: data[item.key], mode: item.mode ?? source.defaultMode ?? 0o644 });
     }
     return files;
   }
