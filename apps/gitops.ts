@@ -1,17 +1,18 @@
 // The GitOps example: the reconciler bundle for a 3-member etcd store, committed under examples/gitops/.
 // Regenerate with `npm run examples`; a test checks the committed bytes are what this app synthesizes.
-// The reconciler runs the default image of this library version (DEFAULT_RECONCILER_IMAGE).
+// The reconciler runs the default image of this library version (DEFAULT_RECONCILER_IMAGE). Each store
+// has mutual TLS from its own CA: cert-manager must be installed.
 import { App, Chart, YamlOutputType } from 'cdk8s';
-import { GitOpsProfile, KVStore } from '../lib';
+import { Engine, GitOpsProfile, IEngine, KVStore } from '../lib';
 
-export function gitOpsApp(outdir = 'examples/gitops'): App {
+export function gitOpsApp(outdir = 'examples/gitops', engine: IEngine = Engine.etcd()): App {
   const app = new App({ outdir, yamlOutputType: YamlOutputType.FILE_PER_CHART });
   const plain = new Chart(app, 'plain', { namespace: 'kvstore-example', disableResourceNameHashes: true });
-  new KVStore(plain, 'cache', { size: 3, storageSize: '10Gi', reconciler: {} });
+  new KVStore(plain, 'cache', { size: 3, storageSize: '10Gi', engine, tls: {}, reconciler: {} });
   const argo = new Chart(app, 'argocd', { namespace: 'kvstore-argocd', disableResourceNameHashes: true });
-  new KVStore(argo, 'cache', { size: 3, storageSize: '10Gi', reconciler: { profile: GitOpsProfile.ARGO_CD } });
+  new KVStore(argo, 'cache', { size: 3, storageSize: '10Gi', engine, tls: {}, reconciler: { profile: GitOpsProfile.ARGO_CD } });
   const flux = new Chart(app, 'flux', { namespace: 'kvstore-flux', disableResourceNameHashes: true });
-  new KVStore(flux, 'cache', { size: 3, storageSize: '10Gi', reconciler: { profile: GitOpsProfile.FLUX } });
+  new KVStore(flux, 'cache', { size: 3, storageSize: '10Gi', engine, tls: {}, reconciler: { profile: GitOpsProfile.FLUX } });
   return app;
 }
 

@@ -1,19 +1,22 @@
-// The example app `cdk8s synth` renders: a 3-member etcd store with separate data and WAL volumes.
+// The example app `cdk8s synth` renders: a 3-member etcd store with separate data and WAL volumes and
+// mutual TLS from its own CA (cert-manager issues the certificates: install it before applying).
 import { App, Chart, YamlOutputType } from 'cdk8s';
-import { Engine, KVStore } from '../lib';
+import { Engine, IEngine, KVStore } from '../lib';
 
-export function exampleApp(): App {
+/** `engine`: the tests run the same app at the installed etcd's version. */
+export function exampleApp(engine: IEngine = Engine.etcd()): App {
   // outdir: cdk8s synth's --output (CDK8S_OUTDIR), else dist/.
   const app = new App({ yamlOutputType: YamlOutputType.FILE_PER_CHART });
   const chart = new Chart(app, 'example', { namespace: 'kvstore-example', disableResourceNameHashes: true });
   new KVStore(chart, 'cache', {
     size: 3,
     storageSize: '10Gi',
-    engine: Engine.etcd(),
+    engine,
     volumeClaimTemplates: [
       { name: 'data', storage: '10Gi' },
       { name: 'wal', storage: '2Gi' },
     ],
+    tls: {},
   });
   return app;
 }

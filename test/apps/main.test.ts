@@ -3,11 +3,16 @@ import { exampleApp } from '../../apps/main';
 import { Manifest, validateAgainstSchema } from '../support/manifests';
 
 describe('example app', () => {
-  test('holds every object of a 3-member etcd store with two PVC templates', () => {
+  test('holds every object of a 3-member etcd store with two PVC templates and TLS from its own CA', () => {
     const objects = parseAllDocuments(exampleApp().synthYaml()).map((d) => d.toJSON()) as Manifest[];
     objects.forEach(validateAgainstSchema);
     expect(objects.map((o) => `${o.kind}/${o.metadata.name}`).sort()).toEqual([
+      'Certificate/cache-ca',
+      'Certificate/cache-client-tls',
+      'Certificate/cache-member-tls',
       'ConfigMap/cache-bootstrap',
+      'Issuer/cache-ca',
+      'Issuer/cache-selfsigned',
       'NetworkPolicy/cache',
       'PodDisruptionBudget/cache',
       'Service/cache',
