@@ -70,6 +70,9 @@ export function operatorRules(group: string, plural: string): IPolicyRule[] {
     { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['create', 'get', 'update'] },
     // Stores with TLS from cert-manager: their Certificates and Issuers (pruned when no longer desired).
     { apiGroups: ['cert-manager.io'], resources: ['certificates', 'issuers'], verbs: ['create', 'delete', 'get', 'list', 'patch'] },
+    // A TLS store's client certificate (<store>-client-tls), to change its membership and users: the
+    // names are not known in advance. No list or watch: it reads only the Secret it names.
+    { apiGroups: [''], resources: ['secrets'], verbs: ['get'] },
   ];
 }
 

@@ -3,7 +3,7 @@
 import * as k8s from '@kubernetes/client-node';
 import { canonicalJson, StoreDocument, STORE_DOCUMENT_API_VERSION } from '../model/document';
 import { KVSTORE_GROUP, KVSTORE_KIND, KVSTORE_PLURAL, KVSTORE_VERSION } from '../model/metadata';
-import { clusterToken, selectorLabels } from '../model/names';
+import { clusterToken, selectorLabels, tlsSecrets } from '../model/names';
 import { DEFAULT_SIZE, KVStoreSpec } from '../model/spec';
 import { KubeClient, KubeError, withRetry } from './client';
 import { Log } from './log';
@@ -38,6 +38,21 @@ export function documentFromResource(resource: KubeObject, pruneImage?: string):
     spec: { engine: { kind: 'etcd' }, ...spec, ...backup, name } as KVStoreSpec,
     reconciledBy: 'operator',
   };
+}
+
+/**
+ * A TLS store's client certificate, from its kubernetes.io/tls Secret: the operator's pod mounts no
+ * Secret of each store, so it reads the one it needs, when a step talks to etcd.
+ */
+export async function secretCertificate(client: KubeClient, namespace: string, name: string): Promise<{ ca: Buffer; cert: Buffer; key: Buffer }> {
+  const secret = await client.read({ apiVersion: 'v1', kind: 'Secret', namespace, name });
+  if (!secret) throw new Error(`the store has TLS: its client certificate Secret ${namespace}/${name} does not exist (yet: cert-manager issues it)`);
+  const key = (k: string) => {
+    const value = secret.data?.[k];
+    if (typeof value !== 'string') throw new Error(`the store has TLS: Secret ${namespace}/${name} has no ${k}`);
+    return Buffer.from(value, 'base64');
+  };
+  return { ca: key('ca.crt'), cert: key('tls.crt'), key: key('tls.key') };
 }
 
 /**
@@ -154,7 +169,8 @@ export async function reconcileResources(kubeConfig: k8s.KubeConfig, client: Kub
       const onProgress = async (event: ProgressEvent) => {
         await writeStatus({ state: 'progressing', reason: event.operation, message: event.message }, await readStatefulSet(), undefined, event.members);
       };
-      const result = await reconcileStore(document, client, log, { ...options, onProgress });
+      const etcdClientCertificate = document.spec.tls ? () => secretCertificate(client, document.namespace, tlsSecrets(document.spec).client) : undefined;
+      const result = await reconcileStore(document, client, log, { ...options, onProgress, ...(etcdClientCertificate ? { etcdClientCertificate } : {}) });
       const sts = await readStatefulSet();
       const ready = sts && (sts.status?.readyReplicas ?? 0) === (sts.spec?.replicas ?? 0);
       await writeStatus(ready

@@ -46,6 +46,12 @@ export interface ReconcileOptions {
    */
   readonly etcdTlsDir?: string;
   /**
+   * With TLS: the client certificate itself, read when a step needs it (CRD mode reads the store's
+   * `<store>-client-tls` Secret: the operator's pod mounts none).
+   * @default - the files in etcdTlsDir
+   */
+  readonly etcdClientCertificate?: () => Promise<Omit<EtcdClientTls, 'serverName'>>;
+  /**
    * One member's plain-HTTP client URL (`http://host:port`), by ordinal: turning TLS on registers each
    * member's https peer URL through the member itself, while it still speaks plain HTTP.
    * @default - the member's DNS name under the headless Service
@@ -229,11 +235,6 @@ export class StoreReconciler {
   private readonly force: boolean;
 
   constructor(private readonly document: StoreDocument, private readonly client: KubeClient, private readonly log: Log, private readonly options: ReconcileOptions) {
-    // Refused before anything is applied: the client certificates would have full access, as nothing
-    // could turn authentication on (the operator's pod has no client certificate of each store).
-    if (document.reconciledBy === 'operator' && document.spec.clients) {
-      throw new Error(`store ${document.namespace}/${document.spec.name}: spec.clients needs GitOps mode (the reconciler Job of the store); in CRD mode remove it, nothing was changed`);
-    }
     const names = storeNames(document.spec.name);
     this.stsRef = { apiVersion: 'apps/v1', kind: 'StatefulSet', namespace: document.namespace, name: names.statefulSet };
     this.bootstrapRef = { apiVersion: 'v1', kind: 'ConfigMap', namespace: document.namespace, name: names.bootstrapConfig };
@@ -307,7 +308,7 @@ export class StoreReconciler {
   }
 
   private async withAuthClient<T>(fn: (c: import('etcd3').Etcd3) => Promise<T>): Promise<T> {
-    const tls = readClientTls(this.options.etcdTlsDir ?? TLS_DIRS.client, this.target.store.clientHost);
+    const tls = (await this.clientTls())!;
     const { authClient } = await import('../engines/etcd-auth');
     const client = authClient(this.options.etcdEndpoints ?? [`https://${this.target.store.clientEndpoint}`], tls);
     try {
@@ -339,7 +340,7 @@ export class StoreReconciler {
    */
   async execute(run: RunPlan, keepAlive: () => Promise<void>): Promise<Plan> {
     // A membership change of a TLS store needs the client certificate: fail before anything changed without it.
-    const tls = run.change ? this.clientTls() : undefined;
+    const tls = run.change ? await this.clientTls() : undefined;
     const ctx = this.context(keepAlive);
     await this.snapshotFirst(ctx, run);
     const planned = run.restoring ? await this.restore(ctx, run) : run.plan;
@@ -433,9 +434,12 @@ export class StoreReconciler {
     return after.plan;
   }
 
-  /** With TLS, the client certificate (etcdTlsDir, else where the reconciler Job mounts it). */
-  private clientTls(): EtcdClientTls | undefined {
-    return this.document.spec.tls ? readClientTls(this.options.etcdTlsDir ?? TLS_DIRS.client, this.target.store.clientHost) : undefined;
+  /** With TLS, the client certificate (etcdClientCertificate, else etcdTlsDir, else where the reconciler Job mounts it). */
+  private async clientTls(): Promise<EtcdClientTls | undefined> {
+    if (!this.document.spec.tls) return undefined;
+    const serverName = this.target.store.clientHost;
+    if (this.options.etcdClientCertificate) return { ...(await this.options.etcdClientCertificate()), serverName };
+    return readClientTls(this.options.etcdTlsDir ?? TLS_DIRS.client, serverName);
   }
 
   private async changeMembers(ctx: Context, run: RunPlan, tls: EtcdClientTls | undefined): Promise<void> {

@@ -69,6 +69,8 @@ describe('KVStoreOperator (CRD mode)', () => {
     expect(rules).toContainEqual({ apiGroups: ['kvstore.cdk8s-kvstore.io'], resources: ['kvstores/status'], verbs: ['get', 'update'] });
     for (const rule of rules) for (const values of Object.values(rule)) expect(values).not.toContain('*');
     expect(rules.find((r) => r.resources.includes('persistentvolumeclaims'))!.verbs).toEqual(['create', 'delete', 'get', 'list', 'patch']);
+    // Secrets: get by name only (a TLS store's client certificate), never list or watch.
+    expect(rules.filter((r) => r.resources.includes('secrets'))).toEqual([{ apiGroups: [''], resources: ['secrets'], verbs: ['get'] }]);
   });
 
   test('fails on a schedule that is not a cron expression', () => {

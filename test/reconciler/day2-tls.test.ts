@@ -9,6 +9,9 @@ import { tmpdir } from 'os';
 import { join } from 'path';
 import { Etcd3 } from 'etcd3';
 import { EtcdClientTls, etcdTlsOptions } from '../../lib/engines/etcd-membership';
+import { KubeClient } from '../../lib/reconciler/client';
+import { reconcileResources } from '../../lib/reconciler/custom-resources';
+import { Log } from '../../lib/reconciler/log';
 import { ApiServer, startApiServer } from '../support/api-server';
 import { tlsFiles } from '../support/cert-issuer';
 import { ClusterSimulator } from '../support/cluster-simulator';
@@ -184,6 +187,51 @@ describeWithEtcd('day-2 operations over TLS through the reconciler', () => {
     // Done: the next run has nothing to do.
     expect((await reconcileOnce(api, sim, storeDocument('kv', props), { ...options, etcdEndpoints: https })).mutatingRequests).toBe(0);
     expect(sim.runner.unexpectedExits.filter((e) => e.pod.startsWith('kv-'))).toEqual([]);
+  });
+
+  test('CRD mode: the operator (no certificate mounted) reads the store\'s client Secret to scale a TLS store 3 → 5 with writes going on, and to give it clients', async () => {
+    const resource = (props: object, generation: number) => {
+      const { name: _n, ...spec } = storeDocument('kv', { storageSize: '1Gi', tls: {}, ...props }).spec;
+      api.put({ apiVersion: 'kvstore.cdk8s-kvstore.io/v1', kind: 'KVStore', metadata: { name: 'kv', namespace: NAMESPACE, generation }, spec } as any);
+    };
+    const operator = (endpoints: string[]) => reconcileResources(api.kubeConfig(), new KubeClient(api.kubeConfig(), { baseDelayMs: 20, maxDelayMs: 200 }), new Log(false, () => undefined), {
+      holder: 'operator-test', pollMs: 100, rolloutTimeoutMs: 90_000, namespaces: [NAMESPACE], etcdEndpoints: endpoints,
+    });
+    resource({ size: 3 }, 1);
+    expect(await operator([])).toEqual({ reconciled: 1, failed: 0 });
+    await sim.waitForReady('kv', 3, 60_000);
+    const tls = mountClientSecret('kv');
+    const survivors = httpsEndpoints();
+    const writer = new Writer(survivors, 'w/', tls);
+    await sim.waitUntil('first writes acknowledged over TLS', () => writer.acked.length >= 10, 30_000);
+
+    resource({ size: 5 }, 2);
+    expect(await operator(survivors)).toEqual({ reconciled: 1, failed: 0 });
+    const members = await memberList(httpsEndpoints(), tls);
+    expect(members.filter((m) => !m.isLearner).map((m) => m.name).sort()).toEqual(['kv-0', 'kv-1', 'kv-2', 'kv-3', 'kv-4']);
+    const w = await writer.stop();
+    const held = await keysUnder(httpsEndpoints(), 'w/', tls);
+    expect(w.acked.filter((k) => !held.has(k))).toEqual([]);
+    // The operator read the Secret it needed, and only by name.
+    expect(api.requests.filter((r) => r.path.includes('/secrets')).map((r) => `${r.method} ${r.path}`))
+      .toEqual(expect.arrayContaining([`GET /api/v1/namespaces/${NAMESPACE}/secrets/kv-client-tls`]));
+    expect(api.requests.filter((r) => r.path.includes('/secrets') && !r.path.endsWith('/secrets/kv-client-tls')).map((r) => `${r.method} ${r.path}`)).toEqual([]);
+
+    // clients in CRD mode: the operator applies their Certificates and creates their users.
+    resource({ size: 5, clients: [{ name: 'reports', read: ['w/'] }] }, 3);
+    expect(await operator(httpsEndpoints())).toEqual({ reconciled: 1, failed: 0 });
+    const f = tlsFiles(await waitFor('the client\'s Secret', async () => api.get('v1', 'Secret', NAMESPACE, 'kv-client-reports')) as any);
+    const reports = new Etcd3({
+      hosts: httpsEndpoints(),
+      ...etcdTlsOptions({ ca: Buffer.from(f.ca), cert: Buffer.from(f.crt), key: Buffer.from(f.key), serverName: SERVER_NAME }),
+      defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + 4000 }),
+    });
+    try {
+      expect(await reports.get(w.acked[0]).string()).toBeDefined();
+      await expect(reports.put('w/x').value('no')).rejects.toThrow(/permission denied/i);
+    } finally {
+      reports.close();
+    }
   });
 
   test('clients through the reconciler: their etcd users and roles, authentication on; a changed client list (no object changes) changes only those', async () => {

@@ -97,10 +97,6 @@ describe('reconcileStore against the API double', () => {
     // The store's own CA given up for an issuer of the user's: refused (a CA rotation), nothing pruned.
     await expect(crd({ tls: { issuer: { name: 'corp', kind: 'ClusterIssuer' } } })).rejects.toThrow(RefusedError);
     expect(['orders-selfsigned', 'orders-ca'].map((n) => server.get('cert-manager.io/v1', 'Issuer', NS, n) !== undefined)).toEqual([true, true]);
-    // clients in CRD mode: refused before anything is applied (nothing could turn authentication on).
-    const before = storeMutations().length;
-    await expect(crd({ tls: {}, reconciler: {}, clients: [{ name: 'api', read: ['a/'] }] })).rejects.toThrow(/spec\.clients needs GitOps mode/);
-    expect(storeMutations().length).toBe(before);
   });
 
   test('a second reconcile with nothing changed makes zero mutating requests', async () => {
