@@ -3,15 +3,16 @@ import { Chart } from 'cdk8s';
 import { Construct } from 'constructs';
 import type { ICronJob } from 'kubernetes-models/batch/v1/CronJob';
 import type { IClusterRole } from 'kubernetes-models/rbac.authorization.k8s.io/v1/ClusterRole';
+import type { IClusterRoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1/ClusterRoleBinding';
 import type { IRole } from 'kubernetes-models/rbac.authorization.k8s.io/v1/Role';
 import type { IRoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1/RoleBinding';
 import type { IServiceAccount } from 'kubernetes-models/v1/ServiceAccount';
 import { COMPONENT_LABEL, KVSTORE_GROUP, KVSTORE_PLURAL, MANAGED_BY, MANAGED_BY_LABEL, NAME_LABEL, OPERATOR_COMPONENT, RECONCILER_POD_NAME } from '../model/metadata';
-import { isNamespaceName } from '../model/schema';
+import { isLabelKey, isLabelValue, isNamespaceName } from '../model/schema';
 import { DEFAULT_RECONCILER_IMAGE } from '../model/version';
 import { clusterScoped, kubeObject } from './kube';
 import { KVStoreCrd } from './kv-store-crd';
-import { operatorRules, reconcilerPodSpec } from './reconciler-rbac';
+import { binderRules, OPERATOR_BINDER_ROLE, OPERATOR_ROLE, OPERATOR_SERVICE_ACCOUNT, operatorRules, reconcilerPodSpec } from './reconciler-rbac';
 
 /** CRD mode: the reconciler CronJob and where it may act. */
 export interface KVStoreOperatorProps {
@@ -34,6 +35,18 @@ export interface KVStoreOperatorProps {
    */
   readonly namespaces?: string[];
   /**
+   * Namespaces opt in by carrying these labels (matchLabels), instead of being listed in `namespaces`:
+   * the rules are in a ClusterRole bound nowhere by the synthesized manifests; the reconciler binds it
+   * (a RoleBinding `kvstore-reconciler`) in each namespace that matches, and removes that binding when
+   * the namespace stops matching. For that it is granted, cluster-wide, to list namespaces, create
+   * RoleBindings and `bind` that one ClusterRole: whoever can label namespaces decides where it acts,
+   * and its ServiceAccount is worth as much as a cluster-wide grant of the rules. `namespaces` is the
+   * stricter choice.
+   * @default - no selector: `namespaces`, or the chart's namespace
+   * @see https://kubernetes.io/docs/reference/access-authn-authz/rbac/#restrictions-on-role-binding-creation-or-update
+   */
+  readonly namespaceSelector?: Record<string, string>;
+  /**
    * Also synthesize the CustomResourceDefinition.
    * @default true
    */
@@ -46,9 +59,9 @@ export interface KVStoreOperatorProps {
  */
 export class KVStoreOperator extends Construct {
   /** The ServiceAccount the reconciler runs as. */
-  readonly serviceAccountName = 'kvstore-reconciler';
+  readonly serviceAccountName = OPERATOR_SERVICE_ACCOUNT;
   /** The Role (or ClusterRole) granting what the reconciler does. */
-  readonly roleName = 'kvstore-reconciler';
+  readonly roleName = OPERATOR_ROLE;
 
   constructor(scope: Construct, id: string, props: KVStoreOperatorProps = {}) {
     super(scope, id);
@@ -61,10 +74,30 @@ export class KVStoreOperator extends Construct {
     kubeObject<IServiceAccount>(this, 'ServiceAccount', { apiVersion: 'v1', kind: 'ServiceAccount' }, { metadata: { name: this.serviceAccountName, labels }, automountServiceAccountToken: false });
     const rules = operatorRules(KVSTORE_GROUP, KVSTORE_PLURAL);
     const namespaces = props.namespaces;
-    if (namespaces) {
-      // The ServiceAccount lives in the chart's namespace; each binding names it there explicitly.
-      const namespace = Chart.of(this).namespace;
-      if (!namespace) throw new Error(`KVStoreOperator '${id}': namespaces needs the chart to have a namespace (the reconciler's own), got none`);
+    const selector = props.namespaceSelector;
+    if (namespaces && selector) {
+      throw new Error(`KVStoreOperator '${id}': namespaces and namespaceSelector cannot be used together: list the namespaces, or select them by label, or give neither for the chart's namespace only`);
+    }
+    // The ServiceAccount lives in the chart's namespace; each binding names it there explicitly.
+    const namespace = Chart.of(this).namespace;
+    if ((namespaces || selector) && !namespace) {
+      throw new Error(`KVStoreOperator '${id}': ${namespaces ? 'namespaces' : 'namespaceSelector'} needs the chart to have a namespace (the reconciler's own), got none`);
+    }
+    if (selector) {
+      const entries = Object.entries(selector);
+      const bad = entries.find(([k, v]) => !isLabelKey(k) || typeof v !== 'string' || !isLabelValue(v));
+      if (entries.length === 0 || bad) {
+        throw new Error(`KVStoreOperator '${id}': namespaceSelector must be a non-empty map of label keys (an optional DNS prefix and "/", then up to 63 characters of [A-Za-z0-9-_.]) to label values (up to 63 characters of [A-Za-z0-9-_.], starting and ending alphanumeric), got ${JSON.stringify(bad ? { [bad[0]]: bad[1] } : selector)}`);
+      }
+      // The store rules, bound by the reconciler itself in each selected namespace (never cluster-wide).
+      clusterScoped(kubeObject<IClusterRole>(this, 'Role', { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole' }, { metadata: { name: this.roleName, labels }, rules }));
+      clusterScoped(kubeObject<IClusterRole>(this, 'BinderRole', { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole' }, { metadata: { name: OPERATOR_BINDER_ROLE, labels }, rules: binderRules() }));
+      clusterScoped(kubeObject<IClusterRoleBinding>(this, 'BinderRoleBinding', { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRoleBinding' }, {
+        metadata: { name: OPERATOR_BINDER_ROLE, labels },
+        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: OPERATOR_BINDER_ROLE },
+        subjects: [{ kind: 'ServiceAccount', name: this.serviceAccountName, namespace }],
+      }));
+    } else if (namespaces) {
       const bad = namespaces.find((n) => !isNamespaceName(n));
       if (namespaces.length === 0 || bad !== undefined || new Set(namespaces).size !== namespaces.length) {
         throw new Error(`KVStoreOperator '${id}': namespaces must be a non-empty list of distinct namespace names (DNS-1123 labels), got ${JSON.stringify(bad ?? namespaces)}`);
@@ -106,7 +139,7 @@ export class KVStoreOperator extends Construct {
                 serviceAccountName: this.serviceAccountName,
                 image,
                 // Its own image prunes the backups of stores that name no prune image.
-                args: ['--crd', '--namespace', namespaces ? namespaces.join(',') : '$(POD_NAMESPACE)', '--prune-image', image],
+                args: ['--crd', ...scopeArgs(namespaces, selector), '--prune-image', image],
                 env: [{ name: 'POD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } }],
               }),
             },
@@ -115,4 +148,10 @@ export class KVStoreOperator extends Construct {
       },
     });
   }
+}
+
+/** The reconciler's scope on its command line: listed namespaces, a label selector (keys sorted), or its own namespace. */
+function scopeArgs(namespaces: string[] | undefined, selector: Record<string, string> | undefined): string[] {
+  if (selector) return ['--namespace-selector', Object.keys(selector).sort().map((k) => `${k}=${selector[k]}`).join(',')];
+  return ['--namespace', namespaces ? namespaces.join(',') : '$(POD_NAMESPACE)'];
 }

@@ -76,6 +76,28 @@ export function operatorRules(group: string, plural: string): IPolicyRule[] {
   ];
 }
 
+/** CRD mode: the ServiceAccount the operator runs as. */
+export const OPERATOR_SERVICE_ACCOUNT = 'kvstore-reconciler';
+/** CRD mode: the Role, or ClusterRole, of operatorRules(); with a namespace selector the operator binds it itself. */
+export const OPERATOR_ROLE = 'kvstore-reconciler';
+/** CRD mode with a namespace selector: the ClusterRole of binderRules(), bound cluster-wide. */
+export const OPERATOR_BINDER_ROLE = 'kvstore-reconciler-binder';
+
+/**
+ * CRD mode with a namespace selector: find the selected namespaces and bind OPERATOR_ROLE in each, without
+ * holding its rules anywhere. Creating a RoleBinding needs `bind` on the role it names unless one holds
+ * every rule of it: `bind` on that one ClusterRole is all the escalation this grants. Delete only
+ * bindings of that name; create and list cannot be limited by name (and get reveals nothing list does not).
+ */
+export function binderRules(): IPolicyRule[] {
+  return [
+    { apiGroups: [''], resources: ['namespaces'], verbs: ['get', 'list'] },
+    { apiGroups: ['rbac.authorization.k8s.io'], resources: ['rolebindings'], verbs: ['create', 'get', 'list'] },
+    { apiGroups: ['rbac.authorization.k8s.io'], resources: ['rolebindings'], resourceNames: [OPERATOR_ROLE], verbs: ['delete'] },
+    { apiGroups: ['rbac.authorization.k8s.io'], resources: ['clusterroles'], resourceNames: [OPERATOR_ROLE], verbs: ['bind'] },
+  ];
+}
+
 /** The reconciler's pod: Pod Security "restricted", the image's nonroot user, an API token. */
 export function reconcilerPodSpec(o: { serviceAccountName: string; image: string; args: string[]; env?: IEnvVar[]; volumes?: IVolume[]; volumeMounts?: IVolumeMount[]; commons?: Pick<IPodSpec, 'tolerations' | 'imagePullSecrets'> }): IPodSpec {
   return {

@@ -33,6 +33,17 @@ export const LABEL_KEY_PATTERN =
   '^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$';
 export const LABEL_VALUE_PATTERN = '^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$';
 
+/** A label key: an optional DNS-subdomain prefix of at most 253 characters and "/", then a name of at most 63. */
+export function isLabelKey(key: string): boolean {
+  const slash = key.lastIndexOf('/');
+  return slash < 254 && new RegExp(LABEL_KEY_PATTERN).test(key);
+}
+
+/** A label value: empty, or at most 63 characters of [A-Za-z0-9-_.] starting and ending alphanumeric. */
+export function isLabelValue(value: string): boolean {
+  return new RegExp(LABEL_VALUE_PATTERN).test(value);
+}
+
 /**
  * The longest store name. The StatefulSet is named after the store, and the pod label
  * `controller-revision-hash` is `<statefulset>-<10 chars>`, which must fit a 63-character label.

@@ -189,23 +189,29 @@ describeWithEtcd('day-2 operations over TLS through the reconciler', () => {
     expect(sim.runner.unexpectedExits.filter((e) => e.pod.startsWith('kv-'))).toEqual([]);
   });
 
-  test('CRD mode: the operator (no certificate mounted) reads the store\'s client Secret to scale a TLS store 3 → 5 with writes going on, and to give it clients', async () => {
+  test('CRD mode: the operator turns TLS on for a live plain store, then (no certificate mounted) reads the store\'s client Secret to scale it 3 → 5 with writes going on, and to give it clients', async () => {
     const resource = (props: object, generation: number) => {
       const { name: _n, ...spec } = storeDocument('kv', { storageSize: '1Gi', tls: {}, ...props }).spec;
       api.put({ apiVersion: 'kvstore.cdk8s-kvstore.io/v1', kind: 'KVStore', metadata: { name: 'kv', namespace: NAMESPACE, generation }, spec } as any);
     };
     const operator = (endpoints: string[]) => reconcileResources(api.kubeConfig(), new KubeClient(api.kubeConfig(), { baseDelayMs: 20, maxDelayMs: 200 }), new Log(false, () => undefined), {
       holder: 'operator-test', pollMs: 100, rolloutTimeoutMs: 90_000, namespaces: [NAMESPACE], etcdEndpoints: endpoints,
+      etcdMemberEndpoint: (i) => `http://${sim.runner.ip(`kv-${i}`)}:2379`,
     });
-    resource({ size: 3 }, 1);
+    resource({ size: 3, tls: undefined }, 1);
     expect(await operator([])).toEqual({ reconciled: 1, failed: 0 });
     await sim.waitForReady('kv', 3, 60_000);
+    // TLS on: the operator applies the Certificates (CRD mode), then switches the members one by one.
+    resource({ size: 3 }, 2);
+    expect(await operator([])).toEqual({ reconciled: 1, failed: 0 });
+    expect((api.get('kvstore.cdk8s-kvstore.io/v1', 'KVStore', NAMESPACE, 'kv') as any).status.conditions[0]).toMatchObject({ type: 'Ready', status: 'True' });
     const tls = mountClientSecret('kv');
+    expect((await memberList(httpsEndpoints(), tls)).map((m) => m.peerURLs[0].split(':')[0])).toEqual(['https', 'https', 'https']);
     const survivors = httpsEndpoints();
     const writer = new Writer(survivors, 'w/', tls);
     await sim.waitUntil('first writes acknowledged over TLS', () => writer.acked.length >= 10, 30_000);
 
-    resource({ size: 5 }, 2);
+    resource({ size: 5 }, 3);
     expect(await operator(survivors)).toEqual({ reconciled: 1, failed: 0 });
     const members = await memberList(httpsEndpoints(), tls);
     expect(members.filter((m) => !m.isLearner).map((m) => m.name).sort()).toEqual(['kv-0', 'kv-1', 'kv-2', 'kv-3', 'kv-4']);
@@ -218,7 +224,7 @@ describeWithEtcd('day-2 operations over TLS through the reconciler', () => {
     expect(api.requests.filter((r) => r.path.includes('/secrets') && !r.path.endsWith('/secrets/kv-client-tls')).map((r) => `${r.method} ${r.path}`)).toEqual([]);
 
     // clients in CRD mode: the operator applies their Certificates and creates their users.
-    resource({ size: 5, clients: [{ name: 'reports', read: ['w/'] }] }, 3);
+    resource({ size: 5, clients: [{ name: 'reports', read: ['w/'] }] }, 4);
     expect(await operator(httpsEndpoints())).toEqual({ reconciled: 1, failed: 0 });
     const f = tlsFiles(await waitFor('the client\'s Secret', async () => api.get('v1', 'Secret', NAMESPACE, 'kv-client-reports')) as any);
     const reports = new Etcd3({
