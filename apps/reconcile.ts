@@ -78,6 +78,9 @@ function logDryRun(log: CliLog, plan: Plan): void {
 async function reconcile(command: Extract<Command, { mode: 'store' | 'crd' }>, log: CliLog, kubeConfig?: k8s.KubeConfig): Promise<number> {
   let context: ErrorContext = {};
   try {
+    if (command.mode === 'crd' && command.namespaceSelector && !process.env.POD_NAMESPACE) {
+      throw new CliError('--namespace-selector needs POD_NAMESPACE: the namespace of the ServiceAccount kvstore-reconciler that its RoleBindings name (the operator\'s CronJob sets it)');
+    }
     const runtime = await loadRuntime();
     const { KubeClient, reconcileResources, reconcileStore, RefusedError } = runtime.reconciler;
     // The document first: a bad file is reported without looking for a cluster.
@@ -102,6 +105,8 @@ async function reconcile(command: Extract<Command, { mode: 'store' | 'crd' }>, l
       const { reconciled, failed } = await reconcileResources(config, client, log, {
         ...options,
         ...(command.mode === 'crd' && command.namespaces ? { namespaces: command.namespaces } : {}),
+        // The RoleBindings a selector makes name the reconciler's ServiceAccount in its own namespace.
+        ...(command.mode === 'crd' && command.namespaceSelector ? { namespaceSelector: command.namespaceSelector, operatorNamespace: process.env.POD_NAMESPACE } : {}),
         ...(command.mode === 'crd' && command.pruneImage ? { pruneImage: command.pruneImage } : {}),
       });
       if (command.dryRun) log.info(`dry run: ${reconciled + failed} store(s) planned, ${failed} failed`, { dryRun: true, reconciled, failed });

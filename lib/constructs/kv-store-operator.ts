@@ -8,6 +8,7 @@ import type { IRole } from 'kubernetes-models/rbac.authorization.k8s.io/v1/Role'
 import type { IRoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1/RoleBinding';
 import type { IServiceAccount } from 'kubernetes-models/v1/ServiceAccount';
 import { COMPONENT_LABEL, KVSTORE_GROUP, KVSTORE_PLURAL, MANAGED_BY, MANAGED_BY_LABEL, NAME_LABEL, OPERATOR_COMPONENT, RECONCILER_POD_NAME } from '../model/metadata';
+import { labelSelector } from '../model/names';
 import { isLabelKey, isLabelValue, isNamespaceName } from '../model/schema';
 import { DEFAULT_RECONCILER_IMAGE } from '../model/version';
 import { clusterScoped, kubeObject } from './kube';
@@ -55,7 +56,7 @@ export interface KVStoreOperatorProps {
 
 /**
  * CRD mode: the KVStore CustomResourceDefinition and a CronJob that reconciles every KVStore resource in
- * its scope (the chart's namespace, or all namespaces), with the RBAC it needs.
+ * its scope (the chart's namespace, the namespaces listed, or those selected by label), with the RBAC it needs.
  */
 export class KVStoreOperator extends Construct {
   /** The ServiceAccount the reconciler runs as. */
@@ -69,10 +70,6 @@ export class KVStoreOperator extends Construct {
     if (!/^(\S+\s+){4}\S+$/.test(props.schedule ?? '*/5 * * * *')) {
       throw new Error(`KVStoreOperator '${id}': schedule must be a cron expression of five fields, got ${JSON.stringify(props.schedule)}`);
     }
-    if (props.installCrd ?? true) new KVStoreCrd(this, 'Crd');
-    const labels = { [NAME_LABEL]: RECONCILER_POD_NAME, [MANAGED_BY_LABEL]: MANAGED_BY };
-    kubeObject<IServiceAccount>(this, 'ServiceAccount', { apiVersion: 'v1', kind: 'ServiceAccount' }, { metadata: { name: this.serviceAccountName, labels }, automountServiceAccountToken: false });
-    const rules = operatorRules(KVSTORE_GROUP, KVSTORE_PLURAL);
     const namespaces = props.namespaces;
     const selector = props.namespaceSelector;
     if (namespaces && selector) {
@@ -83,12 +80,24 @@ export class KVStoreOperator extends Construct {
     if ((namespaces || selector) && !namespace) {
       throw new Error(`KVStoreOperator '${id}': ${namespaces ? 'namespaces' : 'namespaceSelector'} needs the chart to have a namespace (the reconciler's own), got none`);
     }
+    if (namespaces) {
+      const bad = namespaces.find((n) => !isNamespaceName(n));
+      if (namespaces.length === 0 || bad !== undefined || new Set(namespaces).size !== namespaces.length) {
+        throw new Error(`KVStoreOperator '${id}': namespaces must be a non-empty list of distinct namespace names (DNS-1123 labels), got ${JSON.stringify(bad ?? namespaces)}`);
+      }
+    }
     if (selector) {
       const entries = Object.entries(selector);
       const bad = entries.find(([k, v]) => !isLabelKey(k) || typeof v !== 'string' || !isLabelValue(v));
       if (entries.length === 0 || bad) {
         throw new Error(`KVStoreOperator '${id}': namespaceSelector must be a non-empty map of label keys (an optional DNS prefix and "/", then up to 63 characters of [A-Za-z0-9-_.]) to label values (up to 63 characters of [A-Za-z0-9-_.], starting and ending alphanumeric), got ${JSON.stringify(bad ? { [bad[0]]: bad[1] } : selector)}`);
       }
+    }
+    if (props.installCrd ?? true) new KVStoreCrd(this, 'Crd');
+    const labels = { [NAME_LABEL]: RECONCILER_POD_NAME, [MANAGED_BY_LABEL]: MANAGED_BY };
+    kubeObject<IServiceAccount>(this, 'ServiceAccount', { apiVersion: 'v1', kind: 'ServiceAccount' }, { metadata: { name: this.serviceAccountName, labels }, automountServiceAccountToken: false });
+    const rules = operatorRules(KVSTORE_GROUP, KVSTORE_PLURAL);
+    if (selector) {
       // The store rules, bound by the reconciler itself in each selected namespace (never cluster-wide).
       clusterScoped(kubeObject<IClusterRole>(this, 'Role', { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole' }, { metadata: { name: this.roleName, labels }, rules }));
       clusterScoped(kubeObject<IClusterRole>(this, 'BinderRole', { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole' }, { metadata: { name: OPERATOR_BINDER_ROLE, labels }, rules: binderRules() }));
@@ -98,10 +107,6 @@ export class KVStoreOperator extends Construct {
         subjects: [{ kind: 'ServiceAccount', name: this.serviceAccountName, namespace }],
       }));
     } else if (namespaces) {
-      const bad = namespaces.find((n) => !isNamespaceName(n));
-      if (namespaces.length === 0 || bad !== undefined || new Set(namespaces).size !== namespaces.length) {
-        throw new Error(`KVStoreOperator '${id}': namespaces must be a non-empty list of distinct namespace names (DNS-1123 labels), got ${JSON.stringify(bad ?? namespaces)}`);
-      }
       clusterScoped(kubeObject<IClusterRole>(this, 'Role', { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole' }, { metadata: { name: this.roleName, labels }, rules }));
       for (const ns of namespaces) {
         kubeObject<IRoleBinding>(this, `RoleBinding-${ns}`, { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'RoleBinding' }, {
@@ -152,6 +157,6 @@ export class KVStoreOperator extends Construct {
 
 /** The reconciler's scope on its command line: listed namespaces, a label selector (keys sorted), or its own namespace. */
 function scopeArgs(namespaces: string[] | undefined, selector: Record<string, string> | undefined): string[] {
-  if (selector) return ['--namespace-selector', Object.keys(selector).sort().map((k) => `${k}=${selector[k]}`).join(',')];
+  if (selector) return ['--namespace-selector', labelSelector(selector)];
   return ['--namespace', namespaces ? namespaces.join(',') : '$(POD_NAMESPACE)'];
 }

@@ -70,7 +70,7 @@ export function renderCertificates(scope: Construct, store: StoreDefinition, max
   }
   const secrets = tlsSecrets(spec);
   kubeObject<ICertificate>(scope, 'MemberCertificate', { ...CERT_MANAGER, kind: 'Certificate' }, {
-    metadata: store.metadata(names.memberTls),
+    metadata: store.metadata(secrets.member),
     spec: {
       secretName: secrets.member,
       commonName: `${names.headlessService}.${namespace}.svc.${spec.clusterDomain}`,

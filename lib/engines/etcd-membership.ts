@@ -57,8 +57,11 @@ export interface EtcdMembershipOptions {
 
 /** A client certificate for a TLS store. */
 export interface EtcdClientTls {
+  /** The CA certificate(s) that signed the members' certificate (PEM, ca.crt). */
   readonly ca: Buffer;
+  /** The client certificate (PEM, tls.crt). */
   readonly cert: Buffer;
+  /** The client certificate's private key (PEM, tls.key). */
   readonly key: Buffer;
   /**
    * The name to verify the members' certificate against, whatever address an endpoint has (the client

@@ -72,8 +72,8 @@ export function clusterToken(storeName: string, seed: string): string {
 }
 
 /** `k=v,k2=v2`: labels as a label selector string. */
-export function labelSelector(labels: Record<string, string>): string {
-  return Object.entries(labels).map(([k, v]) => `${k}=${v}`).join(',');
+export function labelSelector(labels: Readonly<Record<string, string>>): string {
+  return Object.keys(labels).sort().map((k) => `${k}=${labels[k]}`).join(',');
 }
 
 /**
@@ -202,9 +202,12 @@ export function storeObjects(spec: KVStoreSpec, options: StoreObjectsOptions): S
 export function tlsSecrets(spec: KVStoreSpec): { member: string; client: string; certManager: boolean } {
   const names = storeNames(spec.name);
   const tls = spec.tls ?? {};
-  return tls.memberSecret !== undefined && tls.clientSecret !== undefined
-    ? { member: tls.memberSecret, client: tls.clientSecret, certManager: false }
-    : { member: names.memberTls, client: names.clientTls, certManager: true };
+  if (tls.memberSecret !== undefined && tls.clientSecret !== undefined) return { member: tls.memberSecret, client: tls.clientSecret, certManager: false };
+  // Under an issuer of the user's, the member Secret's name carries the issuer: changing the issuer
+  // makes cert-manager issue a new Secret beside the one the live members mount, instead of
+  // re-issuing that one from a CA their peers do not trust (etcd does not reload its trusted CA).
+  const member = tls.issuer ? `${names.memberTls}-${createHash('sha256').update(tlsTrust(spec)!).digest('hex').slice(0, 8)}` : names.memberTls;
+  return { member, client: names.clientTls, certManager: true };
 }
 
 /** A client's Certificate and Secret: `<store>-client-<client>`. */

@@ -4,7 +4,7 @@
 // loads those, reads, connects and writes.
 import { delimiter, join } from 'path';
 import { parseStoreDocument, StoreDocument } from '../model/document';
-import { isNamespaceName } from '../model/schema';
+import { isLabelKey, isLabelValue, isNamespaceName } from '../model/schema';
 import type { KubeError } from './client';
 import type { LeaseHeldError } from './lease';
 import { Log, LogFields } from './log';
@@ -63,8 +63,9 @@ const RECONCILE: readonly Mode[] = ['store', 'crd'];
 /** Every option, in help order. The parser knows exactly these. */
 const OPTIONS: readonly OptionSpec[] = [
   { name: '--store', value: 'FILE', modes: ['store'], help: 'Reconcile the one store a store document describes. FILE is JSON (it starts with `{`) or YAML: a KVStore\'s `document`, or the `store.json` key of its `<store>-kvstore-spec` ConfigMap.' },
-  { name: '--crd', modes: ['crd'], help: 'Reconcile every KVStore resource whose spec changed or whose objects drifted, and write each one\'s status. Needs --namespace NS or --all-namespaces.' },
+  { name: '--crd', modes: ['crd'], help: 'Reconcile every KVStore resource whose spec changed or whose objects drifted, and write each one\'s status. Needs one of --namespace, --namespace-selector and --all-namespaces.' },
   { name: '--namespace', value: 'NS,...', modes: ['crd'], help: 'Only the KVStore resources in these namespaces (comma-separated): the ones the reconciler is bound in.' },
+  { name: '--namespace-selector', value: 'K=V,...', modes: ['crd'], help: 'Only the KVStore resources in the namespaces carrying all these labels (comma-separated). First binds the ClusterRole kvstore-reconciler to the ServiceAccount kvstore-reconciler of namespace $POD_NAMESPACE in each (a RoleBinding), and removes the bindings it made where a namespace no longer matches.' },
   { name: '--all-namespaces', modes: ['crd'], help: 'The KVStore resources in every namespace.' },
   { name: '--prune-image', value: 'IMAGE', modes: ['crd'], help: 'The backup prune image of resources whose spec.backup names none (KVStoreOperator passes its own image). Default: the image this version publishes.' },
   { name: '--prune-snapshots', value: 'DIR', modes: ['prune'], help: 'Delete all but the newest N snapshots of a store in DIR: scheduled ones (PREFIX<digits>.db) and pre-operation ones (PRE<8 hex digits>[-<attempt>].db) together. Talks to no cluster (the backup CronJob\'s second container runs this).' },
@@ -107,7 +108,7 @@ export type Command =
   | { readonly mode: 'help' }
   | { readonly mode: 'version' }
   | ({ readonly mode: 'store'; readonly file: string; readonly forceSpec?: string } & ReconcileFlags)
-  | ({ readonly mode: 'crd'; readonly namespaces?: string[]; readonly pruneImage?: string } & ReconcileFlags)
+  | ({ readonly mode: 'crd'; readonly namespaces?: string[]; readonly namespaceSelector?: Record<string, string>; readonly pruneImage?: string } & ReconcileFlags)
   | { readonly mode: 'prune'; readonly dir: string; readonly prefix: string; readonly preOperationPrefix?: string; readonly keep: number; readonly keepFile?: string; readonly json: boolean };
 
 function namespaceList(text: string): string[] {
@@ -115,6 +116,21 @@ function namespaceList(text: string): string[] {
   const bad = names.find((n) => !isNamespaceName(n));
   if (names.length === 0 || bad !== undefined) throw new UsageError(`--namespace: ${JSON.stringify(bad ?? text)} is not a namespace name (a DNS-1123 label; several separated by commas)`);
   return [...new Set(names)];
+}
+
+function labelMap(text: string): Record<string, string> {
+  const labels: Record<string, string> = {};
+  for (const pair of text.split(',').map((p) => p.trim()).filter(Boolean)) {
+    const eq = pair.indexOf('=');
+    const [key, value] = eq < 0 ? [pair, undefined] : [pair.slice(0, eq), pair.slice(eq + 1)];
+    if (value === undefined || !isLabelKey(key) || !isLabelValue(value)) {
+      throw new UsageError(`--namespace-selector: ${JSON.stringify(pair)} is not KEY=VALUE (a label key and a label value; several separated by commas)`);
+    }
+    if (key in labels && labels[key] !== value) throw new UsageError(`--namespace-selector: ${key} is given two values (${JSON.stringify(labels[key])} and ${JSON.stringify(value)})`);
+    labels[key] = value;
+  }
+  if (Object.keys(labels).length === 0) throw new UsageError(`--namespace-selector: ${JSON.stringify(text)} holds no KEY=VALUE`);
+  return labels;
 }
 
 const positiveInteger = (flag: string, text: string): number => {
@@ -189,12 +205,13 @@ export function parseArgs(argv: readonly string[]): Command {
   if (given.has('--force-spec') && !given.has('--force')) throw new UsageError('--force-spec needs --force');
   if (given.has('--force-spec') && !/^[0-9a-f]{10}$/.test(text('--force-spec')!)) throw new UsageError(`--force-spec must be a spec hash (10 hex digits), got ${JSON.stringify(text('--force-spec'))}`);
   if (mode === 'store') return { mode, file: text('--store')!, ...flags, ...(given.has('--force-spec') ? { forceSpec: text('--force-spec') } : {}) };
-  if (given.has('--namespace') === given.has('--all-namespaces')) {
-    throw new UsageError(given.has('--namespace') ? '--namespace and --all-namespaces cannot be used together' : '--crd needs --namespace NS or --all-namespaces');
-  }
+  const scopes = ['--namespace', '--namespace-selector', '--all-namespaces'].filter((name) => given.has(name));
+  if (scopes.length === 0) throw new UsageError('--crd needs --namespace NS, --namespace-selector K=V or --all-namespaces');
+  if (scopes.length > 1) throw new UsageError(`${scopes.slice(0, -1).join(', ')} and ${scopes[scopes.length - 1]} cannot be used together: choose one`);
   return {
     mode, ...flags,
     ...(given.has('--namespace') ? { namespaces: namespaceList(text('--namespace')!) } : {}),
+    ...(given.has('--namespace-selector') ? { namespaceSelector: labelMap(text('--namespace-selector')!) } : {}),
     ...(given.has('--prune-image') ? { pruneImage: text('--prune-image') } : {}),
   };
 }
@@ -215,7 +232,9 @@ const HELP_COLUMN = 28;
 
 const optionHelp = (names: readonly string[]) => OPTIONS.filter((o) => names.includes(o.name)).flatMap((o) => {
   const head = `  ${o.short ? `${o.short}, ` : ''}${o.name}${o.value ? ` ${o.value}` : ''}`;
-  return wrap(o.help, 80 - HELP_COLUMN).map((line, i) => `${(i === 0 ? head : '').padEnd(HELP_COLUMN)}${line}`);
+  const lines = wrap(o.help, 80 - HELP_COLUMN).map((line) => `${''.padEnd(HELP_COLUMN)}${line}`);
+  // A head too long for its column gets a line of its own, as argparse does.
+  return head.length < HELP_COLUMN - 1 ? [`${head.padEnd(HELP_COLUMN)}${lines[0].trimStart()}`, ...lines.slice(1)] : [head, ...lines];
 });
 
 /** The --help text, within 80 columns. */
@@ -228,13 +247,14 @@ export function helpText(version: string): string {
     '',
     'Usage:',
     `  ${PROGRAM} --store FILE [--dry-run] [--force] [options]`,
-    `  ${PROGRAM} --crd (--namespace NS,... | --all-namespaces) [options]`,
+    `  ${PROGRAM} --crd (--namespace NS,... | --namespace-selector K=V,... |`,
+    '                    --all-namespaces) [options]',
     `  ${PROGRAM} --prune-snapshots DIR --prefix PREFIX --keep N`,
     '                    [--pre-operation-prefix PRE] [--keep-file NAME] [--json]',
     `  ${PROGRAM} --help | --version`,
     '',
     'What to do (exactly one):',
-    ...optionHelp(['--store', '--crd', '--namespace', '--all-namespaces', '--prune-image', '--prune-snapshots', '--prefix', '--pre-operation-prefix', '--keep', '--keep-file']),
+    ...optionHelp(['--store', '--crd', '--namespace', '--namespace-selector', '--all-namespaces', '--prune-image', '--prune-snapshots', '--prefix', '--pre-operation-prefix', '--keep', '--keep-file']),
     '',
     'Reconcile options (--store and --crd):',
     ...optionHelp(['--dry-run', '--force', '--force-spec', '--etcd-endpoints', '--etcd-tls-dir', '--lease-seconds', '--kubeconfig', '--context']),

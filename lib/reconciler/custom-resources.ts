@@ -2,8 +2,9 @@
 // objects drifted, and report through the status subresource.
 import * as k8s from '@kubernetes/client-node';
 import { canonicalJson, StoreDocument, STORE_DOCUMENT_API_VERSION } from '../model/document';
-import { KVSTORE_GROUP, KVSTORE_KIND, KVSTORE_PLURAL, KVSTORE_VERSION } from '../model/metadata';
-import { clusterToken, selectorLabels, tlsSecrets } from '../model/names';
+import { OPERATOR_ROLE, OPERATOR_SERVICE_ACCOUNT } from '../constructs/reconciler-rbac';
+import { KVSTORE_GROUP, KVSTORE_KIND, KVSTORE_PLURAL, KVSTORE_VERSION, MANAGED_BY, MANAGED_BY_LABEL, NAME_LABEL, RECONCILER_POD_NAME } from '../model/metadata';
+import { clusterToken, labelSelector, selectorLabels, tlsSecrets } from '../model/names';
 import { DEFAULT_SIZE, KVStoreSpec } from '../model/spec';
 import { KubeClient, KubeError, withRetry } from './client';
 import { Log } from './log';
@@ -105,8 +106,21 @@ function sameStatus(a: unknown, b: unknown): boolean {
 
 /** CRD mode: which KVStore resources to reconcile, and how each is reconciled. */
 export interface CustomResourceOptions extends ReconcileOptions {
-  /** @default - every namespace */
+  /** @default - every namespace (or those namespaceSelector selects) */
   readonly namespaces?: readonly string[];
+  /**
+   * Instead of `namespaces`: the namespaces carrying these labels. The reconciler binds the ClusterRole
+   * `kvstore-reconciler` in each (a RoleBinding of that name), removes the bindings it made where a
+   * namespace no longer matches, then reconciles the KVStore resources of the selected namespaces.
+   * @default - no selector
+   */
+  readonly namespaceSelector?: Readonly<Record<string, string>>;
+  /**
+   * The operator's own namespace, where its ServiceAccount lives: the subject of the RoleBindings a
+   * namespaceSelector makes, and the owner they are labelled with. Required with namespaceSelector.
+   * @default - none
+   */
+  readonly operatorNamespace?: string;
   /**
    * The backup prune image of resources whose spec.backup names none: the operator's own image.
    * @default - DEFAULT_RECONCILER_IMAGE
@@ -127,12 +141,117 @@ export interface ResourcesResult {
   readonly failed: number;
 }
 
+/**
+ * Labels the RoleBindings a namespace selector makes with the operator's namespace, so that an operator
+ * removes only its own (another operator's, or one the chart synthesized, has the same name).
+ */
+export const BOUND_BY_LABEL = `${KVSTORE_GROUP}/bound-by`;
+
+/** The labels of the RoleBindings the operator of `operatorNamespace` makes. */
+export function bindingLabels(operatorNamespace: string): Record<string, string> {
+  return { [NAME_LABEL]: RECONCILER_POD_NAME, [MANAGED_BY_LABEL]: MANAGED_BY, [BOUND_BY_LABEL]: operatorNamespace };
+}
+
+/** What a namespace selector's run does to RoleBindings, and which namespaces it then reconciles. */
+export interface BindingPlan {
+  /** Selected namespaces with no RoleBinding `kvstore-reconciler`: bind there. */
+  readonly create: string[];
+  /** Namespaces holding this operator's RoleBinding that are no longer selected: remove it. */
+  readonly remove: string[];
+  /** The selected namespaces whose KVStore resources are reconciled. */
+  readonly namespaces: string[];
+}
+
+/**
+ * The pure decision of a namespace selector's run, from the namespaces the selector matched and the
+ * RoleBindings listed. Only bindings named `kvstore-reconciler` carrying this operator's labels are its
+ * own: any other of that name (synthesized by `namespaces`, made by hand or by another operator) is
+ * neither removed nor duplicated. A namespace being deleted is left alone: nothing can be created in it,
+ * and its binding goes with it.
+ */
+export function planBindings(selected: readonly KubeObject[], bindings: readonly KubeObject[], operatorNamespace: string): BindingPlan {
+  const active = selected.filter((ns) => ns.status?.phase !== 'Terminating').map((ns) => ns.metadata.name).sort();
+  const terminating = new Set(selected.map((ns) => ns.metadata.name).filter((n) => !active.includes(n)));
+  const named = bindings.filter((b) => b.metadata.name === OPERATOR_ROLE && b.metadata.namespace !== undefined);
+  const ours = named.filter((b) => Object.entries(bindingLabels(operatorNamespace)).every(([k, v]) => b.metadata.labels?.[k] === v));
+  const bound = new Set(named.map((b) => b.metadata.namespace!));
+  return {
+    create: active.filter((n) => !bound.has(n)),
+    remove: [...new Set(ours.map((b) => b.metadata.namespace!))].filter((n) => !active.includes(n) && !terminating.has(n)).sort(),
+    namespaces: active,
+  };
+}
+
+/** The RoleBinding that grants the operator's ServiceAccount the store rules in one namespace. */
+export function operatorRoleBinding(namespace: string, operatorNamespace: string): KubeObject {
+  return {
+    apiVersion: 'rbac.authorization.k8s.io/v1',
+    kind: 'RoleBinding',
+    metadata: { name: OPERATOR_ROLE, namespace, labels: bindingLabels(operatorNamespace) },
+    roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: OPERATOR_ROLE },
+    subjects: [{ kind: 'ServiceAccount', name: OPERATOR_SERVICE_ACCOUNT, namespace: operatorNamespace }],
+  };
+}
+
+/**
+ * A namespace selector's run: bind the operator in the namespaces that match, unbind it where its
+ * binding no longer matches; returns the namespaces to reconcile and those bound just now.
+ */
+async function bindSelectedNamespaces(client: KubeClient, log: Log, selector: Readonly<Record<string, string>>, operatorNamespace: string, dryRun: boolean): Promise<{ namespaces: string[]; bound: string[] }> {
+  const selected = await client.list('v1', 'Namespace', '', labelSelector(selector));
+  // Across namespaces, only the bindings labelled as this operator's (planBindings checks again).
+  const bindings = await client.list('rbac.authorization.k8s.io/v1', 'RoleBinding', '', labelSelector(bindingLabels(operatorNamespace)));
+  const plan = planBindings(selected, bindings, operatorNamespace);
+  const would = dryRun ? 'dry run: would have ' : '';
+  const bound: string[] = [];
+  for (const namespace of plan.create) {
+    const ref = { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'RoleBinding', namespace, name: OPERATOR_ROLE };
+    // A binding of that name not labelled as ours: left as it is, whatever it grants.
+    if (await client.read(ref)) {
+      log.info(`namespace ${namespace}: RoleBinding ${OPERATOR_ROLE} exists and was not made by this operator; left as it is`, { namespace });
+      continue;
+    }
+    if (!dryRun) await client.create(operatorRoleBinding(namespace, operatorNamespace));
+    bound.push(namespace);
+    log.info(`${would}created RoleBinding ${namespace}/${OPERATOR_ROLE} (namespace matches ${labelSelector(selector)})`, { namespace, binding: 'created' });
+  }
+  for (const namespace of plan.remove) {
+    if (!dryRun) await client.delete({ apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'RoleBinding', namespace, name: OPERATOR_ROLE });
+    log.info(`${would}removed RoleBinding ${namespace}/${OPERATOR_ROLE} (namespace no longer matches ${labelSelector(selector)})`, { namespace, binding: 'removed' });
+  }
+  return { namespaces: plan.namespaces, bound: dryRun ? [] : bound };
+}
+
+/**
+ * The KVStore resources of one namespace, or of all (''). Right after the operator bound itself there,
+ * the API server's authorizer may not see the binding yet: a 403 is retried for a few seconds then.
+ */
+async function listResources(client: KubeClient, namespace: string, justBound: boolean, pollMs: number): Promise<KubeObject[]> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await client.list(`${KVSTORE_GROUP}/${KVSTORE_VERSION}`, KVSTORE_KIND, namespace, '');
+    } catch (e) {
+      if (!(justBound && e instanceof KubeError && e.code === 403 && attempt < 5)) throw e;
+      await new Promise((r) => setTimeout(r, pollMs));
+    }
+  }
+}
+
 /** Reconciles every KVStore resource in scope; returns how many failed (the process exit code follows it). */
 export async function reconcileResources(kubeConfig: k8s.KubeConfig, client: KubeClient, log: Log, options: CustomResourceOptions): Promise<ResourcesResult> {
   const custom = kubeConfig.makeApiClient(k8s.CustomObjectsApi);
   const now = options.now ?? (() => new Date());
+  if (options.namespaceSelector && options.namespaces) throw new Error('namespaces and namespaceSelector cannot be used together: choose one');
+  // An empty selector matches every namespace: never a way to say "all".
+  if (options.namespaceSelector && Object.keys(options.namespaceSelector).length === 0) throw new Error('namespaceSelector must hold at least one label, got {}');
+  if (options.namespaceSelector && !options.operatorNamespace) {
+    throw new Error(`namespaceSelector needs operatorNamespace: the namespace of the ServiceAccount ${OPERATOR_SERVICE_ACCOUNT} that its RoleBindings name`);
+  }
+  const scope: { namespaces: readonly string[]; bound: readonly string[] } = options.namespaceSelector
+    ? await bindSelectedNamespaces(client, log, options.namespaceSelector, options.operatorNamespace!, options.dryRun ?? false)
+    : { namespaces: options.namespaces ?? [''], bound: [] };
   // One LIST per namespace the reconciler is bound in (it may read nothing elsewhere), or one across all.
-  const resources = (await Promise.all((options.namespaces ?? ['']).map((ns) => client.list(`${KVSTORE_GROUP}/${KVSTORE_VERSION}`, KVSTORE_KIND, ns, '')))).flat();
+  const resources = (await Promise.all(scope.namespaces.map((ns) => listResources(client, ns, scope.bound.includes(ns), options.pollMs ?? 1000)))).flat();
   let failed = 0;
   let reconciled = 0;
   for (const resource of resources.sort((a, b) => `${a.metadata.namespace}/${a.metadata.name}`.localeCompare(`${b.metadata.namespace}/${b.metadata.name}`))) {

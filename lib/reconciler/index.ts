@@ -1,6 +1,7 @@
 // The reconciler entry, `cdk8s-kvstore/reconciler`: what kvstore-reconcile runs. It adds the runtime the
 // construct entry never loads (the Kubernetes client, the etcd client, retries); those are optional
 // peer dependencies that the reconciler image installs.
+export { EtcdClientTls } from '../engines/etcd-membership';
 export { parseStoreDocument } from '../model/document';
 export { Counters, KubeClient, RetryOptions } from './client';
 export { reconcileResources, CustomResourceOptions, ResourcesResult } from './custom-resources';

@@ -21,7 +21,7 @@ const VERSION = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as
 
 /** Every option the README and the reconciler's objects use, plus -h: help must explain each. */
 const FLAGS = [
-  '--store', '--crd', '--namespace', '--all-namespaces', '--prune-image', '--prune-snapshots', '--prefix', '--pre-operation-prefix', '--keep', '--keep-file',
+  '--store', '--crd', '--namespace', '--namespace-selector', '--all-namespaces', '--prune-image', '--prune-snapshots', '--prefix', '--pre-operation-prefix', '--keep', '--keep-file',
   '--dry-run', '--force', '--force-spec', '--etcd-endpoints', '--etcd-tls-dir', '--lease-seconds', '--kubeconfig', '--context', '--json', '--help', '--version',
 ];
 
@@ -57,7 +57,9 @@ describe('help and version', () => {
     const help = out();
     for (const f of FLAGS) expect(help).toMatch(new RegExp(`^\\s+(-h, )?${f}\\b`, 'm'));
     expect(help).toMatch(/^ {2}-h, --help +Print this help/m);
-    expect(help).toMatch(/--crd \(--namespace NS,\.\.\. \| --all-namespaces\)/);
+    expect(help).toMatch(/--crd \(--namespace NS,\.\.\. \| --namespace-selector K=V,\.\.\. \|\s+--all-namespaces\)/);
+    // An option too long for its column has its help on the lines below.
+    expect(help).toMatch(/^ {2}--namespace-selector K=V,\.\.\.\n {28}Only the KVStore resources in the namespaces/m);
     expect(help).toMatch(/--prune-snapshots DIR --prefix PREFIX --keep N\s+\[--pre-operation-prefix PRE\] \[--keep-file NAME\]/);
     expect(help.split('\n').filter((l) => [...l].length > 80)).toEqual([]);
     for (const source of ['KUBECONFIG', '~/.kube/config', 'KUBERNETES_SERVICE_HOST', '--context NAME']) expect(help).toContain(source);
@@ -114,8 +116,18 @@ describe('usage errors: exit 64, one line on stderr naming the flag, nothing on 
     [['--store', '--dry-run'], /^error: --store needs a value/],
     [[], /^error: choose what to do: --store FILE, --crd, or --prune-snapshots DIR/],
     [['--store', 'a.json', '--crd', '--all-namespaces'], /^error: --store and --crd cannot be used together/],
-    [['--crd'], /^error: --crd needs --namespace NS or --all-namespaces/],
-    [['--crd', '--namespace', 'a', '--all-namespaces'], /^error: --namespace and --all-namespaces cannot be used together/],
+    [['--crd'], /^error: --crd needs --namespace NS, --namespace-selector K=V or --all-namespaces/],
+    [['--crd', '--namespace', 'a', '--all-namespaces'], /^error: --namespace and --all-namespaces cannot be used together: choose one/],
+    [['--crd', '--namespace', 'a', '--namespace-selector', 'team=a'], /^error: --namespace and --namespace-selector cannot be used together: choose one/],
+    [['--crd', '--namespace-selector', 'team=a', '--all-namespaces'], /^error: --namespace-selector and --all-namespaces cannot be used together: choose one/],
+    [['--crd', '--namespace', 'a', '--namespace-selector', 'team=a', '--all-namespaces'], /^error: --namespace, --namespace-selector and --all-namespaces cannot be used together: choose one/],
+    [['--crd', '--namespace-selector', 'team'], /^error: --namespace-selector: "team" is not KEY=VALUE \(a label key and a label value; several separated by commas\)/],
+    [['--crd', '--namespace-selector', 'team==a'], /^error: --namespace-selector: "team==a" is not KEY=VALUE/],
+    [['--crd', '--namespace-selector', 'team!=a'], /^error: --namespace-selector: "team!=a" is not KEY=VALUE/],
+    [['--crd', '--namespace-selector', 'bad key=a'], /^error: --namespace-selector: "bad key=a" is not KEY=VALUE/],
+    [['--crd', '--namespace-selector', 'team=a,team=b'], /^error: --namespace-selector: team is given two values \("a" and "b"\)/],
+    [['--crd', '--namespace-selector', ','], /^error: --namespace-selector: "," holds no KEY=VALUE/],
+    [['--store', 'a.json', '--namespace-selector', 'team=a'], /^error: --namespace-selector cannot be used with --store/],
     [['--crd', '--namespace', ','], /^error: --namespace: "," is not a namespace name/],
     [['--store', 'a.json', '--namespace', 'a'], /^error: --namespace cannot be used with --store/],
     [['--store', 'a.json', '--prefix', 'a'], /^error: --prefix cannot be used with --store/],
@@ -153,6 +165,9 @@ describe('usage errors: exit 64, one line on stderr naming the flag, nothing on 
     expect(parseArgs(['--crd', '--namespace', 'shop,billing,shop'])).toMatchObject({ mode: 'crd', namespaces: ['shop', 'billing'] });
     expect(() => parseArgs(['--crd', '--namespace', 'shop,Bad_NS'])).toThrow(/--namespace: "Bad_NS" is not a namespace name/);
     expect(parseArgs(['--crd', '--all-namespaces'])).not.toHaveProperty('namespace');
+    expect(parseArgs(['--crd', '--namespace-selector', 'team=shop,kvstore.example.com/enabled=true,team=shop,tier=']))
+      .toMatchObject({ mode: 'crd', namespaceSelector: { 'team': 'shop', 'kvstore.example.com/enabled': 'true', 'tier': '' } });
+    expect(parseArgs(['--crd', '--namespace-selector', 'team=shop'])).not.toHaveProperty('namespaces');
     expect(parseArgs(['--crd', '--all-namespaces', '--prune-image', 'r.example.com/rec:1'])).toMatchObject({ mode: 'crd', pruneImage: 'r.example.com/rec:1' });
     expect(parseArgs(['--prune-snapshots', '/backups', '--prefix', 'orders-backup-', '--keep', '5', '--keep-file', 's.db']))
       .toEqual({ mode: 'prune', dir: '/backups', prefix: 'orders-backup-', keep: 5, keepFile: 's.db', json: false });
@@ -359,6 +374,26 @@ describe('against the API double', () => {
     expect(await main(['--store', file('store.json', JSON.stringify(documentFor())), '--dry-run', '--kubeconfig', kubeconfig], undefined, streams())).toBe(1);
     expect(err()).toMatch(/^error: store shop\/orders: read \S+ shop\/\S+ failed: .*HTTP protocol is not allowed when skipTLSVerify is not set or false; the kubeconfig's server is plain http: use its https address, or set insecure-skip-tls-verify: true/);
     expect(err().trimEnd().split('\n')).toHaveLength(1);
+  });
+
+  test('--crd --namespace-selector binds the reconciler in the labelled namespaces, naming its ServiceAccount in POD_NAMESPACE; without POD_NAMESPACE, exit 1 before any request', async () => {
+    server.put({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: NS, labels: { team: 'shop' } } });
+    const saved = process.env.POD_NAMESPACE;
+    try {
+      delete process.env.POD_NAMESPACE;
+      expect(await main(['--crd', '--namespace-selector', 'team=shop'], server.kubeConfig(), streams())).toBe(1);
+      expect(err()).toBe('error: --namespace-selector needs POD_NAMESPACE: the namespace of the ServiceAccount kvstore-reconciler that its RoleBindings name (the operator\'s CronJob sets it)\n');
+      expect(server.requests).toEqual([]);
+      process.env.POD_NAMESPACE = 'kvstores';
+      stderr = [];
+      expect(await main(['--crd', '--namespace-selector', 'team=shop'], server.kubeConfig(), streams())).toBe(0);
+      expect(out()).toContain('created RoleBinding shop/kvstore-reconciler (namespace matches team=shop)');
+      expect((server.get('rbac.authorization.k8s.io/v1', 'RoleBinding', NS, 'kvstore-reconciler') as any).subjects).toEqual([{ kind: 'ServiceAccount', name: 'kvstore-reconciler', namespace: 'kvstores' }]);
+      expect(err()).toBe('');
+    } finally {
+      if (saved === undefined) delete process.env.POD_NAMESPACE;
+      else process.env.POD_NAMESPACE = saved;
+    }
   });
 
   test('an unreachable API server is named, with what to check', async () => {

@@ -52,6 +52,40 @@ describe('KVStoreOperator (CRD mode)', () => {
     expect(find(objects, 'CronJob').spec.jobTemplate.spec.template.spec.containers[0].args).toEqual(['--crd', '--namespace', 'shop,billing', '--prune-image', IMAGE]);
   });
 
+  test('namespaceSelector: the rules in a ClusterRole bound nowhere; a binder ClusterRole bound cluster-wide that may bind only that one', () => {
+    const chart = testChart('kvstores');
+    new KVStoreOperator(chart, 'operator', { image: IMAGE, namespaceSelector: { 'team': 'shop', 'kvstore.example.com/enabled': 'true' }, installCrd: false });
+    const objects = synth(chart);
+    expect(objects.map((o) => `${o.kind}/${o.metadata.name}/${o.metadata.namespace ?? '-'}`)).toEqual([
+      'ServiceAccount/kvstore-reconciler/kvstores',
+      'ClusterRole/kvstore-reconciler/-',
+      'ClusterRole/kvstore-reconciler-binder/-',
+      'ClusterRoleBinding/kvstore-reconciler-binder/-',
+      'CronJob/kvstore-reconciler/kvstores',
+    ]);
+    // No RoleBinding is synthesized: the reconciler makes them in the namespaces that match.
+    expect(objects.some((o) => o.kind === 'RoleBinding')).toBe(false);
+    const clusterBindings = objects.filter((o) => o.kind === 'ClusterRoleBinding');
+    expect(clusterBindings.map((b) => b.roleRef)).toEqual([{ apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'kvstore-reconciler-binder' }]);
+    expect(clusterBindings[0].subjects).toEqual([{ kind: 'ServiceAccount', name: 'kvstore-reconciler', namespace: 'kvstores' }]);
+    const binder = objects.find((o) => o.kind === 'ClusterRole' && o.metadata.name === 'kvstore-reconciler-binder')!;
+    expect(binder.rules).toEqual([
+      { apiGroups: [''], resources: ['namespaces'], verbs: ['get', 'list'] },
+      { apiGroups: ['rbac.authorization.k8s.io'], resources: ['rolebindings'], verbs: ['create', 'get', 'list'] },
+      { apiGroups: ['rbac.authorization.k8s.io'], resources: ['rolebindings'], resourceNames: ['kvstore-reconciler'], verbs: ['delete'] },
+      { apiGroups: ['rbac.authorization.k8s.io'], resources: ['clusterroles'], resourceNames: ['kvstore-reconciler'], verbs: ['bind'] },
+    ]);
+    // The store rules are the same as with namespaces.
+    const storeRole = objects.find((o) => o.kind === 'ClusterRole' && o.metadata.name === 'kvstore-reconciler')!;
+    const listed = testChart('kvstores');
+    new KVStoreOperator(listed, 'operator', { image: IMAGE, namespaces: ['shop'], installCrd: false });
+    expect(storeRole.rules).toEqual(find(synth(listed), 'ClusterRole').rules);
+    // The selector on the command line, keys sorted; the operator's namespace from the pod.
+    const pod = find(objects, 'CronJob').spec.jobTemplate.spec.template.spec;
+    expect(pod.containers[0].args).toEqual(['--crd', '--namespace-selector', 'kvstore.example.com/enabled=true,team=shop', '--prune-image', IMAGE]);
+    expect(pod.containers[0].env).toEqual([{ name: 'POD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } }]);
+  });
+
   test('cluster-scoped objects carry no namespace in a namespaced chart; namespaced ones carry the chart\'s or their own', () => {
     const chart = testChart('kvstores');
     new KVStoreOperator(chart, 'operator', { image: IMAGE, namespaces: ['kvstores'] });
@@ -84,5 +118,21 @@ describe('KVStoreOperator (CRD mode)', () => {
     expect(() => new KVStoreOperator(testChart('x'), 'operator', { namespaces: ['Shop'] })).toThrow(/namespaces must be a non-empty list of distinct namespace names \(DNS-1123 labels\), got "Shop"/);
     expect(() => new KVStoreOperator(testChart('x'), 'operator', { namespaces: ['a', 'a'] })).toThrow(/got \["a","a"\]/);
     expect(() => new KVStoreOperator(testChart('x'), 'operator', { namespaces: [] })).toThrow(/got \[\]/);
+  });
+
+  test('fails on namespaces and namespaceSelector together', () => {
+    expect(() => new KVStoreOperator(testChart('x'), 'operator', { namespaces: ['shop'], namespaceSelector: { team: 'shop' } }))
+      .toThrow(/KVStoreOperator 'operator': namespaces and namespaceSelector cannot be used together: list the namespaces, or select them by label, or give neither/);
+  });
+
+  test('fails on namespaceSelector without a chart namespace, empty, or with an invalid label key or value', () => {
+    expect(() => new KVStoreOperator(new Chart(Testing.app(), 'c'), 'operator', { namespaceSelector: { team: 'shop' } }))
+      .toThrow(/KVStoreOperator 'operator': namespaceSelector needs the chart to have a namespace \(the reconciler's own\), got none/);
+    expect(() => new KVStoreOperator(testChart('x'), 'operator', { namespaceSelector: {} }))
+      .toThrow(/KVStoreOperator 'operator': namespaceSelector must be a non-empty map of label keys .* to label values .*, got \{\}/);
+    expect(() => new KVStoreOperator(testChart('x'), 'operator', { namespaceSelector: { 'team': 'shop', 'bad key': 'x' } })).toThrow(/namespaceSelector must be .*, got \{"bad key":"x"\}/);
+    expect(() => new KVStoreOperator(testChart('x'), 'operator', { namespaceSelector: { team: 'not a value' } })).toThrow(/got \{"team":"not a value"\}/);
+    expect(() => new KVStoreOperator(testChart('x'), 'operator', { namespaceSelector: { team: 'x'.repeat(64) } })).toThrow(/namespaceSelector must be/);
+    expect(() => new KVStoreOperator(testChart('x'), 'operator', { namespaceSelector: { [`${'a'.repeat(254)}/team`]: 'x' } })).toThrow(/namespaceSelector must be/);
   });
 });

@@ -91,10 +91,19 @@ describe('TLS with the store\'s own CA (cert-manager)', () => {
 });
 
 describe('TLS from another source', () => {
-  test('the user\'s issuer: no CA objects, the Certificates point at it', () => {
+  test('the user\'s issuer: no CA objects, the Certificates point at it; the member Secret\'s name carries the issuer', () => {
     const objects = tlsStore({ tls: { issuer: { name: 'corp-ca', kind: 'ClusterIssuer' } } });
     expect(objects.filter((o) => o.kind === 'Issuer')).toEqual([]);
-    expect(find(objects, 'Certificate', 'orders-member-tls').spec.issuerRef).toEqual({ name: 'corp-ca', kind: 'ClusterIssuer', group: 'cert-manager.io' });
+    const member = objects.find((o) => o.kind === 'Certificate' && o.metadata.name.startsWith('orders-member-tls'))!;
+    expect(member.metadata.name).toMatch(/^orders-member-tls-[0-9a-f]{8}$/);
+    expect(member.spec.secretName).toBe(member.metadata.name);
+    expect(member.spec.issuerRef).toEqual({ name: 'corp-ca', kind: 'ClusterIssuer', group: 'cert-manager.io' });
+    expect(find(objects, 'StatefulSet').spec.template.spec.volumes).toContainEqual({ name: 'tls', secret: { secretName: member.metadata.name, defaultMode: 0o440, items: TLS_ITEMS } });
+    // Another issuer, another Secret: cert-manager issues it beside the one live members mount.
+    const other = tlsStore({ tls: { issuer: { name: 'corp-ca-2', kind: 'ClusterIssuer' } } }).find((o) => o.kind === 'Certificate' && o.metadata.name.startsWith('orders-member-tls'))!;
+    expect(other.spec.secretName).not.toBe(member.spec.secretName);
+    // The store's own CA keeps the plain name (stores made before this keep their Secret).
+    expect(find(tlsStore({ tls: {} }), 'Certificate', 'orders-member-tls').spec.secretName).toBe('orders-member-tls');
     expect(find(objects, 'Certificate', 'orders-client-tls').spec.issuerRef).toEqual({ name: 'corp-ca', kind: 'ClusterIssuer', group: 'cert-manager.io' });
   });
 

@@ -7,7 +7,7 @@ import { main } from '../../apps/reconcile';
 import { AccessMode, KVStore, KVStoreProps, StoreDocument } from '../../lib';
 import { specHash } from '../../lib/model/document';
 import { KubeClient, KubeError } from '../../lib/reconciler/client';
-import { reconcileResources } from '../../lib/reconciler/custom-resources';
+import { BOUND_BY_LABEL, planBindings, reconcileResources } from '../../lib/reconciler/custom-resources';
 import { LeaseHeldError } from '../../lib/reconciler/lease';
 import { Log } from '../../lib/reconciler/log';
 import { reconcileStore, RefusedError } from '../../lib/reconciler/reconcile';
@@ -377,6 +377,141 @@ describe('CRD mode', () => {
     } finally {
       clearInterval(grow);
     }
+  });
+});
+
+describe('CRD mode: namespaces opt in by a label (namespaceSelector)', () => {
+  const OPERATOR_NS = 'kvstores';
+  const RBAC = 'rbac.authorization.k8s.io/v1';
+  const ours = { 'app.kubernetes.io/name': 'kvstore-reconciler', 'app.kubernetes.io/managed-by': 'cdk8s-kvstore', [BOUND_BY_LABEL]: OPERATOR_NS };
+  const namespace = (name: string, labels: Record<string, string> = {}, phase?: string) =>
+    ({ apiVersion: 'v1', kind: 'Namespace', metadata: { name, labels }, ...(phase ? { status: { phase } } : {}) });
+  const binding = (ns: string, labels: Record<string, string> = ours, name = 'kvstore-reconciler') =>
+    ({ apiVersion: RBAC, kind: 'RoleBinding', metadata: { name, namespace: ns, labels } });
+
+  describe('planBindings (pure)', () => {
+    test('binds the selected namespaces that have no binding of that name, in name order', () => {
+      expect(planBindings([namespace('shop'), namespace('billing')], [], OPERATOR_NS)).toEqual({ create: ['billing', 'shop'], remove: [], namespaces: ['billing', 'shop'] });
+    });
+
+    test('a namespace already bound by this operator: nothing to do', () => {
+      expect(planBindings([namespace('shop')], [binding('shop')], OPERATOR_NS)).toEqual({ create: [], remove: [], namespaces: ['shop'] });
+    });
+
+    test('removes this operator\'s binding where a namespace no longer matches', () => {
+      expect(planBindings([namespace('shop')], [binding('shop'), binding('billing')], OPERATOR_NS)).toEqual({ create: [], remove: ['billing'], namespaces: ['shop'] });
+    });
+
+    test('never removes a binding it did not make: no labels, another operator\'s, or another name', () => {
+      const others = [
+        binding('a', {}),
+        binding('b', { ...ours, [BOUND_BY_LABEL]: 'other-operator' }),
+        binding('c', { 'app.kubernetes.io/managed-by': 'cdk8s-kvstore' }),
+        binding('d', ours, 'someone-else'),
+      ];
+      expect(planBindings([], others, OPERATOR_NS)).toEqual({ create: [], remove: [], namespaces: [] });
+    });
+
+    test('a selected namespace holding a binding of that name it did not make: left as it is, not duplicated, still reconciled', () => {
+      expect(planBindings([namespace('shop')], [binding('shop', {})], OPERATOR_NS)).toEqual({ create: [], remove: [], namespaces: ['shop'] });
+    });
+
+    test('a selected namespace being deleted: no binding made there, its own not removed, not reconciled', () => {
+      expect(planBindings([namespace('shop'), namespace('gone', {}, 'Terminating')], [binding('gone')], OPERATOR_NS)).toEqual({ create: ['shop'], remove: [], namespaces: ['shop'] });
+    });
+  });
+
+  describe('against the API double', () => {
+    const selector = { team: 'shop' };
+    const run = (extra: object = {}) => reconcileResources(server.kubeConfig(), client(), log(), { ...options, namespaceSelector: selector, operatorNamespace: OPERATOR_NS, ...extra });
+    const roleBinding = (ns: string) => server.get(RBAC, 'RoleBinding', ns, 'kvstore-reconciler') as any;
+    const bindingWrites = () => mutations().filter((r) => r.path.includes('/rolebindings'));
+
+    beforeEach(() => {
+      server.put(namespace(NS, selector));
+      server.put(namespace('billing'));
+      for (const ns of [NS, 'billing']) {
+        server.put({ apiVersion: 'kvstore.cdk8s-kvstore.io/v1', kind: 'KVStore', metadata: { name: 'orders', namespace: ns }, spec: { size: 1, storageSize: '1Gi' } } as any);
+      }
+    });
+
+    test('the labelled namespace gets the RoleBinding and its store is reconciled; the other gets nothing; a second run changes nothing', async () => {
+      expect(await run()).toEqual({ reconciled: 1, failed: 0 });
+      expect(roleBinding(NS)).toMatchObject({
+        metadata: { labels: ours },
+        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'kvstore-reconciler' },
+        subjects: [{ kind: 'ServiceAccount', name: 'kvstore-reconciler', namespace: OPERATOR_NS }],
+      });
+      expect(roleBinding('billing')).toBeUndefined();
+      expect([NS, 'billing'].map((ns) => server.get('apps/v1', 'StatefulSet', ns, 'orders') !== undefined)).toEqual([true, false]);
+      expect(lines).toContain(`created RoleBinding ${NS}/kvstore-reconciler (namespace matches team=shop)`);
+      // Namespaces by the selector; the KVStore resources of the selected namespace only.
+      expect(server.requests.find((r) => r.path === '/api/v1/namespaces')?.query.labelSelector).toBe('team=shop');
+      expect(server.requests.filter((r) => r.method === 'GET' && /\/kvstores$/.test(r.path)).map((r) => r.path)).toEqual([`/apis/kvstore.cdk8s-kvstore.io/v1/namespaces/${NS}/kvstores`]);
+
+      const before = mutations().length;
+      expect(await run()).toEqual({ reconciled: 1, failed: 0 });
+      expect(mutations().length).toBe(before);
+    });
+
+    test('a namespace that loses the label loses the binding on the next run, and its stores are no longer reconciled', async () => {
+      await run();
+      server.put(namespace(NS));
+      lines = [];
+      expect(await run()).toEqual({ reconciled: 0, failed: 0 });
+      expect(roleBinding(NS)).toBeUndefined();
+      expect(lines).toContain(`removed RoleBinding ${NS}/kvstore-reconciler (namespace no longer matches team=shop)`);
+      expect(bindingWrites().map((r) => `${r.method} ${r.path}`)).toEqual([
+        `POST /apis/rbac.authorization.k8s.io/v1/namespaces/${NS}/rolebindings`,
+        `DELETE /apis/rbac.authorization.k8s.io/v1/namespaces/${NS}/rolebindings/kvstore-reconciler`,
+      ]);
+    });
+
+    test('a RoleBinding of that name it did not make is never deleted nor replaced', async () => {
+      // One in an unselected namespace (as `namespaces` synthesizes them), one in the selected namespace.
+      const foreign = (ns: string) => ({
+        apiVersion: RBAC, kind: 'RoleBinding', metadata: { name: 'kvstore-reconciler', namespace: ns, labels: { 'app.kubernetes.io/managed-by': 'cdk8s-kvstore' } },
+        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'kvstore-reconciler' },
+        subjects: [{ kind: 'ServiceAccount', name: 'kvstore-reconciler', namespace: 'elsewhere' }],
+      });
+      server.put(foreign('billing'));
+      server.put(foreign(NS));
+      expect(await run()).toEqual({ reconciled: 1, failed: 0 });
+      expect(await run()).toEqual({ reconciled: 1, failed: 0 });
+      expect(bindingWrites()).toEqual([]);
+      expect(roleBinding('billing').subjects[0].namespace).toBe('elsewhere');
+      expect(roleBinding(NS).subjects[0].namespace).toBe('elsewhere');
+      expect(lines).toContain(`namespace ${NS}: RoleBinding kvstore-reconciler exists and was not made by this operator; left as it is`);
+    });
+
+    test('a dry run says which bindings it would make and makes none', async () => {
+      expect(await run({ dryRun: true })).toEqual({ reconciled: 1, failed: 0 });
+      expect(server.mutatingRequests()).toEqual([]);
+      expect(lines).toContain(`dry run: would have created RoleBinding ${NS}/kvstore-reconciler (namespace matches team=shop)`);
+    });
+
+    test('right after binding, a 403 while the authorizer catches up is retried', async () => {
+      server.failNext({ method: 'GET', pathPattern: new RegExp(`/namespaces/${NS}/kvstores$`), status: 403, count: 2 });
+      expect(await run()).toEqual({ reconciled: 1, failed: 0 });
+      expect(server.requests.filter((r) => r.injectedStatus === 403)).toHaveLength(2);
+    });
+
+    test('a 403 in a namespace bound before this run is not retried', async () => {
+      await run();
+      server.failNext({ method: 'GET', pathPattern: new RegExp(`/namespaces/${NS}/kvstores$`), status: 403 });
+      await expect(run()).rejects.toThrow(/HTTP 403/);
+    });
+
+    test('without the operator\'s namespace it refuses before any request', async () => {
+      await expect(reconcileResources(server.kubeConfig(), client(), log(), { ...options, namespaceSelector: selector }))
+        .rejects.toThrow('namespaceSelector needs operatorNamespace: the namespace of the ServiceAccount kvstore-reconciler that its RoleBindings name');
+      expect(server.requests).toEqual([]);
+    });
+
+    test('an empty selector (it would match every namespace) is refused before any request', async () => {
+      await expect(run({ namespaceSelector: {} })).rejects.toThrow('namespaceSelector must hold at least one label, got {}');
+      expect(server.requests).toEqual([]);
+    });
   });
 });
 
