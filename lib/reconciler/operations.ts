@@ -258,12 +258,13 @@ export async function changeMembership(ctx: OperationContext, endpoints: string[
 }
 
 /**
- * Turning TLS on: registers member `ordinal`'s peer URL as https (what its pod listens on once it
- * restarts with TLS), through `endpoint`, the member's own plain-HTTP client URL: until its pod
- * restarts the member speaks plain HTTP to clients, so this needs no client certificate (CRD mode has
- * none). The other members already hold the peer certificate to dial it. Done already: nothing.
+ * Registers member `ordinal`'s peer URL as the spec renders it, through `endpoint`, the member's own
+ * plain-HTTP client URL. Turning TLS on: https, what its pod listens on once it restarts with TLS;
+ * until then the member speaks plain HTTP to clients, so this needs no client certificate (CRD mode
+ * has none), and the other members already hold the peer certificate to dial it. Turning it back off
+ * before the member restarted: http again. Done already: nothing.
  */
-export async function registerHttpsPeer(ctx: OperationContext, ordinal: number, endpoint: string): Promise<void> {
+export async function registerPeerURL(ctx: OperationContext, ordinal: number, endpoint: string): Promise<void> {
   const { document, log } = ctx;
   const { EtcdMembership } = await import('../engines/etcd-membership');
   const names = storeNames(document.spec.name);
@@ -272,10 +273,10 @@ export async function registerHttpsPeer(ctx: OperationContext, ordinal: number, 
   const membership = new EtcdMembership([endpoint], { onRetry: ctx.keepAlive });
   try {
     const members = await membership.list().catch((e: Error) => {
-      throw new Error(`could not list the etcd members at ${endpoint} (member ${podName(names, ordinal)}, over plain HTTP until it switches): ${e.message}`);
+      throw new Error(`could not list the etcd members at ${endpoint} (member ${podName(names, ordinal)}, over plain HTTP until it switches to TLS): ${e.message}`);
     });
     const member = members.find((m) => m.peerURLs.some((u) => ordinalOfPeerURL(u, names) === ordinal));
-    if (!member) throw new Error(`member ${podName(names, ordinal)} is not in the etcd member list: cannot turn TLS on for it (is a membership change unfinished?)`);
+    if (!member) throw new Error(`member ${podName(names, ordinal)} is not in the etcd member list: cannot register its peer URL ${peerURL} (is a membership change unfinished?)`);
     if (member.peerURLs.length === 1 && member.peerURLs[0] === peerURL) return;
     await membership.updatePeerURLs(member.id, [peerURL]);
     log.info(`member ${podName(names, ordinal)}: peer URL ${member.peerURLs.join(', ')} → ${peerURL}`, { action: 'peer-url', member: podName(names, ordinal) });

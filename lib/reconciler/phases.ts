@@ -105,6 +105,8 @@ export interface Intent {
   readonly desired: DesiredState;
   readonly change?: MembershipChange;
   readonly tls?: TlsSwitch;
+  /** `tls` dropped while the live members are in the switch's first phase: their peer URLs go back to http first. */
+  readonly tlsReverted?: boolean;
   readonly restoring: boolean;
 }
 
@@ -116,7 +118,9 @@ export function intent(document: StoreDocument, live: LiveStore, restoredFrom: s
   const desired = change ? renderAt(document, live, change.from, { operation: membersMark(document) })
     : tls ? renderAt(document, live, document.spec.size, tlsSwitchRender(tls))
       : renderAt(document, live, document.spec.size);
-  return { desired, change, restoring: isRestoring, ...(tls ? { tls } : {}) };
+  const reverted = !document.spec.tls && !!live.sts && document.spec.engine.kind === 'etcd'
+    && etcdTlsStage(live.sts.spec?.template?.spec?.containers?.[0]?.args ?? []) === TLS_SWITCH_PHASE;
+  return { desired, change, restoring: isRestoring, ...(tls ? { tls } : {}), ...(reverted ? { tlsReverted: true } : {}) };
 }
 
 /** The desired ApplySet parent listing also the kinds the live parent records (or itself if none are missing). */

@@ -10,7 +10,7 @@ import { KubeClient } from './client';
 import { DesiredState, desiredState } from './desired';
 import { acquireLease, leaseKeeper, releaseLease } from './lease';
 import { Log } from './log';
-import { changeMembership, growClaims, OperationContext, registerHttpsPeer, restoreMembers, sleep, snapshotBefore, until } from './operations';
+import { changeMembership, growClaims, OperationContext, registerPeerURL, restoreMembers, sleep, snapshotBefore, until } from './operations';
 import { intent, isNoOp, LiveStore, membersMark, ObjectPlan, planObjects, renderAt, RunPlan, TLS_SWITCH_MARK } from './phases';
 import { formatPlan, Plan, Step } from './plan';
 import { describeRef, groupKind, KubeObject, ObjectRef, refOf } from './types';
@@ -344,6 +344,7 @@ export class StoreReconciler {
     const ctx = this.context(keepAlive);
     await this.snapshotFirst(ctx, run);
     const planned = run.restoring ? await this.restore(ctx, run) : run.plan;
+    if (run.tlsReverted) await this.revertPeerURLs(ctx, run);
     await executeSteps(ctx, planned.steps);
     if (run.change) await this.changeMembers(ctx, run, tls);
     if (run.tls) await this.switchTls(ctx, run);
@@ -380,12 +381,30 @@ export class StoreReconciler {
     for (let i = Math.min(run.tls!.switchedFrom, size) - 1; i >= 0; i--) {
       const pod = podName(names, i);
       await ctx.operation.progress('EnablingTls', `member ${pod}: peer URL to https, then its pod restarts with TLS (${size - i} of ${size})`);
-      await registerHttpsPeer(ctx.operation, i, this.options.etcdMemberEndpoint?.(i) ?? `http://${podFqdn(names, i, document.namespace, document.spec.clusterDomain)}:${this.target.store.engine.clientPort}`);
+      await registerPeerURL(ctx.operation, i, this.memberEndpoint(i));
       await ctx.keepAlive();
       await this.client.apply(sts(i));
       await waitRollout(ctx, this.stsRef);
       this.log.info(`member ${pod} speaks TLS (peers and clients)`, { action: 'tls-on', member: pod });
     }
+  }
+
+  /** Member `ordinal`'s plain-HTTP client URL (etcdMemberEndpoint, else its DNS name under the headless Service). */
+  private memberEndpoint(ordinal: number): string {
+    const names = storeNames(this.document.spec.name);
+    return this.options.etcdMemberEndpoint?.(ordinal) ?? `http://${podFqdn(names, ordinal, this.document.namespace, this.document.spec.clusterDomain)}:${this.target.store.engine.clientPort}`;
+  }
+
+  /**
+   * `tls` dropped while the switch is in its first phase: a run stopped between registering a member's
+   * https peer URL and restarting its pod left it registered where it does not listen yet. Every
+   * member's peer URL goes back to http first (each still speaks plain HTTP), then the plan rolls
+   * the members back.
+   */
+  private async revertPeerURLs(ctx: Context, run: RunPlan): Promise<void> {
+    const replicas = run.live.sts?.spec?.replicas ?? 0;
+    await ctx.operation.progress('EnablingTls', `tls dropped during the switch's first phase: every member's peer URL back to http`);
+    for (let i = 0; i < replicas; i++) await registerPeerURL(ctx.operation, i, this.memberEndpoint(i));
   }
 
   private async planAgainst(desired: DesiredState, replicasManaged = false): Promise<ObjectPlan> {
@@ -399,7 +418,12 @@ export class StoreReconciler {
     for (const line of formatPlan(run.plan)) log.info(line);
     if (run.restoring) log.info(`  ⟲ restore every member from ${this.restoredFrom} (a new logical cluster), then start them`);
     const change = run.change;
-    if (run.tls) log.info(`  ⇄ TLS on, member by member: ${run.tls.from === 'on' ? `resuming below member ${run.tls.switchedFrom}` : 'the peer certificate on every member (a rolling restart), then from the highest ordinal down each member\'s peer URL to https and its pod restarted with TLS'}`);
+    if (run.tls) {
+      const how = run.tls.from === 'on' ? `resuming below member ${run.tls.switchedFrom}`
+        : `${run.tls.from === 'off' ? 'the peer certificate on every member (a rolling restart)' : 'the peer certificate is on every member'}, then from the highest ordinal down each member's peer URL to https and its pod restarted with TLS`;
+      log.info(`  ⇄ TLS on, member by member: ${how}`);
+    }
+    if (run.tlsReverted) log.info('  ⇄ TLS dropped during the switch\'s first phase: every member\'s peer URL back to http, then the members back to plain HTTP');
     if (change) log.info(`  ⇅ members ${change.from} → ${document.spec.size}${change.inProgress ? ' (resuming)' : ''}: one at a time, ${change.from < document.spec.size ? 'each added as a learner, started, promoted once caught up' : 'each removed from the cluster before its pod'}`);
   }
 

@@ -12,6 +12,7 @@ import { EtcdClientTls, etcdTlsOptions } from '../../lib/engines/etcd-membership
 import { KubeClient } from '../../lib/reconciler/client';
 import { reconcileResources } from '../../lib/reconciler/custom-resources';
 import { Log } from '../../lib/reconciler/log';
+import { reconcileStore } from '../../lib/reconciler/reconcile';
 import { ApiServer, startApiServer } from '../support/api-server';
 import { tlsFiles } from '../support/cert-issuer';
 import { ClusterSimulator } from '../support/cluster-simulator';
@@ -187,6 +188,45 @@ describeWithEtcd('day-2 operations over TLS through the reconciler', () => {
     // Done: the next run has nothing to do.
     expect((await reconcileOnce(api, sim, storeDocument('kv', props), { ...options, etcdEndpoints: https })).mutatingRequests).toBe(0);
     expect(sim.runner.unexpectedExits.filter((e) => e.pod.startsWith('kv-'))).toEqual([]);
+  });
+
+  test('tls dropped after a stopped switch registered a member\'s https peer URL but before its pod restarted: the peer URLs go back to http, then the members', async () => {
+    const plain = { size: 3, storageSize: '1Gi' };
+    await reconcileOnce(api, sim, storeDocument('kv', plain));
+    await sim.waitForReady('kv', 3, 60_000);
+    const http = sim.endpoints('kv');
+    const props = { ...plain, tls: {} };
+    applyAsGitOpsTool(api, 'kv', props);
+    await waitFor('the store\'s certificates', async () => ['kv-member-tls', 'kv-client-tls'].every((n) => api.get('v1', 'Secret', NAMESPACE, n)));
+    mountClientSecret('kv');
+    // The run dies right after etcd took kv-2's https peer URL, before its pod restarted with TLS.
+    const dying = new Log(false, (line) => {
+      if (line.includes('member kv-2: peer URL http://')) throw new Error('reconciler killed');
+    });
+    await expect(reconcileStore(storeDocument('kv', props), new KubeClient(api.kubeConfig(), { baseDelayMs: 20, maxDelayMs: 200 }), dying, {
+      holder: 'day2-test', pollMs: 100, rolloutTimeoutMs: 90_000, etcdTlsDir: tlsDir, etcdMemberEndpoint: (i) => http[i],
+    })).rejects.toThrow('reconciler killed');
+    const scheme = async () => (await memberList(http)).map((m) => [m.name, m.peerURLs[0].split(':')[0]]).sort();
+    expect(await scheme()).toEqual([['kv-0', 'http'], ['kv-1', 'http'], ['kv-2', 'https']]);
+    expect(sts().metadata.annotations['kvstore.cdk8s-kvstore.io/operation']).toBe('tls → on');
+
+    const lines: string[] = [];
+    await reconcileOnce(api, sim, storeDocument('kv', plain), { etcdMemberEndpoint: (i) => http[i] }, lines);
+    expect(lines).toEqual(expect.arrayContaining([expect.stringContaining('member kv-2: peer URL https://kv-2.kv-peers.kvtest.svc.cluster.local:2380 → http://kv-2.kv-peers.kvtest.svc.cluster.local:2380')]));
+    expect(await scheme()).toEqual([['kv-0', 'http'], ['kv-1', 'http'], ['kv-2', 'http']]);
+    const args: string[] = sts().spec.template.spec.containers[0].args;
+    expect(args.filter((a) => a.startsWith('--peer-cert-file'))).toEqual([]);
+    expect(sts().metadata.annotations['kvstore.cdk8s-kvstore.io/operation']).toBeUndefined();
+    await sim.waitForReady('kv', 3, 60_000);
+    // Every member takes writes and serves them; the next run has nothing to do.
+    const writer = new Writer(http, 'r/');
+    await sim.waitUntil('writes after the revert', () => writer.acked.length >= 20, 30_000);
+    const w = await writer.stop();
+    for (const url of http) {
+      const own = await keysUnder([url], 'r/');
+      expect({ url, missing: w.acked.filter((k) => !own.has(k)).length }).toEqual({ url, missing: 0 });
+    }
+    expect((await reconcileOnce(api, sim, storeDocument('kv', plain), { etcdMemberEndpoint: (i) => http[i] })).mutatingRequests).toBe(0);
   });
 
   test('CRD mode: the operator turns TLS on for a live plain store, then (no certificate mounted) reads the store\'s client Secret to scale it 3 → 5 with writes going on, and to give it clients', async () => {
