@@ -176,7 +176,7 @@ export function storeObjects(spec: KVStoreSpec, options: StoreObjectsOptions): S
   if (spec.networkPolicy.enabled && spec.networkPolicy.egress) objects.push({ kind: 'NetworkPolicy', name: names.jobsNetworkPolicy });
   if (spec.networkPolicy.enabled && spec.networkPolicy.egress && options.reconciler) objects.push({ kind: 'NetworkPolicy', name: names.reconcilerNetworkPolicy });
   if (spec.tls && tlsSecrets(spec).certManager) {
-    objects.push({ kind: 'Certificate', name: names.memberTls }, { kind: 'Certificate', name: names.clientTls });
+    objects.push({ kind: 'Certificate', name: tlsSecrets(spec).member }, { kind: 'Certificate', name: names.clientTls });
     if (!spec.tls.issuer) objects.push({ kind: 'Issuer', name: names.selfSignedIssuer }, { kind: 'Certificate', name: names.ca }, { kind: 'Issuer', name: names.ca });
     for (const c of spec.clients ?? []) objects.push({ kind: 'Certificate', name: clientCertName(names, c.name) });
   }

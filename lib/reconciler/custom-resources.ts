@@ -204,14 +204,19 @@ async function bindSelectedNamespaces(client: KubeClient, log: Log, selector: Re
   const plan = planBindings(selected, bindings, operatorNamespace);
   const would = dryRun ? 'dry run: would have ' : '';
   const bound: string[] = [];
+  // Not ours to read: a binding of that name another made (it may bind someone else), or, in a dry
+  // run, one not made yet (the operator holds no rights there).
+  const skipped = new Set<string>();
   for (const namespace of plan.create) {
     const ref = { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'RoleBinding', namespace, name: OPERATOR_ROLE };
     // A binding of that name not labelled as ours: left as it is, whatever it grants.
     if (await client.read(ref)) {
-      log.info(`namespace ${namespace}: RoleBinding ${OPERATOR_ROLE} exists and was not made by this operator; left as it is`, { namespace });
+      log.info(`namespace ${namespace}: RoleBinding ${OPERATOR_ROLE} exists and was not made by this operator; left as it is, and the namespace is not reconciled`, { namespace });
+      skipped.add(namespace);
       continue;
     }
-    if (!dryRun) await client.create(operatorRoleBinding(namespace, operatorNamespace));
+    if (dryRun) skipped.add(namespace);
+    else await client.create(operatorRoleBinding(namespace, operatorNamespace));
     bound.push(namespace);
     log.info(`${would}created RoleBinding ${namespace}/${OPERATOR_ROLE} (namespace matches ${labelSelector(selector)})`, { namespace, binding: 'created' });
   }
@@ -219,7 +224,7 @@ async function bindSelectedNamespaces(client: KubeClient, log: Log, selector: Re
     if (!dryRun) await client.delete({ apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'RoleBinding', namespace, name: OPERATOR_ROLE });
     log.info(`${would}removed RoleBinding ${namespace}/${OPERATOR_ROLE} (namespace no longer matches ${labelSelector(selector)})`, { namespace, binding: 'removed' });
   }
-  return { namespaces: plan.namespaces, bound: dryRun ? [] : bound };
+  return { namespaces: plan.namespaces.filter((n) => !skipped.has(n)), bound: dryRun ? [] : bound };
 }
 
 /**
@@ -250,10 +255,16 @@ export async function reconcileResources(kubeConfig: k8s.KubeConfig, client: Kub
   const scope: { namespaces: readonly string[]; bound: readonly string[] } = options.namespaceSelector
     ? await bindSelectedNamespaces(client, log, options.namespaceSelector, options.operatorNamespace!, options.dryRun ?? false)
     : { namespaces: options.namespaces ?? [''], bound: [] };
-  // One LIST per namespace the reconciler is bound in (it may read nothing elsewhere), or one across all.
-  const resources = (await Promise.all(scope.namespaces.map((ns) => listResources(client, ns, scope.bound.includes(ns), options.pollMs ?? 1000)))).flat();
+  // One LIST per namespace the reconciler is bound in (it may read nothing elsewhere), or one across
+  // all. A namespace that cannot be listed (403: not bound there after all) fails alone.
   let failed = 0;
   let reconciled = 0;
+  const listed = await Promise.all(scope.namespaces.map((ns) => listResources(client, ns, scope.bound.includes(ns), options.pollMs ?? 1000).catch((e: Error) => {
+    failed++;
+    log.error(`${ns ? `namespace ${ns}` : 'all namespaces'}: cannot list KVStore resources: ${e.message}`, { namespace: ns });
+    return [] as KubeObject[];
+  })));
+  const resources = listed.flat();
   for (const resource of resources.sort((a, b) => `${a.metadata.namespace}/${a.metadata.name}`.localeCompare(`${b.metadata.namespace}/${b.metadata.name}`))) {
     const document = documentFromResource(resource, options.pruneImage);
     const ref = `${KVSTORE_KIND}/${resource.metadata.name}`;

@@ -718,7 +718,7 @@ export class PodRunner {
       // The kubelet's own check: a listed key the object lacks fails the mount unless the volume is optional.
       if (!(item.key in data)) {
         if (source.optional) continue;
-        throw new Error(`pod ${podName}: MountVolume.SetUp failed: ${kind} ${name} references non-existent ${kind === 'Secret' ? 'secret' : 'configmap'} key: ${item.key}`);
+        throw new Error(`pod ${podName}: MountVolume.SetUp failed: ${kind} ${name} ${kind === 'Secret' ? `references non-existent secret key: ${item.key}` : `configmap references non-existent config key: ${item.key}`}`);
       }
       files.set(item.path, { content: data[item.key], mode: item.mode ?? source.defaultMode ?? 0o644 });
     }
