@@ -105,8 +105,10 @@ async function reconcile(command: Extract<Command, { mode: 'store' | 'crd' }>, l
       const { reconciled, failed } = await reconcileResources(config, client, log, {
         ...options,
         ...(command.mode === 'crd' && command.namespaces ? { namespaces: command.namespaces } : {}),
-        // The RoleBindings a selector makes name the reconciler's ServiceAccount in its own namespace.
-        ...(command.mode === 'crd' && command.namespaceSelector ? { namespaceSelector: command.namespaceSelector, operatorNamespace: process.env.POD_NAMESPACE } : {}),
+        // The RoleBindings a selector makes name the reconciler's ServiceAccount in its own namespace;
+        // stores elsewhere admit its pods from there.
+        ...(command.mode === 'crd' && command.namespaceSelector ? { namespaceSelector: command.namespaceSelector } : {}),
+        ...(command.mode === 'crd' && process.env.POD_NAMESPACE ? { operatorNamespace: process.env.POD_NAMESPACE } : {}),
         ...(command.mode === 'crd' && command.pruneImage ? { pruneImage: command.pruneImage } : {}),
       });
       if (command.dryRun) log.info(`dry run: ${reconciled + failed} store(s) planned, ${failed} failed`, { dryRun: true, reconciled, failed });

@@ -25,7 +25,7 @@ export class StoreDefinition {
   static fromDocument(document: StoreDocument): StoreDefinition {
     const engine = Engine.fromSpec(document.spec.engine);
     const { spec, warnings } = StoreDefinition.resolve(document.spec, engine);
-    return new StoreDefinition(spec, warnings, engine, document.namespace || undefined, document.clusterToken, document.reconciledBy);
+    return new StoreDefinition(spec, warnings, engine, document.namespace || undefined, document.clusterToken, document.reconciledBy, document.operatorNamespace);
   }
 
   /** A store from user input (construct props or a KVStore resource's spec). */
@@ -72,9 +72,14 @@ export class StoreDefinition {
     readonly clusterToken: string,
     /** `operator` when the CRD-mode reconciler reconciles this store. */
     readonly reconciledBy?: 'operator',
+    /** With `reconciledBy`: the operator's namespace, when it is not the store's. */
+    readonly operatorNamespace?: string,
   ) {
     this.names = storeNames(spec.name);
-    this.document = { apiVersion: STORE_DOCUMENT_API_VERSION, kind: 'StoreDocument', namespace: namespace ?? '', clusterToken, spec, ...(reconciledBy ? { reconciledBy } : {}) };
+    this.document = {
+      apiVersion: STORE_DOCUMENT_API_VERSION, kind: 'StoreDocument', namespace: namespace ?? '', clusterToken, spec,
+      ...(reconciledBy ? { reconciledBy } : {}), ...(reconciledBy && operatorNamespace ? { operatorNamespace } : {}),
+    };
     this.specHash = specHash(spec);
     this.clientHost = namespace ? `${this.names.clientService}.${namespace}.svc.${spec.clusterDomain}` : this.names.clientService;
     this.selectorLabels = selectorLabels(spec.name);

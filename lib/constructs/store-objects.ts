@@ -65,6 +65,17 @@ export function renderStoreObjects(scope: Construct, store: StoreDefinition, opt
 }
 
 /**
+ * The CRD-mode reconciler's pods (labelled as the operator): from the store's namespace, or from the
+ * operator's own when it runs elsewhere (`namespaces`, `namespaceSelector`), by the name label every
+ * namespace carries (Kubernetes 1.21+). Another namespace's pods with those labels are not admitted.
+ */
+function operatorPeer(store: StoreDefinition) {
+  const podSelector = { matchLabels: { [NAME_LABEL]: RECONCILER_POD_NAME, [COMPONENT_LABEL]: OPERATOR_COMPONENT } };
+  const elsewhere = store.operatorNamespace && store.operatorNamespace !== store.namespace;
+  return elsewhere ? { namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': store.operatorNamespace! } }, podSelector } : { podSelector };
+}
+
+/**
  * What the GitOps tool applies beside the reconciler bundle in GitOps mode (and the store's objects
  * include otherwise): a TLS store's cert-manager objects, and with egress restricted the Jobs'
  * NetworkPolicy (letting the reconciler reach the API server when `reconcilerApi`).
@@ -186,7 +197,7 @@ function renderNetworkPolicy(scope: Construct, store: StoreDefinition): void {
           from: [
             clientPeer,
             { podSelector: { matchLabels: { [STORE_LABEL]: store.spec.name } } },
-            ...(store.reconciledBy === 'operator' ? [{ podSelector: { matchLabels: { [NAME_LABEL]: RECONCILER_POD_NAME, [COMPONENT_LABEL]: OPERATOR_COMPONENT } } }] : []),
+            ...(store.reconciledBy === 'operator' ? [operatorPeer(store)] : []),
           ],
           ports: [{ protocol: 'TCP', port: store.engine.clientPort }],
         },

@@ -45,6 +45,12 @@ export interface StoreDocument {
    * @default - the store's own reconciler Job (GitOps mode)
    */
   readonly reconciledBy?: 'operator';
+  /**
+   * With `reconciledBy: 'operator'`: the operator's namespace, when it is not the store's. The store's
+   * NetworkPolicy admits the operator's pods from there.
+   * @default - the store's namespace
+   */
+  readonly operatorNamespace?: string;
 }
 
 /** Parses and checks the envelope of a store document (the spec itself is validated by the construct). */

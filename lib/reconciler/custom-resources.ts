@@ -24,7 +24,7 @@ export interface Condition {
  * The store document of a KVStore resource: its name and namespace come from metadata; a backup
  * without a prune image gets `pruneImage` (the operator's image) when given.
  */
-export function documentFromResource(resource: KubeObject, pruneImage?: string): StoreDocument {
+export function documentFromResource(resource: KubeObject, pruneImage?: string, operatorNamespace?: string): StoreDocument {
   const namespace = resource.metadata.namespace ?? 'default';
   const name = resource.metadata.name;
   const spec = resource.spec ?? {};
@@ -38,6 +38,7 @@ export function documentFromResource(resource: KubeObject, pruneImage?: string):
     // The API server applies the CRD's defaults; without them an engine-less spec is etcd.
     spec: { engine: { kind: 'etcd' }, ...spec, ...backup, name } as KVStoreSpec,
     reconciledBy: 'operator',
+    ...(operatorNamespace && operatorNamespace !== namespace ? { operatorNamespace } : {}),
   };
 }
 
@@ -117,8 +118,9 @@ export interface CustomResourceOptions extends ReconcileOptions {
   readonly namespaceSelector?: Readonly<Record<string, string>>;
   /**
    * The operator's own namespace, where its ServiceAccount lives: the subject of the RoleBindings a
-   * namespaceSelector makes, and the owner they are labelled with. Required with namespaceSelector.
-   * @default - none
+   * namespaceSelector makes, and the owner they are labelled with (required with namespaceSelector);
+   * stores in other namespaces admit the operator's pods from it in their NetworkPolicy.
+   * @default - none (stores admit the operator's pods from their own namespace only)
    */
   readonly operatorNamespace?: string;
   /**
@@ -266,7 +268,7 @@ export async function reconcileResources(kubeConfig: k8s.KubeConfig, client: Kub
   })));
   const resources = listed.flat();
   for (const resource of resources.sort((a, b) => `${a.metadata.namespace}/${a.metadata.name}`.localeCompare(`${b.metadata.namespace}/${b.metadata.name}`))) {
-    const document = documentFromResource(resource, options.pruneImage);
+    const document = documentFromResource(resource, options.pruneImage, options.operatorNamespace);
     const ref = `${KVSTORE_KIND}/${resource.metadata.name}`;
     const kvRef = { apiVersion: `${KVSTORE_GROUP}/${KVSTORE_VERSION}`, kind: KVSTORE_KIND, namespace: document.namespace, name: resource.metadata.name };
     // Optimistic: a 409 means the resource changed during the run; re-read and write again.

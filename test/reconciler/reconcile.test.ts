@@ -288,6 +288,17 @@ describe('CRD mode', () => {
     expect(server.mutatingRequests().some((r) => r.path.endsWith('/kvstores/orders/status') && r.method === 'PUT')).toBe(true);
   });
 
+  test('the store\'s NetworkPolicy admits the operator\'s pods from the operator\'s namespace (and only its)', async () => {
+    resource({ size: 1, storageSize: '1Gi' });
+    const operatorPeer = () => (server.get('networking.k8s.io/v1', 'NetworkPolicy', NS, 'orders') as any).spec.ingress[1].from
+      .find((p: any) => p.podSelector?.matchLabels?.['app.kubernetes.io/component'] === 'operator');
+    const podSelector = { matchLabels: { 'app.kubernetes.io/name': 'kvstore-reconciler', 'app.kubernetes.io/component': 'operator' } };
+    await reconcileResources(server.kubeConfig(), client(), log(), { ...options, namespaces: [NS], operatorNamespace: NS });
+    expect(operatorPeer()).toEqual({ podSelector });
+    await reconcileResources(server.kubeConfig(), client(), log(), { ...options, namespaces: [NS], operatorNamespace: 'kvstore-system' });
+    expect(operatorPeer()).toEqual({ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'kvstore-system' } }, podSelector });
+  });
+
   test('a backup without a prune image is pruned by the operator\'s image; one that names its own keeps it', async () => {
     resource({ size: 1, storageSize: '1Gi', backup: { storage: '1Gi' } });
     await reconcileResources(server.kubeConfig(), client(), log(), { ...options, namespaces: [NS], pruneImage: 'registry.example.com/team/rec:7' });
