@@ -135,10 +135,14 @@ export class ReconcilerBundle extends Construct {
               { name: 'store', mountPath: '/etc/kvstore', readOnly: true },
               // With TLS, membership changes connect with the library's client certificate.
               ...(store.spec.tls ? [{ name: 'client-tls', mountPath: TLS_DIRS.client, readOnly: true }] : []),
+              // With TLS, the CA the spec's members trust (the member Secret's ca.crt, nothing else): the
+              // reconciler records it, and a CA rotation trusts it beside the one recorded before.
+              ...(store.spec.tls ? [{ name: 'member-ca', mountPath: TLS_DIRS.memberCa, readOnly: true }] : []),
             ],
             volumes: [
               { name: 'store', configMap: { name: names.configMap } },
               ...(store.spec.tls ? [tlsSecretVolume('client-tls', tlsSecrets(store.spec).client)] : []),
+              ...(store.spec.tls ? [{ name: 'member-ca', secret: { secretName: tlsSecrets(store.spec).member, defaultMode: 0o440, items: [{ key: 'ca.crt', path: 'ca.crt' }] } }] : []),
             ],
             // The store's tolerations and registry credentials: its reconciler image may be private too.
             commons: storePodCommons(store.spec),

@@ -33,7 +33,7 @@ export function storeRules(o: { store: StoreNames; spec: KVStoreSpec; lease: str
   }
   const etcd = o.spec.engine.kind === 'etcd';
   rules.push({ apiGroups: [''], resources: ['configmaps'], verbs: etcd ? ['create', 'list'] : ['create'] });
-  rules.push({ apiGroups: [''], resources: ['configmaps'], resourceNames: [o.applySetParent, ...(etcd ? [o.store.bootstrapConfig] : [])].sort(), verbs: ['get', 'patch'] });
+  rules.push({ apiGroups: [''], resources: ['configmaps'], resourceNames: [o.applySetParent, ...(etcd ? [o.store.bootstrapConfig] : []), ...(etcd && o.spec.tls ? [o.store.trustBundle] : [])].sort(), verbs: ['get', 'patch'] });
   // Volumes: grown in place (every ordinal a store of this engine can have had), the backup claim
   // applied; with etcd, a removed member's claims deleted when its ordinal joins again, after its
   // pod is gone. Restore creates the members' claims and reads which pods still run.

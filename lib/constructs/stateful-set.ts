@@ -17,6 +17,16 @@ import type { StoreDefinition } from './store-definition';
 /** `<claim>/<snapshot>`: what a restored store records it was restored from. */
 export const restoredFrom = (r: RestoreSpec) => `${r.claimName}/${r.snapshot}`;
 
+/** A CA rotation's phase, as the members are rendered in it. */
+export interface CaRotationRender {
+  /** The member Secret the members mount (the old one until the new leaf's phase). */
+  readonly memberSecret: string;
+  /** The StatefulSet's trust annotation: the old trust, or `<old>+<new>` while they trust both. */
+  readonly trust: string;
+  /** Whether the members trust the `<store>-trust` bundle (old and new CA) rather than their Secret's ca.crt. */
+  readonly bundle: boolean;
+}
+
 /** The ports the engine's container exposes, by name. */
 export function enginePorts(store: StoreDefinition): Array<{ name: string; port: number }> {
   return [
@@ -26,9 +36,9 @@ export function enginePorts(store: StoreDefinition): Array<{ name: string; port:
   ];
 }
 
-export function renderStatefulSet(scope: Construct, store: StoreDefinition, container: EngineContainer, options: { operation?: string; partition?: number } = {}): ApiObject {
+export function renderStatefulSet(scope: Construct, store: StoreDefinition, container: EngineContainer, options: { operation?: string; partition?: number; caRotation?: CaRotationRender } = {}): ApiObject {
   const { spec, names } = store;
-  const { operation, partition } = options;
+  const { operation, partition, caRotation } = options;
   const strategy = partition !== undefined ? { type: 'RollingUpdate' as const, partition } : spec.updateStrategy;
   return kubeObject<IStatefulSet>(scope, 'Resource', { apiVersion: 'apps/v1', kind: 'StatefulSet' }, {
     // The engine kind is recorded so a reconciler can refuse an engine change on a live store.
@@ -37,7 +47,7 @@ export function renderStatefulSet(scope: Construct, store: StoreDefinition, cont
       ...(spec.restore ? { [RESTORED_FROM_ANNOTATION]: restoredFrom(spec.restore) } : {}),
       ...(operation ? { [OPERATION_ANNOTATION]: operation } : {}),
       ...(spec.clients ? { [AUTH_ANNOTATION]: 'clients' } : {}),
-      ...(spec.tls ? { [TLS_TRUST_ANNOTATION]: tlsTrust(spec)! } : {}),
+      ...(spec.tls ? { [TLS_TRUST_ANNOTATION]: caRotation?.trust ?? tlsTrust(spec)! } : {}),
     }),
     spec: {
       serviceName: names.headlessService,
@@ -53,7 +63,7 @@ export function renderStatefulSet(scope: Construct, store: StoreDefinition, cont
           labels: { ...store.labels },
           ...(Object.keys(spec.podAnnotations).length ? { annotations: spec.podAnnotations } : {}),
         },
-        spec: podSpec(store, container),
+        spec: podSpec(store, container, caRotation),
       },
       volumeClaimTemplates: spec.volumeClaimTemplates.map((t) => ({
         metadata: { name: t.name, labels: store.selectorLabels },
@@ -67,7 +77,7 @@ export function renderStatefulSet(scope: Construct, store: StoreDefinition, cont
   });
 }
 
-function podSpec(store: StoreDefinition, container: EngineContainer): IPodSpec {
+function podSpec(store: StoreDefinition, container: EngineContainer, caRotation?: CaRotationRender): IPodSpec {
   const { spec, names } = store;
   const affinity = antiAffinity(store);
   return {
@@ -107,6 +117,7 @@ function podSpec(store: StoreDefinition, container: EngineContainer): IPodSpec {
         ...spec.volumeClaimTemplates.map((t) => ({ name: t.name, mountPath: t.mountPath })),
         { name: 'tmp', mountPath: '/tmp' },
         ...(spec.tls ? [{ name: 'tls', mountPath: TLS_DIRS.member, readOnly: true }] : []),
+        ...(caRotation?.bundle ? [{ name: 'trust', mountPath: TLS_DIRS.trust, readOnly: true }] : []),
       ],
       startupProbe: probe(container.startupProbe),
       livenessProbe: probe(container.livenessProbe),
@@ -116,7 +127,9 @@ function podSpec(store: StoreDefinition, container: EngineContainer): IPodSpec {
     volumes: [
       { name: 'tmp', emptyDir: {} },
       // Mounted as a directory (no subPath), so a renewed certificate reaches the running member.
-      ...(spec.tls ? [tlsSecretVolume('tls', tlsSecrets(spec).member)] : []),
+      ...(spec.tls ? [tlsSecretVolume('tls', caRotation?.memberSecret ?? tlsSecrets(spec).member)] : []),
+      // A CA rotation: old and new CA, which the reconciler wrote (listed: a bundle without ca.crt fails the mount).
+      ...(caRotation?.bundle ? [{ name: 'trust', configMap: { name: names.trustBundle, items: [{ key: 'ca.crt', path: 'ca.crt' }] } }] : []),
     ],
   };
 }

@@ -97,11 +97,12 @@ export class StoreDefinition {
   }
 
   /** What the engine is told to render this store. */
-  engineContext(initialClusterState: 'new' | 'existing', tlsPhase?: EngineContext['tlsPhase']): EngineContext {
+  engineContext(initialClusterState: 'new' | 'existing', extra: Pick<EngineContext, 'tlsPhase' | 'trustBundle'> = {}): EngineContext {
     return {
       spec: this.spec, names: this.names, clusterToken: this.clusterToken, initialClusterState,
       ...(this.namespace ? { namespace: this.namespace } : {}),
-      ...(tlsPhase ? { tlsPhase } : {}),
+      ...(extra.tlsPhase ? { tlsPhase: extra.tlsPhase } : {}),
+      ...(extra.trustBundle ? { trustBundle: true } : {}),
     };
   }
 

@@ -14,7 +14,7 @@ import { tlsSecrets } from '../model/names';
 import { MAX_SIZE } from '../model/schema';
 import { kubeObject } from './kube';
 import { applyPatches } from './patches';
-import { enginePorts, renderStatefulSet, restoredFrom } from './stateful-set';
+import { CaRotationRender, enginePorts, renderStatefulSet, restoredFrom } from './stateful-set';
 import { renderCertificates } from './tls';
 import type { StoreDefinition } from './store-definition';
 
@@ -40,6 +40,12 @@ export interface RenderOptions {
    */
   readonly partition?: number;
   /**
+   * A CA rotation's phase: the member Secret the members mount now, what they trust (the trust
+   * annotation's value) and whether through the `<store>-trust` bundle.
+   * @default - as the spec says
+   */
+  readonly caRotation?: CaRotationRender;
+  /**
    * Whether the objects the GitOps tool owns in GitOps mode are among the objects (direct and CRD
    * mode): a TLS store's cert-manager objects, and with egress restricted the Jobs' NetworkPolicy. In
    * GitOps mode the GitOps tool applies (and prunes) them with the reconciler bundle, so the reconciler
@@ -51,13 +57,13 @@ export interface RenderOptions {
 
 /** Renders the store's objects as children of `scope` (construct ids are contract: 'Resource' is the StatefulSet). */
 export function renderStoreObjects(scope: Construct, store: StoreDefinition, options: RenderOptions = {}): void {
-  const container = store.engine.container(store.engineContext(options.initialClusterState ?? 'new', options.tlsPhase));
+  const container = store.engine.container(store.engineContext(options.initialClusterState ?? 'new', { tlsPhase: options.tlsPhase, trustBundle: options.caRotation?.bundle }));
   // Certificates first: the members mount their Secrets.
   if (options.toolOwned ?? true) renderToolOwned(scope, store, { reconcilerApi: false });
   renderHeadlessService(scope, store);
   renderClientService(scope, store);
   if (container.bootstrapEnv) renderBootstrapConfig(scope, store, container);
-  renderStatefulSet(scope, store, container, { operation: options.operation, partition: options.partition });
+  renderStatefulSet(scope, store, container, { operation: options.operation, partition: options.partition, caRotation: options.caRotation });
   renderPodDisruptionBudget(scope, store);
   if (store.spec.backup) new StoreBackup(scope, 'Backup', { store });
   if (store.spec.networkPolicy.enabled) renderNetworkPolicy(scope, store);

@@ -290,7 +290,7 @@ export class EtcdEngine implements IEngine {
    * under a shared issuer, do not); health and metrics on a plain-HTTP listener of their own.
    */
   private tlsFlags(ctx: EngineContext): string[] {
-    const f = tlsFiles(TLS_DIRS.member);
+    const f = { ...tlsFiles(TLS_DIRS.member), ...(ctx.trustBundle ? { ca: tlsFiles(TLS_DIRS.trust).ca } : {}) };
     const peersHost = `${ctx.names.headlessService}.$(${POD_ENV.namespace}).svc.${ctx.spec.clusterDomain}`;
     return [
       `--cert-file=${f.cert}`, `--key-file=${f.key}`, `--trusted-ca-file=${f.ca}`, '--client-cert-auth',

@@ -11,7 +11,14 @@ export const POD_ENV = {
 } as const;
 
 /** Where TLS Secrets are mounted: the members' own certificate, and the library's clients' one. */
-export const TLS_DIRS = { member: '/etc/kvstore/tls', client: '/etc/kvstore/client-tls' } as const;
+export const TLS_DIRS = {
+  member: '/etc/kvstore/tls',
+  client: '/etc/kvstore/client-tls',
+  /** A CA rotation's trust bundle (the `<store>-trust` ConfigMap), in the members. */
+  trust: '/etc/kvstore/trust',
+  /** The member Secret's `ca.crt` alone, in the GitOps reconciler Job: the CA the spec's members trust. */
+  memberCa: '/etc/kvstore/member-ca',
+} as const;
 
 /** The keys of a kubernetes.io/tls Secret (cert-manager's, with the CA) that TLS needs. */
 export const TLS_SECRET_KEYS = ['tls.crt', 'tls.key', 'ca.crt'] as const;
@@ -53,6 +60,12 @@ export interface EngineContext {
    * @default - TLS as the spec says
    */
   readonly tlsPhase?: typeof TLS_SWITCH_PHASE;
+  /**
+   * A CA rotation under way: the members trust the CA bundle (old and new CA, from the `<store>-trust`
+   * ConfigMap mounted at TLS_DIRS.trust) instead of their Secret's `ca.crt`.
+   * @default false
+   */
+  readonly trustBundle?: boolean;
 }
 
 /** The first phase of turning TLS on for a live store: see EngineContext.tlsPhase. */

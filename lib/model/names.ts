@@ -29,6 +29,11 @@ export interface StoreNames {
   readonly memberTls: string;
   /** TLS: the library's own clients' certificate (Certificate and Secret). */
   readonly clientTls: string;
+  /**
+   * TLS, with a reconciler: the ConfigMap holding the CA certificate(s) the members trust (`ca.crt`),
+   * which the reconciler keeps; during a CA rotation, old and new, and the members trust it.
+   */
+  readonly trustBundle: string;
 }
 
 export function storeNames(storeName: string): StoreNames {
@@ -45,6 +50,7 @@ export function storeNames(storeName: string): StoreNames {
     ca: `${storeName}-ca`,
     memberTls: `${storeName}-member-tls`,
     clientTls: `${storeName}-client-tls`,
+    trustBundle: `${storeName}-trust`,
   };
 }
 

@@ -301,8 +301,13 @@ export async function reconcileResources(kubeConfig: k8s.KubeConfig, client: Kub
       const onProgress = async (event: ProgressEvent) => {
         await writeStatus({ state: 'progressing', reason: event.operation, message: event.message }, await readStatefulSet(), undefined, event.members);
       };
-      const etcdClientCertificate = document.spec.tls ? () => secretCertificate(client, document.namespace, tlsSecrets(document.spec).client) : undefined;
-      const result = await reconcileStore(document, client, log, { ...options, onProgress, ...(etcdClientCertificate ? { etcdClientCertificate } : {}) });
+      // With TLS the operator reads the Secrets it needs: the client certificate, and the members' CA.
+      const secrets = tlsSecrets(document.spec);
+      const tls = document.spec.tls ? {
+        etcdClientCertificate: () => secretCertificate(client, document.namespace, secrets.client),
+        etcdMemberCa: async () => (await secretCertificate(client, document.namespace, secrets.member)).ca,
+      } : {};
+      const result = await reconcileStore(document, client, log, { ...options, onProgress, ...tls });
       const sts = await readStatefulSet();
       const ready = sts && (sts.status?.readyReplicas ?? 0) === (sts.spec?.replicas ?? 0);
       await writeStatus(ready

@@ -3,7 +3,8 @@ import type { RenderOptions } from '../constructs/store-objects';
 import { EtcdTlsStage, etcdTlsStage } from '../engines/etcd';
 import { TLS_SWITCH_PHASE } from '../engines/types';
 import type { StoreDocument } from '../model/document';
-import { OPERATION_ANNOTATION, RESTORED_FROM_ANNOTATION } from '../model/metadata';
+import { OPERATION_ANNOTATION, RESTORED_FROM_ANNOTATION, TLS_TRUST_ANNOTATION } from '../model/metadata';
+import { tlsSecrets, tlsTrust } from '../model/names';
 import { CONTAINS_ANNOTATION, ID_LABEL } from './applyset';
 import { DesiredState, desiredState } from './desired';
 import { plan, Plan } from './plan';
@@ -90,6 +91,58 @@ export function tlsSwitchRender(change: TlsSwitch): Pick<RenderOptions, 'tlsPhas
     : { tlsPhase: TLS_SWITCH_PHASE, partition: 0, operation: TLS_SWITCH_MARK };
 }
 
+/** Marks the StatefulSet while a CA rotation runs. */
+export const CA_ROTATION_MARK = 'trust → rotating';
+
+/**
+ * A live TLS store whose spec trusts another CA than its members (another issuer, the store's own CA
+ * again, other Secrets): a CA rotation. etcd does not reload its trusted CA, so it goes in phases, each
+ * a rolling restart: (1) every member trusts both CAs (the `<store>-trust` bundle the reconciler
+ * writes) and still presents its old certificate; (2) every member presents its new certificate; (3)
+ * every member trusts the new CA alone.
+ */
+export interface CaRotation {
+  /** What the members trusted before (`own-ca`, `Issuer/corp`, `secret/...`). */
+  readonly from: string;
+  /** What the spec trusts. */
+  readonly to: string;
+  /** The member Secret the live members mount. */
+  readonly liveSecret: string;
+  /** Where the live members stand: not started, trusting both (old certificate), or presenting the new certificate. */
+  readonly stage: 'old' | 'both' | 'both-new-leaf';
+}
+
+const liveMemberSecret = (sts: KubeObject): string | undefined =>
+  (sts.spec?.template?.spec?.volumes ?? []).find((v: any) => v.name === 'tls')?.secret?.secretName;
+
+/** The CA rotation a run has to make (or resume), from the live StatefulSet's trust annotation and member Secret. */
+export function caRotation(document: StoreDocument, live: LiveStore, isRestoring: boolean): CaRotation | undefined {
+  const sts = live.sts;
+  if (!sts || !document.spec.tls || document.spec.engine.kind !== 'etcd' || isRestoring) return undefined;
+  const liveTrust = sts.metadata.annotations?.[TLS_TRUST_ANNOTATION];
+  const to = tlsTrust(document.spec)!;
+  const liveSecret = liveMemberSecret(sts);
+  if (!liveTrust || liveTrust === to || !liveSecret) return undefined;
+  const [from, next] = liveTrust.split('+');
+  // Trusting both of two others than the spec's: refused by the plan (one rotation at a time).
+  if (next !== undefined && next !== to) return undefined;
+  const stage = next === undefined ? 'old' : liveSecret === tlsSecrets(document.spec).member ? 'both-new-leaf' : 'both';
+  return { from, to, liveSecret, stage };
+}
+
+/** Where a CA rotation stands, as render options: the live phase (the plan changes no member). */
+export function caRotationRender(r: CaRotation, phase: CaRotation['stage'] = r.stage, newSecret?: string): Pick<RenderOptions, 'caRotation' | 'partition' | 'operation'> {
+  return {
+    caRotation: {
+      memberSecret: phase === 'both-new-leaf' ? newSecret ?? r.liveSecret : r.liveSecret,
+      trust: phase === 'old' ? r.from : `${r.from}+${r.to}`,
+      bundle: phase !== 'old',
+    },
+    partition: 0,
+    operation: CA_ROTATION_MARK,
+  };
+}
+
 /** The store rendered with `size` members, for a cluster that is bootstrapped or not yet. */
 export function renderAt(document: StoreDocument, live: LiveStore, size: number, options: Omit<RenderOptions, 'initialClusterState' | 'toolOwned'> = {}): DesiredState {
   const sized = size === document.spec.size ? document : { ...document, spec: { ...document.spec, size } };
@@ -105,6 +158,8 @@ export interface Intent {
   readonly desired: DesiredState;
   readonly change?: MembershipChange;
   readonly tls?: TlsSwitch;
+  /** A CA rotation to make or resume. */
+  readonly rotation?: CaRotation;
   /** `tls` dropped while the live members are in the switch's first phase: their peer URLs go back to http first. */
   readonly tlsReverted?: boolean;
   readonly restoring: boolean;
@@ -115,12 +170,14 @@ export function intent(document: StoreDocument, live: LiveStore, restoredFrom: s
   const change = membershipChange(document, live, isRestoring);
   const tls = tlsSwitch(document, live, isRestoring);
   // Both at once is refused by the reconciler before anything changes; planned as the membership change.
+  const rotation = caRotation(document, live, isRestoring);
   const desired = change ? renderAt(document, live, change.from, { operation: membersMark(document) })
     : tls ? renderAt(document, live, document.spec.size, tlsSwitchRender(tls))
-      : renderAt(document, live, document.spec.size);
+      : rotation ? renderAt(document, live, document.spec.size, caRotationRender(rotation))
+        : renderAt(document, live, document.spec.size);
   const reverted = !document.spec.tls && !!live.sts && document.spec.engine.kind === 'etcd'
     && etcdTlsStage(live.sts.spec?.template?.spec?.containers?.[0]?.args ?? []) === TLS_SWITCH_PHASE;
-  return { desired, change, restoring: isRestoring, ...(tls ? { tls } : {}), ...(reverted ? { tlsReverted: true } : {}) };
+  return { desired, change, restoring: isRestoring, ...(tls ? { tls } : {}), ...(rotation ? { rotation } : {}), ...(reverted ? { tlsReverted: true } : {}) };
 }
 
 /** The desired ApplySet parent listing also the kinds the live parent records (or itself if none are missing). */
@@ -157,5 +214,5 @@ export interface RunPlan extends Intent, ObjectPlan {
 
 /** Nothing to do: the run returns before taking the Lease, making no mutating request. */
 export function isNoOp(run: RunPlan): boolean {
-  return run.plan.steps.length === 0 && !run.exactParent && !run.change && !run.tls && !run.restoring;
+  return run.plan.steps.length === 0 && !run.exactParent && !run.change && !run.tls && !run.rotation && !run.restoring;
 }

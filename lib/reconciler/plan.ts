@@ -207,13 +207,14 @@ function statefulSetRefusals(desired: KubeObject, live: KubeObject, options: Pla
       : 'a live store turns TLS on member by member (the reconciler\'s TLS switch), not in one rolling update; not even force makes this change',
     false);
   }
-  // etcd does not reload its trusted CA: members issued by a new one could not talk to those that
-  // trust the old one, and one member Secret serves them all.
+  // etcd does not reload its trusted CA: a CA rotation goes through a bundle of both, one phase at a
+  // time (the reconciler's CA rotation): old → old+new → new, never old → new in one rolling update.
   const fromTrust = live.metadata.annotations?.[TLS_TRUST_ANNOTATION];
   const toTrust = desired.metadata.annotations?.[TLS_TRUST_ANNOTATION];
-  if (fromTrust && toTrust && fromTrust !== toTrust) {
+  const rotationStep = (a: string, b: string) => b === `${a}+${b.split('+')[1]}` || (a.includes('+') && a.endsWith(`+${b}`));
+  if (fromTrust && toTrust && fromTrust !== toTrust && !rotationStep(fromTrust, toTrust)) {
     refuse(`metadata.annotations.${TLS_TRUST_ANNOTATION}`, fromTrust, toTrust,
-      'changing what the members trust (the CA, tls.issuer or tls.memberSecret) of a live store is a CA rotation, which is not supported yet: etcd does not reload its trusted CA; not even force makes this change',
+      'changing what the members trust (the CA, tls.issuer or tls.memberSecret) of a live store goes through the reconciler\'s CA rotation (a bundle of both CAs, one phase at a time; etcd does not reload its trusted CA); a rotation under way finishes before another starts; not even force makes this change',
       false);
   }
   const fromRestore = live.metadata.annotations?.[RESTORED_FROM_ANNOTATION];

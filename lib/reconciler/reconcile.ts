@@ -3,15 +3,15 @@ import { readFileSync } from 'fs';
 import type { EtcdClientTls } from '../engines/etcd-membership';
 import { TLS_DIRS, tlsFiles } from '../engines/types';
 import { specHash, StoreDocument } from '../model/document';
-import { AUTH_ANNOTATION, RESTORED_FROM_ANNOTATION } from '../model/metadata';
-import { podFqdn, podName, storeNames } from '../model/names';
+import { AUTH_ANNOTATION, RESTORED_FROM_ANNOTATION, TLS_TRUST_ANNOTATION } from '../model/metadata';
+import { podFqdn, podName, storeNames, tlsSecrets, tlsTrust } from '../model/names';
 import { CONTAINS_ANNOTATION, ID_LABEL, PART_OF_LABEL } from './applyset';
 import { KubeClient } from './client';
 import { DesiredState, desiredState } from './desired';
 import { acquireLease, leaseKeeper, releaseLease } from './lease';
 import { Log } from './log';
 import { changeMembership, growClaims, OperationContext, registerPeerURL, restoreMembers, sleep, snapshotBefore, until } from './operations';
-import { intent, isNoOp, LiveStore, membersMark, ObjectPlan, planObjects, renderAt, RunPlan, TLS_SWITCH_MARK } from './phases';
+import { CaRotation, caRotationRender, intent, isNoOp, LiveStore, membersMark, ObjectPlan, planObjects, renderAt, RunPlan, TLS_SWITCH_MARK } from './phases';
 import { formatPlan, Plan, Step } from './plan';
 import { describeRef, groupKind, KubeObject, ObjectRef, refOf } from './types';
 
@@ -57,6 +57,12 @@ export interface ReconcileOptions {
    * @default - the member's DNS name under the headless Service
    */
   readonly etcdMemberEndpoint?: (ordinal: number) => string;
+  /**
+   * With TLS: the CA certificate the spec's members trust (the member Secret's `ca.crt`), read when
+   * recording it and in a CA rotation (CRD mode reads the Secret).
+   * @default - the file the GitOps reconciler Job mounts (/etc/kvstore/member-ca/ca.crt)
+   */
+  readonly etcdMemberCa?: () => Promise<Buffer>;
   /** Called as an operation moves on (CRD mode writes it to the resource's status). */
   readonly onProgress?: (event: ProgressEvent) => Promise<void>;
 }
@@ -260,6 +266,7 @@ export class StoreReconciler {
     if (isNoOp(run)) {
       // A changed client list changes no Kubernetes object in GitOps mode: etcd's users may still.
       if (auth && await this.authPending()) await this.underLease(() => this.reconcileAuth());
+      await this.recordTrust();
       return this.result(run.plan, before);
     }
 
@@ -341,6 +348,8 @@ export class StoreReconciler {
   async execute(run: RunPlan, keepAlive: () => Promise<void>): Promise<Plan> {
     // A membership change of a TLS store needs the client certificate: fail before anything changed without it.
     const tls = run.change ? await this.clientTls() : undefined;
+    // A CA rotation needs the record of the CA the members trust now: fail before anything changed without it.
+    const recorded = run.rotation ? await this.trustRecord(run.rotation) : undefined;
     const ctx = this.context(keepAlive);
     await this.snapshotFirst(ctx, run);
     const planned = run.restoring ? await this.restore(ctx, run) : run.plan;
@@ -348,8 +357,12 @@ export class StoreReconciler {
     await executeSteps(ctx, planned.steps);
     if (run.change) await this.changeMembers(ctx, run, tls);
     if (run.tls) await this.switchTls(ctx, run);
+    const rotatedTo = run.rotation ? await this.rotateCa(ctx, run, recorded!) : undefined;
     const finished = await this.finish(ctx);
     await this.applyExactParent(finished.exactParent);
+    // What the members trust from now on: the next rotation's old CA.
+    if (rotatedTo) await this.writeTrust(rotatedTo);
+    else await this.recordTrust();
     return planned;
   }
 
@@ -358,12 +371,97 @@ export class StoreReconciler {
    * them (each would have to know the other's half-way states). Refused before anything changed.
    */
   private refuseCombined(run: RunPlan): void {
-    if (!run.tls) return;
-    const other = run.change ? `a membership change (${run.change.from} → ${this.document.spec.size})` : run.plan.steps.some((s) => s.action === 'resize') ? 'a volume resize' : undefined;
+    if (!run.tls && !run.rotation) return;
+    const what = run.tls ? 'turning TLS on' : 'a CA rotation';
+    const other = run.change ? `a membership change (${run.change.from} → ${this.document.spec.size})`
+      : run.plan.steps.some((s) => s.action === 'resize') ? 'a volume resize'
+        : run.tls && run.rotation ? 'a change of what the members trust' : undefined;
     if (other) {
-      throw new Error(`store ${this.document.namespace}/${this.document.spec.name}: turning TLS on and ${other} in one change is refused; nothing was changed. ` +
-        'Make them one after the other: first the other change with TLS as it is live, then TLS.');
+      throw new Error(`store ${this.document.namespace}/${this.document.spec.name}: ${what} and ${other} in one change is refused; nothing was changed. ` +
+        `Make them one after the other: first the other change with ${run.tls ? 'TLS' : 'the trust'} as it is live, then ${run.tls ? 'TLS' : 'the new trust'}.`);
     }
+  }
+
+  /** The CA certificate(s) the spec's members trust: the member Secret's ca.crt. */
+  private async memberCa(): Promise<Buffer> {
+    if (this.options.etcdMemberCa) return this.options.etcdMemberCa();
+    const file = tlsFiles(TLS_DIRS.memberCa).ca;
+    try {
+      return readFileSync(file);
+    } catch (e) {
+      throw new Error(`the store has TLS: cannot read the members' CA in ${file} (${(e as Error).message}); mount the member Secret's ca.crt there`);
+    }
+  }
+
+  private trustRef(): ObjectRef {
+    return { apiVersion: 'v1', kind: 'ConfigMap', namespace: this.document.namespace, name: storeNames(this.document.spec.name).trustBundle };
+  }
+
+  /** Writes `<store>-trust` (the CA certificates the members trust) unless it holds exactly that. */
+  private async writeTrust(pem: string): Promise<void> {
+    const live = await this.client.read(this.trustRef());
+    if (live?.data?.['ca.crt'] === pem) return;
+    const { name, namespace } = this.trustRef();
+    await this.client.apply({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name, namespace, labels: this.target.store.labels }, data: { 'ca.crt': pem } });
+    this.log.info(`ConfigMap ${name}: the members trust ${pemBlocks(pem).length} CA certificate(s)`, { action: 'trust' });
+  }
+
+  /**
+   * Outside a rotation, a TLS etcd store's `<store>-trust` records the CA its members trust (the
+   * spec's, which the live members trust too): a later rotation trusts it beside the new one. A run
+   * that cannot read the CA (not issued yet) records nothing.
+   */
+  private async recordTrust(): Promise<void> {
+    const { spec } = this.document;
+    if (!spec.tls || spec.engine.kind !== 'etcd' || this.options.dryRun) return;
+    const sts = await this.client.read(this.stsRef);
+    if (sts?.metadata.annotations?.[TLS_TRUST_ANNOTATION] !== tlsTrust(spec)) return;
+    let ca: Buffer;
+    try {
+      ca = await this.memberCa();
+    } catch (e) {
+      this.log.info(`not recording the members' CA: ${(e as Error).message}`);
+      return;
+    }
+    await this.writeTrust(normalizePem(ca.toString('utf8')));
+  }
+
+  /**
+   * A CA rotation (see CaRotation): the bundle of the recorded CA and the spec's, then every member
+   * trusting both with its old certificate, then with its new one (the plan's finish trusts the new
+   * CA alone). Each phase is a rolling restart; a stopped run resumes at the live phase. Returns the
+   * new CA, to record once done.
+   */
+  /** The CA certificate(s) recorded as what the members trust, which a rotation needs. */
+  private async trustRecord(r: CaRotation): Promise<string> {
+    const { document } = this;
+    const names = storeNames(document.spec.name);
+    const recorded = (await this.client.read(this.trustRef()))?.data?.['ca.crt'];
+    if (!recorded || pemBlocks(recorded).length === 0) {
+      throw new Error(`store ${document.namespace}/${document.spec.name}: no record of the CA the members trust (ConfigMap ${names.trustBundle}, which the reconciler writes on each run of a TLS store): ` +
+        `cannot rotate from ${r.from} to ${r.to}; nothing was changed. Put the settings back, let one run record it, then change them again; or write the members' CA into ${names.trustBundle} (key ca.crt) yourself.`);
+    }
+    return recorded;
+  }
+
+  private async rotateCa(ctx: Context, run: RunPlan, recorded: string): Promise<string> {
+    const r = run.rotation!;
+    const { document } = this;
+    const next = normalizePem((await until(ctx.operation, `the members' new CA (${tlsSecrets(document.spec).member}: is it issued?)`, async () => this.memberCa().catch(() => undefined))).toString('utf8'));
+    await this.writeTrust(mergePem(recorded, next));
+    const sts = (phase: CaRotation['stage']) => renderAt(document, run.live, document.spec.size, caRotationRender(r, phase, tlsSecrets(document.spec).member)).objects.find((o) => groupKind(o) === 'StatefulSet.apps')!;
+    const phases: Array<[CaRotation['stage'], string]> = [['both', 'every member trusts both CAs, still with its old certificate'], ['both-new-leaf', 'every member presents its new certificate, trusting both CAs']];
+    const order: CaRotation['stage'][] = ['old', 'both', 'both-new-leaf'];
+    for (const [phase, what] of phases) {
+      if (order.indexOf(r.stage) >= order.indexOf(phase)) continue;
+      await ctx.operation.progress('RotatingCa', `${r.from} → ${r.to}: ${what} (a rolling restart)`);
+      await ctx.keepAlive();
+      await this.client.apply(sts(phase));
+      await waitRollout(ctx, this.stsRef);
+      this.log.info(`CA rotation ${r.from} → ${r.to}: ${what}`, { action: 'ca-rotation', phase });
+    }
+    await ctx.operation.progress('RotatingCa', `${r.from} → ${r.to}: every member trusts the new CA alone (a rolling restart)`);
+    return next;
   }
 
   /**
@@ -423,6 +521,7 @@ export class StoreReconciler {
         : `${run.tls.from === 'off' ? 'the peer certificate on every member (a rolling restart)' : 'the peer certificate is on every member'}, then from the highest ordinal down each member's peer URL to https and its pod restarted with TLS`;
       log.info(`  ⇄ TLS on, member by member: ${how}`);
     }
+    if (run.rotation) log.info(`  ⟳ CA rotation ${run.rotation.from} → ${run.rotation.to}, rolling restarts: trust both CAs, then the new certificates, then the new CA alone${run.rotation.stage === 'old' ? '' : ` (resuming: ${run.rotation.stage === 'both' ? 'members trust both' : 'members present the new certificate'})`}`);
     if (run.tlsReverted) log.info('  ⇄ TLS dropped during the switch\'s first phase: every member\'s peer URL back to http, then the members back to plain HTTP');
     if (change) log.info(`  ⇅ members ${change.from} → ${document.spec.size}${change.inProgress ? ' (resuming)' : ''}: one at a time, ${change.from < document.spec.size ? 'each added as a learner, started, promoted once caught up' : 'each removed from the cluster before its pod'}`);
   }
@@ -509,4 +608,19 @@ function readClientTls(dir: string, serverName: string): EtcdClientTls {
   } catch (e) {
     throw new Error(`the store has TLS: cannot read its client certificate in ${dir} (${(e as Error).message}); mount the <store>-client-tls Secret there or pass --etcd-tls-dir`);
   }
+}
+
+/** The PEM blocks of a bundle, each ending in a newline. */
+function pemBlocks(pem: string): string[] {
+  return (pem.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g) ?? []).map((b) => `${b.trim()}\n`);
+}
+
+/** A bundle as the reconciler writes it: its certificates, one after another. */
+function normalizePem(pem: string): string {
+  return pemBlocks(pem).join('');
+}
+
+/** Both bundles' certificates, each once, the first's first. */
+export function mergePem(a: string, b: string): string {
+  return [...new Set([...pemBlocks(a), ...pemBlocks(b)])].join('');
 }

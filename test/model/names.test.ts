@@ -19,6 +19,7 @@ describe('storeNames', () => {
       ca: 'orders-ca',
       memberTls: 'orders-member-tls',
       clientTls: 'orders-client-tls',
+      trustBundle: 'orders-trust',
     });
   });
 });

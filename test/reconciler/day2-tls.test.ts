@@ -9,6 +9,7 @@ import { tmpdir } from 'os';
 import { join } from 'path';
 import { Etcd3 } from 'etcd3';
 import { EtcdClientTls, etcdTlsOptions } from '../../lib/engines/etcd-membership';
+import { tlsSecrets } from '../../lib/model/names';
 import { KubeClient } from '../../lib/reconciler/client';
 import { reconcileResources } from '../../lib/reconciler/custom-resources';
 import { Log } from '../../lib/reconciler/log';
@@ -227,6 +228,87 @@ describeWithEtcd('day-2 operations over TLS through the reconciler', () => {
       expect({ url, missing: w.acked.filter((k) => !own.has(k)).length }).toEqual({ url, missing: 0 });
     }
     expect((await reconcileOnce(api, sim, storeDocument('kv', plain), { etcdMemberEndpoint: (i) => http[i] })).mutatingRequests).toBe(0);
+  });
+
+  test('CA rotation: the store\'s own CA → an issuer of the user\'s, with continuous writes; trust both, new certificates, new CA alone; a stopped run resumes; no acknowledged write lost', async () => {
+    const own = { size: 3, storageSize: '1Gi', tls: {} };
+    const corp = { ...own, tls: { issuer: { name: 'corp', kind: 'Issuer' as const } } };
+    /** Where the GitOps reconciler Job mounts the spec's member Secret's ca.crt. */
+    const memberCa = (props: typeof own | typeof corp) => async () => {
+      const secret = api.get('v1', 'Secret', NAMESPACE, tlsSecrets(storeDocument('kv', props).spec).member);
+      if (!secret) throw new Error('not issued yet');
+      return Buffer.from(tlsFiles(secret as any).ca);
+    };
+    applyAsGitOpsTool(api, 'kv', own);
+    await waitFor('the store\'s certificates', async () => ['kv-member-tls', 'kv-client-tls'].every((n) => api.get('v1', 'Secret', NAMESPACE, n)));
+    await reconcileOnce(api, sim, storeDocument('kv', own), { etcdTlsDir: tlsDir, etcdMemberCa: memberCa(own) });
+    await sim.waitForReady('kv', 3, 60_000);
+    const ownCa = tlsFiles(api.get('v1', 'Secret', NAMESPACE, 'kv-member-tls') as any).ca;
+    // The reconciler recorded the CA its members trust.
+    expect((api.get('v1', 'ConfigMap', NAMESPACE, 'kv-trust') as any)?.data['ca.crt'].trim()).toBe(ownCa.trim());
+    const oldClient = mountClientSecret('kv');
+
+    // The user's CA, as cert-manager objects of its own; then the store's Certificates name it.
+    api.put({ apiVersion: 'cert-manager.io/v1', kind: 'Issuer', metadata: { name: 'corp-selfsigned', namespace: NAMESPACE }, spec: { selfSigned: {} } } as any);
+    api.put({ apiVersion: 'cert-manager.io/v1', kind: 'Certificate', metadata: { name: 'corp-ca', namespace: NAMESPACE }, spec: { isCA: true, commonName: 'corp', secretName: 'corp-ca', privateKey: { algorithm: 'ECDSA', size: 256 }, issuerRef: { name: 'corp-selfsigned', kind: 'Issuer', group: 'cert-manager.io' } } } as any);
+    api.put({ apiVersion: 'cert-manager.io/v1', kind: 'Issuer', metadata: { name: 'corp', namespace: NAMESPACE }, spec: { ca: { secretName: 'corp-ca' } } } as any);
+    for (const c of api.list('cert-manager.io/v1', 'Certificate', NAMESPACE) as any[]) if (c.metadata.name.startsWith('kv-')) api.remove('cert-manager.io/v1', 'Certificate', NAMESPACE, c.metadata.name);
+    applyAsGitOpsTool(api, 'kv', corp);
+    const newMember = tlsSecrets(storeDocument('kv', corp).spec).member;
+    await waitFor('the certificates from the user\'s CA', async () => api.get('v1', 'Secret', NAMESPACE, newMember)
+      && tlsFiles(api.get('v1', 'Secret', NAMESPACE, 'kv-client-tls') as any).ca !== ownCa);
+    const corpCa = tlsFiles(api.get('v1', 'Secret', NAMESPACE, newMember) as any).ca;
+    expect(corpCa).not.toBe(ownCa);
+    // The members still mount their old Secret: cert-manager issued the new one beside it.
+    expect(tlsFiles(api.get('v1', 'Secret', NAMESPACE, 'kv-member-tls') as any).ca).toBe(ownCa);
+    const newClient = mountClientSecret('kv');
+    // A client that follows its Secret: the old certificate while the members take it, then the new one.
+    const writer = new Writer(httpsEndpoints(), 'w/', oldClient, { endpoints: httpsEndpoints(), tls: newClient });
+    await sim.waitUntil('first writes acknowledged', () => writer.acked.length >= 10, 30_000);
+
+    // The first run stops (as a killed Job would) once every member trusts both CAs.
+    let phases = 0;
+    const first: string[] = [];
+    await expect(reconcileOnce(api, sim, storeDocument('kv', corp), {
+      etcdTlsDir: tlsDir, etcdMemberCa: memberCa(corp), etcdEndpoints: httpsEndpoints(),
+      onProgress: async (e) => {
+        if (e.operation === 'RotatingCa' && ++phases === 2) throw new Error('reconciler stopped');
+      },
+    }, first)).rejects.toThrow('reconciler stopped');
+    expect(sts().metadata.annotations['kvstore.cdk8s-kvstore.io/tls-trust']).toBe('own-ca+Issuer/corp');
+    expect(sts().metadata.annotations['kvstore.cdk8s-kvstore.io/operation']).toBe('trust → rotating');
+    // Every member trusts the bundle and still presents its old certificate.
+    for (const pod of ['kv-0', 'kv-1', 'kv-2']) {
+      const spec = (api.get('v1', 'Pod', NAMESPACE, pod) as any).spec;
+      expect({ pod, ca: spec.containers[0].args.filter((a: string) => a.startsWith('--trusted-ca-file')), secret: spec.volumes.find((v: any) => v.name === 'tls').secret.secretName })
+        .toEqual({ pod, ca: ['--trusted-ca-file=/etc/kvstore/trust/ca.crt'], secret: 'kv-member-tls' });
+    }
+    const bundle = (api.get('v1', 'ConfigMap', NAMESPACE, 'kv-trust') as any).data['ca.crt'];
+    expect(bundle).toContain(ownCa.trim());
+    expect(bundle).toContain(corpCa.trim());
+
+    const second: string[] = [];
+    await reconcileOnce(api, sim, storeDocument('kv', corp), { etcdTlsDir: tlsDir, etcdMemberCa: memberCa(corp), etcdEndpoints: httpsEndpoints() }, second);
+    expect(second).toEqual(expect.arrayContaining([expect.stringContaining('⟳ CA rotation own-ca → Issuer/corp'), expect.stringContaining('(resuming: members trust both)')]));
+    expect(sts().metadata.annotations['kvstore.cdk8s-kvstore.io/tls-trust']).toBe('Issuer/corp');
+    expect(sts().metadata.annotations['kvstore.cdk8s-kvstore.io/operation']).toBeUndefined();
+    expect(sts().spec.template.spec.volumes.find((v: any) => v.name === 'tls').secret.secretName).toBe(newMember);
+    expect(sts().spec.template.spec.containers[0].args).toContain('--trusted-ca-file=/etc/kvstore/tls/ca.crt');
+    // What the members trust now is recorded for the next rotation: the new CA alone.
+    expect((api.get('v1', 'ConfigMap', NAMESPACE, 'kv-trust') as any).data['ca.crt'].trim()).toBe(corpCa.trim());
+    await sim.waitForReady('kv', 3, 60_000);
+
+    const w = await writer.stop();
+    expect(w.acked.length).toBeGreaterThan(50);
+    for (const url of httpsEndpoints()) {
+      const held = await keysUnder([url], 'w/', newClient);
+      expect({ url, missing: w.acked.filter((k) => !held.has(k)).length }).toEqual({ url, missing: 0 });
+    }
+    // The old CA's client certificate gets nothing any more; the new one everything.
+    await expect(keysUnder([httpsEndpoints()[0]], 'w/', oldClient)).rejects.toThrow();
+    expect((await memberList(httpsEndpoints(), newClient)).map((m) => m.name).sort()).toEqual(['kv-0', 'kv-1', 'kv-2']);
+    expect((await reconcileOnce(api, sim, storeDocument('kv', corp), { etcdTlsDir: tlsDir, etcdMemberCa: memberCa(corp), etcdEndpoints: httpsEndpoints() })).mutatingRequests).toBe(0);
+    expect(sim.runner.unexpectedExits.filter((e) => e.pod.startsWith('kv-'))).toEqual([]);
   });
 
   test('CRD mode: the operator turns TLS on for a live plain store, then (no certificate mounted) reads the store\'s client Secret to scale it 3 → 5 with writes going on, and to give it clients', async () => {

@@ -163,12 +163,24 @@ describe('plan', () => {
       }
     });
 
-    test('changing what a live TLS store trusts (its CA, issuer or member Secret) is refused, even with force', () => {
+    test('what a live TLS store trusts moves one phase at a time (old → both → new); straight to another CA, or back from both, refused even with force', () => {
       const own = desiredFor({ tls: {} });
       const corp = desiredFor({ tls: { issuer: { name: 'corp', kind: 'ClusterIssuer' } } });
-      for (const force of [false, true]) {
-        expect(plan(corp.objects, live(own.objects), { applySetId: corp.applySetId, force }).refusals)
-          .toEqual([expect.objectContaining({ from: 'own-ca', to: 'ClusterIssuer/corp', reason: expect.stringMatching(/CA rotation, which is not supported yet/), forceable: false })]);
+      const doc = new KVStore(new Chart(Testing.app(), 'c', { namespace: 'shop' }), 'orders', { tls: { issuer: { name: 'corp', kind: 'ClusterIssuer' } } }).document;
+      const both = desiredState(doc, { caRotation: { memberSecret: 'orders-member-tls', trust: 'own-ca+ClusterIssuer/corp', bundle: true }, partition: 0 });
+      const trustOf = (d: typeof own) => plan(d.objects, [], { applySetId: d.applySetId });
+      expect(trustOf(both).refusals).toEqual([]);
+      const sts = both.objects.find((o) => o.kind === 'StatefulSet')!;
+      expect(sts.spec.template.spec.containers[0].args).toEqual(expect.arrayContaining(['--trusted-ca-file=/etc/kvstore/trust/ca.crt', '--peer-trusted-ca-file=/etc/kvstore/trust/ca.crt', '--cert-file=/etc/kvstore/tls/tls.crt']));
+      expect(sts.spec.template.spec.volumes).toContainEqual({ name: 'trust', configMap: { name: 'orders-trust', items: [{ key: 'ca.crt', path: 'ca.crt' }] } });
+      for (const [from, to] of [[own, both], [both, corp]] as const) {
+        expect(plan(to.objects, live(from.objects), { applySetId: to.applySetId }).refusals.filter((r) => r.field.includes('tls-trust'))).toEqual([]);
+      }
+      for (const [from, to, f, t] of [[own, corp, 'own-ca', 'ClusterIssuer/corp'], [both, own, 'own-ca+ClusterIssuer/corp', 'own-ca']] as const) {
+        for (const force of [false, true]) {
+          expect(plan(to.objects, live(from.objects), { applySetId: to.applySetId, force }).refusals.filter((r) => r.field.includes('tls-trust')))
+            .toEqual([expect.objectContaining({ from: f, to: t, reason: expect.stringMatching(/goes through the reconciler's CA rotation/), forceable: false })]);
+        }
       }
     });
 

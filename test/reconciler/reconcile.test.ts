@@ -94,8 +94,11 @@ describe('reconcileStore against the API double', () => {
     expect(server.get('v1', 'ConfigMap', NS, 'orders-applyset')!.metadata.annotations?.['applyset.kubernetes.io/contains-group-kinds'])
       .toBe('Certificate.cert-manager.io,ConfigMap,Issuer.cert-manager.io,NetworkPolicy.networking.k8s.io,PodDisruptionBudget.policy,Service,StatefulSet.apps');
     expect((await crd({ tls: {} })).mutatingRequests).toBe(0);
-    // The store's own CA given up for an issuer of the user's: refused (a CA rotation), nothing pruned.
-    await expect(crd({ tls: { issuer: { name: 'corp', kind: 'ClusterIssuer' } } })).rejects.toThrow(RefusedError);
+    // The store's own CA given up for an issuer of the user's: a CA rotation, which needs the record of
+    // the CA the members trust (none here: no CA was readable); refused before anything changed.
+    const before = storeMutations().length;
+    await expect(crd({ tls: { issuer: { name: 'corp', kind: 'ClusterIssuer' } } })).rejects.toThrow(/no record of the CA the members trust \(ConfigMap orders-trust.*cannot rotate from own-ca to ClusterIssuer\/corp; nothing was changed/);
+    expect(storeMutations().length).toBe(before);
     expect(['orders-selfsigned', 'orders-ca'].map((n) => server.get('cert-manager.io/v1', 'Issuer', NS, n) !== undefined)).toEqual([true, true]);
   });
 
