@@ -69,7 +69,7 @@ export interface ReconcileOptions {
 
 /** A day-2 operation moving on (CRD mode writes it to the resource's status). */
 export interface ProgressEvent {
-  /** Scaling, Resizing, Restoring, BackingUp or EnablingTls. */
+  /** Scaling, Resizing, Restoring, BackingUp, EnablingTls or RotatingCa. */
   readonly operation: string;
   /** What it is doing now. */
   readonly message: string;
@@ -354,7 +354,9 @@ export class StoreReconciler {
     await this.snapshotFirst(ctx, run);
     const planned = run.restoring ? await this.restore(ctx, run) : run.plan;
     if (run.tlsReverted) await this.revertPeerURLs(ctx, run);
-    await executeSteps(ctx, planned.steps);
+    // A CA rotation keeps the old cert-manager objects until done (the finish prunes them): with
+    // cert-manager's owner references a pruned Certificate would take the Secret the members mount.
+    await executeSteps(ctx, run.rotation ? planned.steps.filter((s) => !(s.action === 'prune' && s.ref.apiVersion.startsWith('cert-manager.io/'))) : planned.steps);
     if (run.change) await this.changeMembers(ctx, run, tls);
     if (run.tls) await this.switchTls(ctx, run);
     const rotatedTo = run.rotation ? await this.rotateCa(ctx, run, recorded!) : undefined;

@@ -362,6 +362,40 @@ describeWithEtcd('day-2 operations over TLS through the reconciler', () => {
     }
   });
 
+  test('CRD mode: a CA rotation by the operator (it reads the members\' CA from their Secret; the old cert-manager objects go once done)', async () => {
+    const resource = (tls: object, generation: number) => {
+      const { name: _n, ...spec } = storeDocument('kv', { size: 1, storageSize: '1Gi', tls }).spec;
+      api.put({ apiVersion: 'kvstore.cdk8s-kvstore.io/v1', kind: 'KVStore', metadata: { name: 'kv', namespace: NAMESPACE, generation }, spec } as any);
+    };
+    const operator = () => reconcileResources(api.kubeConfig(), new KubeClient(api.kubeConfig(), { baseDelayMs: 20, maxDelayMs: 200 }), new Log(false, () => undefined), {
+      holder: 'operator-test', pollMs: 100, rolloutTimeoutMs: 90_000, namespaces: [NAMESPACE], etcdEndpoints: httpsEndpoints(),
+    });
+    resource({}, 1);
+    expect(await operator()).toEqual({ reconciled: 1, failed: 0 });
+    await sim.waitForReady('kv', 1, 60_000);
+    // The next run records the CA the members trust (the first had nothing issued to read yet).
+    await waitFor('the member Secret', async () => api.get('v1', 'Secret', NAMESPACE, 'kv-member-tls'));
+    expect(await operator()).toEqual({ reconciled: 1, failed: 0 });
+    expect((api.get('v1', 'ConfigMap', NAMESPACE, 'kv-trust') as any)?.data['ca.crt'].trim()).toBe(tlsFiles(api.get('v1', 'Secret', NAMESPACE, 'kv-member-tls') as any).ca.trim());
+    const w = new Writer(httpsEndpoints(), 'w/', mountClientSecret('kv'));
+    await sim.waitUntil('first writes', () => w.acked.length >= 5, 30_000);
+    await w.stop();
+
+    api.put({ apiVersion: 'cert-manager.io/v1', kind: 'Issuer', metadata: { name: 'corp-selfsigned', namespace: NAMESPACE }, spec: { selfSigned: {} } } as any);
+    api.put({ apiVersion: 'cert-manager.io/v1', kind: 'Certificate', metadata: { name: 'corp-ca', namespace: NAMESPACE }, spec: { isCA: true, commonName: 'corp', secretName: 'corp-ca', privateKey: { algorithm: 'ECDSA', size: 256 }, issuerRef: { name: 'corp-selfsigned', kind: 'Issuer', group: 'cert-manager.io' } } } as any);
+    api.put({ apiVersion: 'cert-manager.io/v1', kind: 'Issuer', metadata: { name: 'corp', namespace: NAMESPACE }, spec: { ca: { secretName: 'corp-ca' } } } as any);
+    resource({ issuer: { name: 'corp', kind: 'Issuer' } }, 2);
+    expect(await operator()).toEqual({ reconciled: 1, failed: 0 });
+    expect(sts().metadata.annotations['kvstore.cdk8s-kvstore.io/tls-trust']).toBe('Issuer/corp');
+    await sim.waitForReady('kv', 1, 60_000);
+    // The store's own CA objects are gone now; the members answer the new client certificate.
+    expect(api.get('cert-manager.io/v1', 'Issuer', NAMESPACE, 'kv-ca')).toBeUndefined();
+    expect(api.get('cert-manager.io/v1', 'Certificate', NAMESPACE, 'kv-member-tls')).toBeUndefined();
+    const held = await keysUnder(httpsEndpoints(), 'w/', mountClientSecret('kv'));
+    expect(w.acked.filter((k) => !held.has(k))).toEqual([]);
+    expect((api.get('v1', 'ConfigMap', NAMESPACE, 'kv-trust') as any).data['ca.crt'].trim()).toBe(tlsFiles(api.get('v1', 'Secret', NAMESPACE, 'corp-ca') as any).ca.trim());
+  });
+
   test('clients through the reconciler: their etcd users and roles, authentication on; a changed client list (no object changes) changes only those', async () => {
     const props = { size: 1, storageSize: '1Gi', tls: {} };
     applyAsGitOpsTool(api, 'kv', props);
