@@ -340,10 +340,11 @@ describeWithEtcd('day-2 operations over TLS through the reconciler', () => {
     const w = await writer.stop();
     const held = await keysUnder(httpsEndpoints(), 'w/', tls);
     expect(w.acked.filter((k) => !held.has(k))).toEqual([]);
-    // The operator read the Secret it needed, and only by name.
+    // The operator read the Secrets it needed, and only by name: the client certificate, and the
+    // members' (for their CA, which it records).
     expect(api.requests.filter((r) => r.path.includes('/secrets')).map((r) => `${r.method} ${r.path}`))
-      .toEqual(expect.arrayContaining([`GET /api/v1/namespaces/${NAMESPACE}/secrets/kv-client-tls`]));
-    expect(api.requests.filter((r) => r.path.includes('/secrets') && !r.path.endsWith('/secrets/kv-client-tls')).map((r) => `${r.method} ${r.path}`)).toEqual([]);
+      .toEqual(expect.arrayContaining([`GET /api/v1/namespaces/${NAMESPACE}/secrets/kv-client-tls`, `GET /api/v1/namespaces/${NAMESPACE}/secrets/kv-member-tls`]));
+    expect(api.requests.filter((r) => r.path.includes('/secrets') && !/\/secrets\/kv-(client|member)-tls$/.test(r.path)).map((r) => `${r.method} ${r.path}`)).toEqual([]);
 
     // clients in CRD mode: the operator applies their Certificates and creates their users.
     resource({ size: 5, clients: [{ name: 'reports', read: ['w/'] }] }, 4);
