@@ -1,9 +1,9 @@
 // One reconcile of one store: read what is live → plan → execute under the Lease → result.
-import { readFileSync } from 'fs';
+import { existsSync, readFileSync } from 'fs';
 import type { EtcdClientTls } from '../engines/etcd-membership';
 import { TLS_DIRS, tlsFiles } from '../engines/types';
 import { specHash, StoreDocument } from '../model/document';
-import { AUTH_ANNOTATION, RESTORED_FROM_ANNOTATION, TLS_TRUST_ANNOTATION } from '../model/metadata';
+import { AUTH_ANNOTATION, OPERATION_ANNOTATION, RESTORED_FROM_ANNOTATION, TLS_TRUST_ANNOTATION } from '../model/metadata';
 import { podFqdn, podName, storeNames, tlsSecrets, tlsTrust } from '../model/names';
 import { CONTAINS_ANNOTATION, ID_LABEL, PART_OF_LABEL } from './applyset';
 import { KubeClient } from './client';
@@ -11,7 +11,7 @@ import { DesiredState, desiredState } from './desired';
 import { acquireLease, leaseKeeper, releaseLease } from './lease';
 import { Log } from './log';
 import { changeMembership, growClaims, OperationContext, registerPeerURL, restoreMembers, sleep, snapshotBefore, until } from './operations';
-import { CaRotation, caRotationRender, intent, isNoOp, LiveStore, membersMark, ObjectPlan, planObjects, renderAt, RunPlan, TLS_SWITCH_MARK } from './phases';
+import { CA_ROTATION_MARK, CaRotation, caRotationRender, intent, isNoOp, LiveStore, membersMark, ObjectPlan, planObjects, renderAt, RunPlan, TLS_SWITCH_MARK } from './phases';
 import { formatPlan, Plan, Step } from './plan';
 import { describeRef, groupKind, KubeObject, ObjectRef, refOf } from './types';
 
@@ -375,9 +375,13 @@ export class StoreReconciler {
   private refuseCombined(run: RunPlan): void {
     if (!run.tls && !run.rotation) return;
     const what = run.tls ? 'turning TLS on' : 'a CA rotation';
+    // Dropping clients changes etcd's users first, with the client certificate, which the new CA
+    // already signed: the members do not take it before the rotation.
+    const droppedClients = run.rotation && !this.document.spec.clients && this.authManaged(run.live);
     const other = run.change ? `a membership change (${run.change.from} → ${this.document.spec.size})`
       : run.plan.steps.some((s) => s.action === 'resize') ? 'a volume resize'
-        : run.tls && run.rotation ? 'a change of what the members trust' : undefined;
+        : run.tls && run.rotation ? 'a change of what the members trust'
+          : droppedClients ? 'dropping clients' : undefined;
     if (other) {
       throw new Error(`store ${this.document.namespace}/${this.document.spec.name}: ${what} and ${other} in one change is refused; nothing was changed. ` +
         `Make them one after the other: first the other change with ${run.tls ? 'TLS' : 'the trust'} as it is live, then ${run.tls ? 'TLS' : 'the new trust'}.`);
@@ -401,6 +405,7 @@ export class StoreReconciler {
 
   /** Writes `<store>-trust` (the CA certificates the members trust) unless it holds exactly that. */
   private async writeTrust(pem: string): Promise<void> {
+    if (pemBlocks(pem).length === 0) throw new Error(`ConfigMap ${this.trustRef().name}: refusing to record a trust bundle without a certificate`);
     const live = await this.client.read(this.trustRef());
     if (live?.data?.['ca.crt'] === pem) return;
     const { name, namespace } = this.trustRef();
@@ -417,15 +422,16 @@ export class StoreReconciler {
     const { spec } = this.document;
     if (!spec.tls || spec.engine.kind !== 'etcd' || this.options.dryRun) return;
     const sts = await this.client.read(this.stsRef);
-    if (sts?.metadata.annotations?.[TLS_TRUST_ANNOTATION] !== tlsTrust(spec)) return;
-    let ca: Buffer;
+    // Not while a rotation runs (its bundle is the record then), nor for a spec the members do not run.
+    if (sts?.metadata.annotations?.[TLS_TRUST_ANNOTATION] !== tlsTrust(spec) || sts?.metadata.annotations?.[OPERATION_ANNOTATION] === CA_ROTATION_MARK) return;
+    let ca: string;
     try {
-      ca = await this.memberCa();
+      ca = normalizePem((await this.memberCa()).toString('utf8'));
     } catch (e) {
       this.log.info(`not recording the members' CA: ${(e as Error).message}`);
       return;
     }
-    await this.writeTrust(normalizePem(ca.toString('utf8')));
+    if (ca) await this.writeTrust(ca);
   }
 
   /**
@@ -449,20 +455,40 @@ export class StoreReconciler {
   private async rotateCa(ctx: Context, run: RunPlan, recorded: string): Promise<string> {
     const r = run.rotation!;
     const { document } = this;
-    const next = normalizePem((await until(ctx.operation, `the members' new CA (${tlsSecrets(document.spec).member}: is it issued?)`, async () => this.memberCa().catch(() => undefined))).toString('utf8'));
-    await this.writeTrust(mergePem(recorded, next));
-    const sts = (phase: CaRotation['stage']) => renderAt(document, run.live, document.spec.size, caRotationRender(r, phase, tlsSecrets(document.spec).member)).objects.find((o) => groupKind(o) === 'StatefulSet.apps')!;
-    const phases: Array<[CaRotation['stage'], string]> = [['both', 'every member trusts both CAs, still with its old certificate'], ['both-new-leaf', 'every member presents its new certificate, trusting both CAs']];
-    const order: CaRotation['stage'][] = ['old', 'both', 'both-new-leaf'];
+    if (!this.options.etcdMemberCa && !existsSync(tlsFiles(TLS_DIRS.memberCa).ca)) {
+      throw new Error(`a CA rotation needs the members' new CA: mount the member Secret's ca.crt at ${TLS_DIRS.memberCa} (the reconciler Job does); nothing was rotated`);
+    }
+    // The Secret may not be issued yet (CRD mode applied its Certificate just now).
+    const next = await until(ctx.operation, `the members' new CA (${tlsSecrets(document.spec).member}: is it issued?)`, async () => {
+      const pem = normalizePem((await this.memberCa().catch(() => Buffer.from(''))).toString('utf8'));
+      return pem || undefined;
+    });
+    const bundle = mergePem(recorded, next);
+    const names = storeNames(document.spec.name);
+    const sts = (phase?: CaRotation['stage']) => renderAt(document, run.live, document.spec.size, phase
+      ? caRotationRender(r, phase, tlsSecrets(document.spec).member)
+      : { partition: 0, operation: CA_ROTATION_MARK }).objects.find((o) => groupKind(o) === 'StatefulSet.apps')!;
+    const phases: Array<[CaRotation['stage'] | undefined, string]> = [
+      ['both', 'every member trusts both CAs, still with its old certificate'],
+      ['both-new-leaf', 'every member presents its new certificate, trusting both CAs'],
+      // Rolled here, whatever the spec's update strategy: with OnDelete the finish would restart none.
+      [undefined, 'every member trusts the new CA alone'],
+    ];
+    const order: Array<CaRotation['stage'] | undefined> = ['old', 'both', 'both-new-leaf', undefined];
+    // A stopped run may have left a phase's restart half done: it finishes before the next begins.
+    await waitRollout(ctx, this.stsRef);
     for (const [phase, what] of phases) {
       if (order.indexOf(r.stage) >= order.indexOf(phase)) continue;
       await ctx.operation.progress('RotatingCa', `${r.from} → ${r.to}: ${what} (a rolling restart)`);
       await ctx.keepAlive();
+      // Again before each phase: written once, it may have been overwritten since (never by a run of
+      // this spec, which sees the mark; written here, it costs nothing when unchanged).
+      if (phase) await this.writeTrust(bundle);
       await this.client.apply(sts(phase));
       await waitRollout(ctx, this.stsRef);
-      this.log.info(`CA rotation ${r.from} → ${r.to}: ${what}`, { action: 'ca-rotation', phase });
+      this.log.info(`CA rotation ${r.from} → ${r.to}: ${what}`, { action: 'ca-rotation', phase: phase ?? 'new' });
     }
-    await ctx.operation.progress('RotatingCa', `${r.from} → ${r.to}: every member trusts the new CA alone (a rolling restart)`);
+    this.log.info(`ConfigMap ${names.trustBundle}: the new CA is the record from now on`);
     return next;
   }
 

@@ -230,7 +230,7 @@ describeWithEtcd('day-2 operations over TLS through the reconciler', () => {
     expect((await reconcileOnce(api, sim, storeDocument('kv', plain), { etcdMemberEndpoint: (i) => http[i] })).mutatingRequests).toBe(0);
   });
 
-  test('CA rotation: the store\'s own CA → an issuer of the user\'s, with continuous writes; trust both, new certificates, new CA alone; a stopped run resumes; no acknowledged write lost', async () => {
+  test('CA rotation: the store\'s own CA → an issuer of the user\'s, with continuous writes; trust both, new certificates, new CA alone; a run killed mid-restart resumes; no acknowledged write lost', async () => {
     const own = { size: 3, storageSize: '1Gi', tls: {} };
     const corp = { ...own, tls: { issuer: { name: 'corp', kind: 'Issuer' as const } } };
     /** Where the GitOps reconciler Job mounts the spec's member Secret's ca.crt. */
@@ -266,23 +266,21 @@ describeWithEtcd('day-2 operations over TLS through the reconciler', () => {
     const writer = new Writer(httpsEndpoints(), 'w/', oldClient, { endpoints: httpsEndpoints(), tls: newClient });
     await sim.waitUntil('first writes acknowledged', () => writer.acked.length >= 10, 30_000);
 
-    // The first run stops (as a killed Job would) once every member trusts both CAs.
-    let phases = 0;
-    const first: string[] = [];
-    await expect(reconcileOnce(api, sim, storeDocument('kv', corp), {
-      etcdTlsDir: tlsDir, etcdMemberCa: memberCa(corp), etcdEndpoints: httpsEndpoints(),
-      onProgress: async (e) => {
-        if (e.operation === 'RotatingCa' && ++phases === 2) throw new Error('reconciler stopped');
-      },
-    }, first)).rejects.toThrow('reconciler stopped');
+    // The first run dies (as a killed Job would) in the middle of the first phase's rolling restart.
+    let rotating = false;
+    const dying = new Log(false, (line) => {
+      if (line.includes('RotatingCa: ')) rotating = true;
+      if (rotating && line.includes('waiting for StatefulSet/kv')) throw new Error('reconciler killed');
+    });
+    await expect(reconcileStore(storeDocument('kv', corp), new KubeClient(api.kubeConfig(), { baseDelayMs: 20, maxDelayMs: 200 }), dying, {
+      holder: 'day2-test', pollMs: 100, rolloutTimeoutMs: 90_000, etcdTlsDir: tlsDir, etcdMemberCa: memberCa(corp), etcdEndpoints: httpsEndpoints(),
+    })).rejects.toThrow('reconciler killed');
     expect(sts().metadata.annotations['kvstore.cdk8s-kvstore.io/tls-trust']).toBe('own-ca+Issuer/corp');
     expect(sts().metadata.annotations['kvstore.cdk8s-kvstore.io/operation']).toBe('trust → rotating');
-    // Every member trusts the bundle and still presents its old certificate.
-    for (const pod of ['kv-0', 'kv-1', 'kv-2']) {
-      const spec = (api.get('v1', 'Pod', NAMESPACE, pod) as any).spec;
-      expect({ pod, ca: spec.containers[0].args.filter((a: string) => a.startsWith('--trusted-ca-file')), secret: spec.volumes.find((v: any) => v.name === 'tls').secret.secretName })
-        .toEqual({ pod, ca: ['--trusted-ca-file=/etc/kvstore/trust/ca.crt'], secret: 'kv-member-tls' });
-    }
+    // The members are to trust the bundle and still present their old certificate.
+    const template = sts().spec.template.spec;
+    expect({ ca: template.containers[0].args.filter((a: string) => a.startsWith('--trusted-ca-file')), secret: template.volumes.find((v: any) => v.name === 'tls').secret.secretName })
+      .toEqual({ ca: ['--trusted-ca-file=/etc/kvstore/trust/ca.crt'], secret: 'kv-member-tls' });
     const bundle = (api.get('v1', 'ConfigMap', NAMESPACE, 'kv-trust') as any).data['ca.crt'];
     expect(bundle).toContain(ownCa.trim());
     expect(bundle).toContain(corpCa.trim());
@@ -290,6 +288,9 @@ describeWithEtcd('day-2 operations over TLS through the reconciler', () => {
     const second: string[] = [];
     await reconcileOnce(api, sim, storeDocument('kv', corp), { etcdTlsDir: tlsDir, etcdMemberCa: memberCa(corp), etcdEndpoints: httpsEndpoints() }, second);
     expect(second).toEqual(expect.arrayContaining([expect.stringContaining('⟳ CA rotation own-ca → Issuer/corp'), expect.stringContaining('(resuming: members trust both)')]));
+    // It finished the restart the first run left half done before the next phase, then each phase in turn.
+    const phaseLines = second.filter((l) => l.startsWith('CA rotation own-ca → Issuer/corp: '));
+    expect(phaseLines.map((l) => l.split(': ')[1])).toEqual(['every member presents its new certificate, trusting both CAs', 'every member trusts the new CA alone']);
     expect(sts().metadata.annotations['kvstore.cdk8s-kvstore.io/tls-trust']).toBe('Issuer/corp');
     expect(sts().metadata.annotations['kvstore.cdk8s-kvstore.io/operation']).toBeUndefined();
     expect(sts().spec.template.spec.volumes.find((v: any) => v.name === 'tls').secret.secretName).toBe(newMember);
