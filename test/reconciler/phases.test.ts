@@ -5,7 +5,7 @@ import { OPERATION_ANNOTATION, RESTORED_FROM_ANNOTATION } from '../../lib/model/
 import { KubeClient } from '../../lib/reconciler/client';
 import { desiredState } from '../../lib/reconciler/desired';
 import { Log } from '../../lib/reconciler/log';
-import { intent, isNoOp, LiveStore, membershipChange, planObjects, restoring, TLS_SWITCH_MARK, tlsSwitch } from '../../lib/reconciler/phases';
+import { caRotation, intent, isNoOp, LiveStore, membershipChange, planObjects, restoring, TLS_SWITCH_MARK, tlsSwitch } from '../../lib/reconciler/phases';
 import { reconcileStore, RefusedError, StoreReconciler } from '../../lib/reconciler/reconcile';
 import { KubeObject } from '../../lib/reconciler/types';
 import { ApiServer, startApiServer } from '../support/api-server';
@@ -65,6 +65,33 @@ describe('tlsSwitch (pure): where turning TLS on for a live store stands', () =>
     expect(sts(midway).spec.updateStrategy).toEqual({ type: 'RollingUpdate', rollingUpdate: { partition: 2 } });
     expect(sts(midway).spec.template.spec.containers[0].args).toContain('--client-cert-auth');
     expect(isNoOp({ ...midway, ...planObjects(midway.desired, applied(midway.desired.objects), {}), live: liveAt({}) })).toBe(false);
+  });
+});
+
+describe('caRotation (pure): where a change of what the members trust stands', () => {
+  const corp = documentFor({ size: 3, tls: { issuer: { name: 'corp', kind: 'ClusterIssuer' } } });
+  const liveAt = (doc: StoreDocument, options: Parameters<typeof desiredState>[1] = {}): LiveStore => {
+    const objects = applied(desiredState(doc, { initialClusterState: 'existing', ...options }).objects);
+    return { sts: objects.find((o) => o.kind === 'StatefulSet'), bootstrap: objects.find((o) => o.metadata.name === 'orders-bootstrap') };
+  };
+  const own = liveAt(documentFor({ size: 3, tls: {} }));
+  /** The member Secret the spec's issuer gets (`orders-member-tls-<hash>`). */
+  const newSecret: string = desiredState(corp).objects.find((o) => o.kind === 'StatefulSet')!.spec.template.spec.volumes.find((v: any) => v.name === 'tls').secret.secretName;
+
+  test('the store\'s own CA live, an issuer in the spec: from the start; the same trust, no TLS or restoring: none', () => {
+    expect(caRotation(corp, own, false)).toEqual({ from: 'own-ca', to: 'ClusterIssuer/corp', liveSecret: 'orders-member-tls', stage: 'old' });
+    expect(caRotation(documentFor({ size: 3, tls: {} }), own, false)).toBeUndefined();
+    expect(caRotation(corp, own, true)).toBeUndefined();
+    expect(caRotation(corp, liveStore(3), false)).toBeUndefined();
+  });
+
+  test('trusting both with the old certificate, then with the new one; a bundle of two others than the spec\'s: none (the plan refuses)', () => {
+    const both = liveAt(corp, { caRotation: { memberSecret: 'orders-member-tls', trust: 'own-ca+ClusterIssuer/corp', bundle: true } });
+    expect(caRotation(corp, both, false)).toEqual({ from: 'own-ca', to: 'ClusterIssuer/corp', liveSecret: 'orders-member-tls', stage: 'both' });
+    const newLeaf = liveAt(corp, { caRotation: { memberSecret: newSecret, trust: 'own-ca+ClusterIssuer/corp', bundle: true } });
+    expect(caRotation(corp, newLeaf, false)).toMatchObject({ stage: 'both-new-leaf', liveSecret: newSecret });
+    const other = liveAt(corp, { caRotation: { memberSecret: 'orders-member-tls', trust: 'own-ca+ClusterIssuer/other', bundle: true } });
+    expect(caRotation(corp, other, false)).toBeUndefined();
   });
 });
 

@@ -61,3 +61,16 @@ describe('turning TLS on for a live store together with another member-moving ch
     expect(sts.spec.template.spec.containers[0].args.some((a: string) => a.startsWith('--peer-cert-file'))).toBe(false);
   });
 });
+
+describe('a CA rotation together with dropping clients', () => {
+  test('refused before anything changed (dropping users needs the client certificate, which the new CA already signed)', async () => {
+    await reconcile({ size: 3, tls: {} }, dir);
+    // As a store that had clients leaves its StatefulSet: the mark that says their users are the library's.
+    const sts = server.get('apps/v1', 'StatefulSet', NS, 'orders') as any;
+    server.put({ ...sts, metadata: { ...sts.metadata, annotations: { ...sts.metadata.annotations, 'kvstore.cdk8s-kvstore.io/auth': 'clients' } } });
+    const before = server.mutatingRequests().length;
+    await expect(reconcile({ size: 3, tls: { issuer: { name: 'corp', kind: 'ClusterIssuer' } } }, dir))
+      .rejects.toThrow(/a CA rotation and dropping clients in one change is refused; nothing was changed/);
+    expect(server.mutatingRequests().slice(before).filter((r) => !r.path.includes('/leases/'))).toEqual([]);
+  });
+});
