@@ -20,6 +20,16 @@ export interface LeaseOptions {
   readonly durationSeconds?: number;
   /** Injected for tests. */
   readonly now?: () => Date;
+  /**
+   * How long to wait for a Lease another live reconciler holds (it is released when that run ends,
+   * or expires when it died) before giving up with LeaseHeldError.
+   * @default 0 (give up at once)
+   */
+  readonly waitMs?: number;
+  /** How often to look again while waiting. @default 1000 */
+  readonly pollMs?: number;
+  /** Told each time the Lease is found held while waiting. */
+  readonly onWait?: (holder: string, expires: Date) => void;
 }
 
 const ref = (o: LeaseOptions): ObjectRef => ({ apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', name: o.name, namespace: o.namespace });
@@ -42,8 +52,25 @@ export function heldByOther(live: KubeObject, holder: string, now: Date): { hold
   return expires > now ? { holder: current, expires } : undefined;
 }
 
-/** Takes the lease (creating it, or taking over an expired one). Optimistic: a 409 means re-read. */
+/**
+ * Takes the lease (creating it, or taking over an expired one), waiting up to `waitMs` while another
+ * live reconciler holds it: a second run waits for the first instead of failing (and, as a Job,
+ * burning a retry). Optimistic: a 409 means re-read.
+ */
 export async function acquireLease(client: KubeClient, o: LeaseOptions): Promise<void> {
+  const deadline = Date.now() + (o.waitMs ?? 0);
+  for (;;) {
+    try {
+      return await tryAcquireLease(client, o);
+    } catch (e) {
+      if (!(e instanceof LeaseHeldError) || Date.now() >= deadline) throw e;
+      o.onWait?.(e.holder, e.expires);
+      await new Promise((r) => setTimeout(r, Math.max(1, Math.min(o.pollMs ?? 1000, deadline - Date.now()))));
+    }
+  }
+}
+
+async function tryAcquireLease(client: KubeClient, o: LeaseOptions): Promise<void> {
   const now = o.now ?? (() => new Date());
   for (let attempt = 0; attempt < 5; attempt++) {
     const live = await client.read(ref(o));

@@ -25,6 +25,11 @@ export interface ReconcileOptions {
   readonly holder: string;
   /** @default 120 */
   readonly leaseDurationSeconds?: number;
+  /**
+   * How long to wait for the store's Lease while another live reconciler holds it, before giving up.
+   * @default 0 (give up at once)
+   */
+  readonly leaseWaitMs?: number;
   /** @default 600000 (10 minutes) */
   readonly rolloutTimeoutMs?: number;
   /** @default 1000 */
@@ -289,7 +294,12 @@ export class StoreReconciler {
   /** Runs `fn` holding the store's Lease (`keepAlive` renews it), and gives it back whatever happens. */
   private async underLease<T>(fn: (keepAlive: () => Promise<void>) => Promise<T>): Promise<T> {
     const lease = { name: this.target.lease, namespace: this.document.namespace, holder: this.options.holder, durationSeconds: this.options.leaseDurationSeconds };
-    await acquireLease(this.client, lease);
+    await acquireLease(this.client, {
+      ...lease,
+      waitMs: this.options.leaseWaitMs ?? 0,
+      pollMs: this.options.pollMs ?? 1000,
+      onWait: (holder, expires) => this.log.info(`Lease ${lease.name} is held by ${holder} (until ${expires.toISOString()} unless renewed): waiting for it`, { action: 'lease-wait', holder }),
+    });
     try {
       return await fn(leaseKeeper(this.client, lease));
     } finally {

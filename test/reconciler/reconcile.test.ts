@@ -191,6 +191,29 @@ describe('reconcileStore against the API double', () => {
     expect((await reconcile()).mutatingRequests).toBe(0);
   });
 
+  test('a second reconciler waits for the Lease (leaseWaitMs): it goes on once the first releases it, or gives up at the deadline', async () => {
+    const micro = (d: Date) => d.toISOString().replace('Z', '000Z');
+    const held = () => server.put({ apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name: 'orders-reconciler', namespace: NS }, spec: { holderIdentity: 'other-job', leaseDurationSeconds: 120, renewTime: micro(new Date()), acquireTime: micro(new Date()) } } as any);
+    held();
+    const lines: string[] = [];
+    const waiting = reconcileStore(documentFor(), client(), new Log(false, (l) => lines.push(l)), { ...options, pollMs: 50, leaseWaitMs: 10_000 });
+    await new Promise((r) => setTimeout(r, 300));
+    // Still waiting, nothing changed; then the other run ends and releases the Lease.
+    expect(storeMutations()).toEqual([]);
+    expect(lines.some((l) => l.includes('Lease orders-reconciler is held by other-job') && l.includes('waiting for it'))).toBe(true);
+    const lease = server.get('coordination.k8s.io/v1', 'Lease', NS, 'orders-reconciler') as any;
+    server.put({ ...lease, spec: { ...lease.spec, holderIdentity: undefined } });
+    await waiting;
+    expect(server.get('apps/v1', 'StatefulSet', NS, 'orders')).toBeDefined();
+    // Held again: a short wait gives up with LeaseHeldError, having changed nothing.
+    held();
+    const before = storeMutations().length;
+    const started = Date.now();
+    await expect(reconcileStore(documentFor({ labels: { x: 'y' } }), client(), log(), { ...options, pollMs: 50, leaseWaitMs: 400 })).rejects.toThrow(LeaseHeldError);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(400);
+    expect(storeMutations().length).toBe(before);
+  });
+
   test('one reconciler at a time: a Lease held by another live reconciler stops us before any change', async () => {
     const now = new Date();
     const micro = (d: Date) => d.toISOString().replace('Z', '000Z');
