@@ -115,10 +115,21 @@ export interface Counters {
 export class KubeClient {
   /** What this client has done so far (a no-op reconcile sends no mutating request). */
   readonly counters: Counters = { mutating: 0 };
+  /**
+   * Called before every mutating request other than to a Lease: the reconciler's fence, which renews
+   * its Lease when due and fails once it is lost, so no write goes out after another reconciler may
+   * have taken over (each renewal holds the Lease for its full duration, which is three times longer
+   * than the reconciler goes without renewing).
+   */
+  fence?: () => Promise<void>;
   private readonly api: k8s.KubernetesObjectApi;
 
   constructor(kubeConfig: k8s.KubeConfig, private readonly retry: RetryOptions = {}) {
     this.api = k8s.KubernetesObjectApi.makeApiClient(kubeConfig);
+  }
+
+  private async fenced(o: { kind: string }): Promise<void> {
+    if (this.fence && o.kind !== 'Lease') await this.fence();
   }
 
   /** The live object, or undefined when it does not exist. */
@@ -143,6 +154,7 @@ export class KubeClient {
 
   /** Server-side apply with the reconciler's field manager; force takes over fields from kubectl edits. */
   async apply(object: KubeObject): Promise<KubeObject> {
+    await this.fenced(object);
     this.counters.mutating++;
     return withRetry('apply', { apiVersion: object.apiVersion, kind: object.kind, name: object.metadata.name, namespace: object.metadata.namespace }, async () =>
       toWire(await this.api.patch(toModel(object), undefined, undefined, FIELD_MANAGER, true, k8s.PatchStrategy.ServerSideApply), object), this.retry);
@@ -150,6 +162,7 @@ export class KubeClient {
 
   /** Creates an object (the Jobs the reconciler runs). */
   async create(object: KubeObject): Promise<KubeObject> {
+    await this.fenced(object);
     this.counters.mutating++;
     return withRetry('create', { apiVersion: object.apiVersion, kind: object.kind, name: object.metadata.name, namespace: object.metadata.namespace }, async () =>
       toWire(await this.api.create(object, undefined, undefined, FIELD_MANAGER), object), this.retry);
@@ -157,6 +170,7 @@ export class KubeClient {
 
   /** Replace with optimistic concurrency: the object's resourceVersion must be current (409 otherwise). */
   async replace(object: KubeObject): Promise<KubeObject> {
+    await this.fenced(object);
     this.counters.mutating++;
     return withRetry('replace', { apiVersion: object.apiVersion, kind: object.kind, name: object.metadata.name, namespace: object.metadata.namespace }, async () =>
       toWire(await this.api.replace(object, undefined, undefined, FIELD_MANAGER), object), this.retry);
@@ -164,6 +178,7 @@ export class KubeClient {
 
   /** Deletes an object; 404 counts as done. `Orphan` keeps dependents (a StatefulSet's pods). */
   async delete(ref: ObjectRef, propagationPolicy: 'Orphan' | 'Background' | 'Foreground' = 'Background'): Promise<void> {
+    await this.fenced(ref);
     this.counters.mutating++;
     await withRetry('delete', ref, async () => {
       try {

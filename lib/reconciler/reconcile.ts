@@ -300,9 +300,14 @@ export class StoreReconciler {
       pollMs: this.options.pollMs ?? 1000,
       onWait: (holder, expires) => this.log.info(`Lease ${lease.name} is held by ${holder} (until ${expires.toISOString()} unless renewed): waiting for it`, { action: 'lease-wait', holder }),
     });
+    const keepAlive = leaseKeeper(this.client, lease);
+    // Every write under the Lease is fenced by it, not only those a step renews before.
+    const unfenced = this.client.fence;
+    this.client.fence = keepAlive;
     try {
-      return await fn(leaseKeeper(this.client, lease));
+      return await fn(keepAlive);
     } finally {
+      this.client.fence = unfenced;
       await releaseLease(this.client, lease);
     }
   }

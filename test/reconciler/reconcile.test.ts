@@ -214,6 +214,28 @@ describe('reconcileStore against the API double', () => {
     expect(storeMutations().length).toBe(before);
   });
 
+  test('fencing: once the Lease is lost, the next write fails before it is sent, even inside a step (a resize growing one PVC after another)', async () => {
+    await reconcile({ size: 3, storageSize: '1Gi' });
+    for (const i of [0, 1, 2]) {
+      server.put({
+        apiVersion: 'v1', kind: 'PersistentVolumeClaim',
+        metadata: { name: `data-orders-${i}`, namespace: NS, labels: { 'app.kubernetes.io/name': 'kvstore', 'app.kubernetes.io/instance': 'orders' } },
+        spec: { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: '1Gi' } } },
+        status: { phase: 'Bound', capacity: { storage: '1Gi' } },
+      } as any);
+    }
+    // The first PVC's request takes longer than a third of the Lease; meanwhile another reconciler takes it.
+    server.failNext({ method: 'PATCH', pathPattern: /persistentvolumeclaims\/data-orders-0$/, delayMs: 1300 });
+    const resizing = reconcile({ size: 3, storageSize: '2Gi' }, { leaseDurationSeconds: 3 });
+    await new Promise((r) => setTimeout(r, 300));
+    const lease = server.get('coordination.k8s.io/v1', 'Lease', NS, 'orders-reconciler') as any;
+    expect(lease.spec.holderIdentity).toBe('test-job');
+    server.put({ ...lease, spec: { ...lease.spec, holderIdentity: 'thief', renewTime: new Date().toISOString().replace('Z', '000Z') } });
+    await expect(resizing).rejects.toThrow(/Lease orders-reconciler was lost to thief: stopping before another change/);
+    const grown = [0, 1, 2].map((i) => (server.get('v1', 'PersistentVolumeClaim', NS, `data-orders-${i}`) as any).spec.resources.requests.storage);
+    expect(grown).toEqual(['2Gi', '1Gi', '1Gi']);
+  });
+
   test('one reconciler at a time: a Lease held by another live reconciler stops us before any change', async () => {
     const now = new Date();
     const micro = (d: Date) => d.toISOString().replace('Z', '000Z');
