@@ -14,6 +14,12 @@ export interface RetryOptions {
   readonly baseDelayMs?: number;
   /** @default 5000 */
   readonly maxDelayMs?: number;
+  /**
+   * Each request's deadline: a request the API server has not answered by then is aborted and, like
+   * a network failure, retried.
+   * @default 30000
+   */
+  readonly requestTimeoutMs?: number;
   /** Injected for tests. */
   readonly sleep?: (ms: number) => Promise<void>;
 }
@@ -53,7 +59,27 @@ export function retryable(e: unknown): boolean {
   const code = statusCode(e);
   if (code !== undefined) return code >= 500 || code === 429;
   const text = `${(e as { code?: unknown }).code ?? ''} ${(e as Error).message ?? ''} ${(e as { cause?: { code?: string } }).cause?.code ?? ''}`;
-  return /ECONNRESET|ECONNREFUSED|ETIMEDOUT|EPIPE|EAI_AGAIN|socket hang up|timeout|network/i.test(text);
+  return /ECONNRESET|ECONNREFUSED|ETIMEDOUT|EPIPE|EAI_AGAIN|socket hang up|timeout|network|aborted/i.test(text);
+}
+
+/**
+ * An API client of `kubeConfig`'s current cluster whose every request carries a deadline (the client
+ * library sends none by default: a request to an API server that stopped answering would wait forever).
+ */
+export function makeApiClient<T>(kubeConfig: k8s.KubeConfig, api: new (configuration: k8s.Configuration) => T, timeoutMs: number): T {
+  const cluster = kubeConfig.getCurrentCluster();
+  if (!cluster) throw new Error('No active cluster!');
+  return new api(k8s.createConfiguration({
+    baseServer: new k8s.ServerConfiguration(cluster.server, {}),
+    authMethods: { default: kubeConfig },
+    promiseMiddleware: [{
+      pre: async (context) => {
+        context.setSignal(AbortSignal.timeout(timeoutMs));
+        return context;
+      },
+      post: async (context) => context,
+    }],
+  }));
 }
 
 /** Delay before attempt `n` (1-based retry count): base·2^(n-1), capped, or the server's Retry-After. */
@@ -125,7 +151,9 @@ export class KubeClient {
   private readonly api: k8s.KubernetesObjectApi;
 
   constructor(kubeConfig: k8s.KubeConfig, private readonly retry: RetryOptions = {}) {
-    this.api = k8s.KubernetesObjectApi.makeApiClient(kubeConfig);
+    this.api = makeApiClient(kubeConfig, k8s.KubernetesObjectApi, retry.requestTimeoutMs ?? 30_000);
+    // As KubernetesObjectApi.makeApiClient does: objects without a namespace get the context's.
+    (this.api as unknown as { setDefaultNamespace(kc: k8s.KubeConfig): void }).setDefaultNamespace(kubeConfig);
   }
 
   private async fenced(o: { kind: string }): Promise<void> {

@@ -6,7 +6,7 @@ import { OPERATOR_ROLE, OPERATOR_SERVICE_ACCOUNT } from '../constructs/reconcile
 import { KVSTORE_GROUP, KVSTORE_KIND, KVSTORE_PLURAL, KVSTORE_VERSION, MANAGED_BY, MANAGED_BY_LABEL, NAME_LABEL, RECONCILER_POD_NAME } from '../model/metadata';
 import { clusterToken, labelSelector, selectorLabels, tlsSecrets } from '../model/names';
 import { DEFAULT_SIZE, KVStoreSpec } from '../model/spec';
-import { KubeClient, KubeError, withRetry } from './client';
+import { KubeClient, KubeError, makeApiClient, withRetry } from './client';
 import { Log } from './log';
 import { ProgressEvent, reconcileStore, ReconcileOptions, RefusedError } from './reconcile';
 import { KubeObject } from './types';
@@ -246,7 +246,7 @@ async function listResources(client: KubeClient, namespace: string, justBound: b
 
 /** Reconciles every KVStore resource in scope; returns how many failed (the process exit code follows it). */
 export async function reconcileResources(kubeConfig: k8s.KubeConfig, client: KubeClient, log: Log, options: CustomResourceOptions): Promise<ResourcesResult> {
-  const custom = kubeConfig.makeApiClient(k8s.CustomObjectsApi);
+  const custom = makeApiClient(kubeConfig, k8s.CustomObjectsApi, 30_000);
   const now = options.now ?? (() => new Date());
   if (options.namespaceSelector && options.namespaces) throw new Error('namespaces and namespaceSelector cannot be used together: choose one');
   // An empty selector matches every namespace: never a way to say "all".

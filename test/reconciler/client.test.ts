@@ -1,4 +1,5 @@
-import { backoffMs, KubeError, retryable, withRetry } from '../../lib/reconciler/client';
+import { backoffMs, KubeClient, KubeError, retryable, withRetry } from '../../lib/reconciler/client';
+import { ApiServer, startApiServer } from '../support/api-server';
 
 const apiError = (code: number, extra: object = {}) => Object.assign(new Error(`HTTP-Code: ${code}`), { code, body: JSON.stringify({ message: `status ${code}` }), ...extra });
 
@@ -55,5 +56,33 @@ describe('retries', () => {
       throw apiError(422);
     }, { sleep: async () => undefined })).rejects.toThrow(/failed \(HTTP 422\): status 422$/);
     expect(calls).toBe(1);
+  });
+});
+
+describe('request deadlines (against the API double)', () => {
+  let server: ApiServer;
+  beforeEach(async () => {
+    server = await startApiServer();
+  });
+  afterEach(async () => {
+    await server.stop();
+  });
+
+  const ref = { apiVersion: 'v1', kind: 'ConfigMap', namespace: 'shop', name: 'x' };
+  const hits = () => server.requests.filter((r) => r.path === '/api/v1/namespaces/shop/configmaps/x').length;
+
+  test('a request the API server does not answer in time is aborted and retried', async () => {
+    server.failNext({ method: 'GET', pathPattern: /\/configmaps\/x$/, delayMs: 3000 });
+    const client = new KubeClient(server.kubeConfig(), { baseDelayMs: 5, maxDelayMs: 20, requestTimeoutMs: 300 });
+    const started = Date.now();
+    expect(await client.read(ref)).toBeUndefined();
+    expect(Date.now() - started).toBeLessThan(2500);
+    expect(hits()).toBe(2);
+  });
+
+  test('one that never answers in time gives up after the attempts, naming the object', async () => {
+    server.failNext({ method: 'GET', pathPattern: /\/configmaps\/x$/, delayMs: 2000, count: 3 });
+    const client = new KubeClient(server.kubeConfig(), { attempts: 3, baseDelayMs: 5, maxDelayMs: 20, requestTimeoutMs: 200 });
+    await expect(client.read(ref)).rejects.toThrow(/read ConfigMap\/x failed: .*aborted.* \(gave up after 3 attempts\)/);
   });
 });
