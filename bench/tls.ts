@@ -1,7 +1,7 @@
 // Benchmark part: mutual TLS against plain HTTP on real etcd members from the synthesized manifests
 // (pod runner, installed etcd; certificates from the stand-in issuer). Runs alternate plain and TLS,
 // so both see the same machine state; compare the ratios.
-import { mkdtempSync, rmSync, writeFileSync } from 'fs';
+import { mkdtempSync, rmSync } from 'fs';
 import { tmpdir } from 'os';
 import { join } from 'path';
 import { Etcd3 } from 'etcd3';
@@ -9,7 +9,7 @@ import { etcdTlsOptions } from '../lib/engines/etcd-membership';
 import { startApiServer } from '../test/support/api-server';
 import { issueFromManifests, tlsFiles } from '../test/support/cert-issuer';
 import { ClusterSimulator } from '../test/support/cluster-simulator';
-import { applyAsGitOpsTool, keysUnder, reconcileOnce, storeDocument, Writer } from '../test/support/day2';
+import { applyAsGitOpsTool, keysUnder, mountSecret, reconcileOnce, storeDocument, Writer } from '../test/support/day2';
 import { NAMESPACE, synthStore, waitFor, waitReady } from '../test/support/etcd-cluster';
 import { PodRunner, podRunnerUnavailable } from '../test/support/pod-runner';
 import { median } from './measure';
@@ -109,11 +109,7 @@ export async function tlsSwitchBench(runs: number): Promise<TlsSwitchBenchResult
       const props = { ...plain, podAnnotations: { restarted: String(run) }, tls: {} };
       applyAsGitOpsTool(api, 'bench', props);
       await waitFor('the certificates', async () => ['bench-member-tls', 'bench-client-tls'].every((n) => api.get('v1', 'Secret', NAMESPACE, n)));
-      const f = tlsFiles(api.get('v1', 'Secret', NAMESPACE, 'bench-client-tls') as any);
-      writeFileSync(join(dir, 'tls.crt'), f.crt);
-      writeFileSync(join(dir, 'tls.key'), f.key, { mode: 0o600 });
-      writeFileSync(join(dir, 'ca.crt'), f.ca);
-      const tls = { ca: Buffer.from(f.ca), cert: Buffer.from(f.crt), key: Buffer.from(f.key), serverName: `bench.${NAMESPACE}.svc.cluster.local` };
+      const tls = mountSecret(api, NAMESPACE, 'bench-client-tls', dir, `bench.${NAMESPACE}.svc.cluster.local`);
       const writer = new Writer(http, `run${run}/`, undefined, { endpoints: https, tls });
 
       started = Date.now();

@@ -271,7 +271,7 @@ export class StoreReconciler {
     if (isNoOp(run)) {
       // A changed client list changes no Kubernetes object in GitOps mode: etcd's users may still.
       if (auth && await this.authPending()) await this.underLease(() => this.reconcileAuth());
-      await this.recordTrust();
+      await this.recordTrust(run.live.sts);
       return this.result(run.plan, before);
     }
 
@@ -433,10 +433,11 @@ export class StoreReconciler {
    * spec's, which the live members trust too): a later rotation trusts it beside the new one. A run
    * that cannot read the CA (not issued yet) records nothing.
    */
-  private async recordTrust(): Promise<void> {
+  private async recordTrust(live?: KubeObject): Promise<void> {
     const { spec } = this.document;
     if (!spec.tls || spec.engine.kind !== 'etcd' || this.options.dryRun) return;
-    const sts = await this.client.read(this.stsRef);
+    // A no-op run passes the StatefulSet it read; after changes it is read again.
+    const sts = live ?? await this.client.read(this.stsRef);
     // Not while a rotation runs (its bundle is the record then), nor for a spec the members do not run.
     if (sts?.metadata.annotations?.[TLS_TRUST_ANNOTATION] !== tlsTrust(spec) || sts?.metadata.annotations?.[OPERATION_ANNOTATION] === CA_ROTATION_MARK) return;
     let ca: string;
@@ -480,9 +481,9 @@ export class StoreReconciler {
     });
     const bundle = mergePem(recorded, next);
     const names = storeNames(document.spec.name);
-    const sts = (phase?: CaRotation['stage']) => renderAt(document, run.live, document.spec.size, phase
+    const sts = (phase?: CaRotation['stage']) => this.statefulSetAt(run, phase
       ? caRotationRender(r, phase, tlsSecrets(document.spec).member)
-      : { partition: 0, operation: CA_ROTATION_MARK }).objects.find((o) => groupKind(o) === 'StatefulSet.apps')!;
+      : { partition: 0, operation: CA_ROTATION_MARK });
     const phases: Array<[CaRotation['stage'] | undefined, string]> = [
       ['both', 'every member trusts both CAs, still with its old certificate'],
       ['both-new-leaf', 'every member presents its new certificate, trusting both CAs'],
@@ -517,7 +518,7 @@ export class StoreReconciler {
     const { document } = this;
     const size = document.spec.size;
     const names = storeNames(document.spec.name);
-    const sts = (partition: number) => renderAt(document, run.live, size, { partition, operation: TLS_SWITCH_MARK }).objects.find((o) => groupKind(o) === 'StatefulSet.apps')!;
+    const sts = (partition: number) => this.statefulSetAt(run, { partition, operation: TLS_SWITCH_MARK });
     await waitRollout(ctx, this.stsRef);
     for (let i = Math.min(run.tls!.switchedFrom, size) - 1; i >= 0; i--) {
       const pod = podName(names, i);
@@ -528,6 +529,11 @@ export class StoreReconciler {
       await waitRollout(ctx, this.stsRef);
       this.log.info(`member ${pod} speaks TLS (peers and clients)`, { action: 'tls-on', member: pod });
     }
+  }
+
+  /** The StatefulSet alone, rendered at the spec's size for a phase of an operation that rolls members itself. */
+  private statefulSetAt(run: RunPlan, options: Parameters<typeof renderAt>[3]): KubeObject {
+    return renderAt(this.document, run.live, this.document.spec.size, options).objects.find((o) => groupKind(o) === 'StatefulSet.apps')!;
   }
 
   /** Member `ordinal`'s plain-HTTP client URL (etcdMemberEndpoint, else its DNS name under the headless Service). */

@@ -3,7 +3,7 @@
 // image and probes the pod runner cannot run); certificates are issued as cert-manager would from the
 // synthesized Certificate objects (test/support/cert-issuer.ts). The GitOps example's store is created
 // by the reconciler in-process from the bundle's own store document, as its Job would.
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'fs';
+import { mkdtempSync, readFileSync, rmSync } from 'fs';
 import { tmpdir } from 'os';
 import { join } from 'path';
 import { Etcd3 } from 'etcd3';
@@ -16,7 +16,7 @@ import type { StoreDocument } from '../../lib/model/document';
 import { startApiServer } from '../support/api-server';
 import { issueFromManifests, tlsFiles } from '../support/cert-issuer';
 import { ClusterSimulator } from '../support/cluster-simulator';
-import { reconcileOnce } from '../support/day2';
+import { mountSecret, reconcileOnce } from '../support/day2';
 import { ETCD_VERSION, waitFor, waitReady } from '../support/etcd-cluster';
 import type { Manifest } from '../support/manifests';
 import { describeWithEtcd } from '../support/requires-etcd';
@@ -87,10 +87,7 @@ describeWithEtcd(`the examples with TLS (etcd ${ETCD_VERSION})`, () => {
       const spec = bundle.find((o) => o.kind === 'ConfigMap' && o.metadata.name === 'cache-kvstore-spec')!;
       const document = JSON.parse((spec as any).data['store.json']) as StoreDocument;
       // Where the reconciler Job mounts the client certificate.
-      const f = tlsFiles(api.get('v1', 'Secret', NS, 'cache-client-tls') as any);
-      writeFileSync(join(tlsDir, 'tls.crt'), f.crt);
-      writeFileSync(join(tlsDir, 'tls.key'), f.key, { mode: 0o600 });
-      writeFileSync(join(tlsDir, 'ca.crt'), f.ca);
+      mountSecret(api, NS, 'cache-client-tls', tlsDir, `cache.${NS}.svc.cluster.local`);
 
       await reconcileOnce(api, sim, document, { etcdTlsDir: tlsDir });
       await sim.waitForReady('cache', 3, 60_000);

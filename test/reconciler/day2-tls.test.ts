@@ -4,10 +4,11 @@
 // members at their https pod URLs with the client certificate of `<store>-client-tls`, written to a
 // temporary directory (etcdTlsDir), as the reconciler Job would mount it at /etc/kvstore/client-tls.
 import { execFileSync } from 'child_process';
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'fs';
+import { mkdtempSync, readdirSync, rmSync, statSync } from 'fs';
 import { tmpdir } from 'os';
 import { join } from 'path';
 import { Etcd3 } from 'etcd3';
+import type { KVStoreProps, TlsOptions } from '../../lib';
 import { EtcdClientTls, etcdTlsOptions } from '../../lib/engines/etcd-membership';
 import { tlsSecrets } from '../../lib/model/names';
 import { KubeClient } from '../../lib/reconciler/client';
@@ -17,7 +18,7 @@ import { reconcileStore } from '../../lib/reconciler/reconcile';
 import { ApiServer, startApiServer } from '../support/api-server';
 import { tlsFiles } from '../support/cert-issuer';
 import { ClusterSimulator } from '../support/cluster-simulator';
-import { applyAsGitOpsTool, keysUnder, memberList, reconcileOnce, storeDocument, Writer } from '../support/day2';
+import { applyAsGitOpsTool, keysUnder, memberList, mountSecret, putUserCa, reconcileOnce, storeDocument, Writer } from '../support/day2';
 import { NAMESPACE, waitFor } from '../support/etcd-cluster';
 import { describeWithEtcd } from '../support/requires-etcd';
 
@@ -47,14 +48,21 @@ const httpsEndpoints = (name = 'kv') => sim.endpoints(name).map((u) => u.replace
 
 /** Writes the client Secret's files where the reconciler Job would mount them; returns the certificate for the test's own clients. */
 function mountClientSecret(store: string): EtcdClientTls {
-  const secret = api.get('v1', 'Secret', NAMESPACE, `${store}-client-tls`);
-  if (!secret) throw new Error(`Secret ${store}-client-tls was not issued`);
-  const files = tlsFiles(secret as any);
-  mkdirSync(tlsDir, { recursive: true });
-  writeFileSync(join(tlsDir, 'tls.crt'), files.crt);
-  writeFileSync(join(tlsDir, 'tls.key'), files.key, { mode: 0o600 });
-  writeFileSync(join(tlsDir, 'ca.crt'), files.ca);
-  return { ca: Buffer.from(files.ca), cert: Buffer.from(files.crt), key: Buffer.from(files.key), serverName: SERVER_NAME };
+  return mountSecret(api, NAMESPACE, `${store}-client-tls`, tlsDir, SERVER_NAME);
+}
+
+/** The KVStore resource `kv` (storage 1Gi) with `props`, as its author would apply it. */
+function putResource(props: KVStoreProps, generation: number): void {
+  const { name: _n, ...spec } = storeDocument('kv', { storageSize: '1Gi', ...props }).spec;
+  api.put({ apiVersion: 'kvstore.cdk8s-kvstore.io/v1', kind: 'KVStore', metadata: { name: 'kv', namespace: NAMESPACE, generation }, spec } as any);
+}
+
+/** One run of the CRD-mode operator in-process, reaching the members at their pod URLs. */
+function runOperator(etcdEndpoints: string[]) {
+  return reconcileResources(api.kubeConfig(), new KubeClient(api.kubeConfig(), { baseDelayMs: 20, maxDelayMs: 200 }), new Log(false, () => undefined), {
+    holder: 'operator-test', pollMs: 100, rolloutTimeoutMs: 90_000, namespaces: [NAMESPACE], etcdEndpoints,
+    etcdMemberEndpoint: (i) => `http://${sim.runner.ip(`kv-${i}`)}:2379`,
+  });
 }
 
 describeWithEtcd('day-2 operations over TLS through the reconciler', () => {
@@ -253,9 +261,7 @@ describeWithEtcd('day-2 operations over TLS through the reconciler', () => {
     const oldClient = mountClientSecret('kv');
 
     // The user's CA, as cert-manager objects of its own; then the store's Certificates name it.
-    api.put({ apiVersion: 'cert-manager.io/v1', kind: 'Issuer', metadata: { name: 'corp-selfsigned', namespace: NAMESPACE }, spec: { selfSigned: {} } } as any);
-    api.put({ apiVersion: 'cert-manager.io/v1', kind: 'Certificate', metadata: { name: 'corp-ca', namespace: NAMESPACE }, spec: { isCA: true, commonName: 'corp', secretName: 'corp-ca', privateKey: { algorithm: 'ECDSA', size: 256 }, issuerRef: { name: 'corp-selfsigned', kind: 'Issuer', group: 'cert-manager.io' } } } as any);
-    api.put({ apiVersion: 'cert-manager.io/v1', kind: 'Issuer', metadata: { name: 'corp', namespace: NAMESPACE }, spec: { ca: { secretName: 'corp-ca' } } } as any);
+    putUserCa(api, NAMESPACE, 'corp');
     for (const c of api.list('cert-manager.io/v1', 'Certificate', NAMESPACE) as any[]) if (c.metadata.name.startsWith('kv-')) api.remove('cert-manager.io/v1', 'Certificate', NAMESPACE, c.metadata.name);
     applyAsGitOpsTool(api, 'kv', corp);
     const newMember = tlsSecrets(storeDocument('kv', corp).spec).member;
@@ -318,14 +324,8 @@ describeWithEtcd('day-2 operations over TLS through the reconciler', () => {
   });
 
   test('CRD mode: the operator turns TLS on for a live plain store, then (no certificate mounted) reads the store\'s client Secret to scale it 3 → 5 with writes going on, and to give it clients', async () => {
-    const resource = (props: object, generation: number) => {
-      const { name: _n, ...spec } = storeDocument('kv', { storageSize: '1Gi', tls: {}, ...props }).spec;
-      api.put({ apiVersion: 'kvstore.cdk8s-kvstore.io/v1', kind: 'KVStore', metadata: { name: 'kv', namespace: NAMESPACE, generation }, spec } as any);
-    };
-    const operator = (endpoints: string[]) => reconcileResources(api.kubeConfig(), new KubeClient(api.kubeConfig(), { baseDelayMs: 20, maxDelayMs: 200 }), new Log(false, () => undefined), {
-      holder: 'operator-test', pollMs: 100, rolloutTimeoutMs: 90_000, namespaces: [NAMESPACE], etcdEndpoints: endpoints,
-      etcdMemberEndpoint: (i) => `http://${sim.runner.ip(`kv-${i}`)}:2379`,
-    });
+    const resource = (props: KVStoreProps, generation: number) => putResource({ tls: {}, ...props }, generation);
+    const operator = (endpoints: string[]) => runOperator(endpoints);
     resource({ size: 3, tls: undefined }, 1);
     expect(await operator([])).toEqual({ reconciled: 1, failed: 0 });
     await sim.waitForReady('kv', 3, 60_000);
@@ -370,13 +370,8 @@ describeWithEtcd('day-2 operations over TLS through the reconciler', () => {
   });
 
   test('CRD mode: a CA rotation by the operator (it reads the members\' CA from their Secret; the old cert-manager objects go once done)', async () => {
-    const resource = (tls: object, generation: number) => {
-      const { name: _n, ...spec } = storeDocument('kv', { size: 1, storageSize: '1Gi', tls }).spec;
-      api.put({ apiVersion: 'kvstore.cdk8s-kvstore.io/v1', kind: 'KVStore', metadata: { name: 'kv', namespace: NAMESPACE, generation }, spec } as any);
-    };
-    const operator = () => reconcileResources(api.kubeConfig(), new KubeClient(api.kubeConfig(), { baseDelayMs: 20, maxDelayMs: 200 }), new Log(false, () => undefined), {
-      holder: 'operator-test', pollMs: 100, rolloutTimeoutMs: 90_000, namespaces: [NAMESPACE], etcdEndpoints: httpsEndpoints(),
-    });
+    const resource = (tls: TlsOptions, generation: number) => putResource({ size: 1, tls }, generation);
+    const operator = () => runOperator(httpsEndpoints());
     resource({}, 1);
     expect(await operator()).toEqual({ reconciled: 1, failed: 0 });
     await sim.waitForReady('kv', 1, 60_000);
@@ -388,9 +383,7 @@ describeWithEtcd('day-2 operations over TLS through the reconciler', () => {
     await sim.waitUntil('first writes', () => w.acked.length >= 5, 30_000);
     await w.stop();
 
-    api.put({ apiVersion: 'cert-manager.io/v1', kind: 'Issuer', metadata: { name: 'corp-selfsigned', namespace: NAMESPACE }, spec: { selfSigned: {} } } as any);
-    api.put({ apiVersion: 'cert-manager.io/v1', kind: 'Certificate', metadata: { name: 'corp-ca', namespace: NAMESPACE }, spec: { isCA: true, commonName: 'corp', secretName: 'corp-ca', privateKey: { algorithm: 'ECDSA', size: 256 }, issuerRef: { name: 'corp-selfsigned', kind: 'Issuer', group: 'cert-manager.io' } } } as any);
-    api.put({ apiVersion: 'cert-manager.io/v1', kind: 'Issuer', metadata: { name: 'corp', namespace: NAMESPACE }, spec: { ca: { secretName: 'corp-ca' } } } as any);
+    putUserCa(api, NAMESPACE, 'corp');
     resource({ issuer: { name: 'corp', kind: 'Issuer' } }, 2);
     expect(await operator()).toEqual({ reconciled: 1, failed: 0 });
     expect(sts().metadata.annotations['kvstore.cdk8s-kvstore.io/tls-trust']).toBe('Issuer/corp');

@@ -4,7 +4,10 @@
 import { Chart, Testing } from 'cdk8s';
 import { Etcd3, IOptions } from 'etcd3';
 import { Engine, KVStore, KVStoreProps } from '../../lib';
-import { EtcdClientTls, EtcdMembership, Member } from '../../lib/engines/etcd-membership';
+import { mkdirSync, writeFileSync } from 'fs';
+import { join } from 'path';
+import { EtcdClientTls, EtcdMembership, etcdTlsOptions, Member } from '../../lib/engines/etcd-membership';
+import { tlsFiles } from './cert-issuer';
 import { KubeClient } from '../../lib/reconciler/client';
 import { Log } from '../../lib/reconciler/log';
 import { reconcileStore, ReconcileOptions, ReconcileResult } from '../../lib/reconciler/reconcile';
@@ -46,11 +49,30 @@ export async function reconcileOnce(api: ApiServer, sim: ClusterSimulator, docum
 
 /** etcd3 options for a client of a TLS store (what EtcdMembership sets), or none for plain HTTP. */
 export function tlsClientOptions(tls?: EtcdClientTls): Partial<IOptions> {
-  if (!tls) return {};
-  return {
-    credentials: { rootCertificate: tls.ca, certChain: tls.cert, privateKey: tls.key },
-    ...(tls.serverName ? { grpcOptions: { 'grpc.ssl_target_name_override': tls.serverName, 'grpc.default_authority': tls.serverName } } : {}),
-  };
+  return tls ? etcdTlsOptions(tls) : {};
+}
+
+/**
+ * Writes a TLS store's client Secret (stored in the API double) into `dir` as the reconciler Job
+ * mounts it (tls.crt, tls.key, ca.crt); returns the certificate for the test's own clients, verifying
+ * the members as `serverName`.
+ */
+export function mountSecret(api: ApiServer, namespace: string, secretName: string, dir: string, serverName: string): EtcdClientTls {
+  const secret = api.get('v1', 'Secret', namespace, secretName);
+  if (!secret) throw new Error(`Secret ${secretName} was not issued`);
+  const files = tlsFiles(secret as any);
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'tls.crt'), files.crt);
+  writeFileSync(join(dir, 'tls.key'), files.key, { mode: 0o600 });
+  writeFileSync(join(dir, 'ca.crt'), files.ca);
+  return { ca: Buffer.from(files.ca), cert: Buffer.from(files.crt), key: Buffer.from(files.key), serverName };
+}
+
+/** A CA of the user's as cert-manager objects (self-signed Issuer, CA Certificate, CA Issuer `name`). */
+export function putUserCa(api: ApiServer, namespace: string, name: string): void {
+  api.put({ apiVersion: 'cert-manager.io/v1', kind: 'Issuer', metadata: { name: `${name}-selfsigned`, namespace }, spec: { selfSigned: {} } } as any);
+  api.put({ apiVersion: 'cert-manager.io/v1', kind: 'Certificate', metadata: { name: `${name}-ca`, namespace }, spec: { isCA: true, commonName: name, secretName: `${name}-ca`, privateKey: { algorithm: 'ECDSA', size: 256 }, issuerRef: { name: `${name}-selfsigned`, kind: 'Issuer', group: 'cert-manager.io' } } } as any);
+  api.put({ apiVersion: 'cert-manager.io/v1', kind: 'Issuer', metadata: { name, namespace }, spec: { ca: { secretName: `${name}-ca` } } } as any);
 }
 
 /** The member list as one of `endpoints` sees it. */
