@@ -100,6 +100,7 @@ async function reconcile(command: Extract<Command, { mode: 'store' | 'crd' }>, l
       ...(command.etcdEndpoints ? { etcdEndpoints: command.etcdEndpoints } : {}),
       ...(command.etcdTlsDir ? { etcdTlsDir: command.etcdTlsDir } : {}),
       ...(command.leaseSeconds ? { leaseDurationSeconds: command.leaseSeconds } : {}),
+      leaseWaitMs: (command.leaseWaitSeconds ?? (command.mode === 'store' ? 600 : 0)) * 1000,
     };
     if (!document) {
       const { reconciled, failed } = await reconcileResources(config, client, log, {

@@ -7,7 +7,7 @@ import type { IAffinity } from 'kubernetes-models/v1/Affinity';
 import type { IPodSpec } from 'kubernetes-models/v1/PodSpec';
 import type { IProbe } from 'kubernetes-models/v1/Probe';
 import { EngineContainer, POD_ENV, TLS_DIRS, tlsSecretVolume } from '../engines/types';
-import { AUTH_ANNOTATION, ENGINE_ANNOTATION, OPERATION_ANNOTATION, RESTORED_FROM_ANNOTATION, TLS_TRUST_ANNOTATION } from '../model/metadata';
+import { AUTH_ANNOTATION, ENGINE_ANNOTATION, ENGINE_VERSION_ANNOTATION, OPERATION_ANNOTATION, RESTORED_FROM_ANNOTATION, TLS_TRUST_ANNOTATION } from '../model/metadata';
 import { tlsSecrets, tlsTrust } from '../model/names';
 import type { ProbeSpec, RestoreSpec } from '../model/spec';
 import { kubeObject } from './kube';
@@ -44,6 +44,8 @@ export function renderStatefulSet(scope: Construct, store: StoreDefinition, cont
     // The engine kind is recorded so a reconciler can refuse an engine change on a live store.
     metadata: store.metadata(names.statefulSet, {
       [ENGINE_ANNOTATION]: store.engine.spec.kind,
+      // And the etcd version: the reconciler upgrades member by member, one supported step at a time.
+      ...(store.engine.spec.kind === 'etcd' ? { [ENGINE_VERSION_ANNOTATION]: store.engine.spec.version } : {}),
       ...(spec.restore ? { [RESTORED_FROM_ANNOTATION]: restoredFrom(spec.restore) } : {}),
       ...(operation ? { [OPERATION_ANNOTATION]: operation } : {}),
       ...(spec.clients ? { [AUTH_ANNOTATION]: 'clients' } : {}),

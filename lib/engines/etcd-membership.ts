@@ -80,6 +80,42 @@ export function etcdTlsOptions(tls: EtcdClientTls): Partial<Pick<IOptions, 'cred
 }
 
 /**
+ * A client of one endpoint for the reconciler's engine calls: mutual TLS when given, a deadline on
+ * every unary call, and no circuit breaker (the caller decides what to retry, and where).
+ */
+export function etcdClient(host: string, options: Pick<EtcdMembershipOptions, 'tls' | 'callTimeoutMs'> = {}): Etcd3 {
+  return new Etcd3({
+    hosts: host,
+    ...(options.tls ? etcdTlsOptions(options.tls) : {}),
+    dialTimeout: 3000,
+    faultHandling: { host: () => noop, global: noop },
+    defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + (options.callTimeoutMs ?? 5000) }),
+  });
+}
+
+/**
+ * `call` at each of `clients` in turn until one answers; errors matching `retryable` try the next,
+ * rounds 250 ms apart (`onRetry` between them), until `retryTimeoutMs` has passed.
+ */
+export async function retryAcross<T>(clients: readonly Etcd3[], call: (c: Etcd3) => Promise<T>, retryable: RegExp, options: Pick<EtcdMembershipOptions, 'retryTimeoutMs' | 'onRetry'> = {}): Promise<T> {
+  const deadline = Date.now() + (options.retryTimeoutMs ?? 60_000);
+  for (;;) {
+    let last: Error | undefined;
+    for (const client of clients) {
+      try {
+        return await call(client);
+      } catch (e) {
+        if (!retryable.test((e as Error).message)) throw e;
+        last = e as Error;
+      }
+    }
+    if (Date.now() > deadline) throw last!;
+    await options.onRetry?.();
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+/**
  * Errors worth another try, at another endpoint or a little later: a member that is down or was just
  * removed, a learner (which serves no linearizable reads), no leader yet, and etcd's strict
  * reconfiguration check ("unhealthy cluster": members connected for less than a few seconds).
@@ -95,33 +131,12 @@ export class EtcdMembership {
 
   constructor(endpoints: string[], private readonly options: EtcdMembershipOptions = {}) {
     if (endpoints.length === 0) throw new Error('EtcdMembership needs at least one endpoint');
-    this.clients = endpoints.map((host) => new Etcd3({
-      hosts: host,
-      ...(options.tls ? etcdTlsOptions(options.tls) : {}),
-      dialTimeout: 3000,
-      // No circuit breaker: this class decides what to retry, and where.
-      faultHandling: { host: () => noop, global: noop },
-      defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + (options.callTimeoutMs ?? 5000) }),
-    }));
+    this.clients = endpoints.map((host) => etcdClient(host, options));
   }
 
   /** `call` at each endpoint in turn until one answers, rounds 250 ms apart, until the deadline. */
-  private async anywhere<T>(call: (c: Etcd3) => Promise<T>, retryable: RegExp = RETRYABLE): Promise<T> {
-    const deadline = Date.now() + (this.options.retryTimeoutMs ?? 60_000);
-    for (;;) {
-      let last: Error | undefined;
-      for (const client of this.clients) {
-        try {
-          return await call(client);
-        } catch (e) {
-          if (!retryable.test((e as Error).message)) throw e;
-          last = e as Error;
-        }
-      }
-      if (Date.now() > deadline) throw last!;
-      await this.options.onRetry?.();
-      await new Promise((r) => setTimeout(r, 250));
-    }
+  private anywhere<T>(call: (c: Etcd3) => Promise<T>, retryable: RegExp = RETRYABLE): Promise<T> {
+    return retryAcross(this.clients, call, retryable, this.options);
   }
 
   async list(): Promise<Member[]> {
@@ -165,6 +180,29 @@ export class EtcdMembership {
     } catch (e) {
       if (!/member not found/i.test((e as Error).message)) throw e;
     }
+  }
+
+  /**
+   * Waits until the member at endpoint `index` has applied everything the leader had committed when
+   * first asked (raft applied index against the leader's committed index): caught up, not only
+   * started. The leader is found through any endpoint that answers.
+   */
+  async waitCaughtUp(index: number): Promise<{ memberApplied: number; leaderCommitted: number }> {
+    const status = (c: Etcd3) => c.maintenance.status();
+    const leaderId = (await this.anywhere(status)).leader;
+    const leader = await this.anywhere(async (c) => {
+      const s = await status(c);
+      if (s.header.member_id !== leaderId) throw new Error('UNAVAILABLE: not the leader, asking the next member');
+      return s;
+    });
+    const target = Number(leader.raftIndex);
+    const member = this.clients[index];
+    return this.anywhere(async (c) => {
+      if (c !== member) throw new Error('UNAVAILABLE: waiting for the member itself');
+      const applied = Number((await status(c)).raftAppliedIndex);
+      if (applied < target) throw new Error(`UNAVAILABLE: applied index ${applied}, leader had committed ${target}`);
+      return { memberApplied: applied, leaderCommitted: target };
+    });
   }
 
   close(): void {

@@ -79,6 +79,38 @@ export function servesLivezReadyz(version: string): boolean {
   return v.major > 3 || (v.major === 3 && (v.minor > 5 || (v.minor === 5 && v.patch >= 11)));
 }
 
+/** What moving a live etcd cluster from one version to another is, by etcd's upgrade rules. */
+export type EtcdVersionStep =
+  | { readonly allowed: true; readonly kind: 'same' | 'patch' | 'minor' }
+  | { readonly allowed: false; readonly reason: string };
+
+/**
+ * Whether a live cluster may move from `from` to `to`, member by member. etcd supports any patch
+ * change within a minor line (the data format is the minor's) and one minor step up once every member
+ * runs the older minor; it refuses to start a member on data a newer minor wrote, and skipping a minor
+ * is unsupported (each minor migrates the previous one's data). A minor step down needs etcd's own
+ * downgrade procedure (`etcdctl downgrade enable`, 3.6+), which the reconciler does not run.
+ * @see https://etcd.io/docs/v3.5/upgrades/
+ */
+export function etcdVersionStep(from: string, to: string): EtcdVersionStep {
+  const [a, b] = [parseVersion(from), parseVersion(to)];
+  if (!a || !b) return { allowed: false, reason: `cannot compare etcd versions ${from} and ${to} (MAJOR.MINOR.PATCH)` };
+  if (a.major !== b.major) return { allowed: false, reason: `etcd ${from} → ${to} changes the major version, which etcd does not support in place` };
+  if (a.minor === b.minor) return { allowed: true, kind: a.patch === b.patch ? 'same' : 'patch' };
+  if (b.minor === a.minor + 1) return { allowed: true, kind: 'minor' };
+  if (b.minor > a.minor) {
+    return { allowed: false, reason: `etcd ${from} → ${to} skips ${b.minor - a.minor - 1} minor version(s): upgrade one minor at a time (${a.major}.${a.minor + 1}.x first, then ${to}), as etcd requires` };
+  }
+  return { allowed: false, reason: `etcd ${from} → ${to} is a downgrade of the minor version: a ${b.major}.${b.minor} member cannot start on data a ${a.major}.${a.minor} cluster wrote (etcd's downgrade procedure, etcdctl downgrade, is not automated); restore a snapshot into a new store instead` };
+}
+
+/** The etcd version a live StatefulSet's members run: its annotation, else its image's tag (`:v3.5.21`). */
+export function liveEtcdVersion(annotation: string | undefined, image: string | undefined): string | undefined {
+  if (annotation) return annotation;
+  const m = /:v?([0-9]+\.[0-9]+\.[0-9]+)(@.*)?$/.exec(image ?? '');
+  return m?.[1];
+}
+
 /** 3.6 moved offline snapshot restore from etcdctl to etcdutl. */
 export function restoresWithEtcdutl(version: string): boolean {
   const v = parseVersion(version);

@@ -26,6 +26,11 @@ export const STORE_LABEL = `${KVSTORE_GROUP}/store`;
 
 /** Annotation on the StatefulSet naming the engine kind. */
 export const ENGINE_ANNOTATION = `${KVSTORE_GROUP}/engine`;
+/**
+ * Annotation on an etcd store's StatefulSet: the engine version its members run (or, during an
+ * upgrade, are moving to). The reconciler refuses version steps etcd does not support.
+ */
+export const ENGINE_VERSION_ANNOTATION = `${KVSTORE_GROUP}/engine-version`;
 /** Annotation on the StatefulSet of a restored store: `<claim>/<snapshot>` its members were restored from. */
 export const RESTORED_FROM_ANNOTATION = `${KVSTORE_GROUP}/restored-from`;
 /** Annotation on the StatefulSet while the reconciler changes membership. */

@@ -79,6 +79,7 @@ const OPTIONS: readonly OptionSpec[] = [
   { name: '--etcd-endpoints', value: 'URL,...', modes: RECONCILE, help: 'etcd client URLs (http://host:port, https:// with TLS) for membership changes. Default: the store\'s client Service (reachable only inside the cluster).' },
   { name: '--etcd-tls-dir', value: 'DIR', modes: RECONCILE, help: 'With TLS: the directory with the client certificate (tls.crt, tls.key, ca.crt of the <store>-client-tls Secret). Default: /etc/kvstore/client-tls, where the reconciler Job mounts it.' },
   { name: '--lease-seconds', value: 'N', modes: RECONCILE, help: 'How long the store\'s Lease lasts unless renewed: a crashed run blocks the next one at most this long. Default: 120.' },
+  { name: '--lease-wait-seconds', value: 'N', modes: RECONCILE, help: 'How long to wait for the store\'s Lease while another live reconciler holds it (0: give up at once). Default: 600 with --store (a retried or newer Job waits rather than burning its retries), 0 with --crd (the next pass tries again).' },
   { name: '--kubeconfig', value: 'FILE', modes: RECONCILE, help: 'The kubeconfig file to use (see "Finding the cluster").' },
   { name: '--context', value: 'NAME', modes: RECONCILE, help: 'The kubeconfig context to use. Default: its current-context.' },
   { name: '--json', help: 'Log one JSON object per line (time, level, msg, fields) instead of text.' },
@@ -99,6 +100,7 @@ export interface ReconcileFlags {
   readonly etcdEndpoints?: string[];
   readonly etcdTlsDir?: string;
   readonly leaseSeconds?: number;
+  readonly leaseWaitSeconds?: number;
   readonly kubeconfig?: string;
   readonly context?: string;
 }
@@ -135,6 +137,11 @@ function labelMap(text: string): Record<string, string> {
 
 const positiveInteger = (flag: string, text: string): number => {
   if (!/^[0-9]+$/.test(text) || Number(text) < 1) throw new UsageError(`${flag} must be an integer of at least 1, got ${JSON.stringify(text)}`);
+  return Number(text);
+};
+
+const nonNegativeInteger = (flag: string, text: string): number => {
+  if (!/^[0-9]+$/.test(text)) throw new UsageError(`${flag} must be an integer of at least 0, got ${JSON.stringify(text)}`);
   return Number(text);
 };
 
@@ -199,6 +206,7 @@ export function parseArgs(argv: readonly string[]): Command {
     ...(given.has('--etcd-endpoints') ? { etcdEndpoints: endpointList(text('--etcd-endpoints')!) } : {}),
     ...(given.has('--etcd-tls-dir') ? { etcdTlsDir: text('--etcd-tls-dir') } : {}),
     ...(given.has('--lease-seconds') ? { leaseSeconds: positiveInteger('--lease-seconds', text('--lease-seconds')!) } : {}),
+    ...(given.has('--lease-wait-seconds') ? { leaseWaitSeconds: nonNegativeInteger('--lease-wait-seconds', text('--lease-wait-seconds')!) } : {}),
     ...(given.has('--kubeconfig') ? { kubeconfig: text('--kubeconfig') } : {}),
     ...(given.has('--context') ? { context: text('--context') } : {}),
   };
@@ -257,7 +265,7 @@ export function helpText(version: string): string {
     ...optionHelp(['--store', '--crd', '--namespace', '--namespace-selector', '--all-namespaces', '--prune-image', '--prune-snapshots', '--prefix', '--pre-operation-prefix', '--keep', '--keep-file']),
     '',
     'Reconcile options (--store and --crd):',
-    ...optionHelp(['--dry-run', '--force', '--force-spec', '--etcd-endpoints', '--etcd-tls-dir', '--lease-seconds', '--kubeconfig', '--context']),
+    ...optionHelp(['--dry-run', '--force', '--force-spec', '--etcd-endpoints', '--etcd-tls-dir', '--lease-seconds', '--lease-wait-seconds', '--kubeconfig', '--context']),
     '',
     'Other options:',
     ...optionHelp(['--json', '--help', '--version']),

@@ -258,6 +258,22 @@ export async function changeMembership(ctx: OperationContext, endpoints: string[
 }
 
 /**
+ * Waits until member `ordinal` (its client URL is `members[ordinal]`) has applied everything the
+ * leader had committed when first asked: caught up, not only ready.
+ */
+export async function waitCaughtUp(ctx: OperationContext, members: string[], ordinal: number, tls?: EtcdClientTls): Promise<{ memberApplied: number; leaderCommitted: number }> {
+  const { EtcdMembership } = await import('../engines/etcd-membership');
+  const membership = new EtcdMembership(members, { onRetry: ctx.keepAlive, retryTimeoutMs: ctx.timeoutMs, ...(tls ? { tls } : {}) });
+  try {
+    return await membership.waitCaughtUp(ordinal);
+  } catch (e) {
+    throw new Error(`member ${podName(storeNames(ctx.document.spec.name), ordinal)} did not catch up with the leader: ${(e as Error).message}; the upgrade stops here (the next run resumes it)`);
+  } finally {
+    membership.close();
+  }
+}
+
+/**
  * Registers member `ordinal`'s peer URL as the spec renders it, through `endpoint`, the member's own
  * plain-HTTP client URL. Turning TLS on: https, what its pod listens on once it restarts with TLS;
  * until then the member speaks plain HTTP to clients, so this needs no client certificate (CRD mode

@@ -1,13 +1,14 @@
 // The pure phases of a reconcile: what the live store means for this run, and desired + live → plan.
+import { StoreDefinition } from '../constructs/store-definition';
 import type { RenderOptions } from '../constructs/store-objects';
-import { EtcdTlsStage, etcdTlsStage } from '../engines/etcd';
+import { EtcdTlsStage, etcdTlsStage, liveEtcdVersion } from '../engines/etcd';
 import { TLS_SWITCH_PHASE } from '../engines/types';
 import type { StoreDocument } from '../model/document';
-import { OPERATION_ANNOTATION, RESTORED_FROM_ANNOTATION, TLS_TRUST_ANNOTATION } from '../model/metadata';
+import { ENGINE_VERSION_ANNOTATION, OPERATION_ANNOTATION, RESTORED_FROM_ANNOTATION, TLS_TRUST_ANNOTATION } from '../model/metadata';
 import { tlsSecrets, tlsTrust } from '../model/names';
 import { CONTAINS_ANNOTATION, ID_LABEL } from './applyset';
 import { DesiredState, desiredState } from './desired';
-import { plan, Plan } from './plan';
+import { plan, Plan, upgradeFrom, upgradeMark } from './plan';
 import { KubeObject } from './types';
 
 /**
@@ -143,6 +144,46 @@ export function caRotationRender(r: CaRotation, phase: CaRotation['stage'] = r.s
   };
 }
 
+/**
+ * A live etcd store moving to another version (the plan refuses the steps etcd does not support): the
+ * StatefulSet takes the new template with its partition at the live size (no member restarts), then
+ * from the highest ordinal down each member restarts on the new version (partition = its ordinal) and
+ * must be ready and caught up with the leader before the next.
+ */
+export interface VersionUpgrade {
+  /** The version the members ran before the upgrade began. */
+  readonly from: string;
+  /** The spec's version. */
+  readonly to: string;
+  /** Members from this ordinal up run `to` already (the live partition; the live size at the start). */
+  readonly upgradedFrom: number;
+}
+
+/** The version upgrade a run has to make (or resume), from the live StatefulSet's version and operation mark. */
+export function versionUpgrade(document: StoreDocument, live: LiveStore, isRestoring: boolean): VersionUpgrade | undefined {
+  const sts = live.sts;
+  if (!sts || document.spec.engine.kind !== 'etcd' || isRestoring) return undefined;
+  // The version the spec resolves to (a KVStore resource may leave it to the default).
+  const engine = StoreDefinition.fromDocument(document).engine.spec;
+  if (engine.kind !== 'etcd') return undefined;
+  const to = engine.version;
+  const replicas = sts.spec?.replicas ?? 0;
+  const mark = sts.metadata.annotations?.[OPERATION_ANNOTATION];
+  const markedFrom = upgradeFrom(mark);
+  if (markedFrom !== undefined) {
+    // Resumed at the live partition; towards another version than the mark's, every member moves again.
+    const resumed = mark === upgradeMark(markedFrom, to);
+    return { from: markedFrom, to, upgradedFrom: resumed ? Math.min(replicas, sts.spec?.updateStrategy?.rollingUpdate?.partition ?? 0) : replicas };
+  }
+  const running = liveEtcdVersion(sts.metadata.annotations?.[ENGINE_VERSION_ANNOTATION], sts.spec?.template?.spec?.containers?.[0]?.image);
+  return running && running !== to ? { from: running, to, upgradedFrom: replicas } : undefined;
+}
+
+/** Where a version upgrade stands, as render options: the new template, members from `partition` up on it. */
+export function upgradeRender(u: VersionUpgrade, partition = u.upgradedFrom): Pick<RenderOptions, 'partition' | 'operation'> {
+  return { partition, operation: upgradeMark(u.from, u.to) };
+}
+
 /** The store rendered with `size` members, for a cluster that is bootstrapped or not yet. */
 export function renderAt(document: StoreDocument, live: LiveStore, size: number, options: Omit<RenderOptions, 'initialClusterState' | 'toolOwned'> = {}): DesiredState {
   const sized = size === document.spec.size ? document : { ...document, spec: { ...document.spec, size } };
@@ -160,6 +201,8 @@ export interface Intent {
   readonly tls?: TlsSwitch;
   /** A CA rotation to make or resume. */
   readonly rotation?: CaRotation;
+  /** A version upgrade to make or resume. */
+  readonly upgrade?: VersionUpgrade;
   /** `tls` dropped while the live members are in the switch's first phase: their peer URLs go back to http first. */
   readonly tlsReverted?: boolean;
   readonly restoring: boolean;
@@ -171,13 +214,15 @@ export function intent(document: StoreDocument, live: LiveStore, restoredFrom: s
   const tls = tlsSwitch(document, live, isRestoring);
   // Both at once is refused by the reconciler before anything changes; planned as the membership change.
   const rotation = caRotation(document, live, isRestoring);
+  const upgrade = versionUpgrade(document, live, isRestoring);
   const desired = change ? renderAt(document, live, change.from, { operation: membersMark(document) })
     : tls ? renderAt(document, live, document.spec.size, tlsSwitchRender(tls))
       : rotation ? renderAt(document, live, document.spec.size, caRotationRender(rotation))
-        : renderAt(document, live, document.spec.size);
+        : upgrade ? renderAt(document, live, document.spec.size, upgradeRender(upgrade))
+          : renderAt(document, live, document.spec.size);
   const reverted = !document.spec.tls && !!live.sts && document.spec.engine.kind === 'etcd'
     && etcdTlsStage(live.sts.spec?.template?.spec?.containers?.[0]?.args ?? []) === TLS_SWITCH_PHASE;
-  return { desired, change, restoring: isRestoring, ...(tls ? { tls } : {}), ...(rotation ? { rotation } : {}), ...(reverted ? { tlsReverted: true } : {}) };
+  return { desired, change, restoring: isRestoring, ...(tls ? { tls } : {}), ...(rotation ? { rotation } : {}), ...(upgrade ? { upgrade } : {}), ...(reverted ? { tlsReverted: true } : {}) };
 }
 
 /** The desired ApplySet parent listing also the kinds the live parent records (or itself if none are missing). */
@@ -214,5 +259,5 @@ export interface RunPlan extends Intent, ObjectPlan {
 
 /** Nothing to do: the run returns before taking the Lease, making no mutating request. */
 export function isNoOp(run: RunPlan): boolean {
-  return run.plan.steps.length === 0 && !run.exactParent && !run.change && !run.tls && !run.rotation && !run.restoring;
+  return run.plan.steps.length === 0 && !run.exactParent && !run.change && !run.tls && !run.rotation && !run.upgrade && !run.restoring;
 }

@@ -1,7 +1,7 @@
 // The plan: desired + live objects → ordered steps, or refusals. Pure: no I/O, tested without a cluster.
-import { etcdTlsStage } from '../engines/etcd';
+import { etcdTlsStage, etcdVersionStep, liveEtcdVersion } from '../engines/etcd';
 import { TLS_SWITCH_PHASE } from '../engines/types';
-import { ENGINE_ANNOTATION, RESTORED_FROM_ANNOTATION, TLS_TRUST_ANNOTATION } from '../model/metadata';
+import { ENGINE_ANNOTATION, ENGINE_VERSION_ANNOTATION, OPERATION_ANNOTATION, RESTORED_FROM_ANNOTATION, TLS_TRUST_ANNOTATION } from '../model/metadata';
 import { parseQuantity } from '../model/quantity';
 import { PART_OF_LABEL } from './applyset';
 import { describeRef, groupKind, KubeObject, ObjectRef, refOf } from './types';
@@ -196,6 +196,19 @@ function statefulSetRefusals(desired: KubeObject, live: KubeObject, options: Pla
   if (fromEngine && toEngine && fromEngine !== toEngine) {
     refuse(`metadata.annotations.${ENGINE_ANNOTATION}`, fromEngine, toEngine, 'changing the engine cannot keep the data: the new engine cannot read the old one\'s files');
   }
+  // A version change is an upgrade member by member (the reconciler's, highest ordinal first): only
+  // the steps etcd supports, from what the members run (during an upgrade, from both the version they
+  // came from, which the operation mark names, and the one they are moving to).
+  if (toEngine === 'etcd' && fromEngine === 'etcd') {
+    const to = desired.metadata.annotations?.[ENGINE_VERSION_ANNOTATION];
+    const running = liveEtcdVersion(live.metadata.annotations?.[ENGINE_VERSION_ANNOTATION], l.template?.spec?.containers?.[0]?.image);
+    const upgrading = upgradeFrom(live.metadata.annotations?.[OPERATION_ANNOTATION]);
+    for (const from of [...new Set([upgrading, running])]) {
+      if (!from || !to || from === to) continue;
+      const step = etcdVersionStep(from, to);
+      if (!step.allowed) refuse(`metadata.annotations.${ENGINE_VERSION_ANNOTATION}`, from, to, `${step.reason}; not even force makes this change`, false);
+    }
+  }
   // Turning TLS on goes member by member (TlsSwitch: peer certificates everywhere first, then each
   // member's listeners), never in one rolling update, which would split the cluster half-way: a
   // template may only move one phase on, or back from the first phase (no member speaks TLS yet).
@@ -258,6 +271,14 @@ function statefulSetRefusals(desired: KubeObject, live: KubeObject, options: Pla
     }
   }
   return { refusals, growth };
+}
+
+/** The operation mark of a version upgrade under way: `version <from> → <to>`. */
+export const upgradeMark = (from: string, to: string) => `version ${from} → ${to}`;
+
+/** The version an upgrade under way started from, by its operation mark. */
+export function upgradeFrom(mark: string | undefined): string | undefined {
+  return /^version ([0-9.]+) → /.exec(mark ?? '')?.[1];
 }
 
 /** Whether a refusal can be forced by re-creating the StatefulSet (immutable fields only). */

@@ -10,9 +10,9 @@ import { KubeClient } from './client';
 import { DesiredState, desiredState } from './desired';
 import { acquireLease, leaseKeeper, releaseLease } from './lease';
 import { Log } from './log';
-import { changeMembership, growClaims, OperationContext, registerPeerURL, restoreMembers, sleep, snapshotBefore, until } from './operations';
-import { CA_ROTATION_MARK, CaRotation, caRotationRender, intent, isNoOp, LiveStore, membersMark, ObjectPlan, planObjects, renderAt, RunPlan, TLS_SWITCH_MARK } from './phases';
-import { formatPlan, Plan, Step } from './plan';
+import { changeMembership, growClaims, OperationContext, registerPeerURL, restoreMembers, sleep, snapshotBefore, until, waitCaughtUp } from './operations';
+import { CA_ROTATION_MARK, CaRotation, caRotationRender, intent, isNoOp, LiveStore, membersMark, ObjectPlan, planObjects, renderAt, RunPlan, TLS_SWITCH_MARK, upgradeRender } from './phases';
+import { formatPlan, Plan, Step, upgradeFrom } from './plan';
 import { describeRef, groupKind, KubeObject, ObjectRef, refOf } from './types';
 
 /** How one store is reconciled. */
@@ -74,7 +74,7 @@ export interface ReconcileOptions {
 
 /** A day-2 operation moving on (CRD mode writes it to the resource's status). */
 export interface ProgressEvent {
-  /** Scaling, Resizing, Restoring, BackingUp, EnablingTls or RotatingCa. */
+  /** Scaling, Resizing, Restoring, BackingUp, EnablingTls, RotatingCa or Upgrading. */
   readonly operation: string;
   /** What it is doing now. */
   readonly message: string;
@@ -362,7 +362,7 @@ export class StoreReconciler {
    */
   async execute(run: RunPlan, keepAlive: () => Promise<void>): Promise<Plan> {
     // A membership change of a TLS store needs the client certificate: fail before anything changed without it.
-    const tls = run.change ? await this.clientTls() : undefined;
+    const tls = run.change || run.upgrade ? await this.clientTls() : undefined;
     // A CA rotation needs the record of the CA the members trust now: fail before anything changed without it.
     const recorded = run.rotation ? await this.trustRecord(run.rotation) : undefined;
     const ctx = this.context(keepAlive);
@@ -374,6 +374,7 @@ export class StoreReconciler {
     await executeSteps(ctx, run.rotation ? planned.steps.filter((s) => !(s.action === 'prune' && s.ref.apiVersion.startsWith('cert-manager.io/'))) : planned.steps);
     if (run.change) await this.changeMembers(ctx, run, tls);
     if (run.tls) await this.switchTls(ctx, run);
+    if (run.upgrade) await this.upgradeMembers(ctx, run, tls);
     const rotatedTo = run.rotation ? await this.rotateCa(ctx, run, recorded!) : undefined;
     const finished = await this.finish(ctx);
     await this.applyExactParent(finished.exactParent);
@@ -388,6 +389,7 @@ export class StoreReconciler {
    * them (each would have to know the other's half-way states). Refused before anything changed.
    */
   private refuseCombined(run: RunPlan): void {
+    this.refuseCombinedUpgrade(run);
     if (!run.tls && !run.rotation) return;
     const what = run.tls ? 'turning TLS on' : 'a CA rotation';
     // Dropping clients changes etcd's users first, with the client certificate, which the new CA
@@ -400,6 +402,18 @@ export class StoreReconciler {
     if (other) {
       throw new Error(`store ${this.document.namespace}/${this.document.spec.name}: ${what} and ${other} in one change is refused; nothing was changed. ` +
         `Make them one after the other: first the other change with ${run.tls ? 'TLS' : 'the trust'} as it is live, then ${run.tls ? 'TLS' : 'the new trust'}.`);
+    }
+  }
+
+  /** A version upgrade restarts every member: alone, or refused before anything changed. */
+  private refuseCombinedUpgrade(run: RunPlan): void {
+    if (!run.upgrade) return;
+    const other = run.change ? `a membership change (${run.change.from} → ${this.document.spec.size})`
+      : run.plan.steps.some((s) => s.action === 'resize') ? 'a volume resize'
+        : run.tls ? 'turning TLS on' : run.rotation ? 'a CA rotation' : undefined;
+    if (other) {
+      throw new Error(`store ${this.document.namespace}/${this.document.spec.name}: an etcd upgrade (${run.upgrade.from} → ${run.upgrade.to}) and ${other} in one change is refused; nothing was changed. ` +
+        `Make them one after the other: first the other change with version ${run.upgrade.from}, then the upgrade.`);
     }
   }
 
@@ -531,15 +545,43 @@ export class StoreReconciler {
     }
   }
 
+  /**
+   * A version upgrade (see VersionUpgrade; the plan has applied the new template with the partition at
+   * the live size): from the highest ordinal down, the member's pod restarts on the new version (the
+   * partition at its ordinal), and the next waits until every member is ready and this one has applied
+   * everything the leader had committed. A stopped run resumes at the live partition.
+   */
+  private async upgradeMembers(ctx: Context, run: RunPlan, tls: EtcdClientTls | undefined): Promise<void> {
+    const u = run.upgrade!;
+    const { document } = this;
+    const size = document.spec.size;
+    const names = storeNames(document.spec.name);
+    const members = Array.from({ length: size }, (_, i) => this.memberEndpoint(i, !!tls));
+    await waitRollout(ctx, this.stsRef);
+    for (let i = Math.min(u.upgradedFrom, size) - 1; i >= 0; i--) {
+      const pod = podName(names, i);
+      await ctx.operation.progress('Upgrading', `member ${pod}: etcd ${u.from} → ${u.to} (${size - i} of ${size}), then ready and caught up before the next`);
+      await ctx.keepAlive();
+      await this.client.apply(this.statefulSetAt(run, upgradeRender(u, i)));
+      await waitRollout(ctx, this.stsRef);
+      const { memberApplied, leaderCommitted } = await waitCaughtUp(ctx.operation, members, i, tls);
+      this.log.info(`member ${pod} runs etcd ${u.to}, caught up (applied index ${memberApplied}, leader had committed ${leaderCommitted})`, { action: 'upgrade', member: pod, version: u.to });
+    }
+  }
+
   /** The StatefulSet alone, rendered at the spec's size for a phase of an operation that rolls members itself. */
   private statefulSetAt(run: RunPlan, options: Parameters<typeof renderAt>[3]): KubeObject {
     return renderAt(this.document, run.live, this.document.spec.size, options).objects.find((o) => groupKind(o) === 'StatefulSet.apps')!;
   }
 
-  /** Member `ordinal`'s plain-HTTP client URL (etcdMemberEndpoint, else its DNS name under the headless Service). */
-  private memberEndpoint(ordinal: number): string {
+  /**
+   * Member `ordinal`'s client URL (etcdMemberEndpoint, else its DNS name under the headless Service):
+   * plain HTTP, or https for a member that speaks TLS.
+   */
+  private memberEndpoint(ordinal: number, tls = false): string {
     const names = storeNames(this.document.spec.name);
-    return this.options.etcdMemberEndpoint?.(ordinal) ?? `http://${podFqdn(names, ordinal, this.document.namespace, this.document.spec.clusterDomain)}:${this.target.store.engine.clientPort}`;
+    const url = this.options.etcdMemberEndpoint?.(ordinal) ?? `http://${podFqdn(names, ordinal, this.document.namespace, this.document.spec.clusterDomain)}:${this.target.store.engine.clientPort}`;
+    return tls ? url.replace(/^http:/, 'https:') : url;
   }
 
   /**
@@ -571,6 +613,7 @@ export class StoreReconciler {
       log.info(`  ⇄ TLS on, member by member: ${how}`);
     }
     if (run.rotation) log.info(`  ⟳ CA rotation ${run.rotation.from} → ${run.rotation.to}, rolling restarts: trust both CAs, then the new certificates, then the new CA alone${run.rotation.stage === 'old' ? '' : ` (resuming: ${run.rotation.stage === 'both' ? 'members trust both' : 'members present the new certificate'})`}`);
+    if (run.upgrade) log.info(`  ⇡ etcd ${run.upgrade.from} → ${run.upgrade.to}, member by member from the highest ordinal, each ready and caught up before the next${run.upgrade.upgradedFrom < (run.live.sts?.spec?.replicas ?? 0) ? ` (resuming below member ${run.upgrade.upgradedFrom})` : ''}`);
     if (run.tlsReverted) log.info('  ⇄ TLS dropped during the switch\'s first phase: every member\'s peer URL back to http, then the members back to plain HTTP');
     if (change) log.info(`  ⇅ members ${change.from} → ${document.spec.size}${change.inProgress ? ' (resuming)' : ''}: one at a time, ${change.from < document.spec.size ? 'each added as a learner, started, promoted once caught up' : 'each removed from the cluster before its pod'}`);
   }
@@ -592,8 +635,11 @@ export class StoreReconciler {
   private async snapshotFirst(ctx: Context, run: RunPlan): Promise<void> {
     const sts = run.live.sts;
     const resizing = run.plan.steps.some((s) => s.action === 'resize');
-    if (!sts || !(run.change || resizing || run.restoring)) return;
-    const what = run.restoring ? `restore from ${this.restoredFrom}` : run.change ? `members ${run.change.from} → ${this.document.spec.size}` : 'resize';
+    if (!sts || !(run.change || resizing || run.restoring || run.upgrade)) return;
+    // An upgrade under way (its mark is live) had its snapshot before its first member moved.
+    if (run.upgrade && !run.change && !resizing && !run.restoring && upgradeFrom(sts.metadata.annotations?.[OPERATION_ANNOTATION])) return;
+    const what = run.restoring ? `restore from ${this.restoredFrom}` : run.change ? `members ${run.change.from} → ${this.document.spec.size}`
+      : run.upgrade ? `etcd ${run.upgrade.from} → ${run.upgrade.to}` : 'resize';
     // Best effort before a restore: it is how a store that cannot answer any more is brought back.
     await snapshotBefore(ctx.operation, this.target.objects, what, `${this.target.store.specHash}/${sts.metadata.uid ?? ''}/${sts.metadata.generation ?? 0}`, { bestEffort: run.restoring });
   }

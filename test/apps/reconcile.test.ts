@@ -22,7 +22,7 @@ const VERSION = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as
 /** Every option the README and the reconciler's objects use, plus -h: help must explain each. */
 const FLAGS = [
   '--store', '--crd', '--namespace', '--namespace-selector', '--all-namespaces', '--prune-image', '--prune-snapshots', '--prefix', '--pre-operation-prefix', '--keep', '--keep-file',
-  '--dry-run', '--force', '--force-spec', '--etcd-endpoints', '--etcd-tls-dir', '--lease-seconds', '--kubeconfig', '--context', '--json', '--help', '--version',
+  '--dry-run', '--force', '--force-spec', '--etcd-endpoints', '--etcd-tls-dir', '--lease-seconds', '--lease-wait-seconds', '--kubeconfig', '--context', '--json', '--help', '--version',
 ];
 
 function documentFor(props: KVStoreProps = {}): StoreDocument {
@@ -135,6 +135,7 @@ describe('usage errors: exit 64, one line on stderr naming the flag, nothing on 
     [['--prune-snapshots', '/b', '--prefix', 'p-'], /^error: --prune-snapshots needs --keep N/],
     [['--prune-snapshots', '/b', '--prefix', 'p-', '--keep', '0'], /^error: --keep must be an integer of at least 1, got "0"/],
     [['--store', 'a.json', '--lease-seconds', '1.5'], /^error: --lease-seconds must be an integer of at least 1, got "1.5"/],
+    [['--store', 'a.json', '--lease-wait-seconds', '-1'], /^error: --lease-wait-seconds must be an integer of at least 0, got "-1"/],
     [['--store', 'a.json', '--etcd-endpoints', 'kv-0:2379'], /^error: --etcd-endpoints: "kv-0:2379" is not an http:\/\/ or https:\/\/ URL/],
     [['--store', 'a.json', '--force', '--force'], /^error: --force given twice/],
     [['--store', 'a.json', '--force-spec', '0123456789'], /^error: --force-spec needs --force/],
@@ -157,6 +158,7 @@ describe('usage errors: exit 64, one line on stderr naming the flag, nothing on 
 
   test('--name=value is the same as --name value', () => {
     expect(parseArgs(['--store=a.json', '--lease-seconds=30', '--context=prod'])).toMatchObject({ mode: 'store', file: 'a.json', leaseSeconds: 30, context: 'prod' });
+    expect(parseArgs(['--store=a.json', '--lease-wait-seconds=0'])).toMatchObject({ mode: 'store', leaseWaitSeconds: 0 });
   });
 
   test('the reconciler objects\' own command lines parse as before', () => {
@@ -331,6 +333,22 @@ describe('against the API double', () => {
     expect(lastLine(out())).toBe('dry run: 1 step(s), 1 refusal(s); nothing was changed');
     expect(err()).toMatch(/^error: store shop\/orders: refused 1 change\(s\), nothing was changed: StatefulSet shop\/orders spec\.volumeClaimTemplates\[0\]\.spec\.resources\.requests\.storage: "10Gi" → "1Gi" \(storage cannot shrink[^\n]*pass --force to make the change anyway\n$/);
     expect(server.mutatingRequests()).toHaveLength(before);
+  });
+
+  test('a Lease held by another live run: --lease-wait-seconds 0 gives up at once (exit 1); by default it waits until the Lease expires, then runs', async () => {
+    const now = new Date();
+    server.put({
+      apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name: 'orders-reconciler', namespace: NS },
+      spec: { holderIdentity: 'another-run', leaseDurationSeconds: 2, acquireTime: now.toISOString(), renewTime: now.toISOString() },
+    });
+    const store = file('store.json', JSON.stringify(documentFor()));
+    expect(await main(['--store', store, '--lease-wait-seconds', '0'], server.kubeConfig(), streams())).toBe(1);
+    expect(err()).toMatch(/Lease orders-reconciler is held by another-run/);
+    expect(server.mutatingRequests().filter((r) => !r.path.includes('/leases'))).toEqual([]);
+    stdout = [];
+    expect(await main(['--store', store], server.kubeConfig(), streams())).toBe(0);
+    expect(out()).toMatch(/Lease orders-reconciler is held by another-run \(until [^)]+ unless renewed\): waiting for it\n/);
+    expect(out()).toContain('store orders reconciled');
   });
 
   test('--json: the plan and the summary as JSON records on stdout', async () => {

@@ -202,8 +202,8 @@ describe('KVStore props', () => {
   test('annotations go on every object; podAnnotations on the pods', () => {
     const { objects } = store({ annotations: { owner: 'a' }, podAnnotations: { 'prometheus.io/scrape': 'true' } });
     for (const o of objects) {
-      // The StatefulSet also records its engine (a reconciler refuses engine changes by it).
-      expect(o.metadata.annotations).toEqual(o.kind === 'StatefulSet' ? { 'owner': 'a', 'kvstore.cdk8s-kvstore.io/engine': 'etcd' } : { owner: 'a' });
+      // The StatefulSet also records its engine and version (a reconciler refuses engine changes and unsupported version steps by them).
+      expect(o.metadata.annotations).toEqual(o.kind === 'StatefulSet' ? { 'owner': 'a', 'kvstore.cdk8s-kvstore.io/engine': 'etcd', 'kvstore.cdk8s-kvstore.io/engine-version': '3.5.21' } : { owner: 'a' });
     }
     expect(find(objects, 'StatefulSet').spec.template.metadata.annotations).toEqual({ 'prometheus.io/scrape': 'true' });
   });

@@ -1,6 +1,6 @@
 // EtcdEngine: bootstrap flags, quota, WAL placement, version-dependent probes and etcd's own rules.
 import { Engine } from '../../lib/engines/engine';
-import { EtcdEngine, EtcdOptions, servesLivezReadyz } from '../../lib/engines/etcd';
+import { EtcdEngine, EtcdOptions, etcdVersionStep, liveEtcdVersion, servesLivezReadyz } from '../../lib/engines/etcd';
 import { EngineContext } from '../../lib/engines/types';
 import { KVStoreProps, specInputFromProps } from '../../lib/constructs/kv-store';
 import { StoreDefinition } from '../../lib/constructs/store-definition';
@@ -315,5 +315,36 @@ describe('EtcdEngine snapshots', () => {
     expect(flag(args, 'initial-cluster-token')[0]).not.toBe(TOKEN);
     expect(flag(args, 'initial-advertise-peer-urls')).toEqual(['http://orders-1.orders-peers.prod.svc.cluster.local:2380']);
     expect(flag(args, 'initial-cluster')[0].split(',')).toHaveLength(3);
+  });
+});
+
+describe('etcdVersionStep (etcd\'s upgrade rules)', () => {
+  test.each([
+    ['3.5.21', '3.5.21', 'same'],
+    ['3.5.9', '3.5.21', 'patch'],
+    ['3.5.21', '3.5.9', 'patch'],
+    ['3.4.23', '3.5.0', 'minor'],
+    ['3.5.21', '3.6.4', 'minor'],
+  ])('%s → %s is allowed (%s)', (from, to, kind) => {
+    expect(etcdVersionStep(from, to)).toEqual({ allowed: true, kind });
+  });
+
+  test('a skipped minor, a minor downgrade, a major change and an unreadable version are refused with the reason', () => {
+    const refused = (from: string, to: string) => {
+      const step = etcdVersionStep(from, to);
+      if (step.allowed) throw new Error(`${from} → ${to} was allowed`);
+      return step.reason;
+    };
+    expect(refused('3.4.23', '3.6.0')).toMatch(/skips 1 minor version\(s\): upgrade one minor at a time \(3\.5\.x first, then 3\.6\.0\)/);
+    expect(refused('3.5.21', '3.4.23')).toMatch(/downgrade of the minor version: a 3\.4 member cannot start on data a 3\.5 cluster wrote/);
+    expect(refused('3.5.0', '4.0.0')).toMatch(/major version/);
+    expect(refused('3.5', '3.5.1')).toMatch(/cannot compare/);
+  });
+
+  test('liveEtcdVersion: the annotation, else the image tag (with or without a digest), else unknown', () => {
+    expect(liveEtcdVersion('3.5.21', 'gcr.io/etcd-development/etcd:v3.4.0')).toBe('3.5.21');
+    expect(liveEtcdVersion(undefined, 'gcr.io/etcd-development/etcd:v3.4.23')).toBe('3.4.23');
+    expect(liveEtcdVersion(undefined, 'mirror.local/etcd:3.5.9@sha256:abc')).toBe('3.5.9');
+    expect(liveEtcdVersion(undefined, 'mirror.local/etcd@sha256:abc')).toBeUndefined();
   });
 });

@@ -12,9 +12,9 @@ import { jobFromCronJob } from '../../lib/constructs/backup';
 import { KubeClient } from '../../lib/reconciler/client';
 import { RefusedError } from '../../lib/reconciler/reconcile';
 import { canonicalJson, StoreDocument } from '../../lib/model/document';
-import { ApiServer, startApiServer } from '../support/api-server';
+import { ApiServer } from '../support/api-server';
 import { ClusterSimulator } from '../support/cluster-simulator';
-import { keysUnder, memberList, RECONCILER_IMAGE, reconcileOnce, storeDocument, Writer } from '../support/day2';
+import { keysUnder, memberList, RECONCILER_IMAGE, reconcileOnce, simulatedCluster, storeDocument, Writer } from '../support/day2';
 import { NAMESPACE, sleep } from '../support/etcd-cluster';
 import { find, synth } from '../support/manifests';
 import { describeWithEtcd } from '../support/requires-etcd';
@@ -23,15 +23,7 @@ jest.setTimeout(240_000);
 
 let api: ApiServer;
 let sim: ClusterSimulator;
-
-beforeEach(async () => {
-  api = await startApiServer();
-  sim = ClusterSimulator.start(api, { namespace: NAMESPACE });
-});
-afterEach(async () => {
-  await sim.stop();
-  await api.stop();
-});
+simulatedCluster((a, s) => { api = a; sim = s; });
 
 const sts = (name = 'kv') => api.get('apps/v1', 'StatefulSet', NAMESPACE, name) as any;
 const pvc = (name: string) => api.get('v1', 'PersistentVolumeClaim', NAMESPACE, name) as any;

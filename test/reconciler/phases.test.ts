@@ -5,7 +5,7 @@ import { OPERATION_ANNOTATION, RESTORED_FROM_ANNOTATION } from '../../lib/model/
 import { KubeClient } from '../../lib/reconciler/client';
 import { desiredState } from '../../lib/reconciler/desired';
 import { Log } from '../../lib/reconciler/log';
-import { caRotation, intent, isNoOp, LiveStore, membershipChange, planObjects, restoring, TLS_SWITCH_MARK, tlsSwitch } from '../../lib/reconciler/phases';
+import { caRotation, intent, isNoOp, LiveStore, membershipChange, planObjects, restoring, TLS_SWITCH_MARK, tlsSwitch, versionUpgrade } from '../../lib/reconciler/phases';
 import { reconcileStore, RefusedError, StoreReconciler } from '../../lib/reconciler/reconcile';
 import { KubeObject } from '../../lib/reconciler/types';
 import { ApiServer, startApiServer } from '../support/api-server';
@@ -118,6 +118,38 @@ describe('membershipChange (pure)', () => {
     expect(membershipChange(doc5, liveStore(3), true)).toBeUndefined();
     const custom = documentFor({ engine: Engine.custom({ clientPort: 6379 }), containerImage: 'redis:7', size: 5 });
     expect(membershipChange(custom, { sts: liveStore(3).sts }, false)).toBeUndefined();
+  });
+});
+
+describe('versionUpgrade (pure): where an etcd version change stands', () => {
+  const at = (version: string) => documentFor({ size: 3, engine: Engine.etcd({ version }) });
+  const liveAt = (version: string, annotations: Record<string, string> = {}, partition?: number): LiveStore => {
+    const objects = applied(desiredState(at(version), { initialClusterState: 'existing', ...(partition !== undefined ? { partition } : {}) }).objects);
+    const sts = objects.find((o) => o.kind === 'StatefulSet')!;
+    return { sts: { ...sts, metadata: { ...sts.metadata, annotations: { ...sts.metadata.annotations, ...annotations } } } };
+  };
+
+  test('a live store on another version: from the start (every member still to restart); none on the same version, restoring or before it exists', () => {
+    expect(versionUpgrade(at('3.5.21'), liveAt('3.5.9'), false)).toEqual({ from: '3.5.9', to: '3.5.21', upgradedFrom: 3 });
+    expect(versionUpgrade(at('3.5.21'), liveAt('3.5.21'), false)).toBeUndefined();
+    expect(versionUpgrade(at('3.5.21'), liveAt('3.5.9'), true)).toBeUndefined();
+    expect(versionUpgrade(at('3.5.21'), {}, false)).toBeUndefined();
+  });
+
+  test('mid-way: resumed at the live partition; towards another version than the mark\'s, every member again', () => {
+    const mark = { [OPERATION_ANNOTATION]: 'version 3.5.9 → 3.5.21' };
+    expect(versionUpgrade(at('3.5.21'), liveAt('3.5.21', mark, 1), false)).toEqual({ from: '3.5.9', to: '3.5.21', upgradedFrom: 1 });
+    expect(versionUpgrade(at('3.5.22'), liveAt('3.5.21', mark, 1), false)).toEqual({ from: '3.5.9', to: '3.5.22', upgradedFrom: 3 });
+  });
+
+  test('a run plans against the live phase: the new template at the live partition, marked; it is no membership change and no no-op', () => {
+    const i = intent(at('3.5.21'), liveAt('3.5.9'), undefined);
+    expect(i.change).toBeUndefined();
+    expect(i.upgrade).toEqual({ from: '3.5.9', to: '3.5.21', upgradedFrom: 3 });
+    const sts = i.desired.objects.find((o) => o.kind === 'StatefulSet')!;
+    expect(sts.spec.updateStrategy).toEqual({ type: 'RollingUpdate', rollingUpdate: { partition: 3 } });
+    expect(sts.metadata.annotations?.[OPERATION_ANNOTATION]).toBe('version 3.5.9 → 3.5.21');
+    expect(sts.spec.template.spec.containers[0].image).toBe('gcr.io/etcd-development/etcd:v3.5.21');
   });
 });
 

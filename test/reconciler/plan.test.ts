@@ -1,7 +1,7 @@
 import { Chart, Testing } from 'cdk8s';
 import { Engine, KVStore, KVStoreProps } from '../../lib';
 import { desiredState } from '../../lib/reconciler/desired';
-import { differences, formatPlan, plan } from '../../lib/reconciler/plan';
+import { differences, formatPlan, plan, upgradeMark } from '../../lib/reconciler/plan';
 import { KubeObject } from '../../lib/reconciler/types';
 
 function desiredFor(props: KVStoreProps = {}) {
@@ -316,5 +316,50 @@ describe('quantities the API rewrites into canonical form', () => {
   test('a real value change is still one', () => {
     expect(differences({ resources: { requests: { cpu: '500m' } } }, { resources: { requests: { cpu: '1' } } }))
       .toEqual([{ path: 'resources.requests.cpu', from: '1', to: '500m' }]);
+  });
+});
+
+describe('etcd version changes', () => {
+  const at = (version: string) => desiredFor({ engine: Engine.etcd({ version }) });
+  const liveAt = (version: string, mark?: string) => {
+    const l = live(at(version).objects);
+    if (mark) find(l, 'StatefulSet').metadata.annotations!['kvstore.cdk8s-kvstore.io/operation'] = mark;
+    return l;
+  };
+
+  test('a patch change and one minor step up: an update of the StatefulSet (the reconciler rolls it member by member)', () => {
+    for (const [from, to] of [['3.5.9', '3.5.21'], ['3.5.21', '3.5.9'], ['3.4.23', '3.5.21']]) {
+      const d = at(to);
+      const p = plan(d.objects, liveAt(from), { applySetId: d.applySetId });
+      expect(p.refusals).toEqual([]);
+      expect(actions(p)).toContain('update StatefulSet/orders');
+    }
+  });
+
+  test('a skipped minor and a minor downgrade: refused, not even force', () => {
+    for (const [from, to, why] of [['3.4.23', '3.6.0', /skips 1 minor/], ['3.5.21', '3.4.23', /downgrade of the minor/]] as const) {
+      const d = at(to);
+      const p = plan(d.objects, liveAt(from), { applySetId: d.applySetId, force: true });
+      expect(p.refusals).toHaveLength(1);
+      expect(p.refusals[0]).toMatchObject({ field: 'metadata.annotations.kvstore.cdk8s-kvstore.io/engine-version', from, to, forceable: false });
+      expect(p.refusals[0].reason).toMatch(why);
+      expect(p.steps.filter((s) => 'object' in s && s.object.kind === 'StatefulSet')).toEqual([]);
+    }
+  });
+
+  test('mid-upgrade, a new version is checked against where the members came from too', () => {
+    // 3.4 → 3.5 under way (the StatefulSet says 3.5.21), now 3.5.22: a patch from 3.5.21 but two minors from 3.4.
+    const d = at('3.5.22');
+    const p = plan(d.objects, liveAt('3.5.21', upgradeMark('3.3.9', '3.5.21')), { applySetId: d.applySetId });
+    expect(p.refusals.map((r) => r.from)).toEqual(['3.3.9']);
+    const ok = plan(d.objects, liveAt('3.5.21', upgradeMark('3.5.9', '3.5.21')), { applySetId: d.applySetId });
+    expect(ok.refusals).toEqual([]);
+  });
+
+  test('a live StatefulSet without the version annotation: its image tag tells the version', () => {
+    const d = at('3.6.0');
+    const l = liveAt('3.4.23');
+    delete find(l, 'StatefulSet').metadata.annotations!['kvstore.cdk8s-kvstore.io/engine-version'];
+    expect(plan(d.objects, l, { applySetId: d.applySetId }).refusals.map((r) => r.from)).toEqual(['3.4.23']);
   });
 });

@@ -12,7 +12,7 @@ import { KubeClient } from '../../lib/reconciler/client';
 import { Log } from '../../lib/reconciler/log';
 import { reconcileStore, ReconcileOptions, ReconcileResult } from '../../lib/reconciler/reconcile';
 import type { StoreDocument } from '../../lib/model/document';
-import { ApiServer } from './api-server';
+import { ApiServer, startApiServer } from './api-server';
 import { ClusterSimulator } from './cluster-simulator';
 import { ETCD_VERSION, NAMESPACE } from './etcd-cluster';
 
@@ -36,13 +36,15 @@ export function applyAsGitOpsTool(api: ApiServer, name: string, props: KVStorePr
   for (const object of Testing.synth(chart)) if (object.apiVersion === 'cert-manager.io/v1') api.put(object);
 }
 
-/** One reconcile of `document` against the simulated cluster, reaching the members at their pod URLs. */
+/** One reconcile of `document` against the simulated cluster, reaching the members at their pod IPs. */
 export async function reconcileOnce(api: ApiServer, sim: ClusterSimulator, document: StoreDocument, extra: Partial<ReconcileOptions> = {}, lines: string[] = []): Promise<ReconcileResult> {
   return reconcileStore(document, new KubeClient(api.kubeConfig(), { baseDelayMs: 20, maxDelayMs: 200 }), new Log(false, (l) => lines.push(l.trimEnd())), {
     holder: 'day2-test',
     pollMs: 100,
     rolloutTimeoutMs: 90_000,
     etcdEndpoints: sim.endpoints(document.spec.name),
+    // A member's own URL (plain HTTP; the reconciler makes it https where the member speaks TLS).
+    etcdMemberEndpoint: (i) => `http://${sim.runner.ip(`${document.spec.name}-${i}`)}:2379`,
     ...extra,
   });
 }
@@ -155,4 +157,22 @@ export async function keysUnder(endpoints: string[], prefix: string, tls?: EtcdC
   } finally {
     client.close();
   }
+}
+
+/**
+ * Registers hooks that start an API double and a cluster simulator (namespace kvtest) before each test
+ * and stop both (every process by PID) after it; `use` receives the two for the test's own variables.
+ */
+export function simulatedCluster(use: (api: ApiServer, sim: ClusterSimulator) => void): void {
+  let current: { api: ApiServer; sim: ClusterSimulator } | undefined;
+  beforeEach(async () => {
+    const api = await startApiServer();
+    current = { api, sim: ClusterSimulator.start(api, { namespace: NAMESPACE }) };
+    use(current.api, current.sim);
+  });
+  afterEach(async () => {
+    await current?.sim.stop();
+    await current?.api.stop();
+    current = undefined;
+  });
 }
