@@ -8,11 +8,11 @@ import { Engine, GitOpsProfile, IEngine, KVStore } from '../lib';
 export function gitOpsApp(outdir = 'examples/gitops', engine: IEngine = Engine.etcd()): App {
   const app = new App({ outdir, yamlOutputType: YamlOutputType.FILE_PER_CHART });
   const plain = new Chart(app, 'plain', { namespace: 'kvstore-example', disableResourceNameHashes: true });
-  new KVStore(plain, 'cache', { size: 3, storageSize: '10Gi', engine, tls: {}, reconciler: {} });
+  new KVStore(plain, 'cache', { size: 3, storageSize: '10Gi', engine, tls: {}, reconciler: { maintenance: {} } });
   const argo = new Chart(app, 'argocd', { namespace: 'kvstore-argocd', disableResourceNameHashes: true });
-  new KVStore(argo, 'cache', { size: 3, storageSize: '10Gi', engine, tls: {}, reconciler: { profile: GitOpsProfile.ARGO_CD } });
+  new KVStore(argo, 'cache', { size: 3, storageSize: '10Gi', engine, tls: {}, reconciler: { profile: GitOpsProfile.ARGO_CD, maintenance: {} } });
   const flux = new Chart(app, 'flux', { namespace: 'kvstore-flux', disableResourceNameHashes: true });
-  new KVStore(flux, 'cache', { size: 3, storageSize: '10Gi', engine, tls: {}, reconciler: { profile: GitOpsProfile.FLUX } });
+  new KVStore(flux, 'cache', { size: 3, storageSize: '10Gi', engine, tls: {}, reconciler: { profile: GitOpsProfile.FLUX, maintenance: {} } });
   return app;
 }
 

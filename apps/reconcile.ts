@@ -115,6 +115,10 @@ async function reconcile(command: Extract<Command, { mode: 'store' | 'crd' }>, l
       if (command.dryRun) log.info(`dry run: ${reconciled + failed} store(s) planned, ${failed} failed`, { dryRun: true, reconciled, failed });
       return failed > 0 ? EXIT.failed : EXIT.ok;
     }
+    if (command.mode === 'store' && command.maintain) {
+      await runtime.reconciler.maintainStore(document, client, log, options);
+      return EXIT.ok;
+    }
     try {
       const { plan } = await reconcileStore(document, client, log, options);
       if (command.dryRun) logDryRun(log, plan);

@@ -3,14 +3,18 @@
 import { createHash } from 'crypto';
 import { ApiObject } from 'cdk8s';
 import { Construct } from 'constructs';
+import type { ICronJob } from 'kubernetes-models/batch/v1/CronJob';
 import type { IJob } from 'kubernetes-models/batch/v1/Job';
 import type { IRole } from 'kubernetes-models/rbac.authorization.k8s.io/v1/Role';
 import type { IRoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1/RoleBinding';
 import type { IConfigMap } from 'kubernetes-models/v1/ConfigMap';
+import type { IPodSpec } from 'kubernetes-models/v1/PodSpec';
 import type { IServiceAccount } from 'kubernetes-models/v1/ServiceAccount';
 import { canonicalJson } from '../model/document';
 import { INSTANCE_LABEL, MANAGED_BY, MANAGED_BY_LABEL, NAME_LABEL, RECONCILER_POD_NAME, STORE_LABEL } from '../model/metadata';
-import { reconcileJobName, reconcilerNames, tlsSecrets } from '../model/names';
+import { SpecError } from '../model/issues';
+import { maintenanceCronJobName, reconcileJobName, reconcilerNames, tlsSecrets } from '../model/names';
+import { CRON_PATTERN } from '../model/schema';
 import { TLS_DIRS, tlsSecretVolume } from '../engines/types';
 import { DEFAULT_RECONCILER_IMAGE, LIBRARY_VERSION } from '../model/version';
 import { kubeObject } from './kube';
@@ -47,6 +51,39 @@ export interface ReconcilerOptions {
    * @default false
    */
   readonly force?: boolean;
+  /**
+   * Scheduled maintenance of an etcd store: a CronJob running the reconciler image with `--maintain`
+   * under the store's Lease. Each run recovers a store whose database hit its quota (NOSPACE: compact,
+   * defragment, disarm) and defragments the members with enough to reclaim (followers first, the
+   * leader last, only while the cluster is healthy).
+   * @default - no scheduled maintenance
+   */
+  readonly maintenance?: MaintenanceOptions;
+}
+
+/** GitOps mode: when the store's maintenance runs. */
+export interface MaintenanceOptions {
+  /**
+   * Cron schedule of the maintenance CronJob. Hourly by default: a run that finds nothing to do
+   * (no alarm, no member with at least 64 MiB and 10% of its file to reclaim) changes nothing, and a
+   * store that hit its quota is writable again within the hour.
+   * @default '23 * * * *' (hourly)
+   */
+  readonly schedule?: string;
+}
+
+/** The maintenance CronJob's schedule unless one is given. */
+export const DEFAULT_MAINTENANCE_SCHEDULE = '23 * * * *';
+
+/**
+ * How long a reconciler Job may run: the longest operation it may make is a CA rotation or a TLS
+ * switch, several rolling passes over every member, each wait bounded by the reconciler's rollout
+ * timeout (600 s). Three passes over `size` members, plus a snapshot, the plan's rollout, the finish
+ * and a restore, each 600 s at most. A deadline shorter than that would kill a healthy run half-way
+ * (the next Job resumes it, but only after the Lease expires).
+ */
+export function reconcileJobDeadlineSeconds(size: number): number {
+  return (3 * size + 4) * 600;
 }
 
 /** Where the Job's container reads the store document. */
@@ -121,34 +158,73 @@ export class ReconcilerBundle extends Construct {
       metadata: { name: this.jobName, labels, ...(Object.keys(jobAnnotations).length ? { annotations: jobAnnotations } : {}) },
       // No ttlSecondsAfterFinished: a GitOps tool would re-create a Job the TTL deleted, re-running it.
       spec: {
+        // Retries of a failed run; a retry waits for a live run's Lease instead of failing (600 s).
         backoffLimit: 4,
-        activeDeadlineSeconds: 1800,
+        activeDeadlineSeconds: reconcileJobDeadlineSeconds(store.spec.size),
         template: {
           // The reconciler is a client of the store (membership operations go through the client port).
           metadata: { labels: { ...labels, [STORE_LABEL]: store.spec.name } },
-          spec: reconcilerPodSpec({
-            serviceAccountName: names.serviceAccount,
-            image,
-            // Force only this spec: a retry of this Job after the ConfigMap moved on must not force the next one.
-            args: ['--store', DOCUMENT_PATH, ...(props.force ? ['--force', '--force-spec', store.specHash] : [])],
-            volumeMounts: [
-              { name: 'store', mountPath: '/etc/kvstore', readOnly: true },
-              // With TLS, membership changes connect with the library's client certificate.
-              ...(store.spec.tls ? [{ name: 'client-tls', mountPath: TLS_DIRS.client, readOnly: true }] : []),
-              // With TLS, the CA the spec's members trust (the member Secret's ca.crt, nothing else): the
-              // reconciler records it, and a CA rotation trusts it beside the one recorded before.
-              ...(store.spec.tls ? [{ name: 'member-ca', mountPath: TLS_DIRS.memberCa, readOnly: true }] : []),
-            ],
-            volumes: [
-              { name: 'store', configMap: { name: names.configMap } },
-              ...(store.spec.tls ? [tlsSecretVolume('client-tls', tlsSecrets(store.spec).client)] : []),
-              ...(store.spec.tls ? [{ name: 'member-ca', secret: { secretName: tlsSecrets(store.spec).member, defaultMode: 0o440, items: [{ key: 'ca.crt', path: 'ca.crt' }] } }] : []),
-            ],
-            // The store's tolerations and registry credentials: its reconciler image may be private too.
-            commons: storePodCommons(store.spec),
-          }),
+          // Force only this spec: a retry of this Job after the ConfigMap moved on must not force the next one.
+          spec: storeReconcilerPodSpec(store, image, ['--store', DOCUMENT_PATH, ...(props.force ? ['--force', '--force-spec', store.specHash] : [])]),
         },
       },
     });
+
+    if (props.maintenance) {
+      if (store.engine.spec.kind !== 'etcd') {
+        throw new SpecError(store.spec.name, [{ field: 'reconciler.maintenance', value: props.maintenance, allowed: 'left out for a custom engine', reason: 'maintenance defragments etcd members and recovers etcd from NOSPACE' }]);
+      }
+      const schedule = props.maintenance.schedule ?? DEFAULT_MAINTENANCE_SCHEDULE;
+      if (!new RegExp(CRON_PATTERN).test(schedule)) {
+        throw new SpecError(store.spec.name, [{ field: 'reconciler.maintenance.schedule', value: schedule, allowed: 'a cron schedule of five fields such as "23 * * * *", or a macro such as @hourly' }]);
+      }
+      kubeObject<ICronJob>(this, 'Maintenance', { apiVersion: 'batch/v1', kind: 'CronJob' }, {
+        metadata: { name: maintenanceCronJobName(store.spec.name), labels },
+        spec: {
+          schedule,
+          // One run at a time; a run that finds the Lease held (a reconcile under way) waits for it.
+          concurrencyPolicy: 'Forbid',
+          successfulJobsHistoryLimit: 3,
+          failedJobsHistoryLimit: 3,
+          jobTemplate: {
+            metadata: { labels: { [STORE_LABEL]: store.spec.name } },
+            spec: {
+              // A failed run (an unhealthy cluster, a member that did not come back) is the next schedule's to retry.
+              backoffLimit: 0,
+              activeDeadlineSeconds: reconcileJobDeadlineSeconds(store.spec.size),
+              template: {
+                metadata: { labels: { ...labels, [STORE_LABEL]: store.spec.name } },
+                spec: storeReconcilerPodSpec(store, image, ['--store', DOCUMENT_PATH, '--maintain']),
+              },
+            },
+          },
+        },
+      });
+    }
   }
+}
+
+/** The reconciler's pod for one store: its document, and with TLS the client certificate and the members' CA. */
+function storeReconcilerPodSpec(store: StoreDefinition, image: string, args: string[]): IPodSpec {
+  const names = reconcilerNames(store.spec.name);
+  return reconcilerPodSpec({
+    serviceAccountName: names.serviceAccount,
+    image,
+    args,
+    volumeMounts: [
+      { name: 'store', mountPath: '/etc/kvstore', readOnly: true },
+      // With TLS, membership changes connect with the library's client certificate.
+      ...(store.spec.tls ? [{ name: 'client-tls', mountPath: TLS_DIRS.client, readOnly: true }] : []),
+      // With TLS, the CA the spec's members trust (the member Secret's ca.crt, nothing else): the
+      // reconciler records it, and a CA rotation trusts it beside the one recorded before.
+      ...(store.spec.tls ? [{ name: 'member-ca', mountPath: TLS_DIRS.memberCa, readOnly: true }] : []),
+    ],
+    volumes: [
+      { name: 'store', configMap: { name: names.configMap } },
+      ...(store.spec.tls ? [tlsSecretVolume('client-tls', tlsSecrets(store.spec).client)] : []),
+      ...(store.spec.tls ? [{ name: 'member-ca', secret: { secretName: tlsSecrets(store.spec).member, defaultMode: 0o440, items: [{ key: 'ca.crt', path: 'ca.crt' }] } }] : []),
+    ],
+    // The store's tolerations and registry credentials: its reconciler image may be private too.
+    commons: storePodCommons(store.spec),
+  });
 }

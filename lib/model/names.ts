@@ -146,6 +146,11 @@ export function reconcilerNames(storeName: string): ReconcilerNames {
   };
 }
 
+/** GitOps mode's scheduled maintenance CronJob (defragmentation, NOSPACE recovery, replacing a lost member). */
+export function maintenanceCronJobName(storeName: string): string {
+  return `${storeName}-maintenance`;
+}
+
 /** The Job of one spec. Job names end up in the pods' `job-name` label, which must fit 63 characters. */
 export function reconcileJobName(storeName: string, jobHash: string): string {
   const job = `${storeName}-reconcile-${jobHash}`;

@@ -52,7 +52,7 @@ export const MAX_NAME_LENGTH = 52;
 /** The largest size of any store; engines may allow fewer members. */
 export const MAX_SIZE = 99;
 /** Five fields of digits, `*`, ranges, lists and steps, or a macro such as @hourly. */
-const CRON_PATTERN = '^(@(yearly|annually|monthly|weekly|daily|hourly)|([0-9*/,-]+ ){4}[0-9*/,-]+)$';
+export const CRON_PATTERN = '^(@(yearly|annually|monthly|weekly|daily|hourly)|([0-9*/,-]+ ){4}[0-9*/,-]+)$';
 /** RFC 6901: "/" then reference tokens; "~" only as ~0 or ~1. */
 const JSON_POINTER_PATTERN = '^(/([^~/]|~[01])*)+$';
 /** A snapshot file name: no directories. */

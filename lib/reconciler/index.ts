@@ -10,5 +10,7 @@ export {
   ClaimGrowth, Change, CreateStep, Plan, PruneStep, RecreateStep, Refusal, ResizeStep, Step, UpdateStep, WaitRolloutStep,
 } from './plan';
 export { PruneOptions, pruneSnapshots } from './prune';
-export { reconcileStore, ReconcileOptions, ReconcileResult, RefusedError, ProgressEvent } from './reconcile';
+export { maintainStore, reconcileStore, ReconcileOptions, ReconcileResult, RefusedError, ProgressEvent } from './reconcile';
+export { MaintainResult, MaintenanceError } from './maintain';
+export { DefragmentedMember, MaintenanceResult } from '../engines/etcd-maintenance';
 export { KubeObject, ObjectRef } from './types';

@@ -10,6 +10,7 @@ import { KubeClient } from './client';
 import { DesiredState, desiredState } from './desired';
 import { acquireLease, leaseKeeper, releaseLease } from './lease';
 import { Log } from './log';
+import { MaintainResult, maintainMembers } from './maintain';
 import { changeMembership, growClaims, OperationContext, registerPeerURL, restoreMembers, sleep, snapshotBefore, until, waitCaughtUp } from './operations';
 import { CA_ROTATION_MARK, CaRotation, caRotationRender, intent, isNoOp, LiveStore, membersMark, ObjectPlan, planObjects, renderAt, RunPlan, TLS_SWITCH_MARK, upgradeRender } from './phases';
 import { formatPlan, Plan, Step, upgradeFrom } from './plan';
@@ -310,6 +311,30 @@ export class StoreReconciler {
       this.client.fence = unfenced;
       await releaseLease(this.client, lease);
     }
+  }
+
+  /**
+   * Scheduled maintenance of a live etcd store (see maintainMembers), under the store's Lease: a run
+   * waits for a reconcile under way rather than defragmenting members it is restarting.
+   */
+  async maintain(): Promise<MaintainResult> {
+    const { document } = this;
+    const sts = document.spec.engine.kind === 'etcd' ? await this.client.read(this.stsRef) : undefined;
+    if (!sts || (sts.spec?.replicas ?? 0) === 0) {
+      this.log.info(`store ${document.namespace}/${document.spec.name}: no live etcd members to maintain`);
+      return { kind: 'none' };
+    }
+    const tls = await this.clientTls();
+    const { EtcdEngine } = await import('../engines/etcd');
+    const quotaBackendBytes = (this.target.store.engine as InstanceType<typeof EtcdEngine>).quotaBackendBytes(document.spec);
+    return this.underLease(async (keepAlive) => {
+      const live = await this.client.read(this.stsRef);
+      const endpoints = Array.from({ length: live?.spec?.replicas ?? 0 }, (_, i) => this.memberEndpoint(i, !!tls));
+      const ctx = this.context(keepAlive);
+      const done = await maintainMembers({ endpoints, ...(tls ? { tls } : {}), quotaBackendBytes, keepAlive, log: this.log, progress: ctx.operation.progress, retryTimeoutMs: ctx.operation.timeoutMs });
+      this.log.info(`store ${document.spec.name} maintained`, { store: document.spec.name, maintenance: done.kind });
+      return done;
+    });
   }
 
   private authManaged(live: LiveStore): boolean {
@@ -688,6 +713,11 @@ export class StoreReconciler {
   private result(p: Plan, before: number): ReconcileResult {
     return { plan: p, mutatingRequests: this.client.counters.mutating - before, specHash: this.target.store.specHash };
   }
+}
+
+/** Scheduled maintenance of one store: see StoreReconciler.maintain. */
+export async function maintainStore(document: StoreDocument, client: KubeClient, log: Log, options: ReconcileOptions): Promise<MaintainResult> {
+  return new StoreReconciler(document, client, log, options).maintain();
 }
 
 /** Reconciles one store: see StoreReconciler. */

@@ -4,7 +4,7 @@ import { join } from 'path';
 import { Chart, Testing } from 'cdk8s';
 import { gitOpsApp } from '../../apps/gitops';
 import { operatorApp } from '../../apps/operator';
-import { DEFAULT_RECONCILER_IMAGE, GitOpsProfile, KVStore, KVStoreProps, PatchOp, TaintEffect } from '../../lib';
+import { DEFAULT_RECONCILER_IMAGE, Engine, GitOpsProfile, KVStore, KVStoreProps, PatchOp, TaintEffect } from '../../lib';
 import { parseStoreDocument } from '../../lib/model/document';
 import { desiredState } from '../../lib/reconciler/desired';
 import { find, Manifest, synth, testChart } from '../support/manifests';
@@ -31,6 +31,33 @@ describe('GitOps mode (reconciler bundle)', () => {
       'RoleBinding/orders-reconciler',
       expect.stringMatching(/^Job\/orders-reconcile-[0-9a-f]{10}$/),
     ]);
+  });
+
+  test('the Job\'s deadline fits its longest operation (three passes over every member, 600 s per wait); retries wait for a live run\'s Lease', () => {
+    expect(find(bundle({ size: 3 }), 'Job').spec).toMatchObject({ backoffLimit: 4, activeDeadlineSeconds: 13 * 600 });
+    expect(find(bundle({ size: 7 }), 'Job').spec.activeDeadlineSeconds).toBe(25 * 600);
+  });
+
+  test('maintenance: a CronJob running the reconciler with --maintain on the schedule (hourly by default), one run at a time, with the Job\'s pod', () => {
+    const chart = testChart('shop');
+    new KVStore(chart, 'orders', { tls: {}, reconciler: { image: IMAGE, maintenance: {} } });
+    const objects = synth(chart);
+    const cron = objects.find((o) => o.kind === 'CronJob' && o.metadata.name === 'orders-maintenance')!;
+    expect(cron.spec).toMatchObject({ schedule: '23 * * * *', concurrencyPolicy: 'Forbid', jobTemplate: { spec: { backoffLimit: 0, activeDeadlineSeconds: 13 * 600 } } });
+    const pod = cron.spec.jobTemplate.spec.template;
+    const job = find(objects, 'Job').spec.template;
+    expect(pod.spec.containers[0].args).toEqual(['--store', '/etc/kvstore/store.json', '--maintain']);
+    // The same pod as the reconcile Job's (ServiceAccount, document, client certificate), and the store label its NetworkPolicy admits.
+    expect({ ...pod.spec, containers: [{ ...pod.spec.containers[0], args: [] }] }).toEqual({ ...job.spec, containers: [{ ...job.spec.containers[0], args: [] }] });
+    expect(pod.metadata.labels['kvstore.cdk8s-kvstore.io/store']).toBe('orders');
+    // Without maintenance: no CronJob.
+    expect(bundle().filter((o) => o.kind === 'CronJob')).toEqual([]);
+  });
+
+  test('maintenance: a schedule that is not cron, or a custom engine, is refused naming the store and the field', () => {
+    const make = (props: KVStoreProps) => () => new KVStore(testChart('shop'), 'orders', props);
+    expect(make({ reconciler: { image: IMAGE, maintenance: { schedule: 'hourly' } } })).toThrow(/orders.*reconciler\.maintenance\.schedule must be a cron schedule of five fields.*got "hourly"/s);
+    expect(make({ engine: Engine.custom({ clientPort: 6379 }), containerImage: 'redis:7', reconciler: { image: IMAGE, maintenance: {} } })).toThrow(/orders.*reconciler\.maintenance must be left out for a custom engine/s);
   });
 
   test('the Job is named by a hash of the spec: same spec same name, changed spec or image a new name', () => {
