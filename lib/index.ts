@@ -7,7 +7,7 @@ export {
   RollingUpdateOptions, TopologySpreadOptions, UpdateStrategy, VolumeClaimTemplateOptions, WhenUnsatisfiable,
   TolerationOperator, TaintEffect, TolerationOptions, PatchOp, JsonPatchOperation, ObjectPatch,
 } from './constructs/store-options';
-export { GitOpsProfile, ReconcilerOptions } from './constructs/reconciler-bundle';
+export { DEFAULT_MAINTENANCE_SCHEDULE, GitOpsProfile, MaintenanceOptions, ReconcilerOptions } from './constructs/reconciler-bundle';
 // A type only: KVStore creates the bundle (`store.reconciler`); it cannot be built on its own.
 export type { ReconcilerBundle } from './constructs/reconciler-bundle';
 export { KVStoreOperator, KVStoreOperatorProps } from './constructs/kv-store-operator';

@@ -16,7 +16,11 @@ export interface MaintainResult {
 
 /** A maintenance run that could not do what it had to (an unhealthy cluster, an alarm kept): the CronJob's Job fails. */
 export class MaintenanceError extends Error {
-  constructor(message: string, readonly result?: MaintenanceResult) {
+  constructor(
+    message: string,
+    /** What the run did before it stopped, when it ran. */
+    readonly result?: MaintenanceResult,
+  ) {
     super(message);
     this.name = 'MaintenanceError';
   }
