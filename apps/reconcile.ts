@@ -98,6 +98,7 @@ async function reconcile(command: Extract<Command, { mode: 'store' | 'crd' }>, l
       dryRun: command.dryRun,
       holder: process.env.POD_NAME ?? process.env.HOSTNAME ?? `${hostname()}-${process.pid}`,
       ...(command.etcdEndpoints ? { etcdEndpoints: command.etcdEndpoints } : {}),
+      ...(command.etcdMemberEndpoints ? { etcdMemberEndpoint: memberEndpoint(command.etcdMemberEndpoints) } : {}),
       ...(command.etcdTlsDir ? { etcdTlsDir: command.etcdTlsDir } : {}),
       ...(command.leaseSeconds ? { leaseDurationSeconds: command.leaseSeconds } : {}),
       leaseWaitMs: (command.leaseWaitSeconds ?? (command.mode === 'store' ? 600 : 0)) * 1000,
@@ -164,4 +165,13 @@ export async function main(argv: string[], kubeConfig?: k8s.KubeConfig, streams:
 
 if (require.main === module) {
   main(process.argv.slice(2)).then((code) => process.exit(code));
+}
+
+/** Member `i`'s URL from --etcd-member-endpoints; an ordinal beyond the list is an error naming the flag. */
+function memberEndpoint(urls: readonly string[]): (ordinal: number) => string {
+  return (ordinal) => {
+    const url = urls[ordinal];
+    if (!url) throw new Error(`--etcd-member-endpoints lists ${urls.length} URL(s): none for member ${ordinal}`);
+    return url;
+  };
 }

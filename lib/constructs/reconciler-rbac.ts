@@ -44,7 +44,8 @@ export function storeRules(o: { store: StoreNames; spec: KVStoreSpec; lease: str
   rules.push({ apiGroups: [''], resources: ['persistentvolumeclaims'], verbs: claimCreate ? ['create', 'list'] : ['list'] });
   rules.push({ apiGroups: [''], resources: ['persistentvolumeclaims'], resourceNames: claims, verbs: etcd ? ['delete', 'get', 'patch'] : ['get', 'patch'] });
   if (backupClaim.length > 0) rules.push({ apiGroups: [''], resources: ['persistentvolumeclaims'], resourceNames: backupClaim, verbs: ['get', 'patch'] });
-  if (etcd) rules.push({ apiGroups: [''], resources: ['pods'], resourceNames: ordinals.map((i) => podName(o.store, i)), verbs: ['get'] });
+  // A lost member's pod is deleted (with its claims) so it starts again on an empty volume.
+  if (etcd) rules.push({ apiGroups: [''], resources: ['pods'], resourceNames: ordinals.map((i) => podName(o.store, i)), verbs: ['delete', 'get'] });
   if (o.spec.restore) rules.push({ apiGroups: [''], resources: ['pods'], verbs: ['list'] });
   // The backup CronJob: applied while backup is on, pruned (list, delete) once it is turned off.
   rules.push({ apiGroups: ['batch'], resources: ['cronjobs'], verbs: o.spec.backup ? ['create', 'list'] : ['list'] });

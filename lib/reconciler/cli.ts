@@ -78,6 +78,7 @@ const OPTIONS: readonly OptionSpec[] = [
   { name: '--force-spec', value: 'HASH', modes: ['store'], help: 'With --force: force only the store document whose spec hash is HASH; any other runs without force (the reconciler Job passes its own spec\'s, so a retried older Job never forces a newer spec).' },
   { name: '--force', modes: RECONCILE, help: 'Make the changes the plan refuses but force may make: immutable StatefulSet fields (re-created with orphan propagation: pods and PVCs stay), an engine change, a restore over a live store. Read the refusals (--dry-run) first.' },
   { name: '--etcd-endpoints', value: 'URL,...', modes: RECONCILE, help: 'etcd client URLs (http://host:port, https:// with TLS) for membership changes. Default: the store\'s client Service (reachable only inside the cluster).' },
+  { name: '--etcd-member-endpoints', value: 'URL,...', modes: ['store'], help: 'Each member\'s own client URL, by ordinal (http://host:port; https:// is used where the member speaks TLS), for what concerns one member: an upgrade\'s catch-up check, the TLS switch, maintenance. Default: each member\'s DNS name under the headless Service (reachable only inside the cluster).' },
   { name: '--etcd-tls-dir', value: 'DIR', modes: RECONCILE, help: 'With TLS: the directory with the client certificate (tls.crt, tls.key, ca.crt of the <store>-client-tls Secret). Default: /etc/kvstore/client-tls, where the reconciler Job mounts it.' },
   { name: '--lease-seconds', value: 'N', modes: RECONCILE, help: 'How long the store\'s Lease lasts unless renewed: a crashed run blocks the next one at most this long. Default: 120.' },
   { name: '--lease-wait-seconds', value: 'N', modes: RECONCILE, help: 'How long to wait for the store\'s Lease while another live reconciler holds it (0: give up at once). Default: 600 with --store (a retried or newer Job waits rather than burning its retries), 0 with --crd (the next pass tries again).' },
@@ -99,6 +100,7 @@ export interface ReconcileFlags {
   readonly dryRun: boolean;
   readonly json: boolean;
   readonly etcdEndpoints?: string[];
+  readonly etcdMemberEndpoints?: string[];
   readonly etcdTlsDir?: string;
   readonly leaseSeconds?: number;
   readonly leaseWaitSeconds?: number;
@@ -146,11 +148,11 @@ const nonNegativeInteger = (flag: string, text: string): number => {
   return Number(text);
 };
 
-function endpointList(text: string): string[] {
+function endpointList(text: string, flag = '--etcd-endpoints'): string[] {
   const urls = text.split(',').map((u) => u.trim()).filter(Boolean);
-  if (urls.length === 0) throw new UsageError('--etcd-endpoints needs at least one URL (http://host:port,...)');
+  if (urls.length === 0) throw new UsageError(`${flag} needs at least one URL (http://host:port,...)`);
   const bad = urls.find((u) => !/^https?:\/\/[^\s/]+/.test(u));
-  if (bad) throw new UsageError(`--etcd-endpoints: ${JSON.stringify(bad)} is not an http:// or https:// URL (http://host:port)`);
+  if (bad) throw new UsageError(`${flag}: ${JSON.stringify(bad)} is not an http:// or https:// URL (http://host:port)`);
   return urls;
 }
 
@@ -205,6 +207,7 @@ export function parseArgs(argv: readonly string[]): Command {
     dryRun: given.has('--dry-run'),
     json,
     ...(given.has('--etcd-endpoints') ? { etcdEndpoints: endpointList(text('--etcd-endpoints')!) } : {}),
+    ...(given.has('--etcd-member-endpoints') ? { etcdMemberEndpoints: endpointList(text('--etcd-member-endpoints')!, '--etcd-member-endpoints') } : {}),
     ...(given.has('--etcd-tls-dir') ? { etcdTlsDir: text('--etcd-tls-dir') } : {}),
     ...(given.has('--lease-seconds') ? { leaseSeconds: positiveInteger('--lease-seconds', text('--lease-seconds')!) } : {}),
     ...(given.has('--lease-wait-seconds') ? { leaseWaitSeconds: nonNegativeInteger('--lease-wait-seconds', text('--lease-wait-seconds')!) } : {}),
@@ -268,7 +271,7 @@ export function helpText(version: string): string {
     ...optionHelp(['--store', '--maintain', '--crd', '--namespace', '--namespace-selector', '--all-namespaces', '--prune-image', '--prune-snapshots', '--prefix', '--pre-operation-prefix', '--keep', '--keep-file']),
     '',
     'Reconcile options (--store and --crd):',
-    ...optionHelp(['--dry-run', '--force', '--force-spec', '--etcd-endpoints', '--etcd-tls-dir', '--lease-seconds', '--lease-wait-seconds', '--kubeconfig', '--context']),
+    ...optionHelp(['--dry-run', '--force', '--force-spec', '--etcd-endpoints', '--etcd-member-endpoints', '--etcd-tls-dir', '--lease-seconds', '--lease-wait-seconds', '--kubeconfig', '--context']),
     '',
     'Other options:',
     ...optionHelp(['--json', '--help', '--version']),

@@ -274,6 +274,69 @@ export async function waitCaughtUp(ctx: OperationContext, members: string[], ord
 }
 
 /**
+ * Replaces member `ordinal`, whose pod crash-loops on a lost or foreign data directory while the others
+ * keep quorum: remove it from the cluster, register its peer URL again as a learner (it cannot affect
+ * quorum), delete its claims and its pod so the StatefulSet starts it on an empty volume, which joins
+ * as the learner; promote it once caught up. Each step decides from what is live, so a stopped run is
+ * finished by the next: a learner whose pod crash-loops still has the old volume (wiped again); one
+ * whose pod runs is waited for and promoted. `crashLooping` reads the pod again.
+ */
+export async function replaceMember(ctx: OperationContext, ordinal: number, endpoints: string[], crashLooping: () => Promise<boolean>, tls?: EtcdClientTls): Promise<void> {
+  const { client, document, log } = ctx;
+  const { EtcdMembership } = await import('../engines/etcd-membership');
+  const names = storeNames(document.spec.name);
+  const pod = podName(names, ordinal);
+  const engine = new EtcdEngine(document.spec.engine as EtcdEngineSpec);
+  const peerURL = engine.peerURL({ spec: document.spec, names, clusterToken: document.clusterToken, initialClusterState: 'existing', namespace: document.namespace }, ordinal, document.namespace);
+  const membership = new EtcdMembership(endpoints, { onRetry: ctx.keepAlive, retryTimeoutMs: ctx.timeoutMs, ...(tls ? { tls } : {}) });
+  const mine = async () => (await membership.list()).find((m) => m.peerURLs.some((u) => ordinalOfPeerURL(u, names) === ordinal));
+  try {
+    let member = await mine();
+    if (member && !member.isLearner) {
+      await ctx.progress('ReplacingMember', `member ${pod} crash-loops on its data: removing it from the cluster`);
+      await membership.remove(member.id);
+      log.info(`member ${pod} (id ${member.id}) removed from the cluster: its data is lost or foreign`, { action: 'remove', member: pod });
+      member = undefined;
+    }
+    if (!member) {
+      member = await membership.addLearner(peerURL);
+      log.info(`member ${pod} registered again as a learner (id ${member.id}): it joins with an empty volume and cannot affect quorum until promoted`, { action: 'add-learner', member: pod });
+    }
+    if (await crashLooping()) {
+      await ctx.progress('ReplacingMember', `member ${pod}: deleting its claims and its pod, so it starts on an empty volume`);
+      const claims = document.spec.volumeClaimTemplates.map((t) => pvcName(names, t.name, ordinal));
+      const old = new Map<string, string | undefined>();
+      for (const claim of claims) old.set(claim, (await client.read(pvcRef(document.namespace, claim)))?.metadata.uid as string | undefined);
+      for (const claim of claims) {
+        if (!old.get(claim)) continue;
+        log.info(`PVC ${claim} holds the lost member's data: deleting it (kept by the API until its pod is gone)`, { action: 'wipe', pvc: claim });
+        await client.delete(pvcRef(document.namespace, claim), 'Background');
+      }
+      const podRef = ref('v1', 'Pod', document.namespace, pod);
+      await client.delete(podRef, 'Background');
+      // The StatefulSet creates a pod's missing claims when it creates the pod; a pod it re-created
+      // while the old claim was still being deleted waits for a claim that is gone: deleted again.
+      await until(ctx, `member ${pod} to come back on a new volume`, async () => {
+        const fresh = await Promise.all(claims.map(async (c) => {
+          const live = await client.read(pvcRef(document.namespace, c));
+          return !!live && live.metadata.uid !== old.get(c) && !live.metadata.deletionTimestamp;
+        }));
+        if (fresh.every(Boolean)) return true;
+        const current = await client.read(podRef);
+        const gone = await Promise.all(claims.map(async (c) => !(await client.read(pvcRef(document.namespace, c)))));
+        if (current && !current.metadata.deletionTimestamp && gone.some(Boolean)) await client.delete(podRef, 'Background');
+        return undefined;
+      });
+    }
+    await ctx.progress('ReplacingMember', `member ${pod}: promoting it once it has caught up`);
+    await membership.promote(member.id);
+    log.info(`member ${pod} replaced: promoted to a voting member on a new volume`, { action: 'promote', member: pod });
+  } finally {
+    membership.close();
+  }
+}
+
+/**
  * Registers member `ordinal`'s peer URL as the spec renders it, through `endpoint`, the member's own
  * plain-HTTP client URL. Turning TLS on: https, what its pod listens on once it restarts with TLS;
  * until then the member speaks plain HTTP to clients, so this needs no client certificate (CRD mode

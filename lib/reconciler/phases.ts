@@ -184,6 +184,25 @@ export function upgradeRender(u: VersionUpgrade, partition = u.upgradedFrom): Pi
   return { partition, operation: upgradeMark(u.from, u.to) };
 }
 
+/** Restarts after which a member that keeps failing counts as lost (its data gone or foreign), not slow. */
+export const LOST_AFTER_RESTARTS = 3;
+
+/**
+ * Whether a member's pod crash-loops: not ready, its engine container restarted at least
+ * LOST_AFTER_RESTARTS times, the last time after failing (a non-zero exit). What etcd does on a lost or
+ * foreign data directory ("tocommit is out of range", "member already bootstrapped", "cluster ID
+ * mismatch"): it exits at once, every time. A pod still starting, or one the kubelet has not run yet,
+ * is not lost.
+ */
+export function crashLooping(pod: KubeObject | undefined): boolean {
+  if (!pod || pod.metadata.deletionTimestamp) return false;
+  const ready = (pod.status?.conditions ?? []).some((c: any) => c.type === 'Ready' && c.status === 'True');
+  const engine = (pod.status?.containerStatuses ?? [])[0];
+  if (ready || !engine) return false;
+  const failed = (engine.lastState?.terminated?.exitCode ?? 0) !== 0;
+  return (engine.restartCount ?? 0) >= LOST_AFTER_RESTARTS && failed;
+}
+
 /** The store rendered with `size` members, for a cluster that is bootstrapped or not yet. */
 export function renderAt(document: StoreDocument, live: LiveStore, size: number, options: Omit<RenderOptions, 'initialClusterState' | 'toolOwned'> = {}): DesiredState {
   const sized = size === document.spec.size ? document : { ...document, spec: { ...document.spec, size } };

@@ -11,8 +11,8 @@ import { DesiredState, desiredState } from './desired';
 import { acquireLease, leaseKeeper, releaseLease } from './lease';
 import { Log } from './log';
 import { MaintainResult, maintainMembers } from './maintain';
-import { changeMembership, growClaims, OperationContext, registerPeerURL, restoreMembers, sleep, snapshotBefore, until, waitCaughtUp } from './operations';
-import { CA_ROTATION_MARK, CaRotation, caRotationRender, intent, isNoOp, LiveStore, membersMark, ObjectPlan, planObjects, renderAt, RunPlan, TLS_SWITCH_MARK, upgradeRender } from './phases';
+import { changeMembership, growClaims, OperationContext, ordinalOfPeerURL, registerPeerURL, replaceMember, restoreMembers, sleep, snapshotBefore, until, waitCaughtUp } from './operations';
+import { CA_ROTATION_MARK, CaRotation, caRotationRender, crashLooping, intent, isNoOp, LiveStore, membersMark, ObjectPlan, planObjects, renderAt, RunPlan, TLS_SWITCH_MARK, upgradeRender } from './phases';
 import { formatPlan, Plan, Step, upgradeFrom } from './plan';
 import { describeRef, groupKind, KubeObject, ObjectRef, refOf } from './types';
 
@@ -331,10 +331,50 @@ export class StoreReconciler {
       const live = await this.client.read(this.stsRef);
       const endpoints = Array.from({ length: live?.spec?.replicas ?? 0 }, (_, i) => this.memberEndpoint(i, !!tls));
       const ctx = this.context(keepAlive);
+      await this.replaceLostMembers(ctx, endpoints, tls);
       const done = await maintainMembers({ endpoints, ...(tls ? { tls } : {}), quotaBackendBytes, keepAlive, log: this.log, progress: ctx.operation.progress, retryTimeoutMs: ctx.operation.timeoutMs });
       this.log.info(`store ${document.spec.name} maintained`, { store: document.spec.name, maintenance: done.kind });
       return done;
     });
+  }
+
+  /**
+   * Members whose pods crash-loop on lost or foreign data (see crashLooping), and a replacement a
+   * stopped run left half done (a learner of ours): each replaced in turn (see replaceMember), only
+   * while the members left keep quorum without it. A snapshot first when backup is on.
+   */
+  private async replaceLostMembers(ctx: Context, endpoints: string[], tls: EtcdClientTls | undefined): Promise<void> {
+    const { document } = this;
+    const names = storeNames(document.spec.name);
+    const podRef = (i: number): ObjectRef => ({ apiVersion: 'v1', kind: 'Pod', namespace: document.namespace, name: podName(names, i) });
+    const pods = await Promise.all(endpoints.map((_, i) => this.client.read(podRef(i))));
+    const lost = pods.flatMap((p, i) => (crashLooping(p) ? [i] : []));
+    const { EtcdMembership } = await import('../engines/etcd-membership');
+    const membership = new EtcdMembership(endpoints, { onRetry: ctx.keepAlive, ...(tls ? { tls } : {}) });
+    let members;
+    try {
+      members = await membership.list();
+    } finally {
+      membership.close();
+    }
+    const ordinalOf = (m: { peerURLs: readonly string[] }) => m.peerURLs.map((u) => ordinalOfPeerURL(u, names)).find((o) => o !== undefined);
+    const resumed = members.filter((m) => m.isLearner).map(ordinalOf).filter((o): o is number => o !== undefined && o < endpoints.length);
+    const todo = [...new Set([...resumed, ...lost])].sort((a, b) => b - a);
+    if (todo.length === 0) return;
+    const voting = members.filter((m) => !m.isLearner);
+    const ready = (p: KubeObject | undefined) => (p?.status?.conditions ?? []).some((c: any) => c.type === 'Ready' && c.status === 'True');
+    const healthy = voting.filter((m) => { const o = ordinalOf(m); return o !== undefined && ready(pods[o]); }).length;
+    const needed = Math.floor((voting.length - (lost.length ? 1 : 0)) / 2) + 1;
+    if (healthy < needed) {
+      throw new Error(`store ${document.namespace}/${document.spec.name}: member(s) ${todo.map((i) => podName(names, i)).join(', ')} crash-loop, but only ${healthy} of ${voting.length} voting members are ready: ` +
+        `replacing one needs ${needed} healthy members to keep quorum; nothing was changed. If the majority is gone for good, this is a quorum loss (see "Recovery from quorum loss" in the README).`);
+    }
+    await snapshotBefore(ctx.operation, this.target.objects, `replacing member ${podName(names, todo[0])}`, `${this.target.store.specHash}/${todo.join(',')}/${pods[todo[0]]?.metadata.uid ?? ''}`);
+    for (const ordinal of todo) {
+      this.log.info(`member ${podName(names, ordinal)} is lost (its pod crash-loops: ${restartsOf(pods[ordinal])} restarts): replacing it`, { action: 'replace', member: podName(names, ordinal) });
+      await replaceMember(ctx.operation, ordinal, endpoints.filter((_, i) => i !== ordinal), async () => crashLooping(await this.client.read(podRef(ordinal))), tls);
+      await waitRollout(ctx, this.stsRef);
+    }
   }
 
   private authManaged(live: LiveStore): boolean {
@@ -748,4 +788,9 @@ function normalizePem(pem: string): string {
 /** Both bundles' certificates, each once, the first's first. */
 export function mergePem(a: string, b: string): string {
   return [...new Set([...pemBlocks(a), ...pemBlocks(b)])].join('');
+}
+
+/** How often a pod's engine container restarted. */
+function restartsOf(pod: KubeObject | undefined): number {
+  return pod?.status?.containerStatuses?.[0]?.restartCount ?? 0;
 }

@@ -9,7 +9,7 @@ import { reconcilerNames } from '../../lib/model/names';
 import { heldByOther } from '../../lib/reconciler/lease';
 import { ApiServer } from '../support/api-server';
 import { ClusterSimulator } from '../support/cluster-simulator';
-import { keysUnder, memberList, reconcileOnce, simulatedCluster, storeDocument, Writer } from '../support/day2';
+import { keysUnder, loseMemberData, maintainOnce, memberList, reconcileOnce, simulatedCluster, storeDocument, Writer } from '../support/day2';
 import { NAMESPACE } from '../support/etcd-cluster';
 import { runReconcilerChild } from '../support/kill-at';
 import { describeWithEtcd } from '../support/requires-etcd';
@@ -44,6 +44,10 @@ interface Operation {
   readonly target: (round: number) => StoreDocument;
   /** Asserts the store is exactly `target(round)`, beyond what every operation checks. */
   readonly converged: (round: number) => Promise<void>;
+  /** More arguments of the killed run (`--maintain`). @default none */
+  readonly args?: (round: number) => string[];
+  /** The run after a kill (a retried Job). @default a reconcile of `target(round)` as another holder */
+  readonly after?: (round: number, holder: string) => Promise<unknown>;
 }
 
 /** How one round went, for the report: seconds in the killed run and in the run after it. */
@@ -101,7 +105,7 @@ async function killAtEveryBoundary(op: Operation, log: string[]): Promise<void> 
   let writerStopped = false;
   try {
     // Round 0: the boundaries of an uninterrupted run.
-    const reference = await runReconcilerChild(api, op.target(0), { etcdEndpoints: survivorEndpoints(), holder: 'reference', leaseSeconds: LEASE_SECONDS });
+    const reference = await runReconcilerChild(api, op.target(0), { etcdEndpoints: survivorEndpoints(), holder: 'reference', leaseSeconds: LEASE_SECONDS, args: op.args?.(0) });
     expect({ code: reference.code, output: reference.code === 0 ? '' : reference.output }).toEqual({ code: 0, output: '' });
     const labels = reference.boundaries.map((b) => b.label);
     expect(labels.length).toBeGreaterThan(0);
@@ -112,7 +116,7 @@ async function killAtEveryBoundary(op: Operation, log: string[]): Promise<void> 
       await op.prepare(k);
       await leaseFreeFor(`killed-${k}`);
       const t = Date.now();
-      const killed = await runReconcilerChild(api, op.target(k), { etcdEndpoints: survivorEndpoints(), holder: `killed-${k}`, leaseSeconds: LEASE_SECONDS, killAt: k });
+      const killed = await runReconcilerChild(api, op.target(k), { etcdEndpoints: survivorEndpoints(), holder: `killed-${k}`, leaseSeconds: LEASE_SECONDS, killAt: k, args: op.args?.(k) });
       // Each round stops at the boundary it is about: the runs take the same steps in the same order.
       // (A run that failed on its own, before its k-th boundary, shows its log here.)
       const failed = killed.killedAt === undefined && killed.code !== 0 ? killed.output : undefined;
@@ -122,7 +126,7 @@ async function killAtEveryBoundary(op: Operation, log: string[]): Promise<void> 
       const killedS = seconds(t);
       const t2 = Date.now();
       // Another holder, as a retried Job is: it waits for the killed run's Lease to expire.
-      await reconcileOnce(api, sim, op.target(k), { holder: `after-kill-${k}`, leaseWaitMs: LEASE_WAIT_MS });
+      await (op.after ? op.after(k, `after-kill-${k}`) : reconcileOnce(api, sim, op.target(k), { holder: `after-kill-${k}`, leaseWaitMs: LEASE_WAIT_MS }));
       const afterS = seconds(t2);
       await expectConverged(op, k, `killed after boundary ${k} (${labels[k - 1]})`);
       log.push(roundLine(k, labels[k - 1], killed.killedAt === k, killedS, afterS));
@@ -191,9 +195,29 @@ describeWithEtcd('a reconciler killed at every step boundary of a day-2 operatio
     }
   });
 
-  // The third operation: replacing a member (issue #12 item 7) does not exist in the reconciler yet.
-  // Once it does, it is one more `killAtEveryBoundary({ initial, prepare, target, converged })`: with
-  // `initial` of size 5, prepare breaks or marks kv-3 or kv-4 (kv-0..kv-2 carry the writer and must
-  // keep running), target asks for its replacement, converged checks that member's etcd id changed.
-  test.todo('member replacement (not implemented in the reconciler yet): killed at every boundary, the next run converges');
+  test('replacing a lost member (kv-3 of 5, its data directory deleted)', async () => {
+    const log: string[] = [];
+    const five = { ...props, size: 5 };
+    let lostId = '';
+    const memberEndpoints = () => [0, 1, 2, 3, 4].map((i) => sim.url(`kv-${i}`));
+    try {
+      await killAtEveryBoundary({
+        initial: five,
+        // kv-3 loses its data under it and crash-loops once restarted (kv-0..kv-2 carry the writer).
+        prepare: async () => {
+          lostId = (await memberList(survivorEndpoints())).find((m) => m.name === 'kv-3')!.id;
+          await loseMemberData(api, sim, 'kv-3');
+        },
+        target: () => storeDocument(STORE, five),
+        args: () => ['--maintain', '--etcd-member-endpoints', memberEndpoints().join(',')],
+        after: (_, holder) => maintainOnce(api, sim, storeDocument(STORE, five), { holder, leaseWaitMs: LEASE_WAIT_MS }),
+        converged: async () => {
+          const kv3 = (await memberList(survivorEndpoints())).find((m) => m.name === 'kv-3');
+          expect({ replaced: kv3 && kv3.id !== lostId }).toEqual({ replaced: true });
+        },
+      }, log);
+    } finally {
+      process.stdout.write(`member replacement:\n  ${log.join('\n  ')}\n`);
+    }
+  });
 });

@@ -5,13 +5,11 @@
 // proven in test/engines/etcd-maintenance.test.ts; this proves the reconciler's run end to end.
 import { Etcd3 } from 'etcd3';
 import { Engine } from '../../lib';
-import { KubeClient } from '../../lib/reconciler/client';
-import { Log } from '../../lib/reconciler/log';
 import { MaintenanceError } from '../../lib/reconciler/maintain';
-import { maintainStore, ReconcileOptions } from '../../lib/reconciler/reconcile';
+import type { ReconcileOptions } from '../../lib/reconciler/reconcile';
 import { ApiServer } from '../support/api-server';
 import { ClusterSimulator } from '../support/cluster-simulator';
-import { reconcileOnce, simulatedCluster, storeDocument } from '../support/day2';
+import { keysUnder, loseMemberData, maintainOnce, memberList, reconcileOnce, simulatedCluster, storeDocument, Writer } from '../support/day2';
 import { ETCD_VERSION, NAMESPACE } from '../support/etcd-cluster';
 import { describeWithEtcd } from '../support/requires-etcd';
 
@@ -26,14 +24,7 @@ const QUOTA = 8 * MiB;
 const props = { size: 3, storageSize: '1Gi', engine: Engine.etcd({ version: ETCD_VERSION, quotaBackendBytes: QUOTA }) };
 
 /** One maintenance run of the store in-process, as the CronJob's container runs it. */
-async function maintain(lines: string[], extra: Partial<ReconcileOptions> = {}) {
-  const document = storeDocument('kv', props);
-  return maintainStore(document, new KubeClient(api.kubeConfig(), { baseDelayMs: 20, maxDelayMs: 200 }), new Log(false, (l) => lines.push(l.trimEnd())), {
-    holder: 'maintenance-test', pollMs: 100, rolloutTimeoutMs: 30_000,
-    etcdMemberEndpoint: (i) => sim.url(`kv-${i}`),
-    ...extra,
-  });
-}
+const maintain = (lines: string[], extra: Partial<ReconcileOptions> = {}) => maintainOnce(api, sim, storeDocument('kv', props), { rolloutTimeoutMs: 30_000, ...extra }, lines);
 
 const withClient = async <T>(fn: (c: Etcd3) => Promise<T>): Promise<T> => {
   const c = new Etcd3({ hosts: sim.endpoints('kv') });
@@ -88,6 +79,46 @@ describeWithEtcd(`maintenance through the reconciler (etcd ${ETCD_VERSION})`, ()
     const again: string[] = [];
     expect(await maintain(again)).toEqual({ kind: 'defragmentation' });
     expect(again).toContain('maintenance: no member has enough to reclaim');
+  });
+
+  test('a member whose data directory is deleted while it runs crash-loops once restarted; the run replaces it (removed, re-added as a learner on a new volume, promoted) with writes continuing', async () => {
+    await reconcileOnce(api, sim, storeDocument('kv', props));
+    await sim.waitForReady('kv', 3, 60_000);
+    const before = await memberList(sim.endpoints('kv'));
+    const oldId = before.find((m) => m.name === 'kv-1')!.id;
+    const oldClaim = (api.get('v1', 'PersistentVolumeClaim', NAMESPACE, 'data-kv-1') as any).metadata.uid;
+    const survivors = ['kv-0', 'kv-2'].map((p) => sim.url(p));
+    const writer = new Writer(survivors);
+    let lines: string[] = [];
+    try {
+      await sim.waitUntil('writes before', () => writer.acked.length >= 20, 30_000);
+      // The volume's data is lost under the running member; it fails for good at its next start.
+      await loseMemberData(api, sim, 'kv-1');
+
+      lines = [];
+      await maintain(lines);
+      await sim.waitForReady('kv', 3, 60_000);
+      const acked = writer.acked.length;
+      await sim.waitUntil('writes after', () => writer.acked.length >= acked + 20, 30_000);
+    } finally {
+      await writer.stop();
+    }
+    const after = await memberList(sim.endpoints('kv'));
+    expect(after.map((m) => [m.name, m.isLearner]).sort()).toEqual([['kv-0', false], ['kv-1', false], ['kv-2', false]]);
+    expect(after.find((m) => m.name === 'kv-1')!.id).not.toBe(oldId);
+    expect((api.get('v1', 'PersistentVolumeClaim', NAMESPACE, 'data-kv-1') as any).metadata.uid).not.toBe(oldClaim);
+    expect(lines.filter((l) => /^member kv-1 /.test(l))).toEqual([
+      expect.stringMatching(/^member kv-1 is lost \(its pod crash-loops: [0-9]+ restarts\): replacing it$/),
+      expect.stringMatching(/^member kv-1 \(id [0-9]+\) removed from the cluster/),
+      expect.stringMatching(/^member kv-1 registered again as a learner/),
+      'member kv-1 replaced: promoted to a voting member on a new volume',
+    ]);
+    // No acknowledged write lost, and the new member holds them all.
+    expect(writer.acked.length).toBeGreaterThan(40);
+    for (const url of [...survivors, sim.url('kv-1')]) {
+      const held = await keysUnder([url], 'w/');
+      expect({ url, missing: writer.acked.filter((k) => !held.has(k)) }).toEqual({ url, missing: [] });
+    }
   });
 
   test('a member down: the run fails, saying which', async () => {

@@ -4,13 +4,14 @@
 import { Chart, Testing } from 'cdk8s';
 import { Etcd3, IOptions } from 'etcd3';
 import { Engine, KVStore, KVStoreProps } from '../../lib';
-import { mkdirSync, writeFileSync } from 'fs';
+import { mkdirSync, rmSync, writeFileSync } from 'fs';
 import { join } from 'path';
 import { EtcdClientTls, EtcdMembership, etcdTlsOptions, Member } from '../../lib/engines/etcd-membership';
 import { tlsFiles } from './cert-issuer';
 import { KubeClient } from '../../lib/reconciler/client';
 import { Log } from '../../lib/reconciler/log';
-import { reconcileStore, ReconcileOptions, ReconcileResult } from '../../lib/reconciler/reconcile';
+import type { MaintainResult } from '../../lib/reconciler/maintain';
+import { maintainStore, reconcileStore, ReconcileOptions, ReconcileResult } from '../../lib/reconciler/reconcile';
 import type { StoreDocument } from '../../lib/model/document';
 import { ApiServer, startApiServer } from './api-server';
 import { ClusterSimulator } from './cluster-simulator';
@@ -44,6 +45,17 @@ export async function reconcileOnce(api: ApiServer, sim: ClusterSimulator, docum
     rolloutTimeoutMs: 90_000,
     etcdEndpoints: sim.endpoints(document.spec.name),
     // A member's own URL (plain HTTP; the reconciler makes it https where the member speaks TLS).
+    etcdMemberEndpoint: (i) => `http://${sim.runner.ip(`${document.spec.name}-${i}`)}:2379`,
+    ...extra,
+  });
+}
+
+/** One maintenance run (`--maintain`) of `document` against the simulated cluster, as reconcileOnce runs a reconcile. */
+export async function maintainOnce(api: ApiServer, sim: ClusterSimulator, document: StoreDocument, extra: Partial<ReconcileOptions> = {}, lines: string[] = []): Promise<MaintainResult> {
+  return maintainStore(document, new KubeClient(api.kubeConfig(), { baseDelayMs: 20, maxDelayMs: 200 }), new Log(false, (l) => lines.push(l.trimEnd())), {
+    holder: 'day2-maintenance',
+    pollMs: 100,
+    rolloutTimeoutMs: 90_000,
     etcdMemberEndpoint: (i) => `http://${sim.runner.ip(`${document.spec.name}-${i}`)}:2379`,
     ...extra,
   });
@@ -175,4 +187,18 @@ export function simulatedCluster(use: (api: ApiServer, sim: ClusterSimulator) =>
     await current?.api.stop();
     current = undefined;
   });
+}
+
+/**
+ * Member `pod` loses its data under it (its volume's etcd directory deleted while it runs), then its
+ * process is killed: restarted by the kubelet on an empty directory it fails at once, every time.
+ * Returns once its pod crash-loops (at least 3 restarts, the last one failed).
+ */
+export async function loseMemberData(api: ApiServer, sim: ClusterSimulator, pod: string): Promise<void> {
+  rmSync(join(sim.claimDir(`data-${pod}`), 'etcd'), { recursive: true, force: true });
+  await sim.runner.kill(pod, 'SIGKILL');
+  await sim.waitUntil(`${pod} to crash-loop`, () => {
+    const c = (api.get('v1', 'Pod', NAMESPACE, pod) as any)?.status?.containerStatuses?.[0];
+    return (c?.restartCount ?? 0) >= 3 && c?.lastState?.terminated?.exitCode !== 0;
+  }, 60_000);
 }

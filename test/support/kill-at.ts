@@ -37,6 +37,8 @@ export interface ChildOptions {
   readonly etcdEndpoints: readonly string[];
   /** The Lease holder (POD_NAME). */
   readonly holder: string;
+  /** More arguments (`--maintain`, `--etcd-member-endpoints`). @default none */
+  readonly args?: readonly string[];
   /** `--lease-seconds`: how long the next run waits for a killed run's Lease. @default 3 */
   readonly leaseSeconds?: number;
   /** SIGKILL right after the k-th boundary (1-based). @default - let it run to its end */
@@ -73,7 +75,7 @@ export async function runReconcilerChild(api: ApiServer, document: StoreDocument
     const kubeconfig = join(dir, 'kubeconfig');
     writeFileSync(kubeconfig, api.kubeConfig().exportConfig());
     const child = spawn(process.execPath, ['-r', 'ts-node/register/transpile-only', RECONCILE, '--store', store, '--json',
-      '--etcd-endpoints', options.etcdEndpoints.join(','), '--lease-seconds', String(options.leaseSeconds ?? 3)], {
+      '--etcd-endpoints', options.etcdEndpoints.join(','), '--lease-seconds', String(options.leaseSeconds ?? 3), ...(options.args ?? [])], {
       env: { ...process.env, KUBECONFIG: kubeconfig, POD_NAME: options.holder }, stdio: ['ignore', 'pipe', 'pipe'],
     });
     const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
