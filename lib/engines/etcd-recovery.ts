@@ -199,7 +199,7 @@ function survivorLoss(best: ReachableProbe, lost: readonly string[], snapshot: S
   const r = best.revision;
   const base = `writes acknowledged after revision ${r} may be lost: the lost majority (${list(lost)}) may have committed revisions beyond ${r}, `
     + 'at most as many as they had beyond it, which cannot be read';
-  if (!snapshot) return { lostRevisions: 0, mayLoseAfterRevision: best.raftIndex, statement: `${base}.` };
+  if (!snapshot) return { lostRevisions: 0, mayLoseAfterRevision: r, statement: `${base}.` };
   if (snapshot.revision > r) {
     const n = snapshot.revision - r;
     return {

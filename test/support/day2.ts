@@ -195,6 +195,24 @@ export function simulatedCluster(use: (api: ApiServer, sim: ClusterSimulator) =>
  * Returns once its pod crash-loops (at least 3 restarts, the last one failed).
  */
 export async function loseMemberData(api: ApiServer, sim: ClusterSimulator, pod: string): Promise<void> {
+  // Not the leader: a leader restarted on an empty directory is caught up by its successor, whose
+  // progress for it starts from nothing; a follower's leader still counts on its old log, and the
+  // member panics ("tocommit is out of range") on the first heartbeat.
+  const c = new Etcd3({ hosts: sim.url(pod) });
+  try {
+    const status = await c.maintenance.status();
+    if (status.leader === status.header.member_id) {
+      const other = (await c.cluster.memberList({})).members.find((m) => m.ID !== status.header.member_id && !m.isLearner)!;
+      await c.maintenance.moveLeader({ targetID: other.ID });
+      const deadline = Date.now() + 15_000;
+      while ((await c.maintenance.status()).leader === status.header.member_id) {
+        if (Date.now() > deadline) throw new Error(`leadership did not move off ${pod}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+  } finally {
+    c.close();
+  }
   rmSync(join(sim.claimDir(`data-${pod}`), 'etcd'), { recursive: true, force: true });
   await sim.runner.kill(pod, 'SIGKILL');
   await sim.waitUntil(`${pod} to crash-loop`, () => {
