@@ -1,8 +1,9 @@
 // `npm run bench`: cost, speed and memory of synthesis, the reconciler and the install on this machine, medians of several runs.
 // Run after `projen compile` (the bench task does that): it times compiled JavaScript.
-// `node build/bench/run.js [section ...]` runs only the named sections (library, synth, many, reconciler, etcd, tls, day2, footprint).
+// `node build/bench/run.js [section ...]` runs only the named sections (library, synth, many, reconciler, etcd, tls, day2, maintenance, footprint).
 import { cpus } from 'os';
-import { day2Bench } from './day2';
+import { day2Bench, replacementBench } from './day2';
+import { maintenanceBench, maintenanceReport } from './maintenance';
 import { etcdBench } from './etcd';
 import { tlsBench, tlsSwitchBench } from './tls';
 import { footprintBench, footprintReport } from './footprint';
@@ -105,6 +106,23 @@ async function day2(report: Report): Promise<void> {
   report(`keys lost while both ran: ${result.keysLost} of ${result.keysWritten} acknowledged  (${verdict(result.keysLost === 0)}: 0)`);
 }
 
+/** Defragmentation of 100 MB of garbage, and replacing a lost member through the maintenance run. */
+async function maintenance(report: Report): Promise<void> {
+  report('## Defragmentation (3 real etcd members from the synthesized manifests, one run)');
+  const defrag = await maintenanceBench();
+  if (typeof defrag === 'string') report(`skipped: ${defrag}`);
+  else maintenanceReport(defrag).forEach(report);
+  const replaced = await replacementBench(3);
+  report('## Replacing a lost member through the maintenance run (cluster simulator, real etcd; median of 3 runs)');
+  if (typeof replaced === 'string') {
+    report(`skipped: ${replaced}`);
+    return;
+  }
+  const ms = median(replaced.replaceMs);
+  report(`a member's data lost (it crash-loops) → removed, re-added as a learner on new volumes, promoted, all ready: ${fmt(ms)}`);
+  report(`keys lost (a client writing through the other two; checked on every member, the new one too): ${replaced.keysLost} of ${replaced.keysWritten} acknowledged  (${verdict(replaced.keysLost === 0)}: 0)`);
+}
+
 /** What installing the packed library adds to a cdk8s app (needs the npm registry; a minute or two). */
 async function footprint(report: Report): Promise<void> {
   report('## Consumer install footprint (npm pack of this checkout, installed into fresh apps)');
@@ -121,6 +139,7 @@ const SECTIONS: Record<string, (report: Report) => Promise<void>> = {
   etcd: realEtcd,
   tls,
   day2,
+  maintenance,
   footprint,
 };
 
