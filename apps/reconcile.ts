@@ -117,7 +117,7 @@ async function reconcile(command: Extract<Command, { mode: 'store' | 'crd' }>, l
       return failed > 0 ? EXIT.failed : EXIT.ok;
     }
     if (command.mode === 'store' && command.maintain) {
-      await runtime.reconciler.maintainStore(document, client, log, options);
+      await runtime.reconciler.maintainStore(document, client, log, { ...options, ...(command.recoverQuorumLoss ? { recoverQuorumLoss: true } : {}) });
       return EXIT.ok;
     }
     try {

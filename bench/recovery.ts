@@ -8,7 +8,6 @@
 import { execFileSync } from 'child_process';
 import { chmodSync, copyFileSync, mkdirSync } from 'fs';
 import { join } from 'path';
-import { Etcd3 } from 'etcd3';
 import { Engine, KVStore, StoreDocument } from '../lib';
 import { restoreJob } from '../lib/constructs/backup';
 import { StoreDefinition } from '../lib/constructs/store-definition';
@@ -18,7 +17,7 @@ import {
 } from '../lib/engines/etcd-recovery';
 import { storeNames } from '../lib/model/names';
 import { statefulSetPodSpec } from '../test/support/controllers';
-import { agreedLeader, ETCD_VERSION, memberClient, NAMESPACE, sleep, waitFor, waitReady, withMember } from '../test/support/etcd-cluster';
+import { agreedLeader, ETCD_VERSION, NAMESPACE, RevisionWriter, waitFor, waitReady, withMember } from '../test/support/etcd-cluster';
 import { find, Manifest, renderDocument, synth, testChart } from '../test/support/manifests';
 import { Partition, partitionUnavailable, removeAll } from '../test/support/partition';
 import { PodRunner, podRunnerUnavailable } from '../test/support/pod-runner';
@@ -26,6 +25,8 @@ import { fmt, verdict } from './measure';
 
 /** The survivor path: --force-new-cluster on the most advanced survivor, then the others added back. */
 export interface SurvivorRecoveryBench {
+  /** From the kill of the majority to a settled plan (probed every 100 ms until no member sees a leader). */
+  readonly toPlanMs: number;
   /** From the kill of the majority to the one-off --force-new-cluster pod serving alone (probes until settled included). */
   readonly toForcedMs: number;
   /** To the survivor's own pod, started as usual, serving as a 1-member cluster. */
@@ -46,6 +47,8 @@ export interface SurvivorRecoveryBench {
 
 /** The snapshot path: every member restored from a snapshot taken before the loss. */
 export interface SnapshotRecoveryBench {
+  /** From the kill of the majority to a settled plan (probed every 100 ms until no member sees a leader). */
+  readonly toPlanMs: number;
   /** From the kill of the majority to 3 members serving the restored data (restore Jobs run one at a time). */
   readonly toThreeMembersMs: number;
   /** Writes acknowledged before the kill. */
@@ -74,35 +77,6 @@ const PODS = ['rec-0', 'rec-1', 'rec-2'];
 const WRITES = 1000;
 const LAG = 100;
 const TAG = `kvstore-bench-recovery-${process.pid}`;
-
-/** Writes `w/<n>` round-robin through the given members until stopped; each acknowledged key's revision. */
-class RevisionWriter {
-  readonly acked = new Map<string, number>();
-  private stopped = false;
-  private readonly clients: Etcd3[];
-  private loop?: Promise<void>;
-  constructor(runner: PodRunner, through: readonly string[]) {
-    this.clients = through.map((p) => memberClient(runner, p));
-  }
-  start(): void {
-    this.loop = (async () => {
-      for (let i = 0; !this.stopped; i++) {
-        const key = `w/${String(i).padStart(6, '0')}`;
-        try {
-          this.acked.set(key, Number((await this.clients[i % this.clients.length].put(key).value(`v${i}`)).header.revision));
-        } catch {
-          await sleep(20);
-        }
-      }
-    })();
-  }
-  async stop(): Promise<Map<string, number>> {
-    this.stopped = true;
-    await this.loop;
-    this.clients.forEach((c) => c.close());
-    return this.acked;
-  }
-}
 
 const valueOf = (key: string) => `v${Number(key.slice(2))}`;
 const heldBy = (runner: PodRunner, pod: string) => withMember(runner, pod, (c) => c.getAll().prefix('w/').serializable(true).strings());
@@ -150,6 +124,7 @@ async function survivorPath(document: StoreDocument): Promise<SurvivorRecoveryBe
     const d = await destroy(runner, { lag: true });
     partition = d.partition;
     const plan = await settledPlan(runner, { source: 'survivor' });
+    const toPlanMs = Date.now() - d.destroyedAt;
     if (plan.outcome !== 'recover' || plan.procedure?.source !== 'survivor') throw new Error(`expected a survivor recovery: ${plan.reason}`);
     const { survivor, rejoin } = plan.procedure;
 
@@ -193,7 +168,7 @@ async function survivorPath(document: StoreDocument): Promise<SurvivorRecoveryBe
     const lost = [...d.acked].filter(([k]) => held[k] !== valueOf(k));
     runner.assertNoUnexpectedExits();
     return {
-      toForcedMs, toOneMemberMs, toThreeMembersMs,
+      toPlanMs, toForcedMs, toOneMemberMs, toThreeMembersMs,
       acked: d.acked.size,
       ackedWhileCutOff: d.ackedWhileCutOff,
       planRevision: survivor.revision,
@@ -224,6 +199,7 @@ async function snapshotPath(document: StoreDocument): Promise<SnapshotRecoveryBe
     });
     const snapshot: SnapshotInfo = parseSnapshotStatus(etcdctl(['snapshot', 'status', join(runner.claimDir(claim), file), '-w', 'json']), file);
     const plan = await settledPlan(runner, { source: 'snapshot', snapshot });
+    const toPlanMs = Date.now() - d.destroyedAt;
     if (plan.outcome !== 'recover' || plan.procedure?.source !== 'snapshot') throw new Error(`expected a snapshot recovery: ${plan.reason}`);
     const survivorRevision = Math.max(...(await probeMembers([{ name: d.survivor, endpoint: runner.url(d.survivor) }])).map((p) => (p.reachable ? p.revision : 0)));
 
@@ -246,6 +222,7 @@ async function snapshotPath(document: StoreDocument): Promise<SnapshotRecoveryBe
     const held = await withMember(runner, PODS[0], (c) => c.getAll().prefix('w/').strings());
     runner.assertNoUnexpectedExits();
     return {
+      toPlanMs,
       toThreeMembersMs,
       acked: d.acked.size,
       snapshotRevision: snapshot.revision,
@@ -277,10 +254,10 @@ export function recoveryReport(r: RecoveryBenchResult): string[] {
   const p = r.snapshot;
   return [
     'quorum loss: 2 of 3 members killed and their data deleted, while a client writes',
-    `from the survivor: serving alone under --force-new-cluster after ${fmt(s.toForcedMs)}, as a 1-member cluster (own pod) after ${fmt(s.toOneMemberMs)}, 3 members again after ${fmt(s.toThreeMembersMs)}`,
+    `from the survivor: plan settled after ${fmt(s.toPlanMs)}, serving alone under --force-new-cluster after ${fmt(s.toForcedMs)}, as a 1-member cluster (own pod) after ${fmt(s.toOneMemberMs)}, 3 members again after ${fmt(s.toThreeMembersMs)}`,
     `  keys lost: ${s.lost} of ${s.acked} acknowledged (${s.ackedWhileCutOff} acknowledged while it was cut off); the plan: writes after revision ${s.planRevision} may be lost; `
       + `lost at or below it: ${s.lostAtOrBelowPlanRevision}  (${verdict(s.lostAtOrBelowPlanRevision === 0)}: 0)`,
-    `from a snapshot (revision ${p.snapshotRevision}): 3 members serving after ${fmt(p.toThreeMembersMs)}`,
+    `from a snapshot (revision ${p.snapshotRevision}): plan settled after ${fmt(p.toPlanMs)}, 3 members serving after ${fmt(p.toThreeMembersMs)}`,
     `  revisions lost: ${p.lostRevisions}, the plan said ${p.predictedLostRevisions}  (${verdict(p.lostRevisions === p.predictedLostRevisions)}: equal); `
       + `keys lost: ${p.lost} of ${p.acked} acknowledged, ${p.ackedAfterSnapshot} of them after the snapshot  (${verdict(p.lost === p.ackedAfterSnapshot)}: equal)`,
   ];

@@ -1,9 +1,10 @@
 // `npm run bench`: cost, speed and memory of synthesis, the reconciler and the install on this machine, medians of several runs.
 // Run after `projen compile` (the bench task does that): it times compiled JavaScript.
-// `node build/bench/run.js [section ...]` runs only the named sections (library, synth, many, reconciler, etcd, tls, day2, maintenance, footprint).
+// `node build/bench/run.js [section ...]` runs only the named sections (library, synth, many, reconciler, etcd, tls, day2, maintenance, recovery, footprint).
 import { cpus } from 'os';
 import { day2Bench, replacementBench } from './day2';
 import { maintenanceBench, maintenanceReport } from './maintenance';
+import { recoveryBench, recoveryReport } from './recovery';
 import { etcdBench } from './etcd';
 import { tlsBench, tlsSwitchBench } from './tls';
 import { footprintBench, footprintReport } from './footprint';
@@ -123,6 +124,14 @@ async function maintenance(report: Report): Promise<void> {
   report(`keys lost (a client writing through the other two; checked on every member, the new one too): ${replaced.keysLost} of ${replaced.keysWritten} acknowledged  (${verdict(replaced.keysLost === 0)}: 0)`);
 }
 
+/** Recovery from quorum loss, from the survivor and from a snapshot (engine level, real etcd). */
+async function recovery(report: Report): Promise<void> {
+  report('## Recovery from quorum loss (3 real etcd members, two destroyed; one run)');
+  const result = await recoveryBench();
+  if (typeof result === 'string') report(`skipped: ${result}`);
+  else recoveryReport(result).forEach(report);
+}
+
 /** What installing the packed library adds to a cdk8s app (needs the npm registry; a minute or two). */
 async function footprint(report: Report): Promise<void> {
   report('## Consumer install footprint (npm pack of this checkout, installed into fresh apps)');
@@ -140,6 +149,7 @@ const SECTIONS: Record<string, (report: Report) => Promise<void>> = {
   tls,
   day2,
   maintenance,
+  recovery,
   footprint,
 };
 

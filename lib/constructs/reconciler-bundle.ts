@@ -70,6 +70,15 @@ export interface MaintenanceOptions {
    * @default '23 * * * *' (hourly)
    */
   readonly schedule?: string;
+  /**
+   * When a majority of the members is gone for good (fewer than a majority answer and none sees a
+   * leader), recover from the most advanced survivor: etcd's --force-new-cluster procedure, in a
+   * one-off pod on its volumes, then every other member added back on an empty volume. Writes
+   * acknowledged after the survivor's revision may be lost (the run logs the plan and its statement
+   * first). Off, such a run refuses and logs the plan. Lets the reconciler create pods.
+   * @default false
+   */
+  readonly recoverQuorumLoss?: boolean;
 }
 
 /** The maintenance CronJob's schedule unless one is given. */
@@ -137,7 +146,7 @@ export class ReconcilerBundle extends Construct {
     });
     kubeObject<IRole>(this, 'Role', { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'Role' }, {
       metadata: { name: names.role, labels },
-      rules: storeRules({ store: store.names, spec: store.spec, lease: names.lease, applySetParent: names.applySetParent }),
+      rules: storeRules({ store: store.names, spec: store.spec, lease: names.lease, applySetParent: names.applySetParent, recoveryPods: !!props.maintenance?.recoverQuorumLoss }),
     });
     kubeObject<IRoleBinding>(this, 'RoleBinding', { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'RoleBinding' }, {
       metadata: { name: names.roleBinding, labels },
@@ -194,7 +203,7 @@ export class ReconcilerBundle extends Construct {
               activeDeadlineSeconds: reconcileJobDeadlineSeconds(store.spec.size),
               template: {
                 metadata: { labels: { ...labels, [STORE_LABEL]: store.spec.name } },
-                spec: storeReconcilerPodSpec(store, image, ['--store', DOCUMENT_PATH, '--maintain']),
+                spec: storeReconcilerPodSpec(store, image, ['--store', DOCUMENT_PATH, '--maintain', ...(props.maintenance.recoverQuorumLoss ? ['--recover-quorum-loss'] : [])]),
               },
             },
           },

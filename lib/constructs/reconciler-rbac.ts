@@ -5,7 +5,7 @@ import type { IPodSpec } from 'kubernetes-models/v1/PodSpec';
 import type { IVolume } from 'kubernetes-models/v1/Volume';
 import type { IVolumeMount } from 'kubernetes-models/v1/VolumeMount';
 import { ETCD_MAX_SIZE } from '../engines/etcd';
-import { backupCronJobName, claimOrdinals, podName, pvcName, StoreNames } from '../model/names';
+import { backupCronJobName, claimOrdinals, podName, pvcName, recoveryPodName, StoreNames } from '../model/names';
 import type { KVStoreSpec } from '../model/spec';
 import { restrictedContainerSecurity } from './pod-security';
 
@@ -25,7 +25,7 @@ const STORE_RESOURCES: ReadonlyArray<{ group: string; resource: string; names: (
  * GitOps mode, one store: create and list (prune) per kind, and get/patch/delete only on the store's
  * own object names. Server-side apply is a PATCH (and needs create when the object is new).
  */
-export function storeRules(o: { store: StoreNames; spec: KVStoreSpec; lease: string; applySetParent: string }): IPolicyRule[] {
+export function storeRules(o: { store: StoreNames; spec: KVStoreSpec; lease: string; applySetParent: string; recoveryPods?: boolean }): IPolicyRule[] {
   const rules: IPolicyRule[] = [];
   for (const r of STORE_RESOURCES) {
     rules.push({ apiGroups: [r.group], resources: [r.resource], verbs: ['create', 'list'] });
@@ -46,6 +46,11 @@ export function storeRules(o: { store: StoreNames; spec: KVStoreSpec; lease: str
   if (backupClaim.length > 0) rules.push({ apiGroups: [''], resources: ['persistentvolumeclaims'], resourceNames: backupClaim, verbs: ['get', 'patch'] });
   // A lost member's pod is deleted (with its claims) so it starts again on an empty volume.
   if (etcd) rules.push({ apiGroups: [''], resources: ['pods'], resourceNames: ordinals.map((i) => podName(o.store, i)), verbs: ['delete', 'get'] });
+  // Recovery from quorum loss starts the survivor once in a pod of its own (only when allowed).
+  if (etcd && o.recoveryPods) {
+    rules.push({ apiGroups: [''], resources: ['pods'], verbs: ['create'] });
+    rules.push({ apiGroups: [''], resources: ['pods'], resourceNames: ordinals.map((i) => recoveryPodName(o.store, i)), verbs: ['delete', 'get'] });
+  }
   if (o.spec.restore) rules.push({ apiGroups: [''], resources: ['pods'], verbs: ['list'] });
   // The backup CronJob: applied while backup is on, pruned (list, delete) once it is turned off.
   rules.push({ apiGroups: ['batch'], resources: ['cronjobs'], verbs: o.spec.backup ? ['create', 'list'] : ['list'] });

@@ -5,7 +5,7 @@
 // the members, renders the survivor's one-off start and waits for it to serve.
 // @see https://etcd.io/docs/v3.5/op-guide/recovery/
 import type { Etcd3 } from 'etcd3';
-import { EtcdClientTls, Member, etcdClient, retryAcross } from './etcd-membership';
+import { EtcdClientTls, etcdClient, retryAcross } from './etcd-membership';
 import { POD_ENV } from './types';
 
 /** Where a recovery takes the data from: a surviving member's own data, or a snapshot file. */
@@ -99,8 +99,16 @@ export interface QuorumView {
   readonly answering: readonly string[];
   /** Those of them that see a leader. */
   readonly withLeader: readonly string[];
-  /** The listed members that gave no answer, each with its error. */
-  readonly silent: ReadonlyArray<{ readonly name: string; readonly error: string }>;
+  /** The listed members that gave no answer (or answered as learners), each with why. */
+  readonly silent: readonly SilentMember[];
+}
+
+/** A listed member the probe counts as not answering. */
+export interface SilentMember {
+  /** The member's name. */
+  readonly name: string;
+  /** The client's error, `not probed`, or `answers as a learner`. */
+  readonly error: string;
 }
 
 /** What a recovery may cost, against the best evidence at hand (the survivors' revisions, the snapshot's). */
@@ -388,14 +396,24 @@ export function forceNewClusterArgs(memberArgs: readonly string[], survivorPod: 
   return [...args, '--force-new-cluster'];
 }
 
+/** A member as etcd lists it (EtcdMembership.list() gives these). */
+export interface RegisteredMember {
+  /** Member ID (decimal string). */
+  readonly id: string;
+  /** Its name ('' until it has started and published itself). */
+  readonly name: string;
+  /** The peer URLs it is registered with. */
+  readonly peerURLs: readonly string[];
+}
+
 /**
  * ETCD_INITIAL_CLUSTER for a member added back after a recovery: every current member (as etcd lists
  * them, `joining` included once registered as a learner) with its peer URLs. etcd checks a joining
  * member's list against the cluster's ("member count is unequal" otherwise), so after a recovery from,
  * say, member 2 of 3 the list is members 2 and 0, not the first two ordinals a scale-up renders.
  */
-export function rejoinInitialCluster(members: readonly Member[], joining: { readonly name: string; readonly peerURL: string }): string {
-  const all = members.some((m) => m.peerURLs.includes(joining.peerURL)) ? members : [...members, { id: '', name: joining.name, peerURLs: [joining.peerURL], isLearner: true }];
+export function rejoinInitialCluster(members: readonly RegisteredMember[], joining: { readonly name: string; readonly peerURL: string }): string {
+  const all = members.some((m) => m.peerURLs.includes(joining.peerURL)) ? members : [...members, { id: '', name: joining.name, peerURLs: [joining.peerURL] }];
   return all.flatMap((m) => {
     const name = m.peerURLs.includes(joining.peerURL) ? joining.name : m.name;
     if (!name) throw new Error(`member ${m.id} (${m.peerURLs.join(', ')}) has not published its name yet: finish adding it before ${joining.name}`);

@@ -146,6 +146,11 @@ export function reconcilerNames(storeName: string): ReconcilerNames {
   };
 }
 
+/** The one-off pod that starts a quorum-loss survivor (member `ordinal`) with --force-new-cluster. */
+export function recoveryPodName(names: StoreNames, ordinal: number): string {
+  return `${names.statefulSet}-recover-${ordinal}`;
+}
+
 /** GitOps mode's scheduled maintenance CronJob (defragmentation, NOSPACE recovery, replacing a lost member). */
 export function maintenanceCronJobName(storeName: string): string {
   return `${storeName}-maintenance`;

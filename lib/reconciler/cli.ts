@@ -74,6 +74,7 @@ const OPTIONS: readonly OptionSpec[] = [
   { name: '--keep', value: 'N', modes: ['prune'], help: 'How many to keep: an integer of at least 1 (required).' },
   { name: '--keep-file', value: 'NAME', modes: ['prune'], help: 'A file in DIR never to delete (the snapshot a restore reads).' },
   { name: '--maintain', modes: ['store'], help: 'Maintain the live store instead of reconciling it (the maintenance CronJob runs this): recover from a NOSPACE alarm (compact, defragment every member, disarm), else defragment the members with at least 64 MiB and 10% of their file to reclaim, followers first and the leader last, only while the cluster is healthy. Exit 1 when the cluster is unhealthy or the alarm stays.' },
+  { name: '--recover-quorum-loss', modes: ['store'], help: 'With --maintain: when a majority of members is gone for good, recover from the most advanced survivor (etcd\'s --force-new-cluster procedure: writes acknowledged after its revision may be lost; the run prints the plan first). Without it such a run refuses, printing the plan.' },
   { name: '--dry-run', modes: RECONCILE, help: 'Print the plan as a diff and change nothing: + create, ~ update (each field old → new), ± re-create, ⇑ resize, - prune, ⟲ restore, ⇅ members, ! refused.' },
   { name: '--force-spec', value: 'HASH', modes: ['store'], help: 'With --force: force only the store document whose spec hash is HASH; any other runs without force (the reconciler Job passes its own spec\'s, so a retried older Job never forces a newer spec).' },
   { name: '--force', modes: RECONCILE, help: 'Make the changes the plan refuses but force may make: immutable StatefulSet fields (re-created with orphan propagation: pods and PVCs stay), an engine change, a restore over a live store. Read the refusals (--dry-run) first.' },
@@ -112,7 +113,7 @@ export interface ReconcileFlags {
 export type Command =
   | { readonly mode: 'help' }
   | { readonly mode: 'version' }
-  | ({ readonly mode: 'store'; readonly file: string; readonly forceSpec?: string; readonly maintain?: boolean } & ReconcileFlags)
+  | ({ readonly mode: 'store'; readonly file: string; readonly forceSpec?: string; readonly maintain?: boolean; readonly recoverQuorumLoss?: boolean } & ReconcileFlags)
   | ({ readonly mode: 'crd'; readonly namespaces?: string[]; readonly namespaceSelector?: Record<string, string>; readonly pruneImage?: string } & ReconcileFlags)
   | { readonly mode: 'prune'; readonly dir: string; readonly prefix: string; readonly preOperationPrefix?: string; readonly keep: number; readonly keepFile?: string; readonly json: boolean };
 
@@ -217,7 +218,8 @@ export function parseArgs(argv: readonly string[]): Command {
   if (given.has('--force-spec') && !given.has('--force')) throw new UsageError('--force-spec needs --force');
   if (given.has('--force-spec') && !/^[0-9a-f]{10}$/.test(text('--force-spec')!)) throw new UsageError(`--force-spec must be a spec hash (10 hex digits), got ${JSON.stringify(text('--force-spec'))}`);
   if (given.has('--maintain') && (given.has('--dry-run') || given.has('--force'))) throw new UsageError('--maintain takes neither --dry-run nor --force');
-  if (mode === 'store') return { mode, file: text('--store')!, ...flags, ...(given.has('--force-spec') ? { forceSpec: text('--force-spec') } : {}), ...(given.has('--maintain') ? { maintain: true } : {}) };
+  if (given.has('--recover-quorum-loss') && !given.has('--maintain')) throw new UsageError('--recover-quorum-loss needs --maintain');
+  if (mode === 'store') return { mode, file: text('--store')!, ...flags, ...(given.has('--force-spec') ? { forceSpec: text('--force-spec') } : {}), ...(given.has('--maintain') ? { maintain: true } : {}), ...(given.has('--recover-quorum-loss') ? { recoverQuorumLoss: true } : {}) };
   const scopes = ['--namespace', '--namespace-selector', '--all-namespaces'].filter((name) => given.has(name));
   if (scopes.length === 0) throw new UsageError('--crd needs --namespace NS, --namespace-selector K=V or --all-namespaces');
   if (scopes.length > 1) throw new UsageError(`${scopes.slice(0, -1).join(', ')} and ${scopes[scopes.length - 1]} cannot be used together: choose one`);
@@ -260,7 +262,7 @@ export function helpText(version: string): string {
     '',
     'Usage:',
     `  ${PROGRAM} --store FILE [--dry-run] [--force] [options]`,
-    `  ${PROGRAM} --store FILE --maintain [options]`,
+    `  ${PROGRAM} --store FILE --maintain [--recover-quorum-loss] [options]`,
     `  ${PROGRAM} --crd (--namespace NS,... | --namespace-selector K=V,... |`,
     '                    --all-namespaces) [options]',
     `  ${PROGRAM} --prune-snapshots DIR --prefix PREFIX --keep N`,
@@ -268,7 +270,7 @@ export function helpText(version: string): string {
     `  ${PROGRAM} --help | --version`,
     '',
     'What to do (exactly one):',
-    ...optionHelp(['--store', '--maintain', '--crd', '--namespace', '--namespace-selector', '--all-namespaces', '--prune-image', '--prune-snapshots', '--prefix', '--pre-operation-prefix', '--keep', '--keep-file']),
+    ...optionHelp(['--store', '--maintain', '--recover-quorum-loss', '--crd', '--namespace', '--namespace-selector', '--all-namespaces', '--prune-image', '--prune-snapshots', '--prefix', '--pre-operation-prefix', '--keep', '--keep-file']),
     '',
     'Reconcile options (--store and --crd):',
     ...optionHelp(['--dry-run', '--force', '--force-spec', '--etcd-endpoints', '--etcd-member-endpoints', '--etcd-tls-dir', '--lease-seconds', '--lease-wait-seconds', '--kubeconfig', '--context']),

@@ -8,8 +8,8 @@ import { Log } from './log';
 
 /** What a maintenance run did. */
 export interface MaintainResult {
-  /** `nospace-recovery`, `defragmentation`, or `none` (no live store). */
-  readonly kind: 'nospace-recovery' | 'defragmentation' | 'none';
+  /** `quorum-recovery`, `nospace-recovery`, `defragmentation`, or `none` (no live store). */
+  readonly kind: 'quorum-recovery' | 'nospace-recovery' | 'defragmentation' | 'none';
   /** The engine's result: members defragmented, alarm disarmed or kept, why it stopped. */
   readonly result?: MaintenanceResult;
 }

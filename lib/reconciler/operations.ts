@@ -8,8 +8,8 @@ import type { StoreDefinition } from '../constructs/store-definition';
 import { ETCD_MAX_SIZE, EtcdEngine } from '../engines/etcd';
 import type { EtcdClientTls, EtcdMembership, Member } from '../engines/etcd-membership';
 import type { StoreDocument } from '../model/document';
-import { KVSTORE_GROUP, RESTORED_FROM_ANNOTATION } from '../model/metadata';
-import { claimOrdinals, labelSelector, podName, preOperationSnapshotPrefix, pvcName, selectorLabels, StoreNames, storeNames } from '../model/names';
+import { KVSTORE_GROUP, OPERATION_ANNOTATION, RESTORED_FROM_ANNOTATION, STORE_LABEL } from '../model/metadata';
+import { claimOrdinals, labelSelector, podName, preOperationSnapshotPrefix, pvcName, recoveryPodName, selectorLabels, StoreNames, storeNames } from '../model/names';
 import { parseQuantity } from '../model/quantity';
 import type { EtcdEngineSpec } from '../model/spec';
 import { KubeClient } from './client';
@@ -334,6 +334,94 @@ export async function replaceMember(ctx: OperationContext, ordinal: number, endp
   } finally {
     membership.close();
   }
+}
+
+/**
+ * Recovery from quorum loss from the most advanced survivor (etcd's procedure; the plan, with what it
+ * loses, is planQuorumRecovery's): stop every member; delete the lost members' claims (their old data
+ * must never start again: two of them could re-form the old cluster); start the survivor once with
+ * --force-new-cluster in a one-off pod on its own volumes, until it serves as a cluster of one; start
+ * the members again; add each lost member back in turn as a learner (the bootstrap ConfigMap listing
+ * exactly the current members and the joining one, as etcd requires) and promote it once caught up.
+ * `desired` is the store as reconciled (the StatefulSet and the bootstrap ConfigMap among them).
+ */
+export async function recoverFromSurvivor(ctx: OperationContext, desired: readonly KubeObject[], survivor: number, size: number, endpoint: (ordinal: number) => string, tls?: EtcdClientTls): Promise<void> {
+  const { client, document, log } = ctx;
+  const { EtcdMembership } = await import('../engines/etcd-membership');
+  const { forceNewClusterArgs, rejoinInitialCluster, waitStandalone } = await import('../engines/etcd-recovery');
+  const names = storeNames(document.spec.name);
+  const ns = document.namespace;
+  const sts = desired.find((o) => o.kind === 'StatefulSet')!;
+  const bootstrap = desired.find((o) => o.kind === 'ConfigMap' && o.metadata.name === names.bootstrapConfig)!;
+  const survivorPod = podName(names, survivor);
+  const mark = `quorum → from ${survivorPod}`;
+  const marked = (replicas: number) => ({ ...sts, metadata: { ...sts.metadata, annotations: { ...sts.metadata.annotations, [OPERATION_ANNOTATION]: mark } }, spec: { ...sts.spec, replicas } });
+  const podRef = (name: string) => ref('v1', 'Pod', ns, name);
+  const lost = Array.from({ length: size }, (_, i) => i).filter((i) => i !== survivor);
+
+  await ctx.progress('RecoveringQuorum', `quorum lost: stopping every member, then ${survivorPod} alone with --force-new-cluster`);
+  await client.apply(marked(0));
+  for (let i = 0; i < size; i++) await until(ctx, `member ${podName(names, i)} to stop`, async () => ((await client.read(podRef(podName(names, i)))) ? undefined : true));
+  log.info(`every member stopped for the recovery from ${survivorPod}`, { action: 'stop-members' });
+  for (const i of lost) {
+    for (const t of document.spec.volumeClaimTemplates) {
+      const claim = pvcName(names, t.name, i);
+      if (!(await client.read(pvcRef(ns, claim)))) continue;
+      await client.delete(pvcRef(ns, claim), 'Background');
+      await until(ctx, `PVC ${claim} to be deleted`, async () => ((await client.read(pvcRef(ns, claim))) ? undefined : true));
+      log.info(`PVC ${claim} deleted: the lost member's old data must not start again`, { action: 'wipe', pvc: claim });
+    }
+  }
+
+  // The survivor, once, with --force-new-cluster: a pod of its own (the flag must act exactly once).
+  const oneOff = recoveryPodName(names, survivor);
+  const template = sts.spec.template;
+  const [container, ...rest] = template.spec.containers;
+  await client.create({
+    apiVersion: 'v1', kind: 'Pod',
+    metadata: { name: oneOff, namespace: ns, labels: { [STORE_LABEL]: document.spec.name } },
+    spec: {
+      ...template.spec,
+      restartPolicy: 'Never',
+      containers: [{ ...container, args: forceNewClusterArgs(container.args, survivorPod), readinessProbe: undefined, livenessProbe: undefined, startupProbe: undefined }, ...rest],
+      volumes: [...(template.spec.volumes ?? []), ...document.spec.volumeClaimTemplates.map((t) => ({ name: t.name, persistentVolumeClaim: { claimName: pvcName(names, t.name, survivor) } }))],
+    },
+  });
+  log.info(`pod ${oneOff}: ${survivorPod}'s data started with --force-new-cluster`, { action: 'force-new-cluster', member: survivorPod });
+  const ip = await until(ctx, `pod ${oneOff} to get an IP`, async () => (await client.read(podRef(oneOff)))?.status?.podIP as string | undefined);
+  const url = endpoint(survivor).replace(/\/\/[^/:]+(:[0-9]+)?/, `//${ip}$1`);
+  const alone = await waitStandalone(url, { retryTimeoutMs: ctx.timeoutMs, ...(tls ? { tls } : {}) });
+  log.info(`${survivorPod} serves as a cluster of one at revision ${alone.revision} (member id ${alone.id})`, { action: 'standalone', member: survivorPod });
+  await client.delete(podRef(oneOff), 'Background');
+  await until(ctx, `pod ${oneOff} to be gone`, async () => ((await client.read(podRef(oneOff))) ? undefined : true));
+
+  // Every member again; the lost ones start empty and wait (crash-looping) until each is added back.
+  const membership = new EtcdMembership([endpoint(survivor)], { onRetry: ctx.keepAlive, retryTimeoutMs: ctx.timeoutMs, ...(tls ? { tls } : {}) });
+  try {
+    const engine = new EtcdEngine(document.spec.engine as EtcdEngineSpec);
+    const peerURL = (i: number) => engine.peerURL({ spec: document.spec, names, clusterToken: document.clusterToken, initialClusterState: 'existing', namespace: ns }, i, ns);
+    const writeList = async (list: string) => client.apply({ ...bootstrap, data: { ...bootstrap.data, ETCD_INITIAL_CLUSTER: list, ETCD_INITIAL_CLUSTER_STATE: 'existing' } });
+    // The survivor alone (its data says so too); then its pod and the others' start.
+    await writeList(rejoinInitialCluster([], { name: survivorPod, peerURL: peerURL(survivor) }));
+    await client.apply(marked(size));
+    for (const i of lost) {
+      const joining = { name: podName(names, i), peerURL: peerURL(i) };
+      await ctx.progress('RecoveringQuorum', `adding ${joining.name} back as a learner`);
+      const added = await membership.addLearner(joining.peerURL);
+      await writeList(rejoinInitialCluster(await membership.list(), joining));
+      // Its pod waited in a crash loop (back-off up to minutes): started again now, with the new list.
+      await client.delete(podRef(joining.name), 'Background');
+      log.info(`member ${joining.name} added back as a learner (id ${added.id}) on an empty volume`, { action: 'add-learner', member: joining.name });
+      await membership.promote(added.id);
+      log.info(`member ${joining.name} promoted`, { action: 'promote', member: joining.name });
+    }
+  } finally {
+    membership.close();
+  }
+  // The store exactly as desired: the full member list, no mark.
+  await client.apply(bootstrap);
+  await client.apply(sts);
+  log.info(`quorum recovered from ${survivorPod}: ${size} members`, { action: 'recovered' });
 }
 
 /**

@@ -10,8 +10,8 @@ import { KubeClient } from './client';
 import { DesiredState, desiredState } from './desired';
 import { acquireLease, leaseKeeper, releaseLease } from './lease';
 import { Log } from './log';
-import { MaintainResult, maintainMembers } from './maintain';
-import { changeMembership, growClaims, OperationContext, ordinalOfPeerURL, registerPeerURL, replaceMember, restoreMembers, sleep, snapshotBefore, until, waitCaughtUp } from './operations';
+import { MaintainResult, MaintenanceError, maintainMembers } from './maintain';
+import { changeMembership, growClaims, OperationContext, ordinalOfPeerURL, recoverFromSurvivor, registerPeerURL, replaceMember, restoreMembers, sleep, snapshotBefore, until, waitCaughtUp } from './operations';
 import { CA_ROTATION_MARK, CaRotation, caRotationRender, crashLooping, intent, isNoOp, LiveStore, membersMark, ObjectPlan, planObjects, renderAt, RunPlan, TLS_SWITCH_MARK, upgradeRender } from './phases';
 import { formatPlan, Plan, Step, upgradeFrom } from './plan';
 import { describeRef, groupKind, KubeObject, ObjectRef, refOf } from './types';
@@ -71,6 +71,13 @@ export interface ReconcileOptions {
   readonly etcdMemberCa?: () => Promise<Buffer>;
   /** Called as an operation moves on (CRD mode writes it to the resource's status). */
   readonly onProgress?: (event: ProgressEvent) => Promise<void>;
+  /**
+   * Maintenance: when a majority of members is gone for good, recover from the most advanced survivor
+   * (etcd's --force-new-cluster procedure). Writes acknowledged after its revision may be lost: the
+   * plan says so; without this the run refuses, printing the plan.
+   * @default false
+   */
+  readonly recoverQuorumLoss?: boolean;
 }
 
 /** A day-2 operation moving on (CRD mode writes it to the resource's status). */
@@ -331,11 +338,42 @@ export class StoreReconciler {
       const live = await this.client.read(this.stsRef);
       const endpoints = Array.from({ length: live?.spec?.replicas ?? 0 }, (_, i) => this.memberEndpoint(i, !!tls));
       const ctx = this.context(keepAlive);
+      if (await this.recoverQuorum(ctx, endpoints, tls)) return { kind: 'quorum-recovery' as const };
       await this.replaceLostMembers(ctx, endpoints, tls);
       const done = await maintainMembers({ endpoints, ...(tls ? { tls } : {}), quotaBackendBytes, keepAlive, log: this.log, progress: ctx.operation.progress, retryTimeoutMs: ctx.operation.timeoutMs });
       this.log.info(`store ${document.spec.name} maintained`, { store: document.spec.name, maintenance: done.kind });
       return done;
     });
+  }
+
+  /**
+   * Quorum lost for good (see planQuorumRecovery: fewer than a majority answer, none sees a leader):
+   * with recoverQuorumLoss, recovered from the most advanced survivor (see recoverFromSurvivor), else
+   * refused with the plan and what it would lose. Returns whether it recovered; throws when it cannot.
+   */
+  private async recoverQuorum(ctx: Context, endpoints: string[], tls: EtcdClientTls | undefined): Promise<boolean> {
+    const { document, log } = this;
+    const names = storeNames(document.spec.name);
+    const { describeRecoveryPlan, planQuorumRecovery, probeMembers } = await import('../engines/etcd-recovery');
+    const members = endpoints.map((endpoint, i) => ({ name: podName(names, i), endpoint }));
+    const plan = planQuorumRecovery({
+      members: members.map((m) => m.name),
+      probes: await probeMembers(members, tls ? { tls } : {}),
+      allowDataLoss: !!this.options.recoverQuorumLoss,
+      source: 'survivor',
+    });
+    if (plan.outcome === 'not-needed' || plan.outcome === 'wait') return false;
+    for (const line of describeRecoveryPlan(plan)) log.info(line);
+    if (plan.outcome !== 'recover' || plan.procedure?.source !== 'survivor') {
+      throw new MaintenanceError(`store ${document.namespace}/${document.spec.name}: quorum lost, not recovered: ${plan.reason}` +
+        (plan.outcome === 'refused' ? ' (allow it with reconciler.maintenance.recoverQuorumLoss, or run kvstore-reconcile --maintain --recover-quorum-loss once; or restore the newest snapshot with restore and force)' : ''));
+    }
+    const procedure = plan.procedure;
+    const survivor = members.findIndex((m) => m.name === procedure.survivor.name);
+    log.info(`recovering quorum from ${members[survivor].name}: ${procedure.dataLoss.statement}`, { action: 'recover-quorum', member: members[survivor].name });
+    await recoverFromSurvivor(ctx.operation, this.target.objects, survivor, endpoints.length, (i) => endpoints[i], tls);
+    await waitRollout(ctx, this.stsRef);
+    return true;
   }
 
   /**

@@ -22,7 +22,7 @@ const VERSION = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as
 /** Every option the README and the reconciler's objects use, plus -h: help must explain each. */
 const FLAGS = [
   '--store', '--crd', '--namespace', '--namespace-selector', '--all-namespaces', '--prune-image', '--prune-snapshots', '--prefix', '--pre-operation-prefix', '--keep', '--keep-file',
-  '--maintain', '--dry-run', '--force', '--force-spec', '--etcd-endpoints', '--etcd-member-endpoints', '--etcd-tls-dir', '--lease-seconds', '--lease-wait-seconds', '--kubeconfig', '--context', '--json', '--help', '--version',
+  '--maintain', '--recover-quorum-loss', '--dry-run', '--force', '--force-spec', '--etcd-endpoints', '--etcd-member-endpoints', '--etcd-tls-dir', '--lease-seconds', '--lease-wait-seconds', '--kubeconfig', '--context', '--json', '--help', '--version',
 ];
 
 function documentFor(props: KVStoreProps = {}): StoreDocument {
@@ -136,6 +136,7 @@ describe('usage errors: exit 64, one line on stderr naming the flag, nothing on 
     [['--prune-snapshots', '/b', '--prefix', 'p-', '--keep', '0'], /^error: --keep must be an integer of at least 1, got "0"/],
     [['--store', 'a.json', '--lease-seconds', '1.5'], /^error: --lease-seconds must be an integer of at least 1, got "1.5"/],
     [['--store', 'a.json', '--etcd-member-endpoints', 'kv-0:2379'], /^error: --etcd-member-endpoints: "kv-0:2379" is not an http:\/\/ or https:\/\/ URL/],
+    [['--store', 'a.json', '--recover-quorum-loss'], /^error: --recover-quorum-loss needs --maintain/],
     [['--store', 'a.json', '--maintain', '--dry-run'], /^error: --maintain takes neither --dry-run nor --force/],
     [['--crd', '--all-namespaces', '--maintain'], /--maintain/],
     [['--store', 'a.json', '--lease-wait-seconds', '-1'], /^error: --lease-wait-seconds must be an integer of at least 0, got "-1"/],

@@ -54,6 +54,25 @@ describe('GitOps mode (reconciler bundle)', () => {
     expect(bundle().filter((o) => o.kind === 'CronJob')).toEqual([]);
   });
 
+  test('maintenance with recoverQuorumLoss: --recover-quorum-loss, and only then may the reconciler create pods (the survivor\'s one-off pod, read and deleted by name)', () => {
+    const rules = (maintenance: object) => {
+      const chart = testChart('shop');
+      new KVStore(chart, 'orders', { reconciler: { image: IMAGE, maintenance } });
+      const objects = synth(chart);
+      return { rules: find(objects, 'Role').rules as any[], args: objects.find((o) => o.kind === 'CronJob')!.spec.jobTemplate.spec.template.spec.containers[0].args };
+    };
+    const off = rules({});
+    expect(off.rules.filter((r) => r.resources.includes('pods') && r.verbs.includes('create'))).toEqual([]);
+    expect(off.args).not.toContain('--recover-quorum-loss');
+    const on = rules({ recoverQuorumLoss: true });
+    expect(on.args).toEqual(['--store', '/etc/kvstore/store.json', '--maintain', '--recover-quorum-loss']);
+    expect(on.rules.filter((r) => r.resources.includes('pods'))).toEqual([
+      { apiGroups: [''], resources: ['pods'], resourceNames: ['orders-0', 'orders-1', 'orders-2', 'orders-3', 'orders-4', 'orders-5', 'orders-6'], verbs: ['delete', 'get'] },
+      { apiGroups: [''], resources: ['pods'], verbs: ['create'] },
+      { apiGroups: [''], resources: ['pods'], resourceNames: ['orders-recover-0', 'orders-recover-1', 'orders-recover-2', 'orders-recover-3', 'orders-recover-4', 'orders-recover-5', 'orders-recover-6'], verbs: ['delete', 'get'] },
+    ]);
+  });
+
   test('maintenance: a schedule that is not cron, or a custom engine, is refused naming the store and the field', () => {
     const make = (props: KVStoreProps) => () => new KVStore(testChart('shop'), 'orders', props);
     expect(make({ reconciler: { image: IMAGE, maintenance: { schedule: 'hourly' } } })).toThrow(/orders.*reconciler\.maintenance\.schedule must be a cron schedule of five fields.*got "hourly"/s);
@@ -138,7 +157,7 @@ describe('GitOps mode (reconciler bundle)', () => {
       { apiGroups: [''], resources: ['persistentvolumeclaims'], verbs: ['list'] },
       { apiGroups: [''], resources: ['persistentvolumeclaims'], resourceNames: Array.from({ length: 7 }, (_, i) => `data-orders-${i}`), verbs: ['delete', 'get', 'patch'] },
     ]);
-    expect(rules.filter((r) => r.resources.includes('pods'))).toEqual([{ apiGroups: [''], resources: ['pods'], resourceNames: Array.from({ length: 7 }, (_, i) => `orders-${i}`), verbs: ['get'] }]);
+    expect(rules.filter((r) => r.resources.includes('pods'))).toEqual([{ apiGroups: [''], resources: ['pods'], resourceNames: Array.from({ length: 7 }, (_, i) => `orders-${i}`), verbs: ['delete', 'get'] }]);
   });
 
   test('the RoleBinding binds the Role to the ServiceAccount', () => {

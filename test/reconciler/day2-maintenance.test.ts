@@ -3,14 +3,18 @@
 // is raised): the run takes the store's Lease, reaches every member at its pod URL and plans from their
 // status with the quota the spec gives. The defragmentation planner's thresholds and ordering are
 // proven in test/engines/etcd-maintenance.test.ts; this proves the reconciler's run end to end.
+import { rmSync, writeFileSync } from 'fs';
+import { join } from 'path';
 import { Etcd3 } from 'etcd3';
-import { Engine } from '../../lib';
+import { Chart, Testing } from 'cdk8s';
+import { Engine, KVStore } from '../../lib';
 import { MaintenanceError } from '../../lib/reconciler/maintain';
 import type { ReconcileOptions } from '../../lib/reconciler/reconcile';
 import { ApiServer } from '../support/api-server';
 import { ClusterSimulator } from '../support/cluster-simulator';
-import { keysUnder, loseMemberData, maintainOnce, memberList, reconcileOnce, simulatedCluster, storeDocument, Writer } from '../support/day2';
-import { ETCD_VERSION, NAMESPACE } from '../support/etcd-cluster';
+import { keysUnder, loseMemberData, maintainOnce, memberList, RECONCILER_IMAGE, reconcileOnce, simulatedCluster, storeDocument, Writer } from '../support/day2';
+import { find, synth } from '../support/manifests';
+import { ETCD_VERSION, NAMESPACE, sleep } from '../support/etcd-cluster';
 import { describeWithEtcd } from '../support/requires-etcd';
 
 jest.setTimeout(240_000);
@@ -28,6 +32,14 @@ const maintain = (lines: string[], extra: Partial<ReconcileOptions> = {}) => mai
 
 const withClient = async <T>(fn: (c: Etcd3) => Promise<T>): Promise<T> => {
   const c = new Etcd3({ hosts: sim.endpoints('kv') });
+  try {
+    return await fn(c);
+  } finally {
+    c.close();
+  }
+};
+const withMember = async <T>(pod: string, fn: (c: Etcd3) => Promise<T>): Promise<T> => {
+  const c = new Etcd3({ hosts: sim.url(pod) });
   try {
     return await fn(c);
   } finally {
@@ -116,12 +128,83 @@ describeWithEtcd(`maintenance through the reconciler (etcd ${ETCD_VERSION})`, ()
       expect.stringMatching(/^member kv-1 registered again as a learner/),
       'member kv-1 replaced: promoted to a voting member on a new volume',
     ]);
+    // What the replacement did to kv-1's pod and claim, the maintenance CronJob's Role allows.
+    const chart = new Chart(Testing.app(), 'c', { namespace: NAMESPACE, disableResourceNameHashes: true });
+    new KVStore(chart, 'kv', { ...props, reconciler: { image: RECONCILER_IMAGE, maintenance: {} } });
+    const rules = find(synth(chart), 'Role').rules as any[];
+    const allows = (resource: string, verb: string, name: string) => rules.some((r) => r.resources.includes(resource) && r.verbs.includes(verb) && (!r.resourceNames || r.resourceNames.includes(name)));
+    const made = api.requests.filter((r) => r.method === 'DELETE' && /\/(pods\/kv-1|persistentvolumeclaims\/data-kv-1)$/.test(r.path));
+    expect(made.map((r) => r.path.split('/').slice(-2)[0]).sort()).toEqual(['persistentvolumeclaims', 'pods']);
+    expect([allows('pods', 'delete', 'kv-1'), allows('persistentvolumeclaims', 'delete', 'data-kv-1'), allows('pods', 'get', 'kv-1')]).toEqual([true, true, true]);
     // No acknowledged write lost, and the new member holds them all.
     expect(writer.acked.length).toBeGreaterThan(40);
     for (const url of [...survivors, sim.url('kv-1')]) {
       const held = await keysUnder([url], 'w/');
       expect({ url, missing: writer.acked.filter((k) => !held.has(k)) }).toEqual({ url, missing: [] });
     }
+  });
+
+  test('quorum lost for good (two of three members\' data unusable): refused without permission, changing nothing; allowed, recovered from the survivor with every acknowledged key', async () => {
+    const plain = { size: 3, storageSize: '1Gi' };
+    const document = storeDocument('kv', plain);
+    await reconcileOnce(api, sim, document);
+    await sim.waitForReady('kv', 3, 60_000);
+    const writer = new Writer(sim.endpoints('kv'));
+    await sim.waitUntil('writes', () => writer.acked.length >= 100, 30_000);
+    const acked = (await writer.stop()).acked;
+    const survivorId = (await memberList(sim.endpoints('kv'))).find((m) => m.name === 'kv-2')!.id;
+    // Every acknowledged write applied on kv-2 before the others go: a linearizable read through it
+    // waits until it has (what the survivor holds is the recovery point).
+    await withMember('kv-2', (c) => c.get('w/0').exec());
+    const claims = ['data-kv-0', 'data-kv-1'].map((c) => (api.get('v1', 'PersistentVolumeClaim', NAMESPACE, c) as any).metadata.uid);
+
+    // kv-0 and kv-1: their data directory replaced by a file, their processes killed: they can never start again.
+    for (const pod of ['kv-0', 'kv-1']) {
+      const dir = join(sim.claimDir(`data-${pod}`), 'etcd');
+      rmSync(dir, { recursive: true, force: true });
+      writeFileSync(dir, 'not a data directory');
+    }
+    await Promise.all(['kv-0', 'kv-1'].map((pod) => sim.runner.kill(pod, 'SIGKILL')));
+    const leaderless = async () => withMember('kv-2', async (c) => (await c.maintenance.status()).leader === '0');
+    for (let i = 0; i < 100 && !(await leaderless()); i++) await sleep(100);
+    expect(await leaderless()).toBe(true);
+
+    // Not allowed: refused with the plan, nothing changed.
+    const refusedLines: string[] = [];
+    await expect(maintainOnce(api, sim, document, { rolloutTimeoutMs: 30_000 }, refusedLines)).rejects.toThrow(/quorum lost, not recovered: .*allow it with reconciler\.maintenance\.recoverQuorumLoss/s);
+    expect(refusedLines.join('\n')).toMatch(/writes acknowledged after revision [0-9]+ may be lost/);
+    expect((api.get('apps/v1', 'StatefulSet', NAMESPACE, 'kv') as any).spec.replicas).toBe(3);
+    expect(['data-kv-0', 'data-kv-1'].map((c) => (api.get('v1', 'PersistentVolumeClaim', NAMESPACE, c) as any).metadata.uid)).toEqual(claims);
+
+    // Allowed: recovered from kv-2, the others added back on new volumes.
+    const lines: string[] = [];
+    expect(await maintainOnce(api, sim, document, { recoverQuorumLoss: true, rolloutTimeoutMs: 60_000 }, lines)).toEqual({ kind: 'quorum-recovery' });
+    await sim.waitForReady('kv', 3, 60_000);
+    const members = await memberList(sim.endpoints('kv'));
+    expect(members.map((m) => [m.name, m.isLearner]).sort()).toEqual([['kv-0', false], ['kv-1', false], ['kv-2', false]]);
+    expect(members.find((m) => m.name === 'kv-2')!.id).toBe(survivorId);
+    expect(['data-kv-0', 'data-kv-1'].map((c) => (api.get('v1', 'PersistentVolumeClaim', NAMESPACE, c) as any).metadata.uid).filter((u, i) => u === claims[i])).toEqual([]);
+    expect(lines).toContain('every member stopped for the recovery from kv-2');
+    expect(lines.some((l) => /^kv-2 serves as a cluster of one at revision [0-9]+/.test(l))).toBe(true);
+    expect((api.get('apps/v1', 'StatefulSet', NAMESPACE, 'kv') as any).metadata.annotations['kvstore.cdk8s-kvstore.io/operation']).toBeUndefined();
+    expect(api.get('v1', 'Pod', NAMESPACE, 'kv-recover-2')).toBeUndefined();
+    // The one-off pod's requests, the Role of a bundle with recoverQuorumLoss allows (and only that one creates pods).
+    const roleRules = (maintenance: object) => {
+      const chart = new Chart(Testing.app(), 'c', { namespace: NAMESPACE, disableResourceNameHashes: true });
+      new KVStore(chart, 'kv', { ...plain, reconciler: { image: RECONCILER_IMAGE, maintenance } });
+      return find(synth(chart), 'Role').rules as any[];
+    };
+    const allowed = (rules: any[], resource: string, verb: string, name?: string) => rules.some((r) => r.resources.includes(resource) && r.verbs.includes(verb) && (!r.resourceNames || (name !== undefined && r.resourceNames.includes(name))));
+    expect(api.requests.some((r) => r.method === 'POST' && r.path.endsWith('/namespaces/kvtest/pods'))).toBe(true);
+    expect([allowed(roleRules({ recoverQuorumLoss: true }), 'pods', 'create'), allowed(roleRules({ recoverQuorumLoss: true }), 'pods', 'delete', 'kv-recover-2'), allowed(roleRules({}), 'pods', 'create')]).toEqual([true, true, false]);
+    // Every acknowledged write, on every member; and the store takes writes again.
+    for (const pod of ['kv-0', 'kv-1', 'kv-2']) {
+      const held = await keysUnder([sim.url(pod)], 'w/');
+      expect({ pod, missing: acked.filter((k) => !held.has(k)) }).toEqual({ pod, missing: [] });
+    }
+    expect(await putResult('after-recovery')).toBe('written');
+    // The store exactly as reconciled: the next reconcile has nothing to do.
+    expect((await reconcileOnce(api, sim, document)).mutatingRequests).toBe(0);
   });
 
   test('a member down: the run fails, saying which', async () => {

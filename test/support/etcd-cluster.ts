@@ -189,3 +189,32 @@ export class MemberWriter {
     this.clients.forEach((c) => c.close());
   }
 }
+
+/** Writes `w/<n>` round-robin through the given members until stopped; each acknowledged key's revision. */
+export class RevisionWriter {
+  readonly acked = new Map<string, number>();
+  private stopped = false;
+  private readonly clients: Etcd3[];
+  private loop?: Promise<void>;
+  constructor(runner: PodRunner, through: readonly string[]) {
+    this.clients = through.map((p) => memberClient(runner, p));
+  }
+  start(): void {
+    this.loop = (async () => {
+      for (let i = 0; !this.stopped; i++) {
+        const key = `w/${String(i).padStart(6, '0')}`;
+        try {
+          this.acked.set(key, Number((await this.clients[i % this.clients.length].put(key).value(`v${i}`)).header.revision));
+        } catch {
+          await sleep(20);
+        }
+      }
+    })();
+  }
+  async stop(): Promise<Map<string, number>> {
+    this.stopped = true;
+    await this.loop;
+    this.clients.forEach((c) => c.close());
+    return this.acked;
+  }
+}
