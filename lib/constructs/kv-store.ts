@@ -27,7 +27,9 @@ export interface KVStoreProps {
    */
   readonly name?: string;
   /**
-   * Number of members (StatefulSet replicas); etcd allows at most 7.
+   * Number of members (StatefulSet replicas); etcd allows at most 7. A live etcd store changes size
+   * only through the reconciler (members are added and removed one at a time); without it, do not
+   * change the size of a live store.
    * @default 3
    */
   readonly size?: number;
