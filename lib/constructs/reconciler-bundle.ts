@@ -183,6 +183,10 @@ export class ReconcilerBundle extends Construct {
       if (store.engine.spec.kind !== 'etcd') {
         throw new SpecError(store.spec.name, [{ field: 'reconciler.maintenance', value: props.maintenance, allowed: 'left out for a custom engine', reason: 'maintenance defragments etcd members and recovers etcd from NOSPACE' }]);
       }
+      // A CronJob's name leaves 11 characters for the Jobs' suffix: 52 at most.
+      if (maintenanceCronJobName(store.spec.name).length > 52) {
+        throw new SpecError(store.spec.name, [{ field: 'reconciler.maintenance', value: props.maintenance, allowed: 'a store name of at most 40 characters with maintenance', reason: `the CronJob ${maintenanceCronJobName(store.spec.name)} would be longer than the 52 characters Kubernetes allows a CronJob's name` }]);
+      }
       const schedule = props.maintenance.schedule ?? DEFAULT_MAINTENANCE_SCHEDULE;
       if (!new RegExp(CRON_PATTERN).test(schedule)) {
         throw new SpecError(store.spec.name, [{ field: 'reconciler.maintenance.schedule', value: schedule, allowed: 'a cron schedule of five fields such as "23 * * * *", or a macro such as @hourly' }]);

@@ -189,12 +189,17 @@ export class EtcdMembership {
    */
   async waitCaughtUp(index: number): Promise<{ memberApplied: number; leaderCommitted: number }> {
     const status = (c: Etcd3) => c.maintenance.status();
-    const leaderId = (await this.anywhere(status)).leader;
-    const leader = await this.anywhere(async (c) => {
-      const s = await status(c);
-      if (s.header.member_id !== leaderId) throw new Error('UNAVAILABLE: not the leader, asking the next member');
-      return s;
-    });
+    // The leader as the members see it now (asked again if none is known, or it moved meanwhile).
+    const leader = await retryAcross([this.clients[0]], async () => {
+      let leaderId = '0';
+      for (const c of this.clients) leaderId = leaderId !== '0' ? leaderId : await status(c).then((s) => s.leader, () => '0');
+      if (leaderId === '0') throw new Error('UNAVAILABLE: no leader known yet');
+      for (const c of this.clients) {
+        const s = await status(c).catch(() => undefined);
+        if (s?.header.member_id === leaderId) return s;
+      }
+      throw new Error(`UNAVAILABLE: the leader ${leaderId} does not answer at any endpoint`);
+    }, RETRYABLE, this.options);
     const target = Number(leader.raftIndex);
     const member = this.clients[index];
     return this.anywhere(async (c) => {

@@ -273,6 +273,14 @@ export function planQuorumRecovery(input: QuorumRecoveryInput): QuorumRecoveryPl
       quorum: view,
     };
   }
+  // A majority answering is no quorum loss, whatever they see now (an election takes a second or two).
+  if (view.answering.length >= view.majority) {
+    return {
+      outcome: 'wait',
+      reason: `no quorum loss: ${counted}. A majority answers, so it elects a leader once an election is over: probe again.`,
+      quorum: view,
+    };
+  }
   if (view.withLeader.length > 0) {
     return {
       outcome: 'wait',

@@ -79,6 +79,9 @@ export function servesLivezReadyz(version: string): boolean {
   return v.major > 3 || (v.major === 3 && (v.minor > 5 || (v.minor === 5 && v.patch >= 11)));
 }
 
+/** The 3.5 patch every member must run before a 3.6 upgrade (etcd's upgrade_3_6 checklist). */
+const MIN_PATCH_BEFORE_3_6 = 26;
+
 /** What moving a live etcd cluster from one version to another is, by etcd's upgrade rules. */
 export type EtcdVersionStep =
   | { readonly allowed: true; readonly kind: 'same' | 'patch' | 'minor' }
@@ -92,12 +95,21 @@ export type EtcdVersionStep =
  * downgrade procedure (`etcdctl downgrade enable`, 3.6+), which the reconciler does not run.
  * @see https://etcd.io/docs/v3.5/upgrades/
  */
-export function etcdVersionStep(from: string, to: string): EtcdVersionStep {
+export function etcdVersionStep(from: string, to: string, options: { auth?: boolean } = {}): EtcdVersionStep {
   const [a, b] = [parseVersion(from), parseVersion(to)];
   if (!a || !b) return { allowed: false, reason: `cannot compare etcd versions ${from} and ${to} (MAJOR.MINOR.PATCH)` };
   if (a.major !== b.major) return { allowed: false, reason: `etcd ${from} → ${to} changes the major version, which etcd does not support in place` };
   if (a.minor === b.minor) return { allowed: true, kind: a.patch === b.patch ? 'same' : 'patch' };
-  if (b.minor === a.minor + 1) return { allowed: true, kind: 'minor' };
+  if (b.minor === a.minor + 1) {
+    // etcd's own checklists (upgrade_3_5, upgrade_3_6 on etcd.io).
+    if (a.minor === 4 && options.auth) {
+      return { allowed: false, reason: `etcd ${from} → ${to} with authentication on (clients) is not a rolling upgrade etcd supports: 3.5 changed the WAL format of auth entries; create a 3.5 store and restore a snapshot into it` };
+    }
+    if (a.minor === 5 && a.patch < MIN_PATCH_BEFORE_3_6) {
+      return { allowed: false, reason: `etcd ${from} → ${to}: every member must run 3.5.${MIN_PATCH_BEFORE_3_6} or later first (earlier 3.5 releases let removed members come back and learners revert during the upgrade, etcd's upgrade_3_6 checklist); upgrade to the newest 3.5 patch, then to ${to}` };
+    }
+    return { allowed: true, kind: 'minor' };
+  }
   if (b.minor > a.minor) {
     return { allowed: false, reason: `etcd ${from} → ${to} skips ${b.minor - a.minor - 1} minor version(s): upgrade one minor at a time (${a.major}.${a.minor + 1}.x first, then ${to}), as etcd requires` };
   }

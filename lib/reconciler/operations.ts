@@ -338,14 +338,16 @@ export async function replaceMember(ctx: OperationContext, ordinal: number, endp
 
 /**
  * Recovery from quorum loss from the most advanced survivor (etcd's procedure; the plan, with what it
- * loses, is planQuorumRecovery's): stop every member; delete the lost members' claims (their old data
- * must never start again: two of them could re-form the old cluster); start the survivor once with
- * --force-new-cluster in a one-off pod on its own volumes, until it serves as a cluster of one; start
- * the members again; add each lost member back in turn as a learner (the bootstrap ConfigMap listing
+ * loses, is planQuorumRecovery's): stop every member; start the survivor once with --force-new-cluster
+ * in a one-off pod on its own volumes, until it serves as a cluster of one; then delete the other
+ * members' claims (their old data must never start again: two of them could re-form the old
+ * cluster); start the members again; add each lost member back in turn as a learner (the bootstrap ConfigMap listing
  * exactly the current members and the joining one, as etcd requires) and promote it once caught up.
- * `desired` is the store as reconciled (the StatefulSet and the bootstrap ConfigMap among them).
+ * `desired` is the store as reconciled (the StatefulSet and the bootstrap ConfigMap among them). Each
+ * step can be made again: a stopped run is finished by running it all again from the same survivor
+ * (the StatefulSet's mark names it).
  */
-export async function recoverFromSurvivor(ctx: OperationContext, desired: readonly KubeObject[], survivor: number, size: number, endpoint: (ordinal: number) => string, tls?: EtcdClientTls): Promise<void> {
+export async function recoverFromSurvivor(ctx: OperationContext, desired: readonly KubeObject[], survivor: number, size: number, endpoint: (ordinal: number) => string, clientPort: number, tls?: EtcdClientTls): Promise<void> {
   const { client, document, log } = ctx;
   const { EtcdMembership } = await import('../engines/etcd-membership');
   const { forceNewClusterArgs, rejoinInitialCluster, waitStandalone } = await import('../engines/etcd-recovery');
@@ -363,6 +365,34 @@ export async function recoverFromSurvivor(ctx: OperationContext, desired: readon
   await client.apply(marked(0));
   for (let i = 0; i < size; i++) await until(ctx, `member ${podName(names, i)} to stop`, async () => ((await client.read(podRef(podName(names, i)))) ? undefined : true));
   log.info(`every member stopped for the recovery from ${survivorPod}`, { action: 'stop-members' });
+
+  // The survivor, once, with --force-new-cluster: a pod of its own (the flag must act exactly once;
+  // again after a stopped run it only says again that the survivor is alone).
+  const oneOff = recoveryPodName(names, survivor);
+  const template = sts.spec.template;
+  const [container, ...rest] = template.spec.containers;
+  if (!(await client.read(podRef(oneOff)))) {
+    await client.create({
+      apiVersion: 'v1', kind: 'Pod',
+      metadata: { name: oneOff, namespace: ns, labels: { [STORE_LABEL]: document.spec.name } },
+      spec: {
+        ...template.spec,
+        restartPolicy: 'Never',
+        containers: [{ ...container, args: forceNewClusterArgs(container.args, survivorPod), readinessProbe: undefined, livenessProbe: undefined, startupProbe: undefined }, ...rest],
+        volumes: [...(template.spec.volumes ?? []), ...document.spec.volumeClaimTemplates.map((t) => ({ name: t.name, persistentVolumeClaim: { claimName: pvcName(names, t.name, survivor) } }))],
+      },
+    });
+  }
+  log.info(`pod ${oneOff}: ${survivorPod}'s data started with --force-new-cluster`, { action: 'force-new-cluster', member: survivorPod });
+  const ip = await until(ctx, `pod ${oneOff} to get an IP`, async () => (await client.read(podRef(oneOff)))?.status?.podIP as string | undefined);
+  const url = `${tls ? 'https' : 'http'}://${ip.includes(':') ? `[${ip}]` : ip}:${clientPort}`;
+  const alone = await waitStandalone(url, { retryTimeoutMs: ctx.timeoutMs, ...(tls ? { tls } : {}) });
+  log.info(`${survivorPod} serves as a cluster of one at revision ${alone.revision} (member id ${alone.id})`, { action: 'standalone', member: survivorPod });
+  await client.delete(podRef(oneOff), 'Background');
+  await until(ctx, `pod ${oneOff} to be gone`, async () => ((await client.read(podRef(oneOff))) ? undefined : true));
+
+  // Only now, the survivor proven: every other member's claims go (their old data must never start
+  // again: two of them could re-form the old cluster; what a stopped run had added back is a copy).
   for (const i of lost) {
     for (const t of document.spec.volumeClaimTemplates) {
       const claim = pvcName(names, t.name, i);
@@ -372,28 +402,6 @@ export async function recoverFromSurvivor(ctx: OperationContext, desired: readon
       log.info(`PVC ${claim} deleted: the lost member's old data must not start again`, { action: 'wipe', pvc: claim });
     }
   }
-
-  // The survivor, once, with --force-new-cluster: a pod of its own (the flag must act exactly once).
-  const oneOff = recoveryPodName(names, survivor);
-  const template = sts.spec.template;
-  const [container, ...rest] = template.spec.containers;
-  await client.create({
-    apiVersion: 'v1', kind: 'Pod',
-    metadata: { name: oneOff, namespace: ns, labels: { [STORE_LABEL]: document.spec.name } },
-    spec: {
-      ...template.spec,
-      restartPolicy: 'Never',
-      containers: [{ ...container, args: forceNewClusterArgs(container.args, survivorPod), readinessProbe: undefined, livenessProbe: undefined, startupProbe: undefined }, ...rest],
-      volumes: [...(template.spec.volumes ?? []), ...document.spec.volumeClaimTemplates.map((t) => ({ name: t.name, persistentVolumeClaim: { claimName: pvcName(names, t.name, survivor) } }))],
-    },
-  });
-  log.info(`pod ${oneOff}: ${survivorPod}'s data started with --force-new-cluster`, { action: 'force-new-cluster', member: survivorPod });
-  const ip = await until(ctx, `pod ${oneOff} to get an IP`, async () => (await client.read(podRef(oneOff)))?.status?.podIP as string | undefined);
-  const url = endpoint(survivor).replace(/\/\/[^/:]+(:[0-9]+)?/, `//${ip}$1`);
-  const alone = await waitStandalone(url, { retryTimeoutMs: ctx.timeoutMs, ...(tls ? { tls } : {}) });
-  log.info(`${survivorPod} serves as a cluster of one at revision ${alone.revision} (member id ${alone.id})`, { action: 'standalone', member: survivorPod });
-  await client.delete(podRef(oneOff), 'Background');
-  await until(ctx, `pod ${oneOff} to be gone`, async () => ((await client.read(podRef(oneOff))) ? undefined : true));
 
   // Every member again; the lost ones start empty and wait (crash-looping) until each is added back.
   const membership = new EtcdMembership([endpoint(survivor)], { onRetry: ctx.keepAlive, retryTimeoutMs: ctx.timeoutMs, ...(tls ? { tls } : {}) });

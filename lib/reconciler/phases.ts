@@ -188,19 +188,33 @@ export function upgradeRender(u: VersionUpgrade, partition = u.upgradedFrom): Pi
 export const LOST_AFTER_RESTARTS = 3;
 
 /**
- * Whether a member's pod crash-loops: not ready, its engine container restarted at least
- * LOST_AFTER_RESTARTS times, the last time after failing (a non-zero exit). What etcd does on a lost or
+ * Whether a member's pod crash-loops: not ready, in the kubelet's CrashLoopBackOff, its engine
+ * container restarted at least LOST_AFTER_RESTARTS times, the last time after failing by itself (a
+ * non-zero exit that is no SIGKILL or SIGTERM, nor out of memory). What etcd does on a lost or
  * foreign data directory ("tocommit is out of range", "member already bootstrapped", "cluster ID
  * mismatch"): it exits at once, every time. A pod still starting, or one the kubelet has not run yet,
  * is not lost.
  */
 export function crashLooping(pod: KubeObject | undefined): boolean {
+  // Waiting out the kubelet's back-off now, not starting or running (restartCount only ever grows).
+  return mayCrashLoop(pod) && pod!.status.containerStatuses[0].state?.waiting?.reason === 'CrashLoopBackOff';
+}
+
+/**
+ * crashLooping but for the state it is in right now: not ready, restarted LOST_AFTER_RESTARTS times,
+ * the last time after failing by itself. A pod between two failed starts is running for a moment:
+ * look again (crashLooping) before deciding.
+ */
+export function mayCrashLoop(pod: KubeObject | undefined): boolean {
   if (!pod || pod.metadata.deletionTimestamp) return false;
   const ready = (pod.status?.conditions ?? []).some((c: any) => c.type === 'Ready' && c.status === 'True');
   const engine = (pod.status?.containerStatuses ?? [])[0];
   if (ready || !engine) return false;
-  const failed = (engine.lastState?.terminated?.exitCode ?? 0) !== 0;
-  return (engine.restartCount ?? 0) >= LOST_AFTER_RESTARTS && failed;
+  const last = engine.lastState?.terminated;
+  // Killed from outside (out of memory, a liveness or startup probe: SIGKILL 137, SIGTERM 143) is no
+  // sign of lost data: its volume may hold the only copy of something.
+  if (!last || last.exitCode === 0 || last.exitCode === 137 || last.exitCode === 143 || last.reason === 'OOMKilled') return false;
+  return (engine.restartCount ?? 0) >= LOST_AFTER_RESTARTS;
 }
 
 /** The store rendered with `size` members, for a cluster that is bootstrapped or not yet. */

@@ -1,7 +1,7 @@
 // The plan: desired + live objects → ordered steps, or refusals. Pure: no I/O, tested without a cluster.
 import { etcdTlsStage, etcdVersionStep, liveEtcdVersion } from '../engines/etcd';
 import { TLS_SWITCH_PHASE } from '../engines/types';
-import { ENGINE_ANNOTATION, ENGINE_VERSION_ANNOTATION, OPERATION_ANNOTATION, RESTORED_FROM_ANNOTATION, TLS_TRUST_ANNOTATION } from '../model/metadata';
+import { AUTH_ANNOTATION, ENGINE_ANNOTATION, ENGINE_VERSION_ANNOTATION, OPERATION_ANNOTATION, RESTORED_FROM_ANNOTATION, TLS_TRUST_ANNOTATION } from '../model/metadata';
 import { parseQuantity } from '../model/quantity';
 import { PART_OF_LABEL } from './applyset';
 import { describeRef, groupKind, KubeObject, ObjectRef, refOf } from './types';
@@ -203,10 +203,20 @@ function statefulSetRefusals(desired: KubeObject, live: KubeObject, options: Pla
     const to = desired.metadata.annotations?.[ENGINE_VERSION_ANNOTATION];
     const running = liveEtcdVersion(live.metadata.annotations?.[ENGINE_VERSION_ANNOTATION], l.template?.spec?.containers?.[0]?.image);
     const upgrading = upgradeFrom(live.metadata.annotations?.[OPERATION_ANNOTATION]);
-    for (const from of [...new Set([upgrading, running])]) {
-      if (!from || !to || from === to) continue;
-      const step = etcdVersionStep(from, to);
-      if (!step.allowed) refuse(`metadata.annotations.${ENGINE_VERSION_ANNOTATION}`, from, to, `${step.reason}; not even force makes this change`, false);
+    const auth = !!(desired.metadata.annotations?.[AUTH_ANNOTATION] ?? live.metadata.annotations?.[AUTH_ANNOTATION]);
+    if (upgrading && to === upgrading) {
+      // Back to where an upgrade under way came from: some members still run it, so the cluster
+      // version has not moved, which is when etcd lets members go back; force says you know that.
+      const step = etcdVersionStep(upgrading, running ?? upgrading, { auth });
+      if (step.allowed && step.kind === 'minor') {
+        refuse(`metadata.annotations.${ENGINE_VERSION_ANNOTATION}`, running, to, `going back to ${to} during its upgrade to ${running}: etcd allows it only while some member still runs ${to} (the cluster version has not moved on), which is the case until the upgrade finishes; set force to roll the upgraded members back`);
+      }
+    } else {
+      for (const from of [...new Set([upgrading, running])]) {
+        if (!from || !to || from === to) continue;
+        const step = etcdVersionStep(from, to, { auth });
+        if (!step.allowed) refuse(`metadata.annotations.${ENGINE_VERSION_ANNOTATION}`, from, to, `${step.reason}; not even force makes this change`, false);
+      }
     }
   }
   // Turning TLS on goes member by member (TlsSwitch: peer certificates everywhere first, then each

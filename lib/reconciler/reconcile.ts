@@ -4,7 +4,7 @@ import type { EtcdClientTls } from '../engines/etcd-membership';
 import { TLS_DIRS, tlsFiles } from '../engines/types';
 import { specHash, StoreDocument } from '../model/document';
 import { AUTH_ANNOTATION, OPERATION_ANNOTATION, RESTORED_FROM_ANNOTATION, TLS_TRUST_ANNOTATION } from '../model/metadata';
-import { podFqdn, podName, storeNames, tlsSecrets, tlsTrust } from '../model/names';
+import { podFqdn, podName, pvcName, storeNames, tlsSecrets, tlsTrust } from '../model/names';
 import { CONTAINS_ANNOTATION, ID_LABEL, PART_OF_LABEL } from './applyset';
 import { KubeClient } from './client';
 import { DesiredState, desiredState } from './desired';
@@ -12,7 +12,7 @@ import { acquireLease, leaseKeeper, releaseLease } from './lease';
 import { Log } from './log';
 import { MaintainResult, MaintenanceError, maintainMembers } from './maintain';
 import { changeMembership, growClaims, OperationContext, ordinalOfPeerURL, recoverFromSurvivor, registerPeerURL, replaceMember, restoreMembers, sleep, snapshotBefore, until, waitCaughtUp } from './operations';
-import { CA_ROTATION_MARK, CaRotation, caRotationRender, crashLooping, intent, isNoOp, LiveStore, membersMark, ObjectPlan, planObjects, renderAt, RunPlan, TLS_SWITCH_MARK, upgradeRender } from './phases';
+import { CA_ROTATION_MARK, CaRotation, caRotationRender, crashLooping, intent, mayCrashLoop, isNoOp, LiveStore, membersMark, ObjectPlan, planObjects, renderAt, RunPlan, TLS_SWITCH_MARK, upgradeRender } from './phases';
 import { formatPlan, Plan, Step, upgradeFrom } from './plan';
 import { describeRef, groupKind, KubeObject, ObjectRef, refOf } from './types';
 
@@ -327,7 +327,12 @@ export class StoreReconciler {
   async maintain(): Promise<MaintainResult> {
     const { document } = this;
     const sts = document.spec.engine.kind === 'etcd' ? await this.client.read(this.stsRef) : undefined;
-    if (!sts || (sts.spec?.replicas ?? 0) === 0) {
+    const mark = sts?.metadata.annotations?.[OPERATION_ANNOTATION];
+    // Another operation a stopped reconcile left half done: the reconciler finishes it, not maintenance.
+    if (mark && !mark.startsWith('quorum → ')) {
+      throw new MaintenanceError(`store ${document.namespace}/${document.spec.name}: "${mark}" is under way (the StatefulSet's ${OPERATION_ANNOTATION}): the reconciler finishes it first; no maintenance now`);
+    }
+    if (!sts || ((sts.spec?.replicas ?? 0) === 0 && !mark)) {
       this.log.info(`store ${document.namespace}/${document.spec.name}: no live etcd members to maintain`);
       return { kind: 'none' };
     }
@@ -335,8 +340,9 @@ export class StoreReconciler {
     const { EtcdEngine } = await import('../engines/etcd');
     const quotaBackendBytes = (this.target.store.engine as InstanceType<typeof EtcdEngine>).quotaBackendBytes(document.spec);
     return this.underLease(async (keepAlive) => {
+      // A recovery under way scaled the members to 0: the spec's size then.
       const live = await this.client.read(this.stsRef);
-      const endpoints = Array.from({ length: live?.spec?.replicas ?? 0 }, (_, i) => this.memberEndpoint(i, !!tls));
+      const endpoints = Array.from({ length: mark ? document.spec.size : live?.spec?.replicas ?? 0 }, (_, i) => this.memberEndpoint(i, !!tls));
       const ctx = this.context(keepAlive);
       if (await this.recoverQuorum(ctx, endpoints, tls)) return { kind: 'quorum-recovery' as const };
       await this.replaceLostMembers(ctx, endpoints, tls);
@@ -354,26 +360,81 @@ export class StoreReconciler {
   private async recoverQuorum(ctx: Context, endpoints: string[], tls: EtcdClientTls | undefined): Promise<boolean> {
     const { document, log } = this;
     const names = storeNames(document.spec.name);
+    const live = await this.client.read(this.stsRef);
+    const recover = (survivor: number) => recoverFromSurvivor(ctx.operation, this.target.objects, survivor, endpoints.length, (i) => endpoints[i], this.target.store.engine.clientPort, tls);
+    // A recovery a stopped run began: made again from the same survivor (every step can be).
+    const resumed = /^quorum → from (.+)$/.exec(live?.metadata.annotations?.[OPERATION_ANNOTATION] ?? '')?.[1];
+    if (resumed) {
+      const survivor = endpoints.findIndex((_, i) => podName(names, i) === resumed);
+      if (survivor < 0) throw new MaintenanceError(`store ${document.namespace}/${document.spec.name}: a recovery from ${resumed} is under way, but it is not one of the ${endpoints.length} members`);
+      log.info(`resuming the recovery of quorum from ${resumed}`, { action: 'recover-quorum', member: resumed });
+      await recover(survivor);
+      await waitRollout(ctx, this.stsRef);
+      return true;
+    }
     const { describeRecoveryPlan, planQuorumRecovery, probeMembers } = await import('../engines/etcd-recovery');
     const members = endpoints.map((endpoint, i) => ({ name: podName(names, i), endpoint }));
-    const plan = planQuorumRecovery({
+    const planNow = async () => planQuorumRecovery({
       members: members.map((m) => m.name),
       probes: await probeMembers(members, tls ? { tls } : {}),
       allowDataLoss: !!this.options.recoverQuorumLoss,
       source: 'survivor',
     });
+    let plan = await planNow();
     if (plan.outcome === 'not-needed' || plan.outcome === 'wait') return false;
+    // Not on one look: the same answer again after several election timeouts (1 s by default).
+    await sleep(QUORUM_RECHECK_MS);
+    const again = await planNow();
+    if (again.outcome !== plan.outcome || (again.procedure?.source === 'survivor' && plan.procedure?.source === 'survivor' && again.procedure.survivor.name !== plan.procedure.survivor.name)) {
+      log.info(`quorum looked lost, then not the same ${QUORUM_RECHECK_MS / 1000} s later (${again.reason}): nothing done`);
+      return false;
+    }
+    plan = again;
     for (const line of describeRecoveryPlan(plan)) log.info(line);
+    const refuse = (why: string) => new MaintenanceError(`store ${document.namespace}/${document.spec.name}: quorum lost, not recovered: ${why}`);
     if (plan.outcome !== 'recover' || plan.procedure?.source !== 'survivor') {
-      throw new MaintenanceError(`store ${document.namespace}/${document.spec.name}: quorum lost, not recovered: ${plan.reason}` +
-        (plan.outcome === 'refused' ? ' (allow it with reconciler.maintenance.recoverQuorumLoss, or run kvstore-reconcile --maintain --recover-quorum-loss once; or restore the newest snapshot with restore and force)' : ''));
+      throw refuse(plan.reason + (plan.outcome === 'refused' ? ' (allow it with reconciler.maintenance.recoverQuorumLoss, or once with kvstore-reconcile --maintain --recover-quorum-loss and a kubeconfig that may create pods; or restore the newest snapshot with restore and force)' : ''));
+    }
+    // Gone for good, by Kubernetes too: every silent member's pod crash-loops, or its claim is gone or Lost.
+    const pods = await this.memberPods(members.length);
+    for (const silent of plan.quorum.silent) {
+      const i = members.findIndex((m) => m.name === silent.name);
+      const pod = pods[i];
+      const claims = await Promise.all(document.spec.volumeClaimTemplates.map((t) => this.client.read({ apiVersion: 'v1', kind: 'PersistentVolumeClaim', namespace: document.namespace, name: pvcName(names, t.name, i) })));
+      const claimGone = claims.some((c) => !c || c.status?.phase === 'Lost');
+      if (!crashLooping(pod) && !claimGone) {
+        throw refuse(`${silent.name} does not answer (${silent.error}) but is not gone for good: its pod is ${pod ? `${pod.status?.phase ?? 'unknown'}, not crash-looping` : 'missing'} and its claims are there; it may come back (a node restarting, a partition). Nothing was changed.`);
+      }
+    }
+    // The members run what the spec renders: a recovery restarts them from it.
+    const desiredSts = this.targetSts;
+    const image = (o?: KubeObject) => o?.spec?.template?.spec?.containers?.[0]?.image;
+    if ((live?.spec?.replicas ?? 0) !== document.spec.size || image(live) !== image(desiredSts)) {
+      throw refuse(`the spec (size ${document.spec.size}, image ${image(desiredSts)}) is not what the members run (${live?.spec?.replicas ?? 0} members, image ${image(live)}): put the spec back to what they run first. Nothing was changed.`);
     }
     const procedure = plan.procedure;
     const survivor = members.findIndex((m) => m.name === procedure.survivor.name);
     log.info(`recovering quorum from ${members[survivor].name}: ${procedure.dataLoss.statement}`, { action: 'recover-quorum', member: members[survivor].name });
-    await recoverFromSurvivor(ctx.operation, this.target.objects, survivor, endpoints.length, (i) => endpoints[i], tls);
+    await recover(survivor);
     await waitRollout(ctx, this.stsRef);
     return true;
+  }
+
+
+  /**
+   * The member pods by ordinal; one that may crash-loop (see mayCrashLoop) is read again until it is
+   * seen waiting out its back-off (crashLooping), for 15 s at most: between two failed starts it runs
+   * for a moment.
+   */
+  private async memberPods(count: number): Promise<Array<KubeObject | undefined>> {
+    const names = storeNames(this.document.spec.name);
+    const read = (i: number) => this.client.read({ apiVersion: 'v1', kind: 'Pod', namespace: this.document.namespace, name: podName(names, i) });
+    let pods = await Promise.all(Array.from({ length: count }, (_, i) => read(i)));
+    for (const deadline = Date.now() + 15_000; pods.some((p) => mayCrashLoop(p) && !crashLooping(p)) && Date.now() < deadline;) {
+      await sleep(250);
+      pods = await Promise.all(pods.map((p, i) => (mayCrashLoop(p) && !crashLooping(p) ? read(i) : p)));
+    }
+    return pods;
   }
 
   /**
@@ -385,7 +446,7 @@ export class StoreReconciler {
     const { document } = this;
     const names = storeNames(document.spec.name);
     const podRef = (i: number): ObjectRef => ({ apiVersion: 'v1', kind: 'Pod', namespace: document.namespace, name: podName(names, i) });
-    const pods = await Promise.all(endpoints.map((_, i) => this.client.read(podRef(i))));
+    const pods = await this.memberPods(endpoints.length);
     const lost = pods.flatMap((p, i) => (crashLooping(p) ? [i] : []));
     const { EtcdMembership } = await import('../engines/etcd-membership');
     const membership = new EtcdMembership(endpoints, { onRetry: ctx.keepAlive, ...(tls ? { tls } : {}) });
@@ -410,7 +471,7 @@ export class StoreReconciler {
     await snapshotBefore(ctx.operation, this.target.objects, `replacing member ${podName(names, todo[0])}`, `${this.target.store.specHash}/${todo.join(',')}/${pods[todo[0]]?.metadata.uid ?? ''}`);
     for (const ordinal of todo) {
       this.log.info(`member ${podName(names, ordinal)} is lost (its pod crash-loops: ${restartsOf(pods[ordinal])} restarts): replacing it`, { action: 'replace', member: podName(names, ordinal) });
-      await replaceMember(ctx.operation, ordinal, endpoints.filter((_, i) => i !== ordinal), async () => crashLooping(await this.client.read(podRef(ordinal))), tls);
+      await replaceMember(ctx.operation, ordinal, endpoints.filter((_, i) => i !== ordinal), async () => mayCrashLoop(await this.client.read(podRef(ordinal))), tls);
       await waitRollout(ctx, this.stsRef);
     }
   }
@@ -827,6 +888,9 @@ function normalizePem(pem: string): string {
 export function mergePem(a: string, b: string): string {
   return [...new Set([...pemBlocks(a), ...pemBlocks(b)])].join('');
 }
+
+/** How long a quorum loss must look the same before a recovery: several election timeouts (1 s by default). */
+const QUORUM_RECHECK_MS = 5000;
 
 /** How often a pod's engine container restarted. */
 function restartsOf(pod: KubeObject | undefined): number {

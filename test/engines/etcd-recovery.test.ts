@@ -54,6 +54,13 @@ describe('planQuorumRecovery', () => {
     expect(plan.quorum).toEqual({ listed: 3, majority: 2, answering: ['kv-0', 'kv-1'], withLeader: ['kv-0', 'kv-1'], silent: [{ name: 'kv-2', error: '14 UNAVAILABLE: No connection established' }] });
   });
 
+  test('a majority answering without a leader (an election under way): wait, no quorum loss', () => {
+    const plan = planQuorumRecovery(input([reach(0), reach(1), reach(2)]));
+    expect(plan.outcome).toBe('wait');
+    expect(plan.reason).toBe('no quorum loss: 3 of 3 member(s) answer (kv-0, kv-1, kv-2), 0 with a leader; a majority is 2. A majority answers, so it elects a leader once an election is over: probe again.');
+    expect(planQuorumRecovery(input([reach(0), reach(1), down(2)])).outcome).toBe('wait');
+  });
+
   test('a minority that still sees a leader: wait, the majority may be alive out of reach', () => {
     const plan = planQuorumRecovery(input([reach(0, { hasLeader: true }), down(1), down(2)]));
     expect(plan.outcome).toBe('wait');

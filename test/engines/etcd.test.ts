@@ -324,7 +324,7 @@ describe('etcdVersionStep (etcd\'s upgrade rules)', () => {
     ['3.5.9', '3.5.21', 'patch'],
     ['3.5.21', '3.5.9', 'patch'],
     ['3.4.23', '3.5.0', 'minor'],
-    ['3.5.21', '3.6.4', 'minor'],
+    ['3.5.26', '3.6.4', 'minor'],
   ])('%s → %s is allowed (%s)', (from, to, kind) => {
     expect(etcdVersionStep(from, to)).toEqual({ allowed: true, kind });
   });
@@ -339,6 +339,12 @@ describe('etcdVersionStep (etcd\'s upgrade rules)', () => {
     expect(refused('3.5.21', '3.4.23')).toMatch(/downgrade of the minor version: a 3\.4 member cannot start on data a 3\.5 cluster wrote/);
     expect(refused('3.5.0', '4.0.0')).toMatch(/major version/);
     expect(refused('3.5', '3.5.1')).toMatch(/cannot compare/);
+  });
+
+  test('etcd\'s own checklists: 3.6 only from 3.5.26 or later; 3.4 → 3.5 not with authentication on', () => {
+    expect(etcdVersionStep('3.5.21', '3.6.4')).toEqual({ allowed: false, reason: expect.stringMatching(/every member must run 3\.5\.26 or later first/) });
+    expect(etcdVersionStep('3.4.23', '3.5.21', { auth: true })).toEqual({ allowed: false, reason: expect.stringMatching(/authentication on .* 3\.5 changed the WAL format of auth entries/) });
+    expect(etcdVersionStep('3.4.23', '3.5.21', { auth: false })).toEqual({ allowed: true, kind: 'minor' });
   });
 
   test('liveEtcdVersion: the annotation, else the image tag (with or without a digest), else unknown', () => {

@@ -5,7 +5,7 @@ import { OPERATION_ANNOTATION, RESTORED_FROM_ANNOTATION } from '../../lib/model/
 import { KubeClient } from '../../lib/reconciler/client';
 import { desiredState } from '../../lib/reconciler/desired';
 import { Log } from '../../lib/reconciler/log';
-import { caRotation, intent, isNoOp, LiveStore, membershipChange, planObjects, restoring, TLS_SWITCH_MARK, tlsSwitch, versionUpgrade } from '../../lib/reconciler/phases';
+import { caRotation, crashLooping, intent, isNoOp, LiveStore, mayCrashLoop, membershipChange, planObjects, restoring, TLS_SWITCH_MARK, tlsSwitch, versionUpgrade } from '../../lib/reconciler/phases';
 import { reconcileStore, RefusedError, StoreReconciler } from '../../lib/reconciler/reconcile';
 import { KubeObject } from '../../lib/reconciler/types';
 import { ApiServer, startApiServer } from '../support/api-server';
@@ -150,6 +150,25 @@ describe('versionUpgrade (pure): where an etcd version change stands', () => {
     expect(sts.spec.updateStrategy).toEqual({ type: 'RollingUpdate', rollingUpdate: { partition: 3 } });
     expect(sts.metadata.annotations?.[OPERATION_ANNOTATION]).toBe('version 3.5.9 → 3.5.21');
     expect(sts.spec.template.spec.containers[0].image).toBe('gcr.io/etcd-development/etcd:v3.5.21');
+  });
+});
+
+describe('crashLooping (pure): a member lost for good, not one slow or killed from outside', () => {
+  const pod = (c: Record<string, unknown>, ready = false) => ({
+    apiVersion: 'v1', kind: 'Pod', metadata: { name: 'orders-1' },
+    status: { conditions: [{ type: 'Ready', status: ready ? 'True' : 'False' }], containerStatuses: [{ restartCount: 4, state: { waiting: { reason: 'CrashLoopBackOff' } }, lastState: { terminated: { exitCode: 2, reason: 'Error' } }, ...c }] },
+  });
+  test('waiting out the back-off after failing by itself 3 times or more: lost', () => {
+    expect(crashLooping(pod({}))).toBe(true);
+  });
+  test('between two failed starts (running for a moment): may be, look again; ready, too few restarts, killed (137, 143, OOM) or no pod: not lost', () => {
+    expect([mayCrashLoop(pod({ state: { running: {} } })), crashLooping(pod({ state: { running: {} } }))]).toEqual([true, false]);
+    expect(crashLooping(pod({}, true))).toBe(false);
+    expect(crashLooping(pod({ restartCount: 2 }))).toBe(false);
+    for (const last of [{ exitCode: 137, reason: 'Error' }, { exitCode: 143, reason: 'Error' }, { exitCode: 1, reason: 'OOMKilled' }, { exitCode: 0, reason: 'Completed' }]) {
+      expect({ last, lost: crashLooping(pod({ lastState: { terminated: last } })) }).toEqual({ last, lost: false });
+    }
+    expect(crashLooping(undefined)).toBe(false);
   });
 });
 

@@ -356,6 +356,18 @@ describe('etcd version changes', () => {
     expect(ok.refusals).toEqual([]);
   });
 
+  test('back to where an upgrade under way came from: a patch freely; a minor only with force (etcd allows it until the last member moved)', () => {
+    const d = at('3.4.23');
+    const refused = plan(d.objects, liveAt('3.5.21', upgradeMark('3.4.23', '3.5.21')), { applySetId: d.applySetId });
+    expect(refused.refusals).toHaveLength(1);
+    expect(refused.refusals[0]).toMatchObject({ from: '3.5.21', to: '3.4.23' });
+    expect(refused.refusals[0].forceable).toBeUndefined();
+    expect(refused.refusals[0].reason).toMatch(/only while some member still runs 3\.4\.23/);
+    expect(plan(d.objects, liveAt('3.5.21', upgradeMark('3.4.23', '3.5.21')), { applySetId: d.applySetId, force: true }).refusals).toEqual([]);
+    const patch = at('3.5.9');
+    expect(plan(patch.objects, liveAt('3.5.21', upgradeMark('3.5.9', '3.5.21')), { applySetId: patch.applySetId }).refusals).toEqual([]);
+  });
+
   test('a live StatefulSet without the version annotation: its image tag tells the version', () => {
     const d = at('3.6.0');
     const l = liveAt('3.4.23');
