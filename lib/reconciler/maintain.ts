@@ -40,15 +40,23 @@ export interface MaintainContext {
   readonly progress: (operation: string, message: string) => Promise<void>;
   /** How long to wait for the cluster to be healthy between members. */
   readonly retryTimeoutMs?: number;
+  /** How long the first look waits for every member to answer and agree on a leader. @default 30000 */
+  readonly healthyWithinMs?: number;
 }
 
 /** One maintenance run: plans from the members' status, carries the plan out, logs every step. */
 export async function maintainMembers(ctx: MaintainContext): Promise<MaintainResult> {
-  const { EtcdMaintenance, planDefragmentation, planNospaceRecovery } = await import('../engines/etcd-maintenance');
+  const { EtcdMaintenance, planDefragmentation, planNospaceRecovery, unhealthyReason } = await import('../engines/etcd-maintenance');
   const { log } = ctx;
   const maintenance = new EtcdMaintenance(ctx.endpoints, { onRetry: ctx.keepAlive, ...(ctx.tls ? { tls: ctx.tls } : {}), ...(ctx.retryTimeoutMs ? { retryTimeoutMs: ctx.retryTimeoutMs } : {}) });
   try {
-    const status = await maintenance.status();
+    // A member just replaced or restarted may need a moment: healthy within the wait, or the plan says why not.
+    let status = await maintenance.status();
+    for (const deadline = Date.now() + (ctx.healthyWithinMs ?? 30_000); unhealthyReason(status) && Date.now() < deadline;) {
+      await ctx.keepAlive();
+      await new Promise((r) => setTimeout(r, 500));
+      status = await maintenance.status();
+    }
     const nospace = status.alarms.some((a) => a.alarm === 'NOSPACE');
     const kind = nospace ? 'nospace-recovery' : 'defragmentation';
     const plan: MaintenancePlan = nospace

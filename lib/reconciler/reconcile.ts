@@ -346,7 +346,7 @@ export class StoreReconciler {
       const ctx = this.context(keepAlive);
       if (await this.recoverQuorum(ctx, endpoints, tls)) return { kind: 'quorum-recovery' as const };
       await this.replaceLostMembers(ctx, endpoints, tls);
-      const done = await maintainMembers({ endpoints, ...(tls ? { tls } : {}), quotaBackendBytes, keepAlive, log: this.log, progress: ctx.operation.progress, retryTimeoutMs: ctx.operation.timeoutMs });
+      const done = await maintainMembers({ endpoints, ...(tls ? { tls } : {}), quotaBackendBytes, keepAlive, log: this.log, progress: ctx.operation.progress, retryTimeoutMs: ctx.operation.timeoutMs, healthyWithinMs: Math.min(30_000, ctx.operation.timeoutMs) });
       this.log.info(`store ${document.spec.name} maintained`, { store: document.spec.name, maintenance: done.kind });
       return done;
     });
@@ -426,13 +426,14 @@ export class StoreReconciler {
    * seen waiting out its back-off (crashLooping), for 15 s at most: between two failed starts it runs
    * for a moment.
    */
-  private async memberPods(count: number): Promise<Array<KubeObject | undefined>> {
+  private async memberPods(count: number, only?: ReadonlySet<number>): Promise<Array<KubeObject | undefined>> {
     const names = storeNames(this.document.spec.name);
     const read = (i: number) => this.client.read({ apiVersion: 'v1', kind: 'Pod', namespace: this.document.namespace, name: podName(names, i) });
     let pods = await Promise.all(Array.from({ length: count }, (_, i) => read(i)));
-    for (const deadline = Date.now() + 15_000; pods.some((p) => mayCrashLoop(p) && !crashLooping(p)) && Date.now() < deadline;) {
+    const unsure = (p: KubeObject | undefined, i: number) => (!only || only.has(i)) && mayCrashLoop(p) && !crashLooping(p);
+    for (const deadline = Date.now() + 15_000; pods.some(unsure) && Date.now() < deadline;) {
       await sleep(250);
-      pods = await Promise.all(pods.map((p, i) => (mayCrashLoop(p) && !crashLooping(p) ? read(i) : p)));
+      pods = await Promise.all(pods.map((p, i) => (unsure(p, i) ? read(i) : p)));
     }
     return pods;
   }
@@ -446,8 +447,6 @@ export class StoreReconciler {
     const { document } = this;
     const names = storeNames(document.spec.name);
     const podRef = (i: number): ObjectRef => ({ apiVersion: 'v1', kind: 'Pod', namespace: document.namespace, name: podName(names, i) });
-    const pods = await this.memberPods(endpoints.length);
-    const lost = pods.flatMap((p, i) => (crashLooping(p) ? [i] : []));
     const { EtcdMembership } = await import('../engines/etcd-membership');
     const membership = new EtcdMembership(endpoints, { onRetry: ctx.keepAlive, ...(tls ? { tls } : {}) });
     let members;
@@ -458,7 +457,14 @@ export class StoreReconciler {
     }
     const ordinalOf = (m: { peerURLs: readonly string[] }) => m.peerURLs.map((u) => ordinalOfPeerURL(u, names)).find((o) => o !== undefined);
     const resumed = members.filter((m) => m.isLearner).map(ordinalOf).filter((o): o is number => o !== undefined && o < endpoints.length);
-    const todo = [...new Set([...resumed, ...lost])].sort((a, b) => b - a);
+    // A pod of the StatefulSet whose member etcd does not list (a replacement stopped after the
+    // removal, or removed by hand): its data is a removed member's, never valid again.
+    const listed = new Set(members.map(ordinalOf));
+    const missing = endpoints.map((_, i) => i).filter((i) => !listed.has(i));
+    // Voting members only are looked at closely: the others are in hand already.
+    const pods = await this.memberPods(endpoints.length, new Set(members.filter((m) => !m.isLearner).map(ordinalOf).filter((o): o is number => o !== undefined)));
+    const lost = pods.flatMap((p, i) => (crashLooping(p) && listed.has(i) && !resumed.includes(i) ? [i] : []));
+    const todo = [...new Set([...resumed, ...lost, ...missing])].sort((a, b) => b - a);
     if (todo.length === 0) return;
     const voting = members.filter((m) => !m.isLearner);
     const ready = (p: KubeObject | undefined) => (p?.status?.conditions ?? []).some((c: any) => c.type === 'Ready' && c.status === 'True');
@@ -470,8 +476,10 @@ export class StoreReconciler {
     }
     await snapshotBefore(ctx.operation, this.target.objects, `replacing member ${podName(names, todo[0])}`, `${this.target.store.specHash}/${todo.join(',')}/${pods[todo[0]]?.metadata.uid ?? ''}`);
     for (const ordinal of todo) {
-      this.log.info(`member ${podName(names, ordinal)} is lost (its pod crash-loops: ${restartsOf(pods[ordinal])} restarts): replacing it`, { action: 'replace', member: podName(names, ordinal) });
-      await replaceMember(ctx.operation, ordinal, endpoints.filter((_, i) => i !== ordinal), async () => mayCrashLoop(await this.client.read(podRef(ordinal))), tls);
+      const why = missing.includes(ordinal) ? 'etcd does not list it' : resumed.includes(ordinal) ? 'a replacement left it a learner' : `its pod crash-loops: ${restartsOf(pods[ordinal])} restarts`;
+      this.log.info(`member ${podName(names, ordinal)} is lost (${why}): replacing it`, { action: 'replace', member: podName(names, ordinal) });
+      const wipe = missing.includes(ordinal) ? async () => true : async () => mayCrashLoop(await this.client.read(podRef(ordinal)));
+      await replaceMember(ctx.operation, ordinal, endpoints.filter((_, i) => i !== ordinal), wipe, tls);
       await waitRollout(ctx, this.stsRef);
     }
   }
