@@ -3,7 +3,7 @@
 // first, the leader last. What to do is decided by pure functions (planDefragmentation,
 // planNospaceRecovery, nospaceDisarm); the EtcdMaintenance class only carries a plan out.
 import { AlarmAction, AlarmType, Etcd3, IStatusResponse } from 'etcd3';
-import { EtcdClientTls, etcdClient, retryAcross } from './etcd-membership';
+import { EtcdClientTls, etcdClient, Member, retryAcross } from './etcd-membership';
 
 const MiB = 2 ** 20;
 
@@ -43,13 +43,8 @@ export interface UnreachableMember {
   readonly error: string;
 }
 
-/** A member as etcd lists it. */
-export interface ListedMember {
-  /** Member ID (decimal string). */
-  readonly id: string;
-  /** Its name ('' until it has started and published itself). */
-  readonly name: string;
-}
+/** A member as etcd lists it: its id and name. */
+export type ListedMember = Pick<Member, 'id' | 'name'>;
 
 /** A raised etcd alarm. */
 export interface EtcdAlarm {

@@ -5,7 +5,7 @@
 // the members, renders the survivor's one-off start and waits for it to serve.
 // @see https://etcd.io/docs/v3.5/op-guide/recovery/
 import type { Etcd3 } from 'etcd3';
-import { EtcdClientTls, etcdClient, retryAcross } from './etcd-membership';
+import { EtcdClientTls, etcdClient, Member, retryAcross } from './etcd-membership';
 import { POD_ENV } from './types';
 
 /** Where a recovery takes the data from: a surviving member's own data, or a snapshot file. */
@@ -404,15 +404,8 @@ export function forceNewClusterArgs(memberArgs: readonly string[], survivorPod: 
   return [...args, '--force-new-cluster'];
 }
 
-/** A member as etcd lists it (EtcdMembership.list() gives these). */
-export interface RegisteredMember {
-  /** Member ID (decimal string). */
-  readonly id: string;
-  /** Its name ('' until it has started and published itself). */
-  readonly name: string;
-  /** The peer URLs it is registered with. */
-  readonly peerURLs: readonly string[];
-}
+/** A member as etcd lists it (EtcdMembership.list() gives these): its id, name and peer URLs. */
+export type RegisteredMember = Pick<Member, 'id' | 'name' | 'peerURLs'>;
 
 /**
  * ETCD_INITIAL_CLUSTER for a member added back after a recovery: every current member (as etcd lists

@@ -28,6 +28,8 @@ export class MaintenanceError extends Error {
 
 /** What one maintenance run needs. */
 export interface MaintainContext {
+  /** The store, `<namespace>/<name>`, for the errors. */
+  readonly store: string;
   /** One client URL per member, by ordinal. */
   readonly endpoints: string[];
   readonly tls?: EtcdClientTls;
@@ -64,7 +66,7 @@ export async function maintainMembers(ctx: MaintainContext): Promise<MaintainRes
       : planDefragmentation(status, { quotaBackendBytes: ctx.quotaBackendBytes });
     if (nospace) log.info(`NOSPACE alarm raised: the store refuses writes (etcdserver: mvcc: database space exceeded); recovering: compact, defragment every member, disarm`, { action: 'nospace' });
     // Both planners skip only an unhealthy cluster (a member down, no leader, a learner, CORRUPT): the run fails, saying why.
-    if (plan.skipped) throw new MaintenanceError(`maintenance not done: ${plan.skipped}`);
+    if (plan.skipped) throw new MaintenanceError(`store ${ctx.store}: maintenance not done: ${plan.skipped}`);
     for (const t of plan.turns) log.info(`  ${t.reason}`);
     if (plan.turns.every((t) => t.action === 'skip') && !plan.disarmNospace && plan.compactRevision === undefined) {
       log.info('maintenance: no member has enough to reclaim', { action: 'maintenance-skip' });
@@ -75,8 +77,8 @@ export async function maintainMembers(ctx: MaintainContext): Promise<MaintainRes
       action: e.action,
       ...(e.defragmented ? { member: e.defragmented.name, beforeBytes: e.defragmented.dbSizeBeforeBytes, afterBytes: e.defragmented.dbSizeAfterBytes, ms: e.defragmented.durationMs } : {}),
     }));
-    if (result.stopped) throw new MaintenanceError(`maintenance stopped: ${result.stopped}`, result);
-    if (nospace && !result.disarmed) throw new MaintenanceError(`NOSPACE alarm kept: ${result.alarm ?? 'the database is still over the quota'}`, result);
+    if (result.stopped) throw new MaintenanceError(`store ${ctx.store}: maintenance stopped: ${result.stopped}`, result);
+    if (nospace && !result.disarmed) throw new MaintenanceError(`store ${ctx.store}: NOSPACE alarm kept: ${result.alarm ?? 'the database is still over the quota'}`, result);
     return { kind, result };
   } finally {
     maintenance.close();

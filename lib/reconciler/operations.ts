@@ -165,9 +165,15 @@ export async function wipeRemovedMember(ctx: OperationContext, ordinal: number, 
   if (!(await stillRemoved())) throw new Error(`member ${pod} appeared in the member list while its PVCs were about to be wiped: stopping`);
   for (const claim of claims) {
     log.info(`PVC ${claim} holds the data of a member removed from the cluster, which etcd would refuse: deleting it so ${pod} joins with an empty volume`, { action: 'wipe', pvc: claim });
-    await client.delete(pvcRef(document.namespace, claim), 'Background');
-    await until(ctx, `PVC ${claim} to be deleted`, async () => ((await client.read(pvcRef(document.namespace, claim))) ? undefined : true));
+    await deleteClaim(ctx, claim);
   }
+}
+
+/** Deletes PVC `claim` and waits until it is gone (its pods must be gone: the API keeps a claim in use). */
+async function deleteClaim(ctx: OperationContext, claim: string): Promise<void> {
+  const { client, document } = ctx;
+  await client.delete(pvcRef(document.namespace, claim), 'Background');
+  await until(ctx, `PVC ${claim} to be deleted`, async () => ((await client.read(pvcRef(document.namespace, claim))) ? undefined : true));
 }
 
 /** Applies the store rendered for `size` members (its member list, replicas and PDB). */
@@ -397,8 +403,7 @@ export async function recoverFromSurvivor(ctx: OperationContext, desired: readon
     for (const t of document.spec.volumeClaimTemplates) {
       const claim = pvcName(names, t.name, i);
       if (!(await client.read(pvcRef(ns, claim)))) continue;
-      await client.delete(pvcRef(ns, claim), 'Background');
-      await until(ctx, `PVC ${claim} to be deleted`, async () => ((await client.read(pvcRef(ns, claim))) ? undefined : true));
+      await deleteClaim(ctx, claim);
       log.info(`PVC ${claim} deleted: the lost member's old data must not start again`, { action: 'wipe', pvc: claim });
     }
   }

@@ -184,6 +184,11 @@ export function upgradeRender(u: VersionUpgrade, partition = u.upgradedFrom): Pi
   return { partition, operation: upgradeMark(u.from, u.to) };
 }
 
+/** Whether a pod's Ready condition is true. */
+export function podReady(pod: KubeObject | undefined): boolean {
+  return (pod?.status?.conditions ?? []).some((c: any) => c.type === 'Ready' && c.status === 'True');
+}
+
 /** Restarts after which a member that keeps failing counts as lost (its data gone or foreign), not slow. */
 export const LOST_AFTER_RESTARTS = 3;
 
@@ -207,9 +212,8 @@ export function crashLooping(pod: KubeObject | undefined): boolean {
  */
 export function mayCrashLoop(pod: KubeObject | undefined): boolean {
   if (!pod || pod.metadata.deletionTimestamp) return false;
-  const ready = (pod.status?.conditions ?? []).some((c: any) => c.type === 'Ready' && c.status === 'True');
   const engine = (pod.status?.containerStatuses ?? [])[0];
-  if (ready || !engine) return false;
+  if (podReady(pod) || !engine) return false;
   const last = engine.lastState?.terminated;
   // Killed from outside (out of memory, a liveness or startup probe: SIGKILL 137, SIGTERM 143) is no
   // sign of lost data: its volume may hold the only copy of something.

@@ -1,5 +1,6 @@
 // One reconcile of one store: read what is live → plan → execute under the Lease → result.
 import { existsSync, readFileSync } from 'fs';
+import type { EtcdEngine } from '../engines/etcd';
 import type { EtcdClientTls } from '../engines/etcd-membership';
 import { TLS_DIRS, tlsFiles } from '../engines/types';
 import { specHash, StoreDocument } from '../model/document';
@@ -12,7 +13,7 @@ import { acquireLease, leaseKeeper, releaseLease } from './lease';
 import { Log } from './log';
 import { MaintainResult, MaintenanceError, maintainMembers } from './maintain';
 import { changeMembership, growClaims, OperationContext, ordinalOfPeerURL, recoverFromSurvivor, registerPeerURL, replaceMember, restoreMembers, sleep, snapshotBefore, until, waitCaughtUp } from './operations';
-import { CA_ROTATION_MARK, CaRotation, caRotationRender, crashLooping, intent, mayCrashLoop, isNoOp, LiveStore, membersMark, ObjectPlan, planObjects, renderAt, RunPlan, TLS_SWITCH_MARK, upgradeRender } from './phases';
+import { CA_ROTATION_MARK, CaRotation, caRotationRender, crashLooping, intent, mayCrashLoop, podReady, isNoOp, LiveStore, membersMark, ObjectPlan, planObjects, renderAt, RunPlan, TLS_SWITCH_MARK, upgradeRender } from './phases';
 import { formatPlan, Plan, Step, upgradeFrom } from './plan';
 import { describeRef, groupKind, KubeObject, ObjectRef, refOf } from './types';
 
@@ -337,8 +338,7 @@ export class StoreReconciler {
       return { kind: 'none' };
     }
     const tls = await this.clientTls();
-    const { EtcdEngine } = await import('../engines/etcd');
-    const quotaBackendBytes = (this.target.store.engine as InstanceType<typeof EtcdEngine>).quotaBackendBytes(document.spec);
+    const quotaBackendBytes = (this.target.store.engine as EtcdEngine).quotaBackendBytes(document.spec);
     return this.underLease(async (keepAlive) => {
       // A recovery under way scaled the members to 0: the spec's size then.
       const live = await this.client.read(this.stsRef);
@@ -346,7 +346,7 @@ export class StoreReconciler {
       const ctx = this.context(keepAlive);
       if (await this.recoverQuorum(ctx, endpoints, tls)) return { kind: 'quorum-recovery' as const };
       await this.replaceLostMembers(ctx, endpoints, tls);
-      const done = await maintainMembers({ endpoints, ...(tls ? { tls } : {}), quotaBackendBytes, keepAlive, log: this.log, progress: ctx.operation.progress, retryTimeoutMs: ctx.operation.timeoutMs, healthyWithinMs: Math.min(30_000, ctx.operation.timeoutMs) });
+      const done = await maintainMembers({ store: `${document.namespace}/${document.spec.name}`, endpoints, ...(tls ? { tls } : {}), quotaBackendBytes, keepAlive, log: this.log, progress: ctx.operation.progress, retryTimeoutMs: ctx.operation.timeoutMs, healthyWithinMs: Math.min(30_000, ctx.operation.timeoutMs) });
       this.log.info(`store ${document.spec.name} maintained`, { store: document.spec.name, maintenance: done.kind });
       return done;
     });
@@ -426,9 +426,13 @@ export class StoreReconciler {
    * seen waiting out its back-off (crashLooping), for 15 s at most: between two failed starts it runs
    * for a moment.
    */
+  /** Member `ordinal`'s pod. */
+  private memberPodRef(ordinal: number): ObjectRef {
+    return { apiVersion: 'v1', kind: 'Pod', namespace: this.document.namespace, name: podName(storeNames(this.document.spec.name), ordinal) };
+  }
+
   private async memberPods(count: number, only?: ReadonlySet<number>): Promise<Array<KubeObject | undefined>> {
-    const names = storeNames(this.document.spec.name);
-    const read = (i: number) => this.client.read({ apiVersion: 'v1', kind: 'Pod', namespace: this.document.namespace, name: podName(names, i) });
+    const read = (i: number) => this.client.read(this.memberPodRef(i));
     let pods = await Promise.all(Array.from({ length: count }, (_, i) => read(i)));
     const unsure = (p: KubeObject | undefined, i: number) => (!only || only.has(i)) && mayCrashLoop(p) && !crashLooping(p);
     for (const deadline = Date.now() + 15_000; pods.some(unsure) && Date.now() < deadline;) {
@@ -446,7 +450,6 @@ export class StoreReconciler {
   private async replaceLostMembers(ctx: Context, endpoints: string[], tls: EtcdClientTls | undefined): Promise<void> {
     const { document } = this;
     const names = storeNames(document.spec.name);
-    const podRef = (i: number): ObjectRef => ({ apiVersion: 'v1', kind: 'Pod', namespace: document.namespace, name: podName(names, i) });
     const { EtcdMembership } = await import('../engines/etcd-membership');
     const membership = new EtcdMembership(endpoints, { onRetry: ctx.keepAlive, ...(tls ? { tls } : {}) });
     let members;
@@ -467,8 +470,7 @@ export class StoreReconciler {
     const todo = [...new Set([...resumed, ...lost, ...missing])].sort((a, b) => b - a);
     if (todo.length === 0) return;
     const voting = members.filter((m) => !m.isLearner);
-    const ready = (p: KubeObject | undefined) => (p?.status?.conditions ?? []).some((c: any) => c.type === 'Ready' && c.status === 'True');
-    const healthy = voting.filter((m) => { const o = ordinalOf(m); return o !== undefined && ready(pods[o]); }).length;
+    const healthy = voting.filter((m) => { const o = ordinalOf(m); return o !== undefined && podReady(pods[o]); }).length;
     const needed = Math.floor((voting.length - (lost.length ? 1 : 0)) / 2) + 1;
     if (healthy < needed) {
       throw new Error(`store ${document.namespace}/${document.spec.name}: member(s) ${todo.map((i) => podName(names, i)).join(', ')} crash-loop, but only ${healthy} of ${voting.length} voting members are ready: ` +
@@ -478,7 +480,7 @@ export class StoreReconciler {
     for (const ordinal of todo) {
       const why = missing.includes(ordinal) ? 'etcd does not list it' : resumed.includes(ordinal) ? 'a replacement left it a learner' : `its pod crash-loops: ${restartsOf(pods[ordinal])} restarts`;
       this.log.info(`member ${podName(names, ordinal)} is lost (${why}): replacing it`, { action: 'replace', member: podName(names, ordinal) });
-      const wipe = missing.includes(ordinal) ? async () => true : async () => mayCrashLoop(await this.client.read(podRef(ordinal)));
+      const wipe = missing.includes(ordinal) ? async () => true : async () => mayCrashLoop(await this.client.read(this.memberPodRef(ordinal)));
       await replaceMember(ctx.operation, ordinal, endpoints.filter((_, i) => i !== ordinal), wipe, tls);
       await waitRollout(ctx, this.stsRef);
     }

@@ -5,7 +5,7 @@
 // proven in test/engines/etcd-maintenance.test.ts; this proves the reconciler's run end to end.
 import { rmSync, writeFileSync } from 'fs';
 import { join } from 'path';
-import { Etcd3 } from 'etcd3';
+import type { Etcd3 } from 'etcd3';
 import { Chart, Testing } from 'cdk8s';
 import { Engine, KVStore } from '../../lib';
 import { MaintenanceError } from '../../lib/reconciler/maintain';
@@ -14,7 +14,7 @@ import { ApiServer } from '../support/api-server';
 import { ClusterSimulator } from '../support/cluster-simulator';
 import { keysUnder, loseMemberData, maintainOnce, memberList, RECONCILER_IMAGE, reconcileOnce, simulatedCluster, storeDocument, Writer } from '../support/day2';
 import { find, synth } from '../support/manifests';
-import { ETCD_VERSION, NAMESPACE, sleep } from '../support/etcd-cluster';
+import { ETCD_VERSION, NAMESPACE, sleep, withEndpoint } from '../support/etcd-cluster';
 import { describeWithEtcd } from '../support/requires-etcd';
 
 jest.setTimeout(240_000);
@@ -30,22 +30,9 @@ const props = { size: 3, storageSize: '1Gi', engine: Engine.etcd({ version: ETCD
 /** One maintenance run of the store in-process, as the CronJob's container runs it. */
 const maintain = (lines: string[], extra: Partial<ReconcileOptions> = {}) => maintainOnce(api, sim, storeDocument('kv', props), { rolloutTimeoutMs: 30_000, ...extra }, lines);
 
-const withClient = async <T>(fn: (c: Etcd3) => Promise<T>): Promise<T> => {
-  const c = new Etcd3({ hosts: sim.endpoints('kv') });
-  try {
-    return await fn(c);
-  } finally {
-    c.close();
-  }
-};
-const withMember = async <T>(pod: string, fn: (c: Etcd3) => Promise<T>): Promise<T> => {
-  const c = new Etcd3({ hosts: sim.url(pod) });
-  try {
-    return await fn(c);
-  } finally {
-    c.close();
-  }
-};
+/** A client of one member (kv-0 answers for the store), and of member `pod`. */
+const withClient = <T>(fn: (c: Etcd3) => Promise<T>): Promise<T> => withEndpoint(sim.url('kv-0'), fn);
+const withMember = <T>(pod: string, fn: (c: Etcd3) => Promise<T>): Promise<T> => withEndpoint(sim.url(pod), fn);
 const putResult = (key: string) => withClient((c) => c.put(key).value('1').then(() => 'written', (e: Error) => e.message));
 
 describeWithEtcd(`maintenance through the reconciler (etcd ${ETCD_VERSION})`, () => {
@@ -213,6 +200,6 @@ describeWithEtcd(`maintenance through the reconciler (etcd ${ETCD_VERSION})`, ()
     // A member whose endpoint answers nothing (its pod URL replaced by a closed port).
     const run = maintain([], { etcdMemberEndpoint: (i) => (i === 1 ? 'http://127.0.0.1:9' : sim.url(`kv-${i}`)), rolloutTimeoutMs: 2_000 });
     await expect(run).rejects.toThrow(MaintenanceError);
-    await expect(run).rejects.toThrow(/maintenance not done: defragmentation skipped: no status from http:\/\/127\.0\.0\.1:9/);
+    await expect(run).rejects.toThrow(/^store kvtest\/kv: maintenance not done: defragmentation skipped: no status from http:\/\/127\.0\.0\.1:9/);
   });
 });

@@ -15,7 +15,7 @@ import { maintainStore, reconcileStore, ReconcileOptions, ReconcileResult } from
 import type { StoreDocument } from '../../lib/model/document';
 import { ApiServer, startApiServer } from './api-server';
 import { ClusterSimulator } from './cluster-simulator';
-import { ETCD_VERSION, NAMESPACE } from './etcd-cluster';
+import { ETCD_VERSION, NAMESPACE, withEndpoint } from './etcd-cluster';
 
 /** The image name the simulator runs as kvstore-reconcile (the prune container of backups). */
 export const RECONCILER_IMAGE = 'registry.example.com/kvstore-reconciler:test';
@@ -198,8 +198,7 @@ export async function loseMemberData(api: ApiServer, sim: ClusterSimulator, pod:
   // Not the leader: a leader restarted on an empty directory is caught up by its successor, whose
   // progress for it starts from nothing; a follower's leader still counts on its old log, and the
   // member panics ("tocommit is out of range") on the first heartbeat.
-  const c = new Etcd3({ hosts: sim.url(pod) });
-  try {
+  await withEndpoint(sim.url(pod), async (c) => {
     const status = await c.maintenance.status();
     if (status.leader === status.header.member_id) {
       const other = (await c.cluster.memberList({})).members.find((m) => m.ID !== status.header.member_id && !m.isLearner)!;
@@ -210,9 +209,7 @@ export async function loseMemberData(api: ApiServer, sim: ClusterSimulator, pod:
         await new Promise((r) => setTimeout(r, 100));
       }
     }
-  } finally {
-    c.close();
-  }
+  });
   rmSync(join(sim.claimDir(`data-${pod}`), 'etcd'), { recursive: true, force: true });
   await sim.runner.kill(pod, 'SIGKILL');
   await sim.waitUntil(`${pod} to crash-loop`, () => {
