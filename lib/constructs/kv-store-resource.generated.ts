@@ -250,7 +250,7 @@ export interface KvStoreSpec {
   readonly runAsUser?: number;
 
   /**
-   * Number of members (StatefulSet replicas); etcd allows at most 7. A live etcd store changes size only through the reconciler (members are added and removed one at a time); without it, do not change the size of a live store. Must be an integer from 1 to 99. Defaults to 3.
+   * Number of members (StatefulSet replicas); etcd allows at most 7. A live etcd store changes size only through the reconciler (members are added and removed one at a time); without it, a change of a live store's size is refused at synth time against the store lock (kvstore.lock.json). Must be an integer from 1 to 99. Defaults to 3.
    *
    * @default 3.
    * @schema KvStoreSpec#size

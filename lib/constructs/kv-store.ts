@@ -10,6 +10,7 @@ import { StoreNames, StoreObjectRef, storeObjects } from '../model/names';
 import { namespaceIssues } from '../model/normalize';
 import { parseQuantity } from '../model/quantity';
 import type { BackupOptions, ClientAccess, KVStoreSpec, KVStoreSpecInput, RestoreOptions, TlsOptions } from '../model/spec';
+import { displayPath, lockFilePath, lockIssues, lockKey, readLock, writeLockEntry } from './direct-lock';
 import { ReconcilerBundle, ReconcilerOptions } from './reconciler-bundle';
 import { StoreDefinition } from './store-definition';
 import { renderStoreObjects, renderToolOwned } from './store-objects';
@@ -28,8 +29,8 @@ export interface KVStoreProps {
   readonly name?: string;
   /**
    * Number of members (StatefulSet replicas); etcd allows at most 7. A live etcd store changes size
-   * only through the reconciler (members are added and removed one at a time); without it, do not
-   * change the size of a live store.
+   * only through the reconciler (members are added and removed one at a time); without it, a change
+   * of a live store's size is refused at synth time against the store lock (kvstore.lock.json).
    * @default 3
    */
   readonly size?: number;
@@ -283,6 +284,19 @@ export class KVStore extends Construct {
     }
     if (props.reconciler && !namespace) {
       throw new Error(`KVStore '${store.spec.name}': reconciler needs the chart to have a namespace, got none (the Job applies the store into it)`);
+    }
+    // A live direct-mode etcd store can't change what its members were started with (its member list,
+    // its peer URLs): checked against the lock file; recorded at synthesis in either mode. A custom
+    // engine's bootstrap is its image's, so the library can't tell what it may change.
+    const lockFile = engine.spec.kind === 'etcd' ? lockFilePath(this) : undefined;
+    if (lockFile) {
+      const key = lockKey(namespace, store.spec.name);
+      const now = { size: store.spec.size, tls: store.spec.tls !== undefined };
+      if (!props.reconciler) {
+        const issues = lockIssues(key, displayPath(lockFile), readLock(lockFile)[key], now);
+        if (issues.length > 0) throw new SpecError(store.spec.name, issues);
+      }
+      this.node.addValidation({ validate: () => (writeLockEntry(lockFile, key, now), []) });
     }
     // Before anything is rendered: two stores creating one object must fail at the second's line.
     claimObjects(this.node.root, {

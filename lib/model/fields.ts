@@ -26,7 +26,7 @@ export const SPEC_FIELDS: { readonly [K in SpecFieldName]-?: FieldDoc } = {
     propDefault: '- the construct id',
   },
   'size': {
-    description: 'Number of members (StatefulSet replicas); etcd allows at most 7. A live etcd store changes size only through the reconciler (members are added and removed one at a time); without it, do not change the size of a live store.',
+    description: 'Number of members (StatefulSet replicas); etcd allows at most 7. A live etcd store changes size only through the reconciler (members are added and removed one at a time); without it, a change of a live store\'s size is refused at synth time against the store lock (kvstore.lock.json).',
     default: '3',
   },
   'storageSize': {
