@@ -101,10 +101,11 @@ async function reconcile(command: Extract<Command, { mode: 'store' | 'crd' }>, l
       ...(command.etcdMemberEndpoints ? { etcdMemberEndpoint: memberEndpoint(command.etcdMemberEndpoints) } : {}),
       ...(command.etcdTlsDir ? { etcdTlsDir: command.etcdTlsDir } : {}),
       ...(command.leaseSeconds ? { leaseDurationSeconds: command.leaseSeconds } : {}),
-      leaseWaitMs: (command.leaseWaitSeconds ?? (command.mode === 'store' ? 600 : 0)) * 1000,
+      // A maintenance run waits for a reconcile holding the Lease rather than skip the store for a schedule.
+      leaseWaitMs: (command.leaseWaitSeconds ?? (command.mode === 'store' || command.maintain ? 600 : 0)) * 1000,
     };
     if (!document) {
-      const { reconciled, failed } = await reconcileResources(config, client, log, {
+      const crdOptions = {
         ...options,
         ...(command.mode === 'crd' && command.namespaces ? { namespaces: command.namespaces } : {}),
         // The RoleBindings a selector makes name the reconciler's ServiceAccount in its own namespace;
@@ -112,7 +113,13 @@ async function reconcile(command: Extract<Command, { mode: 'store' | 'crd' }>, l
         ...(command.mode === 'crd' && command.namespaceSelector ? { namespaceSelector: command.namespaceSelector } : {}),
         ...(command.mode === 'crd' && process.env.POD_NAMESPACE ? { operatorNamespace: process.env.POD_NAMESPACE } : {}),
         ...(command.mode === 'crd' && command.pruneImage ? { pruneImage: command.pruneImage } : {}),
-      });
+      };
+      if (command.maintain) {
+        const { maintained, failed } = await runtime.reconciler.maintainResources(config, client, log, { ...crdOptions, ...(command.recoverQuorumLoss ? { recoverQuorumLoss: true } : {}) });
+        log.info(`maintenance: ${maintained} store(s) maintained, ${failed} failed`, { maintained, failed });
+        return failed > 0 ? EXIT.failed : EXIT.ok;
+      }
+      const { reconciled, failed } = await reconcileResources(config, client, log, crdOptions);
       if (command.dryRun) log.info(`dry run: ${reconciled + failed} store(s) planned, ${failed} failed`, { dryRun: true, reconciled, failed });
       return failed > 0 ? EXIT.failed : EXIT.ok;
     }

@@ -156,7 +156,7 @@ const condition: JsonSchema = {
   type: 'object',
   required: ['type', 'status'],
   properties: {
-    type: { type: 'string', description: 'Ready, Progressing or Degraded.' },
+    type: { type: 'string', description: 'Ready, Progressing or Degraded (a reconcile), or Maintained (the operator\'s maintenance).' },
     status: { type: 'string', enum: ['True', 'False', 'Unknown'] },
     reason: { type: 'string', description: 'A CamelCase reason for the last transition.' },
     message: { type: 'string', description: 'Human-readable details.' },

@@ -13,6 +13,7 @@ import { isLabelKey, isLabelValue, isNamespaceName } from '../model/schema';
 import { DEFAULT_RECONCILER_IMAGE } from '../model/version';
 import { clusterScoped, kubeObject } from './kube';
 import { KVStoreCrd } from './kv-store-crd';
+import { MAINTENANCE_SCHEDULE_ALLOWED, maintenanceSchedule, MaintenanceOptions } from './reconciler-bundle';
 import { binderRules, OPERATOR_BINDER_ROLE, OPERATOR_ROLE, OPERATOR_SERVICE_ACCOUNT, operatorRules, reconcilerPodSpec } from './reconciler-rbac';
 
 /** CRD mode: the reconciler CronJob and where it may act. */
@@ -52,7 +53,20 @@ export interface KVStoreOperatorProps {
    * @default true
    */
   readonly installCrd?: boolean;
+  /**
+   * Scheduled maintenance of every etcd store in scope: a second CronJob, `kvstore-maintenance`, runs
+   * `kvstore-reconcile --crd --maintain` with the same image, ServiceAccount and scope. For each KVStore
+   * resource, under its store's Lease: quorum-loss recovery (only with `recoverQuorumLoss`), replacing a
+   * lost member, NOSPACE recovery, defragmentation, as GitOps mode's `reconciler.maintenance` does for
+   * one store. Each store's outcome is its resource's `Maintained` condition. Adds pod `delete` to the
+   * operator's rules, and pod `create` with `recoverQuorumLoss`.
+   * @default - no scheduled maintenance
+   */
+  readonly maintenance?: MaintenanceOptions;
 }
+
+/** The CRD-mode maintenance CronJob (one for every store in the operator's scope). */
+export const OPERATOR_MAINTENANCE_CRONJOB = 'kvstore-maintenance';
 
 /**
  * CRD mode: the KVStore CustomResourceDefinition and a CronJob that reconciles every KVStore resource in
@@ -93,10 +107,15 @@ export class KVStoreOperator extends Construct {
         throw new Error(`KVStoreOperator '${id}': namespaceSelector must be a non-empty map of label keys (an optional DNS prefix and "/", then up to 63 characters of [A-Za-z0-9-_.]) to label values (up to 63 characters of [A-Za-z0-9-_.], starting and ending alphanumeric), got ${JSON.stringify(bad ? { [bad[0]]: bad[1] } : selector)}`);
       }
     }
+    const maintenance = props.maintenance;
+    const maintenanceCron = maintenance ? maintenanceSchedule(maintenance) : undefined;
+    if (maintenance && maintenanceCron === undefined) {
+      throw new Error(`KVStoreOperator '${id}': maintenance.schedule must be ${MAINTENANCE_SCHEDULE_ALLOWED}, got ${JSON.stringify(maintenance.schedule)}`);
+    }
     if (props.installCrd ?? true) new KVStoreCrd(this, 'Crd');
     const labels = { [NAME_LABEL]: RECONCILER_POD_NAME, [MANAGED_BY_LABEL]: MANAGED_BY };
     kubeObject<IServiceAccount>(this, 'ServiceAccount', { apiVersion: 'v1', kind: 'ServiceAccount' }, { metadata: { name: this.serviceAccountName, labels }, automountServiceAccountToken: false });
-    const rules = operatorRules(KVSTORE_GROUP, KVSTORE_PLURAL);
+    const rules = operatorRules(KVSTORE_GROUP, KVSTORE_PLURAL, maintenance ? { recoverQuorumLoss: !!maintenance.recoverQuorumLoss } : undefined);
     if (selector) {
       // The store rules, bound by the reconciler itself in each selected namespace (never cluster-wide).
       clusterScoped(kubeObject<IClusterRole>(this, 'Role', { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole' }, { metadata: { name: this.roleName, labels }, rules }));
@@ -123,6 +142,19 @@ export class KVStoreOperator extends Construct {
         subjects: [{ kind: 'ServiceAccount', name: this.serviceAccountName }],
       });
     }
+    // The component label is how a KVStore resource's NetworkPolicy tells the operator from other
+    // stores' reconciler Jobs: maintenance talks to every member's client port, so it carries it too.
+    const podTemplate = (args: string[]) => ({
+      metadata: { labels: { ...labels, [COMPONENT_LABEL]: OPERATOR_COMPONENT } },
+      spec: reconcilerPodSpec({
+        serviceAccountName: this.serviceAccountName,
+        image,
+        // Its own image prunes the backups of stores that name no prune image (maintenance renders
+        // the stores as reconcile does: a snapshot before replacing a member runs that template).
+        args: ['--crd', ...scopeArgs(namespaces, selector), '--prune-image', image, ...args],
+        env: [{ name: 'POD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } }],
+      }),
+    });
     kubeObject<ICronJob>(this, 'Resource', { apiVersion: 'batch/v1', kind: 'CronJob' }, {
       metadata: { name: 'kvstore-reconciler', labels },
       spec: {
@@ -136,22 +168,34 @@ export class KVStoreOperator extends Construct {
           spec: {
             backoffLimit: 1,
             activeDeadlineSeconds: 1800,
-            template: {
-              // The component label is how a KVStore resource's NetworkPolicy tells the operator from
-              // other stores' reconciler Jobs.
-              metadata: { labels: { ...labels, [COMPONENT_LABEL]: OPERATOR_COMPONENT } },
-              spec: reconcilerPodSpec({
-                serviceAccountName: this.serviceAccountName,
-                image,
-                // Its own image prunes the backups of stores that name no prune image.
-                args: ['--crd', ...scopeArgs(namespaces, selector), '--prune-image', image],
-                env: [{ name: 'POD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } }],
-              }),
-            },
+            template: podTemplate([]),
           },
         },
       },
     });
+    if (maintenance && maintenanceCron !== undefined) {
+      kubeObject<ICronJob>(this, 'Maintenance', { apiVersion: 'batch/v1', kind: 'CronJob' }, {
+        metadata: { name: OPERATOR_MAINTENANCE_CRONJOB, labels },
+        spec: {
+          schedule: maintenanceCron,
+          // One run at a time; a store whose Lease a reconcile holds is waited for (--lease-wait-seconds).
+          concurrencyPolicy: 'Forbid',
+          startingDeadlineSeconds: 300,
+          successfulJobsHistoryLimit: 3,
+          failedJobsHistoryLimit: 3,
+          jobTemplate: {
+            spec: {
+              // A failed run (a store unhealthy, a member that did not come back) is the next schedule's
+              // to retry; each store's Maintained condition says why.
+              backoffLimit: 0,
+              // Stores one after another, each replacement or recovery waiting up to 600 s per member.
+              activeDeadlineSeconds: 3600,
+              template: podTemplate(['--maintain', ...(maintenance.recoverQuorumLoss ? ['--recover-quorum-loss'] : [])]),
+            },
+          },
+        },
+      });
+    }
   }
 }
 

@@ -61,7 +61,7 @@ export interface ReconcilerOptions {
   readonly maintenance?: MaintenanceOptions;
 }
 
-/** GitOps mode: when the store's maintenance runs. */
+/** When scheduled maintenance runs, and what it may do: a store's (GitOps mode) or the operator's (CRD mode). */
 export interface MaintenanceOptions {
   /**
    * Cron schedule of the maintenance CronJob. Hourly by default: a run that finds nothing to do
@@ -83,6 +83,15 @@ export interface MaintenanceOptions {
 
 /** The maintenance CronJob's schedule unless one is given. */
 export const DEFAULT_MAINTENANCE_SCHEDULE = '23 * * * *';
+
+/** What a maintenance schedule may be (the CronJob's own syntax, as backup.schedule). */
+export const MAINTENANCE_SCHEDULE_ALLOWED = 'a cron schedule of five fields such as "23 * * * *", or a macro such as @hourly';
+
+/** The maintenance CronJob's schedule: the one given, else DEFAULT_MAINTENANCE_SCHEDULE; undefined when it is not a cron schedule. */
+export function maintenanceSchedule(options: MaintenanceOptions): string | undefined {
+  const schedule = options.schedule ?? DEFAULT_MAINTENANCE_SCHEDULE;
+  return new RegExp(CRON_PATTERN).test(schedule) ? schedule : undefined;
+}
 
 /**
  * How long a reconciler Job may run: the longest operation it may make is a CA rotation or a TLS
@@ -187,9 +196,9 @@ export class ReconcilerBundle extends Construct {
       if (maintenanceCronJobName(store.spec.name).length > 52) {
         throw new SpecError(store.spec.name, [{ field: 'reconciler.maintenance', value: props.maintenance, allowed: 'a store name of at most 40 characters with maintenance', reason: `the CronJob ${maintenanceCronJobName(store.spec.name)} would be longer than the 52 characters Kubernetes allows a CronJob's name` }]);
       }
-      const schedule = props.maintenance.schedule ?? DEFAULT_MAINTENANCE_SCHEDULE;
-      if (!new RegExp(CRON_PATTERN).test(schedule)) {
-        throw new SpecError(store.spec.name, [{ field: 'reconciler.maintenance.schedule', value: schedule, allowed: 'a cron schedule of five fields such as "23 * * * *", or a macro such as @hourly' }]);
+      const schedule = maintenanceSchedule(props.maintenance);
+      if (schedule === undefined) {
+        throw new SpecError(store.spec.name, [{ field: 'reconciler.maintenance.schedule', value: props.maintenance.schedule, allowed: MAINTENANCE_SCHEDULE_ALLOWED }]);
       }
       kubeObject<ICronJob>(this, 'Maintenance', { apiVersion: 'batch/v1', kind: 'CronJob' }, {
         metadata: { name: maintenanceCronJobName(store.spec.name), labels },

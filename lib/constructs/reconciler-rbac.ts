@@ -62,15 +62,26 @@ export function storeRules(o: { store: StoreNames; spec: KVStoreSpec; lease: str
   return rules;
 }
 
-/** CRD mode, any store in scope: names are not known in advance. */
-export function operatorRules(group: string, plural: string): IPolicyRule[] {
+/** CRD mode: what scheduled maintenance (`kvstore-reconcile --crd --maintain`) adds to the operator's rules. */
+export interface OperatorMaintenanceRules {
+  /** Recovery from quorum loss is allowed: the survivor starts once in a pod of its own. */
+  readonly recoverQuorumLoss: boolean;
+}
+
+/**
+ * CRD mode, any store in scope: names are not known in advance. With `maintenance`, pods may also be
+ * deleted (a lost member's, so it starts again on an empty volume; a recovery's one-off pod) and, only
+ * when quorum-loss recovery is allowed, created (that one-off pod); claims may be deleted already.
+ */
+export function operatorRules(group: string, plural: string, maintenance?: OperatorMaintenanceRules): IPolicyRule[] {
+  const podVerbs = ['get', 'list', ...(maintenance ? ['delete'] : []), ...(maintenance?.recoverQuorumLoss ? ['create'] : [])].sort();
   return [
     { apiGroups: [group], resources: [plural], verbs: ['get', 'list'] },
     { apiGroups: [group], resources: [`${plural}/status`], verbs: ['get', 'update'] },
     ...STORE_RESOURCES.map((r) => ({ apiGroups: [r.group], resources: [r.resource], verbs: ['create', 'list', ...r.verbs].sort() })),
     { apiGroups: [''], resources: ['configmaps'], verbs: ['create', 'get', 'list', 'patch'] },
     { apiGroups: [''], resources: ['persistentvolumeclaims'], verbs: ['create', 'delete', 'get', 'list', 'patch'] },
-    { apiGroups: [''], resources: ['pods'], verbs: ['get', 'list'] },
+    { apiGroups: [''], resources: ['pods'], verbs: podVerbs },
     { apiGroups: ['batch'], resources: ['cronjobs'], verbs: ['create', 'delete', 'get', 'list', 'patch'] },
     { apiGroups: ['batch'], resources: ['jobs'], verbs: ['create', 'get'] },
     { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['create', 'get', 'update'] },

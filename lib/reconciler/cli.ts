@@ -73,8 +73,8 @@ const OPTIONS: readonly OptionSpec[] = [
   { name: '--pre-operation-prefix', value: 'PRE', modes: ['prune'], help: 'The pre-operation snapshots\' file name prefix. Without it they are left alone.' },
   { name: '--keep', value: 'N', modes: ['prune'], help: 'How many to keep: an integer of at least 1 (required).' },
   { name: '--keep-file', value: 'NAME', modes: ['prune'], help: 'A file in DIR never to delete (the snapshot a restore reads).' },
-  { name: '--maintain', modes: ['store'], help: 'Maintain the live store instead of reconciling it (the maintenance CronJob runs this): recover from a NOSPACE alarm (compact, defragment every member, disarm), else defragment the members with at least 64 MiB and 10% of their file to reclaim, followers first and the leader last, only while the cluster is healthy. Exit 1 when the cluster is unhealthy or the alarm stays.' },
-  { name: '--recover-quorum-loss', modes: ['store'], help: 'With --maintain: when a majority of members is gone for good, recover from the most advanced survivor (etcd\'s --force-new-cluster procedure: writes acknowledged after its revision may be lost; the run prints the plan first). Without it such a run refuses, printing the plan.' },
+  { name: '--maintain', modes: RECONCILE, help: 'Maintain the live store instead of reconciling it (the maintenance CronJobs run this): replace a member whose data is lost, recover from a NOSPACE alarm (compact, defragment every member, disarm), else defragment the members with at least 64 MiB and 10% of their file to reclaim, followers first and the leader last, only while the cluster is healthy. Exit 1 when the cluster is unhealthy or the alarm stays. With --crd: the etcd store of every KVStore resource in scope, one after another (one failing does not stop the others; exit 1 if any failed), each outcome written to its resource\'s Maintained condition; binds no namespace (--namespace-selector: only where the reconciler is bound).' },
+  { name: '--recover-quorum-loss', modes: RECONCILE, help: 'With --maintain: when a majority of members is gone for good, recover from the most advanced survivor (etcd\'s --force-new-cluster procedure: writes acknowledged after its revision may be lost; the run prints the plan first). Without it such a run refuses, printing the plan.' },
   { name: '--dry-run', modes: RECONCILE, help: 'Print the plan as a diff and change nothing: + create, ~ update (each field old → new), ± re-create, ⇑ resize, - prune, ⟲ restore, ⇅ members, ! refused.' },
   { name: '--force-spec', value: 'HASH', modes: ['store'], help: 'With --force: force only the store document whose spec hash is HASH; any other runs without force (the reconciler Job passes its own spec\'s, so a retried older Job never forces a newer spec).' },
   { name: '--force', modes: RECONCILE, help: 'Make the changes the plan refuses but force may make: immutable StatefulSet fields (re-created with orphan propagation: pods and PVCs stay), an engine change, a restore over a live store. Read the refusals (--dry-run) first.' },
@@ -82,7 +82,7 @@ const OPTIONS: readonly OptionSpec[] = [
   { name: '--etcd-member-endpoints', value: 'URL,...', modes: ['store'], help: 'Each member\'s own client URL, by ordinal (http://host:port; https:// is used where the member speaks TLS), for what concerns one member: an upgrade\'s catch-up check, the TLS switch, maintenance. Default: each member\'s DNS name under the headless Service (reachable only inside the cluster).' },
   { name: '--etcd-tls-dir', value: 'DIR', modes: RECONCILE, help: 'With TLS: the directory with the client certificate (tls.crt, tls.key, ca.crt of the <store>-client-tls Secret). Default: /etc/kvstore/client-tls, where the reconciler Job mounts it.' },
   { name: '--lease-seconds', value: 'N', modes: RECONCILE, help: 'How long the store\'s Lease lasts unless renewed: a crashed run blocks the next one at most this long. Default: 120.' },
-  { name: '--lease-wait-seconds', value: 'N', modes: RECONCILE, help: 'How long to wait for the store\'s Lease while another live reconciler holds it (0: give up at once). Default: 600 with --store (a retried or newer Job waits rather than burning its retries), 0 with --crd (the next pass tries again).' },
+  { name: '--lease-wait-seconds', value: 'N', modes: RECONCILE, help: 'How long to wait for the store\'s Lease while another live reconciler holds it (0: give up at once). Default: 600 with --store or --maintain (a retried or newer Job, or a maintenance run, waits rather than failing), 0 with --crd (the next pass tries again).' },
   { name: '--kubeconfig', value: 'FILE', modes: RECONCILE, help: 'The kubeconfig file to use (see "Finding the cluster").' },
   { name: '--context', value: 'NAME', modes: RECONCILE, help: 'The kubeconfig context to use. Default: its current-context.' },
   { name: '--json', help: 'Log one JSON object per line (time, level, msg, fields) instead of text.' },
@@ -114,7 +114,7 @@ export type Command =
   | { readonly mode: 'help' }
   | { readonly mode: 'version' }
   | ({ readonly mode: 'store'; readonly file: string; readonly forceSpec?: string; readonly maintain?: boolean; readonly recoverQuorumLoss?: boolean } & ReconcileFlags)
-  | ({ readonly mode: 'crd'; readonly namespaces?: string[]; readonly namespaceSelector?: Record<string, string>; readonly pruneImage?: string } & ReconcileFlags)
+  | ({ readonly mode: 'crd'; readonly namespaces?: string[]; readonly namespaceSelector?: Record<string, string>; readonly pruneImage?: string; readonly maintain?: boolean; readonly recoverQuorumLoss?: boolean } & ReconcileFlags)
   | { readonly mode: 'prune'; readonly dir: string; readonly prefix: string; readonly preOperationPrefix?: string; readonly keep: number; readonly keepFile?: string; readonly json: boolean };
 
 function namespaceList(text: string): string[] {
@@ -219,7 +219,8 @@ export function parseArgs(argv: readonly string[]): Command {
   if (given.has('--force-spec') && !/^[0-9a-f]{10}$/.test(text('--force-spec')!)) throw new UsageError(`--force-spec must be a spec hash (10 hex digits), got ${JSON.stringify(text('--force-spec'))}`);
   if (given.has('--maintain') && (given.has('--dry-run') || given.has('--force'))) throw new UsageError('--maintain takes neither --dry-run nor --force');
   if (given.has('--recover-quorum-loss') && !given.has('--maintain')) throw new UsageError('--recover-quorum-loss needs --maintain');
-  if (mode === 'store') return { mode, file: text('--store')!, ...flags, ...(given.has('--force-spec') ? { forceSpec: text('--force-spec') } : {}), ...(given.has('--maintain') ? { maintain: true } : {}), ...(given.has('--recover-quorum-loss') ? { recoverQuorumLoss: true } : {}) };
+  const maintain = { ...(given.has('--maintain') ? { maintain: true } : {}), ...(given.has('--recover-quorum-loss') ? { recoverQuorumLoss: true } : {}) };
+  if (mode === 'store') return { mode, file: text('--store')!, ...flags, ...(given.has('--force-spec') ? { forceSpec: text('--force-spec') } : {}), ...maintain };
   const scopes = ['--namespace', '--namespace-selector', '--all-namespaces'].filter((name) => given.has(name));
   if (scopes.length === 0) throw new UsageError('--crd needs --namespace NS, --namespace-selector K=V or --all-namespaces');
   if (scopes.length > 1) throw new UsageError(`${scopes.slice(0, -1).join(', ')} and ${scopes[scopes.length - 1]} cannot be used together: choose one`);
@@ -228,6 +229,7 @@ export function parseArgs(argv: readonly string[]): Command {
     ...(given.has('--namespace') ? { namespaces: namespaceList(text('--namespace')!) } : {}),
     ...(given.has('--namespace-selector') ? { namespaceSelector: labelMap(text('--namespace-selector')!) } : {}),
     ...(given.has('--prune-image') ? { pruneImage: text('--prune-image') } : {}),
+    ...maintain,
   };
 }
 
@@ -264,7 +266,8 @@ export function helpText(version: string): string {
     `  ${PROGRAM} --store FILE [--dry-run] [--force] [options]`,
     `  ${PROGRAM} --store FILE --maintain [--recover-quorum-loss] [options]`,
     `  ${PROGRAM} --crd (--namespace NS,... | --namespace-selector K=V,... |`,
-    '                    --all-namespaces) [options]',
+    '                    --all-namespaces) [--maintain [--recover-quorum-loss]]',
+    '                    [options]',
     `  ${PROGRAM} --prune-snapshots DIR --prefix PREFIX --keep N`,
     '                    [--pre-operation-prefix PRE] [--keep-file NAME] [--json]',
     `  ${PROGRAM} --help | --version`,
@@ -272,7 +275,7 @@ export function helpText(version: string): string {
     'What to do (exactly one):',
     ...optionHelp(['--store', '--maintain', '--recover-quorum-loss', '--crd', '--namespace', '--namespace-selector', '--all-namespaces', '--prune-image', '--prune-snapshots', '--prefix', '--pre-operation-prefix', '--keep', '--keep-file']),
     '',
-    'Reconcile options (--store and --crd):',
+    'Reconcile and maintenance options (--store and --crd):',
     ...optionHelp(['--dry-run', '--force', '--force-spec', '--etcd-endpoints', '--etcd-member-endpoints', '--etcd-tls-dir', '--lease-seconds', '--lease-wait-seconds', '--kubeconfig', '--context']),
     '',
     'Other options:',

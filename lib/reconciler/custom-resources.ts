@@ -1,5 +1,6 @@
 // CRD mode: reconcile every KVStore resource that changed (generation ≠ observedGeneration) or whose
-// objects drifted, and report through the status subresource.
+// objects drifted, or maintain each one's store (`--crd --maintain`), and report through the status
+// subresource.
 import * as k8s from '@kubernetes/client-node';
 import { canonicalJson, StoreDocument, STORE_DOCUMENT_API_VERSION } from '../model/document';
 import { OPERATOR_ROLE, OPERATOR_SERVICE_ACCOUNT } from '../constructs/reconciler-rbac';
@@ -7,12 +8,15 @@ import { KVSTORE_GROUP, KVSTORE_KIND, KVSTORE_PLURAL, KVSTORE_VERSION, MANAGED_B
 import { clusterToken, labelSelector, selectorLabels, tlsSecrets } from '../model/names';
 import { DEFAULT_SIZE, KVStoreSpec } from '../model/spec';
 import { KubeClient, KubeError, makeApiClient, withRetry } from './client';
+import { LeaseHeldError } from './lease';
 import { Log } from './log';
-import { ProgressEvent, reconcileStore, ReconcileOptions, RefusedError } from './reconcile';
+import { MaintainResult, MaintenanceError } from './maintain';
+import { maintainStore, ProgressEvent, reconcileStore, ReconcileOptions, RefusedError } from './reconcile';
 import { KubeObject } from './types';
 
 export interface Condition {
-  readonly type: 'Ready' | 'Progressing' | 'Degraded';
+  /** Ready, Progressing, Degraded: what a reconcile found. Maintained: what the last maintenance run did. */
+  readonly type: 'Ready' | 'Progressing' | 'Degraded' | 'Maintained';
   readonly status: 'True' | 'False' | 'Unknown';
   readonly reason: string;
   readonly message: string;
@@ -57,6 +61,15 @@ export async function secretCertificate(client: KubeClient, namespace: string, n
   return { ca: key('ca.crt'), cert: key('tls.crt'), key: key('tls.key') };
 }
 
+/** The conditions a reconcile writes; any other (Maintained) it keeps as it is. */
+const RECONCILE_CONDITIONS: ReadonlyArray<Condition['type']> = ['Ready', 'Progressing', 'Degraded'];
+
+/** The lastTransitionTime of a condition now `status`: the previous one's while its status is the same. */
+function transitionTime(previous: readonly Condition[], type: Condition['type'], status: Condition['status'], now: Date): string {
+  const before = previous.find((c) => c.type === type);
+  return before && before.status === status ? before.lastTransitionTime : now.toISOString();
+}
+
 /**
  * The next status: conditions keep their lastTransitionTime unless their status flips.
  * `outcome` is what this run found.
@@ -73,13 +86,12 @@ export function nextStatus(resource: KubeObject, outcome: Outcome, statefulSet: 
   const previous: Condition[] = resource.status?.conditions ?? [];
   const condition = (type: Condition['type'], on: boolean): Condition => {
     const status = on ? 'True' : 'False';
-    const before = previous.find((c) => c.type === type);
     return {
       type,
       status,
       reason: on || type === 'Ready' ? outcome.reason : 'AsExpected',
       message: on || type === 'Ready' ? outcome.message : '',
-      lastTransitionTime: before && before.status === status ? before.lastTransitionTime : now.toISOString(),
+      lastTransitionTime: transitionTime(previous, type, status, now),
       observedGeneration: generation,
     };
   };
@@ -96,8 +108,60 @@ export function nextStatus(resource: KubeObject, outcome: Outcome, statefulSet: 
       condition('Ready', outcome.state === 'ready'),
       condition('Progressing', outcome.state === 'progressing'),
       condition('Degraded', outcome.state === 'degraded'),
+      // Written by maintenance runs, not by a reconcile: kept as it is.
+      ...previous.filter((c) => !RECONCILE_CONDITIONS.includes(c.type)),
     ],
   };
+}
+
+/** What a maintenance run came to, for the resource's Maintained condition. */
+export interface MaintenanceOutcome {
+  /** True: done (or nothing to do); False: not done, the message says why; Unknown: under way. */
+  readonly status: Condition['status'];
+  readonly reason: string;
+  readonly message: string;
+}
+
+const MiB = 2 ** 20;
+
+/** A finished or failed maintenance run as a Maintained condition's status, reason and message. Pure. */
+export function maintenanceOutcome(run: { readonly result: MaintainResult } | { readonly error: unknown }): MaintenanceOutcome {
+  if ('error' in run) {
+    const e = run.error;
+    const reason = e instanceof MaintenanceError ? e.reason : e instanceof LeaseHeldError ? 'LeaseHeld' : 'MaintenanceFailed';
+    return { status: 'False', reason, message: String((e as Error)?.message ?? e).slice(0, 1000) };
+  }
+  const { kind, result, replaced } = run.result;
+  const defragmented = result?.defragmented ?? [];
+  const reclaimed = defragmented.reduce((sum, m) => sum + Math.max(0, m.dbSizeBeforeBytes - m.dbSizeAfterBytes), 0);
+  const defragmentedText = `defragmented ${defragmented.map((m) => m.name).join(', ')} (${(reclaimed / MiB).toFixed(1)} MiB reclaimed)`;
+  const done: Array<[string, string]> = [];
+  if (replaced?.length) done.push(['MemberReplaced', `replaced ${replaced.join(', ')} on an empty volume (its data was lost)`]);
+  if (kind === 'quorum-recovery') done.push(['QuorumRecovered', 'quorum recovered from the most advanced survivor, the other members added back on empty volumes (writes acknowledged after the survivor\'s revision may be lost: see the run\'s log)']);
+  if (kind === 'nospace-recovery') done.push(['SpaceRecovered', `NOSPACE alarm disarmed after compacting; ${defragmentedText}`]);
+  if (kind === 'defragmentation' && defragmented.length > 0) done.push(['Defragmented', defragmentedText]);
+  if (done.length > 0) return { status: 'True', reason: done[0][0], message: done.map(([, m]) => m).join('; ') };
+  if (kind === 'none') return { status: 'True', reason: 'NoMembers', message: 'no live etcd members to maintain' };
+  return { status: 'True', reason: 'NothingToDo', message: 'every member answered and agreed on the leader; none had enough to reclaim' };
+}
+
+/**
+ * The status with its Maintained condition set to `outcome` (lastTransitionTime kept while its status
+ * is the same); everything a reconcile wrote (observedGeneration, members, its conditions) as it was. Pure.
+ */
+export function maintainedStatus(resource: KubeObject, outcome: MaintenanceOutcome, now: Date): Record<string, unknown> {
+  const status: Record<string, any> = resource.status ?? {};
+  const previous: Condition[] = status.conditions ?? [];
+  const maintained: Condition = {
+    type: 'Maintained',
+    status: outcome.status,
+    reason: outcome.reason,
+    message: outcome.message,
+    lastTransitionTime: transitionTime(previous, 'Maintained', outcome.status, now),
+    observedGeneration: resource.metadata.generation ?? 1,
+  };
+  const at = previous.findIndex((c) => c.type === 'Maintained');
+  return { ...status, conditions: at < 0 ? [...previous, maintained] : previous.map((c, i) => (i === at ? maintained : c)) };
 }
 
 /** Whether two statuses say the same thing (ignoring nothing: times only move on transitions). */
@@ -197,13 +261,19 @@ export function operatorRoleBinding(namespace: string, operatorNamespace: string
 
 /**
  * A namespace selector's run: bind the operator in the namespaces that match, unbind it where its
- * binding no longer matches; returns the namespaces to reconcile and those bound just now.
+ * binding no longer matches; returns the namespaces to reconcile and those bound just now. `bindings:
+ * 'existing'` (maintenance) changes no binding: only the selected namespaces the operator is bound in
+ * already are returned (the reconcile run binds the others, and removes what no longer matches).
  */
-async function bindSelectedNamespaces(client: KubeClient, log: Log, selector: Readonly<Record<string, string>>, operatorNamespace: string, dryRun: boolean): Promise<{ namespaces: string[]; bound: string[] }> {
+async function bindSelectedNamespaces(client: KubeClient, log: Log, selector: Readonly<Record<string, string>>, operatorNamespace: string, dryRun: boolean, bindings: 'bind' | 'existing' = 'bind'): Promise<{ namespaces: string[]; bound: string[] }> {
   const selected = await client.list('v1', 'Namespace', '', labelSelector(selector));
   // Across namespaces, only the bindings labelled as this operator's (planBindings checks again).
-  const bindings = await client.list('rbac.authorization.k8s.io/v1', 'RoleBinding', '', labelSelector(bindingLabels(operatorNamespace)));
-  const plan = planBindings(selected, bindings, operatorNamespace);
+  const ours = await client.list('rbac.authorization.k8s.io/v1', 'RoleBinding', '', labelSelector(bindingLabels(operatorNamespace)));
+  const plan = planBindings(selected, ours, operatorNamespace);
+  if (bindings === 'existing') {
+    for (const namespace of plan.create) log.info(`namespace ${namespace} matches ${labelSelector(selector)} but the reconciler is not bound there (yet: its next run binds it): skipped`, { namespace });
+    return { namespaces: plan.namespaces.filter((n) => !plan.create.includes(n)), bound: [] };
+  }
   const would = dryRun ? 'dry run: would have ' : '';
   const bound: string[] = [];
   // Not ours to read: a binding of that name another made (it may bind someone else), or, in a dry
@@ -244,10 +314,11 @@ async function listResources(client: KubeClient, namespace: string, justBound: b
   }
 }
 
-/** Reconciles every KVStore resource in scope; returns how many failed (the process exit code follows it). */
-export async function reconcileResources(kubeConfig: k8s.KubeConfig, client: KubeClient, log: Log, options: CustomResourceOptions): Promise<ResourcesResult> {
-  const custom = makeApiClient(kubeConfig, k8s.CustomObjectsApi, 30_000);
-  const now = options.now ?? (() => new Date());
+/**
+ * The KVStore resources in scope, sorted by namespace/name, and how many namespaces could not be listed.
+ * With a namespace selector a reconcile binds first; maintenance (`bindings: 'existing'`) does not.
+ */
+async function resourcesInScope(client: KubeClient, log: Log, options: CustomResourceOptions, bindings: 'bind' | 'existing'): Promise<{ resources: KubeObject[]; failed: number }> {
   if (options.namespaceSelector && options.namespaces) throw new Error('namespaces and namespaceSelector cannot be used together: choose one');
   // An empty selector matches every namespace: never a way to say "all".
   if (options.namespaceSelector && Object.keys(options.namespaceSelector).length === 0) throw new Error('namespaceSelector must hold at least one label, got {}');
@@ -255,45 +326,76 @@ export async function reconcileResources(kubeConfig: k8s.KubeConfig, client: Kub
     throw new Error(`namespaceSelector needs operatorNamespace: the namespace of the ServiceAccount ${OPERATOR_SERVICE_ACCOUNT} that its RoleBindings name`);
   }
   const scope: { namespaces: readonly string[]; bound: readonly string[] } = options.namespaceSelector
-    ? await bindSelectedNamespaces(client, log, options.namespaceSelector, options.operatorNamespace!, options.dryRun ?? false)
+    ? await bindSelectedNamespaces(client, log, options.namespaceSelector, options.operatorNamespace!, options.dryRun ?? false, bindings)
     : { namespaces: options.namespaces ?? [''], bound: [] };
   // One LIST per namespace the reconciler is bound in (it may read nothing elsewhere), or one across
   // all. A namespace that cannot be listed (403: not bound there after all) fails alone.
   let failed = 0;
-  let reconciled = 0;
   const listed = await Promise.all(scope.namespaces.map((ns) => listResources(client, ns, scope.bound.includes(ns), options.pollMs ?? 1000).catch((e: Error) => {
     failed++;
     log.error(`${ns ? `namespace ${ns}` : 'all namespaces'}: cannot list KVStore resources: ${e.message}`, { namespace: ns });
     return [] as KubeObject[];
   })));
-  const resources = listed.flat();
-  for (const resource of resources.sort((a, b) => `${a.metadata.namespace}/${a.metadata.name}`.localeCompare(`${b.metadata.namespace}/${b.metadata.name}`))) {
+  const resources = listed.flat().sort((a, b) => `${a.metadata.namespace}/${a.metadata.name}`.localeCompare(`${b.metadata.namespace}/${b.metadata.name}`));
+  return { resources, failed };
+}
+
+/**
+ * Writes a resource's status through the status subresource: `next` computes it from the resource as
+ * last read. Optimistic: a 409 means the resource changed meanwhile; it is read again and `next` asked
+ * again. A status that says nothing new is not written.
+ */
+function statusWriter(custom: k8s.CustomObjectsApi, client: KubeClient, resource: KubeObject): (next: (current: KubeObject) => Record<string, unknown>) => Promise<void> {
+  const namespace = resource.metadata.namespace ?? 'default';
+  const ref = `${KVSTORE_KIND}/${resource.metadata.name}`;
+  const kvRef = { apiVersion: `${KVSTORE_GROUP}/${KVSTORE_VERSION}`, kind: KVSTORE_KIND, namespace, name: resource.metadata.name };
+  let latest = resource;
+  return async (next) => {
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const current = attempt === 0 ? latest : await client.read(kvRef);
+      if (!current) return;
+      const status = next(current);
+      if (sameStatus(status, current.status)) return;
+      client.counters.mutating++;
+      try {
+        const written = await withRetry('update status of', ref, () => custom.replaceNamespacedCustomObjectStatus({
+          group: KVSTORE_GROUP, version: KVSTORE_VERSION, plural: KVSTORE_PLURAL, namespace, name: resource.metadata.name,
+          body: { ...current, status },
+        }));
+        latest = written as KubeObject;
+        return;
+      } catch (e) {
+        if (!(e instanceof KubeError && e.code === 409)) throw e;
+      }
+    }
+    throw new Error(`${ref}: status kept conflicting (409) after 3 attempts`);
+  };
+}
+
+/** With TLS the operator reads the Secrets it needs: the client certificate, and the members' CA. */
+function storeSecrets(client: KubeClient, document: StoreDocument): Pick<ReconcileOptions, 'etcdClientCertificate' | 'etcdMemberCa'> {
+  if (!document.spec.tls) return {};
+  const secrets = tlsSecrets(document.spec);
+  return {
+    etcdClientCertificate: () => secretCertificate(client, document.namespace, secrets.client),
+    etcdMemberCa: async () => (await secretCertificate(client, document.namespace, secrets.member)).ca,
+  };
+}
+
+/** Reconciles every KVStore resource in scope; returns how many failed (the process exit code follows it). */
+export async function reconcileResources(kubeConfig: k8s.KubeConfig, client: KubeClient, log: Log, options: CustomResourceOptions): Promise<ResourcesResult> {
+  const custom = makeApiClient(kubeConfig, k8s.CustomObjectsApi, 30_000);
+  const now = options.now ?? (() => new Date());
+  const scope = await resourcesInScope(client, log, options, 'bind');
+  let failed = scope.failed;
+  let reconciled = 0;
+  for (const resource of scope.resources) {
     const document = documentFromResource(resource, options.pruneImage, options.operatorNamespace);
-    const ref = `${KVSTORE_KIND}/${resource.metadata.name}`;
-    const kvRef = { apiVersion: `${KVSTORE_GROUP}/${KVSTORE_VERSION}`, kind: KVSTORE_KIND, namespace: document.namespace, name: resource.metadata.name };
-    // Optimistic: a 409 means the resource changed during the run; re-read and write again.
-    let latest = resource;
+    const write = statusWriter(custom, client, resource);
     const writeStatus = async (outcome: Outcome, statefulSet: KubeObject | undefined, appliedSpecHash?: string, members?: readonly string[]) => {
       // A dry run changes nothing, status included (it would record a spec as applied that was not).
       if (options.dryRun) return;
-      for (let attempt = 0; attempt < 3; attempt++) {
-        const current = attempt === 0 ? latest : await client.read(kvRef);
-        if (!current) return;
-        const status = nextStatus(current, outcome, statefulSet, now(), appliedSpecHash, members);
-        if (sameStatus(status, current.status)) return;
-        client.counters.mutating++;
-        try {
-          const written = await withRetry('update status of', ref, () => custom.replaceNamespacedCustomObjectStatus({
-            group: KVSTORE_GROUP, version: KVSTORE_VERSION, plural: KVSTORE_PLURAL, namespace: document.namespace, name: resource.metadata.name,
-            body: { ...current, status },
-          }));
-          latest = written as KubeObject;
-          return;
-        } catch (e) {
-          if (!(e instanceof KubeError && e.code === 409)) throw e;
-        }
-      }
-      throw new Error(`${ref}: status kept conflicting (409) after 3 attempts`);
+      await write((current) => nextStatus(current, outcome, statefulSet, now(), appliedSpecHash, members));
     };
     const readStatefulSet = () => client.read({ apiVersion: 'apps/v1', kind: 'StatefulSet', namespace: document.namespace, name: document.spec.name });
     try {
@@ -301,13 +403,7 @@ export async function reconcileResources(kubeConfig: k8s.KubeConfig, client: Kub
       const onProgress = async (event: ProgressEvent) => {
         await writeStatus({ state: 'progressing', reason: event.operation, message: event.message }, await readStatefulSet(), undefined, event.members);
       };
-      // With TLS the operator reads the Secrets it needs: the client certificate, and the members' CA.
-      const secrets = tlsSecrets(document.spec);
-      const tls = document.spec.tls ? {
-        etcdClientCertificate: () => secretCertificate(client, document.namespace, secrets.client),
-        etcdMemberCa: async () => (await secretCertificate(client, document.namespace, secrets.member)).ca,
-      } : {};
-      const result = await reconcileStore(document, client, log, { ...options, onProgress, ...tls });
+      const result = await reconcileStore(document, client, log, { ...options, onProgress, ...storeSecrets(client, document) });
       const sts = await readStatefulSet();
       const ready = sts && (sts.status?.readyReplicas ?? 0) === (sts.spec?.replicas ?? 0);
       await writeStatus(ready
@@ -324,4 +420,53 @@ export async function reconcileResources(kubeConfig: k8s.KubeConfig, client: Kub
     }
   }
   return { reconciled, failed };
+}
+
+/** How a CRD-mode maintenance run went. */
+export interface MaintainResourcesResult {
+  /** Stores maintained (or found with nothing to do); their Maintained condition is True. */
+  readonly maintained: number;
+  /** Stores whose maintenance failed or was refused (their Maintained condition is False and says why). */
+  readonly failed: number;
+}
+
+/**
+ * Maintains the store of every KVStore resource in scope (`kvstore-reconcile --crd --maintain`), as
+ * `--store --maintain` maintains one (see StoreReconciler.maintain), one store after another: one failing
+ * does not stop the others. Each resource's Maintained condition says how its run went (Unknown with
+ * the operation while one runs); nothing else in its status changes. Stores of another engine are
+ * left alone. With a namespace selector, only the namespaces the reconciler is bound in already.
+ */
+export async function maintainResources(kubeConfig: k8s.KubeConfig, client: KubeClient, log: Log, options: CustomResourceOptions): Promise<MaintainResourcesResult> {
+  // Maintenance decides from etcd as it goes: there is no plan to show without acting on it.
+  if (options.dryRun) throw new Error('maintenance has no dry run: a run decides each step from what etcd answers as it goes');
+  const custom = makeApiClient(kubeConfig, k8s.CustomObjectsApi, 30_000);
+  const now = options.now ?? (() => new Date());
+  const scope = await resourcesInScope(client, log, options, 'existing');
+  let failed = scope.failed;
+  let maintained = 0;
+  for (const resource of scope.resources) {
+    const document = documentFromResource(resource, options.pruneImage, options.operatorNamespace);
+    const store = `${document.namespace}/${document.spec.name}`;
+    if (document.spec.engine.kind !== 'etcd') {
+      log.info(`${store}: a ${document.spec.engine.kind} store: maintenance is for etcd stores only; skipped`, { store: document.spec.name });
+      continue;
+    }
+    const write = statusWriter(custom, client, resource);
+    const writeOutcome = (outcome: MaintenanceOutcome) => write((current) => maintainedStatus(current, outcome, now()));
+    try {
+      // A status write that fails while members are being replaced does not stop the replacement.
+      const onProgress = (event: ProgressEvent) => writeOutcome({ status: 'Unknown', reason: event.operation, message: event.message })
+        .catch((e) => log.error(`${store}: could not write status: ${(e as Error).message}`));
+      const result = await maintainStore(document, client, log, { ...options, onProgress, ...storeSecrets(client, document) });
+      await writeOutcome(maintenanceOutcome({ result }));
+      maintained++;
+    } catch (e) {
+      failed++;
+      log.error(`${store}: ${(e as Error).message}`, { store: document.spec.name });
+      await writeOutcome(maintenanceOutcome({ error: e }))
+        .catch((statusError) => log.error(`${store}: could not write status: ${(statusError as Error).message}`));
+    }
+  }
+  return { maintained, failed };
 }

@@ -4,13 +4,13 @@
 export { EtcdClientTls } from '../engines/etcd-membership';
 export { parseStoreDocument } from '../model/document';
 export { Counters, KubeClient, RetryOptions } from './client';
-export { reconcileResources, CustomResourceOptions, ResourcesResult } from './custom-resources';
+export { maintainResources, MaintainResourcesResult, reconcileResources, CustomResourceOptions, ResourcesResult } from './custom-resources';
 export { Log, LogFields } from './log';
 export {
   ClaimGrowth, Change, CreateStep, Plan, PruneStep, RecreateStep, Refusal, ResizeStep, Step, UpdateStep, WaitRolloutStep,
 } from './plan';
 export { PruneOptions, pruneSnapshots } from './prune';
 export { maintainStore, reconcileStore, ReconcileOptions, ReconcileResult, RefusedError, ProgressEvent } from './reconcile';
-export { MaintainResult, MaintenanceError } from './maintain';
+export { MaintainResult, MaintenanceError, MaintenanceFailure } from './maintain';
 export { DefragmentedMember, MaintenanceResult } from '../engines/etcd-maintenance';
 export { KubeObject, ObjectRef } from './types';

@@ -12,7 +12,12 @@ export interface MaintainResult {
   readonly kind: 'quorum-recovery' | 'nospace-recovery' | 'defragmentation' | 'none';
   /** The engine's result: members defragmented, alarm disarmed or kept, why it stopped. */
   readonly result?: MaintenanceResult;
+  /** The members replaced on an empty volume before (lost ones: see StoreReconciler.maintain), by pod name; absent when none. */
+  readonly replaced?: readonly string[];
 }
+
+/** Why maintenance was not done, as a CamelCase reason (CRD mode's Maintained condition carries it). */
+export type MaintenanceFailure = 'Unhealthy' | 'AlarmKept' | 'QuorumLost' | 'OperationInProgress' | 'MaintenanceNotDone';
 
 /** A maintenance run that could not do what it had to (an unhealthy cluster, an alarm kept): the CronJob's Job fails. */
 export class MaintenanceError extends Error {
@@ -20,6 +25,8 @@ export class MaintenanceError extends Error {
     message: string,
     /** What the run did before it stopped, when it ran. */
     readonly result?: MaintenanceResult,
+    /** Why, in one word. */
+    readonly reason: MaintenanceFailure = 'MaintenanceNotDone',
   ) {
     super(message);
     this.name = 'MaintenanceError';
@@ -66,7 +73,7 @@ export async function maintainMembers(ctx: MaintainContext): Promise<MaintainRes
       : planDefragmentation(status, { quotaBackendBytes: ctx.quotaBackendBytes });
     if (nospace) log.info(`NOSPACE alarm raised: the store refuses writes (etcdserver: mvcc: database space exceeded); recovering: compact, defragment every member, disarm`, { action: 'nospace' });
     // Both planners skip only an unhealthy cluster (a member down, no leader, a learner, CORRUPT): the run fails, saying why.
-    if (plan.skipped) throw new MaintenanceError(`store ${ctx.store}: maintenance not done: ${plan.skipped}`);
+    if (plan.skipped) throw new MaintenanceError(`store ${ctx.store}: maintenance not done: ${plan.skipped}`, undefined, 'Unhealthy');
     for (const t of plan.turns) log.info(`  ${t.reason}`);
     if (plan.turns.every((t) => t.action === 'skip') && !plan.disarmNospace && plan.compactRevision === undefined) {
       log.info('maintenance: no member has enough to reclaim', { action: 'maintenance-skip' });
@@ -77,8 +84,8 @@ export async function maintainMembers(ctx: MaintainContext): Promise<MaintainRes
       action: e.action,
       ...(e.defragmented ? { member: e.defragmented.name, beforeBytes: e.defragmented.dbSizeBeforeBytes, afterBytes: e.defragmented.dbSizeAfterBytes, ms: e.defragmented.durationMs } : {}),
     }));
-    if (result.stopped) throw new MaintenanceError(`store ${ctx.store}: maintenance stopped: ${result.stopped}`, result);
-    if (nospace && !result.disarmed) throw new MaintenanceError(`store ${ctx.store}: NOSPACE alarm kept: ${result.alarm ?? 'the database is still over the quota'}`, result);
+    if (result.stopped) throw new MaintenanceError(`store ${ctx.store}: maintenance stopped: ${result.stopped}`, result, 'Unhealthy');
+    if (nospace && !result.disarmed) throw new MaintenanceError(`store ${ctx.store}: NOSPACE alarm kept: ${result.alarm ?? 'the database is still over the quota'}`, result, 'AlarmKept');
     return { kind, result };
   } finally {
     maintenance.close();

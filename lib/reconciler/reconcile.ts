@@ -331,7 +331,7 @@ export class StoreReconciler {
     const mark = sts?.metadata.annotations?.[OPERATION_ANNOTATION];
     // Another operation a stopped reconcile left half done: the reconciler finishes it, not maintenance.
     if (mark && !mark.startsWith('quorum → ')) {
-      throw new MaintenanceError(`store ${document.namespace}/${document.spec.name}: "${mark}" is under way (the StatefulSet's ${OPERATION_ANNOTATION}): the reconciler finishes it first; no maintenance now`);
+      throw new MaintenanceError(`store ${document.namespace}/${document.spec.name}: "${mark}" is under way (the StatefulSet's ${OPERATION_ANNOTATION}): the reconciler finishes it first; no maintenance now`, undefined, 'OperationInProgress');
     }
     if (!sts || ((sts.spec?.replicas ?? 0) === 0 && !mark)) {
       this.log.info(`store ${document.namespace}/${document.spec.name}: no live etcd members to maintain`);
@@ -345,10 +345,10 @@ export class StoreReconciler {
       const endpoints = Array.from({ length: mark ? document.spec.size : live?.spec?.replicas ?? 0 }, (_, i) => this.memberEndpoint(i, !!tls));
       const ctx = this.context(keepAlive);
       if (await this.recoverQuorum(ctx, endpoints, tls)) return { kind: 'quorum-recovery' as const };
-      await this.replaceLostMembers(ctx, endpoints, tls);
+      const replaced = await this.replaceLostMembers(ctx, endpoints, tls);
       const done = await maintainMembers({ store: `${document.namespace}/${document.spec.name}`, endpoints, ...(tls ? { tls } : {}), quotaBackendBytes, keepAlive, log: this.log, progress: ctx.operation.progress, retryTimeoutMs: ctx.operation.timeoutMs, healthyWithinMs: Math.min(30_000, ctx.operation.timeoutMs) });
       this.log.info(`store ${document.spec.name} maintained`, { store: document.spec.name, maintenance: done.kind });
-      return done;
+      return replaced.length ? { ...done, replaced } : done;
     });
   }
 
@@ -391,7 +391,7 @@ export class StoreReconciler {
     }
     plan = again;
     for (const line of describeRecoveryPlan(plan)) log.info(line);
-    const refuse = (why: string) => new MaintenanceError(`store ${document.namespace}/${document.spec.name}: quorum lost, not recovered: ${why}`);
+    const refuse = (why: string) => new MaintenanceError(`store ${document.namespace}/${document.spec.name}: quorum lost, not recovered: ${why}`, undefined, 'QuorumLost');
     if (plan.outcome !== 'recover' || plan.procedure?.source !== 'survivor') {
       throw refuse(plan.reason + (plan.outcome === 'refused' ? ' (allow it with reconciler.maintenance.recoverQuorumLoss, or once with kvstore-reconcile --maintain --recover-quorum-loss and a kubeconfig that may create pods; or restore the newest snapshot with restore and force)' : ''));
     }
@@ -445,9 +445,10 @@ export class StoreReconciler {
   /**
    * Members whose pods crash-loop on lost or foreign data (see crashLooping), and a replacement a
    * stopped run left half done (a learner of ours): each replaced in turn (see replaceMember), only
-   * while the members left keep quorum without it. A snapshot first when backup is on.
+   * while the members left keep quorum without it. A snapshot first when backup is on. Returns the
+   * pods of the members it replaced.
    */
-  private async replaceLostMembers(ctx: Context, endpoints: string[], tls: EtcdClientTls | undefined): Promise<void> {
+  private async replaceLostMembers(ctx: Context, endpoints: string[], tls: EtcdClientTls | undefined): Promise<string[]> {
     const { document } = this;
     const names = storeNames(document.spec.name);
     const { EtcdMembership } = await import('../engines/etcd-membership');
@@ -468,7 +469,7 @@ export class StoreReconciler {
     const pods = await this.memberPods(endpoints.length, new Set(members.filter((m) => !m.isLearner).map(ordinalOf).filter((o): o is number => o !== undefined)));
     const lost = pods.flatMap((p, i) => (crashLooping(p) && listed.has(i) && !resumed.includes(i) ? [i] : []));
     const todo = [...new Set([...resumed, ...lost, ...missing])].sort((a, b) => b - a);
-    if (todo.length === 0) return;
+    if (todo.length === 0) return [];
     const voting = members.filter((m) => !m.isLearner);
     const healthy = voting.filter((m) => { const o = ordinalOf(m); return o !== undefined && podReady(pods[o]); }).length;
     const needed = Math.floor((voting.length - (lost.length ? 1 : 0)) / 2) + 1;
@@ -484,6 +485,7 @@ export class StoreReconciler {
       await replaceMember(ctx.operation, ordinal, endpoints.filter((_, i) => i !== ordinal), wipe, tls);
       await waitRollout(ctx, this.stsRef);
     }
+    return todo.map((i) => podName(names, i));
   }
 
   private authManaged(live: LiveStore): boolean {

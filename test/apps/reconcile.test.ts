@@ -138,7 +138,8 @@ describe('usage errors: exit 64, one line on stderr naming the flag, nothing on 
     [['--store', 'a.json', '--etcd-member-endpoints', 'kv-0:2379'], /^error: --etcd-member-endpoints: "kv-0:2379" is not an http:\/\/ or https:\/\/ URL/],
     [['--store', 'a.json', '--recover-quorum-loss'], /^error: --recover-quorum-loss needs --maintain/],
     [['--store', 'a.json', '--maintain', '--dry-run'], /^error: --maintain takes neither --dry-run nor --force/],
-    [['--crd', '--all-namespaces', '--maintain'], /--maintain/],
+    [['--crd', '--all-namespaces', '--recover-quorum-loss'], /^error: --recover-quorum-loss needs --maintain/],
+    [['--crd', '--all-namespaces', '--maintain', '--dry-run'], /^error: --maintain takes neither --dry-run nor --force/],
     [['--store', 'a.json', '--lease-wait-seconds', '-1'], /^error: --lease-wait-seconds must be an integer of at least 0, got "-1"/],
     [['--store', 'a.json', '--etcd-endpoints', 'kv-0:2379'], /^error: --etcd-endpoints: "kv-0:2379" is not an http:\/\/ or https:\/\/ URL/],
     [['--store', 'a.json', '--force', '--force'], /^error: --force given twice/],
@@ -175,6 +176,7 @@ describe('usage errors: exit 64, one line on stderr naming the flag, nothing on 
       .toMatchObject({ mode: 'crd', namespaceSelector: { 'team': 'shop', 'kvstore.example.com/enabled': 'true', 'tier': '' } });
     expect(parseArgs(['--crd', '--namespace-selector', 'team=shop'])).not.toHaveProperty('namespaces');
     expect(parseArgs(['--crd', '--all-namespaces', '--prune-image', 'r.example.com/rec:1'])).toMatchObject({ mode: 'crd', pruneImage: 'r.example.com/rec:1' });
+    expect(parseArgs(['--crd', '--all-namespaces', '--maintain', '--recover-quorum-loss'])).toMatchObject({ mode: 'crd', maintain: true, recoverQuorumLoss: true });
     expect(parseArgs(['--prune-snapshots', '/backups', '--prefix', 'orders-backup-', '--keep', '5', '--keep-file', 's.db']))
       .toEqual({ mode: 'prune', dir: '/backups', prefix: 'orders-backup-', keep: 5, keepFile: 's.db', json: false });
     expect(parseArgs(['--prune-snapshots', '/backups', '--prefix', 'orders-backup-', '--pre-operation-prefix', 'orders-pre-', '--keep', '5']))

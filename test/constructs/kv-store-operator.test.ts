@@ -1,6 +1,6 @@
 import { Chart, Testing } from 'cdk8s';
 import { DEFAULT_RECONCILER_IMAGE, KVStoreOperator } from '../../lib';
-import { find, synth, testChart } from '../support/manifests';
+import { find, Manifest, synth, testChart } from '../support/manifests';
 
 const IMAGE = 'registry.example.com/kvstore-reconciler:1.0.0';
 
@@ -105,6 +105,85 @@ describe('KVStoreOperator (CRD mode)', () => {
     expect(rules.find((r) => r.resources.includes('persistentvolumeclaims'))!.verbs).toEqual(['create', 'delete', 'get', 'list', 'patch']);
     // Secrets: get by name only (a TLS store's client certificate), never list or watch.
     expect(rules.filter((r) => r.resources.includes('secrets'))).toEqual([{ apiGroups: [''], resources: ['secrets'], verbs: ['get'] }]);
+  });
+
+  test('without maintenance: one CronJob; pods may be read, never deleted or created', () => {
+    const chart = testChart('kvstores');
+    new KVStoreOperator(chart, 'operator', { image: IMAGE, installCrd: false });
+    const objects = synth(chart);
+    expect(objects.filter((o) => o.kind === 'CronJob').map((o) => o.metadata.name)).toEqual(['kvstore-reconciler']);
+    const rules = find(objects, 'Role').rules as Array<Record<string, string[]>>;
+    expect(rules.filter((r) => r.resources.includes('pods'))).toEqual([{ apiGroups: [''], resources: ['pods'], verbs: ['get', 'list'] }]);
+  });
+
+  describe('maintenance', () => {
+    const cronJob = (objects: Manifest[], name: string) => objects.find((o) => o.kind === 'CronJob' && o.metadata.name === name)!;
+    const podRules = (objects: Manifest[], kind = 'Role') => (find(objects, kind).rules as Array<Record<string, string[]>>).filter((r) => r.resources.includes('pods'));
+
+    test('a second CronJob kvstore-maintenance, hourly at :23, Forbid, running --crd --maintain in the reconcile CronJob\'s scope, image, ServiceAccount, labels and pod security; pods may be deleted, not created', () => {
+      // GIVEN
+      const chart = testChart('kvstores');
+      // WHEN
+      new KVStoreOperator(chart, 'operator', { image: IMAGE, maintenance: {}, installCrd: false });
+      // THEN
+      const objects = synth(chart);
+      expect(objects.map((o) => `${o.kind}/${o.metadata.name}`)).toEqual([
+        'ServiceAccount/kvstore-reconciler', 'Role/kvstore-reconciler', 'RoleBinding/kvstore-reconciler', 'CronJob/kvstore-reconciler', 'CronJob/kvstore-maintenance',
+      ]);
+      const reconcile = cronJob(objects, 'kvstore-reconciler').spec;
+      const maintenance = cronJob(objects, 'kvstore-maintenance').spec;
+      expect(maintenance.schedule).toBe('23 * * * *');
+      expect(maintenance.concurrencyPolicy).toBe('Forbid');
+      // A failed run is the next schedule's to retry.
+      expect(maintenance.jobTemplate.spec.backoffLimit).toBe(0);
+      const pod = maintenance.jobTemplate.spec.template;
+      expect(pod.spec.containers[0].args).toEqual(['--crd', '--namespace', '$(POD_NAMESPACE)', '--prune-image', IMAGE, '--maintain']);
+      // Everything else about the pod is the reconcile CronJob's: the operator's labels (the stores'
+      // NetworkPolicies admit it to etcd by them), image, ServiceAccount, security, POD_NAMESPACE.
+      const { args: _maintainArgs, ...maintainContainer } = pod.spec.containers[0];
+      const { args: _reconcileArgs, ...reconcileContainer } = reconcile.jobTemplate.spec.template.spec.containers[0];
+      expect(maintainContainer).toEqual(reconcileContainer);
+      expect({ ...pod.spec, containers: [] }).toEqual({ ...reconcile.jobTemplate.spec.template.spec, containers: [] });
+      expect(pod.metadata).toEqual(reconcile.jobTemplate.spec.template.metadata);
+      expect(pod.metadata.labels).toMatchObject({ 'app.kubernetes.io/name': 'kvstore-reconciler', 'app.kubernetes.io/component': 'operator' });
+      expect(pod.spec.serviceAccountName).toBe('kvstore-reconciler');
+      // A lost member's pod is deleted; no pod is created without recoverQuorumLoss.
+      expect(podRules(objects)).toEqual([{ apiGroups: [''], resources: ['pods'], verbs: ['delete', 'get', 'list'] }]);
+      // Its claims are deleted by the rules the operator holds anyway.
+      expect((find(objects, 'Role').rules as Array<Record<string, string[]>>).find((r) => r.resources.includes('persistentvolumeclaims'))!.verbs).toContain('delete');
+    });
+
+    test('recoverQuorumLoss: --recover-quorum-loss, and pods may be created (the survivor\'s one-off pod)', () => {
+      const chart = testChart('kvstores');
+      new KVStoreOperator(chart, 'operator', { image: IMAGE, maintenance: { recoverQuorumLoss: true }, installCrd: false });
+      const objects = synth(chart);
+      expect(cronJob(objects, 'kvstore-maintenance').spec.jobTemplate.spec.template.spec.containers[0].args)
+        .toEqual(['--crd', '--namespace', '$(POD_NAMESPACE)', '--prune-image', IMAGE, '--maintain', '--recover-quorum-loss']);
+      expect(podRules(objects)).toEqual([{ apiGroups: [''], resources: ['pods'], verbs: ['create', 'delete', 'get', 'list'] }]);
+    });
+
+    test('schedule prop, and the scope of namespaces or a namespaceSelector (whose ClusterRole gets the pod rules)', () => {
+      const listed = testChart('kvstores');
+      new KVStoreOperator(listed, 'operator', { image: IMAGE, namespaces: ['shop', 'billing'], maintenance: { schedule: '@daily' }, installCrd: false });
+      const listedObjects = synth(listed);
+      const spec = cronJob(listedObjects, 'kvstore-maintenance').spec;
+      expect(spec.schedule).toBe('@daily');
+      expect(spec.jobTemplate.spec.template.spec.containers[0].args).toEqual(['--crd', '--namespace', 'shop,billing', '--prune-image', IMAGE, '--maintain']);
+      expect(podRules(listedObjects, 'ClusterRole')).toEqual([{ apiGroups: [''], resources: ['pods'], verbs: ['delete', 'get', 'list'] }]);
+
+      const selected = testChart('kvstores');
+      new KVStoreOperator(selected, 'operator', { image: IMAGE, namespaceSelector: { team: 'shop' }, maintenance: {}, installCrd: false });
+      const selectedObjects = synth(selected);
+      expect(cronJob(selectedObjects, 'kvstore-maintenance').spec.jobTemplate.spec.template.spec.containers[0].args).toEqual(['--crd', '--namespace-selector', 'team=shop', '--prune-image', IMAGE, '--maintain']);
+      const storeRole = selectedObjects.find((o) => o.kind === 'ClusterRole' && o.metadata.name === 'kvstore-reconciler')!;
+      expect((storeRole.rules as Array<Record<string, string[]>>).filter((r) => r.resources.includes('pods'))).toEqual([{ apiGroups: [''], resources: ['pods'], verbs: ['delete', 'get', 'list'] }]);
+    });
+
+    test('fails on a maintenance schedule that is not a cron schedule, naming the field and the value', () => {
+      expect(() => new KVStoreOperator(testChart('x'), 'operator', { image: IMAGE, maintenance: { schedule: 'every hour' } }))
+        .toThrow(/^KVStoreOperator 'operator': maintenance\.schedule must be a cron schedule of five fields such as "23 \* \* \* \*", or a macro such as @hourly, got "every hour"$/);
+      expect(() => new KVStoreOperator(testChart('x'), 'operator', { image: IMAGE, maintenance: { schedule: '0 * * *' } })).toThrow(/maintenance\.schedule .*, got "0 \* \* \*"/);
+    });
   });
 
   test('fails on a schedule that is not a cron expression', () => {

@@ -9,6 +9,7 @@ import { join } from 'path';
 import { EtcdClientTls, EtcdMembership, etcdTlsOptions, Member } from '../../lib/engines/etcd-membership';
 import { tlsFiles } from './cert-issuer';
 import { KubeClient } from '../../lib/reconciler/client';
+import { CustomResourceOptions, maintainResources, MaintainResourcesResult, reconcileResources, ResourcesResult } from '../../lib/reconciler/custom-resources';
 import { Log } from '../../lib/reconciler/log';
 import type { MaintainResult } from '../../lib/reconciler/maintain';
 import { maintainStore, reconcileStore, ReconcileOptions, ReconcileResult } from '../../lib/reconciler/reconcile';
@@ -59,6 +60,35 @@ export async function maintainOnce(api: ApiServer, sim: ClusterSimulator, docume
     etcdMemberEndpoint: (i) => `http://${sim.runner.ip(`${document.spec.name}-${i}`)}:2379`,
     ...extra,
   });
+}
+
+/** The KVStore resource `name` of namespace kvtest, its spec the one storeDocument gives `props`, as its author would apply it. */
+export function putKVStoreResource(api: ApiServer, name: string, props: KVStoreProps = {}): void {
+  const { name: _name, ...spec } = storeDocument(name, props).spec;
+  api.put({ apiVersion: 'kvstore.cdk8s-kvstore.io/v1', kind: 'KVStore', metadata: { name, namespace: NAMESPACE }, spec } as any);
+}
+
+/** The options of a CRD-mode run over namespace kvtest whose one store is `store`, reaching its members at their pod IPs. */
+function operatorOptions(sim: ClusterSimulator, store: string, holder: string, extra: Partial<CustomResourceOptions>): CustomResourceOptions {
+  return {
+    holder,
+    pollMs: 100,
+    rolloutTimeoutMs: 90_000,
+    namespaces: [NAMESPACE],
+    etcdEndpoints: sim.endpoints(store),
+    etcdMemberEndpoint: (i) => `http://${sim.runner.ip(`${store}-${i}`)}:2379`,
+    ...extra,
+  };
+}
+
+/** One CRD-mode reconcile (`--crd`) of the KVStore resources of namespace kvtest, whose one store is `store`. */
+export async function operatorReconcileOnce(api: ApiServer, sim: ClusterSimulator, store: string, extra: Partial<CustomResourceOptions> = {}, lines: string[] = []): Promise<ResourcesResult> {
+  return reconcileResources(api.kubeConfig(), new KubeClient(api.kubeConfig(), { baseDelayMs: 20, maxDelayMs: 200 }), new Log(false, (l) => lines.push(l.trimEnd())), operatorOptions(sim, store, 'operator-test', extra));
+}
+
+/** One CRD-mode maintenance run (`--crd --maintain`) of the KVStore resources of namespace kvtest, whose one store is `store`. */
+export async function operatorMaintainOnce(api: ApiServer, sim: ClusterSimulator, store: string, extra: Partial<CustomResourceOptions> = {}, lines: string[] = []): Promise<MaintainResourcesResult> {
+  return maintainResources(api.kubeConfig(), new KubeClient(api.kubeConfig(), { baseDelayMs: 20, maxDelayMs: 200 }), new Log(false, (l) => lines.push(l.trimEnd())), operatorOptions(sim, store, 'operator-maintenance-test', extra));
 }
 
 /** etcd3 options for a client of a TLS store (what EtcdMembership sets), or none for plain HTTP. */
