@@ -60,6 +60,8 @@ const project = new typescript.TypeScriptProject({
     'kubernetes-models@4.5.1',
     // cert-manager's Certificate and Issuer types and schemas (4.4.4: the last CommonJS release, for Node 20).
     '@kubernetes-models/cert-manager@4.4.4',
+    // prometheus-operator's PodMonitor, ServiceMonitor and PrometheusRule types and schemas (4.4.4, as above).
+    '@kubernetes-models/prometheus-operator@4.4.4',
     'babel-jest@^30',
     '@babel/core@^7',
     '@babel/plugin-transform-modules-commonjs@^7',

@@ -2,6 +2,7 @@
 // Kubernetes client, etcd client or retry library; the reconciler has its own entry,
 // `cdk8s-kvstore/reconciler`. Only what is named here is public.
 export { KVStore, KVStoreProps } from './constructs/kv-store';
+export { MetricsOptions, MonitorKind } from './constructs/monitoring';
 export {
   AccessMode, PodAntiAffinity, PodManagementPolicy, PvcRetention, PvcRetentionPolicy, ResourceRequirements,
   RollingUpdateOptions, TopologySpreadOptions, UpdateStrategy, VolumeClaimTemplateOptions, WhenUnsatisfiable,

@@ -10,6 +10,7 @@ import { StoreNames, StoreObjectRef, storeObjects } from '../model/names';
 import { namespaceIssues } from '../model/normalize';
 import { parseQuantity } from '../model/quantity';
 import type { BackupOptions, ClientAccess, KVStoreSpec, KVStoreSpecInput, RestoreOptions, TlsOptions } from '../model/spec';
+import { MetricsOptions, metricsIssues, monitoringObjects, renderMonitoring } from './monitoring';
 import { displayPath, lockFilePath, lockIssues, lockKey, readLock, writeLockEntry } from './direct-lock';
 import { ReconcilerBundle, ReconcilerOptions } from './reconciler-bundle';
 import { StoreDefinition } from './store-definition';
@@ -192,6 +193,15 @@ export interface KVStoreProps {
    */
   readonly reconciler?: ReconcilerOptions;
   /**
+   * Observability for the Prometheus Operator (etcd): a PodMonitor or ServiceMonitor scraping the
+   * members' plain-HTTP metrics port, a PrometheusRule with the store's alerts (each with a runbook
+   * link) and, opt-in, a Grafana dashboard ConfigMap; with the store's NetworkPolicy, a NetworkPolicy
+   * admitting Prometheus to the metrics port. In the chart in both modes (the GitOps tool applies them).
+   * Needs the prometheus-operator CRDs in the cluster and a chart namespace.
+   * @default - none: the members still serve /metrics on port 2381 for any scraper
+   */
+  readonly metrics?: MetricsOptions;
+  /**
    * Scheduled snapshots (etcdctl snapshot save against the client Service) into a PVC, the oldest pruned
    * beyond keep. With the reconciler, it also takes a snapshot before every membership change, resize
    * and restore.
@@ -298,15 +308,22 @@ export class KVStore extends Construct {
       }
       this.node.addValidation({ validate: () => (writeLockEntry(lockFile, key, now), []) });
     }
+    if (props.metrics) {
+      const issues = metricsIssues(store, props.metrics);
+      if (issues.length > 0) throw new SpecError(store.spec.name, issues);
+    }
     // Before anything is rendered: two stores creating one object must fail at the second's line.
     claimObjects(this.node.root, {
       name: store.spec.name,
       path: this.node.path,
       namespace,
-      objects: storeObjects(store.spec, {
-        bootstrapConfig: engine.container(store.engineContext('new')).bootstrapEnv !== undefined,
-        reconciler: props.reconciler !== undefined,
-      }),
+      objects: [
+        ...storeObjects(store.spec, {
+          bootstrapConfig: engine.container(store.engineContext('new')).bootstrapEnv !== undefined,
+          reconciler: props.reconciler !== undefined,
+        }),
+        ...(props.metrics ? monitoringObjects(store, props.metrics) : []),
+      ],
     });
 
     if (props.reconciler) {
@@ -326,6 +343,8 @@ export class KVStore extends Construct {
       renderStoreObjects(this, store);
       this.statefulSet = this.node.findChild('Resource') as ApiObject;
     }
+    // Beside the store's objects in both modes: the GitOps tool applies them, the reconciler needs no rights on them.
+    if (props.metrics) renderMonitoring(this, store, props.metrics, { reconcilerJobs: props.reconciler !== undefined });
   }
 }
 

@@ -51,7 +51,11 @@ export function storeRules(o: { store: StoreNames; spec: KVStoreSpec; lease: str
     rules.push({ apiGroups: [''], resources: ['pods'], verbs: ['create'] });
     rules.push({ apiGroups: [''], resources: ['pods'], resourceNames: ordinals.map((i) => recoveryPodName(o.store, i)), verbs: ['delete', 'get'] });
   }
-  if (o.spec.restore) rules.push({ apiGroups: [''], resources: ['pods'], verbs: ['list'] });
+  // Restore reads which pods still run, and the snapshot check's log (its revision: what the restore loses).
+  if (o.spec.restore) {
+    rules.push({ apiGroups: [''], resources: ['pods'], verbs: ['list'] });
+    rules.push({ apiGroups: [''], resources: ['pods/log'], verbs: ['get'] });
+  }
   // The backup CronJob: applied while backup is on, pruned (list, delete) once it is turned off.
   rules.push({ apiGroups: ['batch'], resources: ['cronjobs'], verbs: o.spec.backup ? ['create', 'list'] : ['list'] });
   rules.push({ apiGroups: ['batch'], resources: ['cronjobs'], resourceNames: [backupCronJobName(o.store)], verbs: o.spec.backup ? ['delete', 'get', 'patch'] : ['delete'] });
@@ -82,6 +86,8 @@ export function operatorRules(group: string, plural: string, maintenance?: Opera
     { apiGroups: [''], resources: ['configmaps'], verbs: ['create', 'get', 'list', 'patch'] },
     { apiGroups: [''], resources: ['persistentvolumeclaims'], verbs: ['create', 'delete', 'get', 'list', 'patch'] },
     { apiGroups: [''], resources: ['pods'], verbs: podVerbs },
+    // A restore's snapshot check: its log says the snapshot's revision (what the restore loses).
+    { apiGroups: [''], resources: ['pods/log'], verbs: ['get'] },
     { apiGroups: ['batch'], resources: ['cronjobs'], verbs: ['create', 'delete', 'get', 'list', 'patch'] },
     { apiGroups: ['batch'], resources: ['jobs'], verbs: ['create', 'get'] },
     { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['create', 'get', 'update'] },

@@ -27,12 +27,14 @@ export interface CaRotationRender {
   readonly bundle: boolean;
 }
 
-/** The ports the engine's container exposes, by name. */
+/** The ports the engine's container exposes, by name; the headless Service declares the same. */
 export function enginePorts(store: StoreDefinition): Array<{ name: string; port: number }> {
   return [
     { name: 'client', port: store.engine.clientPort },
     ...(store.engine.peerPort !== undefined ? [{ name: 'peer', port: store.engine.peerPort }] : []),
-    ...(store.spec.tls && store.engine.metricsPort !== undefined ? [{ name: 'metrics', port: store.engine.metricsPort }] : []),
+    // Declared whenever the engine has it: a PodMonitor scrapes the container port by name, a
+    // ServiceMonitor the headless Service's port of that name.
+    ...(store.engine.metricsPort !== undefined ? [{ name: 'metrics', port: store.engine.metricsPort }] : []),
   ];
 }
 

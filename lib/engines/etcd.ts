@@ -4,7 +4,7 @@ import type { SpecIssue } from '../model/issues';
 import { podFqdn, podName } from '../model/names';
 import { parseQuantity } from '../model/quantity';
 import type { EngineDefaults, EtcdEngineSpec, KVStoreSpec, ProbeSpec, RestoreSpec } from '../model/spec';
-import { EngineCommand, EngineContainer, EngineContext, EngineReport, IEngine, ISnapshots, POD_ENV, TLS_DIRS, TLS_SWITCH_PHASE, tlsFiles } from './types';
+import { EngineCommand, EngineContainer, EngineContext, EngineReport, IEngine, ISnapshots, POD_ENV, SnapshotInfo, TLS_DIRS, TLS_SWITCH_PHASE, tlsFiles } from './types';
 
 /** The etcd version a store runs unless told otherwise. */
 export const DEFAULT_ETCD_VERSION = '3.5.21';
@@ -17,7 +17,10 @@ const SUPPORTED_VERSIONS = '3.4.0 to 3.6.x';
 
 const ETCD_CLIENT_PORT = 2379;
 const ETCD_PEER_PORT = 2380;
-/** With TLS: health and metrics on plain HTTP, for probes and scrapers (etcd serves no keys there). */
+/**
+ * Health and metrics on plain HTTP, always: for scrapers (a PodMonitor or ServiceMonitor needs no client
+ * certificate) and, with TLS, for the probes. etcd serves no keys there.
+ */
 const ETCD_METRICS_PORT = 2381;
 
 /** @see https://etcd.io/docs/v3.5/op-guide/maintenance/#auto-compaction */
@@ -269,8 +272,24 @@ export class EtcdEngine implements IEngine {
       env: [{ name: 'ETCDCTL_API', value: '3' }],
     }),
     check: (file: string): EngineCommand => (restoresWithEtcdutl(this.spec.version)
-      ? { command: ['/usr/local/bin/etcdutl'], args: ['snapshot', 'status', file, '--write-out=table'], env: [] }
-      : { command: ['/usr/local/bin/etcdctl'], args: ['snapshot', 'status', file, '--write-out=table'], env: [{ name: 'ETCDCTL_API', value: '3' }] }),
+      ? { command: ['/usr/local/bin/etcdutl'], args: ['snapshot', 'status', file, '--write-out=json'], env: [] }
+      : { command: ['/usr/local/bin/etcdctl'], args: ['snapshot', 'status', file, '--write-out=json'], env: [{ name: 'ETCDCTL_API', value: '3' }] }),
+    // `snapshot status -w json` prints one line {"hash":…,"revision":…,"totalKey":…,"totalSize":…} (3.6
+    // adds "version"); the log may hold warnings around it (3.5's etcdctl deprecation notice).
+    checked: (output: string): SnapshotInfo | undefined => {
+      for (const line of output.split('\n').reverse()) {
+        if (!line.trim().startsWith('{')) continue;
+        try {
+          const s = JSON.parse(line) as { revision?: unknown; totalKey?: unknown; totalSize?: unknown };
+          if (Number.isInteger(s.revision) && Number.isInteger(s.totalKey) && Number.isInteger(s.totalSize)) {
+            return { revision: s.revision as number, keys: s.totalKey as number, bytes: s.totalSize as number };
+          }
+        } catch {
+          // not the status line
+        }
+      }
+      return undefined;
+    },
     restore: (ctx: EngineContext, ordinal: number, file: string): EngineCommand => {
       const ns = ctx.namespace;
       if (!ns) throw new Error(`KVStore '${ctx.spec.name}': restoring needs the namespace (the members' peer URLs name it)`);
@@ -316,6 +335,7 @@ export class EtcdEngine implements IEngine {
       // Listen on the pod IP only: no wildcard, so every member of a test can share one host.
       `--listen-peer-urls=${s}://$(${POD_ENV.ip}):${ETCD_PEER_PORT}`,
       `--listen-client-urls=${s}://$(${POD_ENV.ip}):${ETCD_CLIENT_PORT}`,
+      `--listen-metrics-urls=http://$(${POD_ENV.ip}):${ETCD_METRICS_PORT}`,
       `--advertise-client-urls=${s}://${self}:${ETCD_CLIENT_PORT}`,
       `--initial-advertise-peer-urls=${s}://${self}:${ETCD_PEER_PORT}`,
       ...(tlsOn ? this.tlsFlags(ctx) : spec.tls ? this.peerDialFlags() : []),
@@ -331,7 +351,7 @@ export class EtcdEngine implements IEngine {
   /**
    * Mutual TLS on both listeners from the member Secret; a peer must present a certificate naming the
    * headless Service (the member certificate does; client certificates, and other stores' members
-   * under a shared issuer, do not); health and metrics on a plain-HTTP listener of their own.
+   * under a shared issuer, do not). Health and metrics stay on the plain-HTTP metrics listener.
    */
   private tlsFlags(ctx: EngineContext): string[] {
     const f = { ...tlsFiles(TLS_DIRS.member), ...(ctx.trustBundle ? { ca: tlsFiles(TLS_DIRS.trust).ca } : {}) };
@@ -340,7 +360,6 @@ export class EtcdEngine implements IEngine {
       `--cert-file=${f.cert}`, `--key-file=${f.key}`, `--trusted-ca-file=${f.ca}`, '--client-cert-auth',
       `--peer-cert-file=${f.cert}`, `--peer-key-file=${f.key}`, `--peer-trusted-ca-file=${f.ca}`, '--peer-client-cert-auth',
       `--peer-cert-allowed-hostname=${peersHost}`,
-      `--listen-metrics-urls=http://$(${POD_ENV.ip}):${ETCD_METRICS_PORT}`,
     ];
   }
 
@@ -364,7 +383,9 @@ export class EtcdEngine implements IEngine {
     const modern = servesLivezReadyz(this.spec.version);
     // With TLS the client port wants a client certificate, which the kubelet has none of: the metrics
     // listener serves /health (and on 3.5.11+ /livez and /readyz); before 3.5.11 it has no check
-    // that does not need quorum, so liveness is a TCP check there.
+    // that does not need quorum, so liveness is a TCP check there. Without TLS the probes stay on the
+    // client port although the metrics listener is always on: there 3.4's liveness gets /version
+    // (which the metrics listener does not serve) rather than a TCP check.
     const port = tls ? 'metrics' : 'client';
     const http = (path: string, extra: Partial<ProbeSpec>): ProbeSpec => ({ httpGet: { path, port }, timeoutSeconds: 5, ...extra });
     const liveness = { periodSeconds: 10, failureThreshold: 6 };

@@ -112,7 +112,11 @@ export interface IEngine {
   readonly peerPort?: number;
   /** Whether the engine needs a majority of members (sizes the PodDisruptionBudget). */
   readonly quorum: boolean;
-  /** The plain-HTTP port that serves health and metrics (never keys) when TLS is on; absent: the engine has no TLS support. */
+  /**
+   * The plain-HTTP port that serves health and metrics (never keys), always on; the port named `metrics`
+   * on the container and the headless Service. Absent: the engine has none, so nothing can scrape it,
+   * and no TLS support either (the probes of a TLS store need a listener without client certificates).
+   */
   readonly metricsPort?: number;
   /** @internal What the engine contributes to the spec's defaults. */
   readonly defaults: EngineDefaults;
@@ -131,12 +135,24 @@ export interface EngineCommand {
   readonly env: ReadonlyArray<{ readonly name: string; readonly value: string }>;
 }
 
+/** What a snapshot holds, as its check reports it. */
+export interface SnapshotInfo {
+  /** The store's revision when the snapshot was taken: restoring it loses every later revision. */
+  readonly revision: number;
+  /** Keys in it (etcd counts its own internal keys too). */
+  readonly keys: number;
+  /** Its size in bytes. */
+  readonly bytes: number;
+}
+
 /** How an engine saves a snapshot of a running store and restores members from one. */
 export interface ISnapshots {
   /** Saves a snapshot of the store reachable at `endpoint` (host:port) into `file` (over TLS with the client certificate when the spec has TLS). */
   save(spec: KVStoreSpec, endpoint: string, file: string): EngineCommand;
   /** Checks that `file` is a readable snapshot (before any member is stopped for a restore). */
   check(file: string): EngineCommand;
+  /** What the check's output (its container log) says of the snapshot; undefined when it can't tell. */
+  checked?(output: string): SnapshotInfo | undefined;
   /** Lays out member `ordinal`'s data from `file` where `container()` will look for it. */
   restore(ctx: EngineContext, ordinal: number, file: string): EngineCommand;
   /** The largest snapshot a store of `spec` can give (its database at its quota), if the engine knows it. */

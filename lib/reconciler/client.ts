@@ -149,9 +149,11 @@ export class KubeClient {
    */
   fence?: () => Promise<void>;
   private readonly api: k8s.KubernetesObjectApi;
+  private readonly core: k8s.CoreV1Api;
 
   constructor(kubeConfig: k8s.KubeConfig, private readonly retry: RetryOptions = {}) {
     this.api = makeApiClient(kubeConfig, k8s.KubernetesObjectApi, retry.requestTimeoutMs ?? 30_000);
+    this.core = makeApiClient(kubeConfig, k8s.CoreV1Api, retry.requestTimeoutMs ?? 30_000);
     // As KubernetesObjectApi.makeApiClient does: objects without a namespace get the context's.
     (this.api as unknown as { setDefaultNamespace(kc: k8s.KubeConfig): void }).setDefaultNamespace(kubeConfig);
   }
@@ -177,6 +179,18 @@ export class KubeClient {
     return withRetry('list', `${kind} (${labelSelector})`, async () => {
       const result = await this.api.list(apiVersion, kind, namespace, undefined, undefined, undefined, undefined, labelSelector);
       return result.items.map((o) => ({ ...toWire(o, { apiVersion, kind }), apiVersion, kind }));
+    }, this.retry);
+  }
+
+  /** What a pod's container wrote since it last started (`kubectl logs`); undefined when the pod is gone. */
+  async podLog(namespace: string, pod: string, container: string): Promise<string | undefined> {
+    return withRetry('read log of', { apiVersion: 'v1', kind: 'Pod', name: pod, namespace }, async () => {
+      try {
+        return await this.core.readNamespacedPodLog({ name: pod, namespace, container });
+      } catch (e) {
+        if (statusCode(e) === 404) return undefined;
+        throw e;
+      }
     }, this.retry);
   }
 

@@ -7,6 +7,7 @@ import { jobFromCronJob, restoreJob } from '../constructs/backup';
 import type { StoreDefinition } from '../constructs/store-definition';
 import { ETCD_MAX_SIZE, EtcdEngine } from '../engines/etcd';
 import type { EtcdClientTls, EtcdMembership, Member } from '../engines/etcd-membership';
+import type { SnapshotInfo } from '../engines/types';
 import type { StoreDocument } from '../model/document';
 import { KVSTORE_GROUP, OPERATION_ANNOTATION, RESTORED_FROM_ANNOTATION, STORE_LABEL } from '../model/metadata';
 import { claimOrdinals, labelSelector, podName, preOperationSnapshotPrefix, pvcName, recoveryPodName, selectorLabels, StoreNames, storeNames } from '../model/names';
@@ -470,7 +471,7 @@ export async function registerPeerURL(ctx: OperationContext, ordinal: number, en
  * snapshot with a new cluster token, into a directory of its own (older data stays); then the pods
  * start and form a new logical cluster.
  */
-export async function restoreMembers(ctx: OperationContext, store: StoreDefinition, liveStatefulSet: KubeObject | undefined, desiredStatefulSet: KubeObject): Promise<void> {
+export async function restoreMembers(ctx: OperationContext, store: StoreDefinition, liveStatefulSet: KubeObject | undefined, desiredStatefulSet: KubeObject, options: RestoreOptions = {}): Promise<void> {
   const { client, document, log } = ctx;
   const names = storeNames(document.spec.name);
   const ns = document.namespace;
@@ -480,8 +481,14 @@ export async function restoreMembers(ctx: OperationContext, store: StoreDefiniti
   const prefix = document.spec.name.slice(0, 40);
   const parts = { spec: document.spec, engine: store.engine, names, namespace: ns, context: store.engineContext('existing') };
   // Before any member stops: the snapshot must be there and readable.
-  await runJob(ctx, restoreJob(parts, 'check', `${prefix}-check-${id}`), `snapshot ${restore.claimName}/${restore.snapshot} to be checked`, { retryFailed: true });
+  const checkJob = await runJob(ctx, restoreJob(parts, 'check', `${prefix}-check-${id}`), `snapshot ${restore.claimName}/${restore.snapshot} to be checked`, { retryFailed: true });
   if (liveStatefulSet && (liveStatefulSet.spec?.replicas ?? 0) > 0) {
+    // What the restore loses, before it loses it: the snapshot's revision against the members' newest.
+    const snapshot = await checkedSnapshot(ctx, store, checkJob);
+    const liveRevision = await options.liveRevision?.().catch(() => undefined);
+    log.info(describeRestorePoint(`${restore.claimName}/${restore.snapshot}`, snapshot, liveRevision), {
+      action: 'restore-point', ...(snapshot ? { snapshotRevision: snapshot.revision } : {}), ...(liveRevision !== undefined ? { liveRevision } : {}),
+    });
     // Stop every member first; the StatefulSet keeps what it recorded (restored-from unchanged until done).
     const stopped = { ...desiredStatefulSet, metadata: { ...desiredStatefulSet.metadata, annotations: { ...liveStatefulSet.metadata.annotations, ...withoutRestored(desiredStatefulSet.metadata.annotations) } }, spec: { ...desiredStatefulSet.spec, replicas: 0 } };
     await client.apply(stopped);
@@ -503,6 +510,41 @@ export async function restoreMembers(ctx: OperationContext, store: StoreDefiniti
     await runJob(ctx, restoreJob(parts, i, `${prefix}-restore-${id}-${i}`), `member ${podName(names, i)}'s data to be restored`);
   }
   log.info(`every member's data restored from ${restore.claimName}/${restore.snapshot}`, { action: 'restore' });
+}
+
+/** What restoreMembers may ask of the live store. */
+export interface RestoreOptions {
+  /** The newest revision a live member answers with; undefined (or failing) when none answers. */
+  readonly liveRevision?: () => Promise<number | undefined>;
+}
+
+/**
+ * The restore point, said before any member stops: the revisions after the snapshot's are lost (when
+ * the members still answer, how many). Pure.
+ */
+export function describeRestorePoint(source: string, snapshot: SnapshotInfo | undefined, liveRevision: number | undefined): string {
+  if (!snapshot) return `restore point: ${source}, whose revision its check did not report; every write after the snapshot was taken is lost`;
+  const at = `restore point: ${source} at revision ${snapshot.revision} (${snapshot.keys} keys, ${snapshot.bytes} bytes)`;
+  if (liveRevision === undefined) return `${at}; no member answers, so how many later revisions are lost can't be told: every one after ${snapshot.revision}`;
+  const lost = Math.max(0, liveRevision - snapshot.revision);
+  return `${at}; the members are at revision ${liveRevision}: ${lost === 0 ? 'no revision is lost' : `${lost} revision${lost === 1 ? '' : 's'} (${snapshot.revision + 1}..${liveRevision}) lost`}`;
+}
+
+/** What the snapshot check Job's log says of the snapshot; undefined when the engine, its pod or its log can't tell. */
+async function checkedSnapshot(ctx: OperationContext, store: StoreDefinition, job: string): Promise<SnapshotInfo | undefined> {
+  const checked = store.engine.snapshots?.checked;
+  if (!checked) return undefined;
+  try {
+    const pods = await ctx.client.list('v1', 'Pod', ctx.document.namespace, `job-name=${job}`);
+    const pod = pods.find((p) => p.status?.phase === 'Succeeded');
+    const container = pod?.spec?.containers?.[0]?.name;
+    if (!pod || !container) return undefined;
+    const output = await ctx.client.podLog(ctx.document.namespace, pod.metadata.name, container);
+    return output === undefined ? undefined : checked(output);
+  } catch (e) {
+    ctx.log.info(`the snapshot check's log could not be read (${(e as Error).message})`);
+    return undefined;
+  }
 }
 
 const withoutRestored = (a: Record<string, string> | undefined) =>

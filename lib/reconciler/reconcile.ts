@@ -822,7 +822,17 @@ export class StoreReconciler {
 
   /** Restores every member, then plans again: the restore changed what is live. */
   private async restore(ctx: Context, run: RunPlan): Promise<Plan> {
-    await restoreMembers(ctx.operation, this.target.store, run.live.sts, this.targetSts);
+    const replicas = run.live.sts?.spec?.replicas ?? 0;
+    // The newest revision any member answers with: what the restore rolls back from (etcd only).
+    const liveRevision = async (): Promise<number | undefined> => {
+      if (this.document.spec.engine.kind !== 'etcd' || replicas === 0) return undefined;
+      const tls = await this.clientTls();
+      const { probeMembers } = await import('../engines/etcd-recovery');
+      const members = Array.from({ length: replicas }, (_, i) => ({ name: podName(storeNames(this.document.spec.name), i), endpoint: this.memberEndpoint(i, !!tls) }));
+      const revisions = (await probeMembers(members, { ...(tls ? { tls } : {}), callTimeoutMs: 3000 })).flatMap((p) => (p.reachable ? [p.revision] : []));
+      return revisions.length ? Math.max(...revisions) : undefined;
+    };
+    await restoreMembers(ctx.operation, this.target.store, run.live.sts, this.targetSts, { liveRevision });
     const after = await this.planRun();
     throwIfRefused(after.plan);
     return after.plan;

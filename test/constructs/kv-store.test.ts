@@ -41,13 +41,14 @@ describe('KVStore defaults', () => {
     expect(sts.persistentVolumeClaimRetentionPolicy).toEqual({ whenScaled: 'Retain', whenDeleted: 'Retain' });
   });
 
-  test('the headless Service publishes not-ready members and exposes peer and client ports', () => {
+  test('the headless Service publishes not-ready members and exposes client, peer and metrics ports', () => {
     const svc = find(store().objects, 'Service', 'orders-peers').spec;
     expect(svc.clusterIP).toBe('None');
     expect(svc.publishNotReadyAddresses).toBe(true);
     expect(svc.ports).toEqual([
       { name: 'client', port: 2379, targetPort: 'client' },
       { name: 'peer', port: 2380, targetPort: 'peer' },
+      { name: 'metrics', port: 2381, targetPort: 'metrics' },
     ]);
   });
 
@@ -253,7 +254,7 @@ describe('KVStore props', () => {
     expect(np.podSelector.matchLabels).toEqual(selector);
     expect(np.policyTypes).toEqual(['Ingress']);
     expect(np.ingress).toEqual([
-      { from: [{ podSelector: { matchLabels: selector } }], ports: [{ protocol: 'TCP', port: 2379 }, { protocol: 'TCP', port: 2380 }] },
+      { from: [{ podSelector: { matchLabels: selector } }], ports: [{ protocol: 'TCP', port: 2379 }, { protocol: 'TCP', port: 2380 }, { protocol: 'TCP', port: 2381 }] },
       {
         from: [
           { podSelector: { matchLabels: { app: 'api' } }, namespaceSelector: { matchLabels: { tier: 'backend' } } },
@@ -270,7 +271,7 @@ describe('KVStore props', () => {
     const selector = { 'app.kubernetes.io/name': 'kvstore', 'app.kubernetes.io/instance': 'orders' };
     const dns = { to: [{ namespaceSelector: {}, podSelector: { matchLabels: { 'k8s-app': 'kube-dns' } } }], ports: [{ protocol: 'UDP', port: 53 }, { protocol: 'TCP', port: 53 }] };
     expect(members.policyTypes).toEqual(['Ingress', 'Egress']);
-    expect(members.egress).toEqual([dns, { to: [{ podSelector: { matchLabels: selector } }], ports: [{ protocol: 'TCP', port: 2379 }, { protocol: 'TCP', port: 2380 }] }]);
+    expect(members.egress).toEqual([dns, { to: [{ podSelector: { matchLabels: selector } }], ports: [{ protocol: 'TCP', port: 2379 }, { protocol: 'TCP', port: 2380 }, { protocol: 'TCP', port: 2381 }] }]);
     const jobs = find(objects, 'NetworkPolicy', 'orders-jobs').spec;
     expect(jobs).toEqual({
       podSelector: { matchLabels: { 'kvstore.cdk8s-kvstore.io/store': 'orders' } },

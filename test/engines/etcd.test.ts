@@ -70,6 +70,7 @@ describe('EtcdEngine container', () => {
       '--data-dir=/var/lib/kvstore/data/etcd',
       '--listen-peer-urls=http://$(POD_IP):2380',
       '--listen-client-urls=http://$(POD_IP):2379',
+      '--listen-metrics-urls=http://$(POD_IP):2381',
       `--advertise-client-urls=http://$(POD_NAME).${peers}:2379`,
       `--initial-advertise-peer-urls=http://$(POD_NAME).${peers}:2380`,
       `--initial-cluster=orders-0=http://orders-0.${peers}:2380,orders-1=http://orders-1.${peers}:2380,orders-2=http://orders-2.${peers}:2380`,

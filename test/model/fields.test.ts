@@ -17,8 +17,11 @@ const KV_STORE = join(ROOT, 'lib', 'constructs', 'kv-store.ts');
 const OPTIONS = join(ROOT, 'lib', 'constructs', 'store-options.ts');
 const SPEC = join(ROOT, 'lib', 'model', 'spec.ts');
 
-/** Props that are the construct's alone: no spec field (the reconciler is how the spec is applied). */
-const PROPS_ONLY = ['reconciler'];
+/**
+ * Props that are the construct's alone: no spec field (the reconciler is how the spec is applied; the
+ * monitoring objects sit in the chart, where the GitOps tool applies them, and a KVStore resource has none).
+ */
+const PROPS_ONLY = ['reconciler', 'metrics'];
 
 /** What a prop's doc comment must say for a field. */
 const expected = (doc: FieldDoc) => ({ summary: doc.propDescription ?? doc.description, default: doc.propDefault ?? doc.default });

@@ -2,7 +2,7 @@
 // version): the reconciler talks to the API double through @kubernetes/client-node, the cluster
 // simulator runs the StatefulSet, Job and PVC controllers and the pods as real etcd processes, and the
 // reconciler reaches the members at their pod URLs.
-import { spawn } from 'child_process';
+import { execFileSync, spawn } from 'child_process';
 import { readdirSync, mkdtempSync, rmSync, writeFileSync } from 'fs';
 import { tmpdir } from 'os';
 import { join } from 'path';
@@ -226,9 +226,21 @@ describeWithEtcd('backup and restore through the reconciler', () => {
       return w.stop();
     })()).acked;
 
+    // What etcd itself says: the snapshot's revision (etcdctl on the file) and the members' newest.
+    const etcdctl = (...args: string[]) => JSON.parse(execFileSync('etcdctl', [...args, '-w', 'json'], { env: { ...process.env, ETCDCTL_API: '3' }, encoding: 'utf8' }));
+    const inSnapshot = etcdctl('snapshot', 'status', join(sim.claimDir('kv-backups'), `${job}.db`));
+    const liveRevision = Math.max(...etcdctl('endpoint', 'status', `--endpoints=${sim.endpoints('kv').join(',')}`).map((e: any) => e.Status.header.revision));
+    expect(liveRevision - inSnapshot.revision).toBeGreaterThanOrEqual(after.length);
+
     const restoring = storeDocument('kv', { ...props, restore: { snapshot: `${job}.db` } });
     await expect(reconcileOnce(api, sim, restoring)).rejects.toThrow(/restored-from: \(none\) → "kv-backups\/kv-backup-[0-9]+\.db" refused: restoring replaces the live data/);
-    await reconcileOnce(api, sim, restoring, { force: true });
+    const lines: string[] = [];
+    await reconcileOnce(api, sim, restoring, { force: true }, lines);
+    // Said before any member stopped: the restore point and exactly how many revisions it loses.
+    const point = lines.findIndex((l) => l.startsWith('restore point: '));
+    expect(lines[point]).toBe(`restore point: kv-backups/${job}.db at revision ${inSnapshot.revision} (${inSnapshot.totalKey} keys, ${inSnapshot.totalSize} bytes); `
+      + `the members are at revision ${liveRevision}: ${liveRevision - inSnapshot.revision} revisions (${inSnapshot.revision + 1}..${liveRevision}) lost`);
+    expect(point).toBeLessThan(lines.findIndex((l) => /scaled to 0 for the restore/.test(l)));
     await sim.waitForReady('kv', 3, 60_000);
     const a = await keysUnder(sim.endpoints('kv'), 'a/');
     const b = await keysUnder(sim.endpoints('kv'), 'b/');

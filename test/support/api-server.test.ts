@@ -922,3 +922,21 @@ describe('change notification', () => {
     expect(events.map((e) => [e.type, e.object.status])).toEqual([['ADDED', undefined], ['MODIFIED', { replicas: 2 }]]);
   });
 });
+
+describe('pods/{name}/log', () => {
+  const pod = (containers: string[]) => ({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'check-abcde', namespace: NS }, spec: { containers: containers.map((name) => ({ name, image: 'x' })) } });
+  test('text from the kubelet\'s hook, for the only container by default or the one named', async () => {
+    server.put(pod(['etcd']));
+    server.podLogs = (ns, name, container) => `${ns}/${name}/${container}: {"revision":7}\n`;
+    const core = kc.makeApiClient(k8s.CoreV1Api);
+    expect(await core.readNamespacedPodLog({ name: 'check-abcde', namespace: NS })).toBe('kv/check-abcde/etcd: {"revision":7}\n');
+    expect(await core.readNamespacedPodLog({ name: 'check-abcde', namespace: NS, container: 'etcd' })).toBe('kv/check-abcde/etcd: {"revision":7}\n');
+  });
+  test('400 for a pod of several containers without one named, or a container it lacks; 404 for no pod', async () => {
+    server.put(pod(['a', 'b']));
+    const core = kc.makeApiClient(k8s.CoreV1Api);
+    await expect(core.readNamespacedPodLog({ name: 'check-abcde', namespace: NS })).rejects.toMatchObject({ code: 400 });
+    await expect(core.readNamespacedPodLog({ name: 'check-abcde', namespace: NS, container: 'c' })).rejects.toMatchObject({ code: 400 });
+    await expect(core.readNamespacedPodLog({ name: 'gone', namespace: NS })).rejects.toMatchObject({ code: 404 });
+  });
+});

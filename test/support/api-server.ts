@@ -36,6 +36,9 @@
 //   writes to the resource keep the stored status (status is also dropped on create), writes to /status
 //   change only status and never generation; /scale (StatefulSet: spec.replicas/status.replicas; KVStore:
 //   spec.size/status.readyReplicas/status.selector) for GET, PUT and PATCH, returning autoscaling/v1 Scale;
+// - pods/{name}/log (GET, `container` query; the only container by default, 400 when the pod has several
+//   or names another): text/plain from podLogs (the kubelet's; cluster-simulator.ts sets it), else empty;
+//   no follow, previous, tailLines, sinceSeconds or timestamps;
 // - validation a reconciler runs into: object names (RFC 1123 subdomain, Service RFC 1035 label, CronJob
 //   at most 52 characters), label keys and values (also in pod templates), StatefulSet selector matching
 //   template labels and its immutable spec fields (the real 422 message), Job spec.template/selector
@@ -186,6 +189,11 @@ export interface ApiServer {
   onChange(listener: (event: ChangeEvent) => void): () => void;
   /** Injects a fault into the next matching request(s); rules are consumed in the order given. */
   failNext(options: FailNextOptions): void;
+  /**
+   * Where GET pods/{name}/log reads a container's log from (the kubelet's part; cluster-simulator.ts sets
+   * it); unset, or answering undefined: an empty log.
+   */
+  podLogs?: (namespace: string, pod: string, container: string | undefined) => string | undefined;
   /** Closes the listener and every open connection. */
   stop(): Promise<void>;
 }
@@ -938,6 +946,8 @@ interface Call {
 interface Answer {
   readonly status: number;
   readonly body: Json;
+  /** A text/plain answer (a pod's log) instead of the JSON body. */
+  readonly text?: string;
 }
 
 interface Fault extends FailNextOptions {
@@ -950,6 +960,7 @@ class ApiServerDouble implements ApiServer {
   private readonly faults: Fault[] = [];
   private readonly listeners = new Set<(event: ChangeEvent) => void>();
   private revision = 0;
+  podLogs?: (namespace: string, pod: string, container: string | undefined) => string | undefined;
 
   constructor(private readonly server: http.Server, readonly url: string) {}
 
@@ -1065,6 +1076,11 @@ class ApiServerDouble implements ApiServer {
         headers = error.headers;
       }
     }
+    if (response.text !== undefined) {
+      res.writeHead(response.status, { 'Content-Type': 'text/plain', ...headers });
+      res.end(response.text);
+      return;
+    }
     res.writeHead(response.status, { 'Content-Type': 'application/json', ...headers });
     res.end(JSON.stringify(response.body));
   }
@@ -1112,6 +1128,15 @@ class ApiServerDouble implements ApiServer {
       target = { rt, name: rest[1], subresource: rest[2] as Target['subresource'] };
     }
     const { rt, name, subresource } = target;
+    if (rt.kind === 'Pod' && (subresource as string) === 'log' && name !== undefined) {
+      if (req.method !== 'GET') throw new ApiError(405, 'MethodNotAllowed', 'the server does not allow this method on the requested resource', {});
+      const pod = this.existing({ ...target, subresource: undefined });
+      const containers: string[] = (pod.spec?.containers ?? []).map((c: { name: string }) => c.name);
+      const container = req.query.container ?? (containers.length === 1 ? containers[0] : undefined);
+      if (container === undefined) throw badRequest(`a container name must be specified for pod ${name}, choose one of: [${containers.join(' ')}]`);
+      if (!containers.includes(container)) throw badRequest(`container ${container} is not valid for pod ${name}`);
+      return { status: 200, body: {}, text: this.podLogs?.(target.namespace!, name, container) ?? '' };
+    }
     if (subresource !== undefined && !(subresource === 'status' && rt.statusSubresource) && !(subresource === 'scale' && rt.scale)) throw notFound();
     if (req.query.watch === 'true' || req.query.watch === '1') throw badRequest('watch is not supported by this API server double');
     if (req.query.dryRun !== undefined && req.query.dryRun !== 'All') throw badRequest(`Invalid dry run value: ${req.query.dryRun}`);

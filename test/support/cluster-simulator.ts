@@ -51,7 +51,8 @@
 //   reconciler's image runs this working tree's apps/reconcile.ts); restartPolicy Always:
 //   a container that exits or cannot start (CreateContainerConfigError) is restarted after a backoff
 //   (0.5 s doubling, at most 4 s) with restartCount bumped; Never and OnFailure: the pod ends Succeeded or
-//   Failed (OnFailure does not restart in place); startupProbe every 0.2 s until it passes, then
+//   Failed (OnFailure does not restart in place); a container's log (stdout and stderr, its last start)
+//   through the double's pods/{name}/log; startupProbe every 0.2 s until it passes, then
 //   readinessProbe every 0.5 s (failureThreshold honoured; periods compressed from the spec's); a
 //   terminating pod is not Ready;
 //   Pod status: phase, conditions (PodScheduled, Initialized, ContainersReady, Ready with
@@ -202,6 +203,8 @@ export class ClusterSimulator {
       objects: () => ['ConfigMap', 'Secret', 'Service'].flatMap((kind) => this.api.list('v1', kind, this.namespace)) as any,
     });
     this.unsubscribe = api.onChange((e) => this.changed(e));
+    // The kubelet serves the container logs the API's pods/{name}/log proxies to.
+    api.podLogs = (namespace, pod, container) => (namespace === this.namespace && container ? this.runner.containerLog(pod, container) : undefined);
     this.loop = this.run();
   }
 

@@ -1,6 +1,6 @@
 // Test support: synthesize charts and check every object against the upstream Kubernetes schemas
 // (kubernetes-models 4.5.1 carries the Kubernetes 1.33 OpenAPI schemas; @kubernetes-models/cert-manager
-// 4.4.4 cert-manager's CRD schemas).
+// 4.4.4 cert-manager's CRD schemas, @kubernetes-models/prometheus-operator 4.4.4 the Prometheus Operator's).
 import { App, Chart, Testing } from 'cdk8s';
 import * as core from 'kubernetes-models/v1';
 import * as apps from 'kubernetes-models/apps/v1';
@@ -11,6 +11,7 @@ import * as rbac from 'kubernetes-models/rbac.authorization.k8s.io/v1';
 import * as coordination from 'kubernetes-models/coordination.k8s.io/v1';
 import * as apiextensions from 'kubernetes-models/apiextensions.k8s.io/v1';
 import * as certManager from '@kubernetes-models/cert-manager/cert-manager.io/v1';
+import * as monitoring from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1';
 import { Construct } from 'constructs';
 import { StoreDefinition } from '../../lib/constructs/store-definition';
 import { RenderOptions, renderStoreObjects } from '../../lib/constructs/store-objects';
@@ -34,6 +35,7 @@ const MODELS: Record<string, Record<string, any>> = {
   'coordination.k8s.io/v1': coordination,
   'apiextensions.k8s.io/v1': apiextensions,
   'cert-manager.io/v1': certManager,
+  'monitoring.coreos.com/v1': monitoring,
 };
 
 /** Throws unless `obj` validates against the upstream schema of its apiVersion and kind. */

@@ -526,6 +526,18 @@ export class PodRunner {
     return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
   }
 
+  /**
+   * What a container wrote (stdout and stderr) since its last start, as `kubectl logs` shows it; undefined
+   * for a pod the runner has not run or a container that has not started.
+   */
+  containerLog(podName: string, container: string): string | undefined {
+    const file = this.pods.get(podName)?.logFile;
+    if (!file || !existsSync(file)) return undefined;
+    const runs = readFileSync(file, 'utf8').split(/^(?=--- start )/m);
+    const last = runs.filter((r) => r.startsWith(`--- start `) && r.slice(0, r.indexOf('\n')).split(' ')[3] === `${container}:`).pop();
+    return last === undefined ? undefined : last.slice(last.indexOf('\n') + 1);
+  }
+
   /** Throws with the log tails if any pod exited without being asked to. */
   assertNoUnexpectedExits(): void {
     if (this.unexpectedExits.length > 0) {
