@@ -1,5 +1,6 @@
-// The example app `cdk8s synth` renders: a 3-member etcd store with separate data and WAL volumes and
-// mutual TLS from its own CA (cert-manager issues the certificates: install it before applying).
+// The example app `cdk8s synth` renders: a 3-member etcd store with separate data and WAL volumes,
+// mutual TLS from its own CA (cert-manager issues the certificates: install it before applying) and
+// monitoring for the Prometheus Operator (its CRDs must be installed too).
 import { App, Chart, YamlOutputType } from 'cdk8s';
 import { Engine, IEngine, KVStore } from '../lib';
 
@@ -17,6 +18,8 @@ export function exampleApp(engine: IEngine = Engine.etcd()): App {
       { name: 'wal', storage: '2Gi' },
     ],
     tls: {},
+    // A PodMonitor, the store's alerts and a Grafana dashboard (needs the Prometheus Operator's CRDs).
+    metrics: { dashboard: true },
   });
   return app;
 }

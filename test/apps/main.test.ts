@@ -3,7 +3,7 @@ import { exampleApp } from '../../apps/main';
 import { Manifest, validateAgainstSchema } from '../support/manifests';
 
 describe('example app', () => {
-  test('holds every object of a 3-member etcd store with two PVC templates and TLS from its own CA', () => {
+  test('holds every object of a 3-member etcd store with two PVC templates, TLS from its own CA and monitoring', () => {
     const objects = parseAllDocuments(exampleApp().synthYaml()).map((d) => d.toJSON()) as Manifest[];
     objects.forEach(validateAgainstSchema);
     expect(objects.map((o) => `${o.kind}/${o.metadata.name}`).sort()).toEqual([
@@ -11,10 +11,14 @@ describe('example app', () => {
       'Certificate/cache-client-tls',
       'Certificate/cache-member-tls',
       'ConfigMap/cache-bootstrap',
+      'ConfigMap/cache-dashboard',
       'Issuer/cache-ca',
       'Issuer/cache-selfsigned',
       'NetworkPolicy/cache',
+      'NetworkPolicy/cache-metrics',
       'PodDisruptionBudget/cache',
+      'PodMonitor/cache',
+      'PrometheusRule/cache',
       'Service/cache',
       'Service/cache-peers',
       'StatefulSet/cache',
