@@ -368,74 +368,101 @@ export async function recoverFromSurvivor(ctx: OperationContext, desired: readon
   const podRef = (name: string) => ref('v1', 'Pod', ns, name);
   const lost = Array.from({ length: size }, (_, i) => i).filter((i) => i !== survivor);
 
-  await ctx.progress('RecoveringQuorum', `quorum lost: stopping every member, then ${survivorPod} alone with --force-new-cluster`);
-  await client.apply(marked(0));
-  for (let i = 0; i < size; i++) await until(ctx, `member ${podName(names, i)} to stop`, async () => ((await client.read(podRef(podName(names, i)))) ? undefined : true));
-  log.info(`every member stopped for the recovery from ${survivorPod}`, { action: 'stop-members' });
-
-  // The survivor, once, with --force-new-cluster: a pod of its own (the flag must act exactly once;
-  // again after a stopped run it only says again that the survivor is alone).
-  const oneOff = recoveryPodName(names, survivor);
-  const template = sts.spec.template;
-  const [container, ...rest] = template.spec.containers;
-  if (!(await client.read(podRef(oneOff)))) {
-    await client.create({
-      apiVersion: 'v1', kind: 'Pod',
-      metadata: { name: oneOff, namespace: ns, labels: { [STORE_LABEL]: document.spec.name } },
-      spec: {
-        ...template.spec,
-        restartPolicy: 'Never',
-        containers: [{ ...container, args: forceNewClusterArgs(container.args, survivorPod), readinessProbe: undefined, livenessProbe: undefined, startupProbe: undefined }, ...rest],
-        volumes: [...(template.spec.volumes ?? []), ...document.spec.volumeClaimTemplates.map((t) => ({ name: t.name, persistentVolumeClaim: { claimName: pvcName(names, t.name, survivor) } }))],
-      },
-    });
+  // A stopped run that had started the members again (it does so only once the survivor served alone
+  // and the lost members' claims were gone) goes on adding them back: stopping a store that may have
+  // its quorum again would be a second outage.
+  const live = await client.read(ref('apps/v1', 'StatefulSet', ns, sts.metadata.name));
+  const started = live?.metadata.annotations?.[OPERATION_ANNOTATION] === mark && (live.spec?.replicas ?? 0) === size;
+  if (started) {
+    log.info(`resuming the recovery from ${survivorPod}: the members had started again, adding the rest back`, { action: 'resume-add-back', member: survivorPod });
+  } else {
+    await forceNewCluster();
   }
-  log.info(`pod ${oneOff}: ${survivorPod}'s data started with --force-new-cluster`, { action: 'force-new-cluster', member: survivorPod });
-  const ip = await until(ctx, `pod ${oneOff} to get an IP`, async () => (await client.read(podRef(oneOff)))?.status?.podIP as string | undefined);
-  const url = `${tls ? 'https' : 'http'}://${ip.includes(':') ? `[${ip}]` : ip}:${clientPort}`;
-  const alone = await waitStandalone(url, { retryTimeoutMs: ctx.timeoutMs, ...(tls ? { tls } : {}) });
-  log.info(`${survivorPod} serves as a cluster of one at revision ${alone.revision} (member id ${alone.id})`, { action: 'standalone', member: survivorPod });
-  await client.delete(podRef(oneOff), 'Background');
-  await until(ctx, `pod ${oneOff} to be gone`, async () => ((await client.read(podRef(oneOff))) ? undefined : true));
-
-  // Only now, the survivor proven: every other member's claims go (their old data must never start
-  // again: two of them could re-form the old cluster; what a stopped run had added back is a copy).
-  for (const i of lost) {
-    for (const t of document.spec.volumeClaimTemplates) {
-      const claim = pvcName(names, t.name, i);
-      if (!(await client.read(pvcRef(ns, claim)))) continue;
-      await deleteClaim(ctx, claim);
-      log.info(`PVC ${claim} deleted: the lost member's old data must not start again`, { action: 'wipe', pvc: claim });
-    }
-  }
-
-  // Every member again; the lost ones start empty and wait (crash-looping) until each is added back.
-  const membership = new EtcdMembership([endpoint(survivor)], { onRetry: ctx.keepAlive, retryTimeoutMs: ctx.timeoutMs, ...(tls ? { tls } : {}) });
-  try {
-    const engine = new EtcdEngine(document.spec.engine as EtcdEngineSpec);
-    const peerURL = (i: number) => engine.peerURL({ spec: document.spec, names, clusterToken: document.clusterToken, initialClusterState: 'existing', namespace: ns }, i, ns);
-    const writeList = async (list: string) => client.apply({ ...bootstrap, data: { ...bootstrap.data, ETCD_INITIAL_CLUSTER: list, ETCD_INITIAL_CLUSTER_STATE: 'existing' } });
-    // The survivor alone (its data says so too); then its pod and the others' start.
-    await writeList(rejoinInitialCluster([], { name: survivorPod, peerURL: peerURL(survivor) }));
-    await client.apply(marked(size));
-    for (const i of lost) {
-      const joining = { name: podName(names, i), peerURL: peerURL(i) };
-      await ctx.progress('RecoveringQuorum', `adding ${joining.name} back as a learner`);
-      const added = await membership.addLearner(joining.peerURL);
-      await writeList(rejoinInitialCluster(await membership.list(), joining));
-      // Its pod waited in a crash loop (back-off up to minutes): started again now, with the new list.
-      await client.delete(podRef(joining.name), 'Background');
-      log.info(`member ${joining.name} added back as a learner (id ${added.id}) on an empty volume`, { action: 'add-learner', member: joining.name });
-      await membership.promote(added.id);
-      log.info(`member ${joining.name} promoted`, { action: 'promote', member: joining.name });
-    }
-  } finally {
-    membership.close();
-  }
+  await addBack();
   // The store exactly as desired: the full member list, no mark.
   await client.apply(bootstrap);
   await client.apply(sts);
   log.info(`quorum recovered from ${survivorPod}: ${size} members`, { action: 'recovered' });
+
+  async function forceNewCluster(): Promise<void> {
+    await ctx.progress('RecoveringQuorum', `quorum lost: stopping every member, then ${survivorPod} alone with --force-new-cluster`);
+    await client.apply(marked(0));
+    for (let i = 0; i < size; i++) await until(ctx, `member ${podName(names, i)} to stop`, async () => ((await client.read(podRef(podName(names, i)))) ? undefined : true));
+    log.info(`every member stopped for the recovery from ${survivorPod}`, { action: 'stop-members' });
+
+    // The survivor, once, with --force-new-cluster: a pod of its own (the flag must act exactly once;
+    // again after a stopped run it only says again that the survivor is alone).
+    const oneOff = recoveryPodName(names, survivor);
+    const template = sts.spec.template;
+    const [container, ...rest] = template.spec.containers;
+    // One a stopped run left that can no longer serve (it ended: OOM-killed, evicted; or is going) goes first.
+    const left = await client.read(podRef(oneOff));
+    const ended = !!left && (!!left.metadata.deletionTimestamp || ['Succeeded', 'Failed'].includes(left.status?.phase));
+    if (ended) {
+      await client.delete(podRef(oneOff), 'Background');
+      await until(ctx, `the ended pod ${oneOff} to be gone`, async () => ((await client.read(podRef(oneOff))) ? undefined : true));
+    }
+    if (!left || ended) {
+      await client.create({
+        apiVersion: 'v1', kind: 'Pod',
+        metadata: { name: oneOff, namespace: ns, labels: { [STORE_LABEL]: document.spec.name } },
+        spec: {
+          ...template.spec,
+          restartPolicy: 'Never',
+          containers: [{ ...container, args: forceNewClusterArgs(container.args, survivorPod), readinessProbe: undefined, livenessProbe: undefined, startupProbe: undefined }, ...rest],
+          volumes: [...(template.spec.volumes ?? []), ...document.spec.volumeClaimTemplates.map((t) => ({ name: t.name, persistentVolumeClaim: { claimName: pvcName(names, t.name, survivor) } }))],
+        },
+      });
+    }
+    log.info(`pod ${oneOff}: ${survivorPod}'s data started with --force-new-cluster`, { action: 'force-new-cluster', member: survivorPod });
+    const ip = await until(ctx, `pod ${oneOff} to get an IP`, async () => (await client.read(podRef(oneOff)))?.status?.podIP as string | undefined);
+    const url = `${tls ? 'https' : 'http'}://${ip.includes(':') ? `[${ip}]` : ip}:${clientPort}`;
+    const alone = await waitStandalone(url, { retryTimeoutMs: ctx.timeoutMs, ...(tls ? { tls } : {}) });
+    log.info(`${survivorPod} serves as a cluster of one at revision ${alone.revision} (member id ${alone.id})`, { action: 'standalone', member: survivorPod });
+    await client.delete(podRef(oneOff), 'Background');
+    await until(ctx, `pod ${oneOff} to be gone`, async () => ((await client.read(podRef(oneOff))) ? undefined : true));
+
+    // Only now, the survivor proven: every other member's claims go (their old data must never start
+    // again: two of them could re-form the old cluster; what a stopped run had added back is a copy).
+    for (const i of lost) {
+      for (const t of document.spec.volumeClaimTemplates) {
+        const claim = pvcName(names, t.name, i);
+        if (!(await client.read(pvcRef(ns, claim)))) continue;
+        await deleteClaim(ctx, claim);
+        log.info(`PVC ${claim} deleted: the lost member's old data must not start again`, { action: 'wipe', pvc: claim });
+      }
+    }
+  }
+
+  async function addBack(): Promise<void> {
+    // Every member again; the lost ones start empty and wait (crash-looping) until each is added back.
+    const membership = new EtcdMembership([endpoint(survivor)], { onRetry: ctx.keepAlive, retryTimeoutMs: ctx.timeoutMs, ...(tls ? { tls } : {}) });
+    try {
+      const engine = new EtcdEngine(document.spec.engine as EtcdEngineSpec);
+      const peerURL = (i: number) => engine.peerURL({ spec: document.spec, names, clusterToken: document.clusterToken, initialClusterState: 'existing', namespace: ns }, i, ns);
+      const writeList = async (list: string) => client.apply({ ...bootstrap, data: { ...bootstrap.data, ETCD_INITIAL_CLUSTER: list, ETCD_INITIAL_CLUSTER_STATE: 'existing' } });
+      // The survivor alone (its data says so too); then its pod and the others' start.
+      if (!started) {
+        await writeList(rejoinInitialCluster([], { name: survivorPod, peerURL: peerURL(survivor) }));
+        await client.apply(marked(size));
+      }
+      for (const i of lost) {
+        const joining = { name: podName(names, i), peerURL: peerURL(i) };
+        // Added back and promoted by a stopped run: a voting member of the new cluster, left alone.
+        if ((await membership.list()).some((m) => m.peerURLs.includes(joining.peerURL) && !m.isLearner)) continue;
+        await ctx.progress('RecoveringQuorum', `adding ${joining.name} back as a learner`);
+        const added = await membership.addLearner(joining.peerURL);
+        await writeList(rejoinInitialCluster(await membership.list(), joining));
+        // Its pod waited in a crash loop (back-off up to minutes): started again now, with the new list.
+        await client.delete(podRef(joining.name), 'Background');
+        log.info(`member ${joining.name} added back as a learner (id ${added.id}) on an empty volume`, { action: 'add-learner', member: joining.name });
+        await membership.promote(added.id);
+        log.info(`member ${joining.name} promoted`, { action: 'promote', member: joining.name });
+      }
+    } finally {
+      membership.close();
+    }
+  }
 }
 
 /**
