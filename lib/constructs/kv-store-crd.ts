@@ -195,6 +195,12 @@ const STATUS_SCHEMA: JsonSchema = {
       items: condition,
     },
     specHash: { type: 'string', description: 'The hash of the normalized spec last applied.' },
+    lastReconcileTime: {
+      type: 'string',
+      format: 'date-time',
+      description: 'When the last successful reconcile that changed something (or cleared lastError) ended; a run with nothing to do leaves it.',
+    },
+    lastError: { type: 'string', description: 'The error of the last failed reconcile (at most 1000 characters); removed by the next successful one.' },
   },
 };
 

@@ -63,8 +63,15 @@ export function storeRules(o: { store: StoreNames; spec: KVStoreSpec; lease: str
   if (o.spec.backup || o.spec.restore) rules.push({ apiGroups: ['batch'], resources: ['jobs'], verbs: ['create', 'get'] });
   rules.push({ apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['create'] });
   rules.push({ apiGroups: ['coordination.k8s.io'], resources: ['leases'], resourceNames: [o.lease], verbs: ['get', 'update'] });
+  rules.push(EVENT_RULE);
   return rules;
 }
+
+/**
+ * An Event for each step (events.k8s.io/v1). Only create: Event names are generated, so nothing could
+ * limit a get, patch or update by name (and the reconciler reads none, and counts no series).
+ */
+const EVENT_RULE: IPolicyRule = { apiGroups: ['events.k8s.io'], resources: ['events'], verbs: ['create'] };
 
 /** CRD mode: what scheduled maintenance (`kvstore-reconcile --crd --maintain`) adds to the operator's rules. */
 export interface OperatorMaintenanceRules {
@@ -96,6 +103,7 @@ export function operatorRules(group: string, plural: string, maintenance?: Opera
     // A TLS store's client certificate (<store>-client-tls), to change its membership and users: the
     // names are not known in advance. No list or watch: it reads only the Secret it names.
     { apiGroups: [''], resources: ['secrets'], verbs: ['get'] },
+    EVENT_RULE,
   ];
 }
 

@@ -42,6 +42,13 @@ export const AUTH_ANNOTATION = `${KVSTORE_GROUP}/auth`;
  * `secret/<member Secret>`). etcd does not reload its trusted CA, so the reconciler refuses a change.
  */
 export const TLS_TRUST_ANNOTATION = `${KVSTORE_GROUP}/tls-trust`;
+/**
+ * GitOps mode, on the ApplySet parent ConfigMap `<store>-applyset`: when the last successful run that
+ * changed something ended (RFC 3339); a run with nothing to do leaves it (CRD mode: status.lastReconcileTime).
+ */
+export const LAST_RECONCILE_TIME_ANNOTATION = `${KVSTORE_GROUP}/last-reconcile-time`;
+/** GitOps mode, beside LAST_RECONCILE_TIME_ANNOTATION: the last failed run's error; removed by a successful run. */
+export const LAST_ERROR_ANNOTATION = `${KVSTORE_GROUP}/last-error`;
 /** Annotation holding a hash of what the reconciler last applied to an object. */
 export const APPLIED_HASH_ANNOTATION = `${KVSTORE_GROUP}/applied-hash`;
 

@@ -131,6 +131,9 @@ function toWire(o: unknown, type: { apiVersion: string; kind: string }): KubeObj
   return JSON.parse(JSON.stringify(ObjectSerializer.serialize(o, modelType(type))));
 }
 
+/** The deadline of an Event request: recording one must never hold a reconcile up for long. */
+export const EVENT_TIMEOUT_MS = 5000;
+
 /** What a client has done so far. */
 export interface Counters {
   /** Mutating requests sent (apply, create, replace, delete). */
@@ -150,10 +153,13 @@ export class KubeClient {
   fence?: () => Promise<void>;
   private readonly api: k8s.KubernetesObjectApi;
   private readonly core: k8s.CoreV1Api;
+  /** Events are best-effort records: a short deadline, and no retry (see events.ts). */
+  private readonly events: k8s.EventsV1Api;
 
   constructor(kubeConfig: k8s.KubeConfig, private readonly retry: RetryOptions = {}) {
     this.api = makeApiClient(kubeConfig, k8s.KubernetesObjectApi, retry.requestTimeoutMs ?? 30_000);
     this.core = makeApiClient(kubeConfig, k8s.CoreV1Api, retry.requestTimeoutMs ?? 30_000);
+    this.events = makeApiClient(kubeConfig, k8s.EventsV1Api, EVENT_TIMEOUT_MS);
     // As KubernetesObjectApi.makeApiClient does: objects without a namespace get the context's.
     (this.api as unknown as { setDefaultNamespace(kc: k8s.KubeConfig): void }).setDefaultNamespace(kubeConfig);
   }
@@ -194,12 +200,26 @@ export class KubeClient {
     }, this.retry);
   }
 
-  /** Server-side apply with the reconciler's field manager; force takes over fields from kubectl edits. */
-  async apply(object: KubeObject): Promise<KubeObject> {
+  /**
+   * Server-side apply with the reconciler's field manager (or `fieldManager`: fields applied under
+   * another manager are not removed by the next apply of the whole object); force takes over fields
+   * from kubectl edits.
+   */
+  async apply(object: KubeObject, fieldManager: string = FIELD_MANAGER): Promise<KubeObject> {
     await this.fenced(object);
     this.counters.mutating++;
     return withRetry('apply', { apiVersion: object.apiVersion, kind: object.kind, name: object.metadata.name, namespace: object.metadata.namespace }, async () =>
-      toWire(await this.api.patch(toModel(object), undefined, undefined, FIELD_MANAGER, true, k8s.PatchStrategy.ServerSideApply), object), this.retry);
+      toWire(await this.api.patch(toModel(object), undefined, undefined, fieldManager, true, k8s.PatchStrategy.ServerSideApply), object), this.retry);
+  }
+
+  /**
+   * Creates an Event (events.k8s.io/v1), once: no retry, a short deadline, no fence, not counted as a
+   * mutating request (it changes no object of the store). Throws KubeError; callers treat it as best-effort.
+   */
+  async createEvent(event: KubeObject): Promise<void> {
+    const namespace = event.metadata.namespace ?? 'default';
+    await withRetry('create', { apiVersion: 'events.k8s.io/v1', kind: 'Event', namespace, name: event.metadata.name }, () =>
+      this.events.createNamespacedEvent({ namespace, body: event as unknown as k8s.EventsV1Event }), { attempts: 1 });
   }
 
   /** Creates an object (the Jobs the reconciler runs). */

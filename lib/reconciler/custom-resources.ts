@@ -11,7 +11,7 @@ import { KubeClient, KubeError, makeApiClient, withRetry } from './client';
 import { LeaseHeldError } from './lease';
 import { Log } from './log';
 import { MaintainResult, MaintenanceError } from './maintain';
-import { maintainStore, ProgressEvent, reconcileStore, ReconcileOptions, RefusedError } from './reconcile';
+import { LAST_ERROR_MAX_LENGTH, maintainStore, ProgressEvent, reconcileStore, ReconcileOptions, RefusedError, RunOutcome } from './reconcile';
 import { KubeObject } from './types';
 
 export interface Condition {
@@ -78,6 +78,22 @@ export interface Outcome {
   readonly state: 'ready' | 'progressing' | 'degraded';
   readonly reason: string;
   readonly message: string;
+  /**
+   * How the run ended, when this is its last status (absent while it runs): a success that changed
+   * something, or clears lastError, or is the first, sets lastReconcileTime and drops lastError; a
+   * failure sets lastError. Without it both stay as they are.
+   */
+  readonly run?: RunOutcome;
+}
+
+/** lastReconcileTime and lastError after `run` (pure; see Outcome.run). */
+function runRecord(previous: Record<string, any> | undefined, run: RunOutcome | undefined, now: Date): Record<string, string> {
+  const time: string | undefined = previous?.lastReconcileTime;
+  const error: string | undefined = previous?.lastError;
+  const record = (t: string | undefined, e: string | undefined) => ({ ...(t !== undefined ? { lastReconcileTime: t } : {}), ...(e !== undefined ? { lastError: e } : {}) });
+  if (!run) return record(time, error);
+  if (!run.succeeded) return record(time, run.error.slice(0, LAST_ERROR_MAX_LENGTH));
+  return record(run.changed || error !== undefined || time === undefined ? now.toISOString() : time, undefined);
 }
 
 export function nextStatus(resource: KubeObject, outcome: Outcome, statefulSet: KubeObject | undefined, now: Date, appliedSpecHash?: string, members?: readonly string[]): Record<string, unknown> {
@@ -104,6 +120,7 @@ export function nextStatus(resource: KubeObject, outcome: Outcome, statefulSet: 
     // The engine's member list while an operation reports it; otherwise the members the spec asks for.
     members: members ? members.map((name) => ({ name })) : Array.from({ length: size }, (_, i) => ({ name: `${resource.metadata.name}-${i}` })),
     ...(specHash ? { specHash } : {}),
+    ...runRecord(resource.status, outcome.run, now),
     conditions: [
       condition('Ready', outcome.state === 'ready'),
       condition('Progressing', outcome.state === 'progressing'),
@@ -391,6 +408,8 @@ export async function reconcileResources(kubeConfig: k8s.KubeConfig, client: Kub
   let reconciled = 0;
   for (const resource of scope.resources) {
     const document = documentFromResource(resource, options.pruneImage, options.operatorNamespace);
+    // The run's Events are about the resource (`kubectl describe kvstore`).
+    const eventsRegarding = { apiVersion: resource.apiVersion, kind: resource.kind, namespace: document.namespace, name: resource.metadata.name, uid: resource.metadata.uid as string | undefined };
     const write = statusWriter(custom, client, resource);
     const writeStatus = async (outcome: Outcome, statefulSet: KubeObject | undefined, appliedSpecHash?: string, members?: readonly string[]) => {
       // A dry run changes nothing, status included (it would record a spec as applied that was not).
@@ -403,19 +422,21 @@ export async function reconcileResources(kubeConfig: k8s.KubeConfig, client: Kub
       const onProgress = async (event: ProgressEvent) => {
         await writeStatus({ state: 'progressing', reason: event.operation, message: event.message }, await readStatefulSet(), undefined, event.members);
       };
-      const result = await reconcileStore(document, client, log, { ...options, onProgress, ...storeSecrets(client, document) });
+      const result = await reconcileStore(document, client, log, { ...options, onProgress, eventsRegarding, ...storeSecrets(client, document) });
       const sts = await readStatefulSet();
       const ready = sts && (sts.status?.readyReplicas ?? 0) === (sts.spec?.replicas ?? 0);
+      const run: RunOutcome = { succeeded: true, changed: result.mutatingRequests > 0 };
       await writeStatus(ready
-        ? { state: 'ready', reason: 'Reconciled', message: `${sts.status?.readyReplicas ?? 0}/${sts.spec?.replicas ?? 0} members ready` }
-        : { state: 'progressing', reason: 'RollingOut', message: 'waiting for members to become ready' }, sts, result.specHash);
+        ? { state: 'ready', reason: 'Reconciled', message: `${sts.status?.readyReplicas ?? 0}/${sts.spec?.replicas ?? 0} members ready`, run }
+        : { state: 'progressing', reason: 'RollingOut', message: 'waiting for members to become ready', run }, sts, result.specHash);
       reconciled++;
     } catch (e) {
       failed++;
       log.error(`${document.namespace}/${document.spec.name}: ${(e as Error).message}`, { store: document.spec.name });
       // The store may well be running: report its members as they are.
       const sts = await readStatefulSet().catch(() => undefined);
-      await writeStatus({ state: 'degraded', reason: e instanceof RefusedError ? 'Refused' : 'ReconcileFailed', message: (e as Error).message.slice(0, 1000) }, sts)
+      const message = (e as Error).message.slice(0, LAST_ERROR_MAX_LENGTH);
+      await writeStatus({ state: 'degraded', reason: e instanceof RefusedError ? 'Refused' : 'ReconcileFailed', message, run: { succeeded: false, error: message } }, sts)
         .catch((statusError) => log.error(`could not write status: ${(statusError as Error).message}`));
     }
   }
@@ -458,7 +479,8 @@ export async function maintainResources(kubeConfig: k8s.KubeConfig, client: Kube
       // A status write that fails while members are being replaced does not stop the replacement.
       const onProgress = (event: ProgressEvent) => writeOutcome({ status: 'Unknown', reason: event.operation, message: event.message })
         .catch((e) => log.error(`${store}: could not write status: ${(e as Error).message}`));
-      const result = await maintainStore(document, client, log, { ...options, onProgress, ...storeSecrets(client, document) });
+      const eventsRegarding = { apiVersion: resource.apiVersion, kind: resource.kind, namespace: document.namespace, name: resource.metadata.name, uid: resource.metadata.uid as string | undefined };
+      const result = await maintainStore(document, client, log, { ...options, onProgress, eventsRegarding, ...storeSecrets(client, document) });
       await writeOutcome(maintenanceOutcome({ result }));
       maintained++;
     } catch (e) {

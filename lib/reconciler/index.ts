@@ -5,7 +5,8 @@ export { EtcdClientTls } from '../engines/etcd-membership';
 export { parseStoreDocument } from '../model/document';
 export { Counters, KubeClient, RetryOptions } from './client';
 export { maintainResources, MaintainResourcesResult, reconcileResources, CustomResourceOptions, ResourcesResult } from './custom-resources';
-export { Log, LogFields } from './log';
+export { EventRegarding } from './events';
+export { Log, LogFields, LogLine, LogListener } from './log';
 export {
   ClaimGrowth, Change, CreateStep, Plan, PruneStep, RecreateStep, Refusal, ResizeStep, Step, UpdateStep, WaitRolloutStep,
 } from './plan';

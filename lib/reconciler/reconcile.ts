@@ -4,12 +4,13 @@ import type { EtcdEngine } from '../engines/etcd';
 import type { EtcdClientTls } from '../engines/etcd-membership';
 import { TLS_DIRS, tlsFiles } from '../engines/types';
 import { specHash, StoreDocument } from '../model/document';
-import { AUTH_ANNOTATION, OPERATION_ANNOTATION, RESTORED_FROM_ANNOTATION, TLS_TRUST_ANNOTATION } from '../model/metadata';
-import { podFqdn, podName, pvcName, storeNames, tlsSecrets, tlsTrust } from '../model/names';
+import { AUTH_ANNOTATION, LAST_ERROR_ANNOTATION, LAST_RECONCILE_TIME_ANNOTATION, OPERATION_ANNOTATION, RESTORED_FROM_ANNOTATION, TLS_TRUST_ANNOTATION } from '../model/metadata';
+import { podFqdn, podName, pvcName, reconcilerNames, storeNames, tlsSecrets, tlsTrust } from '../model/names';
 import { CONTAINS_ANNOTATION, ID_LABEL, PART_OF_LABEL } from './applyset';
 import { KubeClient } from './client';
 import { DesiredState, desiredState } from './desired';
-import { acquireLease, leaseKeeper, releaseLease } from './lease';
+import { EventRecorder, EventRegarding, eventForFailure, reconciledEvent } from './events';
+import { acquireLease, leaseKeeper, LeaseHeldError, releaseLease } from './lease';
 import { Log } from './log';
 import { MaintainResult, MaintenanceError, maintainMembers } from './maintain';
 import { changeMembership, growClaims, OperationContext, ordinalOfPeerURL, recoverFromSurvivor, registerPeerURL, replaceMember, restoreMembers, sleep, snapshotBefore, until, waitCaughtUp } from './operations';
@@ -79,6 +80,50 @@ export interface ReconcileOptions {
    * @default false
    */
   readonly recoverQuorumLoss?: boolean;
+  /**
+   * Record a Kubernetes Event (events.k8s.io/v1) for each step, refusal and failure: best-effort, in
+   * the background (see events.ts).
+   * @default true (never in a dry run)
+   */
+  readonly recordEvents?: boolean;
+  /**
+   * The object the Events are about (CRD mode: the KVStore resource, with its uid).
+   * @default - the StatefulSet; before it exists, the ApplySet parent ConfigMap `<store>-applyset`
+   */
+  readonly eventsRegarding?: EventRegarding;
+  /**
+   * The clock Events and the GitOps-mode outcome annotations are stamped with (injected by tests).
+   * @default - the system clock
+   */
+  readonly now?: () => Date;
+}
+
+/** The field manager of the outcome annotations on the ApplySet parent (see runOutcomeAnnotations). */
+export const OUTCOME_FIELD_MANAGER = 'cdk8s-kvstore-reconciler-outcome';
+
+/** How a run ended, for its record (GitOps mode's annotations, CRD mode's status). */
+export type RunOutcome = { readonly succeeded: true; readonly changed: boolean } | { readonly succeeded: false; readonly error: string };
+
+/** The longest error a record keeps (the rest is in the run's log). */
+export const LAST_ERROR_MAX_LENGTH = 1000;
+
+/**
+ * GitOps mode: the outcome annotations the ApplySet parent should carry after a run, or undefined when
+ * they are right as they are (pure). A success that changed something, or that clears an error,
+ * stamps the time and drops last-error; one that changed nothing and has nothing to clear writes
+ * nothing (a no-op run makes no mutating request). A failure keeps the time of the last success and
+ * sets last-error (once: the same error again writes nothing).
+ */
+export function runOutcomeAnnotations(current: Readonly<Record<string, string>>, outcome: RunOutcome, now: Date): Record<string, string> | undefined {
+  const time = current[LAST_RECONCILE_TIME_ANNOTATION];
+  const error = current[LAST_ERROR_ANNOTATION];
+  if (outcome.succeeded) {
+    if (!outcome.changed && error === undefined) return undefined;
+    return { [LAST_RECONCILE_TIME_ANNOTATION]: now.toISOString() };
+  }
+  const message = outcome.error.slice(0, LAST_ERROR_MAX_LENGTH);
+  if (error === message) return undefined;
+  return { ...(time !== undefined ? { [LAST_RECONCILE_TIME_ANNOTATION]: time } : {}), [LAST_ERROR_ANNOTATION]: message };
 }
 
 /** A day-2 operation moving on (CRD mode writes it to the resource's status). */
@@ -254,9 +299,27 @@ export class StoreReconciler {
   /** Whether force applies to this document (it belongs to the spec it was given for). */
   private readonly force: boolean;
 
-  constructor(private readonly document: StoreDocument, private readonly client: KubeClient, private readonly log: Log, private readonly options: ReconcileOptions) {
+  /** Every line of the run, told to the Event recorder too when there is one. */
+  private readonly log: Log;
+  /** The run's Events (none for a dry run). */
+  private readonly events?: EventRecorder;
+  /** The StatefulSet the Events are about, once read; forgotten when a step touches it (a re-create changes its uid). */
+  private regardingStatefulSet?: EventRegarding;
+
+  constructor(private readonly document: StoreDocument, private readonly client: KubeClient, log: Log, private readonly options: ReconcileOptions) {
     const names = storeNames(document.spec.name);
     this.stsRef = { apiVersion: 'apps/v1', kind: 'StatefulSet', namespace: document.namespace, name: names.statefulSet };
+    if (!options.dryRun && options.recordEvents !== false) {
+      const events = new EventRecorder(client, { regarding: () => this.regarding(), reportingInstance: options.holder, log, ...(options.now ? { now: options.now } : {}) });
+      const sts = describeRef(this.stsRef);
+      this.events = events;
+      this.log = log.tap((line) => {
+        if (line.fields.object === sts) this.regardingStatefulSet = undefined;
+        events.listener(line);
+      });
+    } else {
+      this.log = log;
+    }
     this.bootstrapRef = { apiVersion: 'v1', kind: 'ConfigMap', namespace: document.namespace, name: names.bootstrapConfig };
     this.target = desiredState(document, { initialClusterState: 'existing' });
     this.targetSts = this.target.objects.find((o) => groupKind(o) === 'StatefulSet.apps')!;
@@ -264,11 +327,71 @@ export class StoreReconciler {
     const hash = specHash(document.spec);
     this.force = !!options.force && (options.forceSpec === undefined || options.forceSpec === hash);
     if (options.force && !this.force) {
-      log.info(`--force was given for spec ${options.forceSpec}; this document is spec ${hash}: running without force`, { action: 'force-ignored', forceSpec: options.forceSpec });
+      this.log.info(`--force was given for spec ${options.forceSpec}; this document is spec ${hash}: running without force`, { action: 'force-ignored', forceSpec: options.forceSpec });
     }
   }
 
+  /**
+   * One reconcile (see reconcileOnce), recorded: an Event when it changed something or failed, and in
+   * GitOps mode the outcome annotations on the ApplySet parent. Queued Events are flushed before it returns.
+   */
   async reconcile(): Promise<ReconcileResult> {
+    try {
+      const result = await this.reconcileOnce();
+      if (result.mutatingRequests > 0) this.events?.record(reconciledEvent(`${this.document.namespace}/${this.document.spec.name}`, result.mutatingRequests));
+      await this.recordOutcome({ succeeded: true, changed: result.mutatingRequests > 0 });
+      return result;
+    } catch (e) {
+      // Another run holds the Lease: it records its own steps; this one changed nothing and says so in its log.
+      if (!(e instanceof LeaseHeldError)) {
+        this.events?.record(eventForFailure(e, 'reconcile'));
+        await this.recordOutcome({ succeeded: false, error: (e as Error).message ?? String(e) });
+      }
+      throw e;
+    } finally {
+      await this.events?.flush();
+    }
+  }
+
+  /**
+   * The object this run's Events are about: `eventsRegarding` (CRD mode), else the StatefulSet with its
+   * uid (so `kubectl describe statefulset` lists them), else the ApplySet parent, else the StatefulSet by
+   * name alone (`kubectl get events` still finds those).
+   */
+  private async regarding(): Promise<EventRegarding> {
+    if (this.options.eventsRegarding) return this.options.eventsRegarding;
+    if (this.regardingStatefulSet) return this.regardingStatefulSet;
+    const sts = await this.client.read(this.stsRef);
+    if (sts) return (this.regardingStatefulSet = { ...this.stsRef, uid: sts.metadata.uid as string });
+    const parentRef = this.parentRef();
+    const parent = await this.client.read(parentRef);
+    return parent ? { ...parentRef, uid: parent.metadata.uid as string } : this.stsRef;
+  }
+
+  private parentRef(): ObjectRef {
+    return { apiVersion: 'v1', kind: 'ConfigMap', namespace: this.document.namespace, name: reconcilerNames(this.document.spec.name).applySetParent };
+  }
+
+  /**
+   * GitOps mode (no status object): the outcome on the ApplySet parent's annotations (see
+   * runOutcomeAnnotations), under a field manager of its own so the parent's own applies keep them.
+   * Best-effort: the run's exit code and log are the record that counts. Not before the parent exists.
+   */
+  private async recordOutcome(outcome: RunOutcome): Promise<void> {
+    if (this.options.dryRun || this.document.reconciledBy === 'operator') return;
+    const ref = this.parentRef();
+    try {
+      const parent = await this.client.read(ref);
+      if (!parent) return;
+      const annotations = runOutcomeAnnotations(parent.metadata.annotations ?? {}, outcome, (this.options.now ?? (() => new Date()))());
+      if (!annotations) return;
+      await this.client.apply({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: ref.name, namespace: ref.namespace, annotations } }, OUTCOME_FIELD_MANAGER);
+    } catch (e) {
+      this.log.info(`could not record the run's outcome on ${describeRef(ref)}: ${(e as Error).message}`);
+    }
+  }
+
+  private async reconcileOnce(): Promise<ReconcileResult> {
     const before = this.client.counters.mutating;
     let run = await this.planRun();
     this.report(run);
@@ -326,6 +449,17 @@ export class StoreReconciler {
    * waits for a reconcile under way rather than defragmenting members it is restarting.
    */
   async maintain(): Promise<MaintainResult> {
+    try {
+      return await this.maintainOnce();
+    } catch (e) {
+      if (!(e instanceof LeaseHeldError)) this.events?.record(eventForFailure(e, 'maintain'));
+      throw e;
+    } finally {
+      await this.events?.flush();
+    }
+  }
+
+  private async maintainOnce(): Promise<MaintainResult> {
     const { document } = this;
     const sts = document.spec.engine.kind === 'etcd' ? await this.client.read(this.stsRef) : undefined;
     const mark = sts?.metadata.annotations?.[OPERATION_ANNOTATION];

@@ -229,7 +229,7 @@ describe('crdSchema', () => {
 
   test('status has the fields the reconciler and the scale subresource use', () => {
     const status = (schema.properties as any).status;
-    expect(Object.keys(status.properties).sort()).toEqual(['conditions', 'members', 'observedGeneration', 'readyReplicas', 'replicas', 'selector', 'specHash']);
+    expect(Object.keys(status.properties).sort()).toEqual(['conditions', 'lastError', 'lastReconcileTime', 'members', 'observedGeneration', 'readyReplicas', 'replicas', 'selector', 'specHash']);
     expect(status.properties.selector.type).toBe('string');
     expect(status.properties.replicas.type).toBe('integer');
     const condition = status.properties.conditions.items;

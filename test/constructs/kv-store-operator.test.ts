@@ -105,6 +105,8 @@ describe('KVStoreOperator (CRD mode)', () => {
     expect(rules.find((r) => r.resources.includes('persistentvolumeclaims'))!.verbs).toEqual(['create', 'delete', 'get', 'list', 'patch']);
     // Secrets: get by name only (a TLS store's client certificate), never list or watch.
     expect(rules.filter((r) => r.resources.includes('secrets'))).toEqual([{ apiGroups: [''], resources: ['secrets'], verbs: ['get'] }]);
+    // An Event for each step, on the KVStore resource: create only.
+    expect(rules.filter((r) => r.resources.includes('events'))).toEqual([{ apiGroups: ['events.k8s.io'], resources: ['events'], verbs: ['create'] }]);
   });
 
   test('without maintenance: one CronJob; pods may be read, never deleted or created', () => {

@@ -151,6 +151,8 @@ describe('GitOps mode (reconciler bundle)', () => {
     }
     expect(rules).toContainEqual({ apiGroups: ['apps'], resources: ['statefulsets'], resourceNames: ['orders'], verbs: ['delete', 'get', 'patch'] });
     expect(rules).toContainEqual({ apiGroups: ['coordination.k8s.io'], resources: ['leases'], resourceNames: ['orders-reconciler'], verbs: ['get', 'update'] });
+    // An Event for each step: create only (Event names are generated: nothing to limit a patch by).
+    expect(rules.filter((r) => r.resources.includes('events'))).toEqual([{ apiGroups: ['events.k8s.io'], resources: ['events'], verbs: ['create'] }]);
     // PVCs only by name: this store's claims (grow; delete a removed member's before its ordinal rejoins).
     const claimRules = rules.filter((r) => r.resources.includes('persistentvolumeclaims'));
     expect(claimRules).toEqual([

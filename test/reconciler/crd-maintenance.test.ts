@@ -148,11 +148,14 @@ describe('kvstore-reconcile --crd --maintain against the API double', () => {
     expect(kvstore('a').status).toMatchObject({ observedGeneration: 4, specHash: 'abc', members: [{ name: 'orders-0' }] });
     expect(stderr.join('')).toMatch(/^error: shop\/a: store shop\/a: "members → 5" is under way/);
     expect(stdout.join('')).toContain('maintenance: 1 store(s) maintained, 1 failed');
-    // Nothing but the two status writes: no Lease was taken, nothing applied.
+    // Nothing but the refusal's Warning Event (on the resource) and the two status writes: no Lease was taken, nothing applied.
     expect(api.requests.filter((r) => !['GET', 'LIST'].includes(r.method)).map((r) => `${r.method} ${r.path}`)).toEqual([
+      'POST /apis/events.k8s.io/v1/namespaces/shop/events',
       'PUT /apis/kvstore.cdk8s-kvstore.io/v1/namespaces/shop/kvstores/a/status',
       'PUT /apis/kvstore.cdk8s-kvstore.io/v1/namespaces/shop/kvstores/b/status',
     ]);
+    expect(api.list('events.k8s.io/v1', 'Event', 'shop').map((e) => [e.type, e.reason, e.action, `${e.regarding.kind}/${e.regarding.name}`, e.regarding.uid === kvstore('a').metadata.uid]))
+      .toEqual([['Warning', 'OperationInProgress', 'Maintain', 'KVStore/a', true]]);
   });
 
   test('the library refuses a dry run before any request: maintenance has no plan to show', async () => {

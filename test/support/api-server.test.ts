@@ -129,7 +129,7 @@ describe('discovery', () => {
     const groups = await kc.makeApiClient(k8s.ApisApi).getAPIVersions();
     expect(groups.groups.map((g) => g.preferredVersion!.groupVersion)).toEqual([
       'apps/v1', 'policy/v1', 'networking.k8s.io/v1', 'rbac.authorization.k8s.io/v1', 'batch/v1',
-      'coordination.k8s.io/v1', 'apiextensions.k8s.io/v1', 'cert-manager.io/v1', `${GROUP}/v1`,
+      'coordination.k8s.io/v1', 'events.k8s.io/v1', 'apiextensions.k8s.io/v1', 'cert-manager.io/v1', `${GROUP}/v1`,
     ]);
     expect((await raw('GET', '/apis/batch')).body).toMatchObject({ kind: 'APIGroup', name: 'batch' });
     expect((await raw('GET', '/apis/nope.example.com/v1')).status).toBe(404);

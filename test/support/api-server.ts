@@ -46,6 +46,13 @@
 //   RoleBinding/ClusterRoleBinding roleRef immutable, non-apply PATCH with `force` (422, even force=false),
 //   and decoding: a Lease's acquireTime/renewTime need exactly six fractional digits (400), a missing
 //   apiVersion/kind is defaulted from the URL for built-in kinds but refused for custom resources and apply;
+// - events.k8s.io/v1 Events (namespaced `events`; create, get, list, patch, update, delete as any kind):
+//   eventTime and series.lastObservedTime decoded as MicroTime (six fractional digits, else 400); on
+//   create eventTime, reportingController, reportingInstance, action and reason required, type Normal or
+//   Warning, note at most 1 kB, regarding.namespace the Event's, series.count at least 2 (422); on update
+//   everything but series (and metadata) immutable. Not served: core/v1 Events, the v1 ↔ events.k8s.io
+//   conversion (a core/v1 read of them, as `kubectl describe` does), field selectors on regarding.*,
+//   the server's own event TTL (they are never deleted);
 // - errors as `Status` objects (kind, apiVersion, status Failure, message, reason, code, details) with the
 //   matching HTTP status; injected faults (failNext): any status (429 with Retry-After) and/or a delay.
 //
@@ -707,6 +714,49 @@ function decodeLease(lease: Json): string | undefined {
   return undefined;
 }
 
+/** A MicroTime field's decoding error (the layout wants exactly six fractional digits), if any. */
+function microTimeError(kindName: string, value: unknown): string | undefined {
+  if (value === undefined || value === null) return undefined;
+  const m = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(.*)$/.exec(String(value));
+  if (m && /^\.\d{6}(Z|[+-]\d\d:\d\d)$/.test(m[1])) return undefined;
+  const rest = m ? m[1] : String(value);
+  return `${kindName} in version "v1" cannot be handled as a ${kindName}: parsing time "${value}" as "2006-01-02T15:04:05.000000Z07:00": cannot parse "${rest}" as ".000000"`;
+}
+
+/** An events.k8s.io/v1 Event's MicroTimes: eventTime and series.lastObservedTime. */
+function decodeEvent(event: Json): string | undefined {
+  return microTimeError('Event', event.eventTime) ?? microTimeError('Event', event.series?.lastObservedTime);
+}
+
+/** What the real server validates of a new events.k8s.io/v1 Event (ValidateEventCreate, for v1). */
+function validateEvent(event: KubeObject): FieldError[] {
+  const errors: FieldError[] = [];
+  const required = (field: string, max: number) => {
+    const value = event[field];
+    if (typeof value !== 'string' || value === '') errors.push({ field, type: 'Required', detail: '' });
+    else if (value.length > max) errors.push({ field, type: 'Invalid', value, detail: `can have at most ${max} characters` });
+  };
+  if (!event.eventTime) errors.push({ field: 'eventTime', type: 'Required', detail: '' });
+  required('reportingController', 316);
+  required('reportingInstance', 128);
+  required('action', 128);
+  required('reason', 128);
+  if (event.type !== 'Normal' && event.type !== 'Warning') errors.push({ field: 'type', type: 'Invalid', value: event.type, detail: 'has invalid value: must be Normal or Warning' });
+  if (typeof event.note === 'string' && Buffer.byteLength(event.note, 'utf8') > 1024) errors.push({ field: 'note', type: 'Invalid', value: '', detail: 'can have at most 1024 characters' });
+  if (event.regarding?.namespace && event.regarding.namespace !== event.metadata.namespace) {
+    errors.push({ field: 'metadata.namespace', type: 'Invalid', value: event.metadata.namespace, detail: 'does not match regarding.namespace' });
+  }
+  if (event.series !== undefined && !(event.series.count >= 2)) errors.push({ field: 'series.count', type: 'Invalid', value: event.series.count, detail: 'should be at least 2' });
+  return errors;
+}
+
+/** Fields of an events.k8s.io/v1 Event that an update may not change (series may). */
+const EVENT_IMMUTABLE = ['regarding', 'related', 'reason', 'action', 'note', 'type', 'reportingController', 'reportingInstance', 'eventTime'];
+
+function validateEventUpdate(prev: KubeObject, next: KubeObject): FieldError[] {
+  return EVENT_IMMUTABLE.filter((f) => !deepEqual(prev[f], next[f])).map((f): FieldError => ({ field: f, type: 'Invalid', value: next[f], detail: 'field is immutable' }));
+}
+
 const RESOURCES: readonly ResourceType[] = [
   resourceType('v1', 'ConfigMap', 'configmaps', { shortNames: ['cm'] }),
   resourceType('v1', 'Secret', 'secrets'),
@@ -742,6 +792,7 @@ const RESOURCES: readonly ResourceType[] = [
     validate: (cj) => (cj.metadata.name!.length > 52 ? [{ field: 'metadata.name', type: 'Invalid', value: cj.metadata.name, detail: 'must be no more than 52 characters' }] : []),
   }),
   resourceType('coordination.k8s.io/v1', 'Lease', 'leases', { decode: decodeLease }),
+  resourceType('events.k8s.io/v1', 'Event', 'events', { shortNames: ['ev'], decode: decodeEvent, validate: validateEvent, validateUpdate: validateEventUpdate }),
   resourceType('apiextensions.k8s.io/v1', 'CustomResourceDefinition', 'customresourcedefinitions', {
     namespaced: false, statusSubresource: true, tracksGeneration: true, requiresResourceVersion: true, shortNames: ['crd', 'crds'],
   }),

@@ -71,8 +71,9 @@
 // 1), Job suspend, podFailurePolicy, ttlSecondsAfterFinished, CronJob schedules, concurrencyPolicy and
 // history limits, ControllerRevision objects, maxUnavailable, the StatefulSet `ordinals` field,
 // StorageClasses (allowVolumeExpansion is not checked, every claim binds), ReadWriteOnce exclusivity,
-// Services' endpoints, NetworkPolicy (not enforced: every pod reaches every other), events, in-cluster
-// API access from pods, namespaces other than the one given, and of cert-manager: renewal timing
+// Services' endpoints, NetworkPolicy (not enforced: every pod reaches every other), the Events of
+// Kubernetes' own controllers and kubelet (the double stores the Events clients record: the reconciler's
+// are there; the simulated controllers record none), in-cluster API access from pods, namespaces other than the one given, and of cert-manager: renewal timing
 // (nothing is renewed), status conditions (Certificates and Issuers get no status), CertificateRequests,
 // ClusterIssuers and issuer types other than selfSigned and ca.
 // Every process is started through the pod runner and stopped by PID in stop(), pass or fail.
