@@ -250,7 +250,7 @@ export interface KvStoreSpec {
   readonly runAsUser?: number;
 
   /**
-   * Number of members (StatefulSet replicas); etcd allows at most 7. A live etcd store changes size only through the reconciler (members are added and removed one at a time); without it, a change of a live store's size is refused at synth time against the store lock (kvstore.lock.json). Must be an integer from 1 to 99. Defaults to 3.
+   * Number of members (StatefulSet replicas); etcd allows at most 7. The reconciler changes a live etcd store's size one member at a time. Must be an integer from 1 to 99. Defaults to 3.
    *
    * @default 3.
    * @schema KvStoreSpec#size

@@ -151,9 +151,12 @@ export function storeAlertGroups(store: StoreDefinition, quotaBackendBytes: numb
     const job = reconcileJobSelector(store);
     const stuckAfter = reconcileJobDeadlineSeconds(spec.size) / 2;
     jobs.push(
-      rule('KVStoreReconcileFailed', 'critical', '1m', `kube_job_failed{${job},condition="true"} == 1`,
+      // Only the newest reconciler Job counts: Jobs are named after the spec and kept (no TTL), so an
+      // older spec's failed Job stays Failed after a newer one succeeded.
+      rule('KVStoreReconcileFailed', 'critical', '1m',
+        `kube_job_failed{${job},condition="true"} == 1 and on (namespace, job_name) (kube_job_created{${job}} == on (namespace) group_left () max by (namespace) (kube_job_created{${job}}))`,
         `${who}: reconciler Job failed`,
-        `The reconciler Job {{ $labels.job_name }} of ${who} failed (every retry): the store is not as its spec says.`),
+        `The reconciler Job {{ $labels.job_name }} of ${who}, its newest, failed (every retry): the store is not as its spec says.`),
       rule('KVStoreReconcileStuck', 'warning', '5m',
         `time() - kube_job_status_start_time{${job}} > ${stuckAfter} and on (namespace, job_name) kube_job_status_active{${job}} > 0`,
         `${who}: reconciler Job stuck`,

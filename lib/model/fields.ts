@@ -26,7 +26,8 @@ export const SPEC_FIELDS: { readonly [K in SpecFieldName]-?: FieldDoc } = {
     propDefault: '- the construct id',
   },
   'size': {
-    description: 'Number of members (StatefulSet replicas); etcd allows at most 7. A live etcd store changes size only through the reconciler (members are added and removed one at a time); without it, a change of a live store\'s size is refused at synth time against the store lock (kvstore.lock.json).',
+    description: 'Number of members (StatefulSet replicas); etcd allows at most 7. The reconciler changes a live etcd store\'s size one member at a time.',
+    propDescription: 'Number of members (StatefulSet replicas); etcd allows at most 7. A live etcd store changes size only through the reconciler (members are added and removed one at a time); without it, a change of a live store\'s size is refused at synth time against the store lock (kvstore.lock.json).',
     default: '3',
   },
   'storageSize': {

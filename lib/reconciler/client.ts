@@ -156,12 +156,22 @@ export class KubeClient {
   /** Events are best-effort records: a short deadline, and no retry (see events.ts). */
   private readonly events: k8s.EventsV1Api;
 
-  constructor(kubeConfig: k8s.KubeConfig, private readonly retry: RetryOptions = {}) {
+  constructor(private readonly kubeConfig: k8s.KubeConfig, private readonly retry: RetryOptions = {}) {
     this.api = makeApiClient(kubeConfig, k8s.KubernetesObjectApi, retry.requestTimeoutMs ?? 30_000);
     this.core = makeApiClient(kubeConfig, k8s.CoreV1Api, retry.requestTimeoutMs ?? 30_000);
     this.events = makeApiClient(kubeConfig, k8s.EventsV1Api, EVENT_TIMEOUT_MS);
     // As KubernetesObjectApi.makeApiClient does: objects without a namespace get the context's.
     (this.api as unknown as { setDefaultNamespace(kc: k8s.KubeConfig): void }).setDefaultNamespace(kubeConfig);
+  }
+
+  /**
+   * A client of the same cluster for best-effort writes (a run's outcome): one attempt, a short
+   * deadline, the same fence, its own counters (not the run's).
+   */
+  bestEffort(): KubeClient {
+    const client = new KubeClient(this.kubeConfig, { ...this.retry, attempts: 1, requestTimeoutMs: EVENT_TIMEOUT_MS });
+    client.fence = this.fence;
+    return client;
   }
 
   private async fenced(o: { kind: string }): Promise<void> {

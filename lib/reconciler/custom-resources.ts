@@ -431,6 +431,12 @@ export async function reconcileResources(kubeConfig: k8s.KubeConfig, client: Kub
         : { state: 'progressing', reason: 'RollingOut', message: 'waiting for members to become ready', run }, sts, result.specHash);
       reconciled++;
     } catch (e) {
+      // Another run (the maintenance CronJob, a slower pass) holds the store's Lease: not a failure of
+      // the store; the next pass reconciles it. Nothing is recorded, as the run that holds it records its own.
+      if (e instanceof LeaseHeldError) {
+        log.info(`${document.namespace}/${document.spec.name}: ${e.message}; the next pass reconciles it`, { store: document.spec.name });
+        continue;
+      }
       failed++;
       log.error(`${document.namespace}/${document.spec.name}: ${(e as Error).message}`, { store: document.spec.name });
       // The store may well be running: report its members as they are.

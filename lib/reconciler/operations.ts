@@ -564,7 +564,8 @@ async function checkedSnapshot(ctx: OperationContext, store: StoreDefinition, jo
   try {
     const pods = await ctx.client.list('v1', 'Pod', ctx.document.namespace, `job-name=${job}`);
     const pod = pods.find((p) => p.status?.phase === 'Succeeded');
-    const container = pod?.spec?.containers?.[0]?.name;
+    // restoreJob's container is `check`, wherever an injected sidecar puts it.
+    const container = (pod?.spec?.containers ?? []).find((c: { name: string }) => c.name === 'check')?.name;
     if (!pod || !container) return undefined;
     const output = await ctx.client.podLog(ctx.document.namespace, pod.metadata.name, container);
     return output === undefined ? undefined : checked(output);

@@ -380,12 +380,15 @@ export class StoreReconciler {
   private async recordOutcome(outcome: RunOutcome): Promise<void> {
     if (this.options.dryRun || this.document.reconciledBy === 'operator') return;
     const ref = this.parentRef();
+    // Best effort, like the Events: a run that failed because the API server is slow must not wait
+    // minutes more to say so.
+    const client = this.client.bestEffort();
     try {
-      const parent = await this.client.read(ref);
+      const parent = await client.read(ref);
       if (!parent) return;
       const annotations = runOutcomeAnnotations(parent.metadata.annotations ?? {}, outcome, (this.options.now ?? (() => new Date()))());
       if (!annotations) return;
-      await this.client.apply({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: ref.name, namespace: ref.namespace, annotations } }, OUTCOME_FIELD_MANAGER);
+      await client.apply({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: ref.name, namespace: ref.namespace, annotations } }, OUTCOME_FIELD_MANAGER);
     } catch (e) {
       this.log.info(`could not record the run's outcome on ${describeRef(ref)}: ${(e as Error).message}`);
     }

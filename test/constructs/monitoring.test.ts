@@ -105,7 +105,10 @@ describe('renderMonitoring defaults', () => {
 
   test('with reconciler Jobs (GitOps mode): failed and stuck, on the Jobs named after the spec hash', () => {
     const { objects } = monitoredStore('orders', {}, {}, { reconcilerJobs: true });
-    expect(rule(objects, 'KVStoreReconcileFailed').expr).toBe('kube_job_failed{namespace="shop",job_name=~"orders-reconcile-[0-9a-f]{10}",condition="true"} == 1');
+    const j = 'namespace="shop",job_name=~"orders-reconcile-[0-9a-f]{10}"';
+    // Only the newest reconciler Job (Jobs are kept: an older spec's failed one stays Failed).
+    expect(rule(objects, 'KVStoreReconcileFailed').expr).toBe(`kube_job_failed{${j},condition="true"} == 1`
+      + ` and on (namespace, job_name) (kube_job_created{${j}} == on (namespace) group_left () max by (namespace) (kube_job_created{${j}}))`);
     // Half of a 3-member store's deadline, (3 × 3 + 4) × 600 s.
     expect(rule(objects, 'KVStoreReconcileStuck').expr).toBe('time() - kube_job_status_start_time{namespace="shop",job_name=~"orders-reconcile-[0-9a-f]{10}"} > 3900'
       + ' and on (namespace, job_name) kube_job_status_active{namespace="shop",job_name=~"orders-reconcile-[0-9a-f]{10}"} > 0');

@@ -135,12 +135,23 @@ const CASES: Record<StoreAlert, { fires: Case; quiet: Case; firesToo?: Case }> =
     },
   },
   KVStoreReconcileFailed: {
-    fires: { series: [ksm('kube_job_failed', { ...job, condition: 'true' }, '1x10')], evalTime: '5m', alerts: [{ job_name: job.job_name, condition: 'true' }] },
-    // Another store's reconciler, and this store's backup Job, failed: neither is this store's reconciler.
+    // The newest reconciler Job failed (an older one succeeded).
+    fires: {
+      series: [
+        ksm('kube_job_failed', { ...job, condition: 'true' }, '1x10'), ksm('kube_job_created', job, '100x10'),
+        ksm('kube_job_failed', { ...job, job_name: 'orders-reconcile-aaaaaaaaaa', condition: 'true' }, '0x10'), ksm('kube_job_created', { ...job, job_name: 'orders-reconcile-aaaaaaaaaa' }, '50x10'),
+      ],
+      evalTime: '5m',
+      alerts: [{ job_name: job.job_name, condition: 'true' }],
+    },
+    // An older spec's Job failed and the newer one did not; another store's reconciler and this
+    // store's backup Job failed: none is this store's newest reconciler Job.
     quiet: {
       series: [
-        ksm('kube_job_failed', { ...job, job_name: 'carts-reconcile-0123456789', condition: 'true' }, '1x10'),
-        ksm('kube_job_failed', { ...job, job_name: 'orders-backup-29000000', condition: 'true' }, '1x10'),
+        ksm('kube_job_failed', { ...job, job_name: 'orders-reconcile-aaaaaaaaaa', condition: 'true' }, '1x10'), ksm('kube_job_created', { ...job, job_name: 'orders-reconcile-aaaaaaaaaa' }, '50x10'),
+        ksm('kube_job_failed', { ...job, condition: 'true' }, '0x10'), ksm('kube_job_created', job, '100x10'),
+        ksm('kube_job_failed', { ...job, job_name: 'carts-reconcile-0123456789', condition: 'true' }, '1x10'), ksm('kube_job_created', { ...job, job_name: 'carts-reconcile-0123456789' }, '100x10'),
+        ksm('kube_job_failed', { ...job, job_name: 'orders-backup-29000000', condition: 'true' }, '1x10'), ksm('kube_job_created', { ...job, job_name: 'orders-backup-29000000' }, '100x10'),
       ],
       evalTime: '5m',
     },

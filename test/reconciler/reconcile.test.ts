@@ -338,6 +338,18 @@ describe('CRD mode', () => {
     expect(server.mutatingRequests().some((r) => r.path.endsWith('/kvstores/orders/status') && r.method === 'PUT')).toBe(true);
   });
 
+  test('a store whose Lease another run holds (the maintenance CronJob) is skipped, not failed: no status, no error, exit 0', async () => {
+    resource({ size: 3, storageSize: '1Gi' });
+    const micro = (d: Date) => d.toISOString().replace('Z', '000Z');
+    server.put({ apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name: 'orders-reconciler', namespace: NS }, spec: { holderIdentity: 'kvstore-maintenance-1', leaseDurationSeconds: 120, renewTime: micro(new Date()), acquireTime: micro(new Date()) } } as any);
+    const lines: string[] = [];
+    const result = await reconcileResources(server.kubeConfig(), client(), new Log(false, (l) => lines.push(l)), { ...options, namespaces: [NS] });
+    expect(result).toEqual({ reconciled: 0, failed: 0 });
+    expect((server.get('kvstore.cdk8s-kvstore.io/v1', 'KVStore', NS, 'orders') as any).status).toBeUndefined();
+    expect(server.get('apps/v1', 'StatefulSet', NS, 'orders')).toBeUndefined();
+    expect(lines.join('')).toMatch(/shop\/orders: Lease orders-reconciler is held by kvstore-maintenance-1 .*the next pass reconciles it/);
+  });
+
   test('the store\'s NetworkPolicy admits the operator\'s pods from the operator\'s namespace (and only its)', async () => {
     resource({ size: 1, storageSize: '1Gi' });
     const operatorPeer = () => (server.get('networking.k8s.io/v1', 'NetworkPolicy', NS, 'orders') as any).spec.ingress[1].from
