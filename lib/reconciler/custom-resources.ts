@@ -9,10 +9,11 @@ import { clusterToken, labelSelector, selectorLabels, tlsSecrets } from '../mode
 import { DEFAULT_SIZE, KVStoreSpec } from '../model/spec';
 import { KubeClient, KubeError, makeApiClient, withRetry } from './client';
 import { LeaseHeldError } from './lease';
+import type { EventRegarding } from './events';
 import { Log } from './log';
 import { MaintainResult, MaintenanceError } from './maintain';
 import { LAST_ERROR_MAX_LENGTH, maintainStore, ProgressEvent, reconcileStore, ReconcileOptions, RefusedError, RunOutcome } from './reconcile';
-import { KubeObject } from './types';
+import { KubeObject, refOf } from './types';
 
 export interface Condition {
   /** Ready, Progressing, Degraded: what a reconcile found. Maintained: what the last maintenance run did. */
@@ -399,6 +400,11 @@ function storeSecrets(client: KubeClient, document: StoreDocument): Pick<Reconci
   };
 }
 
+/** A run's Events are about its KVStore resource (`kubectl describe kvstore` matches them by uid). */
+function regarding(resource: KubeObject): EventRegarding {
+  return { ...refOf(resource), namespace: resource.metadata.namespace ?? 'default', uid: resource.metadata.uid as string | undefined };
+}
+
 /** Reconciles every KVStore resource in scope; returns how many failed (the process exit code follows it). */
 export async function reconcileResources(kubeConfig: k8s.KubeConfig, client: KubeClient, log: Log, options: CustomResourceOptions): Promise<ResourcesResult> {
   const custom = makeApiClient(kubeConfig, k8s.CustomObjectsApi, 30_000);
@@ -408,8 +414,7 @@ export async function reconcileResources(kubeConfig: k8s.KubeConfig, client: Kub
   let reconciled = 0;
   for (const resource of scope.resources) {
     const document = documentFromResource(resource, options.pruneImage, options.operatorNamespace);
-    // The run's Events are about the resource (`kubectl describe kvstore`).
-    const eventsRegarding = { apiVersion: resource.apiVersion, kind: resource.kind, namespace: document.namespace, name: resource.metadata.name, uid: resource.metadata.uid as string | undefined };
+    const eventsRegarding = regarding(resource);
     const write = statusWriter(custom, client, resource);
     const writeStatus = async (outcome: Outcome, statefulSet: KubeObject | undefined, appliedSpecHash?: string, members?: readonly string[]) => {
       // A dry run changes nothing, status included (it would record a spec as applied that was not).
@@ -485,8 +490,7 @@ export async function maintainResources(kubeConfig: k8s.KubeConfig, client: Kube
       // A status write that fails while members are being replaced does not stop the replacement.
       const onProgress = (event: ProgressEvent) => writeOutcome({ status: 'Unknown', reason: event.operation, message: event.message })
         .catch((e) => log.error(`${store}: could not write status: ${(e as Error).message}`));
-      const eventsRegarding = { apiVersion: resource.apiVersion, kind: resource.kind, namespace: document.namespace, name: resource.metadata.name, uid: resource.metadata.uid as string | undefined };
-      const result = await maintainStore(document, client, log, { ...options, onProgress, eventsRegarding, ...storeSecrets(client, document) });
+      const result = await maintainStore(document, client, log, { ...options, onProgress, eventsRegarding: regarding(resource), ...storeSecrets(client, document) });
       await writeOutcome(maintenanceOutcome({ result }));
       maintained++;
     } catch (e) {
